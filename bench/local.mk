@@ -1,0 +1,1 @@
+# bench: see docs/HACKING.md for how fragments are written.

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# build.sh - set up a Debian 12 machine and build virtmgr.
+#
+#   ./build.sh demo    install packages, build, boot the default guest through
+#                      virtmgrd + vmctl and show the payload's output
+#   ./build.sh check   install packages, build with ASan+UBSan, run `make check`
+#
+# Both run as root on a fresh machine (apt-get); as another user they need the
+# packages installed already, or sudo.
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")" && pwd)
+cd "$top"
+
+# Every Debian package the build, the tests and the demo need.
+PACKAGES=(
+	build-essential autoconf automake libtool pkg-config
+	libprotobuf-c-dev protobuf-c-compiler protobuf-compiler
+	libxml2-dev libxml2-utils libev-dev libfdt-dev libcriterion-dev
+	python3 python3-protobuf
+	qemu-system-x86 busybox-static cpio gzip kmod
+	clang libclang-rt-14-dev
+	util-linux procps iproute2 socat tmux groff-base
+)
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+install_packages() {
+	local missing=()
+	for p in "${PACKAGES[@]}"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+	done
+	((${#missing[@]})) || { log "all ${#PACKAGES[@]} Debian packages present"; return 0; }
+	log "installing: ${missing[*]}"
+	local sudo=()
+	((EUID == 0)) || sudo=(sudo)
+	export DEBIAN_FRONTEND=noninteractive
+	"${sudo[@]}" apt-get update -q
+	"${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
+}
+
+configure_in() { # DIR CONFIGURE-ARGS...
+	local dir=$1; shift
+	[[ -x configure ]] || autoreconf -fi
+	mkdir -p "$dir"
+	if [[ ! -f $dir/Makefile || configure -nt $dir/Makefile ]]; then
+		(cd "$dir" && "$top/configure" "$@")
+	fi
+}
+
+jobs=$(nproc 2>/dev/null || echo 2)
+
+case "${1:-}" in
+demo)
+	install_packages
+	autoreconf -fi
+	configure_in _build/demo --enable-werror
+	make -C _build/demo -j"$jobs"
+	make -C _build/demo guest-image
+	exec bash "$top/tests/demo.sh" "$top/_build/demo"
+	;;
+check)
+	install_packages
+	autoreconf -fi
+	configure_in _build/check --enable-werror --enable-asan --enable-ubsan
+	make -C _build/check -j"$jobs"
+	make -C _build/check guest-image
+	make -C _build/check -j"$jobs" check || {
+		find _build/check -name '*.log' -newer _build/check/Makefile -path '*tests*' \
+			-exec grep -l -E '^(FAIL|ERROR)' {} + 2>/dev/null | while read -r f; do
+			log "---- $f"; tail -n 80 "$f"; done
+		exit 1
+	}
+	;;
+*)
+	echo "usage: $0 demo|check" >&2
+	exit 2
+	;;
+esac

@@ -1,0 +1,1 @@
+# client: see docs/HACKING.md for how fragments are written.

@@ -1,0 +1,1 @@
+# docs: see docs/HACKING.md for how fragments are written.

@@ -1,0 +1,1 @@
+# etc: see docs/HACKING.md for how fragments are written.

@@ -1,0 +1,1 @@
+# guest: see docs/HACKING.md for how fragments are written.

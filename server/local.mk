@@ -1,0 +1,1 @@
+# server: see docs/HACKING.md for how fragments are written.
