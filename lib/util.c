@@ -54,7 +54,12 @@ int vm_error_prefix(struct vm_error *err, const char *fmt, ...)
 	vsnprintf(prefix, sizeof(prefix), fmt, ap);
 	va_end(ap);
 	memcpy(old, err->message, sizeof(old));
-	snprintf(err->message, sizeof(err->message), "%s: %s", prefix, old);
+	/* truncation is fine: the message is for people */
+	size_t n = strnlen(prefix, sizeof(err->message) - 3);
+	memcpy(err->message, prefix, n);
+	memcpy(err->message + n, ": ", 2);
+	snprintf(err->message + n + 2, sizeof(err->message) - n - 2, "%.*s",
+		 (int)(sizeof(err->message) - n - 3), old);
 	return -1;
 }
 

@@ -1,0 +1,95 @@
+/* qemu.h - one QEMU process per VM: argv built as a vector (never a shell),
+ * spawned with its console on a pipe, watched through a pidfd (works for
+ * children and, after a daemon restart, for processes that are not), and
+ * controlled over QMP on a Unix socket in the VM's run directory. Nothing
+ * here blocks the loop.
+ */
+#ifndef VIRTMGR_QEMU_H
+#define VIRTMGR_QEMU_H
+
+#include <ev.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "lib/util.h"
+
+struct qemu;
+
+struct qemu_disk {
+	const char *path;         /* host path, or NULL when fd >= 0 */
+	int fd;                   /* -1, or an open fd handed to QEMU (add-fd) */
+	bool read_only;
+};
+
+struct qemu_config {
+	const char *binary;       /* qemu-system-x86_64 */
+	const char *accel;        /* "kvm" or "tcg" */
+	const char *run_dir;      /* existing, 0700; qmp.sock, console.log, qemu.log go here */
+	const char *kernel;       /* path, or NULL when kernel_fd >= 0 */
+	int kernel_fd;
+	const char *initrd;       /* path or NULL */
+	int initrd_fd;
+	const char *extra_initrd; /* optional per-VM initramfs concatenated after initrd, or NULL */
+	const char *cmdline;      /* full kernel command line */
+	uint32_t memory_mib;
+	uint32_t cpus;
+	const struct qemu_disk *disks;
+	size_t ndisks;
+	/* vsock: exactly one of these, or neither */
+	const char *vhost_user_vsock_socket; /* path of the vhost-user backend's socket */
+	uint32_t vhost_vsock_cid;            /* kernel vhost-vsock: guest-cid (0 = none) */
+	int console_in_fd;        /* -1, or fd QEMU reads console input from */
+	bool sandbox;             /* -sandbox on */
+	const char *run_as_user;  /* -run-with user=... or NULL */
+};
+
+struct qemu_exit {
+	int wait_status;          /* as from waitpid when known (child), else -1 */
+	int signal;               /* killing signal, 0 if exited */
+	int exit_code;            /* exit code if exited */
+	/* Last QMP SHUTDOWN event's reason ("guest-shutdown", "guest-reset",
+	 * "guest-panic", "host-qmp-quit", ...) or "" if none was seen. */
+	char shutdown_reason[32];
+	bool panicked;            /* GUEST_PANICKED was seen */
+	char stderr_tail[1024];   /* last lines of QEMU's stderr (qemu.log) */
+};
+
+struct qemu_callbacks {
+	/* Console bytes, as they arrive (also appended to run_dir/console.log). */
+	void (*on_console)(void *opaque, const char *buf, size_t len);
+	/* A QMP event by name (e.g. "SHUTDOWN", "GUEST_PANICKED", "STOP", "RESUME"). */
+	void (*on_event)(void *opaque, const char *name);
+	/* QEMU is gone (reaped or its pidfd fired); the struct qemu stays valid until qemu_free(). */
+	void (*on_exit)(void *opaque, const struct qemu_exit *exit);
+};
+
+/**
+ * qemu_start() - spawn QEMU for @cfg; returns at once (QMP connects in the background)
+ * Return: 0 with *out set, or -1 with @err (START_FAILED material: message
+ *         names what could not be set up).
+ */
+int qemu_start(struct ev_loop *loop, const struct qemu_config *cfg, const struct qemu_callbacks *cb,
+	       void *opaque, struct qemu **out, struct vm_error *err);
+/**
+ * qemu_adopt() - watch an already running QEMU (after a daemon restart)
+ * @pid, @start_time: the process and its /proc/<pid>/stat start time, checked
+ *                    so a recycled pid is never adopted
+ * Return: 0, or -1 with @err when the process is gone or is not that QEMU.
+ */
+int qemu_adopt(struct ev_loop *loop, pid_t pid, uint64_t start_time, const char *run_dir,
+	       const struct qemu_callbacks *cb, void *opaque, struct qemu **out, struct vm_error *err);
+pid_t qemu_pid(const struct qemu *q);
+uint64_t qemu_start_time(const struct qemu *q);  /* /proc/<pid>/stat field 22 */
+/* Graceful: QMP system_powerdown. Return: 0 if sent, -1 if QMP is not connected. */
+int qemu_powerdown(struct qemu *q);
+/* QMP quit. */
+int qemu_quit(struct qemu *q);
+/* QMP stop / cont. */
+int qemu_pause(struct qemu *q, bool pause);
+/* SIGKILL (through the pidfd). */
+void qemu_kill(struct qemu *q);
+/* Stop watching; kills QEMU first unless it already exited or @leave_running. */
+void qemu_free(struct qemu *q, bool leave_running);
+
+#endif
