@@ -1,1 +1,2 @@
-# etc: see docs/HACKING.md for how fragments are written.
+# Configuration files, schemas and service units.
+include $(srcdir)/etc/early.mk

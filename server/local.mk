@@ -1,1 +1,2 @@
-# server: see docs/HACKING.md for how fragments are written.
+# virtmgrd and its helpers.
+include $(srcdir)/server/vsock/vsock.mk
