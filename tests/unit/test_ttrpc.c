@@ -1,0 +1,985 @@
+/* test_ttrpc.c - the ttrpc server, the blocking client and the asynchronous
+ * client over real sockets.
+ *
+ * The server runs on its own libev loop in a thread of the test process
+ * (so LeakSanitizer sees both sides), serving the test-only service
+ * vmtest.Test on one end of a socketpair and optionally on a Unix socket.
+ * Tests talk to it with the blocking client, or with raw frames where the
+ * point is what the server does with bytes a client would never send. Server
+ * side facts (cancel callbacks, connections, output high-water mark) are
+ * read with the Stats method. Nothing here asserts on timing.
+ */
+#include "config.h"
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include "lib/log.h"
+#include "lib/ttrpc.h"
+#include "protos/ttrpc.pb-c.h"
+#include "tests/unit/test.pb-c.h"
+
+#define SVC "vmtest.Test"
+
+struct tsrv {
+	struct ev_loop *loop;
+	struct ttrpc_server *srv;
+	struct ttrpc_listener *listener;
+	pthread_t th;
+	ev_async quit;
+	int client_fd;            /* our end of the socketpair */
+	char dir[64];
+	char path[128];
+	/* touched on the server thread only, read via Stats or after stop */
+	unsigned cancels, closes;
+	size_t max_out;
+};
+
+/* ---------------------------------------------------------------- handlers */
+
+static void note_out(struct tsrv *t, struct ttrpc_call *call)
+{
+	size_t out = ttrpc_conn_out_pending(ttrpc_call_conn(call));
+
+	if (out > t->max_out)
+		t->max_out = out;
+}
+
+static void on_cancel(struct ttrpc_call *call, void *opaque)
+{
+	struct tsrv *t = opaque;
+
+	t->cancels++;
+}
+
+static void h_echo(struct ttrpc_call *call, const ProtobufCMessage *msg, void *opaque)
+{
+	const Vmtest__EchoRequest *req = (const Vmtest__EchoRequest *)msg;
+	Vmtest__EchoReply rep = VMTEST__ECHO_REPLY__INIT;
+
+	if (req->fail_code) {
+		ttrpc_call_fail(call, req->fail_code, "echo failed as asked: %s", req->text);
+		return;
+	}
+	rep.text = req->text;
+	if (req->pass_fd) {
+		int fd = ttrpc_call_take_fd(call, 0);
+		int p[2];
+
+		if (fd < 0) {
+			ttrpc_call_fail(call, VM_INVALID_ARGUMENT, "no fd with the request (%zu)",
+					ttrpc_call_nfds(call));
+			return;
+		}
+		if (write_all(fd, req->text, strlen(req->text)) < 0 || pipe2(p, O_CLOEXEC) < 0) {
+			close(fd);
+			ttrpc_call_fail(call, VM_INTERNAL, "write: %s", strerror(errno));
+			return;
+		}
+		close(fd);
+		write_all(p[1], "reply-fd", 8);
+		close(p[1]);
+		rep.fd_index = 0;
+		ttrpc_call_reply(call, &rep.base, &p[0], 1);
+		return;
+	}
+	ttrpc_call_reply(call, &rep.base, NULL, 0);
+}
+
+static void h_hold(struct ttrpc_call *call, const ProtobufCMessage *msg, void *opaque)
+{
+	ttrpc_call_set_cancel(call, on_cancel, opaque);
+}
+
+static void h_stream(struct ttrpc_call *call, const ProtobufCMessage *msg, void *opaque)
+{
+	const Vmtest__EchoRequest *req = (const Vmtest__EchoRequest *)msg;
+
+	if (!ttrpc_call_is_stream(call)) {
+		ttrpc_call_fail(call, VM_FAILED_PRECONDITION, "Stream needs a streaming request");
+		return;
+	}
+	for (uint32_t i = 0; i < req->count; i++) {
+		Vmtest__EchoReply rep = VMTEST__ECHO_REPLY__INIT;
+		char text[64];
+
+		snprintf(text, sizeof(text), "%s-%u", req->text, i);
+		rep.text = text;
+		cr_assert_eq(ttrpc_call_send(call, &rep.base), 0);
+	}
+	ttrpc_call_finish(call);
+}
+
+struct upload {
+	struct tsrv *t;
+	char buf[256];
+	size_t len;
+};
+
+static void upload_data(struct ttrpc_call *call, const uint8_t *data, size_t len, bool closed, void *opaque)
+{
+	struct upload *u = opaque;
+
+	if (len && u->len + len < sizeof(u->buf)) {
+		memcpy(u->buf + u->len, data, len);
+		u->len += len;
+	}
+	if (closed) {
+		Vmtest__EchoReply rep = VMTEST__ECHO_REPLY__INIT;
+
+		u->buf[u->len] = 0;
+		rep.text = u->buf;
+		ttrpc_call_send(call, &rep.base);
+		ttrpc_call_finish(call);
+		free(u);
+	}
+}
+
+static void upload_cancel(struct ttrpc_call *call, void *opaque)
+{
+	struct upload *u = opaque;
+
+	u->t->cancels++;
+	free(u);
+}
+
+static void h_upload(struct ttrpc_call *call, const ProtobufCMessage *msg, void *opaque)
+{
+	struct upload *u = calloc(1, sizeof(*u));
+
+	u->t = opaque;
+	ttrpc_call_set_data_cb(call, upload_data, u);
+	ttrpc_call_set_cancel(call, upload_cancel, u);
+}
+
+static void h_big(struct ttrpc_call *call, const ProtobufCMessage *msg, void *opaque)
+{
+	const Vmtest__EchoRequest *req = (const Vmtest__EchoRequest *)msg;
+	Vmtest__EchoReply rep = VMTEST__ECHO_REPLY__INIT;
+	size_t n = (size_t)req->count * 1024;
+	char *text = malloc(n + 1);
+
+	memset(text, 'x', n);
+	text[n] = 0;
+	rep.text = text;
+	note_out(opaque, call);
+	ttrpc_call_reply(call, &rep.base, NULL, 0);
+	free(text);
+}
+
+static void h_stats(struct ttrpc_call *call, const ProtobufCMessage *msg, void *opaque)
+{
+	struct tsrv *t = opaque;
+	Vmtest__Stats st = VMTEST__STATS__INIT;
+
+	st.conns = ttrpc_server_conn_count(t->srv);
+	st.cancels = t->cancels;
+	st.closes = t->closes;
+	st.max_out = t->max_out;
+	ttrpc_call_reply(call, &st.base, NULL, 0);
+}
+
+static void h_close_me(struct ttrpc_call *call, const ProtobufCMessage *msg, void *opaque)
+{
+	/* A handler may close its own connection. */
+	ttrpc_conn_close(ttrpc_call_conn(call));
+}
+
+static void on_conn_close(struct ttrpc_conn *conn, void *opaque)
+{
+	struct tsrv *t = opaque;
+
+	t->closes++;
+}
+
+static void quit_cb(struct ev_loop *loop, ev_async *w, int revents)
+{
+	ev_break(loop, EVBREAK_ALL);
+}
+
+static void *tsrv_thread(void *arg)
+{
+	struct tsrv *t = arg;
+
+	ev_run(t->loop, 0);
+	return NULL;
+}
+
+static void tsrv_setup(struct tsrv *t, const struct ttrpc_limits *limits)
+{
+	const ProtobufCMessageDescriptor *in = &vmtest__echo_request__descriptor;
+	int sv[2];
+	struct vm_error err;
+
+	memset(t, 0, sizeof(*t));
+	t->loop = ev_loop_new(EVFLAG_AUTO);
+	t->srv = ttrpc_server_new(t->loop);
+	if (limits)
+		ttrpc_server_set_limits(t->srv, limits);
+	ttrpc_server_set_conn_callbacks(t->srv, NULL, on_conn_close, t);
+	ttrpc_server_add_method(t->srv, SVC, "Echo", in, h_echo, t);
+	ttrpc_server_add_method(t->srv, SVC, "Hold", in, h_hold, t);
+	ttrpc_server_add_method(t->srv, SVC, "Stream", in, h_stream, t);
+	ttrpc_server_add_method(t->srv, SVC, "Upload", in, h_upload, t);
+	ttrpc_server_add_method(t->srv, SVC, "Big", in, h_big, t);
+	ttrpc_server_add_method(t->srv, SVC, "Stats", in, h_stats, t);
+	ttrpc_server_add_method(t->srv, SVC, "CloseMe", in, h_close_me, t);
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	cr_assert_not_null(ttrpc_server_adopt(t->srv, sv[1], &err), "%s", err.message);
+	t->client_fd = sv[0];
+	ev_async_init(&t->quit, quit_cb);
+	ev_async_start(t->loop, &t->quit);
+}
+
+static void tsrv_listen(struct tsrv *t)
+{
+	struct vm_error err;
+
+	snprintf(t->dir, sizeof(t->dir), "/tmp/ttrpc-test.XXXXXX");
+	cr_assert_not_null(mkdtemp(t->dir));
+	snprintf(t->path, sizeof(t->path), "%s/sock", t->dir);
+	t->listener = ttrpc_server_listen_unix(t->srv, t->path, 0600, &err);
+	cr_assert_not_null(t->listener, "%s", err.message);
+}
+
+static void tsrv_start(struct tsrv *t)
+{
+	cr_assert_eq(pthread_create(&t->th, NULL, tsrv_thread, t), 0);
+}
+
+static void tsrv_stop(struct tsrv *t)
+{
+	ev_async_send(t->loop, &t->quit);
+	pthread_join(t->th, NULL);
+	ev_async_stop(t->loop, &t->quit);
+	ttrpc_server_free(t->srv);
+	ev_loop_destroy(t->loop);
+	if (t->dir[0]) {
+		cr_expect_eq(access(t->path, F_OK), -1, "socket not unlinked");
+		rmdir(t->dir);
+	}
+}
+
+static struct ttrpc_client *tsrv_client(struct tsrv *t)
+{
+	int fd = dup(t->client_fd);
+
+	fd_set_cloexec(fd, true);
+	close(t->client_fd);
+	t->client_fd = -1;
+	return ttrpc_client_from_fd(fd);
+}
+
+static int echo(struct ttrpc_client *cl, const char *method, const char *text, uint32_t count,
+		Vmtest__EchoReply **rep, uint64_t timeout_ns, struct vm_error *err)
+{
+	Vmtest__EchoRequest req = VMTEST__ECHO_REQUEST__INIT;
+
+	req.text = (char *)text;
+	req.count = count;
+	return ttrpc_client_call(cl, SVC, method, &req.base, NULL, 0, &vmtest__echo_reply__descriptor,
+				 (ProtobufCMessage **)rep, NULL, NULL, timeout_ns, err);
+}
+
+static Vmtest__Stats *stats(struct ttrpc_client *cl)
+{
+	Vmtest__EchoRequest req = VMTEST__ECHO_REQUEST__INIT;
+	Vmtest__Stats *st = NULL;
+	struct vm_error err = { 0 };
+
+	cr_assert_eq(ttrpc_client_call(cl, SVC, "Stats", &req.base, NULL, 0, &vmtest__stats__descriptor,
+				       (ProtobufCMessage **)&st, NULL, NULL, 0, &err),
+		     0, "%s", err.message);
+	return st;
+}
+
+/* ---------------------------------------------------------- raw frame I/O */
+
+static void raw_send(int fd, uint32_t sid, uint8_t type, uint8_t flags, const void *body, size_t len)
+{
+	struct ttrpc_header h = { .length = (uint32_t)len, .stream_id = sid, .type = type, .flags = flags };
+	uint8_t hb[TTRPC_HEADER_SIZE];
+
+	ttrpc_header_encode(&h, hb);
+	cr_assert_eq(write_all(fd, hb, sizeof(hb)), 0);
+	if (len)
+		cr_assert_eq(write_all(fd, body, len), 0);
+}
+
+static void raw_request(int fd, uint32_t sid, const char *method, const ProtobufCMessage *msg, int64_t timeout)
+{
+	Ttrpc__Request r = TTRPC__REQUEST__INIT;
+	size_t plen, len;
+	uint8_t *payload = ttrpc_pack(msg, &plen);
+	uint8_t *buf;
+
+	r.service = SVC;
+	r.method = (char *)method;
+	r.payload.data = payload;
+	r.payload.len = plen;
+	r.timeout_nano = timeout;
+	buf = ttrpc_pack(&r.base, &len);
+	raw_send(fd, sid, TTRPC_TYPE_REQUEST, 0, buf, len);
+	free(buf);
+	free(payload);
+}
+
+static int read_exact(int fd, void *buf, size_t len)
+{
+	size_t off = 0;
+
+	while (off < len) {
+		ssize_t n = read(fd, (uint8_t *)buf + off, len - off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		off += (size_t)n;
+	}
+	return 0;
+}
+
+/* Next Response frame: its stream id and status. Return: 0, or -1 on EOF. */
+static int raw_response(int fd, uint32_t *sid, int *code, char *msg, size_t msglen)
+{
+	uint8_t hb[TTRPC_HEADER_SIZE];
+	struct ttrpc_header h;
+	uint8_t *body;
+	Ttrpc__Response *r;
+
+	if (read_exact(fd, hb, sizeof(hb)) < 0)
+		return -1;
+	ttrpc_header_decode(hb, &h);
+	cr_assert_eq(h.type, TTRPC_TYPE_RESPONSE);
+	body = malloc(h.length + 1);
+	cr_assert_eq(read_exact(fd, body, h.length), 0);
+	r = ttrpc__response__unpack(NULL, h.length, body);
+	cr_assert_not_null(r);
+	*sid = h.stream_id;
+	*code = r->status ? r->status->code : 0;
+	snprintf(msg, msglen, "%s", r->status && r->status->message ? r->status->message : "");
+	ttrpc__response__free_unpacked(r, NULL);
+	free(body);
+	return 0;
+}
+
+/* ------------------------------------------------------------------- tests */
+
+TestSuite(ttrpc, .timeout = 120);
+
+Test(ttrpc, unary_ok)
+{
+	struct tsrv t;
+	struct ttrpc_client *cl;
+	Vmtest__EchoReply *rep = NULL;
+	struct vm_error err = { 0 };
+
+	tsrv_setup(&t, NULL);
+	tsrv_start(&t);
+	cl = tsrv_client(&t);
+	for (int i = 0; i < 3; i++) {
+		cr_assert_eq(echo(cl, "Echo", "hello", 0, &rep, 5000000000ull, &err), 0, "%s", err.message);
+		cr_assert_str_eq(rep->text, "hello");
+		protobuf_c_message_free_unpacked(&rep->base, NULL);
+	}
+	cr_assert_eq(echo(cl, "Echo", "", 0, &rep, 0, &err), 0, "%s", err.message);
+	cr_assert_str_eq(rep->text, "");
+	protobuf_c_message_free_unpacked(&rep->base, NULL);
+	ttrpc_client_free(cl);
+	tsrv_stop(&t);
+}
+
+Test(ttrpc, handler_status_reaches_client)
+{
+	struct tsrv t;
+	struct ttrpc_client *cl;
+	Vmtest__EchoRequest req = VMTEST__ECHO_REQUEST__INIT;
+	ProtobufCMessage *rep = NULL;
+	struct vm_error err = { 0 };
+
+	tsrv_setup(&t, NULL);
+	tsrv_start(&t);
+	cl = tsrv_client(&t);
+	req.text = "vm-7";
+	req.fail_code = VM_NOT_FOUND;
+	cr_assert_eq(ttrpc_client_call(cl, SVC, "Echo", &req.base, NULL, 0, &vmtest__echo_reply__descriptor, &rep,
+				       NULL, NULL, 0, &err),
+		     -1);
+	cr_assert_null(rep);
+	cr_assert_eq(err.code, VM_NOT_FOUND);
+	cr_assert(strstr(err.message, "vm-7"), "%s", err.message);
+	ttrpc_client_free(cl);
+	tsrv_stop(&t);
+}
+
+Test(ttrpc, unknown_service_and_method)
+{
+	struct tsrv t;
+	struct ttrpc_client *cl;
+	Vmtest__EchoRequest req = VMTEST__ECHO_REQUEST__INIT;
+	struct vm_error err = { 0 };
+
+	tsrv_setup(&t, NULL);
+	tsrv_start(&t);
+	cl = tsrv_client(&t);
+	cr_assert_eq(ttrpc_client_call(cl, "vmtest.Nope", "Echo", &req.base, NULL, 0, NULL, NULL, NULL, NULL, 0,
+				       &err),
+		     -1);
+	cr_assert_eq(err.code, VM_UNIMPLEMENTED);
+	cr_assert(strstr(err.message, "vmtest.Nope"), "%s", err.message);
+	cr_assert_eq(ttrpc_client_call(cl, SVC, "Frobnicate", &req.base, NULL, 0, NULL, NULL, NULL, NULL, 0, &err),
+		     -1);
+	cr_assert_eq(err.code, VM_UNIMPLEMENTED);
+	cr_assert(strstr(err.message, "vmtest.Test/Frobnicate"), "%s", err.message);
+	ttrpc_client_free(cl);
+	tsrv_stop(&t);
+}
+
+Test(ttrpc, bad_payload_invalid_argument)
+{
+	struct tsrv t;
+	struct ttrpc_client *cl;
+	Vmtest__BadRequest bad = VMTEST__BAD_REQUEST__INIT;
+	struct vm_error err = { 0 };
+
+	tsrv_setup(&t, NULL);
+	tsrv_start(&t);
+	cl = tsrv_client(&t);
+	bad.text = 12345;
+	cr_assert_eq(ttrpc_client_call(cl, SVC, "Echo", &bad.base, NULL, 0, NULL, NULL, NULL, NULL, 0, &err), -1);
+	cr_assert_eq(err.code, VM_INVALID_ARGUMENT);
+	cr_assert(strstr(err.message, "vmtest.EchoRequest"), "%s", err.message);
+	ttrpc_client_free(cl);
+	tsrv_stop(&t);
+}
+
+Test(ttrpc, oversize_request_then_same_connection_serves)
+{
+	struct tsrv t;
+	Vmtest__EchoRequest req = VMTEST__ECHO_REQUEST__INIT;
+	uint8_t *junk = calloc(1, TTRPC_MAX_DATA + 1);
+	uint32_t sid;
+	int code, fd;
+	char msg[256];
+	bool got1 = false, got3 = false;
+
+	tsrv_setup(&t, NULL);
+	tsrv_start(&t);
+	fd = t.client_fd;
+	memset(junk, 0x55, TTRPC_MAX_DATA + 1);
+	/* The server answers while we are still writing: read in between. */
+	raw_send(fd, 1, TTRPC_TYPE_REQUEST, 0, junk, TTRPC_MAX_DATA + 1);
+	req.text = "after";
+	raw_request(fd, 3, "Echo", &req.base, 0);
+	for (int i = 0; i < 2; i++) {
+		cr_assert_eq(raw_response(fd, &sid, &code, msg, sizeof(msg)), 0);
+		if (sid == 1) {
+			cr_assert_eq(code, VM_RESOURCE_EXHAUSTED, "%d %s", code, msg);
+			got1 = true;
+		} else {
+			cr_assert_eq(sid, 3);
+			cr_assert_eq(code, 0, "%s", msg);
+			got3 = true;
+		}
+	}
+	cr_assert(got1 && got3);
+	free(junk);
+	close(fd);
+	tsrv_stop(&t);
+}
+
+static int connect_unix(const char *path)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	cr_assert_lt(strlen(path), sizeof(sun.sun_path));
+	memcpy(sun.sun_path, path, strlen(path) + 1);
+	cr_assert_eq(connect(fd, (struct sockaddr *)&sun, sizeof(sun)), 0, "%s", strerror(errno));
+	return fd;
+}
+
+Test(ttrpc, bad_first_byte_closes_only_that_connection)
+{
+	struct tsrv t;
+	struct ttrpc_client *good;
+	Vmtest__EchoReply *rep = NULL;
+	Vmtest__Stats *st;
+	struct vm_error err = { 0 };
+	int bad;
+	char c;
+
+	tsrv_setup(&t, NULL);
+	tsrv_listen(&t);
+	tsrv_start(&t);
+	good = tsrv_client(&t);
+	bad = connect_unix(t.path);
+	cr_assert_eq(write_all(bad, "GET / HTTP/1.1\r\n\r\n", 18), 0);
+	cr_assert_eq(read(bad, &c, 1), 0, "server did not close the bad connection");
+	close(bad);
+	cr_assert_eq(echo(good, "Echo", "still here", 0, &rep, 0, &err), 0, "%s", err.message);
+	cr_assert_str_eq(rep->text, "still here");
+	protobuf_c_message_free_unpacked(&rep->base, NULL);
+	st = stats(good);
+	cr_assert_eq(st->conns, 1);
+	cr_assert_eq(st->closes, 1);
+	protobuf_c_message_free_unpacked(&st->base, NULL);
+	ttrpc_client_free(good);
+	tsrv_stop(&t);
+}
+
+Test(ttrpc, deadline_exceeded_runs_cancel)
+{
+	struct tsrv t;
+	Vmtest__EchoRequest req = VMTEST__ECHO_REQUEST__INIT;
+	struct ttrpc_client *cl;
+	Vmtest__Stats *st;
+	uint32_t sid;
+	int code, fd;
+	char msg[256];
+	struct vm_error err = { 0 };
+	Vmtest__EchoReply *rep = NULL;
+
+	tsrv_setup(&t, NULL);
+	tsrv_listen(&t);
+	tsrv_start(&t);
+	fd = t.client_fd;
+	raw_request(fd, 1, "Hold", &req.base, 20 * 1000 * 1000);
+	cr_assert_eq(raw_response(fd, &sid, &code, msg, sizeof(msg)), 0);
+	cr_assert_eq(sid, 1);
+	cr_assert_eq(code, VM_DEADLINE_EXCEEDED, "%d %s", code, msg);
+	cr_assert(strstr(msg, "vmtest.Test/Hold"), "%s", msg);
+	close(fd);
+	t.client_fd = -1;
+
+	/* The blocking client's own timeout, with the server's deadline too. */
+	cl = ttrpc_client_connect_unix(t.path, &err);
+	cr_assert_not_null(cl, "%s", err.message);
+	cr_assert_eq(echo(cl, "Hold", "", 0, &rep, 30 * 1000 * 1000, &err), -1);
+	cr_assert_eq(err.code, VM_DEADLINE_EXCEEDED, "%s", err.message);
+	/* The late DEADLINE_EXCEEDED of the abandoned stream must not confuse the next call. */
+	cr_assert_eq(echo(cl, "Echo", "next", 0, &rep, 0, &err), 0, "%s", err.message);
+	cr_assert_str_eq(rep->text, "next");
+	protobuf_c_message_free_unpacked(&rep->base, NULL);
+	st = stats(cl);
+	cr_assert_geq(st->cancels, 1);
+	protobuf_c_message_free_unpacked(&st->base, NULL);
+	ttrpc_client_free(cl);
+	tsrv_stop(&t);
+	cr_assert_eq(t.cancels, 2);
+}
+
+Test(ttrpc, client_that_stops_reading_is_disconnected)
+{
+	struct ttrpc_limits lim = { .max_out_bytes = 1u << 20 };
+	struct tsrv t;
+	struct ttrpc_client *cl;
+	Vmtest__EchoRequest req = VMTEST__ECHO_REQUEST__INIT;
+	Vmtest__Stats *st;
+	struct vm_error err = { 0 };
+	int fd, rcv = 4096;
+	char buf[65536];
+	ssize_t n;
+
+	tsrv_setup(&t, &lim);
+	tsrv_listen(&t);
+	tsrv_start(&t);
+	fd = t.client_fd;
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv));
+	req.count = 256; /* 256 KiB replies */
+	for (uint32_t i = 0; i < 40; i++)
+		raw_request(fd, 2 * i + 1, "Big", &req.base, 0);
+	cl = ttrpc_client_connect_unix(t.path, &err);
+	cr_assert_not_null(cl, "%s", err.message);
+	for (;;) {
+		st = stats(cl);
+		if (st->closes >= 1)
+			break;
+		protobuf_c_message_free_unpacked(&st->base, NULL);
+		usleep(10000);
+	}
+	/* Bounded: at most the limit plus the frame that crossed it. */
+	cr_assert_leq(st->max_out, (1u << 20) + 256 * 1024 + 64, "%llu", (unsigned long long)st->max_out);
+	cr_assert_eq(st->conns, 1);
+	protobuf_c_message_free_unpacked(&st->base, NULL);
+	/* What was sent before the cut is readable, then EOF. */
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		;
+	cr_assert_eq(n, 0);
+	ttrpc_client_free(cl);
+	tsrv_stop(&t);
+}
+
+Test(ttrpc, fd_passing_round_trip)
+{
+	struct tsrv t;
+	struct ttrpc_client *cl;
+	Vmtest__EchoRequest req = VMTEST__ECHO_REQUEST__INIT;
+	Vmtest__EchoReply *rep = NULL;
+	struct vm_error err = { 0 };
+
+	tsrv_setup(&t, NULL);
+	tsrv_start(&t);
+	cl = tsrv_client(&t);
+	for (int i = 0; i < 5; i++) {
+		int p[2], rfds[4];
+		size_t nrfds = ARRAY_SIZE(rfds);
+		char buf[32] = { 0 };
+
+		cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
+		req.text = "through the pipe";
+		req.pass_fd = true;
+		cr_assert_eq(ttrpc_client_call(cl, SVC, "Echo", &req.base, &p[1], 1, &vmtest__echo_reply__descriptor,
+					       (ProtobufCMessage **)&rep, rfds, &nrfds, 0, &err),
+			     0, "%s", err.message);
+		close(p[1]);
+		cr_assert_eq(read_exact(p[0], buf, 16), 0);
+		cr_assert_str_eq(buf, "through the pipe");
+		close(p[0]);
+		cr_assert_eq(nrfds, 1);
+		cr_assert_eq(rep->fd_index, 0);
+		cr_assert(fcntl(rfds[0], F_GETFD) & FD_CLOEXEC);
+		memset(buf, 0, sizeof(buf));
+		cr_assert_eq(read_exact(rfds[0], buf, 8), 0);
+		cr_assert_str_eq(buf, "reply-fd");
+		close(rfds[0]);
+		protobuf_c_message_free_unpacked(&rep->base, NULL);
+	}
+	/* An fd the handler never takes is closed by the server: the pipe sees EOF. */
+	{
+		int p[2];
+		char c;
+
+		cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
+		req.pass_fd = false;
+		cr_assert_eq(ttrpc_client_call(cl, SVC, "Echo", &req.base, &p[1], 1, &vmtest__echo_reply__descriptor,
+					       (ProtobufCMessage **)&rep, NULL, NULL, 0, &err),
+			     0, "%s", err.message);
+		protobuf_c_message_free_unpacked(&rep->base, NULL);
+		close(p[1]);
+		cr_assert_eq(read(p[0], &c, 1), 0);
+		close(p[0]);
+	}
+	ttrpc_client_free(cl);
+	tsrv_stop(&t);
+}
+
+static void expect_stream_item(struct ttrpc_client *cl, uint32_t sid, const char *want)
+{
+	uint8_t *data;
+	size_t len;
+	struct vm_error err = { 0 };
+	Vmtest__EchoReply *rep;
+
+	cr_assert_eq(ttrpc_client_stream_recv(cl, sid, &data, &len, -1, &err), 1, "%s", err.message);
+	rep = vmtest__echo_reply__unpack(NULL, len, data);
+	cr_assert_not_null(rep);
+	cr_assert_str_eq(rep->text, want);
+	vmtest__echo_reply__free_unpacked(rep, NULL);
+	free(data);
+}
+
+static void expect_stream_end(struct ttrpc_client *cl, uint32_t sid)
+{
+	uint8_t *data;
+	size_t len;
+	struct vm_error err = { 0 };
+
+	cr_assert_eq(ttrpc_client_stream_recv(cl, sid, &data, &len, -1, &err), 0, "%s", err.message);
+}
+
+Test(ttrpc, server_streaming)
+{
+	struct tsrv t;
+	struct ttrpc_client *cl;
+	Vmtest__EchoRequest req = VMTEST__ECHO_REQUEST__INIT;
+	struct vm_error err = { 0 };
+	int64_t sid;
+
+	tsrv_setup(&t, NULL);
+	tsrv_start(&t);
+	cl = tsrv_client(&t);
+	req.text = "ev";
+	req.count = 5;
+	sid = ttrpc_client_stream_open(cl, SVC, "Stream", &req.base, TTRPC_FLAG_REMOTE_CLOSED, 0, &err);
+	cr_assert_gt(sid, 0, "%s", err.message);
+	for (int i = 0; i < 5; i++) {
+		char want[16];
+
+		snprintf(want, sizeof(want), "ev-%d", i);
+		expect_stream_item(cl, (uint32_t)sid, want);
+	}
+	expect_stream_end(cl, (uint32_t)sid);
+	/* A unary request to a streaming-only method gets its status. */
+	cr_assert_eq(echo(cl, "Stream", "x", 1, NULL, 0, &err), -1);
+	cr_assert_eq(err.code, VM_FAILED_PRECONDITION);
+	ttrpc_client_free(cl);
+	tsrv_stop(&t);
+}
+
+Test(ttrpc, client_stream_data)
+{
+	struct tsrv t;
+	struct ttrpc_client *cl;
+	Vmtest__EchoRequest req = VMTEST__ECHO_REQUEST__INIT;
+	struct vm_error err = { 0 };
+	int64_t sid;
+
+	tsrv_setup(&t, NULL);
+	tsrv_start(&t);
+	cl = tsrv_client(&t);
+	sid = ttrpc_client_stream_open(cl, SVC, "Upload", &req.base, TTRPC_FLAG_REMOTE_OPEN, 0, &err);
+	cr_assert_gt(sid, 0, "%s", err.message);
+	cr_assert_eq(ttrpc_client_stream_send(cl, (uint32_t)sid, (const uint8_t *)"one,", 4, false, &err), 0);
+	cr_assert_eq(ttrpc_client_stream_send(cl, (uint32_t)sid, (const uint8_t *)"two,", 4, false, &err), 0);
+	cr_assert_eq(ttrpc_client_stream_send(cl, (uint32_t)sid, (const uint8_t *)"three", 5, true, &err), 0);
+	expect_stream_item(cl, (uint32_t)sid, "one,two,three");
+	expect_stream_end(cl, (uint32_t)sid);
+	/* An upload left open is cancelled when the connection goes. */
+	sid = ttrpc_client_stream_open(cl, SVC, "Upload", &req.base, TTRPC_FLAG_REMOTE_OPEN, 0, &err);
+	cr_assert_gt(sid, 0);
+	cr_assert_eq(ttrpc_client_stream_send(cl, (uint32_t)sid, (const uint8_t *)"x", 1, false, &err), 0);
+	ttrpc_client_free(cl);
+	tsrv_stop(&t);
+	cr_assert_eq(t.cancels, 1);
+}
+
+Test(ttrpc, many_interleaved_streams_one_connection)
+{
+	struct tsrv t;
+	struct ttrpc_client *cl;
+	Vmtest__EchoRequest req = VMTEST__ECHO_REQUEST__INIT;
+	struct vm_error err = { 0 };
+	int64_t sids[64];
+	Vmtest__EchoReply *rep = NULL;
+
+	tsrv_setup(&t, NULL);
+	tsrv_start(&t);
+	cl = tsrv_client(&t);
+	for (int i = 0; i < 64; i++) {
+		char text[16];
+
+		snprintf(text, sizeof(text), "s%d", i);
+		req.text = text;
+		req.count = 3;
+		sids[i] = ttrpc_client_stream_open(cl, SVC, "Stream", &req.base, TTRPC_FLAG_REMOTE_CLOSED, 0, &err);
+		cr_assert_gt(sids[i], 0);
+	}
+	/* A unary call in the middle: its response is found among stream frames. */
+	cr_assert_eq(echo(cl, "Echo", "unary", 0, &rep, 0, &err), 0, "%s", err.message);
+	cr_assert_str_eq(rep->text, "unary");
+	protobuf_c_message_free_unpacked(&rep->base, NULL);
+	for (int i = 63; i >= 0; i--) {
+		for (int j = 0; j < 3; j++) {
+			char want[16];
+
+			snprintf(want, sizeof(want), "s%d-%d", i, j);
+			expect_stream_item(cl, (uint32_t)sids[i], want);
+		}
+		expect_stream_end(cl, (uint32_t)sids[i]);
+	}
+	ttrpc_client_free(cl);
+	tsrv_stop(&t);
+}
+
+Test(ttrpc, stream_limit_per_connection)
+{
+	struct ttrpc_limits lim = { .max_streams_per_conn = 2 };
+	struct tsrv t;
+	struct ttrpc_client *cl;
+	Vmtest__EchoRequest req = VMTEST__ECHO_REQUEST__INIT;
+	struct vm_error err = { 0 };
+
+	tsrv_setup(&t, &lim);
+	tsrv_start(&t);
+	cl = tsrv_client(&t);
+	cr_assert_gt(ttrpc_client_stream_open(cl, SVC, "Hold", &req.base, TTRPC_FLAG_REMOTE_CLOSED, 0, &err), 0);
+	cr_assert_gt(ttrpc_client_stream_open(cl, SVC, "Hold", &req.base, TTRPC_FLAG_REMOTE_CLOSED, 0, &err), 0);
+	cr_assert_eq(echo(cl, "Echo", "third", 0, NULL, 0, &err), -1);
+	cr_assert_eq(err.code, VM_RESOURCE_EXHAUSTED, "%s", err.message);
+	ttrpc_client_free(cl);
+	tsrv_stop(&t);
+	cr_assert_eq(t.cancels, 2);
+}
+
+Test(ttrpc, many_connections)
+{
+	enum { N = 250 };
+	struct tsrv t;
+	struct ttrpc_client **cls = calloc(N, sizeof(*cls));
+	struct vm_error err = { 0 };
+	Vmtest__EchoReply *rep = NULL;
+	Vmtest__Stats *st;
+
+	tsrv_setup(&t, NULL);
+	tsrv_listen(&t);
+	tsrv_start(&t);
+	for (int i = 0; i < N; i++) {
+		char text[16];
+
+		cls[i] = ttrpc_client_connect_unix(t.path, &err);
+		cr_assert_not_null(cls[i], "%d: %s", i, err.message);
+		snprintf(text, sizeof(text), "c%d", i);
+		cr_assert_eq(echo(cls[i], "Echo", text, 0, &rep, 0, &err), 0, "%s", err.message);
+		cr_assert_str_eq(rep->text, text);
+		protobuf_c_message_free_unpacked(&rep->base, NULL);
+	}
+	st = stats(cls[0]);
+	cr_assert_eq(st->conns, N + 1);
+	protobuf_c_message_free_unpacked(&st->base, NULL);
+	for (int i = 0; i < N; i++)
+		ttrpc_client_free(cls[i]);
+	free(cls);
+	tsrv_stop(&t);
+}
+
+Test(ttrpc, connection_limit_refuses)
+{
+	struct ttrpc_limits lim = { .max_connections = 2 };
+	struct tsrv t;
+	struct ttrpc_client *a, *b;
+	struct vm_error err = { 0 };
+	Vmtest__EchoReply *rep = NULL;
+
+	tsrv_setup(&t, &lim);
+	tsrv_listen(&t);
+	tsrv_start(&t);
+	/* The socketpair connection is the first. */
+	a = ttrpc_client_connect_unix(t.path, &err);
+	cr_assert_not_null(a);
+	cr_assert_eq(echo(a, "Echo", "a", 0, &rep, 0, &err), 0, "%s", err.message);
+	protobuf_c_message_free_unpacked(&rep->base, NULL);
+	b = ttrpc_client_connect_unix(t.path, &err);
+	cr_assert_not_null(b);
+	cr_assert_eq(echo(b, "Echo", "b", 0, &rep, 0, &err), -1);
+	cr_assert_eq(err.code, VM_UNAVAILABLE, "%s", err.message);
+	ttrpc_client_free(a);
+	ttrpc_client_free(b);
+	tsrv_stop(&t);
+}
+
+Test(ttrpc, peer_credentials_and_close_from_handler)
+{
+	struct tsrv t;
+	struct ttrpc_client *cl;
+	struct vm_error err = { 0 };
+
+	tsrv_setup(&t, NULL);
+	/* Peer of the adopted socketpair end, read before the loop runs. */
+	cr_assert_eq(ttrpc_server_conn_count(t.srv), 1);
+	tsrv_start(&t);
+	cl = tsrv_client(&t);
+	cr_assert_eq(echo(cl, "CloseMe", "", 0, NULL, 0, &err), -1);
+	cr_assert_eq(err.code, VM_UNAVAILABLE, "%s", err.message);
+	/* The client stays broken with the same reason. */
+	cr_assert_eq(echo(cl, "Echo", "", 0, NULL, 0, &err), -1);
+	cr_assert_eq(err.code, VM_UNAVAILABLE);
+	ttrpc_client_free(cl);
+	tsrv_stop(&t);
+	cr_assert_eq(t.closes, 1);
+}
+
+static void peer_open(struct ttrpc_conn *conn, void *opaque)
+{
+	const struct ttrpc_peer *p = ttrpc_conn_peer(conn);
+
+	cr_assert_eq(p->family, AF_UNIX);
+	cr_assert(p->has_cred);
+	cr_assert_eq(p->pid, getpid());
+	cr_assert_eq(p->uid, getuid());
+	cr_assert_null(ttrpc_conn_listener(conn));
+	(*(int *)opaque)++;
+}
+
+Test(ttrpc, peer_identity)
+{
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+	struct ttrpc_server *srv = ttrpc_server_new(loop);
+	struct vm_error err;
+	int sv[2], opened = 0;
+
+	ttrpc_server_set_conn_callbacks(srv, peer_open, NULL, &opened);
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	cr_assert_not_null(ttrpc_server_adopt(srv, sv[1], &err));
+	cr_assert_eq(opened, 1);
+	close(sv[0]);
+	ttrpc_server_free(srv);
+	ev_loop_destroy(loop);
+}
+
+/* ---------------------------------------------------- asynchronous client */
+
+struct async_state {
+	int done, ok, deadline, unavailable;
+	char last[64];
+	struct ev_loop *loop;
+	int want;
+};
+
+static void async_reply(const struct vm_error *st, const uint8_t *payload, size_t len, void *opaque)
+{
+	struct async_state *s = opaque;
+
+	s->done++;
+	if (st->code == VM_OK) {
+		Vmtest__EchoReply *rep = vmtest__echo_reply__unpack(NULL, len, payload);
+
+		cr_assert_not_null(rep);
+		snprintf(s->last, sizeof(s->last), "%s", rep->text);
+		vmtest__echo_reply__free_unpacked(rep, NULL);
+		s->ok++;
+	} else if (st->code == VM_DEADLINE_EXCEEDED) {
+		s->deadline++;
+	} else if (st->code == VM_UNAVAILABLE) {
+		s->unavailable++;
+	}
+	if (s->done == s->want)
+		ev_break(s->loop, EVBREAK_ALL);
+}
+
+static int async_closed;
+
+static void async_on_close(struct ttrpc_conn *conn, void *opaque)
+{
+	async_closed++;
+}
+
+Test(ttrpc, async_client_same_loop)
+{
+	struct tsrv t;
+	struct async_state s = { 0 };
+	struct ttrpc_conn *conn;
+	Vmtest__EchoRequest req = VMTEST__ECHO_REQUEST__INIT;
+
+	tsrv_setup(&t, NULL);
+	s.loop = t.loop;
+	conn = ttrpc_client_conn_new(t.loop, t.client_fd, async_on_close, NULL);
+	t.client_fd = -1;
+	req.text = "async";
+	s.want = 101;
+	for (int i = 0; i < 100; i++)
+		cr_assert_eq(ttrpc_conn_call(conn, SVC, "Echo", &req.base, 0, async_reply, &s), 0);
+	/* The async client's own deadline: the callback runs once, with DEADLINE_EXCEEDED. */
+	cr_assert_eq(ttrpc_conn_call(conn, SVC, "Hold", &req.base, 10 * 1000 * 1000, async_reply, &s), 0);
+	ev_run(t.loop, 0);
+	cr_assert_eq(s.ok, 100);
+	cr_assert_eq(s.deadline, 1);
+	cr_assert_str_eq(s.last, "async");
+	/* Pending calls complete with UNAVAILABLE when the connection closes. */
+	s.want = s.done + 2;
+	cr_assert_eq(ttrpc_conn_call(conn, SVC, "Hold", &req.base, 0, async_reply, &s), 0);
+	cr_assert_eq(ttrpc_conn_call(conn, SVC, "Hold", &req.base, 0, async_reply, &s), 0);
+	ev_run(t.loop, EVRUN_NOWAIT);
+	ttrpc_conn_close(conn);
+	cr_assert_eq(s.unavailable, 2);
+	cr_assert_eq(async_closed, 1);
+	ttrpc_server_free(t.srv);
+	ev_loop_destroy(t.loop);
+}
