@@ -666,6 +666,14 @@ static int conn_enqueue(struct ttrpc_conn *c, uint8_t *buf, size_t len, const in
 	f = xzalloc(sizeof(*f));
 	f->buf = buf;
 	f->len = len;
+	if (nfds && c->peer.family != AF_UNIX) {
+		log_warn("ttrpc: conn %llu: cannot pass fds on this transport; %zu fds dropped",
+			 (unsigned long long)c->id, nfds);
+		for (size_t i = 0; i < nfds; i++)
+			if (fds[i] >= 0)
+				close(fds[i]);
+		nfds = 0;
+	}
 	if (nfds > TTRPC_MAX_FDS) {
 		log_warn("ttrpc: conn %llu: %zu fds for one frame, only %d sent", (unsigned long long)c->id, nfds,
 			 TTRPC_MAX_FDS);
@@ -725,8 +733,11 @@ static int conn_write(struct ttrpc_conn *c)
 			log_debug("ttrpc: conn %llu: send: %s", (unsigned long long)c->id, strerror((int)-w));
 			return -1;
 		}
-		if (nfds)
-			ttrpc_close_fds(c->out_head->fds, c->out_head->nfds), c->out_head->nfds = 0;
+		if (nfds) {
+			/* The kernel holds its own references now. */
+			ttrpc_close_fds(c->out_head->fds, c->out_head->nfds);
+			c->out_head->nfds = 0;
+		}
 		c->out_bytes -= (size_t)w;
 		while (w > 0) {
 			f = c->out_head;
@@ -1449,8 +1460,18 @@ struct ttrpc_listener *ttrpc_server_listen_unix(struct ttrpc_server *srv, const 
 		return vm_error_set(err, VM_INVALID_ARGUMENT, "socket path %s is too long", path), NULL;
 	strcpy(sun.sun_path, path);
 	if (lstat(path, &st) == 0) {
+		int probe;
+
 		if (!S_ISSOCK(st.st_mode))
 			return vm_error_set(err, VM_ALREADY_EXISTS, "%s exists and is not a socket", path), NULL;
+		/* Stale only if nobody answers: never steal a live server's socket. */
+		probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (probe >= 0 && connect(probe, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
+			close(probe);
+			return vm_error_set(err, VM_ALREADY_EXISTS, "another server is listening on %s", path), NULL;
+		}
+		if (probe >= 0)
+			close(probe);
 		if (unlink(path) < 0)
 			return vm_error_set_errno(err, VM_INTERNAL, errno, "unlink stale socket %s", path), NULL;
 	}

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 
 #include "lib/log.h"
@@ -982,4 +983,195 @@ Test(ttrpc, async_client_same_loop)
 	cr_assert_eq(async_closed, 1);
 	ttrpc_server_free(t.srv);
 	ev_loop_destroy(t.loop);
+}
+
+/* ------------------------------------------------- fd rule and listeners */
+
+static void send_echo_frame(int fd, uint32_t sid, const char *text, bool pass_fd, const int *fds, size_t nfds)
+{
+	Vmtest__EchoRequest req = VMTEST__ECHO_REQUEST__INIT;
+	Ttrpc__Request r = TTRPC__REQUEST__INIT;
+	struct ttrpc_header h = { .stream_id = sid, .type = TTRPC_TYPE_REQUEST };
+	size_t plen, blen;
+	uint8_t *payload, *body, *frame;
+	struct msghdr msg = { 0 };
+	struct iovec iov;
+	union {
+		struct cmsghdr hdr;
+		char b[CMSG_SPACE(sizeof(int) * 4)];
+	} cbuf;
+
+	req.text = (char *)text;
+	req.pass_fd = pass_fd;
+	payload = ttrpc_pack(&req.base, &plen);
+	r.service = SVC;
+	r.method = "Echo";
+	r.payload.data = payload;
+	r.payload.len = plen;
+	body = ttrpc_pack(&r.base, &blen);
+	h.length = (uint32_t)blen;
+	frame = malloc(TTRPC_HEADER_SIZE + blen);
+	ttrpc_header_encode(&h, frame);
+	memcpy(frame + TTRPC_HEADER_SIZE, body, blen);
+	iov.iov_base = frame;
+	iov.iov_len = TTRPC_HEADER_SIZE + blen;
+	msg.msg_iov = &iov;
+	msg.msg_iovlen = 1;
+	if (nfds) {
+		struct cmsghdr *c;
+
+		memset(&cbuf, 0, sizeof(cbuf));
+		msg.msg_control = cbuf.b;
+		msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+		c = CMSG_FIRSTHDR(&msg);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+		memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
+	}
+	cr_assert_eq(sendmsg(fd, &msg, MSG_NOSIGNAL), (ssize_t)iov.iov_len);
+	free(frame);
+	free(body);
+	free(payload);
+}
+
+Test(ttrpc, fds_follow_their_frame_when_batched)
+{
+	struct tsrv t;
+	int a[2], b[2], spare[2], fd;
+	uint32_t sid;
+	int code;
+	char msg[256], buf[8] = { 0 };
+
+	tsrv_setup(&t, NULL);
+	fd = t.client_fd;
+	cr_assert_eq(pipe2(a, O_CLOEXEC), 0);
+	cr_assert_eq(pipe2(b, O_CLOEXEC), 0);
+	cr_assert_eq(pipe2(spare, O_CLOEXEC), 0);
+	/* Queued before the server runs, so it reads several frames at once. */
+	send_echo_frame(fd, 1, "A", true, &a[1], 1);
+	send_echo_frame(fd, 3, "plain", false, NULL, 0);
+	send_echo_frame(fd, 5, "B", true, &b[1], 1);
+	send_echo_frame(fd, 7, "unused", false, &spare[1], 1);
+	close(a[1]);
+	close(b[1]);
+	close(spare[1]);
+	tsrv_start(&t);
+	for (int i = 0; i < 4; i++) {
+		cr_assert_eq(raw_response(fd, &sid, &code, msg, sizeof(msg)), 0);
+		cr_assert_eq(code, 0, "stream %u: %s", sid, msg);
+	}
+	cr_assert_eq(read(a[0], buf, sizeof(buf)), 1);
+	cr_assert_eq(buf[0], 'A');
+	cr_assert_eq(read(a[0], buf, sizeof(buf)), 0);
+	cr_assert_eq(read(b[0], buf, sizeof(buf)), 1);
+	cr_assert_eq(buf[0], 'B');
+	cr_assert_eq(read(b[0], buf, sizeof(buf)), 0);
+	/* The fd nobody took was closed by the server. */
+	cr_assert_eq(read(spare[0], buf, sizeof(buf)), 0);
+	close(a[0]);
+	close(b[0]);
+	close(spare[0]);
+	close(fd);
+	tsrv_stop(&t);
+}
+
+Test(ttrpc, unix_listener_stale_live_and_mode)
+{
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+	struct ttrpc_server *srv = ttrpc_server_new(loop);
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	char dir[] = "/tmp/ttrpc-listen.XXXXXX", path[128];
+	struct ttrpc_listener *l;
+	struct vm_error err = { 0 };
+	struct stat st;
+	int stale;
+
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/s", dir);
+	memcpy(sun.sun_path, path, strlen(path) + 1);
+	/* A socket file nobody listens on: stale, replaced. */
+	stale = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert_eq(bind(stale, (struct sockaddr *)&sun, sizeof(sun)), 0);
+	close(stale);
+	l = ttrpc_server_listen_unix(srv, path, 0660, &err);
+	cr_assert_not_null(l, "%s", err.message);
+	cr_assert_eq(stat(path, &st), 0);
+	cr_assert_eq(st.st_mode & 0777, 0660);
+	ttrpc_listener_set_data(l, dir);
+	cr_assert_eq(ttrpc_listener_get_data(l), dir);
+	/* A live one is not stolen. */
+	cr_assert_null(ttrpc_server_listen_unix(srv, path, 0600, &err));
+	cr_assert_eq(err.code, VM_ALREADY_EXISTS);
+	cr_assert(strstr(err.message, path), "%s", err.message);
+	ttrpc_listener_close(l);
+	cr_assert_eq(access(path, F_OK), -1);
+	/* Not a socket: refused, left alone. */
+	close(open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0600));
+	cr_assert_null(ttrpc_server_listen_unix(srv, path, 0600, &err));
+	cr_assert(strstr(err.message, "not a socket"), "%s", err.message);
+	cr_assert_eq(access(path, F_OK), 0);
+	unlink(path);
+	rmdir(dir);
+	ttrpc_server_free(srv);
+	ev_loop_destroy(loop);
+}
+
+static void *inherited_client(void *arg)
+{
+	const char *path = arg;
+	struct vm_error err = { 0 };
+	struct ttrpc_client *cl = ttrpc_client_connect_unix(path, &err);
+	Vmtest__EchoReply *rep = NULL;
+	intptr_t ok;
+
+	if (!cl)
+		return NULL;
+	ok = echo(cl, "Echo", "inherited", 0, &rep, 0, &err) == 0 && !strcmp(rep->text, "inherited");
+	if (rep)
+		protobuf_c_message_free_unpacked(&rep->base, NULL);
+	ttrpc_client_free(cl);
+	return (void *)ok;
+}
+
+static void stop_on_close(struct ttrpc_conn *conn, void *opaque)
+{
+	ev_break((struct ev_loop *)opaque, EVBREAK_ALL);
+}
+
+Test(ttrpc, inherited_listening_fd)
+{
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+	struct ttrpc_server *srv = ttrpc_server_new(loop);
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	char dir[] = "/tmp/ttrpc-inherit.XXXXXX", path[128];
+	struct vm_error err = { 0 };
+	pthread_t th;
+	void *ok = NULL;
+	int fd, sv[2];
+
+	ttrpc_server_add_method(srv, SVC, "Echo", &vmtest__echo_request__descriptor, h_echo, NULL);
+	ttrpc_server_set_conn_callbacks(srv, NULL, stop_on_close, loop);
+	/* Not listening: refused. */
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	cr_assert_null(ttrpc_server_listen_fd(srv, sv[0], &err));
+	cr_assert(strstr(err.message, "not a listening socket"), "%s", err.message);
+	close(sv[0]);
+	close(sv[1]);
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/s", dir);
+	memcpy(sun.sun_path, path, strlen(path) + 1);
+	fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	cr_assert_eq(bind(fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+	cr_assert_eq(listen(fd, 8), 0);
+	cr_assert_not_null(ttrpc_server_listen_fd(srv, fd, &err), "%s", err.message);
+	cr_assert(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+	cr_assert_eq(pthread_create(&th, NULL, inherited_client, path), 0);
+	ev_run(loop, 0); /* until the client's connection closes */
+	pthread_join(th, &ok);
+	cr_assert(ok, "call through the inherited socket failed");
+	ttrpc_server_free(srv);
+	ev_loop_destroy(loop);
+	unlink(path);
+	rmdir(dir);
 }
