@@ -99,6 +99,10 @@ struct vm {
 	struct fd_sink console_out;
 	int console_in_fd;
 	int log_out_fd;
+	int guest_log_fd;
+	bool agent_connected;
+	death_t guest_error_reason;     /* from NotifyError, used if it dies afterwards */
+	ev_timer agent_timer;
 	char line[256];
 	size_t line_len;
 	bool stop_requested;            /* StopVm: death is SHUTDOWN whatever the path */
@@ -284,6 +288,8 @@ static death_t death_from_exit(struct vm *vm, const struct qemu_exit *ex)
 		return VIRTMGR__V1__DEATH_REASON__DEATH_REASON_KILLED;
 	if (vm->stop_requested)
 		return VIRTMGR__V1__DEATH_REASON__DEATH_REASON_SHUTDOWN;
+	if (vm->guest_error_reason != VIRTMGR__V1__DEATH_REASON__DEATH_REASON_NONE)
+		return vm->guest_error_reason;
 	if (ex->panicked || !strcmp(ex->shutdown_reason, "guest-panic"))
 		return VIRTMGR__V1__DEATH_REASON__DEATH_REASON_CRASH;
 	if (!strcmp(ex->shutdown_reason, "guest-reset"))
@@ -310,6 +316,10 @@ static void vm_release_runtime(struct vm *vm)
 		close(steal_fd(&vm->console_in_fd));
 	if (vm->log_out_fd >= 0)
 		close(steal_fd(&vm->log_out_fd));
+	if (vm->guest_log_fd >= 0)
+		close(steal_fd(&vm->guest_log_fd));
+	if (ev_is_active(&vm->agent_timer))
+		ev_timer_stop(loop, &vm->agent_timer);
 	if (vm->kernel_fd >= 0)
 		close(steal_fd(&vm->kernel_fd));
 	if (vm->initrd_fd >= 0)
@@ -382,21 +392,118 @@ static void on_qemu_exit(void *opaque, const struct qemu_exit *ex)
 static void console_line(struct vm *vm, const char *line)
 {
 	if (!strncmp(line, MARKER_STARTED, strlen(MARKER_STARTED))) {
-		if (ev_is_active(&vm->boot_timer))
-			ev_timer_stop(vm->d->loop, &vm->boot_timer);
-		set_state(vm, VIRTMGR__V1__VM_STATE__VM_STATE_STARTED);
-		event_send(vm, VIRTMGR__V1__EVENT_TYPE__EVENT_TYPE_PAYLOAD_STARTED, NULL);
+		vm_guest_started(vm);
 	} else if (!strncmp(line, MARKER_EXIT, strlen(MARKER_EXIT))) {
 		char *end;
 		long code = strtol(line + strlen(MARKER_EXIT), &end, 10);
 
-		if (end == line + strlen(MARKER_EXIT) || code < 0 || code > 255 || vm->has_exit_code)
+		if (end == line + strlen(MARKER_EXIT) || code < 0 || code > 255)
 			return;
-		vm->exit_code = (int)code;
-		vm->has_exit_code = true;
-		set_state(vm, VIRTMGR__V1__VM_STATE__VM_STATE_FINISHED);
-		event_send(vm, VIRTMGR__V1__EVENT_TYPE__EVENT_TYPE_PAYLOAD_FINISHED, NULL);
+		vm_guest_finished(vm, (int)code);
 	}
+}
+
+void vm_guest_started(struct vm *vm)
+{
+	if (vm->state >= VIRTMGR__V1__VM_STATE__VM_STATE_STARTED)
+		return;
+	if (ev_is_active(&vm->boot_timer))
+		ev_timer_stop(vm->d->loop, &vm->boot_timer);
+	set_state(vm, VIRTMGR__V1__VM_STATE__VM_STATE_STARTED);
+	event_send(vm, VIRTMGR__V1__EVENT_TYPE__EVENT_TYPE_PAYLOAD_STARTED, NULL);
+}
+
+void vm_guest_ready(struct vm *vm)
+{
+	vm_guest_started(vm);
+	if (vm->state >= VIRTMGR__V1__VM_STATE__VM_STATE_READY)
+		return;
+	set_state(vm, VIRTMGR__V1__VM_STATE__VM_STATE_READY);
+	event_send(vm, VIRTMGR__V1__EVENT_TYPE__EVENT_TYPE_PAYLOAD_READY, NULL);
+}
+
+void vm_guest_finished(struct vm *vm, int exit_code)
+{
+	if (vm->has_exit_code || vm->state >= VIRTMGR__V1__VM_STATE__VM_STATE_FINISHED)
+		return;
+	vm_guest_started(vm);
+	vm->exit_code = exit_code;
+	vm->has_exit_code = true;
+	set_state(vm, VIRTMGR__V1__VM_STATE__VM_STATE_FINISHED);
+	event_send(vm, VIRTMGR__V1__EVENT_TYPE__EVENT_TYPE_PAYLOAD_FINISHED, NULL);
+}
+
+void vm_guest_error(struct vm *vm, int code, const char *message)
+{
+	Virtmgr__V1__VmEvent ev = VIRTMGR__V1__VM_EVENT__INIT;
+
+	snprintf(vm->message, sizeof(vm->message), "guest error %d: %s", code, message ? message : "");
+	vm->guest_error_reason = code == VIRTMGR__V1__ERROR_CODE__ERROR_CODE_PAYLOAD_INVALID_CONFIG
+					 ? VIRTMGR__V1__DEATH_REASON__DEATH_REASON_INVALID_PAYLOAD_CONFIG
+					 : VIRTMGR__V1__DEATH_REASON__DEATH_REASON_PAYLOAD_ERROR;
+	log_warn("vm %s: %s", vm->id, vm->message);
+	ev.vm = vm->id;
+	ev.type = VIRTMGR__V1__EVENT_TYPE__EVENT_TYPE_ERROR;
+	ev.state = vm->state;
+	ev.error_code = code;
+	ev.message = vm->message;
+	ev.timestamp_ns = now_real_ns();
+	for (struct vm_watcher *w = vm->watchers; w; w = w->next)
+		ttrpc_call_send(w->call, &ev.base);
+}
+
+void vm_guest_log(struct vm *vm, uint64_t timestamp_ns, uint32_t priority, const char *source,
+		  const char *message)
+{
+	Virtmgr__V1__VmEvent ev = VIRTMGR__V1__VM_EVENT__INIT;
+	cleanup_free char *line = NULL;
+	size_t len;
+
+	if (vm->state == VIRTMGR__V1__VM_STATE__VM_STATE_DEAD)
+		return;
+	line = xasprintf("%llu.%06llu vm=%s <%u> %s: %s\n", (unsigned long long)(timestamp_ns / 1000000000ull),
+			 (unsigned long long)(timestamp_ns % 1000000000ull / 1000), vm->id, priority,
+			 source && *source ? source : "guest", message ? message : "");
+	len = strlen(line);
+	if (vm->guest_log_fd < 0) {
+		cleanup_free char *path = xasprintf("%s/guest.log", vm->run_dir);
+
+		vm->guest_log_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+	}
+	if (vm->guest_log_fd >= 0 && write(vm->guest_log_fd, line, len) < 0)
+		log_warn("vm %s: cannot write guest.log: %s", vm->id, strerror(errno));
+	if (vm->log_out_fd >= 0 && write(vm->log_out_fd, line, len) < 0 && errno != EAGAIN)
+		close(steal_fd(&vm->log_out_fd));
+	ev.vm = vm->id;
+	ev.type = VIRTMGR__V1__EVENT_TYPE__EVENT_TYPE_LOG;
+	ev.state = vm->state;
+	ev.message = line;
+	ev.timestamp_ns = timestamp_ns;
+	for (struct vm_watcher *w = vm->watchers; w; w = w->next)
+		if (w->logs)
+			ttrpc_call_send(w->call, &ev.base);
+}
+
+void vm_guest_connected(struct vm *vm)
+{
+	vm->agent_connected = true;
+	if (ev_is_active(&vm->agent_timer))
+		ev_timer_stop(vm->d->loop, &vm->agent_timer);
+}
+
+const char *vm_id(const struct vm *vm)
+{
+	return vm->id;
+}
+
+const char *vm_run_dir(const struct vm *vm)
+{
+	return vm->run_dir;
+}
+
+uint32_t vm_cid(const struct vm *vm)
+{
+	return vm->cid;
 }
 
 static void on_qemu_console(void *opaque, const char *buf, size_t len)
@@ -840,6 +947,7 @@ int vm_create(struct daemon *d, const Virtmgr__V1__VmConfig *config, struct ttrp
 	vm = xzalloc(sizeof(*vm));
 	vm->d = d;
 	vm->kernel_fd = vm->initrd_fd = vm->console_in_fd = vm->log_out_fd = vm->console_out.fd = -1;
+	vm->guest_log_fd = -1;
 	if (validate_config(d, config, vm, call, err) < 0) {
 		vm_free(vm);
 		return -1;

@@ -40,6 +40,26 @@ void vm_wait(struct vm *vm, Virtmgr__V1__VmState state, uint32_t timeout_ms, str
 /* Reply to @call with a VmInfoResponse once the VM is DEAD (StopVm/KillVm). */
 void vm_reply_when_dead(struct vm *vm, struct ttrpc_call *call);
 
+/*
+ * What the guest reports through VirtualMachineService (server/vms.c). Each
+ * moves the state forward only; a report that would move it back is ignored.
+ */
+void vm_guest_started(struct vm *vm);
+void vm_guest_ready(struct vm *vm);
+void vm_guest_finished(struct vm *vm, int exit_code);
+/* @code: virtmgr.v1.ErrorCode; the VM's death reason becomes
+ * INVALID_PAYLOAD_CONFIG or PAYLOAD_ERROR if it dies afterwards. */
+void vm_guest_error(struct vm *vm, int code, const char *message);
+/* One guest log record: appended to <run_dir>/guest.log tagged with the VM id,
+ * mirrored to the client's log_out fd and to WatchVm streams that asked for logs. */
+void vm_guest_log(struct vm *vm, uint64_t timestamp_ns, uint32_t priority, const char *source,
+		  const char *message);
+/* The agent connected to VirtualMachineService (stops the agent deadline). */
+void vm_guest_connected(struct vm *vm);
+const char *vm_id(const struct vm *vm);
+const char *vm_run_dir(const struct vm *vm);
+uint32_t vm_cid(const struct vm *vm);
+
 /* A client connection closed: kill the VMs it owned (unless detached), drop dead records. */
 void vm_conn_closed(struct daemon *d, uint64_t conn_id);
 /* Daemon shutdown: kill owned VMs, leave detached ones running. */
