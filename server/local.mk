@@ -6,6 +6,7 @@ server_virtmgrd_SOURCES = \
 	server/api.c server/api.h \
 	server/vm.c server/vm.h \
 	server/accel.c server/accel.h \
+	server/fdtconfig.c server/fdtconfig.h \
 	server/qemu.c server/qemu.h \
 	server/qmp.c server/qmp.h
 server_virtmgrd_CFLAGS = $(AM_CFLAGS) $(PROTOBUF_C_CFLAGS) $(LIBXML_CFLAGS) $(FDT_CFLAGS)
