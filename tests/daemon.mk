@@ -4,3 +4,9 @@ TESTS += tests/unit/test_accel
 tests_unit_test_accel_SOURCES = tests/unit/test_accel.c server/accel.c server/accel.h
 tests_unit_test_accel_CFLAGS = $(TEST_CFLAGS)
 tests_unit_test_accel_LDADD = $(TEST_LDADD)
+
+check_PROGRAMS += tests/unit/test_fdtconfig
+TESTS += tests/unit/test_fdtconfig
+tests_unit_test_fdtconfig_SOURCES = tests/unit/test_fdtconfig.c server/fdtconfig.c server/fdtconfig.h
+tests_unit_test_fdtconfig_CFLAGS = $(TEST_CFLAGS) $(FDT_CFLAGS)
+tests_unit_test_fdtconfig_LDADD = $(TEST_LDADD) $(FDT_LIBS)
