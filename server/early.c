@@ -345,7 +345,7 @@ static int capture_to_error(struct vm_error *err, const char *file, const struct
 	if (!cap->have)
 		return entry_error(err, file, NULL, 0, "%s", what);
 	if (cap->count > 1)
-		return entry_error(err, file, vm, line, "%s: %s (and %u more errors)", what, cap->message,
+		return entry_error(err, file, vm, line, "%s: %s (and %u more)", what, cap->message,
 				   cap->count - 1);
 	return entry_error(err, file, vm, line, "%s: %s", what, cap->message);
 }
@@ -578,7 +578,17 @@ static int parse_buffer(struct early_registry *reg, enum early_partition p, cons
 	if (!doc)
 		return -1;
 	root = xmlDocGetRootElement(doc);
-	if (!root || root->ns || strcmp((const char *)root->name, "early_vms") != 0) {
+	if (root && root->ns && strcmp((const char *)root->name, "early_vms") == 0) {
+		char tmp[80];
+
+		rc = entry_error(err, file, NULL, xmlGetLineNo(root),
+				 "root element <early_vms> is in namespace \"%s\", expected no namespace",
+				 printable(root->ns->href ? (const char *)root->ns->href : "", tmp,
+					   sizeof(tmp)));
+		xmlFreeDoc(doc);
+		return rc;
+	}
+	if (!root || strcmp((const char *)root->name, "early_vms") != 0) {
 		char tmp[80];
 
 		rc = entry_error(err, file, NULL, root ? xmlGetLineNo(root) : 0,
@@ -1015,7 +1025,7 @@ int early_run_dir_prepare(const char *root, uint32_t cid, char **out, struct vm_
 
 	*strrchr(parent, '/') = '\0';
 	rc = remove_tree(dir);
-	if (rc < 0 && rc != -ENOENT)
+	if (rc < 0 && rc != -ENOENT && rc != -ENOTDIR)
 		return vm_error_set_errno(err, VM_INTERNAL, -rc, "cannot remove %s", dir);
 	rc = mkdir_p(parent, 0755);
 	if (rc < 0)
@@ -1035,7 +1045,7 @@ int early_run_dir_remove(const char *root, uint32_t cid, struct vm_error *err)
 	cleanup_free char *dir = early_run_dir(root, cid);
 	int rc = remove_tree(dir);
 
-	if (rc < 0 && rc != -ENOENT)
+	if (rc < 0 && rc != -ENOENT && rc != -ENOTDIR)
 		return vm_error_set_errno(err, VM_INTERNAL, -rc, "cannot remove %s", dir);
 	return 0;
 }
