@@ -19,6 +19,7 @@
 #include "server/accel.h"
 #include "server/api.h"
 #include "server/daemon.h"
+#include "server/early.h"
 #include "server/vm.h"
 
 #define DEFAULT_RUN_DIR "/run/virtmgr"
@@ -258,7 +259,13 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 	struct daemon *d = w->data;
 
 	if (w->signum == SIGHUP) {
-		log_info("SIGHUP: reloading configuration");
+		struct vm_error err = { 0 };
+
+		if (!d->early)
+			return;
+		log_info("SIGHUP: re-reading early VM declarations");
+		if (early_registry_reload(d->early, &err) < 0)
+			log_warn("early VM declarations: %s (the previous table stays in use)", err.message);
 		return;
 	}
 	log_info("signal %d: stopping (owned VMs are stopped, detached VMs keep running)", w->signum);
@@ -370,6 +377,10 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
+	if (d.cfg.early && early_registry_new(d.cfg.root ? d.cfg.root : "", d.cfg.early_xsd, &d.early, &err) < 0) {
+		log_error("%s", err.message);
+		return 1;
+	}
 	d.api = ttrpc_server_new(d.loop);
 	ttrpc_server_set_limits(d.api, &d.cfg.limits);
 	ttrpc_server_set_conn_callbacks(d.api, NULL, on_conn_close, &d);
@@ -414,6 +425,7 @@ int main(int argc, char **argv)
 	ev_run(d.loop, 0);
 
 	ttrpc_server_free(d.api);
+	early_registry_free(d.early);
 	if (d.cfg.socket_path && !inherited && d.cfg.client_fd < 0)
 		unlink(d.cfg.socket_path);
 	ev_loop_destroy(d.loop);

@@ -25,11 +25,13 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/fsuid.h>
+#include <sys/pidfd.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "lib/log.h"
+#include "server/early.h"
 #include "server/qemu.h"
 
 #define CMDLINE_MAX 2047            /* x86 COMMAND_LINE_SIZE - 1 */
@@ -859,6 +861,9 @@ static int validate_config(struct daemon *d, const Virtmgr__V1__VmConfig *c, str
 				    c->instance_id.len);
 	if (c->accel && *c->accel && strcmp(c->accel, "kvm") && strcmp(c->accel, "tcg"))
 		return vm_error_set(err, VM_INVALID_ARGUMENT, "accel: \"%s\" is not kvm or tcg", c->accel);
+	if (d->cfg.early &&
+	    early_check_config(c->vendor_modules, c->assigned_devices, c->n_assigned_devices, err) < 0)
+		return -1;
 	if (c->vendor_modules && *c->vendor_modules)
 		return vm_error_set(err, VM_INVALID_ARGUMENT, "vendor_modules: vendor modules are not supported");
 	if (c->n_assigned_devices)
@@ -932,6 +937,41 @@ static int validate_config(struct daemon *d, const Virtmgr__V1__VmConfig *c, str
 	return 0;
 }
 
+/*
+ * Early mode (AVF early_virtmgr): the caller's executable decides which
+ * declarations apply; the VM gets the declared static CID and its run
+ * directory under <root>/mnt/vm/early/<cid>, wiped now and on destroy.
+ * The pidfd pins the caller while /proc/<pid>/exe is read (pid reuse).
+ */
+static int early_assign(struct daemon *d, const Virtmgr__V1__VmConfig *c, const struct ttrpc_peer *peer,
+			struct vm *vm, struct vm_error *err)
+{
+	cleanup_close int pidfd = -1;
+	cleanup_free char *exe = NULL;
+	struct early_vm evm = { 0 };
+	int r;
+
+	if (!c->name || !*c->name)
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "name: early VMs must name a declared VM");
+	pidfd = pidfd_open(peer->pid, 0);
+	if (pidfd < 0)
+		return vm_error_set_errno(err, VM_PERMISSION_DENIED, errno, "cannot pin caller pid %d", (int)peer->pid);
+	if (early_caller_path_pidfd(d->cfg.root ? d->cfg.root : "", NULL, peer->pid, pidfd, &exe, err) < 0 ||
+	    early_find_vm(d->early, exe, c->name, &evm, err) < 0)
+		return -1;
+	if (cid_in_use(d, evm.cid)) {
+		r = vm_error_set(err, VM_ALREADY_EXISTS, "early VM \"%s\": cid %u is in use by a running VM",
+				 evm.name, evm.cid);
+		early_vm_clear(&evm);
+		return r;
+	}
+	vm->cid = evm.cid;
+	r = early_run_dir_prepare(d->cfg.root ? d->cfg.root : "", evm.cid, &vm->run_dir, err);
+	log_info("early VM \"%s\" for %s: cid %u (declared in %s:%u)", evm.name, exe, evm.cid, evm.file, evm.line);
+	early_vm_clear(&evm);
+	return r;
+}
+
 int vm_create(struct daemon *d, const Virtmgr__V1__VmConfig *config, struct ttrpc_call *call, struct vm **out,
 	      struct vm_error *err)
 {
@@ -952,7 +992,7 @@ int vm_create(struct daemon *d, const Virtmgr__V1__VmConfig *config, struct ttrp
 		vm_free(vm);
 		return -1;
 	}
-	if (cid_allocate(d, &vm->cid, err) < 0) {
+	if (d->cfg.early ? early_assign(d, config, peer, vm, err) < 0 : cid_allocate(d, &vm->cid, err) < 0) {
 		vm_free(vm);
 		return -1;
 	}
@@ -969,7 +1009,8 @@ int vm_create(struct daemon *d, const Virtmgr__V1__VmConfig *config, struct ttrp
 	vm->owner_conn = config->detach ? 0 : ttrpc_conn_id(ttrpc_call_conn(call));
 	vm->created_ns = now_real_ns();
 	vm->state = VIRTMGR__V1__VM_STATE__VM_STATE_NOT_STARTED;
-	vm->run_dir = xasprintf("%s/vms/%u", d->cfg.run_dir, vm->cid);
+	if (!vm->run_dir)
+		vm->run_dir = xasprintf("%s/vms/%u", d->cfg.run_dir, vm->cid);
 	vm->next = d->vms;
 	d->vms = vm;
 	d->nvms_alive++;
