@@ -40,8 +40,11 @@ tests_fuzz_replay_ttrpc_CFLAGS = $(AM_CFLAGS) $(PROTOBUF_C_CFLAGS)
 tests_fuzz_replay_ttrpc_LDADD = lib/libvirtmgr.la $(PROTOBUF_C_LIBS) $(EV_LIBS)
 EXTRA_DIST += tests/fuzz/corpus/ttrpc
 
-fuzz: $(BUILT_SOURCES)
+# Fragments included after this one still add to FUZZ_TARGETS and
+# BUILT_SOURCES: use them in recipes (expanded late), not as prerequisites.
+fuzz:
 	@test -n "$(CLANG)" || { echo "make fuzz needs clang (Debian: clang)" >&2; exit 1; }
+	$(MAKE) $(AM_MAKEFLAGS) $(BUILT_SOURCES)
 	@set -e; $(MKDIR_P) tests/fuzz; \
 	$(foreach t,$(FUZZ_TARGETS), \
 	  srcs=; for s in $(FUZZ_SRCS_$(t)); do \
@@ -53,7 +56,8 @@ fuzz: $(BUILT_SOURCES)
 	  tests/fuzz/fuzz_$(t) -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 \
 	    -artifact_prefix=tests/fuzz/run/$(t)- tests/fuzz/run/$(t); )
 
-fuzz-smoke: $(FUZZ_TARGETS:%=tests/fuzz/replay_%$(EXEEXT))
+fuzz-smoke:
+	$(MAKE) $(AM_MAKEFLAGS) $(FUZZ_TARGETS:%=tests/fuzz/replay_%$(EXEEXT))
 	top_srcdir='$(abs_top_srcdir)' top_builddir='$(abs_top_builddir)' $(SHELL) $(srcdir)/tests/fuzz/replay.sh
 
 clean-local: clean-fuzz
