@@ -195,7 +195,8 @@ static int cl_send(struct ttrpc_client *cl, const uint8_t *buf, size_t len, cons
 
 			if (r == 0) {
 				if (off)
-					return cl_break(cl, err, VM_DEADLINE_EXCEEDED, "deadline exceeded in the middle of sending a frame", NULL);
+					return cl_break(cl, err, VM_DEADLINE_EXCEEDED,
+							"deadline exceeded in the middle of sending a frame", NULL);
 				return vm_error_set(err, VM_DEADLINE_EXCEEDED, "deadline exceeded sending a request");
 			}
 			if (r < 0 && errno != EINTR)

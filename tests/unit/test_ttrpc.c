@@ -1197,3 +1197,22 @@ Test(ttrpc, inherited_listening_fd)
 	unlink(path);
 	rmdir(dir);
 }
+
+Test(ttrpc, vsock_listener_opens_or_names_the_port)
+{
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+	struct ttrpc_server *srv = ttrpc_server_new(loop);
+	struct vm_error err = { 0 };
+	/* No vsock loopback here: either the kernel lets us listen (then the
+	 * listener must be a working AF_VSOCK one) or the error names the port. */
+	struct ttrpc_listener *l = ttrpc_server_listen_vsock(srv, (uint32_t)-1 /* VMADDR_CID_ANY */, 47123, &err);
+
+	if (l) {
+		ttrpc_listener_close(l);
+	} else {
+		cr_assert(strstr(err.message, "47123"), "%s", err.message);
+		cr_assert_eq(err.code, VM_UNAVAILABLE);
+	}
+	ttrpc_server_free(srv);
+	ev_loop_destroy(loop);
+}
