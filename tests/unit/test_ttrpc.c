@@ -17,6 +17,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -38,7 +39,7 @@ struct tsrv {
 	char dir[64];
 	char path[128];
 	/* touched on the server thread only, read via Stats or after stop */
-	unsigned cancels, closes;
+	unsigned cancels, closes, drains;
 	size_t max_out;
 };
 
@@ -174,6 +175,20 @@ static void h_big(struct ttrpc_call *call, const ProtobufCMessage *msg, void *op
 	free(text);
 }
 
+static void on_drain(struct ttrpc_conn *conn, void *opaque)
+{
+	struct tsrv *t = opaque;
+
+	t->drains++;
+}
+
+/* Big, with a drain callback armed first: it runs once the reply is out. */
+static void h_big_drain(struct ttrpc_call *call, const ProtobufCMessage *msg, void *opaque)
+{
+	ttrpc_conn_set_drain_cb(ttrpc_call_conn(call), 0, on_drain, opaque);
+	h_big(call, msg, opaque);
+}
+
 static void h_stats(struct ttrpc_call *call, const ProtobufCMessage *msg, void *opaque)
 {
 	struct tsrv *t = opaque;
@@ -183,6 +198,7 @@ static void h_stats(struct ttrpc_call *call, const ProtobufCMessage *msg, void *
 	st.cancels = t->cancels;
 	st.closes = t->closes;
 	st.max_out = t->max_out;
+	st.drains = t->drains;
 	ttrpc_call_reply(call, &st.base, NULL, 0);
 }
 
@@ -230,6 +246,7 @@ static void tsrv_setup(struct tsrv *t, const struct ttrpc_limits *limits)
 	ttrpc_server_add_method(t->srv, SVC, "Upload", in, h_upload, t);
 	ttrpc_server_add_method(t->srv, SVC, "Big", in, h_big, t);
 	ttrpc_server_add_method(t->srv, SVC, "Stats", in, h_stats, t);
+	ttrpc_server_add_method(t->srv, SVC, "BigDrain", in, h_big_drain, t);
 	ttrpc_server_add_method(t->srv, SVC, "CloseMe", in, h_close_me, t);
 	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
 	cr_assert_not_null(ttrpc_server_adopt(t->srv, sv[1], &err), "%s", err.message);
@@ -1215,4 +1232,96 @@ Test(ttrpc, vsock_listener_opens_or_names_the_port)
 	}
 	ttrpc_server_free(srv);
 	ev_loop_destroy(loop);
+}
+
+Test(ttrpc, drain_callback_after_backlog)
+{
+	struct tsrv t;
+	struct ttrpc_client *cl;
+	Vmtest__EchoReply *rep = NULL;
+	Vmtest__Stats *st;
+	struct vm_error err = { 0 };
+
+	tsrv_setup(&t, NULL);
+	tsrv_start(&t);
+	cl = tsrv_client(&t);
+	/* 2 MiB cannot go into the socket at once: output backs up, then drains. */
+	cr_assert_eq(echo(cl, "BigDrain", "", 2048, &rep, 0, &err), 0, "%s", err.message);
+	cr_assert_eq(strlen(rep->text), 2048 * 1024);
+	protobuf_c_message_free_unpacked(&rep->base, NULL);
+	st = stats(cl);
+	cr_assert_eq(st->drains, 1);
+	protobuf_c_message_free_unpacked(&st->base, NULL);
+	ttrpc_client_free(cl);
+	tsrv_stop(&t);
+}
+
+Test(ttrpc, accept_pauses_on_fd_exhaustion)
+{
+	enum { N = 8, FILL = 4096 };
+	struct tsrv t;
+	struct rlimit old, lim;
+	struct ttrpc_client *cl;
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	struct vm_error err = { 0 };
+	Vmtest__EchoReply *rep = NULL;
+	Vmtest__Stats *st;
+	int socks[N], *fill = calloc(FILL, sizeof(int)), nfill = 0, maxfd = 0, logfd, saved_err;
+	char logpath[] = "/tmp/ttrpc-emfile.XXXXXX", buf[4096] = { 0 };
+
+	tsrv_setup(&t, NULL);
+	tsrv_listen(&t);
+	tsrv_start(&t);
+	cl = tsrv_client(&t);
+	memcpy(sun.sun_path, t.path, strlen(t.path) + 1);
+	/* The server's log goes to a file we can read back. */
+	logfd = mkostemp(logpath, O_CLOEXEC);
+	cr_assert_geq(logfd, 0);
+	saved_err = dup(2);
+	dup2(logfd, 2);
+	for (int i = 0; i < N; i++) {
+		socks[i] = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		maxfd = MAX(maxfd, socks[i]);
+	}
+	/* No free fd left for the server's accept(). */
+	cr_assert_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+	lim = old;
+	lim.rlim_cur = (rlim_t)maxfd + 1;
+	cr_assert_eq(setrlimit(RLIMIT_NOFILE, &lim), 0);
+	while (nfill < FILL && (fill[nfill] = dup(0)) >= 0)
+		nfill++;
+	for (int i = 0; i < N; i++)
+		cr_assert_eq(connect(socks[i], (struct sockaddr *)&sun, sizeof(sun)), 0, "%s", strerror(errno));
+	/* Wait for the server to notice, then give the fds back. */
+	for (;;) {
+		ssize_t n = pread(logfd, buf, sizeof(buf) - 1, 0);
+
+		if (n > 0 && strstr(buf, "pausing accept"))
+			break;
+		usleep(10000);
+	}
+	while (nfill > 0)
+		close(fill[--nfill]);
+	cr_assert_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+	dup2(saved_err, 2);
+	close(saved_err);
+	/* Every queued connection is accepted once fds are available again. */
+	for (;;) {
+		st = stats(cl);
+		if (st->conns == N + 1)
+			break;
+		protobuf_c_message_free_unpacked(&st->base, NULL);
+		usleep(10000);
+	}
+	protobuf_c_message_free_unpacked(&st->base, NULL);
+	cr_assert_eq(echo(cl, "Echo", "alive", 0, &rep, 0, &err), 0, "%s", err.message);
+	cr_assert_str_eq(rep->text, "alive");
+	protobuf_c_message_free_unpacked(&rep->base, NULL);
+	for (int i = 0; i < N; i++)
+		close(socks[i]);
+	close(logfd);
+	unlink(logpath);
+	free(fill);
+	ttrpc_client_free(cl);
+	tsrv_stop(&t);
 }
