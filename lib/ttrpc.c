@@ -786,6 +786,16 @@ static int send_status(struct ttrpc_conn *c, uint32_t stream_id, int code, const
 	r.status = &st;
 	r.payload.data = (uint8_t *)payload;
 	r.payload.len = plen;
+	if (protobuf_c_message_get_packed_size(&r.base) > TTRPC_MAX_DATA) {
+		/* The peer would refuse it: say so instead of sending it. */
+		log_warn("ttrpc: conn %llu: stream %u: response of %zu bytes exceeds the limit",
+			 (unsigned long long)c->id, stream_id, plen);
+		for (size_t i = 0; i < nfds; i++)
+			if (fds[i] >= 0)
+				close(fds[i]);
+		return send_status(c, stream_id, VM_RESOURCE_EXHAUSTED, "response exceeds the 4 MiB message limit",
+				   NULL, 0, NULL, 0);
+	}
 	buf = build_msg_frame(stream_id, TTRPC_TYPE_RESPONSE, 0, &r.base, &len);
 	return conn_enqueue(c, buf, len, fds, nfds);
 }
@@ -946,6 +956,10 @@ int ttrpc_call_send(struct ttrpc_call *call, const ProtobufCMessage *msg)
 
 	if (c->closed || c->doomed || call->ending)
 		return -1;
+	if (protobuf_c_message_get_packed_size(msg) > TTRPC_MAX_DATA) {
+		log_warn("ttrpc: %s: stream message over the 4 MiB limit not sent", call->name);
+		return -1;
+	}
 	buf = build_msg_frame(call->stream_id, TTRPC_TYPE_DATA, 0, msg, &len);
 	if (conn_enqueue(c, buf, len, NULL, 0) < 0)
 		return -1;
@@ -1609,6 +1623,15 @@ int ttrpc_conn_call(struct ttrpc_conn *conn, const char *service, const char *me
 	p->next = conn->pending;
 	conn->pending = p;
 	buf = ttrpc_build_request(p->stream_id, 0, service, method, req, timeout_ns, &len);
+	if (len - TTRPC_HEADER_SIZE > TTRPC_MAX_DATA) {
+		struct vm_error st = { .code = VM_RESOURCE_EXHAUSTED };
+
+		free(buf);
+		snprintf(st.message, sizeof(st.message), "%s/%s: request exceeds the 4 MiB message limit", service,
+			 method);
+		pending_finish(p, &st, NULL, 0);
+		return -1;
+	}
 	if (conn_enqueue(conn, buf, len, NULL, 0) < 0)
 		return 0; /* the close timer completes the call with UNAVAILABLE */
 	if (!conn->depth)

@@ -256,7 +256,8 @@ typedef void (*ttrpc_reply_cb)(const struct vm_error *status, const uint8_t *pay
 
 struct ttrpc_conn *ttrpc_client_conn_new(struct ev_loop *loop, int fd, ttrpc_conn_cb on_close, void *opaque);
 /* Unary call; @cb runs exactly once (status->code 0 = OK), also on close or timeout.
- * On a connection already closed, @cb runs (UNAVAILABLE) before this returns -1.
+ * When the call cannot be sent (connection closed: UNAVAILABLE; request over
+ * TTRPC_MAX_DATA: RESOURCE_EXHAUSTED), @cb runs before this returns -1.
  * Return: 0 once the call is queued. */
 int ttrpc_conn_call(struct ttrpc_conn *conn, const char *service, const char *method,
 		    const ProtobufCMessage *req, uint64_t timeout_ns, ttrpc_reply_cb cb, void *opaque);

@@ -1325,3 +1325,21 @@ Test(ttrpc, accept_pauses_on_fd_exhaustion)
 	ttrpc_client_free(cl);
 	tsrv_stop(&t);
 }
+
+Test(ttrpc, oversize_response_becomes_resource_exhausted)
+{
+	struct tsrv t;
+	struct ttrpc_client *cl;
+	Vmtest__EchoReply *rep = NULL;
+	struct vm_error err = { 0 };
+
+	tsrv_setup(&t, NULL);
+	tsrv_start(&t);
+	cl = tsrv_client(&t);
+	cr_assert_eq(echo(cl, "Big", "", 4097, &rep, 0, &err), -1);
+	cr_assert_eq(err.code, VM_RESOURCE_EXHAUSTED, "%s", err.message);
+	cr_assert_eq(echo(cl, "Big", "", 4000, &rep, 0, &err), 0, "%s", err.message);
+	protobuf_c_message_free_unpacked(&rep->base, NULL);
+	ttrpc_client_free(cl);
+	tsrv_stop(&t);
+}
