@@ -22,3 +22,4 @@ tests_unit_test_frame_LDADD = $(TEST_LDADD)
 tests_unit_test_ttrpc_SOURCES = tests/unit/test_ttrpc.c
 tests_unit_test_ttrpc_CFLAGS = $(TEST_CFLAGS) -pthread
 tests_unit_test_ttrpc_LDADD = tests/unit/libvmtestproto.la $(TEST_LDADD) -lpthread
+EXTRA_DIST += docs/protocol.md docs/testing.md
