@@ -7,11 +7,6 @@ EXTRA_DIST += tests/unit/test.proto
 BUILT_SOURCES += $(TEST_PROTO_C) $(TEST_PROTO_H)
 CLEANFILES += $(TEST_PROTO_C) $(TEST_PROTO_H)
 
-# Generated code is built like protos/libvmproto.la: without -Werror.
-check_LTLIBRARIES = tests/unit/libvmtestproto.la
-nodist_tests_unit_libvmtestproto_la_SOURCES = $(TEST_PROTO_C) $(TEST_PROTO_H)
-tests_unit_libvmtestproto_la_CFLAGS = $(AM_CFLAGS) $(PROTOBUF_C_CFLAGS) -Wno-error
-
 check_PROGRAMS += tests/unit/test_frame tests/unit/test_ttrpc
 TESTS += tests/unit/test_frame tests/unit/test_ttrpc
 
@@ -20,6 +15,7 @@ tests_unit_test_frame_CFLAGS = $(TEST_CFLAGS)
 tests_unit_test_frame_LDADD = $(TEST_LDADD)
 
 tests_unit_test_ttrpc_SOURCES = tests/unit/test_ttrpc.c
+nodist_tests_unit_test_ttrpc_SOURCES = $(TEST_PROTO_C) $(TEST_PROTO_H)
 tests_unit_test_ttrpc_CFLAGS = $(TEST_CFLAGS) -pthread
-tests_unit_test_ttrpc_LDADD = tests/unit/libvmtestproto.la $(TEST_LDADD) -lpthread
+tests_unit_test_ttrpc_LDADD = $(TEST_LDADD) -lpthread
 EXTRA_DIST += docs/protocol.md docs/testing.md
