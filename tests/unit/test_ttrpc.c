@@ -1343,3 +1343,47 @@ Test(ttrpc, oversize_response_becomes_resource_exhausted)
 	ttrpc_client_free(cl);
 	tsrv_stop(&t);
 }
+
+/* An fd-carrying frame much larger than one read: the fds arrive with its
+ * first chunk and must still reach it, in both directions. */
+Test(ttrpc, fd_with_large_frames)
+{
+	struct tsrv t;
+	struct ttrpc_client *cl;
+	Vmtest__EchoRequest req = VMTEST__ECHO_REQUEST__INIT;
+	Vmtest__EchoReply *rep = NULL;
+	struct vm_error err = { 0 };
+	size_t big = 200 * 1024;
+	char *text = malloc(big + 1), *got = malloc(big + 1);
+	int p[2], rfds[2];
+	size_t nrfds = 2;
+	char buf[8] = { 0 };
+
+	memset(text, 'q', big);
+	text[big] = 0;
+	tsrv_setup(&t, NULL);
+	tsrv_start(&t);
+	cl = tsrv_client(&t);
+	cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
+	/* The handler writes the text into the pipe before replying: make room. */
+	cr_assert_geq(fcntl(p[1], F_SETPIPE_SZ, 512 * 1024), (int)big);
+	req.text = text;
+	req.pass_fd = true;
+	cr_assert_eq(ttrpc_client_call(cl, SVC, "Echo", &req.base, &p[1], 1, &vmtest__echo_reply__descriptor,
+				       (ProtobufCMessage **)&rep, rfds, &nrfds, 0, &err),
+		     0, "%s", err.message);
+	close(p[1]);
+	cr_assert_eq(read_exact(p[0], got, big), 0);
+	cr_assert_eq(memcmp(got, text, big), 0);
+	close(p[0]);
+	cr_assert_eq(strlen(rep->text), big);
+	cr_assert_eq(nrfds, 1);
+	cr_assert_eq(read_exact(rfds[0], buf, 8), 0);
+	cr_assert_arr_eq(buf, "reply-fd", 8);
+	close(rfds[0]);
+	protobuf_c_message_free_unpacked(&rep->base, NULL);
+	free(text);
+	free(got);
+	ttrpc_client_free(cl);
+	tsrv_stop(&t);
+}
