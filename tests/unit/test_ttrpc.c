@@ -12,6 +12,7 @@
 #include "config.h"
 
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -317,6 +318,19 @@ static Vmtest__Stats *stats(struct ttrpc_client *cl)
 	return st;
 }
 
+/* Open fds of this process: server and client must not leak any. */
+static int count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	int n = 0;
+
+	cr_assert_not_null(d);
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
+
 /* ---------------------------------------------------------- raw frame I/O */
 
 static int send_all(int fd, const void *buf, size_t len)
@@ -499,6 +513,7 @@ Test(ttrpc, bad_payload_invalid_argument)
 
 Test(ttrpc, oversize_request_then_same_connection_serves)
 {
+	int fds_before = count_fds();
 	struct tsrv t;
 	Vmtest__EchoRequest req = VMTEST__ECHO_REQUEST__INIT;
 	uint8_t *junk = calloc(1, TTRPC_MAX_DATA + 1);
@@ -530,6 +545,7 @@ Test(ttrpc, oversize_request_then_same_connection_serves)
 	free(junk);
 	close(fd);
 	tsrv_stop(&t);
+	cr_assert_eq(count_fds(), fds_before, "fd leak");
 }
 
 static int connect_unix(const char *path)
@@ -659,6 +675,7 @@ Test(ttrpc, client_that_stops_reading_is_disconnected)
 
 Test(ttrpc, fd_passing_round_trip)
 {
+	int fds_before = count_fds();
 	struct tsrv t;
 	struct ttrpc_client *cl;
 	Vmtest__EchoRequest req = VMTEST__ECHO_REQUEST__INIT;
@@ -709,6 +726,7 @@ Test(ttrpc, fd_passing_round_trip)
 	}
 	ttrpc_client_free(cl);
 	tsrv_stop(&t);
+	cr_assert_eq(count_fds(), fds_before, "fd leak");
 }
 
 static void expect_stream_item(struct ttrpc_client *cl, uint32_t sid, const char *want)
@@ -766,6 +784,7 @@ Test(ttrpc, server_streaming)
 
 Test(ttrpc, client_stream_data)
 {
+	int fds_before = count_fds();
 	struct tsrv t;
 	struct ttrpc_client *cl;
 	Vmtest__EchoRequest req = VMTEST__ECHO_REQUEST__INIT;
@@ -789,6 +808,7 @@ Test(ttrpc, client_stream_data)
 	ttrpc_client_free(cl);
 	tsrv_stop(&t);
 	cr_assert_eq(t.cancels, 1);
+	cr_assert_eq(count_fds(), fds_before, "fd leak");
 }
 
 Test(ttrpc, many_interleaved_streams_one_connection)
@@ -993,6 +1013,7 @@ static void async_on_close(struct ttrpc_conn *conn, void *opaque)
 
 Test(ttrpc, async_client_same_loop)
 {
+	int fds_before = count_fds();
 	struct tsrv t;
 	struct async_state s = { 0 };
 	struct ttrpc_conn *conn;
@@ -1022,6 +1043,7 @@ Test(ttrpc, async_client_same_loop)
 	cr_assert_eq(async_closed, 1);
 	ttrpc_server_free(t.srv);
 	ev_loop_destroy(t.loop);
+	cr_assert_eq(count_fds(), fds_before, "fd leak");
 }
 
 /* ------------------------------------------------- fd rule and listeners */
@@ -1076,6 +1098,7 @@ static void send_echo_frame(int fd, uint32_t sid, const char *text, bool pass_fd
 
 Test(ttrpc, fds_follow_their_frame_when_batched)
 {
+	int fds_before = count_fds();
 	struct tsrv t;
 	int a[2], b[2], spare[2], fd;
 	uint32_t sid;
@@ -1113,6 +1136,7 @@ Test(ttrpc, fds_follow_their_frame_when_batched)
 	close(spare[0]);
 	close(fd);
 	tsrv_stop(&t);
+	cr_assert_eq(count_fds(), fds_before, "fd leak");
 }
 
 Test(ttrpc, unix_listener_stale_live_and_mode)
@@ -1348,6 +1372,7 @@ Test(ttrpc, oversize_response_becomes_resource_exhausted)
  * first chunk and must still reach it, in both directions. */
 Test(ttrpc, fd_with_large_frames)
 {
+	int fds_before = count_fds();
 	struct tsrv t;
 	struct ttrpc_client *cl;
 	Vmtest__EchoRequest req = VMTEST__ECHO_REQUEST__INIT;
@@ -1386,4 +1411,5 @@ Test(ttrpc, fd_with_large_frames)
 	free(got);
 	ttrpc_client_free(cl);
 	tsrv_stop(&t);
+	cr_assert_eq(count_fds(), fds_before, "fd leak");
 }
