@@ -446,6 +446,7 @@ struct ttrpc_listener {
 	int fd;
 	char *path;               /* Unix socket we created (unlinked on close) */
 	void *data;
+	bool starved;             /* out of fds: logged once until accept works again */
 };
 
 struct ttrpc_server {
@@ -1427,7 +1428,10 @@ static void listener_cb(struct ev_loop *loop, ev_io *w, int revents)
 				continue;
 			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
 				/* The pending connection stays queued: pause instead of spinning. */
-				log_warn("ttrpc: accept: %s; pausing accept for 100 ms", strerror(errno));
+				if (!l->starved)
+					log_warn("ttrpc: accept: %s; pausing accept (retried every 100 ms)",
+						 strerror(errno));
+				l->starved = true;
 				ev_io_stop(loop, &l->io);
 				ev_timer_set(&l->pause, 0.1, 0);
 				ev_timer_start(loop, &l->pause);
@@ -1435,6 +1439,10 @@ static void listener_cb(struct ev_loop *loop, ev_io *w, int revents)
 				log_warn("ttrpc: accept: %s", strerror(errno));
 			}
 			return;
+		}
+		if (l->starved) {
+			log_info("ttrpc: accepting connections again");
+			l->starved = false;
 		}
 		if (srv->limits.max_connections && srv->nconns >= srv->limits.max_connections) {
 			log_warn("ttrpc: connection limit (%u) reached; refusing a new connection",
