@@ -4,7 +4,10 @@
  *
  * The input is checked as a file of each partition in turn, from memory
  * (early_registry_load_buffer()), so nothing is read from disk but the
- * schema: EARLY_FUZZ_XSD (compiled in), or $EARLY_XSD at run time. Oracle:
+ * schema, the first of: $EARLY_XSD, $top_srcdir/etc/early_vms.xsd,
+ * EARLY_FUZZ_XSD (if compiled in), or etc/early_vms.xsd of the source tree
+ * this file was compiled from (from __FILE__, relative to the directory
+ * make runs in). Oracle:
  * a refused file must come back as FAILED_PRECONDITION with a message that
  * names the file; an accepted one must answer lookups without crashing.
  */
@@ -14,27 +17,51 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "lib/util.h"
 #include "server/early.h"
 
-#ifndef EARLY_FUZZ_XSD
-#define EARLY_FUZZ_XSD "etc/early_vms.xsd"
-#endif
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static char *find_schema(void)
+{
+	static const char self[] = "tests/fuzz/fuzz_early.c";
+	const char *env = getenv("EARLY_XSD");
+	const char *top = getenv("top_srcdir");
+	const char *file = __FILE__;
+	size_t n = strlen(file);
+	char *path;
+
+	if (env)
+		return xstrdup(env);
+	if (top) {
+		path = xasprintf("%s/etc/early_vms.xsd", top);
+		if (access(path, R_OK) == 0)
+			return path;
+		free(path);
+	}
+#ifdef EARLY_FUZZ_XSD
+	if (access(EARLY_FUZZ_XSD, R_OK) == 0)
+		return xstrdup(EARLY_FUZZ_XSD);
+#endif
+	if (n >= strlen(self) && strcmp(file + n - strlen(self), self) == 0)
+		return xasprintf("%.*setc/early_vms.xsd", (int)(n - strlen(self)), file);
+	return xstrdup("etc/early_vms.xsd");
+}
 
 static struct early_registry *fuzz_registry(void)
 {
 	static struct early_registry *reg;
 	struct vm_error err = { 0 };
-	const char *xsd = getenv("EARLY_XSD");
+	cleanup_free char *xsd = NULL;
 
 	if (reg)
 		return reg;
+	xsd = find_schema();
 	/* the root is never read: every table comes from memory */
-	if (early_registry_new("/nonexistent-early-fuzz-root", xsd ? xsd : EARLY_FUZZ_XSD, &reg, &err) < 0) {
-		fprintf(stderr, "fuzz_early: %s\n", err.message);
+	if (early_registry_new("/nonexistent-early-fuzz-root", xsd, &reg, &err) < 0) {
+		fprintf(stderr, "fuzz_early: %s (set EARLY_XSD)\n", err.message);
 		abort();
 	}
 	return reg;
