@@ -371,7 +371,8 @@ static xmlDocPtr parse_xml(const char *file, const char *data, size_t len, struc
 	ctxt->sax->internalSubset = refuse_doctype;
 	xmlSetStructuredErrorFunc(&cap, capture_error);
 	xmlSetExternalEntityLoader(refuse_entity);
-	doc = xmlCtxtReadMemory(ctxt, data, (int)len, file, NULL, XML_PARSE_NONET | XML_PARSE_NOWARNING);
+	doc = xmlCtxtReadMemory(ctxt, data, (int)len, file, NULL, XML_PARSE_NONET | XML_PARSE_NOWARNING |
+				 XML_PARSE_BIG_LINES);
 	xmlSetExternalEntityLoader(old_loader);
 	xmlSetStructuredErrorFunc(old_ctx, old_handler);
 	well_formed = ctxt->wellFormed;
