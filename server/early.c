@@ -975,8 +975,11 @@ int early_caller_path_pidfd(const char *root, const char *proc_dir, pid_t pid, i
 {
 	cleanup_free char *path = NULL;
 
-	if (pidfd_alive(pidfd) < 0)
+	if (pidfd_alive(pidfd) < 0) {
+		if (errno != ESRCH)
+			return vm_error_set_errno(err, VM_INTERNAL, errno, "pidfd_send_signal(pid %d)", (int)pid);
 		return vm_error_set(err, VM_PERMISSION_DENIED, "caller pid %d has exited", (int)pid);
+	}
 	if (early_caller_path(root, proc_dir, pid, &path, err) < 0)
 		return -1;
 	/* The readlink above went by pid; it named our process only if that
