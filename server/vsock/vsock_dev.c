@@ -74,6 +74,7 @@ struct vconn {
 };
 
 struct rst_ent {
+	uint64_t peer_cid; /* the CID the guest addressed, so its socket matches */
 	uint32_t host_port, guest_port;
 };
 
@@ -326,13 +327,13 @@ static void conn_recv_guest(struct vconn *c, const struct vq_chain *chain, uint3
 
 static struct vconn *conn_new(struct vsock_dev *dev, int fd, enum vc_state state);
 
-static void queue_rst(struct vsock_dev *dev, uint32_t host_port, uint32_t guest_port)
+static void queue_rst(struct vsock_dev *dev, uint64_t peer_cid, uint32_t host_port, uint32_t guest_port)
 {
 	if (dev->rst_n == RST_QUEUE) {
 		log_debug("RST queue full, dropping RST to guest port %u", guest_port);
 		return;
 	}
-	dev->rsts[(dev->rst_head + dev->rst_n) % RST_QUEUE] = (struct rst_ent){host_port, guest_port};
+	dev->rsts[(dev->rst_head + dev->rst_n) % RST_QUEUE] = (struct rst_ent){peer_cid, host_port, guest_port};
 	dev->rst_n++;
 }
 
@@ -343,7 +344,7 @@ static void guest_connect(struct vsock_dev *dev, const struct vsock_hdr *h)
 	int n = snprintf(sa.sun_path, sizeof(sa.sun_path), "%s_%" PRIu32, dev->uds, h->dst_port);
 
 	if (dev->nconns >= VSOCK_DEV_MAX_CONNS || n < 0 || (size_t)n >= sizeof(sa.sun_path)) {
-		queue_rst(dev, h->dst_port, h->src_port);
+		queue_rst(dev, h->dst_cid, h->dst_port, h->src_port);
 		return;
 	}
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -351,7 +352,7 @@ static void guest_connect(struct vsock_dev *dev, const struct vsock_hdr *h)
 		log_debug("guest port %u -> %s: %s", h->src_port, sa.sun_path, strerror(errno));
 		if (fd >= 0)
 			close(fd);
-		queue_rst(dev, h->dst_port, h->src_port);
+		queue_rst(dev, h->dst_cid, h->dst_port, h->src_port);
 		return;
 	}
 	struct vconn *c = conn_new(dev, fd, VC_ESTABLISHED);
@@ -380,7 +381,7 @@ static void tx_packet(struct vsock_dev *dev, const struct vq_chain *chain)
 	case VSOCK_PKT_RST:
 		log_debug("resetting %s from guest port %u to %" PRIu64 ":%u: %s", vsock_op_name(h.op), h.src_port,
 			  h.dst_cid, h.dst_port, why);
-		queue_rst(dev, h.dst_port, h.src_port);
+		queue_rst(dev, h.dst_cid, h.dst_port, h.src_port);
 		return;
 	case VSOCK_PKT_OK:
 		break;
@@ -391,13 +392,16 @@ static void tx_packet(struct vsock_dev *dev, const struct vq_chain *chain)
 		if (h.op == VSOCK_OP_REQUEST)
 			guest_connect(dev, &h);
 		else if (h.op != VSOCK_OP_RST)
-			queue_rst(dev, h.dst_port, h.src_port);
+			queue_rst(dev, h.dst_cid, h.dst_port, h.src_port);
 		return;
 	}
 	if (c->state == VC_CLOSING)
 		return; /* our RST is on its way */
 	c->peer_buf_alloc = h.buf_alloc;
 	c->peer_fwd_cnt = h.fwd_cnt;
+	if (h.op != VSOCK_OP_RW && h.op != VSOCK_OP_CREDIT_UPDATE)
+		log_debug("guest port %u -> host port %u: %s len %u flags %u", h.src_port, h.dst_port,
+			  vsock_op_name(h.op), h.len, h.flags);
 
 	switch (h.op) {
 	case VSOCK_OP_REQUEST:
@@ -576,7 +580,7 @@ static void rx_run(struct vsock_dev *dev)
 		if (dev->rst_n > 0) {
 			struct rst_ent *e = &dev->rsts[dev->rst_head];
 			struct vsock_hdr h = {
-				.src_cid = VSOCK_HOST_CID,
+				.src_cid = e->peer_cid,
 				.dst_cid = dev->cid,
 				.src_port = e->host_port,
 				.dst_port = e->guest_port,
