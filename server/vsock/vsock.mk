@@ -13,3 +13,10 @@ server_vsock_libvsockdev_la_LIBADD = lib/libvirtmgr.la $(EV_LIBS)
 pkglibexec_PROGRAMS += server/virtmgr-vsock
 server_virtmgr_vsock_SOURCES = server/vsock/main.c
 server_virtmgr_vsock_LDADD = server/vsock/libvsockdev.la lib/libvirtmgr.la $(EV_LIBS)
+
+# The daemon's side (server/vsock_host.c): kernel vhost-vsock or this backend
+# behind one interface. virtmgrd links this library.
+noinst_LTLIBRARIES += server/vsock/libvsockhost.la
+server_vsock_libvsockhost_la_SOURCES = server/vsock_host.c server/vsock_host.h
+server_vsock_libvsockhost_la_CFLAGS = $(AM_CFLAGS)
+server_vsock_libvsockhost_la_LIBADD = lib/libvirtmgr.la $(EV_LIBS)
