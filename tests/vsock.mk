@@ -24,3 +24,10 @@ tests_fuzz_replay_vsock_CPPFLAGS = $(AM_CPPFLAGS) -DVSOCK_FUZZ_REPLAY_MAIN \
 	-DVSOCK_CORPUS_DIR='"$(abs_top_srcdir)/tests/fuzz/corpus/vsock"'
 tests_fuzz_replay_vsock_LDADD = server/vsock/libvsockdev.la lib/libvirtmgr.la $(EV_LIBS)
 EXTRA_DIST += tests/fuzz/corpus/vsock
+
+# In-guest (and host-side) test tool, static so it runs in the minimal guest;
+# built without the sanitizers, which cannot link statically.
+check_PROGRAMS += tests/guest-tools/vsock-tool
+tests_guest_tools_vsock_tool_SOURCES = tests/guest-tools/vsock-tool.c
+tests_guest_tools_vsock_tool_CFLAGS = -std=gnu11 $(WARN_CFLAGS)
+tests_guest_tools_vsock_tool_LDFLAGS = -all-static

@@ -11,14 +11,18 @@
  *                        host client through the hybrid "CONNECT PORT" socket
  *   vsock-tool ulisten PATH MODE [--count N]       Unix listener (host)
  *
- * MODE: --sink | --source BYTES | --echo | --stall. Connections run in
+ * MODE: --sink | --source BYTES | --echo | --stall. --tag NAME prefixes
+ * every output line with "[NAME] " (tests run several at once on one
+ * console). Connections run in
  * forked children so many can run at once. Exit status is non-zero if any
  * connection failed; the error is printed as "error: <what>: <strerror>".
  */
-#define _GNU_SOURCE
+#include "config.h"
+
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -35,6 +39,7 @@ enum mode { M_NONE, M_SINK, M_SOURCE, M_ECHO, M_STALL };
 static enum mode mode;
 static uint64_t source_bytes;
 static unsigned count = 1, parallel = 1;
+static const char *tag;
 
 #define BLOCK (64 * 1024)
 #define MIN_(a, b) ((a) < (b) ? (a) : (b))
@@ -67,10 +72,30 @@ static void gen_fill(uint64_t *state, uint8_t *p, size_t len)
 	}
 	*state = x;
 }
+/* One output line, written with a single write so lines from concurrent
+ * processes never mix. */
+static void out(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void out(const char *fmt, ...)
+{
+	char line[512];
+	int n = 0;
+	va_list ap;
+
+	if (tag)
+		n = snprintf(line, sizeof(line), "[%s] ", tag);
+	va_start(ap, fmt);
+	n += vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+	va_end(ap);
+	if (n > (int)sizeof(line) - 1)
+		n = (int)sizeof(line) - 1;
+	if (write(1, line, (size_t)n) < 0) {
+		/* nowhere left to report it */
+	}
+}
+
 static int die(const char *what)
 {
-	printf("error: %s: %s\n", what, strerror(errno));
-	fflush(stdout);
+	out("error: %s: %s\n", what, strerror(errno));
 	return 1;
 }
 
@@ -109,8 +134,7 @@ static int serve(int fd)
 			sum_add(&s, buf, (size_t)r);
 		}
 		snprintf(line, sizeof(line), "received %" PRIu64 " %016" PRIx64 "\n", s.n, s.h);
-		fputs(line, stdout);
-		fflush(stdout);
+		out("%s", line);
 		if (write_all(fd, line, strlen(line)) < 0)
 			return die("write summary");
 		return 0;
@@ -124,8 +148,7 @@ static int serve(int fd)
 				return die("write");
 			left -= n;
 		}
-		printf("sent %" PRIu64 " %016" PRIx64 "\n", s.n, s.h);
-		fflush(stdout);
+		out("sent %" PRIu64 " %016" PRIx64 "\n", s.n, s.h);
 		shutdown(fd, SHUT_WR);
 		/* relay the peer's summary, if any */
 		size_t got = 0;
@@ -135,8 +158,7 @@ static int serve(int fd)
 			return die("read summary");
 		line[got] = '\0';
 		if (got)
-			printf("peer %s", line);
-		fflush(stdout);
+			out("peer %s", line);
 		return 0;
 	}
 	case M_ECHO:
@@ -151,8 +173,7 @@ static int serve(int fd)
 		}
 		return 0;
 	case M_STALL:
-		printf("stalling\n");
-		fflush(stdout);
+		out("stalling\n");
 		for (;;)
 			pause();
 	case M_NONE:
@@ -168,8 +189,7 @@ static int do_listen(int lfd)
 
 	if (listen(lfd, 128) < 0)
 		return die("listen");
-	printf("listening\n");
-	fflush(stdout);
+	out("listening\n");
 	for (unsigned i = 0; i < count; i++) {
 		int fd = accept(lfd, NULL, NULL);
 		if (fd < 0)
@@ -247,7 +267,7 @@ static int hybrid_connect(const char *uds, const char *port)
 	}
 	line[n] = '\0';
 	if (strncmp(line, "OK ", 3) != 0) {
-		printf("error: handshake: unexpected \"%s\"\n", line);
+		out("error: handshake: unexpected \"%s\"\n", line);
 		close(fd);
 		return -1;
 	}
@@ -279,7 +299,7 @@ static int usage(void)
 			"       vsock-tool connect CID PORT MODE [--parallel K]\n"
 			"       vsock-tool hconnect UDS PORT MODE [--parallel K]\n"
 			"       vsock-tool ulisten PATH MODE [--count N]\n"
-			"MODE: --sink | --source BYTES | --echo | --stall\n");
+			"MODE: --sink | --source BYTES | --echo | --stall; --tag NAME prefixes output\n");
 	return 2;
 }
 
@@ -289,7 +309,6 @@ int main(int argc, char **argv)
 
 	if (argc < 2)
 		return usage();
-	setvbuf(stdout, NULL, _IOLBF, 0);
 	nargs = (!strcmp(argv[1], "connect") || !strcmp(argv[1], "hconnect")) ? 2 : 1;
 	if (argc < 2 + nargs)
 		return usage();
@@ -302,6 +321,8 @@ int main(int argc, char **argv)
 			mode = M_STALL;
 		else if (!strcmp(argv[i], "--source") && i + 1 < argc)
 			mode = M_SOURCE, source_bytes = strtoull(argv[++i], NULL, 0);
+		else if (!strcmp(argv[i], "--tag") && i + 1 < argc)
+			tag = argv[++i];
 		else if (!strcmp(argv[i], "--count") && i + 1 < argc)
 			count = (unsigned)strtoul(argv[++i], NULL, 0);
 		else if (!strcmp(argv[i], "--parallel") && i + 1 < argc)
