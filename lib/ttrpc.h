@@ -231,7 +231,7 @@ int ttrpc_client_stream_send(struct ttrpc_client *cl, uint32_t stream_id, const 
 /**
  * ttrpc_client_stream_recv() - next Data frame of @stream_id
  * @timeout_ms: -1 blocks, 0 polls
- * Return: 1 with *data/*len (caller frees *data) for a Data frame;
+ * Return: 1 with *data and *len (the caller frees *data) for a Data frame;
  *         0 when the stream ended OK (Response or Data with remote closed);
  *         -1 with @err on a failed status, I/O error or timeout
  *            (err->code DEADLINE_EXCEEDED when @timeout_ms ran out).
