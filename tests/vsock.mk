@@ -31,3 +31,9 @@ check_PROGRAMS += tests/guest-tools/vsock-tool
 tests_guest_tools_vsock_tool_SOURCES = tests/guest-tools/vsock-tool.c
 tests_guest_tools_vsock_tool_CFLAGS = -std=gnu11 $(WARN_CFLAGS)
 tests_guest_tools_vsock_tool_LDFLAGS = -all-static
+
+# End-to-end with a real guest under TCG (the project image plus an extra
+# initramfs archive carrying vsock-tool and the guest script).
+TESTS += tests/integration/vsock.sh
+EXTRA_DIST += tests/integration/vsock.sh tests/integration/vsock-guest.sh
+tests/integration/vsock.log: guest-image server/virtmgr-vsock$(EXEEXT) tests/guest-tools/vsock-tool$(EXEEXT)
