@@ -190,6 +190,8 @@ int main(int argc, char **argv)
 	if (vpath && (vfd = listen_path(vpath)) < 0)
 		return 1;
 	fd_set_cloexec(vfd, true);
+	/* the daemon creates the socket non-blocking; we wait for QEMU here */
+	fd_set_nonblock(vfd, false);
 
 	struct ev_loop *loop = ev_default_loop(EVFLAG_AUTO);
 	struct backend b = {.cid = cid};
