@@ -384,6 +384,8 @@ static void on_qemu_exit(void *opaque, const struct qemu_exit *ex)
 		snprintf(msg, sizeof(msg), "QEMU exited (%s)", ex->shutdown_reason);
 	else
 		snprintf(msg, sizeof(msg), "QEMU exited with status %d", ex->exit_code);
+	for (size_t n = strlen(msg); n && (msg[n - 1] == '\n' || msg[n - 1] == ' '); n--)
+		msg[n - 1] = '\0';
 	if (vm->forced_reason == VIRTMGR__V1__DEATH_REASON__DEATH_REASON_HANGUP)
 		snprintf(msg, sizeof(msg), "the guest did not start within %u ms", vm->boot_timeout_ms);
 	vm_died(vm, reason, msg);
