@@ -458,6 +458,8 @@ struct ttrpc_server {
 	struct ttrpc_limits limits;
 	ttrpc_conn_cb on_open, on_close;
 	void *conn_opaque;
+	double refuse_logged;     /* ev_now() of the last "limit reached" line */
+	unsigned refused;         /* refused since that line */
 };
 
 struct out_frame {
@@ -1445,8 +1447,14 @@ static void listener_cb(struct ev_loop *loop, ev_io *w, int revents)
 			l->starved = false;
 		}
 		if (srv->limits.max_connections && srv->nconns >= srv->limits.max_connections) {
-			log_warn("ttrpc: connection limit (%u) reached; refusing a new connection",
-				 srv->limits.max_connections);
+			/* At most one line a second however fast they come. */
+			srv->refused++;
+			if (ev_now(loop) - srv->refuse_logged >= 1.0) {
+				log_warn("ttrpc: connection limit (%u) reached; refused %u new connection(s)",
+					 srv->limits.max_connections, srv->refused);
+				srv->refuse_logged = ev_now(loop);
+				srv->refused = 0;
+			}
 			close(fd);
 			continue;
 		}
