@@ -250,6 +250,10 @@ int ttrpc_client_stream_send(struct ttrpc_client *cl, uint32_t stream_id, const 
 int ttrpc_client_stream_recv(struct ttrpc_client *cl, uint32_t stream_id, uint8_t **data, size_t *len,
 			     int timeout_ms, struct vm_error *err);
 
+/* Stop reading @stream_id: its parked and future frames are dropped (the
+ * server is not told; its final Response is absorbed when it comes). */
+void ttrpc_client_stream_abandon(struct ttrpc_client *cl, uint32_t stream_id);
+
 /* Asynchronous client connection on a libev loop. */
 typedef void (*ttrpc_reply_cb)(const struct vm_error *status, const uint8_t *payload, size_t len,
 			       void *opaque);
