@@ -144,7 +144,8 @@ struct ttrpc_limits {
 struct ttrpc_server *ttrpc_server_new(struct ev_loop *loop);
 void ttrpc_server_free(struct ttrpc_server *srv);
 void ttrpc_server_set_limits(struct ttrpc_server *srv, const struct ttrpc_limits *limits);
-/* Called when a connection is accepted / before it is freed. */
+/* Called when a connection is accepted / before it is freed. on_open may
+ * refuse the peer with ttrpc_conn_close() (then on_close runs at once). */
 void ttrpc_server_set_conn_callbacks(struct ttrpc_server *srv, ttrpc_conn_cb on_open,
 				     ttrpc_conn_cb on_close, void *opaque);
 /**
@@ -168,7 +169,9 @@ struct ttrpc_listener *ttrpc_server_listen_fd(struct ttrpc_server *srv, int fd, 
 void ttrpc_listener_close(struct ttrpc_listener *l);
 void ttrpc_listener_set_data(struct ttrpc_listener *l, void *data);
 void *ttrpc_listener_get_data(const struct ttrpc_listener *l);
-/* Serve an already connected socket (e.g. one end of a socketpair). */
+/* Serve an already connected socket (e.g. one end of a socketpair); the fd
+ * passes to the server. Return: the connection, or NULL (err filled; the fd
+ * is closed if on_open refused it, left open if it is not a stream socket). */
 struct ttrpc_conn *ttrpc_server_adopt(struct ttrpc_server *srv, int fd, struct vm_error *err);
 unsigned ttrpc_server_conn_count(const struct ttrpc_server *srv);
 

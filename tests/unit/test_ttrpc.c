@@ -1480,3 +1480,35 @@ Test(ttrpc, client_stream_ends_and_abandon)
 	ttrpc_client_free(cl);
 	close(sv[1]);
 }
+
+static void refuse_open(struct ttrpc_conn *conn, void *opaque)
+{
+	ttrpc_conn_close(conn);
+}
+
+static void count_close(struct ttrpc_conn *conn, void *opaque)
+{
+	(*(int *)opaque)++;
+}
+
+Test(ttrpc, on_open_may_refuse)
+{
+	int fds_before = count_fds();
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+	struct ttrpc_server *srv = ttrpc_server_new(loop);
+	struct vm_error err = { 0 };
+	int sv[2], closed = 0;
+	char c;
+
+	ttrpc_server_set_conn_callbacks(srv, refuse_open, count_close, &closed);
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	cr_assert_null(ttrpc_server_adopt(srv, sv[1], &err));
+	cr_assert_eq(err.code, VM_PERMISSION_DENIED);
+	cr_assert_eq(closed, 1);
+	cr_assert_eq(ttrpc_server_conn_count(srv), 0);
+	cr_assert_eq(read(sv[0], &c, 1), 0);
+	close(sv[0]);
+	ttrpc_server_free(srv);
+	ev_loop_destroy(loop);
+	cr_assert_eq(count_fds(), fds_before);
+}
