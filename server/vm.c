@@ -28,6 +28,7 @@
 #include <sys/pidfd.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -39,6 +40,7 @@
 #define CMDLINE_MAX 2047            /* x86 COMMAND_LINE_SIZE - 1 */
 #define CONSOLE_SINK_MAX (1u << 20) /* console bytes buffered for a slow client fd */
 #define MAX_DEAD_DETACHED 64
+#define RUN_DIR_MIN_FREE (256u << 10) /* console.log, qemu.log, guest.log need room */
 #define MARKER_STARTED "VIRTMGR: STARTED"
 #define MARKER_EXIT "VIRTMGR: EXIT "
 
@@ -1146,6 +1148,22 @@ static void boot_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		qemu_kill(vm->qemu);
 }
 
+/* A full file system would let the VM start and then lose its console and
+ * logs (every write failing): refuse to start it instead, naming the path. */
+static int run_dir_check_space(const char *run_dir, struct vm_error *err)
+{
+	struct statvfs sv;
+
+	if (statvfs(run_dir, &sv) < 0)
+		return vm_error_set_errno(err, VM_INTERNAL, errno, "statvfs %s", run_dir);
+	if ((uint64_t)sv.f_bavail * sv.f_frsize < RUN_DIR_MIN_FREE || (sv.f_files && sv.f_favail < 16))
+		return vm_error_set(err, VM_RESOURCE_EXHAUSTED,
+				    "run directory %s: %llu KiB and %llu inodes free, a VM needs at least %u KiB",
+				    run_dir, (unsigned long long)sv.f_bavail * sv.f_frsize >> 10,
+				    (unsigned long long)sv.f_favail, RUN_DIR_MIN_FREE >> 10);
+	return 0;
+}
+
 int vm_start(struct vm *vm, struct vm_error *err)
 {
 	struct daemon *d = vm->d;
@@ -1160,6 +1178,10 @@ int vm_start(struct vm *vm, struct vm_error *err)
 	if (r < 0 || chmod(vm->run_dir, 0700) < 0) {
 		vm_error_set_errno(err, r == -ENOSPC ? VM_RESOURCE_EXHAUSTED : VM_INTERNAL, r < 0 ? -r : errno,
 				   "cannot create run directory %s", vm->run_dir);
+		vm_died(vm, VIRTMGR__V1__DEATH_REASON__DEATH_REASON_START_FAILED, err->message);
+		return -1;
+	}
+	if (run_dir_check_space(vm->run_dir, err) < 0) {
 		vm_died(vm, VIRTMGR__V1__DEATH_REASON__DEATH_REASON_START_FAILED, err->message);
 		return -1;
 	}
