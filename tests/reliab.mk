@@ -11,3 +11,5 @@ check_PROGRAMS += tests/integration/client_churn
 tests_integration_client_churn_SOURCES = tests/integration/client_churn.c
 tests_integration_client_churn_CFLAGS = $(AM_CFLAGS) $(PROTOBUF_C_CFLAGS)
 tests_integration_client_churn_LDADD = lib/libvirtmgr.la $(PROTOBUF_C_LIBS) $(EV_LIBS)
+TESTS += tests/integration/exhaustion.sh
+EXTRA_DIST += tests/integration/exhaustion.sh

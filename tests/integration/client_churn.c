@@ -14,8 +14,11 @@
  *                                        print "calling", then ConnectVsock
  *                                        (blocks until answered or killed)
  *   client_churn SOCK hold N             open N connections, prove each works
- *                                        with GetDaemonInfo, print "held K",
- *                                        then sleep (K = those that worked)
+ *                                        with GetDaemonInfo, print "held K"
+ *                                        (K = those that worked); then for
+ *                                        each line on stdin call again on
+ *                                        every held one, print "again K";
+ *                                        exit at end of input
  *   client_churn SOCK probe MS           one connection attempt whose call
  *                                        gets MS ms; prints ok, refused or
  *                                        the error, exits 0 for ok only
@@ -181,9 +184,11 @@ static void churn_one(unsigned i, const char *vm)
 	close(fd);
 }
 
-static _Noreturn void cmd_hold(unsigned n)
+static int cmd_hold(unsigned n)
 {
+	struct ttrpc_client **cls = xcalloc(n ? n : 1, sizeof(*cls));
 	unsigned held = 0;
+	char line[64];
 
 	for (unsigned i = 0; i < n; i++) {
 		struct vm_error err = { 0 };
@@ -194,14 +199,27 @@ static _Noreturn void cmd_hold(unsigned n)
 			continue;
 		cl = ttrpc_client_from_fd(fd);
 		if (daemon_info(cl, 3000000000ull, &err) == 0)
-			held++;     /* deliberately kept open until we are killed */
+			cls[held++] = cl;
 		else
 			ttrpc_client_free(cl);
 	}
 	printf("held %u\n", held);
-	fflush(stdout);
-	for (;;)
-		pause();
+	/* each line on stdin: call again on every held connection */
+	while (fgets(line, sizeof(line), stdin)) {
+		unsigned again = 0;
+
+		for (unsigned i = 0; i < held; i++) {
+			struct vm_error err = { 0 };
+
+			if (daemon_info(cls[i], 3000000000ull, &err) == 0)
+				again++;
+		}
+		printf("again %u\n", again);
+	}
+	for (unsigned i = 0; i < held; i++)
+		ttrpc_client_free(cls[i]);
+	free(cls);
+	return 0;
 }
 
 static int cmd_probe(unsigned ms)
@@ -326,7 +344,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (!strcmp(argv[2], "hold") && argc >= 4)
-		cmd_hold((unsigned)strtoul(argv[3], NULL, 10));
+		return cmd_hold((unsigned)strtoul(argv[3], NULL, 10));
 	if (!strcmp(argv[2], "probe") && argc >= 4)
 		return cmd_probe((unsigned)strtoul(argv[3], NULL, 10));
 	if (!strcmp(argv[2], "streams") && argc >= 5)
