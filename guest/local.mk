@@ -1,1 +1,51 @@
 # guest: see docs/HACKING.md for how fragments are written.
+#
+# guest/init is the static PID 1 of the default guest image. It is built
+# without the sanitizers (they cannot link statically) and without
+# libvirtmgr. `make guest-image` runs guest/mkimage.sh, which fetches
+# Debian's cloud kernel into a cache and writes guest/image/{vmlinuz,
+# initramfs.img} in the build tree; see docs/guest.md.
+noinst_PROGRAMS += guest/init
+guest_init_SOURCES = guest/init.c
+guest_init_CFLAGS = -std=gnu11 $(WARN_CFLAGS)
+guest_init_LDFLAGS = -all-static
+
+EXTRA_DIST += guest/mkimage.sh
+
+# Other fragments add files to the image with
+#   GUEST_IMAGE_ADD += --add path/in/build/tree:/dest/in/guest
+#   GUEST_IMAGE_DEPS += path/in/build/tree
+GUEST_IMAGE_ADD =
+GUEST_IMAGE_DEPS =
+GUEST_IMAGE_DIR = guest/image
+GUEST_CACHE_DIR = $(abs_top_builddir)/guest/cache
+
+PHONY_TARGETS += guest-image install-guest-image uninstall-guest-image clean-guest-image
+guest-image: guest/init$(EXEEXT) $(GUEST_IMAGE_DEPS)
+	$(AM_V_GEN)$(SHELL) $(top_srcdir)/guest/mkimage.sh --init guest/init$(EXEEXT) \
+		--out $(GUEST_IMAGE_DIR) --work guest/work \
+		--cache "$${VIRTMGR_GUEST_CACHE:-$(GUEST_CACHE_DIR)}" $(GUEST_IMAGE_ADD)
+
+guestdatadir = $(pkgdatadir)/guest
+install-data-local: install-guest-image
+install-guest-image:
+	@if test -f $(GUEST_IMAGE_DIR)/vmlinuz && test -f $(GUEST_IMAGE_DIR)/initramfs.img; then \
+		echo " INSTALL  $(guestdatadir)/{vmlinuz,initramfs.img}"; \
+		$(MKDIR_P) '$(DESTDIR)$(guestdatadir)' && \
+		$(INSTALL_DATA) $(GUEST_IMAGE_DIR)/vmlinuz $(GUEST_IMAGE_DIR)/initramfs.img \
+			'$(DESTDIR)$(guestdatadir)/'; \
+	fi
+
+uninstall-local: uninstall-guest-image
+uninstall-guest-image:
+	rm -f '$(DESTDIR)$(guestdatadir)/vmlinuz' '$(DESTDIR)$(guestdatadir)/initramfs.img'
+
+clean-local: clean-guest-image
+clean-guest-image:
+	rm -rf $(GUEST_IMAGE_DIR) guest/work
+
+# The download cache in the build tree survives `make clean`.
+distclean-local: distclean-guest-cache
+PHONY_TARGETS += distclean-guest-cache
+distclean-guest-cache:
+	rm -rf guest/cache

