@@ -49,7 +49,7 @@ grep -q '^vmctl: vm r1: DEAD$' "$tmp/r1.err" || fail "run --events: no DEAD even
 ok "run exits with the payload's exit code, console on stdout, events on stderr"
 
 rc=0
-V run --name r2 --console "$tmp/r2.console" --env GREETING=hi-env -- /bin/sh -c 'echo "$GREETING"' \
+V run --name r2 --console "$tmp/r2.console" --env GREETING=hi-env -- /bin/sh -c 'echo $GREETING' \
 	>"$tmp/r2.out" 2>"$tmp/r2.err" || rc=$?
 [[ $rc == 0 ]] || fail "run --console: exit $rc; $(cat "$tmp/r2.err")"
 grep -q hi-env "$tmp/r2.console" || fail "run --console FILE: output not in the file"
@@ -103,7 +103,7 @@ ok "SIGTERM stops the VM, exit 143"
 # a guest that never starts (not a kernel) dies; the death reason's code comes back
 head -c 4096 /dev/zero >"$tmp/bad-kernel"
 rc=0
-V run --name bad --kernel "$tmp/bad-kernel" --boot-timeout 20 >"$tmp/bad.out" 2>"$tmp/bad.err" || rc=$?
+V run --name bad --kernel "$tmp/bad-kernel" --boot-timeout 5 >"$tmp/bad.out" 2>"$tmp/bad.err" || rc=$?
 case $rc in
 125 | 129 | 134 | 123) ;;
 *) fail "run of a broken kernel: exit $rc (expected 125 START_FAILED, 129 HANGUP, 134 CRASH or 123); $(cat "$tmp/bad.err")" ;;
