@@ -26,3 +26,5 @@ bin_PROGRAMS += client/vmctl
 client_vmctl_SOURCES = client/vmctl-main.c
 client_vmctl_CFLAGS = $(AM_CFLAGS) $(PROTOBUF_C_CFLAGS)
 client_vmctl_LDADD = client/libvmctl.la
+
+EXTRA_DIST += docs/vmctl.md
