@@ -90,6 +90,12 @@ ok "detach, list, info, suspend/resume, logs, wait, stop"
 # SIGTERM to an attached run: the VM is stopped, vmctl exits 143
 "$vmctl" run --name s1 -- /bin/sh -c 'echo s1-up; sleep 600' >"$tmp/s1.out" 2>"$tmp/s1.err" &
 rpid=$!
+# the background vmctl creates s1 when it gets to it (hang guard only)
+for ((i = 0; i < LIMIT * 50; i++)); do
+	"$vmctl" info s1 >/dev/null 2>&1 && break
+	kill -0 "$rpid" 2>/dev/null || fail "run s1 exited early: $(cat "$tmp/s1.err")"
+	sleep 0.02
+done
 V wait --state STARTED s1 >/dev/null || fail "wait s1"
 kill -TERM "$rpid"
 rc=0
