@@ -28,3 +28,6 @@ client_vmctl_CFLAGS = $(AM_CFLAGS) $(PROTOBUF_C_CFLAGS)
 client_vmctl_LDADD = client/libvmctl.la
 
 EXTRA_DIST += docs/vmctl.md
+
+# Example clients (early-boot services and others).
+include $(srcdir)/client/examples/examples.mk
