@@ -204,8 +204,12 @@ static void test_spawn_early(void)
 
 int main(void)
 {
+	char backend[512];
+	const char *args[] = { "--vsock-backend", backend, NULL };
+
 	signal(SIGPIPE, SIG_IGN);
-	test_daemon_start(&daemon_, NULL);
+	snprintf(backend, sizeof(backend), "%s/server/virtmgr-vsock", test_top_builddir());
+	test_daemon_start(&daemon_, args);
 	test_vm_fds();
 	test_spawn_early();
 	if (!test_daemon_stop(&daemon_)) {

@@ -29,7 +29,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$daemon" --socket "$tmp/s.sock" --run-dir "$tmp/run" --guest-dir "$image" --accel tcg >"$tmp/log" 2>&1 &
+"$daemon" --socket "$tmp/s.sock" --run-dir "$tmp/run" --guest-dir "$image" --accel tcg \
+	--vsock-backend "$top_builddir/server/virtmgr-vsock" >"$tmp/log" 2>&1 &
 pid=$!
 for ((i = 0; i < 3000; i++)); do
 	[[ -S $tmp/s.sock ]] && break
