@@ -6,6 +6,12 @@ TESTS += tests/unit/test_vmctl_args tests/unit/test_vmctl_json
 tests_unit_test_vmctl_args_SOURCES = tests/unit/test_vmctl_args.c
 tests_unit_test_vmctl_args_CFLAGS = $(TEST_CFLAGS)
 tests_unit_test_vmctl_args_LDADD = client/libvmctl.la $(TEST_LDADD)
+check_PROGRAMS += tests/unit/test_vmctl_client
+TESTS += tests/unit/test_vmctl_client
+tests_unit_test_vmctl_client_SOURCES = tests/unit/test_vmctl_client.c
+tests_unit_test_vmctl_client_CFLAGS = $(TEST_CFLAGS)
+# libvirtmgr-client exports only vmc_*; the fake daemon uses the codec from libvirtmgr
+tests_unit_test_vmctl_client_LDADD = client/libvirtmgr-client.la $(TEST_LDADD)
 tests_unit_test_vmctl_json_SOURCES = tests/unit/test_vmctl_json.c
 tests_unit_test_vmctl_json_CFLAGS = $(TEST_CFLAGS)
 tests_unit_test_vmctl_json_LDADD = client/libvmctl.la $(TEST_LDADD)
