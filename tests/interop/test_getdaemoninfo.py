@@ -5,7 +5,8 @@ protoc-generated messages) against a real virtmgrd on a temporary socket.
 Checks GetDaemonInfo's fields, IsFeatureEnabled for every advertised feature
 and for an unknown one, AllocateInstanceId (64 bytes, fresh each time),
 UNIMPLEMENTED for an unknown method and an unknown service, INVALID_ARGUMENT
-for a payload that is not the request message, and that several calls share
+for a payload that is not the request message, NOT_FOUND ending a WatchVm
+server stream (ttrpc 1.2 flags) of a missing VM, and that several calls share
 one connection. Runs out of tree: the generated *_pb2.py modules are found
 in $top_builddir/tests/interop, ttrpc_client.py next to this file.
 """
@@ -43,6 +44,7 @@ import virtmgr_pb2  # noqa: E402
 SERVICE = 'virtmgr.v1.VirtualizationService'
 UNIMPLEMENTED = 12
 INVALID_ARGUMENT = 3
+NOT_FOUND = 5
 # A hang guard for the daemon's start, not a performance expectation.
 START_LIMIT = 60.0
 
@@ -134,11 +136,20 @@ def main():
             except ttrpc_client.TtrpcError as e:
                 check(e.code == INVALID_ARGUMENT, 'garbage payload -> INVALID_ARGUMENT (%s)' % e)
 
+            # a server stream (ttrpc 1.2) for a VM that does not exist ends with NOT_FOUND
+            sid = c.open_stream(SERVICE, 'WatchVm', virtmgr_pb2.WatchVmRequest(vm='no-such-vm').SerializeToString(),
+                                ttrpc_client.FLAG_REMOTE_CLOSED)
+            try:
+                c.recv_stream(sid)
+                check(False, 'WatchVm of a missing VM fails')
+            except ttrpc_client.TtrpcError as e:
+                check(e.code == NOT_FOUND, 'WatchVm stream of a missing VM -> NOT_FOUND (%s)' % e)
+
             # the connection survived all of the above
             again = c.call(SERVICE, 'GetDaemonInfo', virtmgr_pb2.GetDaemonInfoRequest(),
                            virtmgr_pb2.DaemonInfo)
             check(again.pid == info.pid, 'the connection still works after errors')
-            check(c.next_id == 1 + 2 * (9 + len(info.features)), 'stream ids are odd and increasing')
+            check(c.next_id == 1 + 2 * (10 + len(info.features)), 'stream ids are odd and increasing')
     finally:
         if proc is not None and proc.poll() is None:
             proc.send_signal(signal.SIGTERM)

@@ -78,25 +78,40 @@ class Client:
             raise ProtocolError('frame of %d bytes exceeds the 4 MiB limit' % length)
         return stream_id, ftype, flags, self._recv_exact(length)
 
-    def call_raw(self, service, method, payload, timeout_ns=0):
-        """Unary call with an already serialized payload. Returns the
-        response payload bytes or raises TtrpcError."""
+    def open_stream(self, service, method, payload, flags, timeout_ns=0):
+        """Send a Request opening a stream (ttrpc 1.2 flags). Returns its id."""
         stream_id = self.next_id
         self.next_id += 2  # client-initiated streams are odd
         req = ttrpc_pb2.Request(service=service, method=method, payload=payload,
                                 timeout_nano=timeout_ns)
-        self.send_frame(stream_id, TYPE_REQUEST, 0, req.SerializeToString())
+        self.send_frame(stream_id, TYPE_REQUEST, flags, req.SerializeToString())
+        return stream_id
+
+    def recv_stream(self, stream_id):
+        """Next message of @stream_id: ('data', bytes) for a Data frame,
+        ('end', payload) for an OK Response; raises TtrpcError otherwise."""
         while True:
-            sid, ftype, _flags, data = self.recv_frame()
+            sid, ftype, flags, data = self.recv_frame()
             if sid != stream_id:
                 continue  # not ours (no other streams are open here)
+            if ftype == TYPE_DATA:
+                return ('data', data) if not (flags & FLAG_REMOTE_CLOSED and not data) else ('end', b'')
             if ftype != TYPE_RESPONSE:
-                raise ProtocolError('expected a Response frame, got type %d' % ftype)
+                raise ProtocolError('unexpected frame type %d' % ftype)
             resp = ttrpc_pb2.Response()
             resp.ParseFromString(data)
             if resp.status.code != 0:
                 raise TtrpcError(resp.status.code, resp.status.message)
-            return resp.payload
+            return ('end', resp.payload)
+
+    def call_raw(self, service, method, payload, timeout_ns=0):
+        """Unary call with an already serialized payload. Returns the
+        response payload bytes or raises TtrpcError."""
+        stream_id = self.open_stream(service, method, payload, 0, timeout_ns)
+        kind, data = self.recv_stream(stream_id)
+        if kind != 'end':
+            raise ProtocolError('a unary call got a Data frame')
+        return data
 
     def call(self, service, method, request, response_cls, timeout_ns=0):
         """Unary call with protobuf messages."""
