@@ -25,7 +25,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/fsuid.h>
-#include <sys/pidfd.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -1001,7 +1000,8 @@ static int validate_config(struct daemon *d, const Virtmgr__V1__VmConfig *c, str
  * Early mode (AVF early_virtmgr): the caller's executable decides which
  * declarations apply; the VM gets the declared static CID and its run
  * directory under <root>/mnt/vm/early/<cid>, wiped now and on destroy.
- * The pidfd pins the caller while /proc/<pid>/exe is read (pid reuse).
+ * The pidfd, taken when the caller connected (SO_PEERPIDFD), pins the
+ * caller while /proc/<pid>/exe is read: no pid reuse can fool the check.
  */
 static int early_assign(struct daemon *d, const Virtmgr__V1__VmConfig *c, const struct ttrpc_peer *peer,
 			struct vm *vm, struct vm_error *err)
@@ -1013,9 +1013,13 @@ static int early_assign(struct daemon *d, const Virtmgr__V1__VmConfig *c, const 
 
 	if (!c->name || !*c->name)
 		return vm_error_set(err, VM_INVALID_ARGUMENT, "name: early VMs must name a declared VM");
-	pidfd = pidfd_open(peer->pid, 0);
+	if (peer->pidfd < 0)
+		return vm_error_set(err, VM_PERMISSION_DENIED, "cannot identify caller pid %d: no pidfd for it",
+				    (int)peer->pid);
+	pidfd = fcntl(peer->pidfd, F_DUPFD_CLOEXEC, 3);
 	if (pidfd < 0)
-		return vm_error_set_errno(err, VM_PERMISSION_DENIED, errno, "cannot pin caller pid %d", (int)peer->pid);
+		return vm_error_set_errno(err, VM_INTERNAL, errno, "cannot duplicate the pidfd of caller pid %d",
+					  (int)peer->pid);
 	if (early_caller_path_pidfd(d->cfg.root ? d->cfg.root : "", NULL, peer->pid, pidfd, &exe, err) < 0 ||
 	    early_find_vm(d->early, exe, c->name, &evm, err) < 0)
 		return -1;
