@@ -11,6 +11,7 @@
 set -euo pipefail
 
 top_builddir=${top_builddir:-$(pwd)}
+top_srcdir=${top_srcdir:-$(cd "$(dirname "$0")/../.." && pwd)}
 image=$top_builddir/guest/image
 qemu=${VIRTMGR_QEMU:-qemu-system-x86_64}
 
@@ -25,7 +26,7 @@ kver=$(cat "$image/kernel-release")
 tmp=$(mktemp -d)
 qpid=
 cleanup() {
-	[[ -n $qpid ]] && kill "$qpid" 2>/dev/null || true
+	if [[ -n $qpid ]]; then kill "$qpid" 2>/dev/null || true; fi
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -138,5 +139,26 @@ for machine in pc microvm; do
 	grep -q 'Kernel panic' "$tmp/$name.log" || fail "$name: no kernel panic on the console"
 	echo "ok: $machine guest panic reaches QEMU through pvpanic"
 done
+
+# mkimage.sh: --add places files into the image; bad input is refused with
+# a message naming it. Reuses the build tree's download cache.
+cache=${VIRTMGR_GUEST_CACHE:-$top_builddir/guest/cache}
+mkimage() { "$BASH" "$top_srcdir/guest/mkimage.sh" --init "$top_builddir/guest/init" \
+	--work "$tmp/work" --cache "$cache" "$@"; }
+printf 'hello from the host\n' >"$tmp/hello.txt"
+mkimage --out "$tmp/img" --add "$tmp/hello.txt:/etc/hello.txt" 2>"$tmp/mkimage.err" ||
+	{ cat "$tmp/mkimage.err" >&2; fail "mkimage.sh --add failed"; }
+(cd "$tmp" && mkdir x && cd x && gzip -dc ../img/initramfs.img | cpio --quiet -id etc/hello.txt init lib/modules/load-order)
+cmp -s "$tmp/hello.txt" "$tmp/x/etc/hello.txt" || fail "--add: /etc/hello.txt missing or different in the image"
+[[ -x $tmp/x/init && -s $tmp/x/lib/modules/load-order ]] || fail "image lacks /init or the module load order"
+if mkimage --out "$tmp/img2" --add "$tmp/nonexistent:/x" 2>"$tmp/mkimage.err"; then
+	fail "mkimage.sh accepted a missing --add source"
+fi
+grep -q "nonexistent' is not a file" "$tmp/mkimage.err" || { cat "$tmp/mkimage.err" >&2; fail "unclear error for a missing --add source"; }
+if mkimage --out "$tmp/img2" --module no_such_module 2>"$tmp/mkimage.err"; then
+	fail "mkimage.sh accepted an unknown module"
+fi
+grep -q "module no_such_module is neither" "$tmp/mkimage.err" || { cat "$tmp/mkimage.err" >&2; fail "unclear error for an unknown module"; }
+echo "ok: mkimage.sh --add and its input checks"
 
 echo "PASS"
