@@ -1,1 +1,16 @@
-# see docs/HACKING.md
+# virtmgrd: unit tests of its pure parts, integration tests with real guests.
+check_PROGRAMS += tests/unit/test_accel
+TESTS += tests/unit/test_accel
+tests_unit_test_accel_SOURCES = tests/unit/test_accel.c server/accel.c server/accel.h
+tests_unit_test_accel_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_accel_LDADD = $(TEST_LDADD)
+
+check_PROGRAMS += tests/unit/test_fdtconfig
+TESTS += tests/unit/test_fdtconfig
+tests_unit_test_fdtconfig_SOURCES = tests/unit/test_fdtconfig.c server/fdtconfig.c server/fdtconfig.h
+tests_unit_test_fdtconfig_CFLAGS = $(TEST_CFLAGS) $(FDT_CFLAGS)
+tests_unit_test_fdtconfig_LDADD = $(TEST_LDADD) $(FDT_LIBS)
+
+# Integration tests with real guests (need `make guest-image`).
+TESTS += tests/integration/lifecycle.sh tests/integration/permissions.sh
+EXTRA_DIST += tests/integration/lib.sh tests/integration/lifecycle.sh tests/integration/permissions.sh

@@ -1,4 +1,34 @@
 #!/usr/bin/env bash
-# The main job of `./build.sh demo`; replaced as the project grows.
-echo "demo: not yet wired" >&2
-exit 1
+# The main job of `./build.sh demo`: start virtmgrd on a private socket, show
+# the daemon info, boot the default guest with a payload through `vmctl run`
+# and show what the payload printed.
+set -euo pipefail
+builddir=${1:?usage: demo.sh BUILDDIR}
+tmp=$(mktemp -d /tmp/virtmgr-demo.XXXXXX)
+sock=$tmp/virtmgrd.sock
+daemon_pid=
+cleanup() {
+	[[ -n $daemon_pid ]] && kill "$daemon_pid" 2>/dev/null && wait "$daemon_pid" 2>/dev/null
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+"$builddir/server/virtmgrd" --socket "$sock" --run-dir "$tmp/run" \
+	--guest-dir "$builddir/guest/image" --vsock-backend "$builddir/server/virtmgr-vsock" \
+	--log-level warning &
+daemon_pid=$!
+for _ in $(seq 100); do [[ -S $sock ]] && break; sleep 0.05; done
+vmctl=("$builddir/client/vmctl" --socket "$sock")
+
+echo "### vmctl info"
+"${vmctl[@]}" info
+echo
+echo "### vmctl run --events -- <payload>"
+set +e
+"${vmctl[@]}" run --name demo --events -- /bin/sh -c \
+	'echo "Hello from the virtmgr default guest"; uname -srm; exit 7'
+rc=$?
+set -e
+echo
+echo "### vmctl exited with $rc (the payload's exit code)"
+[[ $rc -eq 7 ]]

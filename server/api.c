@@ -1,0 +1,385 @@
+/* api.c - the VirtualizationService handlers: permission checks, VM lookup
+ * by id or name, and the translation between protobuf messages and the VM
+ * state machine (vm.c). A handler never blocks: calls that wait (StopVm,
+ * KillVm, WaitVm, WatchVm) park the ttrpc call on the VM and are answered
+ * from the loop later.
+ */
+#include "config.h"
+#include "server/api.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "lib/log.h"
+#include "protos/virtmgr.pb-c.h"
+#include "server/vm.h"
+
+#define SERVICE "virtmgr.v1.VirtualizationService"
+
+/* What IsFeatureEnabled and GetDaemonInfo report. */
+static const char *const api_features[] = {
+	"create-vm", "console-fds", "detach", "watch-events", "wait", "suspend-resume",
+	"open-log", "instance-id", "vsock",
+};
+
+static bool peer_in_group(const struct daemon *d, const struct ttrpc_peer *peer)
+{
+	char path[64], line[4096];
+	FILE *f;
+	bool found = false;
+
+	if (!d->group_exists)
+		return false;
+	if (peer->gid == d->group_gid)
+		return true;
+	/* supplementary groups of the peer process, as the kernel sees them now */
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)peer->pid);
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	while (!found && fgets(line, sizeof(line), f)) {
+		char *tok, *save = NULL;
+
+		if (strncmp(line, "Groups:", 7))
+			continue;
+		for (tok = strtok_r(line + 7, " \t\n", &save); tok; tok = strtok_r(NULL, " \t\n", &save))
+			if ((gid_t)strtoul(tok, NULL, 10) == d->group_gid)
+				found = true;
+	}
+	fclose(f);
+	return found;
+}
+
+/* Regular mode: root or a member of the configured group may use the API. */
+static bool api_allowed(struct daemon *d, struct ttrpc_call *call)
+{
+	const struct ttrpc_peer *peer = ttrpc_call_peer(call);
+
+	if (!peer->has_cred) {
+		ttrpc_call_fail(call, VM_PERMISSION_DENIED, "callers over AF_VSOCK may not manage VMs");
+		return false;
+	}
+	if (d->cfg.early || peer->uid == 0 || peer->uid == geteuid() || peer_in_group(d, peer))
+		return true;
+	ttrpc_call_fail(call, VM_PERMISSION_DENIED, "uid %u is neither root nor a member of group \"%s\"",
+			(unsigned)peer->uid, d->cfg.group);
+	return false;
+}
+
+static struct vm *api_find(struct daemon *d, struct ttrpc_call *call, const char *ref)
+{
+	struct vm *vm;
+
+	if (!ref || !*ref) {
+		ttrpc_call_fail(call, VM_INVALID_ARGUMENT, "vm: missing VM id or name");
+		return NULL;
+	}
+	vm = vm_lookup(d, ref, ttrpc_call_peer(call));
+	if (!vm)
+		/* the same answer whether it does not exist or belongs to someone else */
+		ttrpc_call_fail(call, VM_NOT_FOUND, "no VM \"%s\"", ref);
+	return vm;
+}
+
+static void reply_info(struct ttrpc_call *call, struct vm *vm)
+{
+	Virtmgr__V1__VmInfo info = VIRTMGR__V1__VM_INFO__INIT;
+	Virtmgr__V1__VmInfoResponse resp = VIRTMGR__V1__VM_INFO_RESPONSE__INIT;
+
+	vm_fill_info(vm, &info);
+	resp.vm = &info;
+	ttrpc_call_reply(call, &resp.base, NULL, 0);
+}
+
+static void api_create_vm(struct ttrpc_call *call, const ProtobufCMessage *msg, void *opaque)
+{
+	const Virtmgr__V1__CreateVmRequest *req = (const void *)msg;
+	struct daemon *d = opaque;
+	Virtmgr__V1__VmInfo info = VIRTMGR__V1__VM_INFO__INIT;
+	Virtmgr__V1__CreateVmResponse resp = VIRTMGR__V1__CREATE_VM_RESPONSE__INIT;
+	struct vm_error err = { 0 };
+	struct vm *vm;
+
+	if (!api_allowed(d, call))
+		return;
+	if (vm_create(d, req->config, call, &vm, &err) < 0) {
+		ttrpc_call_fail_error(call, &err);
+		return;
+	}
+	vm_fill_info(vm, &info);
+	resp.vm = &info;
+	ttrpc_call_reply(call, &resp.base, NULL, 0);
+}
+
+static void api_start_vm(struct ttrpc_call *call, const ProtobufCMessage *msg, void *opaque)
+{
+	const Virtmgr__V1__VmRef *req = (const void *)msg;
+	struct daemon *d = opaque;
+	struct vm_error err = { 0 };
+	struct vm *vm;
+
+	if (!api_allowed(d, call) || !(vm = api_find(d, call, req->vm)))
+		return;
+	if (vm_start(vm, &err) < 0) {
+		ttrpc_call_fail_error(call, &err);
+		return;
+	}
+	reply_info(call, vm);
+}
+
+static void api_stop_vm(struct ttrpc_call *call, const ProtobufCMessage *msg, void *opaque)
+{
+	const Virtmgr__V1__StopVmRequest *req = (const void *)msg;
+	struct daemon *d = opaque;
+	struct vm *vm;
+
+	if (!api_allowed(d, call) || !(vm = api_find(d, call, req->vm)))
+		return;
+	vm_stop(vm, req->timeout_ms, req->force);
+	vm_reply_when_dead(vm, call);
+}
+
+static void api_kill_vm(struct ttrpc_call *call, const ProtobufCMessage *msg, void *opaque)
+{
+	const Virtmgr__V1__VmRef *req = (const void *)msg;
+	struct daemon *d = opaque;
+	struct vm *vm;
+
+	if (!api_allowed(d, call) || !(vm = api_find(d, call, req->vm)))
+		return;
+	vm_kill(vm);
+	vm_reply_when_dead(vm, call);
+}
+
+static void api_get_vm_info(struct ttrpc_call *call, const ProtobufCMessage *msg, void *opaque)
+{
+	const Virtmgr__V1__VmRef *req = (const void *)msg;
+	struct daemon *d = opaque;
+	struct vm *vm;
+
+	if (!api_allowed(d, call) || !(vm = api_find(d, call, req->vm)))
+		return;
+	reply_info(call, vm);
+}
+
+static void api_list_vms(struct ttrpc_call *call, const ProtobufCMessage *msg, void *opaque)
+{
+	struct daemon *d = opaque;
+	const struct ttrpc_peer *peer = ttrpc_call_peer(call);
+	Virtmgr__V1__ListVmsResponse resp = VIRTMGR__V1__LIST_VMS_RESPONSE__INIT;
+	unsigned n = vm_count(d), i = 0;
+	cleanup_free Virtmgr__V1__VmInfo *infos = xcalloc(n, sizeof(*infos));
+	cleanup_free Virtmgr__V1__VmInfo **ptrs = xcalloc(n, sizeof(*ptrs));
+
+	if (!api_allowed(d, call))
+		return;
+	for (struct vm *vm = vm_next(d, NULL); vm; vm = vm_next(d, vm)) {
+		if (!vm_visible_to(vm, peer))
+			continue;
+		virtmgr__v1__vm_info__init(&infos[i]);
+		vm_fill_info(vm, &infos[i]);
+		ptrs[i] = &infos[i];
+		i++;
+	}
+	resp.n_vms = i;
+	resp.vms = ptrs;
+	ttrpc_call_reply(call, &resp.base, NULL, 0);
+}
+
+static void api_watch_vm(struct ttrpc_call *call, const ProtobufCMessage *msg, void *opaque)
+{
+	const Virtmgr__V1__WatchVmRequest *req = (const void *)msg;
+	struct daemon *d = opaque;
+	struct vm *vm;
+
+	if (!ttrpc_call_is_stream(call)) {
+		ttrpc_call_fail(call, VM_INVALID_ARGUMENT,
+				"WatchVm streams events: send its Request with flag remote-closed (0x1)");
+		return;
+	}
+	if (!api_allowed(d, call) || !(vm = api_find(d, call, req->vm)))
+		return;
+	vm_watch(vm, call, req->logs);
+}
+
+static void api_wait_vm(struct ttrpc_call *call, const ProtobufCMessage *msg, void *opaque)
+{
+	const Virtmgr__V1__WaitVmRequest *req = (const void *)msg;
+	struct daemon *d = opaque;
+	struct vm *vm;
+
+	if (!api_allowed(d, call) || !(vm = api_find(d, call, req->vm)))
+		return;
+	if ((unsigned)req->state > VIRTMGR__V1__VM_STATE__VM_STATE_DEAD) {
+		ttrpc_call_fail(call, VM_INVALID_ARGUMENT, "state: %d is not a VmState", (int)req->state);
+		return;
+	}
+	vm_wait(vm, req->state, req->timeout_ms, call);
+}
+
+static void api_open_log(struct ttrpc_call *call, const ProtobufCMessage *msg, void *opaque)
+{
+	const Virtmgr__V1__OpenLogRequest *req = (const void *)msg;
+	static const char *const files[] = { "console.log", "guest.log", "qemu.log" };
+	Virtmgr__V1__VmInfo info = VIRTMGR__V1__VM_INFO__INIT;
+	Virtmgr__V1__OpenLogResponse resp = VIRTMGR__V1__OPEN_LOG_RESPONSE__INIT;
+	Virtmgr__V1__FdRef ref = VIRTMGR__V1__FD_REF__INIT;
+	struct daemon *d = opaque;
+	cleanup_free char *path = NULL;
+	struct vm *vm;
+	int fd;
+
+	if (!api_allowed(d, call) || !(vm = api_find(d, call, req->vm)))
+		return;
+	if ((unsigned)req->kind >= ARRAY_SIZE(files)) {
+		ttrpc_call_fail(call, VM_INVALID_ARGUMENT, "kind: %d is not a LogKind", (int)req->kind);
+		return;
+	}
+	vm_fill_info(vm, &info);
+	if (!*info.run_dir) {
+		ttrpc_call_fail(call, VM_FAILED_PRECONDITION, "vm %s is dead: its run directory is gone", info.id);
+		return;
+	}
+	path = xasprintf("%s/%s", info.run_dir, files[req->kind]);
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0) {
+		ttrpc_call_fail(call, VM_NOT_FOUND, "vm %s: cannot open %s: %s", info.id, path, strerror(errno));
+		return;
+	}
+	ref.index = 0;
+	resp.fd = &ref;
+	ttrpc_call_reply(call, &resp.base, &fd, 1);
+}
+
+static void api_connect_vsock(struct ttrpc_call *call, const ProtobufCMessage *msg, void *opaque)
+{
+	const Virtmgr__V1__ConnectVsockRequest *req = (const void *)msg;
+	struct daemon *d = opaque;
+	struct vm_error err = { 0 };
+	struct vm *vm;
+
+	if (!api_allowed(d, call) || !(vm = api_find(d, call, req->vm)))
+		return;
+	if (vm_connect_vsock(vm, req->port, call, &err) < 0)
+		ttrpc_call_fail_error(call, &err);
+}
+
+static void api_unimplemented(struct ttrpc_call *call, const ProtobufCMessage *msg, void *opaque)
+{
+	ttrpc_call_fail(call, VM_UNIMPLEMENTED, "%s is not implemented by this daemon yet",
+			ttrpc_call_method(call));
+}
+
+static void api_allocate_instance_id(struct ttrpc_call *call, const ProtobufCMessage *msg, void *opaque)
+{
+	Virtmgr__V1__AllocateInstanceIdResponse resp = VIRTMGR__V1__ALLOCATE_INSTANCE_ID_RESPONSE__INIT;
+	uint8_t id[64];
+	size_t got = 0;
+
+	while (got < sizeof(id)) {
+		ssize_t n = getrandom(id + got, sizeof(id) - got, 0);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			ttrpc_call_fail(call, VM_INTERNAL, "getrandom: %s", strerror(errno));
+			return;
+		}
+		got += (size_t)n;
+	}
+	resp.instance_id.data = id;
+	resp.instance_id.len = sizeof(id);
+	ttrpc_call_reply(call, &resp.base, NULL, 0);
+}
+
+static void api_get_daemon_info(struct ttrpc_call *call, const ProtobufCMessage *msg, void *opaque)
+{
+	struct daemon *d = opaque;
+	Virtmgr__V1__DaemonInfo info = VIRTMGR__V1__DAEMON_INFO__INIT;
+
+	info.version = PACKAGE_VERSION;
+	info.mode = d->cfg.early ? "early" : "regular";
+	info.hypervisor = (char *)d->accel;
+	info.hypervisor_reason = d->accel_reason;
+	info.vsock_mode = (char *)d->vsock_mode;
+	info.cid_min = d->cfg.cid_min;
+	info.cid_max = d->cfg.cid_max;
+	info.n_features = ARRAY_SIZE(api_features);
+	info.features = (char **)api_features;
+	info.pid = (int32_t)getpid();
+	info.run_dir = (char *)d->cfg.run_dir;
+	info.vm_count = d->nvms_alive;
+	info.connection_count = ttrpc_server_conn_count(d->api);
+	ttrpc_call_reply(call, &info.base, NULL, 0);
+}
+
+static void api_is_feature_enabled(struct ttrpc_call *call, const ProtobufCMessage *msg, void *opaque)
+{
+	const Virtmgr__V1__IsFeatureEnabledRequest *req = (const void *)msg;
+	Virtmgr__V1__IsFeatureEnabledResponse resp = VIRTMGR__V1__IS_FEATURE_ENABLED_RESPONSE__INIT;
+
+	for (size_t i = 0; i < ARRAY_SIZE(api_features); i++)
+		if (req->feature && !strcmp(req->feature, api_features[i]))
+			resp.enabled = true;
+	ttrpc_call_reply(call, &resp.base, NULL, 0);
+}
+
+static void api_pause(struct ttrpc_call *call, const Virtmgr__V1__VmRef *req, struct daemon *d, bool pause)
+{
+	struct vm_error err = { 0 };
+	struct vm *vm;
+
+	if (!api_allowed(d, call) || !(vm = api_find(d, call, req->vm)))
+		return;
+	if (vm_pause(vm, pause, &err) < 0) {
+		ttrpc_call_fail_error(call, &err);
+		return;
+	}
+	reply_info(call, vm);
+}
+
+static void api_suspend_vm(struct ttrpc_call *call, const ProtobufCMessage *msg, void *opaque)
+{
+	api_pause(call, (const void *)msg, opaque, true);
+}
+
+static void api_resume_vm(struct ttrpc_call *call, const ProtobufCMessage *msg, void *opaque)
+{
+	api_pause(call, (const void *)msg, opaque, false);
+}
+
+void api_register(struct daemon *d)
+{
+	static const struct {
+		const char *method;
+		const ProtobufCMessageDescriptor *input;
+		ttrpc_handler_fn fn;
+	} methods[] = {
+		{ "CreateVm", &virtmgr__v1__create_vm_request__descriptor, api_create_vm },
+		{ "StartVm", &virtmgr__v1__vm_ref__descriptor, api_start_vm },
+		{ "StopVm", &virtmgr__v1__stop_vm_request__descriptor, api_stop_vm },
+		{ "KillVm", &virtmgr__v1__vm_ref__descriptor, api_kill_vm },
+		{ "GetVmInfo", &virtmgr__v1__vm_ref__descriptor, api_get_vm_info },
+		{ "ListVms", &virtmgr__v1__list_vms_request__descriptor, api_list_vms },
+		{ "WatchVm", &virtmgr__v1__watch_vm_request__descriptor, api_watch_vm },
+		{ "WaitVm", &virtmgr__v1__wait_vm_request__descriptor, api_wait_vm },
+		{ "ConnectVsock", &virtmgr__v1__connect_vsock_request__descriptor, api_connect_vsock },
+		{ "OpenLog", &virtmgr__v1__open_log_request__descriptor, api_open_log },
+		{ "AttachConsole", &virtmgr__v1__vm_ref__descriptor, api_unimplemented },
+		{ "AllocateInstanceId", &virtmgr__v1__allocate_instance_id_request__descriptor,
+		  api_allocate_instance_id },
+		{ "GetDaemonInfo", &virtmgr__v1__get_daemon_info_request__descriptor, api_get_daemon_info },
+		{ "IsFeatureEnabled", &virtmgr__v1__is_feature_enabled_request__descriptor,
+		  api_is_feature_enabled },
+		{ "SuspendVm", &virtmgr__v1__vm_ref__descriptor, api_suspend_vm },
+		{ "ResumeVm", &virtmgr__v1__vm_ref__descriptor, api_resume_vm },
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(methods); i++)
+		ttrpc_server_add_method(d->api, SERVICE, methods[i].method, methods[i].input, methods[i].fn, d);
+}

@@ -1,0 +1,59 @@
+/* daemon.h - virtmgrd's configuration and process-wide state, shared by the
+ * API handlers (api.c) and the VM state machine (vm.c). One libev loop,
+ * one thread: every handler runs to completion without blocking.
+ */
+#ifndef VIRTMGR_DAEMON_H
+#define VIRTMGR_DAEMON_H
+
+#include <ev.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "lib/ttrpc.h"
+
+struct vm;
+struct early_registry;
+
+struct daemon_config {
+	const char *socket_path;      /* Unix socket; NULL when serving only inherited fds */
+	const char *run_dir;          /* /run/virtmgr; VMs live in <run_dir>/vms/<cid> */
+	const char *group;            /* members may create VMs (regular mode) */
+	const char *guest_dir;        /* default kernel + initramfs */
+	const char *qemu_binary;
+	const char *accel;            /* NULL = detect */
+	const char *vsock_mode;       /* "auto", "kernel" or "user" */
+	uint32_t cid_min, cid_max;
+	uint32_t vsock_port;          /* 0 = no AF_VSOCK listener */
+	unsigned max_vms;
+	struct ttrpc_limits limits;
+	uint32_t default_boot_timeout_ms;
+	uint32_t default_stop_timeout_ms;
+	bool early;
+	const char *root;             /* early mode: prefix for every path ("" = /) */
+	const char *early_xsd;
+	int client_fd;                /* early spawn-per-client: the one client */
+	int ready_fd;
+	bool sandbox;                 /* -sandbox on for QEMU */
+	const char *vsock_backend;    /* virtmgr-vsock binary, NULL = installed one */
+};
+
+struct daemon {
+	struct ev_loop *loop;
+	struct daemon_config cfg;
+	struct ttrpc_server *api;     /* VirtualizationService */
+	const char *accel;            /* chosen accelerator */
+	char accel_reason[256];
+	const char *vsock_mode;       /* resolved: "kernel" or "user" */
+	gid_t group_gid;
+	bool group_exists;
+	struct vm *vms;               /* list of every VM, alive or dead */
+	unsigned nvms_alive;
+	uint32_t next_cid;
+	uint64_t next_vm_serial;
+	struct early_registry *early;
+	bool quitting;
+	ev_signal sigterm, sigint, sighup;
+};
+
+#endif

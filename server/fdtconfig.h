@@ -1,0 +1,54 @@
+/* fdtconfig.h - the VM's configuration as a flattened device tree, built
+ * with libfdt and handed to the guest through QEMU's fw_cfg (file
+ * "opt/virtmgr/config"). vmagent parses it with libfdt (guest/config.c).
+ *
+ * Layout (all strings NUL-terminated, string lists as in DT "a\0b\0"):
+ *   / { compatible = "virtmgr,config-v1";
+ *       virtmgr {
+ *         vm-id = "<id>";  name = "<name>";  cid = <u32>;
+ *         instance-id = [64 bytes];              (optional)
+ *         payload-args = "argv0", "argv1", ...;  (optional: no payload = shell)
+ *         payload-env = "K=V", ...;              (optional)
+ *         payload-cwd = "/dir";                  (optional)
+ *         agent-port = <u32>;  host-port = <u32>; (VirtualMachineService port on CID 2)
+ *         debug = <u32>;
+ *       };
+ *   };
+ */
+#ifndef VIRTMGR_FDTCONFIG_H
+#define VIRTMGR_FDTCONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/util.h"
+
+#define FDTCONFIG_FW_CFG_NAME "opt/virtmgr/config"
+#define FDTCONFIG_COMPATIBLE "virtmgr,config-v1"
+#define FDTCONFIG_MAX_SIZE (256u << 10)
+#define VIRTMGR_AGENT_PORT 9100
+
+struct fdtconfig {
+	const char *vm_id;
+	const char *name;
+	uint32_t cid;
+	const uint8_t *instance_id;     /* 64 bytes or NULL */
+	char *const *payload_args;
+	size_t n_payload_args;
+	char *const *payload_env;
+	size_t n_payload_env;
+	const char *payload_cwd;        /* NULL or "" = none */
+	uint32_t agent_port;
+	uint32_t host_port;
+	uint32_t debug;
+};
+
+/**
+ * fdtconfig_build() - serialize @cfg into a new flattened device tree
+ * @blob: newly allocated blob (free())
+ * @len: its size
+ * Return: 0, or -1 with @err (INVALID_ARGUMENT when it exceeds FDTCONFIG_MAX_SIZE).
+ */
+int fdtconfig_build(const struct fdtconfig *cfg, void **blob, size_t *len, struct vm_error *err);
+
+#endif

@@ -1,0 +1,445 @@
+/* main.c - virtmgrd: option parsing, listeners (Unix socket, AF_VSOCK,
+ * systemd LISTEN_FDS, or one client's socketpair in early spawn mode), signal
+ * handling and the event loop. After start-up the daemon never exit()s:
+ * errors are answered on the RPC that caused them.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <grp.h>
+#include <libgen.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lib/log.h"
+#include "server/accel.h"
+#include "server/api.h"
+#include "server/daemon.h"
+#include "server/early.h"
+#include "server/vm.h"
+#include "server/vsock_host.h"
+
+#define DEFAULT_RUN_DIR "/run/virtmgr"
+#define DEFAULT_SOCKET DEFAULT_RUN_DIR "/virtmgrd.sock"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: virtmgrd [OPTION]...\n"
+		"The virtmgr VM manager daemon.\n\n"
+		"  --socket PATH          listen on this Unix socket (default " DEFAULT_SOCKET ")\n"
+		"  --run-dir DIR          VM run directories under DIR/vms (default " DEFAULT_RUN_DIR ")\n"
+		"  --group NAME           members may create VMs (default virtualmachine)\n"
+		"  --guest-dir DIR        default guest kernel + initramfs (default " PKGDATADIR "/guest)\n"
+		"  --qemu PATH            QEMU binary (default " QEMU_SYSTEM ")\n"
+		"  --accel kvm|tcg        override the accelerator choice\n"
+		"  --vsock-mode MODE      auto, kernel (vhost-vsock) or user (vhost-user backend)\n"
+		"  --cid-range MIN-MAX    CIDs for regular VMs (default 2048-65535)\n"
+		"  --vsock-port PORT      also serve the API on AF_VSOCK PORT\n"
+		"  --max-vms N            refuse CreateVm beyond N live VMs (default 256)\n"
+		"  --max-connections N    refuse connections beyond N (default 4096)\n"
+		"  --max-streams N        concurrent calls per connection (default 256)\n"
+		"  --boot-timeout SEC     DEAD/HANGUP when not STARTED by then (default 60)\n"
+		"  --stop-timeout SEC     graceful phase of StopVm (default 10)\n"
+		"  --no-sandbox           do not run QEMU with -sandbox on\n"
+		"  --vsock-backend PATH   the vhost-user-vsock backend (default " LIBEXECDIR "/virtmgr-vsock)\n"
+		"  --early                early-boot mode (AVF early_virtmgr rules)\n"
+		"  --root DIR             early mode: prefix of every path (tests)\n"
+		"  --early-xsd PATH       early mode: schema for early_vms*.xml\n"
+		"  --client-fd N          serve only this connected socket; exit when it closes\n"
+		"  --ready-fd N           write one byte to N once serving\n"
+		"  --log-level LEVEL      error, warning, info (default) or debug\n"
+		"  --help, --version\n");
+}
+
+static int parse_u32(const char *opt, const char *s, uint32_t min, uint32_t max, uint32_t *out)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || end == s || *end || v < min || v > max || s[0] == '-') {
+		fprintf(stderr, "virtmgrd: %s: \"%s\" is not a number in %u..%u\n", opt, s, min, max);
+		return -1;
+	}
+	*out = (uint32_t)v;
+	return 0;
+}
+
+enum {
+	OPT_SOCKET = 256, OPT_RUN_DIR, OPT_GROUP, OPT_GUEST_DIR, OPT_QEMU, OPT_ACCEL, OPT_VSOCK_MODE,
+	OPT_CID_RANGE, OPT_VSOCK_PORT, OPT_MAX_VMS, OPT_MAX_CONN, OPT_MAX_STREAMS, OPT_BOOT_TIMEOUT,
+	OPT_STOP_TIMEOUT, OPT_NO_SANDBOX, OPT_EARLY, OPT_ROOT, OPT_EARLY_XSD, OPT_CLIENT_FD, OPT_READY_FD,
+	OPT_LOG_LEVEL, OPT_HELP, OPT_VERSION, OPT_VSOCK_BACKEND,
+};
+
+static int parse_args(int argc, char **argv, struct daemon_config *c, bool *socket_given)
+{
+	static const struct option opts[] = {
+		{ "socket", required_argument, NULL, OPT_SOCKET },
+		{ "run-dir", required_argument, NULL, OPT_RUN_DIR },
+		{ "group", required_argument, NULL, OPT_GROUP },
+		{ "guest-dir", required_argument, NULL, OPT_GUEST_DIR },
+		{ "qemu", required_argument, NULL, OPT_QEMU },
+		{ "accel", required_argument, NULL, OPT_ACCEL },
+		{ "vsock-mode", required_argument, NULL, OPT_VSOCK_MODE },
+		{ "cid-range", required_argument, NULL, OPT_CID_RANGE },
+		{ "vsock-port", required_argument, NULL, OPT_VSOCK_PORT },
+		{ "max-vms", required_argument, NULL, OPT_MAX_VMS },
+		{ "max-connections", required_argument, NULL, OPT_MAX_CONN },
+		{ "max-streams", required_argument, NULL, OPT_MAX_STREAMS },
+		{ "boot-timeout", required_argument, NULL, OPT_BOOT_TIMEOUT },
+		{ "stop-timeout", required_argument, NULL, OPT_STOP_TIMEOUT },
+		{ "no-sandbox", no_argument, NULL, OPT_NO_SANDBOX },
+		{ "vsock-backend", required_argument, NULL, OPT_VSOCK_BACKEND },
+		{ "early", no_argument, NULL, OPT_EARLY },
+		{ "root", required_argument, NULL, OPT_ROOT },
+		{ "early-xsd", required_argument, NULL, OPT_EARLY_XSD },
+		{ "client-fd", required_argument, NULL, OPT_CLIENT_FD },
+		{ "ready-fd", required_argument, NULL, OPT_READY_FD },
+		{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+		{ "help", no_argument, NULL, OPT_HELP },
+		{ "version", no_argument, NULL, OPT_VERSION },
+		{ NULL, 0, NULL, 0 },
+	};
+	uint32_t v;
+	int o;
+
+	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (o) {
+		case OPT_SOCKET:
+			c->socket_path = optarg;
+			*socket_given = true;
+			break;
+		case OPT_RUN_DIR:
+			c->run_dir = optarg;
+			break;
+		case OPT_GROUP:
+			c->group = optarg;
+			break;
+		case OPT_GUEST_DIR:
+			c->guest_dir = optarg;
+			break;
+		case OPT_QEMU:
+			c->qemu_binary = optarg;
+			break;
+		case OPT_ACCEL:
+			if (strcmp(optarg, "kvm") && strcmp(optarg, "tcg")) {
+				fprintf(stderr, "virtmgrd: --accel: \"%s\" is not kvm or tcg\n", optarg);
+				return -1;
+			}
+			c->accel = optarg;
+			break;
+		case OPT_VSOCK_MODE:
+			if (strcmp(optarg, "auto") && strcmp(optarg, "kernel") && strcmp(optarg, "user")) {
+				fprintf(stderr, "virtmgrd: --vsock-mode: \"%s\" is not auto, kernel or user\n", optarg);
+				return -1;
+			}
+			c->vsock_mode = optarg;
+			break;
+		case OPT_CID_RANGE: {
+			char *dash = strchr(optarg, '-');
+
+			if (!dash) {
+				fprintf(stderr, "virtmgrd: --cid-range: \"%s\" is not MIN-MAX\n", optarg);
+				return -1;
+			}
+			*dash = '\0';
+			if (parse_u32("--cid-range", optarg, 3, UINT32_MAX - 1, &c->cid_min) < 0 ||
+			    parse_u32("--cid-range", dash + 1, c->cid_min, UINT32_MAX - 1, &c->cid_max) < 0)
+				return -1;
+			break;
+		}
+		case OPT_VSOCK_PORT:
+			if (parse_u32("--vsock-port", optarg, 1, UINT32_MAX - 1, &c->vsock_port) < 0)
+				return -1;
+			break;
+		case OPT_MAX_VMS:
+			if (parse_u32("--max-vms", optarg, 1, 1u << 20, &v) < 0)
+				return -1;
+			c->max_vms = v;
+			break;
+		case OPT_MAX_CONN:
+			if (parse_u32("--max-connections", optarg, 1, 1u << 20, &v) < 0)
+				return -1;
+			c->limits.max_connections = v;
+			break;
+		case OPT_MAX_STREAMS:
+			if (parse_u32("--max-streams", optarg, 1, 1u << 20, &v) < 0)
+				return -1;
+			c->limits.max_streams_per_conn = v;
+			break;
+		case OPT_BOOT_TIMEOUT:
+			if (parse_u32("--boot-timeout", optarg, 1, 86400, &v) < 0)
+				return -1;
+			c->default_boot_timeout_ms = v * 1000;
+			break;
+		case OPT_STOP_TIMEOUT:
+			if (parse_u32("--stop-timeout", optarg, 1, 86400, &v) < 0)
+				return -1;
+			c->default_stop_timeout_ms = v * 1000;
+			break;
+		case OPT_NO_SANDBOX:
+			c->sandbox = false;
+			break;
+		case OPT_VSOCK_BACKEND:
+			c->vsock_backend = optarg;
+			break;
+		case OPT_EARLY:
+			c->early = true;
+			break;
+		case OPT_ROOT:
+			c->root = optarg;
+			break;
+		case OPT_EARLY_XSD:
+			c->early_xsd = optarg;
+			break;
+		case OPT_CLIENT_FD:
+			if (parse_u32("--client-fd", optarg, 0, 65535, &v) < 0)
+				return -1;
+			c->client_fd = (int)v;
+			break;
+		case OPT_READY_FD:
+			if (parse_u32("--ready-fd", optarg, 0, 65535, &v) < 0)
+				return -1;
+			c->ready_fd = (int)v;
+			break;
+		case OPT_LOG_LEVEL:
+			if (!strcmp(optarg, "error"))
+				log_set_level(LOG_LVL_ERROR);
+			else if (!strcmp(optarg, "warning"))
+				log_set_level(LOG_LVL_WARN);
+			else if (!strcmp(optarg, "info"))
+				log_set_level(LOG_LVL_INFO);
+			else if (!strcmp(optarg, "debug"))
+				log_set_level(LOG_LVL_DEBUG);
+			else {
+				fprintf(stderr, "virtmgrd: --log-level: \"%s\" is not error, warning, info or debug\n",
+					optarg);
+				return -1;
+			}
+			break;
+		case OPT_HELP:
+			usage(stdout);
+			exit(0);
+		case OPT_VERSION:
+			printf("virtmgrd %s\n", PACKAGE_VERSION);
+			exit(0);
+		default:
+			usage(stderr);
+			return -1;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "virtmgrd: unexpected argument \"%s\"\n", argv[optind]);
+		return -1;
+	}
+	if (c->root && !c->early) {
+		fprintf(stderr, "virtmgrd: --root only applies with --early\n");
+		return -1;
+	}
+	return 0;
+}
+
+static void on_conn_close(struct ttrpc_conn *conn, void *opaque)
+{
+	struct daemon *d = opaque;
+
+	vm_conn_closed(d, ttrpc_conn_id(conn));
+	if (d->cfg.client_fd >= 0 && !d->quitting) {
+		/* spawn-per-client: our one client is gone */
+		log_info("the client closed its connection, exiting");
+		d->quitting = true;
+		vm_shutdown_all(d);
+		ev_break(d->loop, EVBREAK_ALL);
+	}
+}
+
+static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	struct daemon *d = w->data;
+
+	if (w->signum == SIGHUP) {
+		struct vm_error err = { 0 };
+
+		if (!d->early)
+			return;
+		log_info("SIGHUP: re-reading early VM declarations");
+		if (early_registry_reload(d->early, &err) < 0)
+			log_warn("early VM declarations: %s (the previous table stays in use)", err.message);
+		return;
+	}
+	log_info("signal %d: stopping (owned VMs are stopped, detached VMs keep running)", w->signum);
+	d->quitting = true;
+	vm_shutdown_all(d);
+	ev_break(loop, EVBREAK_ALL);
+}
+
+/* systemd socket activation: LISTEN_PID must be us; fds start at 3. */
+static int listen_systemd(struct daemon *d, int *count)
+{
+	const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
+	struct vm_error err = { 0 };
+	int n;
+
+	*count = 0;
+	if (!pid || !fds || (pid_t)strtol(pid, NULL, 10) != getpid())
+		return 0;
+	n = atoi(fds);
+	for (int i = 0; i < n; i++) {
+		fd_set_cloexec(3 + i, true);
+		if (!ttrpc_server_listen_fd(d->api, 3 + i, &err)) {
+			log_error("inherited fd %d: %s", 3 + i, err.message);
+			return -1;
+		}
+	}
+	unsetenv("LISTEN_PID");
+	unsetenv("LISTEN_FDS");
+	unsetenv("LISTEN_FDNAMES");
+	*count = n;
+	return 0;
+}
+
+static int listen_unix(struct daemon *d)
+{
+	struct vm_error err = { 0 };
+	cleanup_free char *dir = xstrdup(d->cfg.socket_path);
+	int r = mkdir_p(dirname(dir), 0755);
+
+	if (r < 0) {
+		log_error("cannot create the directory of %s: %s", d->cfg.socket_path, strerror(-r));
+		return -1;
+	}
+	if (!ttrpc_server_listen_unix(d->api, d->cfg.socket_path, 0660, &err)) {
+		log_error("%s", err.message);
+		return -1;
+	}
+	if (geteuid() == 0 && d->group_exists && chown(d->cfg.socket_path, 0, d->group_gid) < 0)
+		log_warn("cannot give %s to group %s: %s", d->cfg.socket_path, d->cfg.group, strerror(errno));
+	log_info("listening on %s", d->cfg.socket_path);
+	return 0;
+}
+
+static void resolve_vsock_mode(struct daemon *d)
+{
+	bool kernel = vsock_host_probe() == VSOCK_HOST_KERNEL;
+
+	if (!strcmp(d->cfg.vsock_mode, "kernel") || (!strcmp(d->cfg.vsock_mode, "auto") && kernel))
+		d->vsock_mode = "kernel";
+	else
+		d->vsock_mode = "user";
+}
+
+int main(int argc, char **argv)
+{
+	struct daemon d = { 0 };
+	struct vm_error err = { 0 };
+	bool socket_given = false;
+	struct group *gr;
+	int inherited = 0;
+
+	log_init("virtmgrd", LOG_LVL_INFO);
+	d.cfg = (struct daemon_config){
+		.socket_path = DEFAULT_SOCKET,
+		.run_dir = DEFAULT_RUN_DIR,
+		.group = "virtualmachine",
+		.guest_dir = PKGDATADIR "/guest",
+		.qemu_binary = QEMU_SYSTEM,
+		.vsock_mode = "auto",
+		.cid_min = 2048,
+		.cid_max = 65535,
+		.max_vms = 256,
+		.limits = { .max_connections = 4096, .max_streams_per_conn = 256, .max_out_bytes = 8u << 20 },
+		.default_boot_timeout_ms = 60000,
+		.default_stop_timeout_ms = 10000,
+		.root = NULL,
+		.client_fd = -1,
+		.ready_fd = -1,
+		.sandbox = true,
+	};
+	if (parse_args(argc, argv, &d.cfg, &socket_given) < 0)
+		return 2;
+	signal(SIGPIPE, SIG_IGN);
+
+	d.loop = ev_default_loop(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
+	if (d.cfg.accel) {
+		d.accel = d.cfg.accel;
+		snprintf(d.accel_reason, sizeof(d.accel_reason), "chosen with --accel");
+	} else {
+		d.accel = accel_detect(NULL, NULL, d.accel_reason, sizeof(d.accel_reason));
+	}
+	resolve_vsock_mode(&d);
+	if (!d.cfg.vsock_backend)
+		d.cfg.vsock_backend = getenv("VIRTMGR_VSOCK_BACKEND") ? getenv("VIRTMGR_VSOCK_BACKEND")
+								   : LIBEXECDIR "/virtmgr-vsock";
+	if (!strcmp(d.vsock_mode, "user") && access(d.cfg.vsock_backend, X_OK) < 0)
+		log_warn("vsock backend %s: %s (VMs will fail to start; see --vsock-backend)", d.cfg.vsock_backend,
+			 strerror(errno));
+	gr = getgrnam(d.cfg.group);
+	d.group_exists = gr != NULL;
+	d.group_gid = gr ? gr->gr_gid : (gid_t)-1;
+	d.next_cid = d.cfg.cid_min;
+	if (mkdir_p(d.cfg.run_dir, 0755) < 0) {
+		log_error("cannot create run directory %s: %s", d.cfg.run_dir, strerror(errno));
+		return 1;
+	}
+
+	if (d.cfg.early && early_registry_new(d.cfg.root ? d.cfg.root : "", d.cfg.early_xsd, &d.early, &err) < 0) {
+		log_error("%s", err.message);
+		return 1;
+	}
+	d.api = ttrpc_server_new(d.loop);
+	ttrpc_server_set_limits(d.api, &d.cfg.limits);
+	ttrpc_server_set_conn_callbacks(d.api, NULL, on_conn_close, &d);
+	api_register(&d);
+
+	if (d.cfg.client_fd >= 0) {
+		fd_set_cloexec(d.cfg.client_fd, true);
+		if (!ttrpc_server_adopt(d.api, d.cfg.client_fd, &err)) {
+			log_error("--client-fd %d: %s", d.cfg.client_fd, err.message);
+			return 1;
+		}
+	} else {
+		if (listen_systemd(&d, &inherited) < 0)
+			return 1;
+		if ((!inherited || socket_given) && listen_unix(&d) < 0)
+			return 1;
+		if (d.cfg.vsock_port) {
+			if (!ttrpc_server_listen_vsock(d.api, (uint32_t)-1, d.cfg.vsock_port, &err)) {
+				log_error("%s", err.message);
+				return 1;
+			}
+			log_info("listening on AF_VSOCK port %u", d.cfg.vsock_port);
+		}
+	}
+	log_info("virtmgrd %s ready: mode %s, accelerator %s (%s), vsock %s, CIDs %u..%u", PACKAGE_VERSION,
+		 d.cfg.early ? "early" : "regular", d.accel, d.accel_reason, d.vsock_mode, d.cfg.cid_min,
+		 d.cfg.cid_max);
+
+	ev_signal_init(&d.sigterm, on_signal, SIGTERM);
+	ev_signal_init(&d.sigint, on_signal, SIGINT);
+	ev_signal_init(&d.sighup, on_signal, SIGHUP);
+	d.sigterm.data = d.sigint.data = d.sighup.data = &d;
+	ev_signal_start(d.loop, &d.sigterm);
+	ev_signal_start(d.loop, &d.sigint);
+	ev_signal_start(d.loop, &d.sighup);
+
+	if (d.cfg.ready_fd >= 0) {
+		if (write(d.cfg.ready_fd, "R", 1) != 1)
+			log_warn("--ready-fd %d: %s", d.cfg.ready_fd, strerror(errno));
+		close(d.cfg.ready_fd);
+	}
+	ev_run(d.loop, 0);
+
+	ttrpc_server_free(d.api);
+	early_registry_free(d.early);
+	if (d.cfg.socket_path && !inherited && d.cfg.client_fd < 0)
+		unlink(d.cfg.socket_path);
+	ev_loop_destroy(d.loop);
+	return 0;
+}

@@ -1,0 +1,73 @@
+/* vm.h - the VM registry and per-VM state machine (AVF's states:
+ * NOT_STARTED -> STARTING -> STARTED -> READY -> FINISHED -> DEAD).
+ */
+#ifndef VIRTMGR_VM_H
+#define VIRTMGR_VM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "lib/ttrpc.h"
+#include "protos/virtmgr.pb-c.h"
+#include "server/daemon.h"
+
+/**
+ * vm_create() - validate @config completely and register a NOT_STARTED VM
+ * @call: the CreateVm call (its peer owns the VM; fds referenced by FdRef are taken from it)
+ * Return: 0 with *out, or -1 with @err naming the bad field.
+ */
+int vm_create(struct daemon *d, const Virtmgr__V1__VmConfig *config, struct ttrpc_call *call,
+	      struct vm **out, struct vm_error *err);
+/* Spawn QEMU. Return: 0, or -1 with @err (the VM is then DEAD/START_FAILED). */
+int vm_start(struct vm *vm, struct vm_error *err);
+/* Graceful stop: power-off request, then QMP quit after @timeout_ms, then SIGKILL. */
+void vm_stop(struct vm *vm, uint32_t timeout_ms, bool force);
+void vm_kill(struct vm *vm);
+int vm_pause(struct vm *vm, bool pause, struct vm_error *err);
+
+/* Find a VM by id, or by name among the VMs @peer may see. NULL if none visible. */
+struct vm *vm_lookup(struct daemon *d, const char *ref, const struct ttrpc_peer *peer);
+bool vm_visible_to(const struct vm *vm, const struct ttrpc_peer *peer);
+/* Fill @info; strings point into @vm and stay valid until the VM changes. */
+void vm_fill_info(const struct vm *vm, Virtmgr__V1__VmInfo *info);
+Virtmgr__V1__VmState vm_state(const struct vm *vm);
+struct vm *vm_next(struct daemon *d, struct vm *prev);   /* iterate; prev NULL = first */
+
+/* Stream VmEvents to @call until the VM is DEAD (then the stream ends OK). */
+void vm_watch(struct vm *vm, struct ttrpc_call *call, bool logs);
+/* Reply to @call with a WaitVmResponse once @state is reached, the VM is DEAD, or @timeout_ms passes. */
+void vm_wait(struct vm *vm, Virtmgr__V1__VmState state, uint32_t timeout_ms, struct ttrpc_call *call);
+/* Reply to @call with a VmInfoResponse once the VM is DEAD (StopVm/KillVm). */
+void vm_reply_when_dead(struct vm *vm, struct ttrpc_call *call);
+
+/*
+ * What the guest reports through VirtualMachineService (server/vms.c). Each
+ * moves the state forward only; a report that would move it back is ignored.
+ */
+void vm_guest_started(struct vm *vm);
+void vm_guest_ready(struct vm *vm);
+void vm_guest_finished(struct vm *vm, int exit_code);
+/* @code: virtmgr.v1.ErrorCode; the VM's death reason becomes
+ * INVALID_PAYLOAD_CONFIG or PAYLOAD_ERROR if it dies afterwards. */
+void vm_guest_error(struct vm *vm, int code, const char *message);
+/* One guest log record: appended to <run_dir>/guest.log tagged with the VM id,
+ * mirrored to the client's log_out fd and to WatchVm streams that asked for logs. */
+void vm_guest_log(struct vm *vm, uint64_t timestamp_ns, uint32_t priority, const char *source,
+		  const char *message);
+/* The agent connected to VirtualMachineService (stops the agent deadline). */
+void vm_guest_connected(struct vm *vm);
+const char *vm_id(const struct vm *vm);
+const char *vm_run_dir(const struct vm *vm);
+uint32_t vm_cid(const struct vm *vm);
+
+/* ConnectVsock: reply to @call with a connected fd to guest @port, from the loop.
+ * Return: 0 if under way, -1 with @err if it cannot start. */
+int vm_connect_vsock(struct vm *vm, uint32_t port, struct ttrpc_call *call, struct vm_error *err);
+
+/* A client connection closed: kill the VMs it owned (unless detached), drop dead records. */
+void vm_conn_closed(struct daemon *d, uint64_t conn_id);
+/* Daemon shutdown: kill owned VMs, leave detached ones running. */
+void vm_shutdown_all(struct daemon *d);
+unsigned vm_count(const struct daemon *d);
+
+#endif
