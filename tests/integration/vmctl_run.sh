@@ -86,6 +86,12 @@ V wait --timeout 0.1 d1 2>"$tmp/wait.err" || rc=$?
 [[ $rc == 1 ]] && grep -q '^vmctl: DEADLINE_EXCEEDED: ' "$tmp/wait.err" || fail "wait --timeout: $rc $(cat "$tmp/wait.err")"
 V logs -f d1 >"$tmp/follow.out" 2>"$tmp/follow.err" &
 fpid=$!
+# it has the log open once it printed what is there (hang guard only)
+for ((i = 0; i < LIMIT * 50; i++)); do
+	grep -q detached-up "$tmp/follow.out" && break
+	kill -0 "$fpid" 2>/dev/null || break
+	sleep 0.02
+done
 V stop --timeout 30 d1 | grep -q '^d1: DEAD' || fail "stop d1"
 # logs -f ends by itself once the VM is dead
 rc=0
