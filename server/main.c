@@ -327,14 +327,15 @@ static int listen_unix(struct daemon *d)
 }
 
 /*
- * Fit the connection limit into the fd limit. Every connection costs an fd,
- * and so does every VM (QEMU's pidfd, console pipe, QMP socket, the vsock
+ * Fit the connection limit into the fd limit. Every connection costs two fds
+ * (its socket and a pidfd pinning the peer), and every VM costs several (QEMU's pidfd, console pipe, QMP socket, the vsock
  * backend's pidfd, log files). Were connections allowed to use up the fd
  * table, accept() would fail with EMFILE and new clients would wait in the
  * listen backlog with no answer, and StartVm would fail for lack of fds. So
  * the soft limit is raised to the hard one, a quarter of it (at least 32) is
  * kept for everything but connections, and --max-connections is lowered to
- * the rest: clients beyond it are refused at once (accepted and closed).
+ * what the rest holds: clients beyond it are refused at once (accepted and
+ * closed).
  */
 static void fit_connection_limit(struct daemon *d)
 {
@@ -353,7 +354,7 @@ static void fit_connection_limit(struct daemon *d)
 	if (rl.rlim_cur == RLIM_INFINITY)
 		return;
 	reserve = MAX(rl.rlim_cur / 4, (rlim_t)32);
-	budget = rl.rlim_cur > reserve ? rl.rlim_cur - reserve : 1;
+	budget = rl.rlim_cur > reserve + 2 ? (rl.rlim_cur - reserve) / 2 : 1;
 	if (d->cfg.limits.max_connections && d->cfg.limits.max_connections <= budget)
 		return;
 	log_warn("RLIMIT_NOFILE is %llu: accepting at most %llu connections (not %u) so that %llu fds stay for VMs",
