@@ -97,7 +97,7 @@ vmctl wait "$id" --state STARTED --timeout 180 >/dev/null || fail "no VM starts 
 vmctl kill "$id" >/dev/null
 ok "full run dir: VMs start again once space is freed"
 stop_daemon
-umount "$T/full"
+wait_for 30 umount "$T/full" 2>/dev/null || { fuser -vm "$T/full" >&2 || true; fail "the full tmpfs stays busy after the daemon stopped"; }
 
 # ---------------------------------------------------------------- configured limits
 start_daemon --max-vms 2 --max-connections 5 --max-streams 4
