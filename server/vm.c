@@ -29,6 +29,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -840,26 +841,75 @@ static bool name_valid(const char *s)
 	return true;
 }
 
-/* Open @path as the caller would (fsuid/fsgid = the peer's), never following
- * a symlink in the last component into something the caller cannot read. */
+/*
+ * The peer's supplementary groups as the kernel shows them in
+ * /proc/<pid>/status, read while its pidfd proves the pid was not reused.
+ * Return: how many were stored in @out (at most @max); 0 when unknown (then
+ * the open runs with no supplementary group: never more access than the peer).
+ */
+static size_t peer_groups(const struct ttrpc_peer *peer, gid_t *out, size_t max)
+{
+	char path[64], line[4096];
+	size_t n = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)peer->pid);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		char *tok, *save = NULL;
+
+		if (strncmp(line, "Groups:", 7))
+			continue;
+		for (tok = strtok_r(line + 7, " \t\n", &save); tok && n < max; tok = strtok_r(NULL, " \t\n", &save))
+			out[n++] = (gid_t)strtoul(tok, NULL, 10);
+		break;
+	}
+	fclose(f);
+	/* still alive after the read: /proc/<pid> was the peer, not a successor */
+	if (peer->pidfd < 0 || syscall(SYS_pidfd_send_signal, peer->pidfd, 0, NULL, 0) < 0)
+		return 0;
+	return n;
+}
+
+/*
+ * Open @path as the caller would: fsuid, fsgid and supplementary groups are
+ * the peer's for the duration of the open(), so neither a symlink, nor a
+ * directory only the daemon may search, nor a group the daemon happens to
+ * be in lets a client read a file it could not read itself.
+ */
 static int open_as_peer(const struct ttrpc_peer *peer, const char *field, const char *path, int flags,
 			struct vm_error *err)
 {
+	bool switch_ids = geteuid() == 0 && peer->uid != 0;
+	cleanup_free gid_t *saved = NULL, *groups = NULL;
+	int nsaved = 0, fd, e;
 	struct stat st;
-	int fd, e;
 
 	if (!path || path[0] != '/')
 		return vm_error_set(err, VM_INVALID_ARGUMENT, "%s: \"%s\" is not an absolute path", field,
 				    path ? path : "");
-	if (geteuid() == 0 && peer->uid != 0) {
+	if (switch_ids) {
+		size_t ngroups;
+
+		nsaved = getgroups(0, NULL);
+		saved = xcalloc((size_t)MAX(nsaved, 1), sizeof(*saved));
+		nsaved = getgroups(MAX(nsaved, 1), saved);
+		groups = xcalloc(256, sizeof(*groups));
+		ngroups = peer_groups(peer, groups, 256);
+		if (nsaved < 0 || setgroups(ngroups, groups) < 0)
+			return vm_error_set_errno(err, VM_INTERNAL, errno, "%s: cannot take the caller's groups", field);
 		setfsgid(peer->gid);
 		setfsuid(peer->uid);
 	}
 	fd = open(path, flags | O_CLOEXEC | O_NOCTTY);
 	e = errno;
-	if (geteuid() == 0 && peer->uid != 0) {
-		setfsuid(0);
-		setfsgid(0);
+	if (switch_ids) {
+		setfsuid(geteuid());
+		setfsgid(getegid());
+		if (setgroups((size_t)nsaved, saved) < 0)
+			log_error("cannot restore the daemon's supplementary groups: %s", strerror(errno));
 	}
 	if (fd < 0)
 		return vm_error_set_errno(err, VM_INVALID_ARGUMENT, e, "%s: cannot open %s", field, path);
