@@ -13,3 +13,5 @@ tests_integration_client_churn_CFLAGS = $(AM_CFLAGS) $(PROTOBUF_C_CFLAGS)
 tests_integration_client_churn_LDADD = lib/libvirtmgr.la $(PROTOBUF_C_LIBS) $(EV_LIBS)
 TESTS += tests/integration/exhaustion.sh
 EXTRA_DIST += tests/integration/exhaustion.sh
+TESTS += tests/integration/security.sh
+EXTRA_DIST += tests/integration/security.sh

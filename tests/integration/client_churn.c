@@ -22,6 +22,9 @@
  *   client_churn SOCK probe MS           one connection attempt whose call
  *                                        gets MS ms; prints ok, refused or
  *                                        the error, exits 0 for ok only
+ *   client_churn SOCK create-name NAME   CreateVm with only this name (no
+ *                                        client-side checks); prints
+ *                                        "OK" or "CODE: message"
  *   client_churn SOCK streams N VM       N concurrent WatchVm streams on one
  *                                        connection; prints "ok K refused R"
  *                                        and the first refusal message
@@ -341,6 +344,32 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		printf("connected\n");
+		return 0;
+	}
+	if (!strcmp(argv[2], "create-name") && argc >= 4) {
+		Virtmgr__V1__CreateVmRequest req = VIRTMGR__V1__CREATE_VM_REQUEST__INIT;
+		Virtmgr__V1__VmConfig cfg = VIRTMGR__V1__VM_CONFIG__INIT;
+		ProtobufCMessage *resp = NULL;
+		struct vm_error err = { 0 };
+		struct ttrpc_client *cl;
+		int fd = dial();
+
+		if (fd < 0) {
+			perror("client_churn: connect");
+			return 1;
+		}
+		cl = ttrpc_client_from_fd(fd);
+		cfg.name = argv[3];
+		req.config = &cfg;
+		if (ttrpc_client_call(cl, SERVICE, "CreateVm", &req.base, NULL, 0,
+				      &virtmgr__v1__create_vm_response__descriptor, &resp, NULL, NULL, 10000000000ull,
+				      &err) < 0) {
+			printf("%s: %s\n", vm_status_name(err.code), err.message);
+		} else {
+			printf("OK\n");
+			protobuf_c_message_free_unpacked(resp, NULL);
+		}
+		ttrpc_client_free(cl);
 		return 0;
 	}
 	if (!strcmp(argv[2], "hold") && argc >= 4)
