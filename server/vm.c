@@ -884,6 +884,7 @@ static int open_as_peer(const struct ttrpc_peer *peer, const char *field, const 
 {
 	bool switch_ids = geteuid() == 0 && peer->uid != 0;
 	cleanup_free gid_t *saved = NULL, *groups = NULL;
+	cleanup_close int pathfd = -1;
 	int nsaved = 0, fd, e;
 	struct stat st;
 
@@ -903,7 +904,19 @@ static int open_as_peer(const struct ttrpc_peer *peer, const char *field, const 
 		setfsgid(peer->gid);
 		setfsuid(peer->uid);
 	}
-	fd = open(path, flags | O_CLOEXEC | O_NOCTTY);
+	/* O_PATH first: a FIFO would block the loop in open() and a device
+	 * node could act on being opened; only a regular file is reopened */
+	pathfd = open(path, O_PATH | O_CLOEXEC);
+	if (pathfd >= 0 && fstat(pathfd, &st) == 0 && S_ISREG(st.st_mode)) {
+		char proc[64];
+
+		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", pathfd);
+		fd = open(proc, flags | O_CLOEXEC | O_NOCTTY);
+	} else {
+		fd = -1;
+		if (pathfd >= 0)
+			errno = 0;   /* not a regular file */
+	}
 	e = errno;
 	if (switch_ids) {
 		setfsuid(geteuid());
@@ -911,12 +924,10 @@ static int open_as_peer(const struct ttrpc_peer *peer, const char *field, const 
 		if (setgroups((size_t)nsaved, saved) < 0)
 			log_error("cannot restore the daemon's supplementary groups: %s", strerror(errno));
 	}
+	if (fd < 0 && e == 0)
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "%s: %s is not a regular file", field, path);
 	if (fd < 0)
 		return vm_error_set_errno(err, VM_INVALID_ARGUMENT, e, "%s: cannot open %s", field, path);
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		close(fd);
-		return vm_error_set(err, VM_INVALID_ARGUMENT, "%s: %s is not a regular file", field, path);
-	}
 	return fd;
 }
 
