@@ -328,8 +328,9 @@ static int listen_unix(struct daemon *d)
 
 /*
  * Fit the connection limit into the fd limit. Every connection costs two fds
- * (its socket and a pidfd pinning the peer), and every VM costs several (QEMU's pidfd, console pipe, QMP socket, the vsock
- * backend's pidfd, log files). Were connections allowed to use up the fd
+ * (its socket and a pidfd pinning the peer), and every VM costs several
+ * (QEMU's pidfd, console pipe, QMP socket, the vsock backend's pidfd, log
+ * files). Were connections allowed to use up the fd
  * table, accept() would fail with EMFILE and new clients would wait in the
  * listen backlog with no answer, and StartVm would fail for lack of fds. So
  * the soft limit is raised to the hard one, a quarter of it (at least 32) is
