@@ -83,6 +83,16 @@ for path in "$T/link-to-root-only" "$T/root-only-kernel" "$T/adm-kernel"; do
 done
 grep -Eq "^Groups:.*\b$secret_gid\b" "/proc/$DAEMON_PID/status" || fail "the daemon did not get its own groups back"
 ok "a member cannot make the daemon read a root-only kernel (directly or through a symlink) or one only the daemon's supplementary group may read"
+mkfifo -m 0666 "$T/fifo"
+for path in "$T/fifo" /dev/zero; do
+	set +e
+	msg=$(timeout 30 "$VMCTL_BIN" --socket "$SOCK" run --detach --kernel "$path" -- /bin/true 2>&1)
+	rc=$?
+	set -e
+	((rc == 1)) && grep -q "kernel: $path is not a regular file" <<<"$msg" || fail "kernel $path: rc $rc: $msg"
+done
+vmctl version >/dev/null || fail "the daemon does not answer after a FIFO kernel"
+ok "a FIFO or a device as kernel -> INVALID_ARGUMENT (opened O_PATH first: open() never blocks the daemon)"
 id=$(as 60002 run --detach --name own-files --kernel "$T/member-kernel" --initrd "$T/member-initrd" -- /bin/sleep 600)
 vmctl wait "$id" --state STARTED --timeout 180 >/dev/null || fail "member's own kernel did not boot"
 as 60002 kill "$id" >/dev/null
