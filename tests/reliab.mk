@@ -15,3 +15,42 @@ TESTS += tests/integration/exhaustion.sh
 EXTRA_DIST += tests/integration/exhaustion.sh
 TESTS += tests/integration/security.sh
 EXTRA_DIST += tests/integration/security.sh
+
+# ---- fuzz targets (tests/fuzz/fuzz.mk's pattern) ----
+# vmctl's argument parsers: argv vectors built from the input.
+FUZZ_TARGETS += vmctl
+FUZZ_SRCS_vmctl = tests/fuzz/fuzz_vmctl.c client/vmctl.c client/json.c client/cmd_info.c \
+	client/cmd_version.c client/cmd_run.c client/cmd_list.c client/cmd_stop.c client/cmd_kill.c \
+	client/cmd_wait.c client/cmd_console.c client/cmd_logs.c client/cmd_suspend.c client/cmd_resume.c \
+	client/cmd_connect.c client/client.c lib/ttrpc.c lib/ttrpc-client.c lib/util.c lib/log.c \
+	protos/ttrpc.pb-c.c protos/virtmgr.pb-c.c
+FUZZ_LIBS_vmctl =
+check_PROGRAMS += tests/fuzz/replay_vmctl
+tests_fuzz_replay_vmctl_SOURCES = tests/fuzz/replay.c tests/fuzz/fuzz_vmctl.c
+tests_fuzz_replay_vmctl_CFLAGS = $(AM_CFLAGS) $(PROTOBUF_C_CFLAGS)
+tests_fuzz_replay_vmctl_LDADD = client/libvmctl.la lib/libvirtmgr.la $(PROTOBUF_C_LIBS) $(EV_LIBS)
+EXTRA_DIST += tests/fuzz/corpus/vmctl
+
+# The daemon's API dispatch: real handlers and VM state machine in process.
+FUZZ_TARGETS += api
+FUZZ_SRCS_api = tests/fuzz/fuzz_api.c server/api.c server/vm.c server/accel.c server/fdtconfig.c \
+	server/early.c server/qemu.c server/qmp.c server/vsock_host.c \
+	lib/ttrpc.c lib/ttrpc-client.c lib/util.c lib/log.c protos/ttrpc.pb-c.c protos/virtmgr.pb-c.c
+FUZZ_LIBS_api = $(LIBXML_LIBS) $(FDT_LIBS)
+check_PROGRAMS += tests/fuzz/replay_api
+tests_fuzz_replay_api_SOURCES = tests/fuzz/replay.c tests/fuzz/fuzz_api.c server/api.c server/vm.c \
+	server/accel.c server/fdtconfig.c server/early.c server/qemu.c server/qmp.c
+tests_fuzz_replay_api_CFLAGS = $(AM_CFLAGS) $(PROTOBUF_C_CFLAGS) $(LIBXML_CFLAGS) $(FDT_CFLAGS)
+tests_fuzz_replay_api_LDADD = server/vsock/libvsockhost.la lib/libvirtmgr.la $(PROTOBUF_C_LIBS) \
+	$(LIBXML_LIBS) $(FDT_LIBS) $(EV_LIBS)
+EXTRA_DIST += tests/fuzz/corpus/api
+
+# vhost-user messages from a hostile frontend (server/vsock/vhost_user.c).
+FUZZ_TARGETS += vhost_user
+FUZZ_SRCS_vhost_user = tests/fuzz/fuzz_vhost_user.c server/vsock/vhost_user.c server/vsock/virtq.c \
+	lib/util.c lib/log.c
+FUZZ_LIBS_vhost_user =
+check_PROGRAMS += tests/fuzz/replay_vhost_user
+tests_fuzz_replay_vhost_user_SOURCES = tests/fuzz/replay.c tests/fuzz/fuzz_vhost_user.c
+tests_fuzz_replay_vhost_user_LDADD = server/vsock/libvsockdev.la lib/libvirtmgr.la $(EV_LIBS)
+EXTRA_DIST += tests/fuzz/corpus/vhost_user
