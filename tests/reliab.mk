@@ -54,3 +54,24 @@ check_PROGRAMS += tests/fuzz/replay_vhost_user
 tests_fuzz_replay_vhost_user_SOURCES = tests/fuzz/replay.c tests/fuzz/fuzz_vhost_user.c
 tests_fuzz_replay_vhost_user_LDADD = server/vsock/libvsockdev.la lib/libvirtmgr.la $(EV_LIBS)
 EXTRA_DIST += tests/fuzz/corpus/vhost_user
+
+# `make fuzz-ci`: the CI entry. Always replays every committed corpus
+# (fuzz-smoke); fuzzes every target for $VIRTMGR_FUZZ_SECONDS seconds each
+# (30 or more is useful) only when that variable is set, as CI time is short.
+PHONY_TARGETS += fuzz-ci soak
+fuzz-ci:
+	$(MAKE) $(AM_MAKEFLAGS) fuzz-smoke
+	@if test -n "$$VIRTMGR_FUZZ_SECONDS"; then \
+	  $(MAKE) $(AM_MAKEFLAGS) fuzz FUZZ_SECONDS="$$VIRTMGR_FUZZ_SECONDS"; \
+	else \
+	  echo "fuzz-ci: corpora replayed; set VIRTMGR_FUZZ_SECONDS=N to also fuzz every target for N s"; \
+	fi
+
+# Soak test with real guests (tests/soak.sh): `make soak SOAK_MINUTES=N`.
+# In `make check` it runs only when VIRTMGR_SOAK_MINUTES is set (else SKIP).
+SOAK_MINUTES = 10
+TESTS += tests/soak.sh
+EXTRA_DIST += tests/soak.sh
+soak: all guest-image tests/integration/client_churn$(EXEEXT)
+	top_srcdir='$(abs_top_srcdir)' top_builddir='$(abs_top_builddir)' SOAK_MINUTES='$(SOAK_MINUTES)' \
+	  $(SHELL) $(srcdir)/tests/soak.sh
