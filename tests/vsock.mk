@@ -37,3 +37,12 @@ tests_guest_tools_vsock_tool_LDFLAGS = -all-static
 TESTS += tests/integration/vsock.sh
 EXTRA_DIST += tests/integration/vsock.sh tests/integration/vsock-guest.sh
 tests/integration/vsock.log: guest-image server/virtmgr-vsock$(EXEEXT) tests/guest-tools/vsock-tool$(EXEEXT)
+
+# The daemon interface and the backend process, with peers played by the test.
+check_PROGRAMS += tests/unit/test_vsock_host
+TESTS += tests/unit/test_vsock_host
+tests_unit_test_vsock_host_SOURCES = tests/unit/test_vsock_host.c
+tests_unit_test_vsock_host_CPPFLAGS = $(AM_CPPFLAGS) \
+	-DVSOCK_BACKEND_PATH='"$(abs_top_builddir)/server/virtmgr-vsock$(EXEEXT)"'
+tests_unit_test_vsock_host_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_vsock_host_LDADD = server/vsock/libvsockhost.la $(TEST_LDADD)
