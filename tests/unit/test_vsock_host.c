@@ -282,7 +282,8 @@ static void fe_send(struct fe *fe, uint32_t req, uint32_t flags, const void *pay
 		struct cmsghdr align;
 	} cbuf;
 	memcpy(buf, hdr, 12);
-	memcpy(buf + 12, payload, size);
+	if (size)
+		memcpy(buf + 12, payload, size);
 	struct iovec iov = {buf, 12 + size};
 	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
 	if (nfds) {
