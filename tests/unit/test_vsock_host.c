@@ -322,7 +322,7 @@ static void fe_start(struct fe *fe, uint64_t cid)
 		dup2(vfd, 3);
 		snprintf(cidbuf, sizeof(cidbuf), "%llu", (unsigned long long)cid);
 		execl(VSOCK_BACKEND_PATH, "virtmgr-vsock", "--vhost-user-fd", "3", "--cid", cidbuf, "--uds", upath,
-		      NULL);
+		      "--log-level", "debug", NULL);
 		_exit(127);
 	}
 	close(vfd);
@@ -442,6 +442,34 @@ Test(vsock_host, backend_exits_0_when_frontend_leaves)
 
 	fe_start(&fe, 1234);
 	fe_setup_tx(&fe, &kick);
+	close(fe.sock);
+	cr_assert_eq(fe_wait(&fe), 0);
+	close(kick);
+}
+
+Test(vsock_host, client_giving_up_before_the_guest_answers_is_forgotten)
+{
+	struct fe fe;
+	int kick;
+	char upath[100];
+
+	fe_start(&fe, 1234);
+	fe_setup_tx(&fe, &kick); /* no rx queue: the REQUEST cannot reach the guest */
+	snprintf(upath, sizeof(upath), "%s/vsock.sock", dir);
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", upath);
+	int c = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert_eq(connect(c, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	cr_assert_eq(write(c, "CONNECT 5\n", 10), 10);
+	close(c);
+	bool seen = false;
+	for (int i = 0; i < 500 && !seen; i++) {
+		cleanup_free char *log = fe_log(&fe);
+		seen = strstr(log, "gave up before the guest answered") != NULL;
+		if (!seen)
+			usleep(20000);
+	}
+	cr_assert(seen, "backend did not notice the client leaving");
 	close(fe.sock);
 	cr_assert_eq(fe_wait(&fe), 0);
 	close(kick);
