@@ -64,6 +64,7 @@ enum ttrpc_decode_status {
 struct ttrpc_frame {
 	struct ttrpc_header hdr;
 	const uint8_t *data;      /* hdr.length bytes */
+	uint64_t offset;          /* stream offset of the frame's first header byte */
 };
 
 struct ttrpc_decoder {
@@ -77,6 +78,8 @@ struct ttrpc_decoder {
 	uint32_t skip;            /* bytes of an oversize body still to discard */
 	bool in_body;
 	bool failed;
+	uint64_t offset;          /* bytes consumed so far */
+	uint64_t frame_offset;    /* stream offset of the current frame's header */
 };
 
 void ttrpc_decoder_init(struct ttrpc_decoder *d, uint32_t max_data);
@@ -88,6 +91,14 @@ void ttrpc_decoder_release(struct ttrpc_decoder *d);
  */
 enum ttrpc_decode_status ttrpc_decoder_feed(struct ttrpc_decoder *d, const uint8_t *buf, size_t len,
 					    size_t *consumed, struct ttrpc_frame *frame);
+
+/**
+ * ttrpc_decoder_last_start() - where the last frame beginning in @buf starts
+ * Looks ahead without consuming, from the decoder's current state, over the
+ * next @len bytes of the stream (used to tie SCM_RIGHTS fds to a frame).
+ * Return: the offset in @buf, or -1 if no frame header begins in @buf.
+ */
+ssize_t ttrpc_decoder_last_start(const struct ttrpc_decoder *d, const uint8_t *buf, size_t len);
 
 /* Pack @msg into a fresh buffer. Return: the buffer (caller frees), length in *len. */
 uint8_t *ttrpc_pack(const ProtobufCMessage *msg, size_t *len);
@@ -108,6 +119,11 @@ struct ttrpc_peer {
 	gid_t gid;
 	uint32_t cid;             /* AF_VSOCK source CID */
 	uint32_t port;
+	/* AF_UNIX: a pidfd of the peer taken when the connection was set up
+	 * (SO_PEERPIDFD, else pidfd_open(pid)), so the peer process can be
+	 * identified later without a pid-reuse race; -1 if unavailable. Owned
+	 * by the connection. */
+	int pidfd;
 };
 
 /*
@@ -133,7 +149,8 @@ struct ttrpc_limits {
 struct ttrpc_server *ttrpc_server_new(struct ev_loop *loop);
 void ttrpc_server_free(struct ttrpc_server *srv);
 void ttrpc_server_set_limits(struct ttrpc_server *srv, const struct ttrpc_limits *limits);
-/* Called when a connection is accepted / before it is freed. */
+/* Called when a connection is accepted / before it is freed. on_open may
+ * refuse the peer with ttrpc_conn_close() (then on_close runs at once). */
 void ttrpc_server_set_conn_callbacks(struct ttrpc_server *srv, ttrpc_conn_cb on_open,
 				     ttrpc_conn_cb on_close, void *opaque);
 /**
@@ -157,7 +174,9 @@ struct ttrpc_listener *ttrpc_server_listen_fd(struct ttrpc_server *srv, int fd, 
 void ttrpc_listener_close(struct ttrpc_listener *l);
 void ttrpc_listener_set_data(struct ttrpc_listener *l, void *data);
 void *ttrpc_listener_get_data(const struct ttrpc_listener *l);
-/* Serve an already connected socket (e.g. one end of a socketpair). */
+/* Serve an already connected socket (e.g. one end of a socketpair); the fd
+ * passes to the server. Return: the connection, or NULL (err filled; the fd
+ * is closed if on_open refused it, left open if it is not a stream socket). */
 struct ttrpc_conn *ttrpc_server_adopt(struct ttrpc_server *srv, int fd, struct vm_error *err);
 unsigned ttrpc_server_conn_count(const struct ttrpc_server *srv);
 
@@ -239,12 +258,19 @@ int ttrpc_client_stream_send(struct ttrpc_client *cl, uint32_t stream_id, const 
 int ttrpc_client_stream_recv(struct ttrpc_client *cl, uint32_t stream_id, uint8_t **data, size_t *len,
 			     int timeout_ms, struct vm_error *err);
 
+/* Stop reading @stream_id: its parked and future frames are dropped (the
+ * server is not told; its final Response is absorbed when it comes). */
+void ttrpc_client_stream_abandon(struct ttrpc_client *cl, uint32_t stream_id);
+
 /* Asynchronous client connection on a libev loop. */
 typedef void (*ttrpc_reply_cb)(const struct vm_error *status, const uint8_t *payload, size_t len,
 			       void *opaque);
 
 struct ttrpc_conn *ttrpc_client_conn_new(struct ev_loop *loop, int fd, ttrpc_conn_cb on_close, void *opaque);
-/* Unary call; @cb runs exactly once (status->code 0 = OK), also on close or timeout. */
+/* Unary call; @cb runs exactly once (status->code 0 = OK), also on close or timeout.
+ * When the call cannot be sent (connection closed: UNAVAILABLE; request over
+ * TTRPC_MAX_DATA: RESOURCE_EXHAUSTED), @cb runs before this returns -1.
+ * Return: 0 once the call is queued. */
 int ttrpc_conn_call(struct ttrpc_conn *conn, const char *service, const char *method,
 		    const ProtobufCMessage *req, uint64_t timeout_ns, ttrpc_reply_cb cb, void *opaque);
 

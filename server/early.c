@@ -371,7 +371,8 @@ static xmlDocPtr parse_xml(const char *file, const char *data, size_t len, struc
 	ctxt->sax->internalSubset = refuse_doctype;
 	xmlSetStructuredErrorFunc(&cap, capture_error);
 	xmlSetExternalEntityLoader(refuse_entity);
-	doc = xmlCtxtReadMemory(ctxt, data, (int)len, file, NULL, XML_PARSE_NONET | XML_PARSE_NOWARNING);
+	doc = xmlCtxtReadMemory(ctxt, data, (int)len, file, NULL, XML_PARSE_NONET | XML_PARSE_NOWARNING |
+				 XML_PARSE_BIG_LINES);
 	xmlSetExternalEntityLoader(old_loader);
 	xmlSetStructuredErrorFunc(old_ctx, old_handler);
 	well_formed = ctxt->wellFormed;
@@ -974,8 +975,11 @@ int early_caller_path_pidfd(const char *root, const char *proc_dir, pid_t pid, i
 {
 	cleanup_free char *path = NULL;
 
-	if (pidfd_alive(pidfd) < 0)
+	if (pidfd_alive(pidfd) < 0) {
+		if (errno != ESRCH)
+			return vm_error_set_errno(err, VM_INTERNAL, errno, "pidfd_send_signal(pid %d)", (int)pid);
 		return vm_error_set(err, VM_PERMISSION_DENIED, "caller pid %d has exited", (int)pid);
+	}
 	if (early_caller_path(root, proc_dir, pid, &path, err) < 0)
 		return -1;
 	/* The readlink above went by pid; it named our process only if that

@@ -539,6 +539,29 @@ Test(files, too_large)
 	early_registry_free(reg);
 }
 
+Test(files, line_numbers_beyond_65535)
+{
+	size_t lines = 70000;
+	size_t len = 0;
+	cleanup_free char *body = xmalloc(lines + 200);
+	cleanup_free char *file = NULL;
+	cleanup_free char *want = NULL;
+	struct early_registry *reg;
+	struct vm_error err = { 0 };
+
+	len += (size_t)sprintf(body, "<early_vms>");
+	memset(body + len, '\n', lines);
+	len += lines;
+	len += (size_t)sprintf(body + len, "<early_vm><name>far</name><cid>5</cid>"
+				      "<path>/system/bin/far</path></early_vm></early_vms>\n");
+	file = put_file("system/etc/avf/early_vms.xml", body, (ssize_t)len);
+	want = xasprintf("%s:70001: early_vm \"far\": cid 5 is outside system's range 100..199", file);
+	reg = new_registry();
+	cr_assert_lt(early_registry_count(reg, EARLY_SYSTEM, &err), 0);
+	cr_expect_str_eq(err.message, want);
+	early_registry_free(reg);
+}
+
 Test(files, example_file_is_valid)
 {
 	cleanup_free char *data = NULL;

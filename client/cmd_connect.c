@@ -1,0 +1,153 @@
+/* cmd_connect.c - `vmctl connect VM PORT`: ConnectVsock hands back a
+ * connected stream socket (SCM_RIGHTS); vmctl then bridges stdin/stdout to
+ * it like `socat - FD`, half-closing the socket when stdin ends and exiting
+ * once the guest side closes. vmctl_bridge() is shared with `vmctl console`.
+ */
+#include "config.h"
+#include "client/vmctl.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+
+const char cmd_connect_help[] =
+	"Usage: vmctl connect VM PORT\n"
+	"\n"
+	"Connect to vsock PORT of VM (an id or a name) through the daemon and copy\n"
+	"stdin to the connection and the connection to stdout, like socat. End of\n"
+	"stdin half-closes the connection; vmctl exits when the guest closes it.\n"
+	"\n"
+	"Options:\n"
+	"  -h, --help   this help\n";
+
+int cmd_connect_parse(int argc, char **argv, struct cmd_connect_opts *o, struct vm_error *err)
+{
+	static const struct option opts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	o->vm = NULL;
+	o->port = 0;
+	optind = 0;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		if (c == 'h')
+			return VMCTL_PARSE_HELP;
+		return vmctl_getopt_error(c, argv, err);
+	}
+	if (optind >= argc)
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "missing VM (id or name)");
+	o->vm = argv[optind++];
+	if (!*o->vm)
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "empty VM name");
+	if (optind >= argc)
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "missing PORT");
+	if (vmctl_parse_u32(argv[optind], "PORT", &o->port, err) < 0)
+		return -1;
+	optind++;
+	if (optind < argc)
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "unexpected argument '%s'", argv[optind]);
+	return VMCTL_PARSE_OK;
+}
+
+static int send_all(int sock, const char *buf, size_t len)
+{
+	while (len) {
+		ssize_t n = send(sock, buf, len, MSG_NOSIGNAL);
+
+		if (n < 0 && errno == ENOTSOCK)
+			n = write(sock, buf, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int vmctl_bridge(int in_fd, int out_fd, int sock, int escape)
+{
+	char buf[65536];
+	bool in_open = in_fd >= 0;
+
+	for (;;) {
+		struct pollfd p[2] = {
+			{ .fd = sock, .events = POLLIN },
+			{ .fd = in_open ? in_fd : -1, .events = POLLIN },
+		};
+		ssize_t n;
+
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+			n = read(sock, buf, sizeof(buf));
+			if (n < 0 && (errno == EINTR || errno == EAGAIN))
+				continue;
+			if (n < 0)
+				return errno == ECONNRESET ? 0 : -1;
+			if (n == 0)
+				return 0;
+			if (write_all(out_fd, buf, (size_t)n) < 0)
+				return -1;
+		}
+		if (in_open && (p[1].revents & (POLLIN | POLLHUP | POLLERR))) {
+			n = read(in_fd, buf, sizeof(buf));
+			if (n < 0 && (errno == EINTR || errno == EAGAIN))
+				continue;
+			if (n > 0 && escape >= 0) {
+				char *e = memchr(buf, escape, (size_t)n);
+
+				if (e) {
+					send_all(sock, buf, (size_t)(e - buf));
+					return 1;
+				}
+			}
+			if (n > 0 && send_all(sock, buf, (size_t)n) == 0)
+				continue;
+			/* EOF, read error or the peer stopped reading: no more input */
+			in_open = false;
+			shutdown(sock, SHUT_WR);
+		}
+	}
+}
+
+int cmd_connect(struct vmctl_ctx *ctx, int argc, char **argv)
+{
+	struct vm_error err = { 0 };
+	struct cmd_connect_opts o;
+	struct vmc_client *cl;
+	int r, fd;
+
+	r = cmd_connect_parse(argc, argv, &o, &err);
+	if (r < 0)
+		return vmctl_usage_error("connect", &err);
+	if (r == VMCTL_PARSE_HELP) {
+		fputs(cmd_connect_help, stdout);
+		return VMCTL_EXIT_OK;
+	}
+	cl = vmctl_connect(ctx);
+	if (!cl)
+		return VMCTL_EXIT_USAGE;
+	fd = vmc_connect_vsock(cl, o.vm, o.port, &err);
+	vmc_close(cl);
+	if (fd < 0)
+		return vmctl_rpc_error(&err);
+	r = vmctl_bridge(STDIN_FILENO, STDOUT_FILENO, fd, -1);
+	close(fd);
+	if (r < 0) {
+		fprintf(stderr, "vmctl: connect: vm %s port %u: %s\n", o.vm, o.port, strerror(errno));
+		return VMCTL_EXIT_RPC;
+	}
+	return VMCTL_EXIT_OK;
+}

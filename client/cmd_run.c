@@ -1,0 +1,520 @@
+/* cmd_run.c - `vmctl run`: CreateVm + StartVm, then, unless --detach,
+ * stay with the VM until it is DEAD and exit with its payload's exit code.
+ *
+ * The console reaches stdout through a pipe whose write end is passed with
+ * CreateVm as console_out (or, with --console FILE, the file itself is
+ * passed and nothing is copied). WatchVm is opened on the same connection
+ * before StartVm so that no event is missed; the events share the socket
+ * with unary calls, so the loop drains them with non-blocking reads before
+ * it sleeps in poll() on the console pipe, the connection and a signalfd.
+ * SIGINT/SIGTERM stop the VM (StopVm) and exit 128+signal. Because the VM is
+ * owned by this connection, it also stops if vmctl dies.
+ *
+ * A VM that died without a payload exit code maps to a fixed code per death
+ * reason (cmd_run_exit_code, documented in docs/vmctl.md).
+ */
+#include "config.h"
+#include "client/vmctl.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/signalfd.h>
+
+#include "client/json.h"
+
+const char cmd_run_help[] =
+	"Usage: vmctl run [OPTIONS] [-- CMD [ARGS...]]\n"
+	"\n"
+	"Create and start a VM. CMD, if given, is the payload the guest agent runs.\n"
+	"Without --detach, vmctl streams the console to stdout, waits until the VM\n"
+	"is dead and exits with the payload's exit code (see EXIT CODES); Ctrl-C or\n"
+	"SIGTERM stops the VM. With --detach, prints the VM's id and exits: the VM\n"
+	"keeps running after vmctl (and the daemon) exit.\n"
+	"\n"
+	"Options:\n"
+	"  -n, --name NAME          VM name ([A-Za-z0-9._-], at most 64)\n"
+	"      --kernel PATH        guest kernel (default: the daemon's)\n"
+	"      --initrd PATH        guest initrd (default: the daemon's)\n"
+	"      --cmdline STRING     appended to the kernel command line\n"
+	"  -m, --mem MIB            memory in MiB (default: the daemon's, 256)\n"
+	"  -c, --cpus N             vCPUs (default: 1)\n"
+	"  -d, --disk PATH[,ro]     add a disk (repeatable); ,ro makes it read-only\n"
+	"      --accel kvm|tcg      accelerator (default: the daemon's choice)\n"
+	"      --detach             start the VM detached, print its id and exit\n"
+	"      --console FILE       write the console to FILE instead of stdout\n"
+	"      --events             print the VM's events to stderr\n"
+	"      --boot-timeout SEC   the VM must be STARTED within SEC seconds\n"
+	"  -e, --env KEY=VALUE      payload environment (repeatable)\n"
+	"      --cwd DIR            payload working directory\n"
+	"      --debug              debug VM (more guest logging)\n"
+	"  -h, --help               this help\n"
+	"\n"
+	"EXIT CODES (without --detach)\n"
+	"  the payload's exit code if it reported one; otherwise by death reason:\n"
+	"  SHUTDOWN 0, HANGUP 129, CRASH 134, KILLED 137, START_FAILED 125,\n"
+	"  INVALID_PAYLOAD_CONFIG 126, PAYLOAD_ERROR 127, AGENT_FAILED_TO_CONNECT 124,\n"
+	"  INFRASTRUCTURE_ERROR 123, REBOOT 122, anything else 255;\n"
+	"  130/143 when vmctl was interrupted by SIGINT/SIGTERM (after stopping the VM);\n"
+	"  1 when a call to the daemon failed, 2 for usage errors.\n";
+
+enum {
+	OPT_KERNEL = 0x100,
+	OPT_INITRD,
+	OPT_CMDLINE,
+	OPT_ACCEL,
+	OPT_DETACH,
+	OPT_CONSOLE,
+	OPT_EVENTS,
+	OPT_BOOT_TIMEOUT,
+	OPT_CWD,
+	OPT_DEBUG,
+};
+
+void cmd_run_opts_release(struct cmd_run_opts *o)
+{
+	free(o->disks);
+	free(o->env);
+	o->disks = NULL;
+	o->env = NULL;
+}
+
+/* "PATH", "PATH,ro" or "PATH,rw" into @d (the path is copied into @argv's string). */
+static int parse_disk(char *arg, struct vmc_disk *d, struct vm_error *err)
+{
+	char *comma = strrchr(arg, ',');
+
+	d->fd = -1;
+	d->read_only = false;
+	if (comma && (!strcmp(comma, ",ro") || !strcmp(comma, ",rw"))) {
+		d->read_only = comma[2] == 'o';
+		*comma = '\0';
+	}
+	if (!*arg)
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "invalid --disk: empty path");
+	d->path = arg;
+	return 0;
+}
+
+int cmd_run_parse(int argc, char **argv, struct cmd_run_opts *o, struct vm_error *err)
+{
+	static const struct option opts[] = {
+		{ "name", required_argument, NULL, 'n' },
+		{ "kernel", required_argument, NULL, OPT_KERNEL },
+		{ "initrd", required_argument, NULL, OPT_INITRD },
+		{ "cmdline", required_argument, NULL, OPT_CMDLINE },
+		{ "mem", required_argument, NULL, 'm' },
+		{ "cpus", required_argument, NULL, 'c' },
+		{ "disk", required_argument, NULL, 'd' },
+		{ "accel", required_argument, NULL, OPT_ACCEL },
+		{ "detach", no_argument, NULL, OPT_DETACH },
+		{ "console", required_argument, NULL, OPT_CONSOLE },
+		{ "events", no_argument, NULL, OPT_EVENTS },
+		{ "boot-timeout", required_argument, NULL, OPT_BOOT_TIMEOUT },
+		{ "env", required_argument, NULL, 'e' },
+		{ "cwd", required_argument, NULL, OPT_CWD },
+		{ "debug", no_argument, NULL, OPT_DEBUG },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct vmc_vm_config *cfg = &o->cfg;
+	uint64_t ms;
+	int c;
+
+	memset(o, 0, sizeof(*o));
+	vmc_vm_config_init(cfg);
+	/* argc bounds how many --disk/--env there can be */
+	o->disks = xcalloc((size_t)argc + 1, sizeof(*o->disks));
+	o->env = xcalloc((size_t)argc + 1, sizeof(*o->env));
+	cfg->disks = o->disks;
+	cfg->payload_env = o->env;
+	optind = 0;
+	opterr = 0;
+	/* '+': the payload command starts at the first non-option */
+	while ((c = getopt_long(argc, argv, "+:n:m:c:d:e:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'n':
+			if (!*optarg)
+				return vm_error_set(err, VM_INVALID_ARGUMENT, "invalid --name: empty");
+			cfg->name = optarg;
+			break;
+		case OPT_KERNEL:
+			cfg->kernel = optarg;
+			break;
+		case OPT_INITRD:
+			cfg->initrd = optarg;
+			break;
+		case OPT_CMDLINE:
+			cfg->cmdline = optarg;
+			break;
+		case 'm':
+			if (vmctl_parse_u32(optarg, "--mem", &cfg->memory_mib, err) < 0)
+				return -1;
+			if (!cfg->memory_mib)
+				return vm_error_set(err, VM_INVALID_ARGUMENT, "invalid --mem '0': must be more than 0");
+			break;
+		case 'c':
+			if (vmctl_parse_u32(optarg, "--cpus", &cfg->cpus, err) < 0)
+				return -1;
+			if (!cfg->cpus)
+				return vm_error_set(err, VM_INVALID_ARGUMENT, "invalid --cpus '0': must be more than 0");
+			break;
+		case 'd':
+			if (parse_disk(optarg, &o->disks[cfg->n_disks], err) < 0)
+				return -1;
+			cfg->n_disks++;
+			break;
+		case OPT_ACCEL:
+			if (strcmp(optarg, "kvm") && strcmp(optarg, "tcg"))
+				return vm_error_set(err, VM_INVALID_ARGUMENT, "invalid --accel '%s': expected kvm or tcg",
+						    optarg);
+			cfg->accel = optarg;
+			break;
+		case OPT_DETACH:
+			o->detach = true;
+			cfg->detach = true;
+			break;
+		case OPT_CONSOLE:
+			if (!*optarg)
+				return vm_error_set(err, VM_INVALID_ARGUMENT, "invalid --console: empty path");
+			o->console_file = optarg;
+			break;
+		case OPT_EVENTS:
+			o->events = true;
+			break;
+		case OPT_BOOT_TIMEOUT:
+			if (vmctl_parse_seconds(optarg, "--boot-timeout", &ms, err) < 0)
+				return -1;
+			if (ms == 0 || ms > UINT32_MAX)
+				return vm_error_set(err, VM_INVALID_ARGUMENT,
+						    "invalid --boot-timeout '%s': must be between 0.001 and 4294967 s",
+						    optarg);
+			cfg->boot_timeout_ms = (uint32_t)ms;
+			break;
+		case 'e': {
+			const char *eq = strchr(optarg, '=');
+
+			if (!eq || eq == optarg)
+				return vm_error_set(err, VM_INVALID_ARGUMENT, "invalid --env '%s': expected KEY=VALUE",
+						    optarg);
+			o->env[cfg->n_payload_env++] = optarg;
+			break;
+		}
+		case OPT_CWD:
+			if (optarg[0] != '/')
+				return vm_error_set(err, VM_INVALID_ARGUMENT,
+						    "invalid --cwd '%s': must be an absolute path in the guest", optarg);
+			cfg->payload_cwd = optarg;
+			break;
+		case OPT_DEBUG:
+			cfg->debug = true;
+			break;
+		case 'h':
+			return VMCTL_PARSE_HELP;
+		default:
+			return vmctl_getopt_error(c, argv, err);
+		}
+	}
+	if (optind < argc) {
+		cfg->payload_args = (const char *const *)&argv[optind];
+		cfg->n_payload_args = (size_t)(argc - optind);
+	}
+	if (o->detach && o->events)
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "--events needs a VM to watch: not with --detach");
+	return VMCTL_PARSE_OK;
+}
+
+int cmd_run_exit_code(const struct vmc_vm_info *vm)
+{
+	if (vm->has_exit_code)
+		return vm->exit_code & 0xff;
+	switch (vm->death_reason) {
+	case VMC_DEATH_SHUTDOWN:
+		return 0;
+	case VMC_DEATH_HANGUP:
+		return 128 + SIGHUP;
+	case VMC_DEATH_CRASH:
+		return 128 + SIGABRT;
+	case VMC_DEATH_KILLED:
+		return 128 + SIGKILL;
+	case VMC_DEATH_START_FAILED:
+		return 125;
+	case VMC_DEATH_INVALID_PAYLOAD_CONFIG:
+		return 126;
+	case VMC_DEATH_PAYLOAD_ERROR:
+		return 127;
+	case VMC_DEATH_AGENT_FAILED_TO_CONNECT:
+		return 124;
+	case VMC_DEATH_INFRASTRUCTURE_ERROR:
+		return 123;
+	case VMC_DEATH_REBOOT:
+		return 122;
+	case VMC_DEATH_NONE:
+	case VMC_DEATH_UNKNOWN:
+	default:
+		return 255;
+	}
+}
+
+static void print_event(const struct vmctl_ctx *ctx, const char *name, const struct vmc_event *ev)
+{
+	if (ctx->json) {
+		struct json_obj o;
+
+		json_begin(&o, stderr);
+		json_str(&o, "vm", name);
+		json_str(&o, "event", vmc_event_type_name(ev->type));
+		json_str(&o, "state", vmc_state_name(ev->state));
+		json_str(&o, "death_reason", vmc_death_reason_name(ev->death_reason));
+		json_int(&o, "exit_code", ev->exit_code);
+		json_int(&o, "error_code", ev->error_code);
+		json_str(&o, "message", ev->message);
+		json_uint(&o, "timestamp_ns", ev->timestamp_ns);
+		json_end(&o);
+		return;
+	}
+	switch (ev->type) {
+	case VMC_EVENT_STATE_CHANGED:
+		fprintf(stderr, "vmctl: vm %s: %s\n", name, vmc_state_name(ev->state));
+		break;
+	case VMC_EVENT_PAYLOAD_FINISHED:
+		fprintf(stderr, "vmctl: vm %s: PAYLOAD_FINISHED (exit code %d)\n", name, ev->exit_code);
+		break;
+	case VMC_EVENT_DIED:
+		fprintf(stderr, "vmctl: vm %s: DIED (%s)%s%s\n", name, vmc_death_reason_name(ev->death_reason),
+			*ev->message ? ": " : "", ev->message);
+		break;
+	case VMC_EVENT_ERROR:
+		fprintf(stderr, "vmctl: vm %s: ERROR %d: %s\n", name, ev->error_code, ev->message);
+		break;
+	default:
+		fprintf(stderr, "vmctl: vm %s: %s%s%s\n", name, vmc_event_type_name(ev->type),
+			*ev->message ? ": " : "", ev->message);
+		break;
+	}
+}
+
+/* Copy what the console pipe holds to stdout. Return: false at EOF/error. */
+static bool copy_console(int fd)
+{
+	char buf[65536];
+	ssize_t n;
+
+	for (;;) {
+		n = read(fd, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return true;
+		if (n <= 0)
+			return false;
+		if (write_all(STDOUT_FILENO, buf, (size_t)n) < 0)
+			return false;
+	}
+}
+
+struct run_state {
+	const struct vmctl_ctx *ctx;
+	const struct cmd_run_opts *o;
+	struct vmc_client *cl;
+	struct vmc_watch *watch;
+	const char *id;
+	const char *name;
+	bool dead;
+};
+
+/* Read every event already available. Return: 0, or -1 with @err. */
+static int drain_events(struct run_state *st, struct vm_error *err)
+{
+	struct vmc_event ev;
+	int r;
+
+	while (!st->dead) {
+		r = vmc_watch_next(st->watch, 0, &ev, err);
+		if (r < 0)
+			return err->code == VM_DEADLINE_EXCEEDED ? 0 : -1;
+		if (r == 0) {
+			/* the daemon ends the stream once the VM is dead */
+			st->dead = true;
+			break;
+		}
+		if (st->o->events)
+			print_event(st->ctx, st->name, &ev);
+		if (ev.type == VMC_EVENT_DIED || ev.state == VMC_STATE_DEAD)
+			st->dead = true;
+		vmc_event_clear(&ev);
+	}
+	return 0;
+}
+
+static int run_attached(struct run_state *st, int console_fd, int sig_fd)
+{
+	struct vm_error err = { 0 };
+	struct signalfd_siginfo si;
+	struct vmc_vm_info vm;
+	int code;
+
+	while (!st->dead) {
+		struct pollfd p[3] = {
+			{ .fd = vmc_client_fd(st->cl), .events = POLLIN },
+			{ .fd = sig_fd, .events = POLLIN },
+			{ .fd = console_fd, .events = POLLIN },
+		};
+
+		if (drain_events(st, &err) < 0)
+			return vmctl_rpc_error(&err);
+		if (st->dead)
+			break;
+		if (poll(p, 3, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			fprintf(stderr, "vmctl: run: poll: %s\n", strerror(errno));
+			return VMCTL_EXIT_RPC;
+		}
+		if (console_fd >= 0 && (p[2].revents & (POLLIN | POLLHUP | POLLERR)) && !copy_console(console_fd)) {
+			close(console_fd);
+			console_fd = -1;
+		}
+		if (p[1].revents & POLLIN) {
+			if (read(sig_fd, &si, sizeof(si)) != sizeof(si))
+				continue;
+			if (!st->ctx->json)
+				fprintf(stderr, "vmctl: %s: stopping vm %s\n", strsignal((int)si.ssi_signo), st->name);
+			if (vmc_stop_vm(st->cl, st->id, 0, false, NULL, &err) < 0)
+				vmctl_rpc_error(&err);
+			if (console_fd >= 0) {
+				copy_console(console_fd);
+				close(console_fd);
+			}
+			return 128 + (int)si.ssi_signo;
+		}
+	}
+	/* The VM is dead: QEMU has written everything; drain what the pipe
+	 * still holds, waiting a little for the daemon to close its end. */
+	while (console_fd >= 0) {
+		struct pollfd p = { .fd = console_fd, .events = POLLIN };
+
+		if (poll(&p, 1, 2000) <= 0 || !copy_console(console_fd)) {
+			close(console_fd);
+			console_fd = -1;
+		}
+	}
+	if (vmc_get_vm_info(st->cl, st->id, &vm, &err) < 0)
+		return vmctl_rpc_error(&err);
+	if (st->o->events && !st->ctx->json && !vm.has_exit_code && vm.death_reason != VMC_DEATH_SHUTDOWN)
+		fprintf(stderr, "vmctl: vm %s died: %s%s%s\n", st->name, vmc_death_reason_name(vm.death_reason),
+			*vm.message ? ": " : "", vm.message);
+	code = cmd_run_exit_code(&vm);
+	vmc_vm_info_clear(&vm);
+	return code;
+}
+
+int cmd_run(struct vmctl_ctx *ctx, int argc, char **argv)
+{
+	struct vm_error err = { 0 };
+	struct cmd_run_opts o;
+	struct vmc_vm_info info;
+	struct run_state st = { .ctx = ctx, .o = &o };
+	cleanup_close int console_r = -1;
+	cleanup_close int console_w = -1;
+	cleanup_close int sig_fd = -1;
+	sigset_t mask;
+	int r;
+
+	r = cmd_run_parse(argc, argv, &o, &err);
+	if (r < 0) {
+		cmd_run_opts_release(&o);
+		return vmctl_usage_error("run", &err);
+	}
+	if (r == VMCTL_PARSE_HELP) {
+		cmd_run_opts_release(&o);
+		fputs(cmd_run_help, stdout);
+		return VMCTL_EXIT_OK;
+	}
+	if (o.console_file) {
+		console_w = open(o.console_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY, 0644);
+		if (console_w < 0) {
+			fprintf(stderr, "vmctl: run: cannot open --console %s: %s\n", o.console_file, strerror(errno));
+			cmd_run_opts_release(&o);
+			return VMCTL_EXIT_USAGE;
+		}
+	} else if (!o.detach) {
+		int p[2];
+
+		if (pipe2(p, O_CLOEXEC) < 0) {
+			fprintf(stderr, "vmctl: run: pipe: %s\n", strerror(errno));
+			cmd_run_opts_release(&o);
+			return VMCTL_EXIT_RPC;
+		}
+		console_r = p[0];
+		console_w = p[1];
+		fd_set_nonblock(console_r, true);
+	}
+	o.cfg.console_out = console_w;
+
+	st.cl = vmctl_connect(ctx);
+	if (!st.cl) {
+		cmd_run_opts_release(&o);
+		return VMCTL_EXIT_USAGE;
+	}
+	r = vmc_create_vm(st.cl, &o.cfg, &info, &err);
+	cmd_run_opts_release(&o);
+	/* the daemon holds the write end now; ours would keep the pipe from ending */
+	if (console_w >= 0)
+		close(steal_fd(&console_w));
+	if (r < 0) {
+		vmc_close(st.cl);
+		return vmctl_rpc_error(&err);
+	}
+	st.id = info.id;
+	st.name = *info.name ? info.name : info.id;
+
+	if (!o.detach && vmc_watch_vm(st.cl, st.id, false, &st.watch, &err) < 0) {
+		r = vmctl_rpc_error(&err);
+		goto out;
+	}
+	/* block the signals before StartVm: from then on they stop the VM */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGTERM);
+	if (!o.detach) {
+		sigprocmask(SIG_BLOCK, &mask, NULL);
+		sig_fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+		if (sig_fd < 0) {
+			fprintf(stderr, "vmctl: run: signalfd: %s\n", strerror(errno));
+			r = VMCTL_EXIT_RPC;
+			goto out;
+		}
+	}
+	if (vmc_start_vm(st.cl, st.id, NULL, &err) < 0) {
+		r = vmctl_rpc_error(&err);
+		goto out;
+	}
+	if (o.detach) {
+		if (ctx->json) {
+			struct json_obj jo;
+
+			json_begin(&jo, stdout);
+			json_str(&jo, "id", info.id);
+			json_str(&jo, "name", info.name);
+			json_uint(&jo, "cid", info.cid);
+			json_end(&jo);
+		} else {
+			printf("%s\n", info.id);
+		}
+		r = VMCTL_EXIT_OK;
+		goto out;
+	}
+	r = run_attached(&st, steal_fd(&console_r), sig_fd);
+out:
+	vmc_watch_close(st.watch);
+	vmc_close(st.cl);
+	vmc_vm_info_clear(&info);
+	if (!o.detach)
+		sigprocmask(SIG_UNBLOCK, &mask, NULL);
+	return r;
+}

@@ -1,0 +1,1 @@
+# Example clients; see docs/HACKING.md

@@ -1,0 +1,361 @@
+/* vmctl.c - vmctl's dispatcher: global options, the command table, help,
+ * and the helpers every command uses to connect and report errors.
+ *
+ * Like crun, each subcommand lives in its own file (cmd_*.c) and exports
+ * cmd_NAME(ctx, argc, argv) with argv[0] = the command name. Every command
+ * first parses its arguments into an options struct with a pure function
+ * (cmd_NAME_parse) that the unit tests drive, then connects and calls the
+ * daemon. Errors are printed in three shapes only: usage errors (exit 2),
+ * connection errors (exit 2, with the socket path and a hint) and RPC
+ * errors "vmctl: CODE: message" (exit 1).
+ */
+#include "config.h"
+#include "client/vmctl.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "client/json.h"
+
+static const struct vmctl_command commands[] = {
+	{ "info", "show the daemon, or one VM", cmd_info_help, cmd_info },
+	{ "version", "show vmctl's and the daemon's versions", cmd_version_help, cmd_version },
+	{ "run", "create and start a VM, stream its console, exit with its payload's code", cmd_run_help,
+	  cmd_run },
+	{ "list", "list VMs", cmd_list_help, cmd_list },
+	{ "stop", "stop a VM (graceful, then forced)", cmd_stop_help, cmd_stop },
+	{ "kill", "kill a VM now", cmd_kill_help, cmd_kill },
+	{ "wait", "wait until a VM reaches a state", cmd_wait_help, cmd_wait },
+	{ "console", "attach to a VM's console", cmd_console_help, cmd_console },
+	{ "logs", "print a VM's console, guest or QEMU log", cmd_logs_help, cmd_logs },
+	{ "suspend", "pause a VM's vCPUs", cmd_suspend_help, cmd_suspend },
+	{ "resume", "resume a suspended VM", cmd_resume_help, cmd_resume },
+	{ "connect", "connect stdin/stdout to a vsock port of a VM", cmd_connect_help, cmd_connect },
+};
+
+static const char global_usage[] = "Usage: vmctl [--socket PATH] [--json] [--timeout SEC] COMMAND [ARGS...]\n";
+
+const struct vmctl_command *vmctl_find_command(const char *name)
+{
+	for (size_t i = 0; name && i < ARRAY_SIZE(commands); i++)
+		if (!strcmp(commands[i].name, name))
+			return &commands[i];
+	return NULL;
+}
+
+static void print_global_help(FILE *f)
+{
+	fputs(global_usage, f);
+	fputs("\nControl virtual machines of virtmgrd.\n\n"
+	      "Global options:\n"
+	      "  --socket PATH   daemon socket (default: $VIRTMGR_SOCKET, else " VMC_DEFAULT_SOCKET ")\n"
+	      "  --json          machine-readable output: one JSON object per line\n"
+	      "  --timeout SEC   deadline for each call to the daemon (default: none)\n"
+	      "  -h, --help      this help\n\nCommands:\n",
+	      f);
+	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
+		fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].summary);
+	fputs("\n`vmctl help COMMAND` or `vmctl COMMAND --help` describes a command.\n"
+	      "Exit codes: 0 ok, 1 the daemon answered with an error, 2 usage error or cannot connect;\n"
+	      "`run` exits with the payload's exit code (see vmctl(1) / docs/vmctl.md).\n",
+	      f);
+}
+
+int vmctl_getopt_error(int c, char **argv, struct vm_error *err)
+{
+	const char *arg = optind > 0 ? argv[optind - 1] : "?";
+
+	if (c == ':')
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "option '%s' requires an argument", arg);
+	if (optopt && optopt != '?')
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "unknown option '-%c'", optopt);
+	return vm_error_set(err, VM_INVALID_ARGUMENT, "unknown option '%s'", arg);
+}
+
+int vmctl_parse_u32(const char *s, const char *what, uint32_t *out, struct vm_error *err)
+{
+	unsigned long long v;
+	char *end;
+
+	if (!s || !*s || *s == '-' || *s == '+' || *s == ' ')
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "invalid %s '%s': not a number", what, s ? s : "");
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (*end)
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "invalid %s '%s': not a number", what, s);
+	if (errno == ERANGE || v > UINT32_MAX)
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "invalid %s '%s': too large", what, s);
+	*out = (uint32_t)v;
+	return 0;
+}
+
+int vmctl_parse_seconds(const char *s, const char *what, uint64_t *ms, struct vm_error *err)
+{
+	uint64_t whole = 0, frac = 0, scale = 1000;
+	const char *p = s;
+
+	if (!s || !*s)
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "invalid %s '': expected seconds", what);
+	if (*p < '0' || *p > '9')
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "invalid %s '%s': expected seconds, e.g. 10 or 0.5",
+				    what, s);
+	for (; *p >= '0' && *p <= '9'; p++) {
+		whole = whole * 10 + (uint64_t)(*p - '0');
+		if (whole > 100000000ull)  /* > 3 years: surely a mistake */
+			return vm_error_set(err, VM_INVALID_ARGUMENT, "invalid %s '%s': too large", what, s);
+	}
+	if (*p == '.') {
+		p++;
+		if (*p < '0' || *p > '9')
+			return vm_error_set(err, VM_INVALID_ARGUMENT,
+					    "invalid %s '%s': expected seconds, e.g. 10 or 0.5", what, s);
+		for (; *p >= '0' && *p <= '9'; p++) {
+			scale /= 10;
+			frac += (uint64_t)(*p - '0') * scale;
+		}
+	}
+	if (*p)
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "invalid %s '%s': expected seconds, e.g. 10 or 0.5",
+				    what, s);
+	*ms = whole * 1000 + frac;
+	return 0;
+}
+
+int vmctl_parse_global(int argc, char **argv, struct vmctl_ctx *ctx, int *cmd_index, struct vm_error *err)
+{
+	static const struct option opts[] = {
+		{ "socket", required_argument, NULL, 's' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	ctx->socket = vmc_default_socket();
+	ctx->json = false;
+	ctx->timeout_ms = 0;
+	*cmd_index = argc;
+	optind = 0;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			if (!*optarg)
+				return vm_error_set(err, VM_INVALID_ARGUMENT, "--socket: empty path");
+			ctx->socket = optarg;
+			break;
+		case 'j':
+			ctx->json = true;
+			break;
+		case 't':
+			if (vmctl_parse_seconds(optarg, "--timeout", &ctx->timeout_ms, err) < 0)
+				return -1;
+			break;
+		case 'h':
+			return VMCTL_PARSE_HELP;
+		default:
+			return vmctl_getopt_error(c, argv, err);
+		}
+	}
+	*cmd_index = optind;
+	return VMCTL_PARSE_OK;
+}
+
+struct vmc_client *vmctl_connect(const struct vmctl_ctx *ctx)
+{
+	struct vm_error err = { 0 };
+	struct vmc_client *cl = vmc_connect(ctx->socket, &err);
+
+	if (!cl) {
+		if (err.code == VM_UNAVAILABLE)
+			fprintf(stderr, "vmctl: %s (is virtmgrd running?)\n", err.message);
+		else
+			fprintf(stderr, "vmctl: %s\n", err.message);
+		return NULL;
+	}
+	vmc_set_timeout(cl, ctx->timeout_ms);
+	return cl;
+}
+
+int vmctl_rpc_error(const struct vm_error *err)
+{
+	fprintf(stderr, "vmctl: %s: %s\n", vmc_status_name(err->code), err->message);
+	return VMCTL_EXIT_RPC;
+}
+
+int vmctl_usage_error(const char *cmd, const struct vm_error *err)
+{
+	const struct vmctl_command *c = vmctl_find_command(cmd);
+
+	if (c) {
+		fprintf(stderr, "vmctl %s: %s\n", cmd, err->message);
+		fprintf(stderr, "%.*s", (int)(strcspn(c->help, "\n") + 1), c->help);
+		fprintf(stderr, "Try 'vmctl help %s'.\n", cmd);
+	} else {
+		fprintf(stderr, "vmctl: %s\n", err->message);
+		fputs(global_usage, stderr);
+		fputs("Try 'vmctl --help'.\n", stderr);
+	}
+	return VMCTL_EXIT_USAGE;
+}
+
+char *vmctl_format_time(uint64_t real_ns, char *buf, size_t size)
+{
+	time_t t = (time_t)(real_ns / 1000000000ull);
+	struct tm tm;
+
+	if (!real_ns || !gmtime_r(&t, &tm) || !strftime(buf, size, "%Y-%m-%d %H:%M:%S UTC", &tm))
+		snprintf(buf, size, "-");
+	return buf;
+}
+
+void vmctl_print_vm_info(const struct vmctl_ctx *ctx, const struct vmc_vm_info *vm)
+{
+	char created[64], started[64];
+
+	if (ctx->json) {
+		struct json_obj o;
+
+		json_begin(&o, stdout);
+		json_str(&o, "id", vm->id);
+		json_str(&o, "name", vm->name);
+		json_uint(&o, "cid", vm->cid);
+		json_str(&o, "state", vmc_state_name(vm->state));
+		json_str(&o, "death_reason", vmc_death_reason_name(vm->death_reason));
+		if (vm->has_exit_code)
+			json_int(&o, "exit_code", vm->exit_code);
+		else
+			json_null(&o, "exit_code");
+		json_str(&o, "message", vm->message);
+		json_int(&o, "qemu_pid", vm->qemu_pid);
+		json_str(&o, "run_dir", vm->run_dir);
+		json_uint(&o, "owner_uid", vm->owner_uid);
+		json_int(&o, "owner_pid", vm->owner_pid);
+		json_str(&o, "accel", vm->accel);
+		json_uint(&o, "memory_mib", vm->memory_mib);
+		json_uint(&o, "cpus", vm->cpus);
+		json_uint(&o, "created_ns", vm->created_ns);
+		json_uint(&o, "started_ns", vm->started_ns);
+		json_bool(&o, "detached", vm->detached);
+		json_bool(&o, "early", vm->early);
+		json_bool(&o, "suspended", vm->suspended);
+		json_end(&o);
+		return;
+	}
+	printf("id:           %s\n", vm->id);
+	printf("name:         %s\n", vm->name);
+	printf("cid:          %u\n", vm->cid);
+	printf("state:        %s%s\n", vmc_state_name(vm->state), vm->suspended ? " (suspended)" : "");
+	printf("death reason: %s\n", vmc_death_reason_name(vm->death_reason));
+	if (vm->has_exit_code)
+		printf("exit code:    %d\n", vm->exit_code);
+	else
+		printf("exit code:    -\n");
+	printf("message:      %s\n", *vm->message ? vm->message : "-");
+	printf("qemu pid:     %d\n", vm->qemu_pid);
+	printf("run dir:      %s\n", *vm->run_dir ? vm->run_dir : "-");
+	printf("owner:        uid %u, pid %d\n", vm->owner_uid, vm->owner_pid);
+	printf("accel:        %s\n", *vm->accel ? vm->accel : "-");
+	printf("memory:       %u MiB\n", vm->memory_mib);
+	printf("cpus:         %u\n", vm->cpus);
+	printf("created:      %s\n", vmctl_format_time(vm->created_ns, created, sizeof(created)));
+	printf("started:      %s\n", vmctl_format_time(vm->started_ns, started, sizeof(started)));
+	printf("detached:     %s\n", vm->detached ? "yes" : "no");
+	printf("early:        %s\n", vm->early ? "yes" : "no");
+}
+
+static int cmd_help(int argc, char **argv)
+{
+	const struct vmctl_command *c;
+
+	if (argc < 2) {
+		print_global_help(stdout);
+		return VMCTL_EXIT_OK;
+	}
+	c = vmctl_find_command(argv[1]);
+	if (!c) {
+		fprintf(stderr, "vmctl: unknown command '%s'\n", argv[1]);
+		fputs("Try 'vmctl --help'.\n", stderr);
+		return VMCTL_EXIT_USAGE;
+	}
+	fputs(c->help, stdout);
+	return VMCTL_EXIT_OK;
+}
+
+int vmctl_main(int argc, char **argv)
+{
+	struct vmctl_ctx ctx;
+	struct vm_error err = { 0 };
+	const struct vmctl_command *c;
+	int idx, r;
+
+	r = vmctl_parse_global(argc, argv, &ctx, &idx, &err);
+	if (r < 0)
+		return vmctl_usage_error(NULL, &err);
+	if (r == VMCTL_PARSE_HELP) {
+		print_global_help(stdout);
+		return VMCTL_EXIT_OK;
+	}
+	if (idx >= argc) {
+		fputs("vmctl: no command given\n", stderr);
+		fputs(global_usage, stderr);
+		fputs("Try 'vmctl --help'.\n", stderr);
+		return VMCTL_EXIT_USAGE;
+	}
+	if (!strcmp(argv[idx], "help"))
+		return cmd_help(argc - idx, argv + idx);
+	c = vmctl_find_command(argv[idx]);
+	if (!c) {
+		fprintf(stderr, "vmctl: unknown command '%s'\n", argv[idx]);
+		fputs("Try 'vmctl --help'.\n", stderr);
+		return VMCTL_EXIT_USAGE;
+	}
+	r = c->run(&ctx, argc - idx, argv + idx);
+	fflush(stdout);
+	return r;
+}
+
+int cmd_vm_parse(int argc, char **argv, bool vm_required, struct cmd_vm_opts *o, struct vm_error *err)
+{
+	static const struct option opts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	o->vm = NULL;
+	optind = 0;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		if (c == 'h')
+			return VMCTL_PARSE_HELP;
+		return vmctl_getopt_error(c, argv, err);
+	}
+	if (optind < argc)
+		o->vm = argv[optind++];
+	if (optind < argc)
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "unexpected argument '%s'", argv[optind]);
+	if (vm_required && !o->vm)
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "missing VM (id or name)");
+	if (o->vm && !*o->vm)
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "empty VM name");
+	return VMCTL_PARSE_OK;
+}
+
+void vmctl_print_vm_brief(const struct vmctl_ctx *ctx, const struct vmc_vm_info *vm)
+{
+	if (ctx->json) {
+		vmctl_print_vm_info(ctx, vm);
+		return;
+	}
+	printf("%s: %s", *vm->name ? vm->name : vm->id, vmc_state_name(vm->state));
+	if (vm->state == VMC_STATE_DEAD)
+		printf(" (%s)", vmc_death_reason_name(vm->death_reason));
+	if (vm->suspended)
+		printf(" (suspended)");
+	printf("\n");
+}

@@ -1,0 +1,164 @@
+/* vmctl.h - what the vmctl dispatcher and its subcommands share: the global
+ * options, the exit codes, each command's parsed options (parsing is kept
+ * apart from doing, so tests check it without a daemon) and the helpers that
+ * print errors the same way everywhere.
+ */
+#ifndef VIRTMGR_VMCTL_H
+#define VIRTMGR_VMCTL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/util.h"
+#include "client/virtmgr-client.h"
+
+/* Exit codes (docs/vmctl.md). `run` also exits with the payload's code. */
+#define VMCTL_EXIT_OK 0
+#define VMCTL_EXIT_RPC 1       /* the daemon answered with an error status */
+#define VMCTL_EXIT_USAGE 2     /* bad arguments, or cannot connect */
+
+struct vmctl_ctx {
+	const char *socket;        /* --socket, else $VIRTMGR_SOCKET, else the default */
+	bool json;                 /* --json: one JSON object per line */
+	uint64_t timeout_ms;       /* --timeout: per-call deadline, 0 = none */
+};
+
+/* What a parse function returns besides -1 (error, @err filled). */
+#define VMCTL_PARSE_OK 0
+#define VMCTL_PARSE_HELP 1     /* --help was given: print help, exit 0 */
+
+/**
+ * vmctl_parse_global() - parse the options before the command
+ * @cmd_index: index in @argv of the command name (== @argc if none)
+ * Return: VMCTL_PARSE_OK, VMCTL_PARSE_HELP or -1.
+ */
+int vmctl_parse_global(int argc, char **argv, struct vmctl_ctx *ctx, int *cmd_index, struct vm_error *err);
+
+/** vmctl_main() - the whole program. Return: the exit code. */
+int vmctl_main(int argc, char **argv);
+
+/* ---- value parsers shared by the commands; Return: 0 or -1 with @err ---- */
+int vmctl_parse_u32(const char *s, const char *what, uint32_t *out, struct vm_error *err);
+/* Seconds, with optional fraction ("2", "0.5"), to milliseconds. */
+int vmctl_parse_seconds(const char *s, const char *what, uint64_t *ms, struct vm_error *err);
+
+/* ---- output helpers ---- */
+/**
+ * vmctl_connect() - connect to ctx->socket and apply ctx->timeout_ms
+ * On failure prints "vmctl: cannot connect to PATH: ERR (is virtmgrd running?)".
+ * Return: the client, or NULL (exit with VMCTL_EXIT_USAGE).
+ */
+struct vmc_client *vmctl_connect(const struct vmctl_ctx *ctx);
+/** vmctl_rpc_error() - print "vmctl: CODE: message". Return: VMCTL_EXIT_RPC. */
+int vmctl_rpc_error(const struct vm_error *err);
+/** vmctl_usage_error() - print the error, the command's usage line and a hint. Return: VMCTL_EXIT_USAGE. */
+int vmctl_usage_error(const char *cmd, const struct vm_error *err);
+/** vmctl_print_vm_info() - every VmInfo field, as "key: value" lines or one JSON object. */
+void vmctl_print_vm_info(const struct vmctl_ctx *ctx, const struct vmc_vm_info *vm);
+/** vmctl_print_vm_brief() - "NAME: STATE (REASON)", or the full JSON object with --json. */
+void vmctl_print_vm_brief(const struct vmctl_ctx *ctx, const struct vmc_vm_info *vm);
+/** vmctl_format_time() - "2026-11-21 21:00:00 UTC" or "-" for 0, into @buf. Return: @buf. */
+char *vmctl_format_time(uint64_t real_ns, char *buf, size_t size);
+
+/* ---- commands ---- */
+struct vmctl_command {
+	const char *name;
+	const char *summary;
+	const char *help;          /* first line is the usage line */
+	int (*run)(struct vmctl_ctx *ctx, int argc, char **argv);
+};
+
+/** vmctl_find_command() - Return: the command called @name, or NULL. */
+const struct vmctl_command *vmctl_find_command(const char *name);
+
+int cmd_info(struct vmctl_ctx *ctx, int argc, char **argv);
+int cmd_version(struct vmctl_ctx *ctx, int argc, char **argv);
+int cmd_run(struct vmctl_ctx *ctx, int argc, char **argv);
+int cmd_list(struct vmctl_ctx *ctx, int argc, char **argv);
+int cmd_stop(struct vmctl_ctx *ctx, int argc, char **argv);
+int cmd_kill(struct vmctl_ctx *ctx, int argc, char **argv);
+int cmd_wait(struct vmctl_ctx *ctx, int argc, char **argv);
+int cmd_console(struct vmctl_ctx *ctx, int argc, char **argv);
+int cmd_logs(struct vmctl_ctx *ctx, int argc, char **argv);
+int cmd_suspend(struct vmctl_ctx *ctx, int argc, char **argv);
+int cmd_resume(struct vmctl_ctx *ctx, int argc, char **argv);
+int cmd_connect(struct vmctl_ctx *ctx, int argc, char **argv);
+
+extern const char cmd_info_help[], cmd_version_help[], cmd_run_help[], cmd_list_help[], cmd_stop_help[],
+	cmd_kill_help[], cmd_wait_help[], cmd_console_help[], cmd_logs_help[], cmd_suspend_help[],
+	cmd_resume_help[], cmd_connect_help[];
+
+/* Commands taking nothing but one VM (kill, suspend, resume) and info's optional VM. */
+struct cmd_vm_opts {
+	const char *vm;            /* NULL if none given and allowed */
+};
+/**
+ * cmd_vm_parse() - parse "CMD [VM]"
+ * @vm_required: missing VM is an error
+ * Return: VMCTL_PARSE_OK, VMCTL_PARSE_HELP or -1.
+ */
+int cmd_vm_parse(int argc, char **argv, bool vm_required, struct cmd_vm_opts *o, struct vm_error *err);
+
+struct cmd_run_opts {
+	struct vmc_vm_config cfg;  /* pointers into argv and the arrays below */
+	struct vmc_disk *disks;
+	const char **env;
+	bool detach;
+	bool events;
+	const char *console_file;
+};
+int cmd_run_parse(int argc, char **argv, struct cmd_run_opts *o, struct vm_error *err);
+void cmd_run_opts_release(struct cmd_run_opts *o);
+/** cmd_run_exit_code() - exit code for a dead VM (docs/vmctl.md). Return: 0..255. */
+int cmd_run_exit_code(const struct vmc_vm_info *vm);
+
+struct cmd_stop_opts {
+	const char *vm;
+	bool force;
+	uint64_t timeout_ms;
+};
+int cmd_stop_parse(int argc, char **argv, struct cmd_stop_opts *o, struct vm_error *err);
+
+struct cmd_wait_opts {
+	const char *vm;
+	enum vmc_vm_state state;   /* default DEAD */
+	uint64_t timeout_ms;
+};
+int cmd_wait_parse(int argc, char **argv, struct cmd_wait_opts *o, struct vm_error *err);
+
+struct cmd_logs_opts {
+	const char *vm;
+	enum vmc_log_kind kind;
+	bool follow;
+};
+int cmd_logs_parse(int argc, char **argv, struct cmd_logs_opts *o, struct vm_error *err);
+
+struct cmd_connect_opts {
+	const char *vm;
+	uint32_t port;
+};
+int cmd_connect_parse(int argc, char **argv, struct cmd_connect_opts *o, struct vm_error *err);
+
+struct cmd_console_opts {
+	const char *vm;
+};
+int cmd_console_parse(int argc, char **argv, struct cmd_console_opts *o, struct vm_error *err);
+
+int cmd_list_parse(int argc, char **argv, struct vm_error *err);
+
+/**
+ * vmctl_getopt_error() - turn getopt_long's '?'/':' into a message
+ * Return: -1.
+ */
+int vmctl_getopt_error(int c, char **argv, struct vm_error *err);
+
+/**
+ * vmctl_bridge() - copy @in_fd to @sock and @sock to @out_fd until @sock
+ * hits EOF; on EOF of @in_fd half-close @sock (shutdown SHUT_WR).
+ * @escape: byte on @in_fd that ends the bridge (-1 = none)
+ * Return: 0, 1 if ended by @escape, or -1 with errno on an I/O error.
+ */
+int vmctl_bridge(int in_fd, int out_fd, int sock, int escape);
+
+#endif
