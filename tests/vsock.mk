@@ -13,15 +13,12 @@ tests_unit_test_vsock_pkt_CFLAGS = $(TEST_CFLAGS)
 tests_unit_test_vsock_pkt_LDADD = $(VSOCK_TEST_LDADD)
 
 # Fuzz target (tests/fuzz/fuzz.mk's pattern): `make fuzz` builds it with
-# libFuzzer; the replay program runs the committed corpus in `make check`.
+# libFuzzer; tests/fuzz/replay.sh replays the committed corpus in `make check`.
 FUZZ_TARGETS += vsock
 FUZZ_SRCS_vsock = tests/fuzz/fuzz_vsock.c server/vsock/virtq.c server/vsock/vsock_pkt.c lib/util.c lib/log.c
 FUZZ_LIBS_vsock =
 check_PROGRAMS += tests/fuzz/replay_vsock
-TESTS += tests/fuzz/replay_vsock
-tests_fuzz_replay_vsock_SOURCES = tests/fuzz/fuzz_vsock.c server/vsock/vq_synth.h
-tests_fuzz_replay_vsock_CPPFLAGS = $(AM_CPPFLAGS) -DVSOCK_FUZZ_REPLAY_MAIN \
-	-DVSOCK_CORPUS_DIR='"$(abs_top_srcdir)/tests/fuzz/corpus/vsock"'
+tests_fuzz_replay_vsock_SOURCES = tests/fuzz/replay.c tests/fuzz/fuzz_vsock.c server/vsock/vq_synth.h
 tests_fuzz_replay_vsock_LDADD = server/vsock/libvsockdev.la lib/libvirtmgr.la $(EV_LIBS)
 EXTRA_DIST += tests/fuzz/corpus/vsock
 
