@@ -43,3 +43,10 @@ tests_unit_test_vsock_host_CPPFLAGS = $(AM_CPPFLAGS) \
 	-DVSOCK_BACKEND_PATH='"$(abs_top_builddir)/server/virtmgr-vsock$(EXEEXT)"'
 tests_unit_test_vsock_host_CFLAGS = $(TEST_CFLAGS)
 tests_unit_test_vsock_host_LDADD = server/vsock/libvsockhost.la $(TEST_LDADD)
+
+# The device between synthetic rings and real Unix sockets.
+check_PROGRAMS += tests/unit/test_vsock_dev
+TESTS += tests/unit/test_vsock_dev
+tests_unit_test_vsock_dev_SOURCES = tests/unit/test_vsock_dev.c server/vsock/vq_synth.h
+tests_unit_test_vsock_dev_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_vsock_dev_LDADD = $(VSOCK_TEST_LDADD)
