@@ -24,6 +24,9 @@
 
 #define DEFAULT_RUN_DIR "/run/virtmgr"
 #define DEFAULT_SOCKET DEFAULT_RUN_DIR "/virtmgrd.sock"
+/* Early mode: under --root, so that nothing is written outside it. */
+#define EARLY_SOCKET "/run/virtmgr/early.sock"
+#define EARLY_RUN_DIR "/mnt/vm/early"
 
 static void usage(FILE *f)
 {
@@ -45,7 +48,9 @@ static void usage(FILE *f)
 		"  --boot-timeout SEC     DEAD/HANGUP when not STARTED by then (default 60)\n"
 		"  --stop-timeout SEC     graceful phase of StopVm (default 10)\n"
 		"  --no-sandbox           do not run QEMU with -sandbox on\n"
-		"  --early                early-boot mode (AVF early_virtmgr rules)\n"
+		"  --early                early-boot mode (AVF early_virtmgr rules): declared VMs\n"
+		"                         only, static CIDs, run dirs in ROOT" EARLY_RUN_DIR ",\n"
+		"                         socket ROOT" EARLY_SOCKET " unless --socket is given\n"
 		"  --root DIR             early mode: prefix of every path (tests)\n"
 		"  --early-xsd PATH       early mode: schema for early_vms*.xml\n"
 		"  --client-fd N          serve only this connected socket; exit when it closes\n"
@@ -104,6 +109,7 @@ static int parse_args(int argc, char **argv, struct daemon_config *c, bool *sock
 		{ "version", no_argument, NULL, OPT_VERSION },
 		{ NULL, 0, NULL, 0 },
 	};
+	bool run_dir_given = false, cid_range_given = false;
 	uint32_t v;
 	int o;
 
@@ -115,6 +121,7 @@ static int parse_args(int argc, char **argv, struct daemon_config *c, bool *sock
 			break;
 		case OPT_RUN_DIR:
 			c->run_dir = optarg;
+			run_dir_given = true;
 			break;
 		case OPT_GROUP:
 			c->group = optarg;
@@ -147,6 +154,7 @@ static int parse_args(int argc, char **argv, struct daemon_config *c, bool *sock
 				return -1;
 			}
 			*dash = '\0';
+			cid_range_given = true;
 			if (parse_u32("--cid-range", optarg, 3, UINT32_MAX - 1, &c->cid_min) < 0 ||
 			    parse_u32("--cid-range", dash + 1, c->cid_min, UINT32_MAX - 1, &c->cid_max) < 0)
 				return -1;
@@ -237,6 +245,48 @@ static int parse_args(int argc, char **argv, struct daemon_config *c, bool *sock
 		fprintf(stderr, "virtmgrd: --root only applies with --early\n");
 		return -1;
 	}
+	if (c->early && run_dir_given) {
+		fprintf(stderr, "virtmgrd: --run-dir does not apply with --early (early VMs run in ROOT" EARLY_RUN_DIR
+			"/<cid>)\n");
+		return -1;
+	}
+	if (c->early && cid_range_given) {
+		fprintf(stderr, "virtmgrd: --cid-range does not apply with --early (early VMs have the CIDs "
+			"their early_vms.xml declares)\n");
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Early mode: every path lives under the root (resolved, because the
+ * caller's /proc/<pid>/exe is compared with it), the run directory is
+ * ROOT/mnt/vm/early, the CID range reported is that of the partitions, and
+ * without --socket the socket is ROOT/run/virtmgr/early.sock (not the
+ * regular daemon's). @root_buf receives the strings @c now points to.
+ */
+static int early_config(struct daemon_config *c, bool socket_given, char **root_buf, char **run_dir_buf,
+			char **socket_buf)
+{
+	const char *root = c->root && *c->root ? c->root : "/";
+	uint32_t lo, hi;
+
+	*root_buf = realpath(root, NULL);
+	if (!*root_buf) {
+		fprintf(stderr, "virtmgrd: --root %s: %s\n", root, strerror(errno));
+		return -1;
+	}
+	if (!strcmp(*root_buf, "/"))
+		(*root_buf)[0] = '\0';
+	c->root = *root_buf;
+	*run_dir_buf = xasprintf("%s" EARLY_RUN_DIR, c->root);
+	c->run_dir = *run_dir_buf;
+	if (!socket_given && c->client_fd < 0) {
+		*socket_buf = xasprintf("%s" EARLY_SOCKET, c->root);
+		c->socket_path = *socket_buf;
+	}
+	early_partition_cid_range(EARLY_SYSTEM, &c->cid_min, &hi);
+	early_partition_cid_range(EARLY_ODM, &lo, &c->cid_max);
 	return 0;
 }
 
@@ -336,6 +386,7 @@ int main(int argc, char **argv)
 	bool socket_given = false;
 	struct group *gr;
 	int inherited = 0;
+	cleanup_free char *early_root = NULL, *early_run_dir = NULL, *early_socket = NULL;
 
 	log_init("virtmgrd", LOG_LVL_INFO);
 	d.cfg = (struct daemon_config){
@@ -358,6 +409,8 @@ int main(int argc, char **argv)
 	};
 	if (parse_args(argc, argv, &d.cfg, &socket_given) < 0)
 		return 2;
+	if (d.cfg.early && early_config(&d.cfg, socket_given, &early_root, &early_run_dir, &early_socket) < 0)
+		return 2;
 	signal(SIGPIPE, SIG_IGN);
 
 	d.loop = ev_default_loop(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
@@ -377,7 +430,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
-	if (d.cfg.early && early_registry_new(d.cfg.root ? d.cfg.root : "", d.cfg.early_xsd, &d.early, &err) < 0) {
+	if (d.cfg.early && early_registry_new(d.cfg.root, d.cfg.early_xsd, &d.early, &err) < 0) {
 		log_error("%s", err.message);
 		return 1;
 	}
@@ -408,6 +461,9 @@ int main(int argc, char **argv)
 	log_info("virtmgrd %s ready: mode %s, accelerator %s (%s), vsock %s, CIDs %u..%u", PACKAGE_VERSION,
 		 d.cfg.early ? "early" : "regular", d.accel, d.accel_reason, d.vsock_mode, d.cfg.cid_min,
 		 d.cfg.cid_max);
+	if (d.cfg.early)
+		log_info("early mode: root %s, declarations in <root>/<partition>/etc/avf/early_vms*.xml, run dirs in %s",
+			 *d.cfg.root ? d.cfg.root : "/", d.cfg.run_dir);
 
 	ev_signal_init(&d.sigterm, on_signal, SIGTERM);
 	ev_signal_init(&d.sigint, on_signal, SIGINT);
