@@ -21,6 +21,7 @@
 #include "server/daemon.h"
 #include "server/early.h"
 #include "server/vm.h"
+#include "server/vsock_host.h"
 
 #define DEFAULT_RUN_DIR "/run/virtmgr"
 #define DEFAULT_SOCKET DEFAULT_RUN_DIR "/virtmgrd.sock"
@@ -48,6 +49,7 @@ static void usage(FILE *f)
 		"  --boot-timeout SEC     DEAD/HANGUP when not STARTED by then (default 60)\n"
 		"  --stop-timeout SEC     graceful phase of StopVm (default 10)\n"
 		"  --no-sandbox           do not run QEMU with -sandbox on\n"
+		"  --vsock-backend PATH   the vhost-user-vsock backend (default " LIBEXECDIR "/virtmgr-vsock)\n"
 		"  --early                early-boot mode (AVF early_virtmgr rules): declared VMs\n"
 		"                         only, static CIDs, run dirs in ROOT" EARLY_RUN_DIR ",\n"
 		"                         socket ROOT" EARLY_SOCKET " unless --socket is given\n"
@@ -78,7 +80,7 @@ enum {
 	OPT_SOCKET = 256, OPT_RUN_DIR, OPT_GROUP, OPT_GUEST_DIR, OPT_QEMU, OPT_ACCEL, OPT_VSOCK_MODE,
 	OPT_CID_RANGE, OPT_VSOCK_PORT, OPT_MAX_VMS, OPT_MAX_CONN, OPT_MAX_STREAMS, OPT_BOOT_TIMEOUT,
 	OPT_STOP_TIMEOUT, OPT_NO_SANDBOX, OPT_EARLY, OPT_ROOT, OPT_EARLY_XSD, OPT_CLIENT_FD, OPT_READY_FD,
-	OPT_LOG_LEVEL, OPT_HELP, OPT_VERSION,
+	OPT_LOG_LEVEL, OPT_HELP, OPT_VERSION, OPT_VSOCK_BACKEND,
 };
 
 static int parse_args(int argc, char **argv, struct daemon_config *c, bool *socket_given)
@@ -99,6 +101,7 @@ static int parse_args(int argc, char **argv, struct daemon_config *c, bool *sock
 		{ "boot-timeout", required_argument, NULL, OPT_BOOT_TIMEOUT },
 		{ "stop-timeout", required_argument, NULL, OPT_STOP_TIMEOUT },
 		{ "no-sandbox", no_argument, NULL, OPT_NO_SANDBOX },
+		{ "vsock-backend", required_argument, NULL, OPT_VSOCK_BACKEND },
 		{ "early", no_argument, NULL, OPT_EARLY },
 		{ "root", required_argument, NULL, OPT_ROOT },
 		{ "early-xsd", required_argument, NULL, OPT_EARLY_XSD },
@@ -191,6 +194,9 @@ static int parse_args(int argc, char **argv, struct daemon_config *c, bool *sock
 			break;
 		case OPT_NO_SANDBOX:
 			c->sandbox = false;
+			break;
+		case OPT_VSOCK_BACKEND:
+			c->vsock_backend = optarg;
 			break;
 		case OPT_EARLY:
 			c->early = true;
@@ -371,7 +377,7 @@ static int listen_unix(struct daemon *d)
 
 static void resolve_vsock_mode(struct daemon *d)
 {
-	bool kernel = access("/dev/vhost-vsock", R_OK | W_OK) == 0;
+	bool kernel = vsock_host_probe() == VSOCK_HOST_KERNEL;
 
 	if (!strcmp(d->cfg.vsock_mode, "kernel") || (!strcmp(d->cfg.vsock_mode, "auto") && kernel))
 		d->vsock_mode = "kernel";
