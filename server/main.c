@@ -427,6 +427,12 @@ int main(int argc, char **argv)
 		d.accel = accel_detect(NULL, NULL, d.accel_reason, sizeof(d.accel_reason));
 	}
 	resolve_vsock_mode(&d);
+	if (!d.cfg.vsock_backend)
+		d.cfg.vsock_backend = getenv("VIRTMGR_VSOCK_BACKEND") ? getenv("VIRTMGR_VSOCK_BACKEND")
+								   : LIBEXECDIR "/virtmgr-vsock";
+	if (!strcmp(d.vsock_mode, "user") && access(d.cfg.vsock_backend, X_OK) < 0)
+		log_warn("vsock backend %s: %s (VMs will fail to start; see --vsock-backend)", d.cfg.vsock_backend,
+			 strerror(errno));
 	gr = getgrnam(d.cfg.group);
 	d.group_exists = gr != NULL;
 	d.group_gid = gr ? gr->gr_gid : (gid_t)-1;

@@ -110,6 +110,8 @@ struct vm {
 	struct vsock_host_vm vsock;     /* guest vsock device (backend in user mode) */
 	bool vsock_prepared;
 	ev_io backend_io;               /* the backend's pidfd: readable when it exits */
+	ev_timer backend_grace;
+	bool backend_reaped;
 	char line[256];
 	size_t line_len;
 	bool stop_requested;            /* StopVm: death is SHUTDOWN whatever the path */
@@ -340,7 +342,9 @@ static void backend_release(struct vm *vm)
 		return;
 	if (ev_is_active(&vm->backend_io))
 		ev_io_stop(loop, &vm->backend_io);
-	if (vm->vsock.backend_pidfd >= 0) {
+	if (ev_is_active(&vm->backend_grace))
+		ev_timer_stop(loop, &vm->backend_grace);
+	if (vm->vsock.backend_pidfd >= 0 && !vm->backend_reaped) {
 		struct backend_reaper *r = xzalloc(sizeof(*r));
 
 		r->pidfd = fcntl(vm->vsock.backend_pidfd, F_DUPFD_CLOEXEC, 3);
@@ -1082,7 +1086,21 @@ int vm_create(struct daemon *d, const Virtmgr__V1__VmConfig *config, struct ttrp
 /* ---------------------------------------------------------------- start/stop */
 
 /* The backend exited while QEMU runs: the guest's vsock device is gone and
- * the guest would hang on it, so the VM is stopped (INFRASTRUCTURE_ERROR). */
+ * the guest would hang on it, so the VM is stopped (INFRASTRUCTURE_ERROR).
+ * The backend also exits when QEMU goes away, and may notice that first:
+ * only if QEMU is still there after a grace period is it the backend's fault. */
+static void backend_grace_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct vm *vm = w->data;
+
+	if (!vm->qemu || vm->state == VIRTMGR__V1__VM_STATE__VM_STATE_DEAD)
+		return;
+	log_warn("vm %s: %s, stopping the VM", vm->id, vm->message);
+	if (!vm->kill_requested && !vm->stop_requested)
+		vm->forced_reason = VIRTMGR__V1__DEATH_REASON__DEATH_REASON_INFRASTRUCTURE_ERROR;
+	qemu_kill(vm->qemu);
+}
+
 static void backend_exit_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct vm *vm = w->data;
@@ -1091,21 +1109,22 @@ static void backend_exit_cb(struct ev_loop *loop, ev_io *w, int revents)
 	if (waitid(P_PIDFD, (id_t)vm->vsock.backend_pidfd, &si, WEXITED | WNOHANG) < 0 && errno == EAGAIN)
 		return;
 	ev_io_stop(loop, w);
-	if (si.si_pid == 0 && errno != ECHILD)
-		return;
+	vm->backend_reaped = true;
 	snprintf(vm->message, sizeof(vm->message), "the vsock backend (pid %d) %s %d", (int)vm->vsock.backend_pid,
 		 si.si_code == CLD_EXITED ? "exited with status" : "was killed by signal", si.si_status);
-	log_warn("vm %s: %s, stopping the VM", vm->id, vm->message);
-	if (!vm->kill_requested && !vm->stop_requested)
-		vm->forced_reason = VIRTMGR__V1__DEATH_REASON__DEATH_REASON_INFRASTRUCTURE_ERROR;
-	if (vm->qemu)
-		qemu_kill(vm->qemu);
+	ev_timer_init(&vm->backend_grace, backend_grace_cb, 0.25, 0);
+	vm->backend_grace.data = vm;
+	ev_timer_start(loop, &vm->backend_grace);
 }
 
 static int vsock_prepare(struct vm *vm, struct qemu_config *qc, struct vm_error *err)
 {
 	struct daemon *d = vm->d;
 	struct vsock_host_opts opts = { .backend = d->cfg.vsock_backend, .log_level = NULL, .log_fd = -1 };
+
+	if (strcmp(d->vsock_mode, "kernel") && d->cfg.vsock_backend && access(d->cfg.vsock_backend, X_OK) < 0)
+		return vm_error_set_errno(err, VM_FAILED_PRECONDITION, errno, "vm %s: vsock backend %s", vm->id,
+					  d->cfg.vsock_backend);
 
 	if (vsock_host_prepare(&vm->vsock, vm->run_dir, vm->cid,
 			       !strcmp(d->vsock_mode, "kernel") ? VSOCK_HOST_KERNEL : VSOCK_HOST_USER, &opts, err) < 0)

@@ -42,15 +42,6 @@ EXTRA_DIST += tests/fuzz/corpus/ttrpc
 
 # Fragments included after this one still add to FUZZ_TARGETS and
 # BUILT_SOURCES: use them in recipes (expanded late), not as prerequisites.
-# ---- early: early_vms*.xml declarations through server/early.c ----
-# (the target and its corpus belong to the early-VM area, tests/early.mk)
-FUZZ_TARGETS += early
-FUZZ_SRCS_early = tests/fuzz/fuzz_early.c server/early.c lib/util.c lib/log.c
-FUZZ_LIBS_early = $(LIBXML_LIBS)
-check_PROGRAMS += tests/fuzz/replay_early
-tests_fuzz_replay_early_SOURCES = tests/fuzz/replay.c tests/fuzz/fuzz_early.c server/early.c server/early.h
-tests_fuzz_replay_early_CFLAGS = $(AM_CFLAGS) $(LIBXML_CFLAGS)
-tests_fuzz_replay_early_LDADD = lib/libvirtmgr.la $(LIBXML_LIBS)
 
 fuzz:
 	@test -n "$(CLANG)" || { echo "make fuzz needs clang (Debian: clang)" >&2; exit 1; }
