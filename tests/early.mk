@@ -27,4 +27,5 @@ EXTRA_DIST += tests/fuzz/fuzz_early.c tests/fuzz/corpus/early
 # example client (client/examples/early_client) copied to declared paths.
 TESTS += tests/integration/early.sh
 EXTRA_DIST += tests/integration/early.sh
-tests/integration/early.log: guest-image client/examples/early_client$(EXEEXT) server/virtmgrd$(EXEEXT)
+tests/integration/early.log: guest-image client/examples/early_client$(EXEEXT) server/virtmgrd$(EXEEXT) \
+	server/virtmgr-vsock$(EXEEXT)

@@ -24,6 +24,7 @@ fi
 source "$(dirname "$0")/lib.sh"
 
 EARLY_CLIENT=$top_builddir/client/examples/early_client
+VSOCK_BACKEND=$top_builddir/server/virtmgr-vsock
 XSD=$top_srcdir/etc/early_vms.xsd
 R=$T/root
 [[ -x $EARLY_CLIENT ]] || fail "$EARLY_CLIENT is not built"
@@ -64,7 +65,8 @@ done
 find "$R" | sort >"$T/root-before"
 
 start_early() {
-	"$VIRTMGRD" --early --root "$R" --early-xsd "$XSD" --guest-dir "$GUEST_DIR" --socket "$SOCK" "$@" \
+	"$VIRTMGRD" --early --root "$R" --early-xsd "$XSD" --guest-dir "$GUEST_DIR" --socket "$SOCK" \
+		--vsock-backend "$VSOCK_BACKEND" "$@" \
 		>>"$T/daemon.log" 2>&1 &
 	DAEMON_PID=$!
 	for _ in $(seq 200); do
@@ -93,6 +95,7 @@ client_err() {
 
 # --- a regular daemon is refused by the early client (GetDaemonInfo mode)
 "$VIRTMGRD" --socket "$T/regular.sock" --run-dir "$T/regular-run" --guest-dir "$GUEST_DIR" \
+	--vsock-backend "$VSOCK_BACKEND" \
 	>>"$T/daemon.log" 2>&1 &
 regular=$!
 wait_for 20 test -S "$T/regular.sock" || fail "regular virtmgrd did not start"
@@ -205,7 +208,7 @@ stop_daemon
 
 # --- spawn-per-client: the client forks its own daemon on a socketpair
 "$R/vendor/bin/vendor_vm" --spawn "$VIRTMGRD" -D --root -D "$R" -D --early-xsd -D "$XSD" \
-	-D --guest-dir -D "$GUEST_DIR" --console "$T/console5" -- /bin/sleep 600 >"$T/client5" 2>"$T/client5.err" &
+	-D --guest-dir -D "$GUEST_DIR" -D --vsock-backend -D "$VSOCK_BACKEND" --console "$T/console5" -- /bin/sleep 600 >"$T/client5" 2>"$T/client5.err" &
 client5=$!
 wait_for 30 grep -q 'cid 321 run_dir' "$T/client5" || fail "spawned: no VM: $(cat "$T/client5" "$T/client5.err")"
 daemon5=$(pgrep -P "$client5" -x virtmgrd || pgrep -P "$client5" -x lt-virtmgrd) ||
@@ -214,6 +217,7 @@ tr '\0' ' ' <"/proc/$daemon5/cmdline" | grep -q -- "--early --client-fd [0-9]* -
 	fail "spawned daemon's command line: $(tr '\0' ' ' <"/proc/$daemon5/cmdline")"
 wait_for 120 grep -q "VIRTMGR: STARTED" "$T/console5" || fail "spawned VM did not start: $(cat "$T/client5.err")"
 qemu5=$(pgrep -P "$daemon5" -f qemu-system) || fail "no QEMU child of the spawned daemon"
+backend5=$(pgrep -P "$daemon5" -f virtmgr-vsock) || backend5=
 [[ -d $R/mnt/vm/early/321 ]] || fail "run dir of the spawned VM missing"
 ok "spawn mode: client forked virtmgrd --early --client-fd/--ready-fd (pid $daemon5), VM cid 321 runs (QEMU $qemu5)"
 
@@ -221,6 +225,7 @@ kill -KILL "$client5"
 wait "$client5" 2>/dev/null || true
 wait_for 30 gone "$daemon5" || fail "the spawned daemon $daemon5 survived its client"
 wait_for 30 gone "$qemu5" || fail "QEMU $qemu5 survived the spawned daemon"
+[[ -z $backend5 ]] || wait_for 30 gone "$backend5" || fail "vsock backend $backend5 survived the spawned daemon"
 [[ ! -e $R/mnt/vm/early/321 ]] || fail "run dir $R/mnt/vm/early/321 left behind"
 grep -q "the client closed its connection, exiting" "$T/client5.err" || fail "daemon did not log its exit"
 ok "client SIGKILLed: its daemon exited, QEMU gone, run dir removed"
