@@ -308,8 +308,9 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	if (info_only) {
-		printf(PROG ": virtmgrd %s pid %d mode %s cids %u..%u run_dir %s hypervisor %s\n", di.version,
-		       (int)di.pid, di.mode, di.cid_min, di.cid_max, di.run_dir, di.hypervisor);
+		printf(PROG ": virtmgrd %s pid %d mode %s cids %u..%u run_dir %s hypervisor %s vsock %s\n",
+		       di.version, (int)di.pid, di.mode, di.cid_min, di.cid_max, di.run_dir, di.hypervisor,
+		       di.vsock_mode);
 		rc = 0;
 		goto out;
 	}
