@@ -9,7 +9,8 @@
 # exit code; the same binary at an undeclared path, an undeclared name, an
 # executable outside the root and an out-of-range CID are refused with the
 # documented status and message; a second VM with a CID in use is
-# ALREADY_EXISTS; SIGHUP re-reads changed files; GetDaemonInfo says "early";
+# ALREADY_EXISTS, also through a second daemon; SIGHUP re-reads changed
+# files; GetDaemonInfo says "early";
 # spawn-per-client mode (early_client --spawn) boots its VM and, when the
 # client is SIGKILLed, its daemon exits, QEMU is gone and the run dir
 # removed.
@@ -90,7 +91,7 @@ client_err() {
 	set -e
 	[[ $rc -eq 1 ]] || fail "$label: exit status $rc, expected 1: $(cat "$T/out" "$T/err")"
 	grep -q "CreateVm: $status: " "$T/err" && grep -qF "$text" "$T/err" || fail "$label: expected \"$status: $text\", got: $(cat "$T/err")"
-	ok "$label -> $(cat "$T/err")"
+	ok "$label -> $(grep "CreateVm: " "$T/err")"
 }
 
 # --- a regular daemon is refused by the early client (GetDaemonInfo mode)
@@ -223,6 +224,14 @@ if grep -q " vsock user$" "$T/info"; then
 fi
 [[ -d $R/mnt/vm/early/321 ]] || fail "run dir of the spawned VM missing"
 ok "spawn mode: client forked virtmgrd --early --client-fd/--ready-fd (pid $daemon5), VM cid 321 runs (QEMU $qemu5)"
+
+# a second client with its own daemon asks for the same declared VM: that
+# daemon does not know the first one's VM, but its run dir is live
+client_err "the same VM through a second spawned daemon" ALREADY_EXISTS \
+	"cid 321 is in use by a VM of another early daemon ($R/mnt/vm/early/321/" \
+	"$R/vendor/bin/vendor_vm" --spawn "$VIRTMGRD" -D --root -D "$R" -D --early-xsd -D "$XSD" \
+	-D --guest-dir -D "$GUEST_DIR" -D --vsock-backend -D "$VSOCK_BACKEND" -- /bin/true
+[[ -d $R/mnt/vm/early/321 ]] && ! gone "$qemu5" || fail "the refused second daemon disturbed the running VM"
 
 kill -KILL "$client5"
 wait "$client5" 2>/dev/null || true
