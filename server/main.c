@@ -296,17 +296,41 @@ static int early_config(struct daemon_config *c, bool socket_given, char **root_
 	return 0;
 }
 
+/* Spawn-per-client mode: the most the daemon waits for its children (QEMU,
+ * vsock backends) to exit once its client is gone. */
+#define CLIENT_GONE_DRAIN_S 10.0
+
+static ev_timer drain_timer;
+
+static void on_drain_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	log_warn("children still running %.0f s after the client left, exiting anyway", CLIENT_GONE_DRAIN_S);
+	ev_break(loop, EVBREAK_ALL);
+}
+
 static void on_conn_close(struct ttrpc_conn *conn, void *opaque)
 {
 	struct daemon *d = opaque;
 
 	vm_conn_closed(d, ttrpc_conn_id(conn));
 	if (d->cfg.client_fd >= 0 && !d->quitting) {
-		/* spawn-per-client: our one client is gone */
+		/*
+		 * Spawn-per-client: our one client is gone. Kill its VMs, then
+		 * let the loop run until the last child is reaped (the reapers'
+		 * pidfd watchers are then all that keeps it alive), so that when
+		 * this daemon is gone its QEMU and backends are too. The drain
+		 * timer does not count as activity (ev_unref) and only bounds
+		 * the wait.
+		 */
 		log_info("the client closed its connection, exiting");
 		d->quitting = true;
 		vm_shutdown_all(d);
-		ev_break(d->loop, EVBREAK_ALL);
+		ev_signal_stop(d->loop, &d->sighup);
+		ev_signal_stop(d->loop, &d->sigterm);
+		ev_signal_stop(d->loop, &d->sigint);
+		ev_timer_init(&drain_timer, on_drain_timeout, CLIENT_GONE_DRAIN_S, 0);
+		ev_timer_start(d->loop, &drain_timer);
+		ev_unref(d->loop);
 	}
 }
 
@@ -491,6 +515,10 @@ int main(int argc, char **argv)
 		close(d.cfg.ready_fd);
 	}
 	ev_run(d.loop, 0);
+	if (ev_is_active(&drain_timer)) {
+		ev_ref(d.loop);
+		ev_timer_stop(d.loop, &drain_timer);
+	}
 
 	ttrpc_server_free(d.api);
 	early_registry_free(d.early);

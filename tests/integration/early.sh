@@ -89,6 +89,7 @@ client_err() {
 	"$@" >"$T/out" 2>"$T/err"
 	rc=$?
 	set -e
+	cat "$T/err" >>"$T/errs.log"
 	[[ $rc -eq 1 ]] || fail "$label: exit status $rc, expected 1: $(cat "$T/out" "$T/err")"
 	grep -q "CreateVm: $status: " "$T/err" && grep -qF "$text" "$T/err" || fail "$label: expected \"$status: $text\", got: $(cat "$T/err")"
 	ok "$label -> $(grep "CreateVm: " "$T/err")"
@@ -204,7 +205,13 @@ wait_for 30 grep -q "cid 99 is outside system's range 100..199" "$T/daemon.log" 
 grep -q 'cid 124 run_dir' "$T/client4" || fail "a broken reload replaced the table: $(cat "$T/client4")"
 ok "a reload with a broken file keeps the previous declarations (cid 124 still)"
 declare_vm system early_vms.xml vm_demo_early 124
-stop_daemon
+kill "$DAEMON_PID"
+set +e
+wait "$DAEMON_PID"
+rc=$?
+set -e
+DAEMON_PID=
+[[ $rc -eq 0 ]] || fail "the early daemon exited with status $rc after SIGTERM"
 [[ ! -e $SOCK ]] || fail "the early daemon left its socket behind"
 
 # --- spawn-per-client: the client forks its own daemon on a socketpair
@@ -242,13 +249,19 @@ wait_for 30 gone "$qemu5" || fail "QEMU $qemu5 survived the spawned daemon"
 grep -q "the client closed its connection, exiting" "$T/client5.err" || fail "daemon did not log its exit"
 ok "client SIGKILLed: its daemon exited, QEMU${backend5:+ and the vsock backend} gone, run dir removed"
 
+# --- no sanitizer reports from the daemons (ASan/UBSan builds)
+if grep -El "AddressSanitizer|LeakSanitizer|runtime error:" "$T/daemon.log" "$T"/client*.err "$T/errs.log" 2>/dev/null; then
+	grep -EhA5 "AddressSanitizer|LeakSanitizer|runtime error:" "$T/daemon.log" "$T"/client*.err "$T/errs.log" >&2
+	fail "sanitizer reports (above)"
+fi
+
 # --- nothing written outside the temp dir
 [[ -z $(ls -A "$R/mnt/vm/early") ]] || fail "left in $R/mnt/vm/early: $(ls -A "$R/mnt/vm/early")"
 find "$R" | sort | grep -v "^$R/mnt" >"$T/root-after"
 diff -u <(grep -v "^$R/mnt" "$T/root-before") "$T/root-after" >&2 || fail "files changed under $R"
 [[ $(ls -la --time-style=full-iso /run/virtmgr 2>&1 || true) == "$run_virtmgr_before" ]] ||
 	fail "/run/virtmgr changed"
-stray=$(cd "$T" && ls -A | grep -Ev '^(root|daemon.log|virtmgrd.sock|regular.sock|out|err|info|client[0-9]+(\.err)?|console[0-9]+|root-(before|after))$' || true)
+stray=$(cd "$T" && ls -A | grep -Ev '^(root|daemon.log|virtmgrd.sock|regular.sock|out|err|errs.log|info|client[0-9]+(\.err)?|console[0-9]+|root-(before|after))$' || true)
 [[ -z $stray ]] || fail "unexpected files in $T: $stray"
 ok "nothing was written outside $R except the test's own files; $R/mnt/vm/early is empty"
 
