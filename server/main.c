@@ -318,19 +318,17 @@ static void on_conn_close(struct ttrpc_conn *conn, void *opaque)
 		 * Spawn-per-client: our one client is gone. Kill its VMs, then
 		 * let the loop run until the last child is reaped (the reapers'
 		 * pidfd watchers are then all that keeps it alive), so that when
-		 * this daemon is gone its QEMU and backends are too. The drain
-		 * timer does not count as activity (ev_unref) and only bounds
-		 * the wait.
+		 * this daemon is gone its QEMU and backends are too. The signal
+		 * watchers (SIGTERM still ends the wait at once) and the drain
+		 * timer, which bounds it, no longer count as activity (ev_unref).
 		 */
 		log_info("the client closed its connection, exiting");
 		d->quitting = true;
 		vm_shutdown_all(d);
-		ev_signal_stop(d->loop, &d->sighup);
-		ev_signal_stop(d->loop, &d->sigterm);
-		ev_signal_stop(d->loop, &d->sigint);
 		ev_timer_init(&drain_timer, on_drain_timeout, CLIENT_GONE_DRAIN_S, 0);
 		ev_timer_start(d->loop, &drain_timer);
-		ev_unref(d->loop);
+		for (int i = 0; i < 4; i++)     /* sigterm, sigint, sighup, drain_timer */
+			ev_unref(d->loop);
 	}
 }
 
@@ -516,7 +514,8 @@ int main(int argc, char **argv)
 	}
 	ev_run(d.loop, 0);
 	if (ev_is_active(&drain_timer)) {
-		ev_ref(d.loop);
+		for (int i = 0; i < 4; i++)
+			ev_ref(d.loop);
 		ev_timer_stop(d.loop, &drain_timer);
 	}
 
