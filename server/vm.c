@@ -25,8 +25,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/fsuid.h>
-#include <sys/pidfd.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -66,10 +66,21 @@ struct vm_watcher {
 /* Bounded, non-blocking writer for a client-supplied fd (console mirror). */
 struct fd_sink {
 	int fd;
+	bool borrowed;          /* fd owned by someone else: never closed here */
 	char *buf;
 	size_t len;
 	size_t dropped;
 	ev_io io;
+};
+
+/* One AttachConsole client: console output is mirrored to it (bounded),
+ * what it writes goes to the console input. */
+struct console_attach {
+	struct console_attach *next;
+	struct vm *vm;
+	struct fd_sink out;
+	int fd;
+	ev_io rio;
 };
 
 struct vm {
@@ -101,7 +112,10 @@ struct vm {
 	/* runtime */
 	struct qemu *qemu;
 	struct fd_sink console_out;
-	int console_in_fd;
+	int console_in_fd;              /* the client's console input fd (relayed) */
+	ev_io console_in_io;
+	int console_wr;                 /* write end of QEMU's stdin pipe */
+	struct console_attach *attached;
 	int log_out_fd;
 	int guest_log_fd;
 	bool agent_connected;
@@ -150,7 +164,8 @@ static void sink_cb(struct ev_loop *loop, ev_io *w, int revents)
 	if (n < 0) {
 		/* the client closed its end: stop mirroring */
 		ev_io_stop(loop, w);
-		close(s->fd);
+		if (!s->borrowed)
+			close(s->fd);
 		s->fd = -1;
 		s->len = 0;
 		return;
@@ -169,7 +184,8 @@ static void sink_write(struct ev_loop *loop, struct fd_sink *s, const char *data
 		ssize_t n = write(s->fd, data, len);
 
 		if (n < 0 && errno != EAGAIN && errno != EINTR) {
-			close(s->fd);
+			if (!s->borrowed)
+				close(s->fd);
 			s->fd = -1;
 			return;
 		}
@@ -204,7 +220,8 @@ static void sink_close(struct ev_loop *loop, struct fd_sink *s)
 		/* a last blocking-free attempt to flush what is buffered */
 		if (s->len && write(s->fd, s->buf, s->len) < 0)
 			s->len = 0;
-		close(s->fd);
+		if (!s->borrowed)
+			close(s->fd);
 	}
 	s->fd = -1;
 	free(s->buf);
@@ -287,6 +304,82 @@ static void set_state(struct vm *vm, vm_state_t state)
 	waiters_check(vm);
 }
 
+/* ---------------------------------------------------------------- console */
+
+static void console_detach(struct console_attach *a)
+{
+	struct ev_loop *loop = a->vm->d->loop;
+
+	for (struct console_attach **pp = &a->vm->attached; *pp; pp = &(*pp)->next)
+		if (*pp == a) {
+			*pp = a->next;
+			break;
+		}
+	ev_io_stop(loop, &a->rio);
+	sink_close(loop, &a->out);      /* borrows a->fd, closed below */
+	close(a->fd);
+	free(a);
+}
+
+/* Console input: whatever arrives goes into QEMU's stdin pipe; when that is
+ * full the bytes are dropped, as a serial line would. */
+static void console_input(struct vm *vm, int from, bool *eof)
+{
+	char buf[4096];
+	ssize_t n = read(from, buf, sizeof(buf));
+
+	*eof = n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR);
+	if (n > 0 && vm->console_wr >= 0 && write(vm->console_wr, buf, (size_t)n) < 0 && errno != EAGAIN)
+		log_debug("vm %s: console input: %s", vm->id, strerror(errno));
+}
+
+static void attach_read_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct console_attach *a = w->data;
+	bool eof;
+
+	console_input(a->vm, a->fd, &eof);
+	if (eof)
+		console_detach(a);
+}
+
+static void console_in_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct vm *vm = w->data;
+	bool eof;
+
+	console_input(vm, vm->console_in_fd, &eof);
+	if (eof) {
+		ev_io_stop(loop, w);
+		close(steal_fd(&vm->console_in_fd));
+	}
+}
+
+int vm_attach_console(struct vm *vm, int *client_fd, struct vm_error *err)
+{
+	struct console_attach *a;
+	int sv[2];
+
+	if (!vm->qemu || vm->state == VIRTMGR__V1__VM_STATE__VM_STATE_DEAD)
+		return vm_error_set(err, VM_FAILED_PRECONDITION, "vm %s is %s: it has no console", vm->id,
+				    state_name(vm->state));
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return vm_error_set_errno(err, VM_RESOURCE_EXHAUSTED, errno, "vm %s: console socketpair", vm->id);
+	fd_set_nonblock(sv[0], true);
+	a = xzalloc(sizeof(*a));
+	a->vm = vm;
+	a->fd = sv[0];
+	a->out.fd = sv[0];
+	a->out.borrowed = true;
+	ev_io_init(&a->rio, attach_read_cb, a->fd, EV_READ);
+	a->rio.data = a;
+	ev_io_start(vm->d->loop, &a->rio);
+	a->next = vm->attached;
+	vm->attached = a;
+	*client_fd = sv[1];
+	return 0;
+}
+
 /* ---------------------------------------------------------------- death */
 
 static death_t death_from_exit(struct vm *vm, const struct qemu_exit *ex)
@@ -318,9 +411,24 @@ static death_t death_from_exit(struct vm *vm, const struct qemu_exit *ex)
  * backend's pidfd and reaps exactly that process when it exits.
  */
 struct backend_reaper {
+	struct backend_reaper *next;
 	ev_io io;
 	int pidfd;
 };
+
+static struct backend_reaper *reapers;
+
+static void reaper_free(struct ev_loop *loop, struct backend_reaper *r)
+{
+	for (struct backend_reaper **pp = &reapers; *pp; pp = &(*pp)->next)
+		if (*pp == r) {
+			*pp = r->next;
+			break;
+		}
+	ev_io_stop(loop, &r->io);
+	close(r->pidfd);
+	free(r);
+}
 
 static void reaper_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
@@ -329,9 +437,7 @@ static void reaper_cb(struct ev_loop *loop, ev_io *w, int revents)
 
 	if (waitid(P_PIDFD, (id_t)r->pidfd, &si, WEXITED | WNOHANG) < 0 && errno == EAGAIN)
 		return;
-	ev_io_stop(loop, w);
-	close(r->pidfd);
-	free(r);
+	reaper_free(loop, r);
 }
 
 static void backend_release(struct vm *vm)
@@ -354,6 +460,8 @@ static void backend_release(struct vm *vm)
 			ev_io_init(&r->io, reaper_cb, r->pidfd, EV_READ);
 			r->io.data = r;
 			ev_io_start(loop, &r->io);
+			r->next = reapers;
+			reapers = r;
 		}
 	}
 	vsock_host_release(&vm->vsock);
@@ -370,8 +478,14 @@ static void vm_release_runtime(struct vm *vm)
 	if (ev_is_active(&vm->stop_timer))
 		ev_timer_stop(loop, &vm->stop_timer);
 	sink_close(loop, &vm->console_out);
+	if (ev_is_active(&vm->console_in_io))
+		ev_io_stop(loop, &vm->console_in_io);
 	if (vm->console_in_fd >= 0)
 		close(steal_fd(&vm->console_in_fd));
+	if (vm->console_wr >= 0)
+		close(steal_fd(&vm->console_wr));
+	while (vm->attached)
+		console_detach(vm->attached);
 	if (vm->log_out_fd >= 0)
 		close(steal_fd(&vm->log_out_fd));
 	if (vm->guest_log_fd >= 0)
@@ -573,6 +687,12 @@ static void on_qemu_console(void *opaque, const char *buf, size_t len)
 	struct vm *vm = opaque;
 
 	sink_write(vm->d->loop, &vm->console_out, buf, len);
+	for (struct console_attach *a = vm->attached, *next; a; a = next) {
+		next = a->next;
+		sink_write(vm->d->loop, &a->out, buf, len);
+		if (a->out.fd < 0)
+			console_detach(a);      /* the client went away */
+	}
 	for (size_t i = 0; i < len; i++) {
 		char c = buf[i];
 
@@ -1001,7 +1121,8 @@ static int validate_config(struct daemon *d, const Virtmgr__V1__VmConfig *c, str
  * Early mode (AVF early_virtmgr): the caller's executable decides which
  * declarations apply; the VM gets the declared static CID and its run
  * directory under <root>/mnt/vm/early/<cid>, wiped now and on destroy.
- * The pidfd pins the caller while /proc/<pid>/exe is read (pid reuse).
+ * The pidfd, taken when the caller connected (SO_PEERPIDFD), pins the
+ * caller while /proc/<pid>/exe is read: no pid reuse can fool the check.
  */
 static int early_assign(struct daemon *d, const Virtmgr__V1__VmConfig *c, const struct ttrpc_peer *peer,
 			struct vm *vm, struct vm_error *err)
@@ -1016,9 +1137,13 @@ static int early_assign(struct daemon *d, const Virtmgr__V1__VmConfig *c, const 
 	if (c->detach && d->cfg.client_fd >= 0)
 		return vm_error_set(err, VM_INVALID_ARGUMENT,
 				    "detach: this daemon serves one client (--client-fd) and exits with it, so its VMs cannot outlive the client");
-	pidfd = pidfd_open(peer->pid, 0);
+	if (peer->pidfd < 0)
+		return vm_error_set(err, VM_PERMISSION_DENIED, "cannot identify caller pid %d: no pidfd for it",
+				    (int)peer->pid);
+	pidfd = fcntl(peer->pidfd, F_DUPFD_CLOEXEC, 3);
 	if (pidfd < 0)
-		return vm_error_set_errno(err, VM_PERMISSION_DENIED, errno, "cannot pin caller pid %d", (int)peer->pid);
+		return vm_error_set_errno(err, VM_INTERNAL, errno, "cannot duplicate the pidfd of caller pid %d",
+					  (int)peer->pid);
 	if (early_caller_path_pidfd(d->cfg.root ? d->cfg.root : "", NULL, peer->pid, pidfd, &exe, err) < 0 ||
 	    early_find_vm(d->early, exe, c->name, &evm, err) < 0)
 		return -1;
@@ -1051,6 +1176,7 @@ int vm_create(struct daemon *d, const Virtmgr__V1__VmConfig *config, struct ttrp
 	vm->d = d;
 	vm->kernel_fd = vm->initrd_fd = vm->console_in_fd = vm->log_out_fd = vm->console_out.fd = -1;
 	vm->guest_log_fd = -1;
+	vm->console_wr = -1;
 	if (validate_config(d, config, vm, call, err) < 0) {
 		vm_free(vm);
 		return -1;
@@ -1149,10 +1275,30 @@ static void boot_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		qemu_kill(vm->qemu);
 }
 
+/* QEMU's stdin is a pipe the daemon writes: console input from the client's
+ * console_in fd and from AttachConsole sockets is relayed into it. */
+static int console_pipe(struct vm *vm, struct vm_error *err)
+{
+	int p[2];
+
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return vm_error_set_errno(err, VM_RESOURCE_EXHAUSTED, errno, "vm %s: console pipe", vm->id);
+	fd_set_nonblock(p[1], true);
+	vm->console_wr = p[1];
+	if (vm->console_in_fd >= 0) {
+		fd_set_nonblock(vm->console_in_fd, true);
+		ev_io_init(&vm->console_in_io, console_in_cb, vm->console_in_fd, EV_READ);
+		vm->console_in_io.data = vm;
+		ev_io_start(vm->d->loop, &vm->console_in_io);
+	}
+	return p[0];
+}
+
 int vm_start(struct vm *vm, struct vm_error *err)
 {
 	struct daemon *d = vm->d;
 	struct qemu_config qc = { 0 };
+	cleanup_close int stdin_rd = -1;
 	int r;
 
 	if (vm->state != VIRTMGR__V1__VM_STATE__VM_STATE_NOT_STARTED)
@@ -1176,12 +1322,12 @@ int vm_start(struct vm *vm, struct vm_error *err)
 	qc.cpus = vm->cpus;
 	qc.disks = vm->disks;
 	qc.ndisks = vm->ndisks;
-	qc.console_in_fd = vm->console_in_fd;
 	qc.sandbox = d->cfg.sandbox;
-	if (vsock_prepare(vm, &qc, err) < 0) {
+	if ((stdin_rd = console_pipe(vm, err)) < 0 || vsock_prepare(vm, &qc, err) < 0) {
 		vm_died(vm, VIRTMGR__V1__DEATH_REASON__DEATH_REASON_START_FAILED, err->message);
 		return -1;
 	}
+	qc.console_in_fd = stdin_rd;
 	set_state(vm, VIRTMGR__V1__VM_STATE__VM_STATE_STARTING);
 	vm->started_ns = now_real_ns();
 	if (qemu_start(d->loop, &qc, &vm_qemu_cb, vm, &vm->qemu, err) < 0) {
@@ -1475,4 +1621,7 @@ void vm_shutdown_all(struct daemon *d)
 		}
 		vm_free(vm);
 	}
+	/* backends already told to stop: PID 1 reaps them once we are gone */
+	while (reapers)
+		reaper_free(d->loop, reapers);
 }

@@ -10,6 +10,7 @@
  *   vsock-tool hconnect UDS PORT MODE [--parallel K]
  *                        host client through the hybrid "CONNECT PORT" socket
  *   vsock-tool ulisten PATH MODE [--count N]       Unix listener (host)
+ *   vsock-tool uconnect PATH MODE [--parallel K]   plain Unix client (baseline)
  *
  * MODE: --sink | --source BYTES | --echo | --stall. --tag NAME prefixes
  * every output line with "[NAME] " (tests run several at once on one
@@ -274,6 +275,11 @@ static int hybrid_connect(const char *uds, const char *port)
 	return fd;
 }
 
+static int plain_unix_connect(const char *path, const char *unused)
+{
+	return unix_socket(path, false);
+}
+
 static int do_connect(connect_fn fn, const char *a, const char *b)
 {
 	int rc = 0;
@@ -299,6 +305,7 @@ static int usage(void)
 			"       vsock-tool connect CID PORT MODE [--parallel K]\n"
 			"       vsock-tool hconnect UDS PORT MODE [--parallel K]\n"
 			"       vsock-tool ulisten PATH MODE [--count N]\n"
+			"       vsock-tool uconnect PATH MODE [--parallel K]\n"
 			"MODE: --sink | --source BYTES | --echo | --stall; --tag NAME prefixes output\n");
 	return 2;
 }
@@ -350,5 +357,7 @@ int main(int argc, char **argv)
 		return do_connect(vsock_connect, argv[2], argv[3]);
 	if (!strcmp(argv[1], "hconnect"))
 		return do_connect(hybrid_connect, argv[2], argv[3]);
+	if (!strcmp(argv[1], "uconnect"))
+		return do_connect(plain_unix_connect, argv[2], NULL);
 	return usage();
 }
