@@ -251,16 +251,12 @@ static int parse_args(int argc, char **argv, struct daemon_config *c, bool *sock
 		fprintf(stderr, "virtmgrd: --root only applies with --early\n");
 		return -1;
 	}
-	if (c->early && run_dir_given) {
-		fprintf(stderr, "virtmgrd: --run-dir does not apply with --early (early VMs run in ROOT" EARLY_RUN_DIR
-			"/<cid>)\n");
-		return -1;
-	}
-	if (c->early && cid_range_given) {
-		fprintf(stderr, "virtmgrd: --cid-range does not apply with --early (early VMs have the CIDs "
-			"their early_vms.xml declares)\n");
-		return -1;
-	}
+	/* accepted (callers pass them whatever the mode), but they mean nothing here */
+	if (c->early && run_dir_given)
+		log_warn("--run-dir %s is not used with --early: early VMs run in ROOT" EARLY_RUN_DIR "/<cid>",
+			 c->run_dir);
+	if (c->early && cid_range_given)
+		log_warn("--cid-range is not used with --early: early VMs have the CIDs their early_vms.xml declares");
 	return 0;
 }
 

@@ -113,8 +113,9 @@ wait "$regular" 2>/dev/null || true
 rm -rf "$T/regular-run"
 ok "the early client refuses a regular daemon ($(cat "$T/err"))"
 
-# --- early daemon: GetDaemonInfo
-start_early
+# --- early daemon: GetDaemonInfo. --run-dir is accepted but not used (the
+# check at the end finds nothing at $T/run).
+start_early --run-dir "$T/run"
 "$R/system/bin/vm_demo_early" --info -s "$SOCK" >"$T/info"
 grep -q " mode early cids 100..399 run_dir $R/mnt/vm/early " "$T/info" || fail "GetDaemonInfo: $(cat "$T/info")"
 ok "GetDaemonInfo in early mode: $(cat "$T/info")"
@@ -261,6 +262,7 @@ find "$R" | sort | grep -v "^$R/mnt" >"$T/root-after"
 diff -u <(grep -v "^$R/mnt" "$T/root-before") "$T/root-after" >&2 || fail "files changed under $R"
 [[ $(ls -la --time-style=full-iso /run/virtmgr 2>&1 || true) == "$run_virtmgr_before" ]] ||
 	fail "/run/virtmgr changed"
+[[ ! -e $T/run ]] || fail "the early daemon created its unused --run-dir $T/run"
 stray=$(cd "$T" && ls -A | grep -Ev '^(root|daemon.log|virtmgrd.sock|regular.sock|out|err|errs.log|info|client[0-9]+(\.err)?|console[0-9]+|root-(before|after))$' || true)
 [[ -z $stray ]] || fail "unexpected files in $T: $stray"
 ok "nothing was written outside $R except the test's own files; $R/mnt/vm/early is empty"
