@@ -17,9 +17,11 @@
 #include "config.h"
 #include "server/vm.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -36,6 +38,7 @@
 #include "lib/log.h"
 #include "server/early.h"
 #include "server/qemu.h"
+#include "server/statefile.h"
 #include "server/vsock_host.h"
 
 #define CMDLINE_MAX 2047            /* x86 COMMAND_LINE_SIZE - 1 */
@@ -296,6 +299,8 @@ static void waiters_check(struct vm *vm)
 	}
 }
 
+static void vm_persist(struct vm *vm);
+
 static void set_state(struct vm *vm, vm_state_t state)
 {
 	if (state <= vm->state && !(state == VIRTMGR__V1__VM_STATE__VM_STATE_DEAD && vm->state != state))
@@ -303,6 +308,7 @@ static void set_state(struct vm *vm, vm_state_t state)
 	log_info("vm %s (%s, cid %u): %s -> %s", vm->id, vm->name, vm->cid, state_name(vm->state),
 		 state_name(state));
 	vm->state = state;
+	vm_persist(vm);
 	event_send(vm, VIRTMGR__V1__EVENT_TYPE__EVENT_TYPE_STATE_CHANGED, NULL);
 	waiters_check(vm);
 }
@@ -471,6 +477,22 @@ static void backend_release(struct vm *vm)
 	vm->vsock_prepared = false;
 }
 
+/* Daemon exit with a detached VM still running: stop watching its backend
+ * but leave it (and its sockets) to the VM; the next daemon adopts both. */
+static void backend_forget(struct vm *vm)
+{
+	if (!vm->vsock_prepared)
+		return;
+	if (ev_is_active(&vm->backend_io))
+		ev_io_stop(vm->d->loop, &vm->backend_io);
+	if (vm->vsock.backend_pidfd >= 0)
+		close(steal_fd(&vm->vsock.backend_pidfd));
+	free(vm->vsock.vhost_user_path);
+	free(vm->vsock.uds_path);
+	vm->vsock.vhost_user_path = vm->vsock.uds_path = NULL;
+	vm->vsock_prepared = false;
+}
+
 static void vm_release_runtime(struct vm *vm)
 {
 	struct ev_loop *loop = vm->d->loop;
@@ -608,7 +630,7 @@ void vm_guest_finished(struct vm *vm, int exit_code)
 	vm_guest_started(vm);
 	vm->exit_code = exit_code;
 	vm->has_exit_code = true;
-	set_state(vm, VIRTMGR__V1__VM_STATE__VM_STATE_FINISHED);
+	set_state(vm, VIRTMGR__V1__VM_STATE__VM_STATE_FINISHED);     /* persists the exit code too */
 	event_send(vm, VIRTMGR__V1__EVENT_TYPE__EVENT_TYPE_PAYLOAD_FINISHED, NULL);
 }
 
@@ -1197,6 +1219,9 @@ static int early_assign(struct daemon *d, const Virtmgr__V1__VmConfig *c, const 
 
 	if (!c->name || !*c->name)
 		return vm_error_set(err, VM_INVALID_ARGUMENT, "name: early VMs must name a declared VM");
+	if (c->detach && d->cfg.client_fd >= 0)
+		return vm_error_set(err, VM_INVALID_ARGUMENT,
+				    "detach: this daemon serves one client (--client-fd) and exits with it, so its VMs cannot outlive the client");
 	if (peer->pidfd < 0)
 		return vm_error_set(err, VM_PERMISSION_DENIED, "cannot identify caller pid %d: no pidfd for it",
 				    (int)peer->pid);
@@ -1415,6 +1440,7 @@ int vm_start(struct vm *vm, struct vm_error *err)
 		vm_died(vm, VIRTMGR__V1__DEATH_REASON__DEATH_REASON_START_FAILED, err->message);
 		return -1;
 	}
+	vm_persist(vm);
 	if (vm->boot_timeout_ms) {
 		ev_timer_init(&vm->boot_timer, boot_timeout_cb, vm->boot_timeout_ms / 1000.0, 0);
 		vm->boot_timer.data = vm;
@@ -1634,6 +1660,202 @@ int vm_connect_vsock(struct vm *vm, uint32_t port, struct ttrpc_call *call, stru
 	return 0;
 }
 
+/* ---------------------------------------------------------------- restart */
+
+/*
+ * Every running VM is recorded in <run_dir>/vm.state (statefile.c), written
+ * atomically whenever it changes. A daemon that restarts (crash, SIGKILL,
+ * upgrade) reads them: detached VMs whose QEMU is still the same process
+ * (pidfd + start time) are adopted - QMP reconnected, vsock backend watched
+ * again - and owned VMs, whose owner connection died with the old daemon,
+ * are stopped. A file that does not parse is reported and its directory
+ * removed; it never stops the daemon from starting.
+ */
+static void vm_persist(struct vm *vm)
+{
+	struct statefile sf = { 0 };
+	struct vm_error err = { 0 };
+	cleanup_free char *path = NULL;
+	uint64_t bst = 0;
+
+	if (!vm->qemu || vm->state == VIRTMGR__V1__VM_STATE__VM_STATE_DEAD)
+		return;
+	path = xasprintf("%s/vm.state", vm->run_dir);
+	statefile_set(&sf, "id", vm->id);
+	statefile_set(&sf, "name", vm->name);
+	statefile_set_u64(&sf, "cid", vm->cid);
+	statefile_set_u64(&sf, "state", (uint64_t)vm->state);
+	statefile_set_u64(&sf, "owner_uid", vm->owner_uid);
+	statefile_set_u64(&sf, "owner_pid", (uint64_t)vm->owner_pid);
+	statefile_set_u64(&sf, "detached", vm->detached);
+	statefile_set_u64(&sf, "qemu_pid", (uint64_t)qemu_pid(vm->qemu));
+	statefile_set_u64(&sf, "qemu_start_time", qemu_start_time(vm->qemu));
+	statefile_set(&sf, "accel", vm->accel);
+	statefile_set_u64(&sf, "memory_mib", vm->memory_mib);
+	statefile_set_u64(&sf, "cpus", vm->cpus);
+	statefile_set_u64(&sf, "created_ns", vm->created_ns);
+	statefile_set_u64(&sf, "started_ns", vm->started_ns);
+	if (vm->has_exit_code)
+		statefile_set_u64(&sf, "exit_code", (uint64_t)vm->exit_code);
+	if (vm->vsock_prepared && vm->vsock.backend_pid > 0 && proc_start_time(vm->vsock.backend_pid, &bst) == 0) {
+		statefile_set_u64(&sf, "backend_pid", (uint64_t)vm->vsock.backend_pid);
+		statefile_set_u64(&sf, "backend_start_time", bst);
+	}
+	if (statefile_write(&sf, path, &err) < 0)
+		log_warn("vm %s: cannot record its state: %s", vm->id, err.message);
+	statefile_clear(&sf);
+}
+
+/* Watch the adopted VM's backend again (it is no longer our child). */
+static void restore_backend(struct vm *vm, const struct statefile *sf)
+{
+	struct vm_error err = { 0 };
+	uint64_t pid, st, now;
+
+	vm->vsock.mode = VSOCK_HOST_USER;
+	vm->vsock.cid = vm->cid;
+	vm->vsock.vhost_user_path = xasprintf("%s/vsock-vhost.sock", vm->run_dir);
+	vm->vsock.uds_path = xasprintf("%s/vsock.sock", vm->run_dir);
+	vm->vsock.backend_pid = -1;
+	vm->vsock.backend_pidfd = -1;
+	vm->vsock_prepared = true;
+	if (statefile_get_u64(sf, "backend_pid", INT32_MAX, &pid, &err) < 0 ||
+	    statefile_get_u64(sf, "backend_start_time", UINT64_MAX, &st, &err) < 0) {
+		if (!strcmp(vm->d->vsock_mode, "kernel"))
+			vm->vsock.mode = VSOCK_HOST_KERNEL;
+		return;
+	}
+	vm->vsock.backend_pidfd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
+	if (vm->vsock.backend_pidfd < 0 || proc_start_time((pid_t)pid, &now) < 0 || now != st) {
+		snprintf(vm->message, sizeof(vm->message), "the vsock backend (pid %d) died while virtmgrd was down",
+			 (int)pid);
+		if (vm->vsock.backend_pidfd >= 0)
+			close(steal_fd(&vm->vsock.backend_pidfd));
+		vm->forced_reason = VIRTMGR__V1__DEATH_REASON__DEATH_REASON_INFRASTRUCTURE_ERROR;
+		qemu_kill(vm->qemu);
+		return;
+	}
+	fd_set_cloexec(vm->vsock.backend_pidfd, true);
+	vm->vsock.backend_pid = (pid_t)pid;
+	vm->backend_reaped = true;      /* not ours to reap: PID 1 does */
+	ev_io_init(&vm->backend_io, backend_exit_cb, vm->vsock.backend_pidfd, EV_READ);
+	vm->backend_io.data = vm;
+	ev_io_start(vm->d->loop, &vm->backend_io);
+}
+
+static int restore_one(struct daemon *d, const char *dir, struct vm_error *err)
+{
+	cleanup_free char *path = xasprintf("%s/vm.state", dir);
+	struct statefile sf = { 0 };
+	uint64_t cid, state, uid, opid, det, qpid, qst, mem, cpus, cns, sns, code;
+	const char *id, *name, *accel;
+	struct vm *vm;
+	int r = -1;
+
+	if (statefile_read(&sf, path, err) < 0)
+		return -1;
+	id = statefile_get(&sf, "id");
+	name = statefile_get(&sf, "name");
+	accel = statefile_get(&sf, "accel");
+	if (!id || strlen(id) != 12 || !name || !name_valid(name) || !accel) {
+		vm_error_set(err, VM_DATA_LOSS, "%s: id, name or accel missing or invalid", path);
+		goto out;
+	}
+	if (statefile_get_u64(&sf, "cid", UINT32_MAX, &cid, err) < 0 ||
+	    statefile_get_u64(&sf, "state", VIRTMGR__V1__VM_STATE__VM_STATE_FINISHED, &state, err) < 0 ||
+	    statefile_get_u64(&sf, "owner_uid", UINT32_MAX, &uid, err) < 0 ||
+	    statefile_get_u64(&sf, "owner_pid", INT32_MAX, &opid, err) < 0 ||
+	    statefile_get_u64(&sf, "detached", 1, &det, err) < 0 ||
+	    statefile_get_u64(&sf, "qemu_pid", INT32_MAX, &qpid, err) < 0 ||
+	    statefile_get_u64(&sf, "qemu_start_time", UINT64_MAX, &qst, err) < 0 ||
+	    statefile_get_u64(&sf, "memory_mib", UINT32_MAX, &mem, err) < 0 ||
+	    statefile_get_u64(&sf, "cpus", UINT32_MAX, &cpus, err) < 0 ||
+	    statefile_get_u64(&sf, "created_ns", UINT64_MAX, &cns, err) < 0 ||
+	    statefile_get_u64(&sf, "started_ns", UINT64_MAX, &sns, err) < 0) {
+		vm_error_prefix(err, "%s", path);
+		goto out;
+	}
+	if (cid_in_use(d, (uint32_t)cid)) {
+		vm_error_set(err, VM_DATA_LOSS, "%s: cid %" PRIu64 " is already taken", path, cid);
+		goto out;
+	}
+	vm = xzalloc(sizeof(*vm));
+	vm->d = d;
+	vm->kernel_fd = vm->initrd_fd = vm->console_in_fd = vm->log_out_fd = vm->console_out.fd = -1;
+	vm->guest_log_fd = vm->console_wr = -1;
+	snprintf(vm->id, sizeof(vm->id), "%s", id);
+	vm->name = xstrdup(name);
+	vm->accel = xstrdup(accel);
+	vm->cid = (uint32_t)cid;
+	vm->state = (vm_state_t)state;
+	vm->owner_uid = (uid_t)uid;
+	vm->owner_pid = (pid_t)opid;
+	vm->detached = det;
+	vm->owner_conn = det ? 0 : UINT64_MAX;  /* an owned VM's owner died with the old daemon */
+	vm->memory_mib = (uint32_t)mem;
+	vm->cpus = (uint32_t)cpus;
+	vm->created_ns = cns;
+	vm->started_ns = sns;
+	if (statefile_get_u64(&sf, "exit_code", 255, &code, NULL) == 0) {
+		vm->exit_code = (int)code;
+		vm->has_exit_code = true;
+	}
+	vm->run_dir = xstrdup(dir);
+	if (qemu_adopt(d->loop, (pid_t)qpid, qst, dir, &vm_qemu_cb, vm, &vm->qemu, err) < 0) {
+		vm->qemu = NULL;
+		vm_free(vm);
+		vm_error_prefix(err, "%s: vm %s", path, id);
+		goto out;
+	}
+	vm->next = d->vms;
+	d->vms = vm;
+	d->nvms_alive++;
+	if (d->next_cid <= vm->cid && vm->cid < d->cfg.cid_max)
+		d->next_cid = vm->cid + 1;
+	restore_backend(vm, &sf);
+	if (!det) {
+		log_info("vm %s (%s, cid %u): its owner is gone, stopping it", vm->id, vm->name, vm->cid);
+		vm->kill_requested = true;
+		qemu_kill(vm->qemu);
+	} else {
+		log_info("vm %s (%s, cid %u): adopted running QEMU %d (%s)", vm->id, vm->name, vm->cid,
+			 (int)qpid, state_name(vm->state));
+	}
+	r = 0;
+out:
+	statefile_clear(&sf);
+	return r;
+}
+
+unsigned vm_restore_all(struct daemon *d)
+{
+	cleanup_free char *base = xasprintf("%s/vms", d->cfg.run_dir);
+	DIR *dir = opendir(base);
+	struct dirent *de;
+	unsigned n = 0;
+
+	if (!dir)
+		return 0;
+	while ((de = readdir(dir))) {
+		struct vm_error err = { 0 };
+		cleanup_free char *path = NULL;
+		char *end;
+
+		strtoul(de->d_name, &end, 10);
+		if (de->d_name[0] < '0' || de->d_name[0] > '9' || *end)
+			continue;
+		path = xasprintf("%s/%s", base, de->d_name);
+		if (restore_one(d, path, &err) == 0) {
+			n++;
+			continue;
+		}
+		log_warn("not adopting %s: %s; removing it", path, err.message);
+		remove_tree(path);
+	}
+	closedir(dir);
+	return n;
+}
+
 /* ---------------------------------------------------------------- owners */
 
 void vm_conn_closed(struct daemon *d, uint64_t conn_id)
@@ -1677,6 +1899,7 @@ void vm_shutdown_all(struct daemon *d)
 			/* detached VMs outlive the daemon */
 			qemu_free(vm->qemu, true);
 			vm->qemu = NULL;
+			backend_forget(vm);
 		} else if (vm->qemu) {
 			qemu_kill(vm->qemu);
 			qemu_free(vm->qemu, false);

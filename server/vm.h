@@ -70,6 +70,10 @@ int vm_attach_console(struct vm *vm, int *client_fd, struct vm_error *err);
 
 /* A client connection closed: kill the VMs it owned (unless detached), drop dead records. */
 void vm_conn_closed(struct daemon *d, uint64_t conn_id);
+/* Start-up: adopt detached VMs recorded in <run_dir>/vms/<cid>/vm.state by a
+ * previous daemon, stop owned ones. Return: how many were taken over. */
+unsigned vm_restore_all(struct daemon *d);
+
 /* Daemon shutdown: kill owned VMs, leave detached ones running. */
 void vm_shutdown_all(struct daemon *d);
 unsigned vm_count(const struct daemon *d);
