@@ -71,6 +71,7 @@ struct qemu {
 	int console_fd;           /* read end of QEMU's stdout, or -1 */
 	ev_io console_io;
 	int console_log_fd;       /* run_dir/console.log, or -1 */
+	uint64_t console_lost;    /* bytes not written to console.log since it failed */
 
 	char *qemu_log_path;
 	off_t qemu_log_start;     /* size of qemu.log before this QEMU wrote to it */
@@ -309,8 +310,17 @@ static void qemu_console_read(struct qemu *q)
 			q->console_fd = -1;
 			return;
 		}
-		if (q->console_log_fd >= 0 && write_all(q->console_log_fd, buf, (size_t)n) < 0)
-			log_warn("qemu %d: writing console.log: %s", (int)q->pid, strerror(errno));
+		/* a full file system fails every write: say so once, and when it passes again */
+		if (q->console_log_fd >= 0 && write_all(q->console_log_fd, buf, (size_t)n) < 0) {
+			if (!q->console_lost)
+				log_warn("qemu %d: writing console.log: %s (console output is lost until it works again)",
+					 (int)q->pid, strerror(errno));
+			q->console_lost += (uint64_t)n;
+		} else if (q->console_log_fd >= 0 && q->console_lost) {
+			log_info("qemu %d: console.log is written again; %" PRIu64 " bytes were lost", (int)q->pid,
+				 q->console_lost);
+			q->console_lost = 0;
+		}
 		if (q->cb.on_console)
 			q->cb.on_console(q->opaque, buf, (size_t)n);
 	}
