@@ -77,7 +77,12 @@ stop_daemon
 mkdir -p "$T/full"
 mount -t tmpfs -o size=1m,mode=0755 tmpfs "$T/full"
 start_daemon --run-dir "$T/full/run"
-dd if=/dev/zero of="$T/full/filler" bs=64k 2>/dev/null || true
+# a VM that keeps printing while its file system fills up
+chatty=$(vmctl run --detach --name chatty -- /bin/sh -c 'i=0; while :; do echo tick $i ................................................................................................................................; i=$((i+1)); sleep 0.3; done')
+vmctl wait "$chatty" --state STARTED --timeout 180 >/dev/null || fail "chatty VM did not start"
+chatty_log=$(vm_field "$chatty" run_dir)/console.log
+wait_for 60 grep -q '^tick 1' "$chatty_log" || fail "chatty VM prints nothing"
+dd if=/dev/zero of="$T/full/filler" bs=4k 2>/dev/null || true
 echo "# tmpfs: $(df -k --output=avail "$T/full" | tail -1 | tr -d ' ') KiB free after filling"
 set +e
 msg=$(vmctl run --detach --name full -- /bin/true 2>&1)
@@ -88,10 +93,22 @@ grep -q RESOURCE_EXHAUSTED <<<"$msg" && grep -q "$T/full/run" <<<"$msg" ||
 	fail "StartVm on a full run dir: unclear error: $msg"
 [[ $(vm_field full state)/$(vm_field full death_reason) == DEAD/START_FAILED ]] ||
 	fail "the refused VM is $(vm_field full state)/$(vm_field full death_reason)"
-[[ -z $(ls -A "$T/full/run/vms" 2>/dev/null) ]] || fail "left in the full run dir: $(ls -A "$T/full/run/vms")"
+[[ $(ls -A "$T/full/run/vms") == "$(vm_field "$chatty" cid)" ]] || fail "left in the full run dir: $(ls -A "$T/full/run/vms")"
 vmctl version >/dev/null || fail "the daemon does not answer after the failed start"
 ok "full run dir: StartVm refused ($msg), nothing left behind, daemon serving"
+wait_for 60 grep -q "writing console.log: No space left on device" "$T/daemon.log" ||
+	fail "console.log writes on a full file system are not reported"
+sleep 3     # more console output meets the full file system
+n=$(grep -c "writing console.log" "$T/daemon.log")
+((n == 1)) || fail "a full file system logged $n warnings instead of one"
+[[ $(vm_field "$chatty" state) == STARTED ]] || fail "the running VM did not survive its full file system"
+ok "full run dir under a running VM: one warning, the VM keeps running"
 rm -f "$T/full/filler"
+wait_for 60 grep -q "console.log is written again" "$T/daemon.log" || fail "console.log not resumed after space was freed"
+before=$(wc -l <"$chatty_log")
+wait_for 30 bash -c "(( \$(wc -l <'$chatty_log') > $before ))" || fail "console.log does not grow again"
+vmctl kill "$chatty" >/dev/null
+ok "space freed: console.log written again ($(grep -o '[0-9]* bytes were lost' "$T/daemon.log"))"
 id=$(vmctl run --detach --name roomy -- /bin/sleep 600)
 vmctl wait "$id" --state STARTED --timeout 180 >/dev/null || fail "no VM starts once there is room again"
 vmctl kill "$id" >/dev/null
