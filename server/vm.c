@@ -131,6 +131,7 @@ struct vm {
 	bool vsock_prepared;
 	ev_io backend_io;               /* the backend's pidfd: readable when it exits */
 	ev_timer backend_grace;
+	int backend_grace_phase;        /* 0 grace, 1 asking QMP, 2 QEMU is shutting down */
 	bool backend_reaped;
 	char line[256];
 	size_t line_len;
@@ -1299,17 +1300,47 @@ int vm_create(struct daemon *d, const Virtmgr__V1__VmConfig *config, struct ttrp
 /* The backend exited while QEMU runs: the guest's vsock device is gone and
  * the guest would hang on it, so the VM is stopped (INFRASTRUCTURE_ERROR).
  * The backend also exits when QEMU goes away, and may notice that first:
- * only if QEMU is still there after a grace period is it the backend's fault. */
+ * QEMU closes the vhost-user socket while it shuts down, which can take long
+ * on a loaded machine. So after a short grace period QEMU is asked over QMP:
+ * still "running" (or paused) means the backend failed; "shutdown" or no
+ * answer means QEMU is exiting by itself and its exit decides the death
+ * reason. Should that exit never come, the VM is killed after 5 s anyway. */
+static void backend_blame(struct vm *vm)
+{
+	ev_timer_stop(vm->d->loop, &vm->backend_grace);
+	log_warn("vm %s: %s, stopping the VM", vm->id, vm->message);
+	if (!vm->kill_requested && !vm->stop_requested)
+		vm->forced_reason = VIRTMGR__V1__DEATH_REASON__DEATH_REASON_INFRASTRUCTURE_ERROR;
+	qemu_kill(vm->qemu);
+}
+
+static void backend_status_cb(void *opaque, const char *status)
+{
+	struct vm *vm = opaque;
+
+	if (!vm->qemu || vm->state == VIRTMGR__V1__VM_STATE__VM_STATE_DEAD || vm->backend_grace_phase != 1)
+		return;
+	if (status && strcmp(status, "shutdown")) {
+		backend_blame(vm);
+		return;
+	}
+	log_info("vm %s: %s while QEMU shuts down (%s)", vm->id, vm->message, status ? status : "QMP closed");
+	vm->backend_grace_phase = 2;
+}
+
 static void backend_grace_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct vm *vm = w->data;
 
 	if (!vm->qemu || vm->state == VIRTMGR__V1__VM_STATE__VM_STATE_DEAD)
 		return;
-	log_warn("vm %s: %s, stopping the VM", vm->id, vm->message);
-	if (!vm->kill_requested && !vm->stop_requested)
-		vm->forced_reason = VIRTMGR__V1__DEATH_REASON__DEATH_REASON_INFRASTRUCTURE_ERROR;
-	qemu_kill(vm->qemu);
+	if (vm->backend_grace_phase == 0 && qemu_query_status(vm->qemu, backend_status_cb, vm) == 0) {
+		vm->backend_grace_phase = 1;
+		ev_timer_set(w, 5.0, 0);
+		ev_timer_start(loop, w);
+		return;
+	}
+	backend_blame(vm);
 }
 
 static void backend_exit_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -1323,6 +1354,7 @@ static void backend_exit_cb(struct ev_loop *loop, ev_io *w, int revents)
 	vm->backend_reaped = true;
 	snprintf(vm->message, sizeof(vm->message), "the vsock backend (pid %d) %s %d", (int)vm->vsock.backend_pid,
 		 si.si_code == CLD_EXITED ? "exited with status" : "was killed by signal", si.si_status);
+	vm->backend_grace_phase = 0;
 	ev_timer_init(&vm->backend_grace, backend_grace_cb, 0.25, 0);
 	vm->backend_grace.data = vm;
 	ev_timer_start(loop, &vm->backend_grace);
