@@ -9,11 +9,18 @@
 source "$(dirname "$0")/lib.sh"
 CHURN=$top_builddir/tests/integration/client_churn
 
+# Runs under errexit: every step must succeed or be excused.
 exhaustion_cleanup() {
 	local rc=$?
-	[[ -n ${HOLD_PID:-} ]] && kill "$HOLD_PID" 2>/dev/null
-	mountpoint -q "$T/full" 2>/dev/null && umount -l "$T/full"
-	(exit "$rc")
+	if [[ -n ${HOLD_PID:-} ]]; then kill "$HOLD_PID" 2>/dev/null || true; fi
+	if [[ -n $DAEMON_PID ]]; then
+		kill "$DAEMON_PID" 2>/dev/null || true
+		wait "$DAEMON_PID" 2>/dev/null || true
+		DAEMON_PID=
+	fi
+	pkill -9 -f "qemu-system.*$T/" 2>/dev/null || true
+	if mountpoint -q "$T/full" 2>/dev/null; then umount -l "$T/full" || true; fi
+	(exit "$rc") || cleanup    # lib.sh's cleanup takes the status from $?
 	cleanup
 }
 trap exhaustion_cleanup EXIT
