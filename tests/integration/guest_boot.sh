@@ -51,6 +51,11 @@ machine_args() { # MACHINE
 machine_cmdline() { # MACHINE
 	[[ $1 == pc ]] || echo "tsc_early_khz=$(host_tsc_khz)"
 }
+# pc boots the bzImage, microvm the uncompressed vmlinux (PVH entry) when
+# the image has one, so both kernels are exercised.
+kernel_for() { # MACHINE
+	if [[ $1 == microvm && -f $image/vmlinux ]]; then echo "$image/vmlinux"; else echo "$image/vmlinuz"; fi
+}
 blk_dev() { [[ $1 == pc ]] && echo virtio-blk-pci || echo virtio-blk-device; }
 
 # run_guest NAME MACHINE CMDLINE-PAYLOAD EXTRA-QEMU-ARGS... : boots in the
@@ -63,7 +68,7 @@ run_guest() {
 	timeout "$LIMIT" "$qemu" -accel tcg $(machine_args "$machine") -m 256 -smp 1 \
 		-nodefaults -no-user-config -nographic -no-reboot \
 		-chardev file,id=con,path="$tmp/$name.log" -serial chardev:con \
-		-kernel "$image/vmlinuz" -initrd "$image/initramfs.img" \
+		-kernel "$(kernel_for "$machine")" -initrd "$image/initramfs.img" \
 		-append "console=ttyS0 quiet panic=-1 $(machine_cmdline "$machine") -- $payload" "$@" \
 		>"$tmp/$name.qemu" 2>&1 &
 	qpid=$!
