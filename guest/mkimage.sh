@@ -228,12 +228,19 @@ for a in ${adds[@]+"${adds[@]}"}; do
 done
 
 # ---- archive ----
+# Outputs are replaced atomically (tests may be booting the previous image)
+# and only when their content changed, so an unchanged image keeps its mtime.
+publish() { # TMP DEST
+	if cmp -s "$1" "$2"; then rm -f "$1"; else chmod 0644 "$1" && mv -f "$1" "$2"; fi
+}
 tmpimg=$out/.initramfs.img.tmp
-(cd "$stage" && find . -mindepth 1 | LC_ALL=C sort |
+(cd "$stage" && find . -mindepth 1 -exec touch -h -d @0 {} + &&
+	find . -mindepth 1 | LC_ALL=C sort |
 	cpio --quiet -o -H newc -R 0:0 --reproducible) | gzip -9n >"$tmpimg" ||
 	die "creating the initramfs failed"
-mv -f "$tmpimg" "$out/initramfs.img"
-install -m 0644 "${vmlinuz[0]}" "$out/vmlinuz"
+publish "$tmpimg" "$out/initramfs.img"
+cp "${vmlinuz[0]}" "$out/.vmlinuz.tmp"
+publish "$out/.vmlinuz.tmp" "$out/vmlinuz"
 
 # ---- vmlinux: the uncompressed kernel, booted through its PVH entry ----
 # QEMU loads an ELF kernel with a PVH note directly, which skips the
@@ -258,8 +265,9 @@ extract_vmlinux() { # BZIMAGE OUT
 		die "$1: the $tool stream at offset $off is not an ELF kernel"
 	LC_ALL=C readelf -n "$2.tmp" | grep -q 'Xen.*0x00000012' ||
 		die "$1: the extracted vmlinux has no PVH entry note"
-	mv -f "$2.tmp" "$2"
+	publish "$2.tmp" "$2"
 }
 extract_vmlinux "${vmlinuz[0]}" "$out/vmlinux"
-printf '%s\n' "$kver" >"$out/kernel-release"
+printf '%s\n' "$kver" >"$out/.kernel-release.tmp"
+publish "$out/.kernel-release.tmp" "$out/kernel-release"
 log "kernel $kver, ${#order[@]} modules, $(du -k "$out/initramfs.img" | cut -f1) KiB initramfs in $out"
