@@ -6,7 +6,8 @@
 #              [--add SRC:DEST]... [--module NAME]...
 #
 #   --init PATH     static init binary, installed as /init (required)
-#   --out DIR       where vmlinuz and initramfs.img are written (required)
+#   --out DIR       where vmlinuz, vmlinux (uncompressed, PVH entry),
+#                   initramfs.img and kernel-release are written (required)
 #   --work DIR      scratch directory (unpacked kernel, staging tree);
 #                   default: DIR/../work
 #   --cache DIR     where the kernel .deb is downloaded and reused; default:
