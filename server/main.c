@@ -417,6 +417,12 @@ int main(int argc, char **argv)
 			log_info("listening on AF_VSOCK port %u", d.cfg.vsock_port);
 		}
 	}
+	if (!d.cfg.early) {
+		unsigned n = vm_restore_all(&d);
+
+		if (n)
+			log_info("took over %u VM%s from a previous virtmgrd", n, n == 1 ? "" : "s");
+	}
 	log_info("virtmgrd %s ready: mode %s, accelerator %s (%s), vsock %s, CIDs %u..%u", PACKAGE_VERSION,
 		 d.cfg.early ? "early" : "regular", d.accel, d.accel_reason, d.vsock_mode, d.cfg.cid_min,
 		 d.cfg.cid_max);

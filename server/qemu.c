@@ -386,9 +386,9 @@ static void qemu_pidfd_cb(struct ev_loop *loop, ev_io *w, int revents)
 				qemu_set_status(&q->exit, W_EXITCODE(si.si_status, 0));
 			else
 				qemu_set_status(&q->exit, si.si_status | (si.si_code == CLD_DUMPED ? WCOREFLAG : 0));
-		} else if (ev_is_active(&q->child_w) || ev_is_pending(&q->child_w)) {
-			/* libev's SIGCHLD handler reaped it first: the status
-			 * arrives through the child watcher */
+		} else if (ev_is_pending(&q->child_w)) {
+			/* libev's SIGCHLD handler reaped it first and queued the
+			 * status on the child watcher, which runs next */
 			ev_io_stop(loop, w);
 			qemu_unref(q);
 			return;

@@ -17,22 +17,27 @@
 #include "config.h"
 #include "server/vm.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/fsuid.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "lib/log.h"
 #include "server/early.h"
 #include "server/qemu.h"
+#include "server/statefile.h"
 #include "server/vsock_host.h"
 
 #define CMDLINE_MAX 2047            /* x86 COMMAND_LINE_SIZE - 1 */
@@ -65,10 +70,21 @@ struct vm_watcher {
 /* Bounded, non-blocking writer for a client-supplied fd (console mirror). */
 struct fd_sink {
 	int fd;
+	bool borrowed;          /* fd owned by someone else: never closed here */
 	char *buf;
 	size_t len;
 	size_t dropped;
 	ev_io io;
+};
+
+/* One AttachConsole client: console output is mirrored to it (bounded),
+ * what it writes goes to the console input. */
+struct console_attach {
+	struct console_attach *next;
+	struct vm *vm;
+	struct fd_sink out;
+	int fd;
+	ev_io rio;
 };
 
 struct vm {
@@ -100,7 +116,10 @@ struct vm {
 	/* runtime */
 	struct qemu *qemu;
 	struct fd_sink console_out;
-	int console_in_fd;
+	int console_in_fd;              /* the client's console input fd (relayed) */
+	ev_io console_in_io;
+	int console_wr;                 /* write end of QEMU's stdin pipe */
+	struct console_attach *attached;
 	int log_out_fd;
 	int guest_log_fd;
 	bool agent_connected;
@@ -149,7 +168,8 @@ static void sink_cb(struct ev_loop *loop, ev_io *w, int revents)
 	if (n < 0) {
 		/* the client closed its end: stop mirroring */
 		ev_io_stop(loop, w);
-		close(s->fd);
+		if (!s->borrowed)
+			close(s->fd);
 		s->fd = -1;
 		s->len = 0;
 		return;
@@ -168,7 +188,8 @@ static void sink_write(struct ev_loop *loop, struct fd_sink *s, const char *data
 		ssize_t n = write(s->fd, data, len);
 
 		if (n < 0 && errno != EAGAIN && errno != EINTR) {
-			close(s->fd);
+			if (!s->borrowed)
+				close(s->fd);
 			s->fd = -1;
 			return;
 		}
@@ -203,7 +224,8 @@ static void sink_close(struct ev_loop *loop, struct fd_sink *s)
 		/* a last blocking-free attempt to flush what is buffered */
 		if (s->len && write(s->fd, s->buf, s->len) < 0)
 			s->len = 0;
-		close(s->fd);
+		if (!s->borrowed)
+			close(s->fd);
 	}
 	s->fd = -1;
 	free(s->buf);
@@ -275,6 +297,8 @@ static void waiters_check(struct vm *vm)
 	}
 }
 
+static void vm_persist(struct vm *vm);
+
 static void set_state(struct vm *vm, vm_state_t state)
 {
 	if (state <= vm->state && !(state == VIRTMGR__V1__VM_STATE__VM_STATE_DEAD && vm->state != state))
@@ -282,8 +306,85 @@ static void set_state(struct vm *vm, vm_state_t state)
 	log_info("vm %s (%s, cid %u): %s -> %s", vm->id, vm->name, vm->cid, state_name(vm->state),
 		 state_name(state));
 	vm->state = state;
+	vm_persist(vm);
 	event_send(vm, VIRTMGR__V1__EVENT_TYPE__EVENT_TYPE_STATE_CHANGED, NULL);
 	waiters_check(vm);
+}
+
+/* ---------------------------------------------------------------- console */
+
+static void console_detach(struct console_attach *a)
+{
+	struct ev_loop *loop = a->vm->d->loop;
+
+	for (struct console_attach **pp = &a->vm->attached; *pp; pp = &(*pp)->next)
+		if (*pp == a) {
+			*pp = a->next;
+			break;
+		}
+	ev_io_stop(loop, &a->rio);
+	sink_close(loop, &a->out);      /* borrows a->fd, closed below */
+	close(a->fd);
+	free(a);
+}
+
+/* Console input: whatever arrives goes into QEMU's stdin pipe; when that is
+ * full the bytes are dropped, as a serial line would. */
+static void console_input(struct vm *vm, int from, bool *eof)
+{
+	char buf[4096];
+	ssize_t n = read(from, buf, sizeof(buf));
+
+	*eof = n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR);
+	if (n > 0 && vm->console_wr >= 0 && write(vm->console_wr, buf, (size_t)n) < 0 && errno != EAGAIN)
+		log_debug("vm %s: console input: %s", vm->id, strerror(errno));
+}
+
+static void attach_read_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct console_attach *a = w->data;
+	bool eof;
+
+	console_input(a->vm, a->fd, &eof);
+	if (eof)
+		console_detach(a);
+}
+
+static void console_in_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct vm *vm = w->data;
+	bool eof;
+
+	console_input(vm, vm->console_in_fd, &eof);
+	if (eof) {
+		ev_io_stop(loop, w);
+		close(steal_fd(&vm->console_in_fd));
+	}
+}
+
+int vm_attach_console(struct vm *vm, int *client_fd, struct vm_error *err)
+{
+	struct console_attach *a;
+	int sv[2];
+
+	if (!vm->qemu || vm->state == VIRTMGR__V1__VM_STATE__VM_STATE_DEAD)
+		return vm_error_set(err, VM_FAILED_PRECONDITION, "vm %s is %s: it has no console", vm->id,
+				    state_name(vm->state));
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return vm_error_set_errno(err, VM_RESOURCE_EXHAUSTED, errno, "vm %s: console socketpair", vm->id);
+	fd_set_nonblock(sv[0], true);
+	a = xzalloc(sizeof(*a));
+	a->vm = vm;
+	a->fd = sv[0];
+	a->out.fd = sv[0];
+	a->out.borrowed = true;
+	ev_io_init(&a->rio, attach_read_cb, a->fd, EV_READ);
+	a->rio.data = a;
+	ev_io_start(vm->d->loop, &a->rio);
+	a->next = vm->attached;
+	vm->attached = a;
+	*client_fd = sv[1];
+	return 0;
 }
 
 /* ---------------------------------------------------------------- death */
@@ -317,9 +418,24 @@ static death_t death_from_exit(struct vm *vm, const struct qemu_exit *ex)
  * backend's pidfd and reaps exactly that process when it exits.
  */
 struct backend_reaper {
+	struct backend_reaper *next;
 	ev_io io;
 	int pidfd;
 };
+
+static struct backend_reaper *reapers;
+
+static void reaper_free(struct ev_loop *loop, struct backend_reaper *r)
+{
+	for (struct backend_reaper **pp = &reapers; *pp; pp = &(*pp)->next)
+		if (*pp == r) {
+			*pp = r->next;
+			break;
+		}
+	ev_io_stop(loop, &r->io);
+	close(r->pidfd);
+	free(r);
+}
 
 static void reaper_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
@@ -328,9 +444,7 @@ static void reaper_cb(struct ev_loop *loop, ev_io *w, int revents)
 
 	if (waitid(P_PIDFD, (id_t)r->pidfd, &si, WEXITED | WNOHANG) < 0 && errno == EAGAIN)
 		return;
-	ev_io_stop(loop, w);
-	close(r->pidfd);
-	free(r);
+	reaper_free(loop, r);
 }
 
 static void backend_release(struct vm *vm)
@@ -353,9 +467,27 @@ static void backend_release(struct vm *vm)
 			ev_io_init(&r->io, reaper_cb, r->pidfd, EV_READ);
 			r->io.data = r;
 			ev_io_start(loop, &r->io);
+			r->next = reapers;
+			reapers = r;
 		}
 	}
 	vsock_host_release(&vm->vsock);
+	vm->vsock_prepared = false;
+}
+
+/* Daemon exit with a detached VM still running: stop watching its backend
+ * but leave it (and its sockets) to the VM; the next daemon adopts both. */
+static void backend_forget(struct vm *vm)
+{
+	if (!vm->vsock_prepared)
+		return;
+	if (ev_is_active(&vm->backend_io))
+		ev_io_stop(vm->d->loop, &vm->backend_io);
+	if (vm->vsock.backend_pidfd >= 0)
+		close(steal_fd(&vm->vsock.backend_pidfd));
+	free(vm->vsock.vhost_user_path);
+	free(vm->vsock.uds_path);
+	vm->vsock.vhost_user_path = vm->vsock.uds_path = NULL;
 	vm->vsock_prepared = false;
 }
 
@@ -369,8 +501,14 @@ static void vm_release_runtime(struct vm *vm)
 	if (ev_is_active(&vm->stop_timer))
 		ev_timer_stop(loop, &vm->stop_timer);
 	sink_close(loop, &vm->console_out);
+	if (ev_is_active(&vm->console_in_io))
+		ev_io_stop(loop, &vm->console_in_io);
 	if (vm->console_in_fd >= 0)
 		close(steal_fd(&vm->console_in_fd));
+	if (vm->console_wr >= 0)
+		close(steal_fd(&vm->console_wr));
+	while (vm->attached)
+		console_detach(vm->attached);
 	if (vm->log_out_fd >= 0)
 		close(steal_fd(&vm->log_out_fd));
 	if (vm->guest_log_fd >= 0)
@@ -490,7 +628,7 @@ void vm_guest_finished(struct vm *vm, int exit_code)
 	vm_guest_started(vm);
 	vm->exit_code = exit_code;
 	vm->has_exit_code = true;
-	set_state(vm, VIRTMGR__V1__VM_STATE__VM_STATE_FINISHED);
+	set_state(vm, VIRTMGR__V1__VM_STATE__VM_STATE_FINISHED);     /* persists the exit code too */
 	event_send(vm, VIRTMGR__V1__EVENT_TYPE__EVENT_TYPE_PAYLOAD_FINISHED, NULL);
 }
 
@@ -572,6 +710,12 @@ static void on_qemu_console(void *opaque, const char *buf, size_t len)
 	struct vm *vm = opaque;
 
 	sink_write(vm->d->loop, &vm->console_out, buf, len);
+	for (struct console_attach *a = vm->attached, *next; a; a = next) {
+		next = a->next;
+		sink_write(vm->d->loop, &a->out, buf, len);
+		if (a->out.fd < 0)
+			console_detach(a);      /* the client went away */
+	}
 	for (size_t i = 0; i < len; i++) {
 		char c = buf[i];
 
@@ -1052,6 +1196,7 @@ int vm_create(struct daemon *d, const Virtmgr__V1__VmConfig *config, struct ttrp
 	vm->d = d;
 	vm->kernel_fd = vm->initrd_fd = vm->console_in_fd = vm->log_out_fd = vm->console_out.fd = -1;
 	vm->guest_log_fd = -1;
+	vm->console_wr = -1;
 	if (validate_config(d, config, vm, call, err) < 0) {
 		vm_free(vm);
 		return -1;
@@ -1150,10 +1295,30 @@ static void boot_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		qemu_kill(vm->qemu);
 }
 
+/* QEMU's stdin is a pipe the daemon writes: console input from the client's
+ * console_in fd and from AttachConsole sockets is relayed into it. */
+static int console_pipe(struct vm *vm, struct vm_error *err)
+{
+	int p[2];
+
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return vm_error_set_errno(err, VM_RESOURCE_EXHAUSTED, errno, "vm %s: console pipe", vm->id);
+	fd_set_nonblock(p[1], true);
+	vm->console_wr = p[1];
+	if (vm->console_in_fd >= 0) {
+		fd_set_nonblock(vm->console_in_fd, true);
+		ev_io_init(&vm->console_in_io, console_in_cb, vm->console_in_fd, EV_READ);
+		vm->console_in_io.data = vm;
+		ev_io_start(vm->d->loop, &vm->console_in_io);
+	}
+	return p[0];
+}
+
 int vm_start(struct vm *vm, struct vm_error *err)
 {
 	struct daemon *d = vm->d;
 	struct qemu_config qc = { 0 };
+	cleanup_close int stdin_rd = -1;
 	int r;
 
 	if (vm->state != VIRTMGR__V1__VM_STATE__VM_STATE_NOT_STARTED)
@@ -1177,12 +1342,12 @@ int vm_start(struct vm *vm, struct vm_error *err)
 	qc.cpus = vm->cpus;
 	qc.disks = vm->disks;
 	qc.ndisks = vm->ndisks;
-	qc.console_in_fd = vm->console_in_fd;
 	qc.sandbox = d->cfg.sandbox;
-	if (vsock_prepare(vm, &qc, err) < 0) {
+	if ((stdin_rd = console_pipe(vm, err)) < 0 || vsock_prepare(vm, &qc, err) < 0) {
 		vm_died(vm, VIRTMGR__V1__DEATH_REASON__DEATH_REASON_START_FAILED, err->message);
 		return -1;
 	}
+	qc.console_in_fd = stdin_rd;
 	set_state(vm, VIRTMGR__V1__VM_STATE__VM_STATE_STARTING);
 	vm->started_ns = now_real_ns();
 	if (qemu_start(d->loop, &qc, &vm_qemu_cb, vm, &vm->qemu, err) < 0) {
@@ -1190,6 +1355,7 @@ int vm_start(struct vm *vm, struct vm_error *err)
 		vm_died(vm, VIRTMGR__V1__DEATH_REASON__DEATH_REASON_START_FAILED, err->message);
 		return -1;
 	}
+	vm_persist(vm);
 	if (vm->boot_timeout_ms) {
 		ev_timer_init(&vm->boot_timer, boot_timeout_cb, vm->boot_timeout_ms / 1000.0, 0);
 		vm->boot_timer.data = vm;
@@ -1409,6 +1575,202 @@ int vm_connect_vsock(struct vm *vm, uint32_t port, struct ttrpc_call *call, stru
 	return 0;
 }
 
+/* ---------------------------------------------------------------- restart */
+
+/*
+ * Every running VM is recorded in <run_dir>/vm.state (statefile.c), written
+ * atomically whenever it changes. A daemon that restarts (crash, SIGKILL,
+ * upgrade) reads them: detached VMs whose QEMU is still the same process
+ * (pidfd + start time) are adopted - QMP reconnected, vsock backend watched
+ * again - and owned VMs, whose owner connection died with the old daemon,
+ * are stopped. A file that does not parse is reported and its directory
+ * removed; it never stops the daemon from starting.
+ */
+static void vm_persist(struct vm *vm)
+{
+	struct statefile sf = { 0 };
+	struct vm_error err = { 0 };
+	cleanup_free char *path = NULL;
+	uint64_t bst = 0;
+
+	if (!vm->qemu || vm->state == VIRTMGR__V1__VM_STATE__VM_STATE_DEAD)
+		return;
+	path = xasprintf("%s/vm.state", vm->run_dir);
+	statefile_set(&sf, "id", vm->id);
+	statefile_set(&sf, "name", vm->name);
+	statefile_set_u64(&sf, "cid", vm->cid);
+	statefile_set_u64(&sf, "state", (uint64_t)vm->state);
+	statefile_set_u64(&sf, "owner_uid", vm->owner_uid);
+	statefile_set_u64(&sf, "owner_pid", (uint64_t)vm->owner_pid);
+	statefile_set_u64(&sf, "detached", vm->detached);
+	statefile_set_u64(&sf, "qemu_pid", (uint64_t)qemu_pid(vm->qemu));
+	statefile_set_u64(&sf, "qemu_start_time", qemu_start_time(vm->qemu));
+	statefile_set(&sf, "accel", vm->accel);
+	statefile_set_u64(&sf, "memory_mib", vm->memory_mib);
+	statefile_set_u64(&sf, "cpus", vm->cpus);
+	statefile_set_u64(&sf, "created_ns", vm->created_ns);
+	statefile_set_u64(&sf, "started_ns", vm->started_ns);
+	if (vm->has_exit_code)
+		statefile_set_u64(&sf, "exit_code", (uint64_t)vm->exit_code);
+	if (vm->vsock_prepared && vm->vsock.backend_pid > 0 && proc_start_time(vm->vsock.backend_pid, &bst) == 0) {
+		statefile_set_u64(&sf, "backend_pid", (uint64_t)vm->vsock.backend_pid);
+		statefile_set_u64(&sf, "backend_start_time", bst);
+	}
+	if (statefile_write(&sf, path, &err) < 0)
+		log_warn("vm %s: cannot record its state: %s", vm->id, err.message);
+	statefile_clear(&sf);
+}
+
+/* Watch the adopted VM's backend again (it is no longer our child). */
+static void restore_backend(struct vm *vm, const struct statefile *sf)
+{
+	struct vm_error err = { 0 };
+	uint64_t pid, st, now;
+
+	vm->vsock.mode = VSOCK_HOST_USER;
+	vm->vsock.cid = vm->cid;
+	vm->vsock.vhost_user_path = xasprintf("%s/vsock-vhost.sock", vm->run_dir);
+	vm->vsock.uds_path = xasprintf("%s/vsock.sock", vm->run_dir);
+	vm->vsock.backend_pid = -1;
+	vm->vsock.backend_pidfd = -1;
+	vm->vsock_prepared = true;
+	if (statefile_get_u64(sf, "backend_pid", INT32_MAX, &pid, &err) < 0 ||
+	    statefile_get_u64(sf, "backend_start_time", UINT64_MAX, &st, &err) < 0) {
+		if (!strcmp(vm->d->vsock_mode, "kernel"))
+			vm->vsock.mode = VSOCK_HOST_KERNEL;
+		return;
+	}
+	vm->vsock.backend_pidfd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
+	if (vm->vsock.backend_pidfd < 0 || proc_start_time((pid_t)pid, &now) < 0 || now != st) {
+		snprintf(vm->message, sizeof(vm->message), "the vsock backend (pid %d) died while virtmgrd was down",
+			 (int)pid);
+		if (vm->vsock.backend_pidfd >= 0)
+			close(steal_fd(&vm->vsock.backend_pidfd));
+		vm->forced_reason = VIRTMGR__V1__DEATH_REASON__DEATH_REASON_INFRASTRUCTURE_ERROR;
+		qemu_kill(vm->qemu);
+		return;
+	}
+	fd_set_cloexec(vm->vsock.backend_pidfd, true);
+	vm->vsock.backend_pid = (pid_t)pid;
+	vm->backend_reaped = true;      /* not ours to reap: PID 1 does */
+	ev_io_init(&vm->backend_io, backend_exit_cb, vm->vsock.backend_pidfd, EV_READ);
+	vm->backend_io.data = vm;
+	ev_io_start(vm->d->loop, &vm->backend_io);
+}
+
+static int restore_one(struct daemon *d, const char *dir, struct vm_error *err)
+{
+	cleanup_free char *path = xasprintf("%s/vm.state", dir);
+	struct statefile sf = { 0 };
+	uint64_t cid, state, uid, opid, det, qpid, qst, mem, cpus, cns, sns, code;
+	const char *id, *name, *accel;
+	struct vm *vm;
+	int r = -1;
+
+	if (statefile_read(&sf, path, err) < 0)
+		return -1;
+	id = statefile_get(&sf, "id");
+	name = statefile_get(&sf, "name");
+	accel = statefile_get(&sf, "accel");
+	if (!id || strlen(id) != 12 || !name || !name_valid(name) || !accel) {
+		vm_error_set(err, VM_DATA_LOSS, "%s: id, name or accel missing or invalid", path);
+		goto out;
+	}
+	if (statefile_get_u64(&sf, "cid", UINT32_MAX, &cid, err) < 0 ||
+	    statefile_get_u64(&sf, "state", VIRTMGR__V1__VM_STATE__VM_STATE_FINISHED, &state, err) < 0 ||
+	    statefile_get_u64(&sf, "owner_uid", UINT32_MAX, &uid, err) < 0 ||
+	    statefile_get_u64(&sf, "owner_pid", INT32_MAX, &opid, err) < 0 ||
+	    statefile_get_u64(&sf, "detached", 1, &det, err) < 0 ||
+	    statefile_get_u64(&sf, "qemu_pid", INT32_MAX, &qpid, err) < 0 ||
+	    statefile_get_u64(&sf, "qemu_start_time", UINT64_MAX, &qst, err) < 0 ||
+	    statefile_get_u64(&sf, "memory_mib", UINT32_MAX, &mem, err) < 0 ||
+	    statefile_get_u64(&sf, "cpus", UINT32_MAX, &cpus, err) < 0 ||
+	    statefile_get_u64(&sf, "created_ns", UINT64_MAX, &cns, err) < 0 ||
+	    statefile_get_u64(&sf, "started_ns", UINT64_MAX, &sns, err) < 0) {
+		vm_error_prefix(err, "%s", path);
+		goto out;
+	}
+	if (cid_in_use(d, (uint32_t)cid)) {
+		vm_error_set(err, VM_DATA_LOSS, "%s: cid %" PRIu64 " is already taken", path, cid);
+		goto out;
+	}
+	vm = xzalloc(sizeof(*vm));
+	vm->d = d;
+	vm->kernel_fd = vm->initrd_fd = vm->console_in_fd = vm->log_out_fd = vm->console_out.fd = -1;
+	vm->guest_log_fd = vm->console_wr = -1;
+	snprintf(vm->id, sizeof(vm->id), "%s", id);
+	vm->name = xstrdup(name);
+	vm->accel = xstrdup(accel);
+	vm->cid = (uint32_t)cid;
+	vm->state = (vm_state_t)state;
+	vm->owner_uid = (uid_t)uid;
+	vm->owner_pid = (pid_t)opid;
+	vm->detached = det;
+	vm->owner_conn = det ? 0 : UINT64_MAX;  /* an owned VM's owner died with the old daemon */
+	vm->memory_mib = (uint32_t)mem;
+	vm->cpus = (uint32_t)cpus;
+	vm->created_ns = cns;
+	vm->started_ns = sns;
+	if (statefile_get_u64(&sf, "exit_code", 255, &code, NULL) == 0) {
+		vm->exit_code = (int)code;
+		vm->has_exit_code = true;
+	}
+	vm->run_dir = xstrdup(dir);
+	if (qemu_adopt(d->loop, (pid_t)qpid, qst, dir, &vm_qemu_cb, vm, &vm->qemu, err) < 0) {
+		vm->qemu = NULL;
+		vm_free(vm);
+		vm_error_prefix(err, "%s: vm %s", path, id);
+		goto out;
+	}
+	vm->next = d->vms;
+	d->vms = vm;
+	d->nvms_alive++;
+	if (d->next_cid <= vm->cid && vm->cid < d->cfg.cid_max)
+		d->next_cid = vm->cid + 1;
+	restore_backend(vm, &sf);
+	if (!det) {
+		log_info("vm %s (%s, cid %u): its owner is gone, stopping it", vm->id, vm->name, vm->cid);
+		vm->kill_requested = true;
+		qemu_kill(vm->qemu);
+	} else {
+		log_info("vm %s (%s, cid %u): adopted running QEMU %d (%s)", vm->id, vm->name, vm->cid,
+			 (int)qpid, state_name(vm->state));
+	}
+	r = 0;
+out:
+	statefile_clear(&sf);
+	return r;
+}
+
+unsigned vm_restore_all(struct daemon *d)
+{
+	cleanup_free char *base = xasprintf("%s/vms", d->cfg.run_dir);
+	DIR *dir = opendir(base);
+	struct dirent *de;
+	unsigned n = 0;
+
+	if (!dir)
+		return 0;
+	while ((de = readdir(dir))) {
+		struct vm_error err = { 0 };
+		cleanup_free char *path = NULL;
+		char *end;
+
+		strtoul(de->d_name, &end, 10);
+		if (de->d_name[0] < '0' || de->d_name[0] > '9' || *end)
+			continue;
+		path = xasprintf("%s/%s", base, de->d_name);
+		if (restore_one(d, path, &err) == 0) {
+			n++;
+			continue;
+		}
+		log_warn("not adopting %s: %s; removing it", path, err.message);
+		remove_tree(path);
+	}
+	closedir(dir);
+	return n;
+}
+
 /* ---------------------------------------------------------------- owners */
 
 void vm_conn_closed(struct daemon *d, uint64_t conn_id)
@@ -1452,6 +1814,7 @@ void vm_shutdown_all(struct daemon *d)
 			/* detached VMs outlive the daemon */
 			qemu_free(vm->qemu, true);
 			vm->qemu = NULL;
+			backend_forget(vm);
 		} else if (vm->qemu) {
 			qemu_kill(vm->qemu);
 			qemu_free(vm->qemu, false);
@@ -1476,4 +1839,7 @@ void vm_shutdown_all(struct daemon *d)
 		}
 		vm_free(vm);
 	}
+	/* backends already told to stop: PID 1 reaps them once we are gone */
+	while (reapers)
+		reaper_free(d->loop, reapers);
 }

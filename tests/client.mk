@@ -32,8 +32,8 @@ TESTS += tests/interop/test_getdaemoninfo.py
 EXTRA_DIST += tests/interop/ttrpc_client.py tests/interop/test_getdaemoninfo.py
 
 # ---- integration: vmctl and the C library against a real virtmgrd ----
-TESTS += tests/integration/vmctl_basic.sh tests/integration/vmctl_run.sh
-EXTRA_DIST += tests/integration/vmctl_basic.sh tests/integration/vmctl_run.sh
+TESTS += tests/integration/vmctl_basic.sh tests/integration/vmctl_run.sh tests/integration/vmctl_connect.sh
+EXTRA_DIST += tests/integration/vmctl_basic.sh tests/integration/vmctl_run.sh tests/integration/vmctl_connect.sh
 check_PROGRAMS += tests/integration/client_load tests/integration/client_fds
 TESTS += tests/integration/client_load tests/integration/client_fds
 CLIENT_IT_SOURCES = tests/integration/client_daemon.c tests/integration/client_daemon.h
@@ -45,3 +45,4 @@ tests_integration_client_fds_CFLAGS = $(TEST_CFLAGS)
 tests_integration_client_fds_LDADD = client/libvirtmgr-client.la $(TEST_LDADD)
 # The ones that boot guests need the image (as guest_boot.sh does).
 tests/integration/vmctl_run.log tests/integration/client_fds.log: guest-image
+tests/integration/vmctl_connect.log: guest-image tests/guest-tools/vsock-tool$(EXEEXT)

@@ -8,4 +8,3 @@ tests_unit_test_qemu_SOURCES = tests/unit/test_qemu.c \
 	server/qemu.c server/qemu.h server/qmp.c server/qmp.h
 tests_unit_test_qemu_CFLAGS = $(TEST_CFLAGS) -DQEMU_TEST_BINARY='"$(QEMU_SYSTEM)"'
 tests_unit_test_qemu_LDADD = $(TEST_LDADD)
-tests/unit/test_qemu.log: guest-image

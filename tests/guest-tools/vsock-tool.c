@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -183,6 +184,15 @@ static int serve(int fd)
 	return 2;
 }
 
+/* Children die with their parent, so a test killing the tool leaves no
+ * stalled connection behind. */
+static void child_init(pid_t parent)
+{
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != parent)
+		_exit(1);
+}
+
 static int do_listen(int lfd)
 {
 	int rc = 0;
@@ -195,9 +205,11 @@ static int do_listen(int lfd)
 		int fd = accept(lfd, NULL, NULL);
 		if (fd < 0)
 			return die("accept");
-		pid_t pid = fork();
-		if (pid == 0)
+		pid_t parent = getpid(), pid = fork();
+		if (pid == 0) {
+			child_init(parent);
 			_exit(serve(fd));
+		}
 		close(fd);
 		running++;
 	}
@@ -285,8 +297,9 @@ static int do_connect(connect_fn fn, const char *a, const char *b)
 	int rc = 0;
 
 	for (unsigned i = 0; i < parallel; i++) {
-		pid_t pid = fork();
+		pid_t parent = getpid(), pid = fork();
 		if (pid == 0) {
+			child_init(parent);
 			int fd = fn(a, b);
 			_exit(fd < 0 ? 1 : serve(fd));
 		}

@@ -84,9 +84,21 @@ V logs --kind qemu d1 >/dev/null || fail "logs --kind qemu"
 rc=0
 V wait --timeout 0.1 d1 2>"$tmp/wait.err" || rc=$?
 [[ $rc == 1 ]] && grep -q '^vmctl: DEADLINE_EXCEEDED: ' "$tmp/wait.err" || fail "wait --timeout: $rc $(cat "$tmp/wait.err")"
+V logs -f d1 >"$tmp/follow.out" 2>"$tmp/follow.err" &
+fpid=$!
+# it has the log open once it printed what is there (hang guard only)
+for ((i = 0; i < LIMIT * 50; i++)); do
+	grep -q detached-up "$tmp/follow.out" && break
+	kill -0 "$fpid" 2>/dev/null || break
+	sleep 0.02
+done
 V stop --timeout 30 d1 | grep -q '^d1: DEAD' || fail "stop d1"
-V logs -f d1 >/dev/null 2>&1 || true   # a dead VM: -f returns (its log may be gone)
-ok "detach, list, info, suspend/resume, logs, wait, stop"
+# logs -f ends by itself once the VM is dead
+rc=0
+wait "$fpid" || rc=$?
+[[ $rc == 0 ]] || fail "logs -f: exit $rc: $(cat "$tmp/follow.err")"
+grep -q detached-up "$tmp/follow.out" || fail "logs -f lacks the payload's output"
+ok "detach, list, info, suspend/resume, logs, logs -f, wait, stop"
 
 # SIGTERM to an attached run: the VM is stopped, vmctl exits 143
 "$vmctl" run --name s1 -- /bin/sh -c 'echo s1-up; sleep 600' >"$tmp/s1.out" 2>"$tmp/s1.err" &

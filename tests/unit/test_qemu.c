@@ -51,6 +51,7 @@ struct vmtest {
 	bool acted;
 
 	bool exited;
+	bool free_in_exit;
 	struct qemu_exit ex;
 	ev_timer guard;
 
@@ -92,6 +93,11 @@ static void on_exit_cb(void *opaque, const struct qemu_exit *ex)
 
 	t->exited = true;
 	t->ex = *ex;
+	if (t->free_in_exit) {
+		/* the daemon may drop the VM from inside the callback */
+		qemu_free(t->q, false);
+		t->q = NULL;
+	}
 	ev_break(t->loop, EVBREAK_ONE);
 }
 
@@ -288,6 +294,7 @@ Test(qemu, external_sigkill_is_seen, .timeout = 1200)
 	vm_init(&t, EV_DEFAULT, "/bin/sh -c \"echo payload-up; sleep 100000\"");
 	t.marker = "payload-up";
 	t.action = act_external_kill;
+	t.free_in_exit = true;
 	vm_start_ok(&t);
 	vm_run(&t);
 	cr_assert_eq(t.ex.signal, SIGKILL);

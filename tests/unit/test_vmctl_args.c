@@ -20,13 +20,29 @@
 
 #define ARGV(...) ((char *[]){ __VA_ARGS__, NULL })
 #define ARGC(...) ((int)(sizeof((char *[]){ __VA_ARGS__ }) / sizeof(char *)))
-/* The parsers may modify argv strings (--disk), so copy literals first. */
+/* The parsers may modify argv strings (--disk), so copy literals first,
+ * into static storage (each test runs in its own process: nothing to free). */
+static char arena[1 << 16];
+static size_t arena_used;
+
+static void *arena_alloc(size_t n)
+{
+	void *p;
+
+	n = (n + 15) & ~(size_t)15;
+	cr_assert_leq(arena_used + n, sizeof(arena), "test arena exhausted");
+	p = arena + arena_used;
+	arena_used += n;
+	return p;
+}
+
 static char **dupv(int argc, char **argv)
 {
-	char **v = xcalloc((size_t)argc + 1, sizeof(char *));
+	char **v = arena_alloc(((size_t)argc + 1) * sizeof(char *));
 
 	for (int i = 0; i < argc; i++)
-		v[i] = xstrdup(argv[i]);
+		v[i] = strcpy(arena_alloc(strlen(argv[i]) + 1), argv[i]);
+	v[argc] = NULL;
 	return v;
 }
 #define V(...) dupv(ARGC(__VA_ARGS__), ARGV(__VA_ARGS__))
