@@ -26,10 +26,6 @@ guest-image: guest/init$(EXEEXT) $(GUEST_IMAGE_DEPS)
 		--out $(GUEST_IMAGE_DIR) --work guest/work \
 		--cache "$${VIRTMGR_GUEST_CACHE:-$(GUEST_CACHE_DIR)}" $(GUEST_IMAGE_ADD)
 
-# Most integration tests boot the default image: build it before any test
-# runs, so tests that do not name it as a prerequisite find it too.
-check_SCRIPTS += guest-image
-
 guestdatadir = $(pkgdatadir)/guest
 install-data-local: install-guest-image
 install-guest-image:
