@@ -955,7 +955,9 @@ static int build_cmdline(const Virtmgr__V1__VmConfig *c, char **out, struct vm_e
 	size_t len = 0;
 	bool overflow = false;
 
-	append(buf, sizeof(buf), &len, &overflow, "console=ttyS0 quiet panic=-1");
+	/* no_timer_check: under TCG on a loaded host the kernel's early timer
+	 * interrupt check can fail and panic before init runs (docs/guest.md) */
+	append(buf, sizeof(buf), &len, &overflow, "console=ttyS0 quiet panic=-1 no_timer_check");
 	if (c->cmdline && *c->cmdline) {
 		if (!arg_valid(c->cmdline) && strchr(c->cmdline, '"') == NULL)
 			return vm_error_set(err, VM_INVALID_ARGUMENT, "cmdline: contains control characters");
