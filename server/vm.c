@@ -33,6 +33,7 @@
 #include "lib/log.h"
 #include "server/early.h"
 #include "server/qemu.h"
+#include "server/vms.h"
 
 #define CMDLINE_MAX 2047            /* x86 COMMAND_LINE_SIZE - 1 */
 #define CONSOLE_SINK_MAX (1u << 20) /* console bytes buffered for a slow client fd */
@@ -114,6 +115,7 @@ struct vm {
 	int stop_phase;
 	struct vm_watcher *watchers;
 	struct vm_waiter *waiters;
+	struct vms_vm *vms;             /* guest agent protocol (vms.c) */
 };
 
 static const char *state_name(vm_state_t s)
@@ -326,6 +328,7 @@ static void vm_release_runtime(struct vm *vm)
 		close(steal_fd(&vm->kernel_fd));
 	if (vm->initrd_fd >= 0)
 		close(steal_fd(&vm->initrd_fd));
+	vms_close(vm);
 	for (size_t i = 0; i < vm->ndisks; i++)
 		if (vm->disks[i].fd >= 0)
 			close(steal_fd(&vm->disks[i].fd));
@@ -388,6 +391,8 @@ static void on_qemu_exit(void *opaque, const struct qemu_exit *ex)
 		msg[n - 1] = '\0';
 	if (vm->forced_reason == VIRTMGR__V1__DEATH_REASON__DEATH_REASON_HANGUP)
 		snprintf(msg, sizeof(msg), "the guest did not start within %u ms", vm->boot_timeout_ms);
+	else if (vm->forced_reason == VIRTMGR__V1__DEATH_REASON__DEATH_REASON_AGENT_FAILED_TO_CONNECT)
+		snprintf(msg, sizeof(msg), "%s", vm->message);
 	vm_died(vm, reason, msg);
 }
 
@@ -508,6 +513,20 @@ const char *vm_run_dir(const struct vm *vm)
 uint32_t vm_cid(const struct vm *vm)
 {
 	return vm->cid;
+}
+
+struct vms_vm *vm_vms(const struct vm *vm)
+{
+	return vm->vms;
+}
+
+void vm_fail(struct vm *vm, Virtmgr__V1__DeathReason reason, const char *message)
+{
+	if (vm->state == VIRTMGR__V1__VM_STATE__VM_STATE_DEAD || !vm->qemu)
+		return;
+	vm->forced_reason = reason;
+	snprintf(vm->message, sizeof(vm->message), "%s", message);
+	qemu_kill(vm->qemu);
 }
 
 static void on_qemu_console(void *opaque, const char *buf, size_t len)
@@ -798,6 +817,7 @@ static void vm_free(struct vm *vm)
 	free(vm->run_dir);
 	free(vm->disks);
 	free(vm->cmdline);
+	vms_vm_free(vm->vms);
 	free(vm);
 }
 
@@ -870,9 +890,9 @@ static int validate_config(struct daemon *d, const Virtmgr__V1__VmConfig *c, str
 		return vm_error_set(err, VM_INVALID_ARGUMENT, "vendor_modules: vendor modules are not supported");
 	if (c->n_assigned_devices)
 		return vm_error_set(err, VM_INVALID_ARGUMENT, "assigned_devices: device assignment is not supported");
-	if (c->payload_cwd && *c->payload_cwd)
-		return vm_error_set(err, VM_INVALID_ARGUMENT,
-				    "payload_cwd: a working directory needs the guest agent, which this guest image does not run");
+	if (c->payload_cwd && *c->payload_cwd && c->payload_cwd[0] != '/')
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "payload_cwd: \"%s\" is not an absolute path",
+				    c->payload_cwd);
 	vm->accel = xstrdup(c->accel && *c->accel ? c->accel : d->accel);
 	if (!strcmp(vm->accel, "kvm") && access("/dev/kvm", R_OK | W_OK) < 0)
 		return vm_error_set_errno(err, VM_INVALID_ARGUMENT, errno, "accel: kvm requested but /dev/kvm");
@@ -994,6 +1014,7 @@ int vm_create(struct daemon *d, const Virtmgr__V1__VmConfig *config, struct ttrp
 		vm_free(vm);
 		return -1;
 	}
+	vm->vms = vms_vm_new(config, !config->kernel_fd && !(config->kernel && *config->kernel));
 	if (d->cfg.early ? early_assign(d, config, peer, vm, err) < 0 : cid_allocate(d, &vm->cid, err) < 0) {
 		vm_free(vm);
 		return -1;
@@ -1038,6 +1059,7 @@ int vm_start(struct vm *vm, struct vm_error *err)
 {
 	struct daemon *d = vm->d;
 	struct qemu_config qc = { 0 };
+	const char *fw_cfg_config = NULL;
 	int r;
 
 	if (vm->state != VIRTMGR__V1__VM_STATE__VM_STATE_NOT_STARTED)
@@ -1048,6 +1070,10 @@ int vm_start(struct vm *vm, struct vm_error *err)
 	if (r < 0 || chmod(vm->run_dir, 0700) < 0) {
 		vm_error_set_errno(err, r == -ENOSPC ? VM_RESOURCE_EXHAUSTED : VM_INTERNAL, r < 0 ? -r : errno,
 				   "cannot create run directory %s", vm->run_dir);
+		vm_died(vm, VIRTMGR__V1__DEATH_REASON__DEATH_REASON_START_FAILED, err->message);
+		return -1;
+	}
+	if (vms_prepare(vm, vm->vms, &fw_cfg_config, err) < 0) {
 		vm_died(vm, VIRTMGR__V1__DEATH_REASON__DEATH_REASON_START_FAILED, err->message);
 		return -1;
 	}

@@ -59,6 +59,10 @@ void vm_guest_connected(struct vm *vm);
 const char *vm_id(const struct vm *vm);
 const char *vm_run_dir(const struct vm *vm);
 uint32_t vm_cid(const struct vm *vm);
+/* The VM's guest agent protocol state (server/vms.c). */
+struct vms_vm *vm_vms(const struct vm *vm);
+/* Kill the VM now; it dies with @reason and @message (e.g. the agent deadline). */
+void vm_fail(struct vm *vm, Virtmgr__V1__DeathReason reason, const char *message);
 
 /* A client connection closed: kill the VMs it owned (unless detached), drop dead records. */
 void vm_conn_closed(struct daemon *d, uint64_t conn_id);
