@@ -394,6 +394,7 @@ static void exec_child(const Virtmgr__V1__ExecRequest *req, int in, int out, int
 		       int errpipe)
 {
 	sigset_t none;
+	char **argv;
 
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
@@ -413,7 +414,12 @@ static void exec_child(const Virtmgr__V1__ExecRequest *req, int in, int out, int
 		putenv(req->env[i]);
 	if (req->cwd && *req->cwd && chdir(req->cwd) < 0)
 		child_fail(errpipe, 1, errno);
-	execvp(req->argv[0], req->argv);
+	/* protobuf-c's repeated strings are not NULL-terminated */
+	argv = calloc(req->n_argv + 1, sizeof(*argv));
+	if (!argv)
+		child_fail(errpipe, 2, ENOMEM);
+	memcpy(argv, req->argv, req->n_argv * sizeof(*argv));
+	execvp(argv[0], argv);
 	child_fail(errpipe, 2, errno);
 }
 
