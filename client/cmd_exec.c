@@ -255,11 +255,7 @@ int vmctl_exec_fd(int fd, const struct cmd_exec_opts *o)
 	if (sid < 0)
 		goto fail;
 	for (;;) {
-		struct pollfd p[3] = {
-			{ .fd = ttrpc_client_fd(cl), .events = POLLIN },
-			{ .fd = sig_pipe[0], .events = POLLIN },
-			{ .fd = stdin_open && sent - acked < EXEC_WINDOW ? STDIN_FILENO : -1, .events = POLLIN },
-		};
+		struct pollfd p[3];
 		int r;
 
 		r = drain_output(cl, (uint32_t)sid, &acked, &exited, &code, &err);
@@ -267,6 +263,11 @@ int vmctl_exec_fd(int fd, const struct cmd_exec_opts *o)
 			goto fail;
 		if (r == 0)
 			break;
+		/* after drain_output(): the window depends on the acknowledgements it read */
+		p[0] = (struct pollfd){ .fd = ttrpc_client_fd(cl), .events = POLLIN };
+		p[1] = (struct pollfd){ .fd = sig_pipe[0], .events = POLLIN };
+		p[2] = (struct pollfd){ .fd = stdin_open && sent - acked < EXEC_WINDOW ? STDIN_FILENO : -1,
+					.events = POLLIN };
 		if (poll(p, 3, -1) < 0) {
 			if (errno == EINTR)
 				continue;

@@ -13,3 +13,4 @@ include $(srcdir)/tests/guest.mk
 include $(srcdir)/tests/vsock.mk
 include $(srcdir)/tests/early.mk
 include $(srcdir)/tests/daemon.mk
+include $(srcdir)/tests/agent.mk
