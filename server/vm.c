@@ -40,6 +40,7 @@
 #define MAX_DEAD_DETACHED 64
 #define MARKER_STARTED "VIRTMGR: STARTED"
 #define MARKER_EXIT "VIRTMGR: EXIT "
+#define MARKER_ERROR "VIRTMGR: ERROR "  /* "<ErrorCode> <message>", from vmagent */
 
 typedef Virtmgr__V1__VmState vm_state_t;
 typedef Virtmgr__V1__DeathReason death_t;
@@ -409,6 +410,13 @@ static void console_line(struct vm *vm, const char *line)
 		if (end == line + strlen(MARKER_EXIT) || code < 0 || code > 255)
 			return;
 		vm_guest_finished(vm, (int)code);
+	} else if (!strncmp(line, MARKER_ERROR, strlen(MARKER_ERROR))) {
+		char *end;
+		long code = strtol(line + strlen(MARKER_ERROR), &end, 10);
+
+		if (end == line + strlen(MARKER_ERROR) || code < 0 || code > 255 || *end != ' ')
+			return;
+		vm_guest_error(vm, (int)code, end + 1);
 	}
 }
 
@@ -445,8 +453,13 @@ void vm_guest_finished(struct vm *vm, int exit_code)
 void vm_guest_error(struct vm *vm, int code, const char *message)
 {
 	Virtmgr__V1__VmEvent ev = VIRTMGR__V1__VM_EVENT__INIT;
+	char text[VM_ERROR_MSG_MAX];
 
-	snprintf(vm->message, sizeof(vm->message), "guest error %d: %s", code, message ? message : "");
+	/* vmagent reports an error both on the console and through VirtualMachineService */
+	snprintf(text, sizeof(text), "guest error %d: %s", code, message ? message : "");
+	if (vm->guest_error_reason != VIRTMGR__V1__DEATH_REASON__DEATH_REASON_NONE && !strcmp(text, vm->message))
+		return;
+	snprintf(vm->message, sizeof(vm->message), "%s", text);
 	vm->guest_error_reason = code == VIRTMGR__V1__ERROR_CODE__ERROR_CODE_PAYLOAD_INVALID_CONFIG
 					 ? VIRTMGR__V1__DEATH_REASON__DEATH_REASON_INVALID_PAYLOAD_CONFIG
 					 : VIRTMGR__V1__DEATH_REASON__DEATH_REASON_PAYLOAD_ERROR;

@@ -206,7 +206,10 @@ static void host_connect(struct agent_host *h)
 	}
 	fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
-		schedule_retry(h, strerror(errno));
+		if (errno == EAFNOSUPPORT)
+			give_up(h, strerror(errno));
+		else
+			schedule_retry(h, strerror(errno));
 		return;
 	}
 	if (connect(fd, sa, salen) == 0) {
@@ -217,7 +220,10 @@ static void host_connect(struct agent_host *h)
 		int e = errno;
 
 		close(fd);
-		schedule_retry(h, strerror(e));
+		if (e == ENODEV || e == EAFNOSUPPORT || e == EPROTONOSUPPORT)
+			give_up(h, strerror(e));        /* no vsock transport: waiting will not help */
+		else
+			schedule_retry(h, strerror(e));
 		return;
 	}
 	h->fd = fd;

@@ -476,7 +476,7 @@ static void usage(FILE *f)
 static void config_failed(struct agent *a, const char *message)
 {
 	agent_log(a, "invalid configuration: %s", message);
-	agent_marker(a, "\nVIRTMGR: ERROR invalid configuration: %s\n", message);
+	agent_marker(a, "\nVIRTMGR: ERROR %d %s\n", VIRTMGR__V1__ERROR_CODE__ERROR_CODE_PAYLOAD_INVALID_CONFIG, message);
 	agent_host_error(a->host, VIRTMGR__V1__ERROR_CODE__ERROR_CODE_PAYLOAD_INVALID_CONFIG, message);
 	a->exit_code = 1;
 	agent_request(a, a->pid1 ? AGENT_ACTION_POWEROFF : AGENT_ACTION_EXIT, "invalid configuration");
