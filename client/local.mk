@@ -28,5 +28,7 @@ client_vmctl_SOURCES = client/vmctl-main.c
 client_vmctl_CFLAGS = $(AM_CFLAGS) $(PROTOBUF_C_CFLAGS)
 client_vmctl_LDADD = client/libvmctl.la
 
+EXTRA_DIST += docs/vmctl.md
+
 # Example clients (early-boot services and others).
 include $(srcdir)/client/examples/examples.mk

@@ -72,6 +72,11 @@ struct vmctl_command {
 /** vmctl_find_command() - Return: the command called @name, or NULL. */
 const struct vmctl_command *vmctl_find_command(const char *name);
 
+/*
+ * cmd_NAME() - run `vmctl NAME ...`: @argv[0] is the command's name, the
+ * rest its arguments. Prints results to stdout and errors to stderr.
+ * Return: the exit code (VMCTL_EXIT_*, or the payload's for `run`).
+ */
 int cmd_info(struct vmctl_ctx *ctx, int argc, char **argv);
 int cmd_version(struct vmctl_ctx *ctx, int argc, char **argv);
 int cmd_run(struct vmctl_ctx *ctx, int argc, char **argv);
@@ -133,6 +138,11 @@ struct cmd_run_opts {
 	bool events;
 	const char *console_file;
 };
+/*
+ * cmd_NAME_parse() - parse the arguments of `vmctl NAME` into the options
+ * struct; strings point into @argv. Pure: no I/O, no daemon.
+ * Return: VMCTL_PARSE_OK, VMCTL_PARSE_HELP, or -1 with @err naming the problem.
+ */
 int cmd_run_parse(int argc, char **argv, struct cmd_run_opts *o, struct vm_error *err);
 void cmd_run_opts_release(struct cmd_run_opts *o);
 /** cmd_run_exit_code() - exit code for a dead VM (docs/vmctl.md). Return: 0..255. */

@@ -10,7 +10,7 @@ guest_init_SOURCES = guest/init.c
 guest_init_CFLAGS = -std=gnu11 $(WARN_CFLAGS)
 guest_init_LDFLAGS = -all-static
 
-EXTRA_DIST += guest/mkimage.sh
+EXTRA_DIST += guest/mkimage.sh docs/guest.md
 
 # Other fragments add files to the image with
 #   GUEST_IMAGE_ADD += --add path/in/build/tree:/dest/in/guest

@@ -57,7 +57,7 @@ APPLETS=(
 	df du mknod sync insmod lsmod modprobe hostname id ifconfig ip vi less
 )
 
-init= out= work= cache=${VIRTMGR_GUEST_CACHE:-}
+init='' out='' work='' cache=${VIRTMGR_GUEST_CACHE:-}
 adds=() modules=("${DEFAULT_MODULES[@]}")
 while (($#)); do
 	case $1 in

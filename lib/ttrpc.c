@@ -26,6 +26,8 @@
  */
 #include "config.h"
 #include "lib/ttrpc.h"
+
+#include <sys/syscall.h>
 #include "lib/ttrpc-priv.h"
 
 #include <errno.h>
@@ -458,6 +460,8 @@ struct ttrpc_server {
 	struct ttrpc_limits limits;
 	ttrpc_conn_cb on_open, on_close;
 	void *conn_opaque;
+	double refuse_logged;     /* ev_now() of the last "limit reached" line */
+	unsigned refused;         /* refused since that line */
 };
 
 struct out_frame {
@@ -1229,17 +1233,27 @@ static void conn_io_cb(struct ev_loop *loop, ev_io *w, int revents)
 		conn_free(c);
 }
 
+#ifndef SO_PEERPIDFD
+#define TTRPC_SO_PEERPIDFD 77
+#else
+#define TTRPC_SO_PEERPIDFD SO_PEERPIDFD
+#endif
+
 static void conn_fill_peer(struct ttrpc_conn *c)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
 
 	memset(&c->peer, 0, sizeof(c->peer));
+	c->peer.pidfd = -1;
 	if (getsockname(c->fd, (struct sockaddr *)&ss, &sl) == 0)
 		c->peer.family = ss.ss_family;
 	if (c->peer.family == AF_UNIX) {
 		struct ucred cred;
 		socklen_t cl = sizeof(cred);
+
+		int pidfd = -1;
+		socklen_t pl = sizeof(pidfd);
 
 		if (getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) == 0) {
 			c->peer.has_cred = true;
@@ -1247,6 +1261,12 @@ static void conn_fill_peer(struct ttrpc_conn *c)
 			c->peer.uid = cred.uid;
 			c->peer.gid = cred.gid;
 		}
+		/* SO_PEERPIDFD pins the process that connected (Linux 6.5); the
+		 * fallback is right unless the pid was reused since connect() */
+		if (getsockopt(c->fd, SOL_SOCKET, TTRPC_SO_PEERPIDFD, &pidfd, &pl) == 0 && pidfd >= 0)
+			c->peer.pidfd = pidfd;
+		else if (c->peer.has_cred && c->peer.pid > 0)
+			c->peer.pidfd = (int)syscall(SYS_pidfd_open, c->peer.pid, 0);
 	} else if (c->peer.family == AF_VSOCK) {
 		struct sockaddr_vm svm;
 		socklen_t vl = sizeof(svm);
@@ -1292,13 +1312,22 @@ static struct ttrpc_conn *server_add_conn(struct ttrpc_server *srv, int fd, stru
 		srv->conns->prev = c;
 	srv->conns = c;
 	srv->nconns++;
-	if (srv->on_open)
+	if (srv->on_open) {
+		/* on_open may refuse the peer by closing the connection. */
+		c->depth++;
 		srv->on_open(c, srv->conn_opaque);
+		c->depth--;
+		if (c->closed) {
+			conn_free(c);
+			return NULL;
+		}
+	}
 	return c;
 }
 
 struct ttrpc_conn *ttrpc_server_adopt(struct ttrpc_server *srv, int fd, struct vm_error *err)
 {
+	struct ttrpc_conn *c;
 	int type;
 	socklen_t tl = sizeof(type);
 
@@ -1306,7 +1335,10 @@ struct ttrpc_conn *ttrpc_server_adopt(struct ttrpc_server *srv, int fd, struct v
 		return vm_error_set_errno(err, VM_INVALID_ARGUMENT, errno, "fd %d is not a socket", fd), NULL;
 	if (type != SOCK_STREAM)
 		return vm_error_set(err, VM_INVALID_ARGUMENT, "fd %d is not a stream socket", fd), NULL;
-	return server_add_conn(srv, fd, NULL);
+	c = server_add_conn(srv, fd, NULL);
+	if (!c)
+		vm_error_set(err, VM_PERMISSION_DENIED, "connection on fd %d refused when opened", fd);
+	return c;
 }
 
 /* Tear down everything but the struct itself; idempotent. */
@@ -1342,6 +1374,9 @@ static void conn_teardown(struct ttrpc_conn *c)
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;
+	if (c->peer.pidfd >= 0)
+		close(c->peer.pidfd);
+	c->peer.pidfd = -1;
 	if (srv) {
 		if (c->prev)
 			c->prev->next = c->next;
@@ -1445,8 +1480,14 @@ static void listener_cb(struct ev_loop *loop, ev_io *w, int revents)
 			l->starved = false;
 		}
 		if (srv->limits.max_connections && srv->nconns >= srv->limits.max_connections) {
-			log_warn("ttrpc: connection limit (%u) reached; refusing a new connection",
-				 srv->limits.max_connections);
+			/* At most one line a second however fast they come. */
+			srv->refused++;
+			if (ev_now(loop) - srv->refuse_logged >= 1.0) {
+				log_warn("ttrpc: connection limit (%u) reached; refused %u new connection(s)",
+					 srv->limits.max_connections, srv->refused);
+				srv->refuse_logged = ev_now(loop);
+				srv->refused = 0;
+			}
 			close(fd);
 			continue;
 		}

@@ -17,23 +17,29 @@
 #include "config.h"
 #include "server/vm.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/fsuid.h>
-#include <sys/pidfd.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "lib/log.h"
 #include "server/early.h"
 #include "server/qemu.h"
 #include "server/vms.h"
+#include "server/statefile.h"
+#include "server/vsock_host.h"
 
 #define CMDLINE_MAX 2047            /* x86 COMMAND_LINE_SIZE - 1 */
 #define CONSOLE_SINK_MAX (1u << 20) /* console bytes buffered for a slow client fd */
@@ -66,10 +72,21 @@ struct vm_watcher {
 /* Bounded, non-blocking writer for a client-supplied fd (console mirror). */
 struct fd_sink {
 	int fd;
+	bool borrowed;          /* fd owned by someone else: never closed here */
 	char *buf;
 	size_t len;
 	size_t dropped;
 	ev_io io;
+};
+
+/* One AttachConsole client: console output is mirrored to it (bounded),
+ * what it writes goes to the console input. */
+struct console_attach {
+	struct console_attach *next;
+	struct vm *vm;
+	struct fd_sink out;
+	int fd;
+	ev_io rio;
 };
 
 struct vm {
@@ -101,12 +118,20 @@ struct vm {
 	/* runtime */
 	struct qemu *qemu;
 	struct fd_sink console_out;
-	int console_in_fd;
+	int console_in_fd;              /* the client's console input fd (relayed) */
+	ev_io console_in_io;
+	int console_wr;                 /* write end of QEMU's stdin pipe */
+	struct console_attach *attached;
 	int log_out_fd;
 	int guest_log_fd;
 	bool agent_connected;
 	death_t guest_error_reason;     /* from NotifyError, used if it dies afterwards */
 	ev_timer agent_timer;
+	struct vsock_host_vm vsock;     /* guest vsock device (backend in user mode) */
+	bool vsock_prepared;
+	ev_io backend_io;               /* the backend's pidfd: readable when it exits */
+	ev_timer backend_grace;
+	bool backend_reaped;
 	char line[256];
 	size_t line_len;
 	bool stop_requested;            /* StopVm: death is SHUTDOWN whatever the path */
@@ -146,7 +171,8 @@ static void sink_cb(struct ev_loop *loop, ev_io *w, int revents)
 	if (n < 0) {
 		/* the client closed its end: stop mirroring */
 		ev_io_stop(loop, w);
-		close(s->fd);
+		if (!s->borrowed)
+			close(s->fd);
 		s->fd = -1;
 		s->len = 0;
 		return;
@@ -165,7 +191,8 @@ static void sink_write(struct ev_loop *loop, struct fd_sink *s, const char *data
 		ssize_t n = write(s->fd, data, len);
 
 		if (n < 0 && errno != EAGAIN && errno != EINTR) {
-			close(s->fd);
+			if (!s->borrowed)
+				close(s->fd);
 			s->fd = -1;
 			return;
 		}
@@ -200,7 +227,8 @@ static void sink_close(struct ev_loop *loop, struct fd_sink *s)
 		/* a last blocking-free attempt to flush what is buffered */
 		if (s->len && write(s->fd, s->buf, s->len) < 0)
 			s->len = 0;
-		close(s->fd);
+		if (!s->borrowed)
+			close(s->fd);
 	}
 	s->fd = -1;
 	free(s->buf);
@@ -272,6 +300,8 @@ static void waiters_check(struct vm *vm)
 	}
 }
 
+static void vm_persist(struct vm *vm);
+
 static void set_state(struct vm *vm, vm_state_t state)
 {
 	if (state <= vm->state && !(state == VIRTMGR__V1__VM_STATE__VM_STATE_DEAD && vm->state != state))
@@ -279,8 +309,85 @@ static void set_state(struct vm *vm, vm_state_t state)
 	log_info("vm %s (%s, cid %u): %s -> %s", vm->id, vm->name, vm->cid, state_name(vm->state),
 		 state_name(state));
 	vm->state = state;
+	vm_persist(vm);
 	event_send(vm, VIRTMGR__V1__EVENT_TYPE__EVENT_TYPE_STATE_CHANGED, NULL);
 	waiters_check(vm);
+}
+
+/* ---------------------------------------------------------------- console */
+
+static void console_detach(struct console_attach *a)
+{
+	struct ev_loop *loop = a->vm->d->loop;
+
+	for (struct console_attach **pp = &a->vm->attached; *pp; pp = &(*pp)->next)
+		if (*pp == a) {
+			*pp = a->next;
+			break;
+		}
+	ev_io_stop(loop, &a->rio);
+	sink_close(loop, &a->out);      /* borrows a->fd, closed below */
+	close(a->fd);
+	free(a);
+}
+
+/* Console input: whatever arrives goes into QEMU's stdin pipe; when that is
+ * full the bytes are dropped, as a serial line would. */
+static void console_input(struct vm *vm, int from, bool *eof)
+{
+	char buf[4096];
+	ssize_t n = read(from, buf, sizeof(buf));
+
+	*eof = n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR);
+	if (n > 0 && vm->console_wr >= 0 && write(vm->console_wr, buf, (size_t)n) < 0 && errno != EAGAIN)
+		log_debug("vm %s: console input: %s", vm->id, strerror(errno));
+}
+
+static void attach_read_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct console_attach *a = w->data;
+	bool eof;
+
+	console_input(a->vm, a->fd, &eof);
+	if (eof)
+		console_detach(a);
+}
+
+static void console_in_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct vm *vm = w->data;
+	bool eof;
+
+	console_input(vm, vm->console_in_fd, &eof);
+	if (eof) {
+		ev_io_stop(loop, w);
+		close(steal_fd(&vm->console_in_fd));
+	}
+}
+
+int vm_attach_console(struct vm *vm, int *client_fd, struct vm_error *err)
+{
+	struct console_attach *a;
+	int sv[2];
+
+	if (!vm->qemu || vm->state == VIRTMGR__V1__VM_STATE__VM_STATE_DEAD)
+		return vm_error_set(err, VM_FAILED_PRECONDITION, "vm %s is %s: it has no console", vm->id,
+				    state_name(vm->state));
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return vm_error_set_errno(err, VM_RESOURCE_EXHAUSTED, errno, "vm %s: console socketpair", vm->id);
+	fd_set_nonblock(sv[0], true);
+	a = xzalloc(sizeof(*a));
+	a->vm = vm;
+	a->fd = sv[0];
+	a->out.fd = sv[0];
+	a->out.borrowed = true;
+	ev_io_init(&a->rio, attach_read_cb, a->fd, EV_READ);
+	a->rio.data = a;
+	ev_io_start(vm->d->loop, &a->rio);
+	a->next = vm->attached;
+	vm->attached = a;
+	*client_fd = sv[1];
+	return 0;
 }
 
 /* ---------------------------------------------------------------- death */
@@ -308,17 +415,103 @@ static death_t death_from_exit(struct vm *vm, const struct qemu_exit *ex)
 	return VIRTMGR__V1__DEATH_REASON__DEATH_REASON_INFRASTRUCTURE_ERROR;
 }
 
+/*
+ * The vsock backend is our child: it must be reaped, but never with a
+ * waitpid(-1) that could steal QEMU's status. A reaper owns a dup of the
+ * backend's pidfd and reaps exactly that process when it exits.
+ */
+struct backend_reaper {
+	struct backend_reaper *next;
+	ev_io io;
+	int pidfd;
+};
+
+static struct backend_reaper *reapers;
+
+static void reaper_free(struct ev_loop *loop, struct backend_reaper *r)
+{
+	for (struct backend_reaper **pp = &reapers; *pp; pp = &(*pp)->next)
+		if (*pp == r) {
+			*pp = r->next;
+			break;
+		}
+	ev_io_stop(loop, &r->io);
+	close(r->pidfd);
+	free(r);
+}
+
+static void reaper_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct backend_reaper *r = w->data;
+	siginfo_t si = { 0 };
+
+	if (waitid(P_PIDFD, (id_t)r->pidfd, &si, WEXITED | WNOHANG) < 0 && errno == EAGAIN)
+		return;
+	reaper_free(loop, r);
+}
+
+static void backend_release(struct vm *vm)
+{
+	struct ev_loop *loop = vm->d->loop;
+
+	if (!vm->vsock_prepared)
+		return;
+	if (ev_is_active(&vm->backend_io))
+		ev_io_stop(loop, &vm->backend_io);
+	if (ev_is_active(&vm->backend_grace))
+		ev_timer_stop(loop, &vm->backend_grace);
+	if (vm->vsock.backend_pidfd >= 0 && !vm->backend_reaped) {
+		struct backend_reaper *r = xzalloc(sizeof(*r));
+
+		r->pidfd = fcntl(vm->vsock.backend_pidfd, F_DUPFD_CLOEXEC, 3);
+		if (r->pidfd < 0) {
+			free(r);
+		} else {
+			ev_io_init(&r->io, reaper_cb, r->pidfd, EV_READ);
+			r->io.data = r;
+			ev_io_start(loop, &r->io);
+			r->next = reapers;
+			reapers = r;
+		}
+	}
+	vsock_host_release(&vm->vsock);
+	vm->vsock_prepared = false;
+}
+
+/* Daemon exit with a detached VM still running: stop watching its backend
+ * but leave it (and its sockets) to the VM; the next daemon adopts both. */
+static void backend_forget(struct vm *vm)
+{
+	if (!vm->vsock_prepared)
+		return;
+	if (ev_is_active(&vm->backend_io))
+		ev_io_stop(vm->d->loop, &vm->backend_io);
+	if (vm->vsock.backend_pidfd >= 0)
+		close(steal_fd(&vm->vsock.backend_pidfd));
+	free(vm->vsock.vhost_user_path);
+	free(vm->vsock.uds_path);
+	vm->vsock.vhost_user_path = vm->vsock.uds_path = NULL;
+	vm->vsock_prepared = false;
+}
+
 static void vm_release_runtime(struct vm *vm)
 {
 	struct ev_loop *loop = vm->d->loop;
 
+	backend_release(vm);
 	if (ev_is_active(&vm->boot_timer))
 		ev_timer_stop(loop, &vm->boot_timer);
 	if (ev_is_active(&vm->stop_timer))
 		ev_timer_stop(loop, &vm->stop_timer);
 	sink_close(loop, &vm->console_out);
+	if (ev_is_active(&vm->console_in_io))
+		ev_io_stop(loop, &vm->console_in_io);
 	if (vm->console_in_fd >= 0)
 		close(steal_fd(&vm->console_in_fd));
+	if (vm->console_wr >= 0)
+		close(steal_fd(&vm->console_wr));
+	while (vm->attached)
+		console_detach(vm->attached);
 	if (vm->log_out_fd >= 0)
 		close(steal_fd(&vm->log_out_fd));
 	if (vm->guest_log_fd >= 0)
@@ -394,6 +587,8 @@ static void on_qemu_exit(void *opaque, const struct qemu_exit *ex)
 		snprintf(msg, sizeof(msg), "the guest did not start within %u ms", vm->boot_timeout_ms);
 	else if (vm->forced_reason == VIRTMGR__V1__DEATH_REASON__DEATH_REASON_AGENT_FAILED_TO_CONNECT)
 		snprintf(msg, sizeof(msg), "%s", vm->message);
+	else if (vm->forced_reason == VIRTMGR__V1__DEATH_REASON__DEATH_REASON_INFRASTRUCTURE_ERROR)
+		snprintf(msg, sizeof(msg), "%s", vm->message);  /* says which part failed */
 	vm_died(vm, reason, msg);
 }
 
@@ -446,7 +641,7 @@ void vm_guest_finished(struct vm *vm, int exit_code)
 	vm_guest_started(vm);
 	vm->exit_code = exit_code;
 	vm->has_exit_code = true;
-	set_state(vm, VIRTMGR__V1__VM_STATE__VM_STATE_FINISHED);
+	set_state(vm, VIRTMGR__V1__VM_STATE__VM_STATE_FINISHED);     /* persists the exit code too */
 	event_send(vm, VIRTMGR__V1__EVENT_TYPE__EVENT_TYPE_PAYLOAD_FINISHED, NULL);
 }
 
@@ -547,6 +742,12 @@ static void on_qemu_console(void *opaque, const char *buf, size_t len)
 	struct vm *vm = opaque;
 
 	sink_write(vm->d->loop, &vm->console_out, buf, len);
+	for (struct console_attach *a = vm->attached, *next; a; a = next) {
+		next = a->next;
+		sink_write(vm->d->loop, &a->out, buf, len);
+		if (a->out.fd < 0)
+			console_detach(a);      /* the client went away */
+	}
 	for (size_t i = 0; i < len; i++) {
 		char c = buf[i];
 
@@ -976,7 +1177,8 @@ static int validate_config(struct daemon *d, const Virtmgr__V1__VmConfig *c, str
  * Early mode (AVF early_virtmgr): the caller's executable decides which
  * declarations apply; the VM gets the declared static CID and its run
  * directory under <root>/mnt/vm/early/<cid>, wiped now and on destroy.
- * The pidfd pins the caller while /proc/<pid>/exe is read (pid reuse).
+ * The pidfd, taken when the caller connected (SO_PEERPIDFD), pins the
+ * caller while /proc/<pid>/exe is read: no pid reuse can fool the check.
  */
 static int early_assign(struct daemon *d, const Virtmgr__V1__VmConfig *c, const struct ttrpc_peer *peer,
 			struct vm *vm, struct vm_error *err)
@@ -988,9 +1190,13 @@ static int early_assign(struct daemon *d, const Virtmgr__V1__VmConfig *c, const 
 
 	if (!c->name || !*c->name)
 		return vm_error_set(err, VM_INVALID_ARGUMENT, "name: early VMs must name a declared VM");
-	pidfd = pidfd_open(peer->pid, 0);
+	if (peer->pidfd < 0)
+		return vm_error_set(err, VM_PERMISSION_DENIED, "cannot identify caller pid %d: no pidfd for it",
+				    (int)peer->pid);
+	pidfd = fcntl(peer->pidfd, F_DUPFD_CLOEXEC, 3);
 	if (pidfd < 0)
-		return vm_error_set_errno(err, VM_PERMISSION_DENIED, errno, "cannot pin caller pid %d", (int)peer->pid);
+		return vm_error_set_errno(err, VM_INTERNAL, errno, "cannot duplicate the pidfd of caller pid %d",
+					  (int)peer->pid);
 	if (early_caller_path_pidfd(d->cfg.root ? d->cfg.root : "", NULL, peer->pid, pidfd, &exe, err) < 0 ||
 	    early_find_vm(d->early, exe, c->name, &evm, err) < 0)
 		return -1;
@@ -1023,6 +1229,7 @@ int vm_create(struct daemon *d, const Virtmgr__V1__VmConfig *config, struct ttrp
 	vm->d = d;
 	vm->kernel_fd = vm->initrd_fd = vm->console_in_fd = vm->log_out_fd = vm->console_out.fd = -1;
 	vm->guest_log_fd = -1;
+	vm->console_wr = -1;
 	if (validate_config(d, config, vm, call, err) < 0) {
 		vm_free(vm);
 		return -1;
@@ -1058,6 +1265,70 @@ int vm_create(struct daemon *d, const Virtmgr__V1__VmConfig *config, struct ttrp
 
 /* ---------------------------------------------------------------- start/stop */
 
+/* The backend exited while QEMU runs: the guest's vsock device is gone and
+ * the guest would hang on it, so the VM is stopped (INFRASTRUCTURE_ERROR).
+ * The backend also exits when QEMU goes away, and may notice that first:
+ * only if QEMU is still there after a grace period is it the backend's fault. */
+static void backend_grace_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct vm *vm = w->data;
+
+	if (!vm->qemu || vm->state == VIRTMGR__V1__VM_STATE__VM_STATE_DEAD)
+		return;
+	log_warn("vm %s: %s, stopping the VM", vm->id, vm->message);
+	if (!vm->kill_requested && !vm->stop_requested)
+		vm->forced_reason = VIRTMGR__V1__DEATH_REASON__DEATH_REASON_INFRASTRUCTURE_ERROR;
+	qemu_kill(vm->qemu);
+}
+
+static void backend_exit_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct vm *vm = w->data;
+	siginfo_t si = { 0 };
+
+	if (waitid(P_PIDFD, (id_t)vm->vsock.backend_pidfd, &si, WEXITED | WNOHANG) < 0 && errno == EAGAIN)
+		return;
+	ev_io_stop(loop, w);
+	vm->backend_reaped = true;
+	snprintf(vm->message, sizeof(vm->message), "the vsock backend (pid %d) %s %d", (int)vm->vsock.backend_pid,
+		 si.si_code == CLD_EXITED ? "exited with status" : "was killed by signal", si.si_status);
+	ev_timer_init(&vm->backend_grace, backend_grace_cb, 0.25, 0);
+	vm->backend_grace.data = vm;
+	ev_timer_start(loop, &vm->backend_grace);
+}
+
+static int vsock_prepare(struct vm *vm, struct qemu_config *qc, struct vm_error *err)
+{
+	struct daemon *d = vm->d;
+	struct vsock_host_opts opts = { .backend = d->cfg.vsock_backend, .log_level = NULL, .log_fd = -1 };
+
+	if (strcmp(d->vsock_mode, "kernel") && d->cfg.vsock_backend && access(d->cfg.vsock_backend, X_OK) < 0)
+		return vm_error_set_errno(err, VM_FAILED_PRECONDITION, errno, "vm %s: vsock backend %s", vm->id,
+					  d->cfg.vsock_backend);
+
+	if (vsock_host_prepare(&vm->vsock, vm->run_dir, vm->cid,
+			       !strcmp(d->vsock_mode, "kernel") ? VSOCK_HOST_KERNEL : VSOCK_HOST_USER, &opts, err) < 0)
+		return vm_error_prefix(err, "vm %s: vsock", vm->id);
+	vm->vsock_prepared = true;
+	vsock_host_qemu_config(&vm->vsock, qc);
+	if (vm->vsock.backend_pidfd >= 0) {
+		ev_io_init(&vm->backend_io, backend_exit_cb, vm->vsock.backend_pidfd, EV_READ);
+		vm->backend_io.data = vm;
+		ev_io_start(d->loop, &vm->backend_io);
+	}
+	return 0;
+}
+
+/* VirtualMachineService for this VM on host vsock port = its CID (vms.c). */
+static int vms_attach(struct vm *vm, struct vm_error *err)
+{
+	int lfd = vsock_host_listen(&vm->vsock, vm->cid, err);
+
+	if (lfd < 0)
+		return vm_error_prefix(err, "vm %s: VirtualMachineService listener", vm->id);
+	return vms_listen(vm->d, vm, lfd, err);
+}
+
 static void boot_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct vm *vm = w->data;
@@ -1068,11 +1339,31 @@ static void boot_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		qemu_kill(vm->qemu);
 }
 
+/* QEMU's stdin is a pipe the daemon writes: console input from the client's
+ * console_in fd and from AttachConsole sockets is relayed into it. */
+static int console_pipe(struct vm *vm, struct vm_error *err)
+{
+	int p[2];
+
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return vm_error_set_errno(err, VM_RESOURCE_EXHAUSTED, errno, "vm %s: console pipe", vm->id);
+	fd_set_nonblock(p[1], true);
+	vm->console_wr = p[1];
+	if (vm->console_in_fd >= 0) {
+		fd_set_nonblock(vm->console_in_fd, true);
+		ev_io_init(&vm->console_in_io, console_in_cb, vm->console_in_fd, EV_READ);
+		vm->console_in_io.data = vm;
+		ev_io_start(vm->d->loop, &vm->console_in_io);
+	}
+	return p[0];
+}
+
 int vm_start(struct vm *vm, struct vm_error *err)
 {
 	struct daemon *d = vm->d;
 	struct qemu_config qc = { 0 };
 	const char *fw_cfg_config = NULL;
+	cleanup_close int stdin_rd = -1;
 	int r;
 
 	if (vm->state != VIRTMGR__V1__VM_STATE__VM_STATE_NOT_STARTED)
@@ -1096,12 +1387,17 @@ int vm_start(struct vm *vm, struct vm_error *err)
 	qc.kernel_fd = vm->kernel_fd;
 	qc.initrd_fd = vm->initrd_fd;
 	qc.cmdline = vm->cmdline;
+	qc.fw_cfg_config = fw_cfg_config;
 	qc.memory_mib = vm->memory_mib;
 	qc.cpus = vm->cpus;
 	qc.disks = vm->disks;
 	qc.ndisks = vm->ndisks;
-	qc.console_in_fd = vm->console_in_fd;
 	qc.sandbox = d->cfg.sandbox;
+	if ((stdin_rd = console_pipe(vm, err)) < 0 || vsock_prepare(vm, &qc, err) < 0 || vms_attach(vm, err) < 0) {
+		vm_died(vm, VIRTMGR__V1__DEATH_REASON__DEATH_REASON_START_FAILED, err->message);
+		return -1;
+	}
+	qc.console_in_fd = stdin_rd;
 	set_state(vm, VIRTMGR__V1__VM_STATE__VM_STATE_STARTING);
 	vm->started_ns = now_real_ns();
 	if (qemu_start(d->loop, &qc, &vm_qemu_cb, vm, &vm->qemu, err) < 0) {
@@ -1109,6 +1405,7 @@ int vm_start(struct vm *vm, struct vm_error *err)
 		vm_died(vm, VIRTMGR__V1__DEATH_REASON__DEATH_REASON_START_FAILED, err->message);
 		return -1;
 	}
+	vm_persist(vm);
 	if (vm->boot_timeout_ms) {
 		ev_timer_init(&vm->boot_timer, boot_timeout_cb, vm->boot_timeout_ms / 1000.0, 0);
 		vm->boot_timer.data = vm;
@@ -1274,6 +1571,256 @@ void vm_reply_when_dead(struct vm *vm, struct ttrpc_call *call)
 	waiter_add(vm, call, WAITER_DEAD, VIRTMGR__V1__VM_STATE__VM_STATE_DEAD, 0);
 }
 
+/* ---------------------------------------------------------------- vsock */
+
+struct vsock_request {
+	struct ttrpc_call *call;
+	struct vsock_host_conn *conn;
+};
+
+static void connect_done(void *opaque, int fd, const struct vm_error *err)
+{
+	struct vsock_request *rq = opaque;
+	Virtmgr__V1__ConnectVsockResponse resp = VIRTMGR__V1__CONNECT_VSOCK_RESPONSE__INIT;
+	Virtmgr__V1__FdRef ref = VIRTMGR__V1__FD_REF__INIT;
+
+	ttrpc_call_set_cancel(rq->call, NULL, NULL);
+	if (fd < 0) {
+		ttrpc_call_fail_error(rq->call, err);
+	} else {
+		fd_set_nonblock(fd, false);
+		resp.fd = &ref;
+		ttrpc_call_reply(rq->call, &resp.base, &fd, 1);
+	}
+	free(rq);
+}
+
+static void connect_cancel(struct ttrpc_call *call, void *opaque)
+{
+	struct vsock_request *rq = opaque;
+
+	vsock_host_connect_cancel(rq->conn);
+	free(rq);
+}
+
+int vm_connect_vsock(struct vm *vm, uint32_t port, struct ttrpc_call *call, struct vm_error *err)
+{
+	uint64_t deadline = ttrpc_call_deadline_ns(call), now = now_mono_ns();
+	double timeout = deadline > now ? (double)(deadline - now) / 1e9 : 10.0;
+	struct vsock_request *rq;
+
+	if (!vm->vsock_prepared || vm->state == VIRTMGR__V1__VM_STATE__VM_STATE_DEAD)
+		return vm_error_set(err, VM_FAILED_PRECONDITION, "vm %s is %s: it has no vsock device", vm->id,
+				    state_name(vm->state));
+	if (port == 0 || port == UINT32_MAX)
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "port: %u is not a vsock port", port);
+	rq = xzalloc(sizeof(*rq));
+	rq->call = call;
+	rq->conn = vsock_host_connect_async(vm->d->loop, &vm->vsock, port, timeout, connect_done, rq, err);
+	if (!rq->conn) {
+		free(rq);
+		return -1;
+	}
+	ttrpc_call_set_cancel(call, connect_cancel, rq);
+	return 0;
+}
+
+/* ---------------------------------------------------------------- restart */
+
+/*
+ * Every running VM is recorded in <run_dir>/vm.state (statefile.c), written
+ * atomically whenever it changes. A daemon that restarts (crash, SIGKILL,
+ * upgrade) reads them: detached VMs whose QEMU is still the same process
+ * (pidfd + start time) are adopted - QMP reconnected, vsock backend watched
+ * again - and owned VMs, whose owner connection died with the old daemon,
+ * are stopped. A file that does not parse is reported and its directory
+ * removed; it never stops the daemon from starting.
+ */
+static void vm_persist(struct vm *vm)
+{
+	struct statefile sf = { 0 };
+	struct vm_error err = { 0 };
+	cleanup_free char *path = NULL;
+	uint64_t bst = 0;
+
+	if (!vm->qemu || vm->state == VIRTMGR__V1__VM_STATE__VM_STATE_DEAD)
+		return;
+	path = xasprintf("%s/vm.state", vm->run_dir);
+	statefile_set(&sf, "id", vm->id);
+	statefile_set(&sf, "name", vm->name);
+	statefile_set_u64(&sf, "cid", vm->cid);
+	statefile_set_u64(&sf, "state", (uint64_t)vm->state);
+	statefile_set_u64(&sf, "owner_uid", vm->owner_uid);
+	statefile_set_u64(&sf, "owner_pid", (uint64_t)vm->owner_pid);
+	statefile_set_u64(&sf, "detached", vm->detached);
+	statefile_set_u64(&sf, "qemu_pid", (uint64_t)qemu_pid(vm->qemu));
+	statefile_set_u64(&sf, "qemu_start_time", qemu_start_time(vm->qemu));
+	statefile_set(&sf, "accel", vm->accel);
+	statefile_set_u64(&sf, "memory_mib", vm->memory_mib);
+	statefile_set_u64(&sf, "cpus", vm->cpus);
+	statefile_set_u64(&sf, "created_ns", vm->created_ns);
+	statefile_set_u64(&sf, "started_ns", vm->started_ns);
+	if (vm->has_exit_code)
+		statefile_set_u64(&sf, "exit_code", (uint64_t)vm->exit_code);
+	if (vm->vsock_prepared && vm->vsock.backend_pid > 0 && proc_start_time(vm->vsock.backend_pid, &bst) == 0) {
+		statefile_set_u64(&sf, "backend_pid", (uint64_t)vm->vsock.backend_pid);
+		statefile_set_u64(&sf, "backend_start_time", bst);
+	}
+	if (statefile_write(&sf, path, &err) < 0)
+		log_warn("vm %s: cannot record its state: %s", vm->id, err.message);
+	statefile_clear(&sf);
+}
+
+/* Watch the adopted VM's backend again (it is no longer our child). */
+static void restore_backend(struct vm *vm, const struct statefile *sf)
+{
+	struct vm_error err = { 0 };
+	uint64_t pid, st, now;
+
+	vm->vsock.mode = VSOCK_HOST_USER;
+	vm->vsock.cid = vm->cid;
+	vm->vsock.vhost_user_path = xasprintf("%s/vsock-vhost.sock", vm->run_dir);
+	vm->vsock.uds_path = xasprintf("%s/vsock.sock", vm->run_dir);
+	vm->vsock.backend_pid = -1;
+	vm->vsock.backend_pidfd = -1;
+	vm->vsock_prepared = true;
+	if (statefile_get_u64(sf, "backend_pid", INT32_MAX, &pid, &err) < 0 ||
+	    statefile_get_u64(sf, "backend_start_time", UINT64_MAX, &st, &err) < 0) {
+		if (!strcmp(vm->d->vsock_mode, "kernel"))
+			vm->vsock.mode = VSOCK_HOST_KERNEL;
+		return;
+	}
+	vm->vsock.backend_pidfd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
+	if (vm->vsock.backend_pidfd < 0 || proc_start_time((pid_t)pid, &now) < 0 || now != st) {
+		snprintf(vm->message, sizeof(vm->message), "the vsock backend (pid %d) died while virtmgrd was down",
+			 (int)pid);
+		if (vm->vsock.backend_pidfd >= 0)
+			close(steal_fd(&vm->vsock.backend_pidfd));
+		vm->forced_reason = VIRTMGR__V1__DEATH_REASON__DEATH_REASON_INFRASTRUCTURE_ERROR;
+		qemu_kill(vm->qemu);
+		return;
+	}
+	fd_set_cloexec(vm->vsock.backend_pidfd, true);
+	vm->vsock.backend_pid = (pid_t)pid;
+	vm->backend_reaped = true;      /* not ours to reap: PID 1 does */
+	ev_io_init(&vm->backend_io, backend_exit_cb, vm->vsock.backend_pidfd, EV_READ);
+	vm->backend_io.data = vm;
+	ev_io_start(vm->d->loop, &vm->backend_io);
+}
+
+static int restore_one(struct daemon *d, const char *dir, struct vm_error *err)
+{
+	cleanup_free char *path = xasprintf("%s/vm.state", dir);
+	struct statefile sf = { 0 };
+	uint64_t cid, state, uid, opid, det, qpid, qst, mem, cpus, cns, sns, code;
+	const char *id, *name, *accel;
+	struct vm *vm;
+	int r = -1;
+
+	if (statefile_read(&sf, path, err) < 0)
+		return -1;
+	id = statefile_get(&sf, "id");
+	name = statefile_get(&sf, "name");
+	accel = statefile_get(&sf, "accel");
+	if (!id || strlen(id) != 12 || !name || !name_valid(name) || !accel) {
+		vm_error_set(err, VM_DATA_LOSS, "%s: id, name or accel missing or invalid", path);
+		goto out;
+	}
+	if (statefile_get_u64(&sf, "cid", UINT32_MAX, &cid, err) < 0 ||
+	    statefile_get_u64(&sf, "state", VIRTMGR__V1__VM_STATE__VM_STATE_FINISHED, &state, err) < 0 ||
+	    statefile_get_u64(&sf, "owner_uid", UINT32_MAX, &uid, err) < 0 ||
+	    statefile_get_u64(&sf, "owner_pid", INT32_MAX, &opid, err) < 0 ||
+	    statefile_get_u64(&sf, "detached", 1, &det, err) < 0 ||
+	    statefile_get_u64(&sf, "qemu_pid", INT32_MAX, &qpid, err) < 0 ||
+	    statefile_get_u64(&sf, "qemu_start_time", UINT64_MAX, &qst, err) < 0 ||
+	    statefile_get_u64(&sf, "memory_mib", UINT32_MAX, &mem, err) < 0 ||
+	    statefile_get_u64(&sf, "cpus", UINT32_MAX, &cpus, err) < 0 ||
+	    statefile_get_u64(&sf, "created_ns", UINT64_MAX, &cns, err) < 0 ||
+	    statefile_get_u64(&sf, "started_ns", UINT64_MAX, &sns, err) < 0) {
+		vm_error_prefix(err, "%s", path);
+		goto out;
+	}
+	if (cid_in_use(d, (uint32_t)cid)) {
+		vm_error_set(err, VM_DATA_LOSS, "%s: cid %" PRIu64 " is already taken", path, cid);
+		goto out;
+	}
+	vm = xzalloc(sizeof(*vm));
+	vm->d = d;
+	vm->kernel_fd = vm->initrd_fd = vm->console_in_fd = vm->log_out_fd = vm->console_out.fd = -1;
+	vm->guest_log_fd = vm->console_wr = -1;
+	snprintf(vm->id, sizeof(vm->id), "%s", id);
+	vm->name = xstrdup(name);
+	vm->accel = xstrdup(accel);
+	vm->cid = (uint32_t)cid;
+	vm->state = (vm_state_t)state;
+	vm->owner_uid = (uid_t)uid;
+	vm->owner_pid = (pid_t)opid;
+	vm->detached = det;
+	vm->owner_conn = det ? 0 : UINT64_MAX;  /* an owned VM's owner died with the old daemon */
+	vm->memory_mib = (uint32_t)mem;
+	vm->cpus = (uint32_t)cpus;
+	vm->created_ns = cns;
+	vm->started_ns = sns;
+	if (statefile_get_u64(&sf, "exit_code", 255, &code, NULL) == 0) {
+		vm->exit_code = (int)code;
+		vm->has_exit_code = true;
+	}
+	vm->run_dir = xstrdup(dir);
+	if (qemu_adopt(d->loop, (pid_t)qpid, qst, dir, &vm_qemu_cb, vm, &vm->qemu, err) < 0) {
+		vm->qemu = NULL;
+		vm_free(vm);
+		vm_error_prefix(err, "%s: vm %s", path, id);
+		goto out;
+	}
+	vm->next = d->vms;
+	d->vms = vm;
+	d->nvms_alive++;
+	if (d->next_cid <= vm->cid && vm->cid < d->cfg.cid_max)
+		d->next_cid = vm->cid + 1;
+	restore_backend(vm, &sf);
+	if (!det) {
+		log_info("vm %s (%s, cid %u): its owner is gone, stopping it", vm->id, vm->name, vm->cid);
+		vm->kill_requested = true;
+		qemu_kill(vm->qemu);
+	} else {
+		log_info("vm %s (%s, cid %u): adopted running QEMU %d (%s)", vm->id, vm->name, vm->cid,
+			 (int)qpid, state_name(vm->state));
+	}
+	r = 0;
+out:
+	statefile_clear(&sf);
+	return r;
+}
+
+unsigned vm_restore_all(struct daemon *d)
+{
+	cleanup_free char *base = xasprintf("%s/vms", d->cfg.run_dir);
+	DIR *dir = opendir(base);
+	struct dirent *de;
+	unsigned n = 0;
+
+	if (!dir)
+		return 0;
+	while ((de = readdir(dir))) {
+		struct vm_error err = { 0 };
+		cleanup_free char *path = NULL;
+		char *end;
+
+		strtoul(de->d_name, &end, 10);
+		if (de->d_name[0] < '0' || de->d_name[0] > '9' || *end)
+			continue;
+		path = xasprintf("%s/%s", base, de->d_name);
+		if (restore_one(d, path, &err) == 0) {
+			n++;
+			continue;
+		}
+		log_warn("not adopting %s: %s; removing it", path, err.message);
+		remove_tree(path);
+	}
+	closedir(dir);
+	return n;
+}
+
 /* ---------------------------------------------------------------- owners */
 
 void vm_conn_closed(struct daemon *d, uint64_t conn_id)
@@ -1317,6 +1864,7 @@ void vm_shutdown_all(struct daemon *d)
 			/* detached VMs outlive the daemon */
 			qemu_free(vm->qemu, true);
 			vm->qemu = NULL;
+			backend_forget(vm);
 		} else if (vm->qemu) {
 			qemu_kill(vm->qemu);
 			qemu_free(vm->qemu, false);
@@ -1341,4 +1889,7 @@ void vm_shutdown_all(struct daemon *d)
 		}
 		vm_free(vm);
 	}
+	/* backends already told to stop: PID 1 reaps them once we are gone */
+	while (reapers)
+		reaper_free(d->loop, reapers);
 }
