@@ -132,6 +132,24 @@ done
 grep -q 'vmctl-exited-7' "$T/pane" || fail "shell exit status not returned: $(cat "$T/pane")"
 ok "interactive shell on a pty under tmux: echo, window size and resize, exit status"
 
+# --- the agent killed under a running exec: a clear error, exit 255
+ex -- sleep 60 2>"$T/killed.err" &
+exec_pid=$!
+sleeper=
+for _ in $(seq 100); do sleeper=$(pgrep -P "$AGENT_PID" -x sleep) && break; sleep 0.05; done
+[[ -n $sleeper ]] || fail "the exec'd sleep did not start"
+kill -9 "$AGENT_PID"
+wait "$AGENT_PID" 2>/dev/null || true
+AGENT_PID=
+set +e
+wait "$exec_pid"
+rc=$?
+set -e
+kill "$sleeper" 2>/dev/null || true
+[[ $rc -eq 255 ]] || fail "exec under a killed agent exited $rc"
+grep -q "lost the connection to the guest agent" "$T/killed.err" || fail "no clear error: $(cat "$T/killed.err")"
+ok "vmagent killed during an exec: vmctl reports the lost agent and exits 255"
+
 # --- malformed configuration: rejected, naming the property
 printf '\xd0\x0d\xfe\xed\x00\x00\x00\x30garbage-garbage-garbage-garbage-garbage' >"$T/bad.dtb"
 set +e
