@@ -27,3 +27,10 @@ tests/integration/agent_host.log: guest/vmagent/vmagent$(EXEEXT) client/vmctl$(E
 TESTS += tests/integration/agent_guest.sh
 EXTRA_DIST += tests/integration/agent_guest.sh
 tests/integration/agent_guest.log: guest-image
+
+# vmctl exec's argument parsing.
+check_PROGRAMS += tests/unit/test_agent_exec_args
+TESTS += tests/unit/test_agent_exec_args
+tests_unit_test_agent_exec_args_SOURCES = tests/unit/test_agent_exec_args.c
+tests_unit_test_agent_exec_args_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_agent_exec_args_LDADD = client/libvmctl.la $(TEST_LDADD)

@@ -59,7 +59,7 @@ ok "8 MiB piped through 'vmctl exec VM -- cat' come back intact"
 # --- 100 MiB burst through a stalled reader
 backend=$(pgrep -P "$DAEMON_PID" -f virtmgr-vsock | head -1)
 mkfifo "$T/fifo"
-vmctl exec ag -- head -c $((100 << 20)) /dev/zero >"$T/fifo" &
+vmctl exec ag -- dd if=/dev/zero bs=65536 count=1600 2>/dev/null >"$T/fifo" &
 exec_pid=$!
 exec 3<"$T/fifo"
 dd bs=1 count=1 <&3 >/dev/null 2>&1
