@@ -53,6 +53,7 @@ struct agent_host {
 	double retry_s;
 	uint64_t deadline_ns;
 	bool gave_up;
+	bool conn_broken;               /* a call failed UNAVAILABLE: wait for on_close */
 	bool connected_once;
 	struct report *queue, **queue_tail;
 	unsigned in_flight;
@@ -154,6 +155,7 @@ static void conn_closed(struct ttrpc_conn *conn, void *opaque)
 static void connected(struct agent_host *h, int fd)
 {
 	h->conn = ttrpc_client_conn_new(h->a->loop, fd, conn_closed, h);
+	h->conn_broken = false;
 	h->retry_s = 0.2;
 	if (!h->connected_once)
 		log_info("connected to VirtualMachineService");
@@ -265,7 +267,9 @@ static void report_reply(const struct vm_error *status, const uint8_t *payload, 
 	(void)len;
 	h->in_flight--;
 	if (status->code == VM_UNAVAILABLE && !h->gave_up) {
-		enqueue(h, r);          /* sent again after reconnecting */
+		/* sent again after reconnecting, not on this connection */
+		h->conn_broken = true;
+		enqueue(h, r);
 		return;
 	}
 	if (status->code)
@@ -319,7 +323,7 @@ static void send_logs(struct agent_host *h)
 	size_t n = MIN(h->nlogs, (size_t)HOST_LOG_BATCH);
 	bool with_drop = false;
 
-	if (!h->conn || h->log_in_flight || (!n && !h->dropped))
+	if (!h->conn || h->conn_broken || h->log_in_flight || (!n && !h->dropped))
 		return;
 	memcpy(recs, h->logs, n * sizeof(recs[0]));
 	if (h->dropped) {
@@ -347,8 +351,10 @@ static void log_reply(const struct vm_error *status, const uint8_t *payload, siz
 	(void)payload;
 	(void)len;
 	h->log_in_flight = false;
-	if (status->code == VM_UNAVAILABLE && !h->gave_up)
+	if (status->code == VM_UNAVAILABLE && !h->gave_up) {
+		h->conn_broken = true;
 		return;         /* keep the records: sent again after reconnecting */
+	}
 	if (status->code)
 		log_warn("ForwardLog failed: %s: %s", vm_status_name(status->code), status->message);
 	for (size_t i = 0; i < h->log_sent && i < h->nlogs; i++)
@@ -374,7 +380,7 @@ static void log_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 static void host_flush(struct agent_host *h)
 {
-	while (h->conn && h->queue) {
+	while (h->conn && !h->conn_broken && h->queue) {
 		struct report *r = h->queue;
 
 		h->queue = r->next;
