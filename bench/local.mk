@@ -1,1 +1,3 @@
 # bench: see docs/HACKING.md for how fragments are written.
+
+include $(srcdir)/bench/vsock/vsock.mk

@@ -130,6 +130,16 @@ struct cmd_vm_opts {
  */
 int cmd_vm_parse(int argc, char **argv, bool vm_required, struct cmd_vm_opts *o, struct vm_error *err);
 
+typedef int (*vmctl_vm_call_fn)(struct vmc_client *cl, const char *vm, struct vmc_vm_info *info,
+				struct vm_error *err);
+/**
+ * vmctl_vm_command() - the body of "vmctl CMD VM" commands that make one call
+ * naming a VM and print its new state (kill, suspend, resume)
+ * Return: a vmctl exit code.
+ */
+int vmctl_vm_command(struct vmctl_ctx *ctx, int argc, char **argv, const char *cmd, const char *help,
+		     vmctl_vm_call_fn call);
+
 struct cmd_run_opts {
 	struct vmc_vm_config cfg;  /* pointers into argv and the arrays below */
 	struct vmc_disk *disks;

@@ -26,6 +26,9 @@
 
 #define DEFAULT_RUN_DIR "/run/virtmgr"
 #define DEFAULT_SOCKET DEFAULT_RUN_DIR "/virtmgrd.sock"
+/* Early mode: under --root, so that nothing is written outside it. */
+#define EARLY_SOCKET "/run/virtmgr/early.sock"
+#define EARLY_RUN_DIR "/mnt/vm/early"
 
 static void usage(FILE *f)
 {
@@ -49,7 +52,9 @@ static void usage(FILE *f)
 		"  --agent-timeout SEC    default image: kill a VM whose agent has not connected by then (default 30, 0 = never)\n"
 		"  --no-sandbox           do not run QEMU with -sandbox on\n"
 		"  --vsock-backend PATH   the vhost-user-vsock backend (default " LIBEXECDIR "/virtmgr-vsock)\n"
-		"  --early                early-boot mode (AVF early_virtmgr rules)\n"
+		"  --early                early-boot mode (AVF early_virtmgr rules): declared VMs\n"
+		"                         only, static CIDs, run dirs in ROOT" EARLY_RUN_DIR ",\n"
+		"                         socket ROOT" EARLY_SOCKET " unless --socket is given\n"
 		"  --root DIR             early mode: prefix of every path (tests)\n"
 		"  --early-xsd PATH       early mode: schema for early_vms*.xml\n"
 		"  --client-fd N          serve only this connected socket; exit when it closes\n"
@@ -110,6 +115,7 @@ static int parse_args(int argc, char **argv, struct daemon_config *c, bool *sock
 		{ "version", no_argument, NULL, OPT_VERSION },
 		{ NULL, 0, NULL, 0 },
 	};
+	bool run_dir_given = false, cid_range_given = false;
 	uint32_t v;
 	int o;
 
@@ -121,6 +127,7 @@ static int parse_args(int argc, char **argv, struct daemon_config *c, bool *sock
 			break;
 		case OPT_RUN_DIR:
 			c->run_dir = optarg;
+			run_dir_given = true;
 			break;
 		case OPT_GROUP:
 			c->group = optarg;
@@ -153,6 +160,7 @@ static int parse_args(int argc, char **argv, struct daemon_config *c, bool *sock
 				return -1;
 			}
 			*dash = '\0';
+			cid_range_given = true;
 			if (parse_u32("--cid-range", optarg, 3, UINT32_MAX - 1, &c->cid_min) < 0 ||
 			    parse_u32("--cid-range", dash + 1, c->cid_min, UINT32_MAX - 1, &c->cid_max) < 0)
 				return -1;
@@ -251,7 +259,57 @@ static int parse_args(int argc, char **argv, struct daemon_config *c, bool *sock
 		fprintf(stderr, "virtmgrd: --root only applies with --early\n");
 		return -1;
 	}
+	/* accepted (callers pass them whatever the mode), but they mean nothing here */
+	if (c->early && run_dir_given)
+		log_warn("--run-dir %s is not used with --early: early VMs run in ROOT" EARLY_RUN_DIR "/<cid>",
+			 c->run_dir);
+	if (c->early && cid_range_given)
+		log_warn("--cid-range is not used with --early: early VMs have the CIDs their early_vms.xml declares");
 	return 0;
+}
+
+/*
+ * Early mode: every path lives under the root (resolved, because the
+ * caller's /proc/<pid>/exe is compared with it), the run directory is
+ * ROOT/mnt/vm/early, the CID range reported is that of the partitions, and
+ * without --socket the socket is ROOT/run/virtmgr/early.sock (not the
+ * regular daemon's). @root_buf receives the strings @c now points to.
+ */
+static int early_config(struct daemon_config *c, bool socket_given, char **root_buf, char **run_dir_buf,
+			char **socket_buf)
+{
+	const char *root = c->root && *c->root ? c->root : "/";
+	uint32_t lo, hi;
+
+	*root_buf = realpath(root, NULL);
+	if (!*root_buf) {
+		fprintf(stderr, "virtmgrd: --root %s: %s\n", root, strerror(errno));
+		return -1;
+	}
+	if (!strcmp(*root_buf, "/"))
+		(*root_buf)[0] = '\0';
+	c->root = *root_buf;
+	*run_dir_buf = xasprintf("%s" EARLY_RUN_DIR, c->root);
+	c->run_dir = *run_dir_buf;
+	if (!socket_given && c->client_fd < 0) {
+		*socket_buf = xasprintf("%s" EARLY_SOCKET, c->root);
+		c->socket_path = *socket_buf;
+	}
+	early_partition_cid_range(EARLY_SYSTEM, &c->cid_min, &hi);
+	early_partition_cid_range(EARLY_ODM, &lo, &c->cid_max);
+	return 0;
+}
+
+/* Spawn-per-client mode: the most the daemon waits for its children (QEMU,
+ * vsock backends) to exit once its client is gone. */
+#define CLIENT_GONE_DRAIN_S 10.0
+
+static ev_timer drain_timer;
+
+static void on_drain_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	log_warn("children still running %.0f s after the client left, exiting anyway", CLIENT_GONE_DRAIN_S);
+	ev_break(loop, EVBREAK_ALL);
 }
 
 static void on_conn_close(struct ttrpc_conn *conn, void *opaque)
@@ -260,11 +318,21 @@ static void on_conn_close(struct ttrpc_conn *conn, void *opaque)
 
 	vm_conn_closed(d, ttrpc_conn_id(conn));
 	if (d->cfg.client_fd >= 0 && !d->quitting) {
-		/* spawn-per-client: our one client is gone */
+		/*
+		 * Spawn-per-client: our one client is gone. Kill its VMs, then
+		 * let the loop run until the last child is reaped (the reapers'
+		 * pidfd watchers are then all that keeps it alive), so that when
+		 * this daemon is gone its QEMU and backends are too. The signal
+		 * watchers (SIGTERM still ends the wait at once) and the drain
+		 * timer, which bounds it, no longer count as activity (ev_unref).
+		 */
 		log_info("the client closed its connection, exiting");
 		d->quitting = true;
 		vm_shutdown_all(d);
-		ev_break(d->loop, EVBREAK_ALL);
+		ev_timer_init(&drain_timer, on_drain_timeout, CLIENT_GONE_DRAIN_S, 0);
+		ev_timer_start(d->loop, &drain_timer);
+		for (int i = 0; i < 4; i++)     /* sigterm, sigint, sighup, drain_timer */
+			ev_unref(d->loop);
 	}
 }
 
@@ -350,6 +418,7 @@ int main(int argc, char **argv)
 	bool socket_given = false;
 	struct group *gr;
 	int inherited = 0;
+	cleanup_free char *early_root = NULL, *early_run_dir = NULL, *early_socket = NULL;
 
 	log_init("virtmgrd", LOG_LVL_INFO);
 	d.cfg = (struct daemon_config){
@@ -371,6 +440,8 @@ int main(int argc, char **argv)
 		.sandbox = true,
 	};
 	if (parse_args(argc, argv, &d.cfg, &socket_given) < 0)
+		return 2;
+	if (d.cfg.early && early_config(&d.cfg, socket_given, &early_root, &early_run_dir, &early_socket) < 0)
 		return 2;
 	signal(SIGPIPE, SIG_IGN);
 
@@ -397,7 +468,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
-	if (d.cfg.early && early_registry_new(d.cfg.root ? d.cfg.root : "", d.cfg.early_xsd, &d.early, &err) < 0) {
+	if (d.cfg.early && early_registry_new(d.cfg.root, d.cfg.early_xsd, &d.early, &err) < 0) {
 		log_error("%s", err.message);
 		return 1;
 	}
@@ -434,6 +505,9 @@ int main(int argc, char **argv)
 	log_info("virtmgrd %s ready: mode %s, accelerator %s (%s), vsock %s, CIDs %u..%u", PACKAGE_VERSION,
 		 d.cfg.early ? "early" : "regular", d.accel, d.accel_reason, d.vsock_mode, d.cfg.cid_min,
 		 d.cfg.cid_max);
+	if (d.cfg.early)
+		log_info("early mode: root %s, declarations in <root>/<partition>/etc/avf/early_vms*.xml, run dirs in %s",
+			 *d.cfg.root ? d.cfg.root : "/", d.cfg.run_dir);
 
 	ev_signal_init(&d.sigterm, on_signal, SIGTERM);
 	ev_signal_init(&d.sigint, on_signal, SIGINT);
@@ -449,6 +523,11 @@ int main(int argc, char **argv)
 		close(d.cfg.ready_fd);
 	}
 	ev_run(d.loop, 0);
+	if (ev_is_active(&drain_timer)) {
+		for (int i = 0; i < 4; i++)
+			ev_ref(d.loop);
+		ev_timer_stop(d.loop, &drain_timer);
+	}
 
 	ttrpc_server_free(d.api);
 	early_registry_free(d.early);

@@ -1190,6 +1190,9 @@ static int early_assign(struct daemon *d, const Virtmgr__V1__VmConfig *c, const 
 
 	if (!c->name || !*c->name)
 		return vm_error_set(err, VM_INVALID_ARGUMENT, "name: early VMs must name a declared VM");
+	if (c->detach && d->cfg.client_fd >= 0)
+		return vm_error_set(err, VM_INVALID_ARGUMENT,
+				    "detach: this daemon serves one client (--client-fd) and exits with it, so its VMs cannot outlive the client");
 	if (peer->pidfd < 0)
 		return vm_error_set(err, VM_PERMISSION_DENIED, "cannot identify caller pid %d: no pidfd for it",
 				    (int)peer->pid);

@@ -8,8 +8,3 @@ tests_unit_test_qemu_SOURCES = tests/unit/test_qemu.c \
 	server/qemu.c server/qemu.h server/qmp.c server/qmp.h
 tests_unit_test_qemu_CFLAGS = $(TEST_CFLAGS) -DQEMU_TEST_BINARY='"$(QEMU_SYSTEM)"'
 tests_unit_test_qemu_LDADD = $(TEST_LDADD)
-# The image must exist before the test runs. Named through a variable so that
-# automake still generates its own recipe for this log (a literal target here
-# would replace it).
-QEMU_TEST_LOG = tests/unit/test_qemu.log
-$(QEMU_TEST_LOG): guest-image
