@@ -1295,7 +1295,11 @@ static void backend_exit_cb(struct ev_loop *loop, ev_io *w, int revents)
 	vm->backend_reaped = true;
 	snprintf(vm->message, sizeof(vm->message), "the vsock backend (pid %d) %s %d", (int)vm->vsock.backend_pid,
 		 si.si_code == CLD_EXITED ? "exited with status" : "was killed by signal", si.si_status);
-	ev_timer_init(&vm->backend_grace, backend_grace_cb, 0.25, 0);
+	/* Status 0: the backend saw QEMU close the vhost-user socket, i.e. QEMU
+	 * is exiting (a guest power-off); on a loaded machine that exit can take
+	 * longer than the short grace meant for a crashed backend. */
+	ev_timer_init(&vm->backend_grace, backend_grace_cb,
+		      si.si_code == CLD_EXITED && si.si_status == 0 ? 5.0 : 0.25, 0);
 	vm->backend_grace.data = vm;
 	ev_timer_start(loop, &vm->backend_grace);
 }

@@ -9,7 +9,13 @@
 # reported as an ERROR event and INVALID_PAYLOAD_CONFIG.
 source "$(dirname "$0")/lib.sh"
 TMUX_SOCK=virtmgr-agent-guest-$$
-trap 'tmux -L "$TMUX_SOCK" kill-server 2>/dev/null || true; cleanup' EXIT
+agent_cleanup() {
+	local rc=$?
+	tmux -L "$TMUX_SOCK" kill-server 2>/dev/null || true
+	(exit "$rc")
+	cleanup
+}
+trap agent_cleanup EXIT
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 start_daemon
 
