@@ -49,7 +49,7 @@ static void usage(FILE *f)
 		"  --max-streams N        concurrent calls per connection (default 256)\n"
 		"  --boot-timeout SEC     DEAD/HANGUP when not STARTED by then (default 60)\n"
 		"  --stop-timeout SEC     graceful phase of StopVm (default 10)\n"
-		"  --agent-timeout SEC    default image: kill a VM whose agent has not connected by then (default 30, 0 = never)\n"
+		"  --agent-timeout SEC    default image: kill a VM whose agent has not connected by then (default 120, 0 = never)\n"
 		"  --no-sandbox           do not run QEMU with -sandbox on\n"
 		"  --vsock-backend PATH   the vhost-user-vsock backend (default " LIBEXECDIR "/virtmgr-vsock)\n"
 		"  --early                early-boot mode (AVF early_virtmgr rules): declared VMs\n"

@@ -1790,8 +1790,14 @@ static int restore_one(struct daemon *d, const char *dir, struct vm_error *err)
 		vm->kill_requested = true;
 		qemu_kill(vm->qemu);
 	} else {
+		struct vm_error verr = { 0 };
+
 		log_info("vm %s (%s, cid %u): adopted running QEMU %d (%s)", vm->id, vm->name, vm->cid,
 			 (int)qpid, state_name(vm->state));
+		/* the guest agent reconnects to VirtualMachineService */
+		vm->vms = vms_vm_new(NULL, false);
+		if (vms_attach(vm, &verr) < 0)
+			log_warn("vm %s: %s", vm->id, verr.message);
 	}
 	r = 0;
 out:

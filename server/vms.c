@@ -13,7 +13,8 @@
  * cannot forge lines in guest.log.
  *
  * When the default image is used, the agent must connect within the agent
- * timeout (--agent-timeout, default 30 s) or the VM is killed with
+ * timeout (--agent-timeout, default 120 s: TCG guests on a loaded host boot
+ * slowly) or the VM is killed with
  * AGENT_FAILED_TO_CONNECT. If the agent's last connection closes while the
  * payload has not finished, the VM gets an error event a moment later (the
  * delay lets a normal power-off or a stop win the race): the agent died.
@@ -88,6 +89,8 @@ struct vms_vm *vms_vm_new(const Virtmgr__V1__VmConfig *c, bool default_image)
 	struct vms_vm *v = xzalloc(sizeof(*v));
 
 	v->default_image = default_image;
+	if (!c)
+		return v;       /* a VM adopted after a restart: it is configured already */
 	v->args = strv_dup(c->payload_args, c->n_payload_args);
 	v->nargs = c->n_payload_args;
 	v->env = strv_dup(c->payload_env, c->n_payload_env);

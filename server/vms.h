@@ -29,7 +29,7 @@
 #include "server/daemon.h"
 
 #define VMS_SERVICE "virtmgr.v1.VirtualMachineService"
-#define VMS_DEFAULT_AGENT_TIMEOUT_MS 30000
+#define VMS_DEFAULT_AGENT_TIMEOUT_MS 120000
 #define VMS_MAX_LOG_RECORDS 256         /* per ForwardLog call */
 #define VMS_MAX_LOG_MESSAGE 4096        /* bytes per record; longer ones are cut */
 
@@ -37,6 +37,7 @@ struct vms_vm;
 
 /**
  * vms_vm_new() - keep what the guest configuration needs from @config
+ * @config: NULL for a VM adopted after a daemon restart (only listens)
  * @default_image: the VM boots the default image, which runs vmagent (the
  *                 agent deadline applies only then)
  * Return: per-VM state (never NULL).
