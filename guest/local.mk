@@ -21,8 +21,8 @@ GUEST_IMAGE_DIR = guest/image
 GUEST_CACHE_DIR = $(abs_top_builddir)/guest/cache
 
 PHONY_TARGETS += guest-image install-guest-image uninstall-guest-image clean-guest-image
-guest-image: guest/init$(EXEEXT) $(GUEST_IMAGE_DEPS)
-	$(AM_V_GEN)$(SHELL) $(top_srcdir)/guest/mkimage.sh --init guest/init$(EXEEXT) \
+guest-image: guest/vmagent/vmagent$(EXEEXT) $(GUEST_IMAGE_DEPS)
+	$(AM_V_GEN)$(SHELL) $(top_srcdir)/guest/mkimage.sh --init guest/vmagent/vmagent$(EXEEXT) \
 		--out $(GUEST_IMAGE_DIR) --work guest/work \
 		--cache "$${VIRTMGR_GUEST_CACHE:-$(GUEST_CACHE_DIR)}" $(GUEST_IMAGE_ADD)
 
@@ -53,3 +53,5 @@ distclean-local: distclean-guest-cache
 PHONY_TARGETS += distclean-guest-cache
 distclean-guest-cache:
 	rm -rf guest/cache
+
+include $(srcdir)/guest/vmagent/vmagent.mk

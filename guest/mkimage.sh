@@ -46,7 +46,7 @@ DEFAULT_MODULES=(
 	virtio_mmio virtio_blk virtio_console virtio-rng
 	vsock vmw_vsock_virtio_transport_common vmw_vsock_virtio_transport
 	pvpanic pvpanic-pci pvpanic-mmio
-	button evdev
+	button evdev qemu_fw_cfg
 )
 
 # Busybox applets linked into /bin.

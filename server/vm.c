@@ -38,6 +38,7 @@
 #include "lib/log.h"
 #include "server/early.h"
 #include "server/qemu.h"
+#include "server/vms.h"
 #include "server/statefile.h"
 #include "server/vsock_host.h"
 
@@ -47,6 +48,7 @@
 #define RUN_DIR_MIN_FREE (256u << 10) /* console.log, qemu.log, guest.log need room */
 #define MARKER_STARTED "VIRTMGR: STARTED"
 #define MARKER_EXIT "VIRTMGR: EXIT "
+#define MARKER_ERROR "VIRTMGR: ERROR "  /* "<ErrorCode> <message>", from vmagent */
 
 typedef Virtmgr__V1__VmState vm_state_t;
 typedef Virtmgr__V1__DeathReason death_t;
@@ -141,6 +143,7 @@ struct vm {
 	int stop_phase;
 	struct vm_watcher *watchers;
 	struct vm_waiter *waiters;
+	struct vms_vm *vms;             /* guest agent protocol (vms.c) */
 };
 
 static const char *state_name(vm_state_t s)
@@ -521,6 +524,7 @@ static void vm_release_runtime(struct vm *vm)
 		close(steal_fd(&vm->kernel_fd));
 	if (vm->initrd_fd >= 0)
 		close(steal_fd(&vm->initrd_fd));
+	vms_close(vm);
 	for (size_t i = 0; i < vm->ndisks; i++)
 		if (vm->disks[i].fd >= 0)
 			close(steal_fd(&vm->disks[i].fd));
@@ -583,6 +587,8 @@ static void on_qemu_exit(void *opaque, const struct qemu_exit *ex)
 		msg[n - 1] = '\0';
 	if (vm->forced_reason == VIRTMGR__V1__DEATH_REASON__DEATH_REASON_HANGUP)
 		snprintf(msg, sizeof(msg), "the guest did not start within %u ms", vm->boot_timeout_ms);
+	else if (vm->forced_reason == VIRTMGR__V1__DEATH_REASON__DEATH_REASON_AGENT_FAILED_TO_CONNECT)
+		snprintf(msg, sizeof(msg), "%s", vm->message);
 	else if (vm->forced_reason == VIRTMGR__V1__DEATH_REASON__DEATH_REASON_INFRASTRUCTURE_ERROR)
 		snprintf(msg, sizeof(msg), "%s", vm->message);  /* says which part failed */
 	vm_died(vm, reason, msg);
@@ -601,6 +607,13 @@ static void console_line(struct vm *vm, const char *line)
 		if (end == line + strlen(MARKER_EXIT) || code < 0 || code > 255)
 			return;
 		vm_guest_finished(vm, (int)code);
+	} else if (!strncmp(line, MARKER_ERROR, strlen(MARKER_ERROR))) {
+		char *end;
+		long code = strtol(line + strlen(MARKER_ERROR), &end, 10);
+
+		if (end == line + strlen(MARKER_ERROR) || code < 0 || code > 255 || *end != ' ')
+			return;
+		vm_guest_error(vm, (int)code, end + 1);
 	}
 }
 
@@ -637,8 +650,13 @@ void vm_guest_finished(struct vm *vm, int exit_code)
 void vm_guest_error(struct vm *vm, int code, const char *message)
 {
 	Virtmgr__V1__VmEvent ev = VIRTMGR__V1__VM_EVENT__INIT;
+	char text[VM_ERROR_MSG_MAX];
 
-	snprintf(vm->message, sizeof(vm->message), "guest error %d: %s", code, message ? message : "");
+	/* vmagent reports an error both on the console and through VirtualMachineService */
+	snprintf(text, sizeof(text), "guest error %d: %s", code, message ? message : "");
+	if (vm->guest_error_reason != VIRTMGR__V1__DEATH_REASON__DEATH_REASON_NONE && !strcmp(text, vm->message))
+		return;
+	snprintf(vm->message, sizeof(vm->message), "%s", text);
 	vm->guest_error_reason = code == VIRTMGR__V1__ERROR_CODE__ERROR_CODE_PAYLOAD_INVALID_CONFIG
 					 ? VIRTMGR__V1__DEATH_REASON__DEATH_REASON_INVALID_PAYLOAD_CONFIG
 					 : VIRTMGR__V1__DEATH_REASON__DEATH_REASON_PAYLOAD_ERROR;
@@ -705,6 +723,20 @@ const char *vm_run_dir(const struct vm *vm)
 uint32_t vm_cid(const struct vm *vm)
 {
 	return vm->cid;
+}
+
+struct vms_vm *vm_vms(const struct vm *vm)
+{
+	return vm->vms;
+}
+
+void vm_fail(struct vm *vm, Virtmgr__V1__DeathReason reason, const char *message)
+{
+	if (vm->state == VIRTMGR__V1__VM_STATE__VM_STATE_DEAD || !vm->qemu)
+		return;
+	vm->forced_reason = reason;
+	snprintf(vm->message, sizeof(vm->message), "%s", message);
+	qemu_kill(vm->qemu);
 }
 
 static void on_qemu_console(void *opaque, const char *buf, size_t len)
@@ -1063,6 +1095,7 @@ static void vm_free(struct vm *vm)
 	free(vm->run_dir);
 	free(vm->disks);
 	free(vm->cmdline);
+	vms_vm_free(vm->vms);
 	free(vm);
 }
 
@@ -1135,9 +1168,9 @@ static int validate_config(struct daemon *d, const Virtmgr__V1__VmConfig *c, str
 		return vm_error_set(err, VM_INVALID_ARGUMENT, "vendor_modules: vendor modules are not supported");
 	if (c->n_assigned_devices)
 		return vm_error_set(err, VM_INVALID_ARGUMENT, "assigned_devices: device assignment is not supported");
-	if (c->payload_cwd && *c->payload_cwd)
-		return vm_error_set(err, VM_INVALID_ARGUMENT,
-				    "payload_cwd: a working directory needs the guest agent, which this guest image does not run");
+	if (c->payload_cwd && *c->payload_cwd && c->payload_cwd[0] != '/')
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "payload_cwd: \"%s\" is not an absolute path",
+				    c->payload_cwd);
 	vm->accel = xstrdup(c->accel && *c->accel ? c->accel : d->accel);
 	if (!strcmp(vm->accel, "kvm") && access("/dev/kvm", R_OK | W_OK) < 0)
 		return vm_error_set_errno(err, VM_INVALID_ARGUMENT, errno, "accel: kvm requested but /dev/kvm");
@@ -1268,6 +1301,7 @@ int vm_create(struct daemon *d, const Virtmgr__V1__VmConfig *config, struct ttrp
 		vm_free(vm);
 		return -1;
 	}
+	vm->vms = vms_vm_new(config, !config->kernel_fd && !(config->kernel && *config->kernel));
 	if (d->cfg.early ? early_assign(d, config, peer, vm, err) < 0 : cid_allocate(d, &vm->cid, err) < 0) {
 		vm_free(vm);
 		return -1;
@@ -1325,7 +1359,11 @@ static void backend_exit_cb(struct ev_loop *loop, ev_io *w, int revents)
 	vm->backend_reaped = true;
 	snprintf(vm->message, sizeof(vm->message), "the vsock backend (pid %d) %s %d", (int)vm->vsock.backend_pid,
 		 si.si_code == CLD_EXITED ? "exited with status" : "was killed by signal", si.si_status);
-	ev_timer_init(&vm->backend_grace, backend_grace_cb, 0.25, 0);
+	/* Status 0: the backend saw QEMU close the vhost-user socket, i.e. QEMU
+	 * is exiting (a guest power-off); on a loaded machine that exit can take
+	 * longer than the short grace meant for a crashed backend. */
+	ev_timer_init(&vm->backend_grace, backend_grace_cb,
+		      si.si_code == CLD_EXITED && si.si_status == 0 ? 5.0 : 0.25, 0);
 	vm->backend_grace.data = vm;
 	ev_timer_start(loop, &vm->backend_grace);
 }
@@ -1350,6 +1388,16 @@ static int vsock_prepare(struct vm *vm, struct qemu_config *qc, struct vm_error 
 		ev_io_start(d->loop, &vm->backend_io);
 	}
 	return 0;
+}
+
+/* VirtualMachineService for this VM on host vsock port = its CID (vms.c). */
+static int vms_attach(struct vm *vm, struct vm_error *err)
+{
+	int lfd = vsock_host_listen(&vm->vsock, vm->cid, err);
+
+	if (lfd < 0)
+		return vm_error_prefix(err, "vm %s: VirtualMachineService listener", vm->id);
+	return vms_listen(vm->d, vm, lfd, err);
 }
 
 static void boot_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -1401,6 +1449,7 @@ int vm_start(struct vm *vm, struct vm_error *err)
 {
 	struct daemon *d = vm->d;
 	struct qemu_config qc = { 0 };
+	const char *fw_cfg_config = NULL;
 	cleanup_close int stdin_rd = -1;
 	int r;
 
@@ -1415,7 +1464,7 @@ int vm_start(struct vm *vm, struct vm_error *err)
 		vm_died(vm, VIRTMGR__V1__DEATH_REASON__DEATH_REASON_START_FAILED, err->message);
 		return -1;
 	}
-	if (run_dir_check_space(vm->run_dir, err) < 0) {
+	if (run_dir_check_space(vm->run_dir, err) < 0 || vms_prepare(vm, vm->vms, &fw_cfg_config, err) < 0) {
 		vm_died(vm, VIRTMGR__V1__DEATH_REASON__DEATH_REASON_START_FAILED, err->message);
 		return -1;
 	}
@@ -1425,12 +1474,13 @@ int vm_start(struct vm *vm, struct vm_error *err)
 	qc.kernel_fd = vm->kernel_fd;
 	qc.initrd_fd = vm->initrd_fd;
 	qc.cmdline = vm->cmdline;
+	qc.fw_cfg_config = fw_cfg_config;
 	qc.memory_mib = vm->memory_mib;
 	qc.cpus = vm->cpus;
 	qc.disks = vm->disks;
 	qc.ndisks = vm->ndisks;
 	qc.sandbox = d->cfg.sandbox;
-	if ((stdin_rd = console_pipe(vm, err)) < 0 || vsock_prepare(vm, &qc, err) < 0) {
+	if ((stdin_rd = console_pipe(vm, err)) < 0 || vsock_prepare(vm, &qc, err) < 0 || vms_attach(vm, err) < 0) {
 		vm_died(vm, VIRTMGR__V1__DEATH_REASON__DEATH_REASON_START_FAILED, err->message);
 		return -1;
 	}
@@ -1820,8 +1870,14 @@ static int restore_one(struct daemon *d, const char *dir, struct vm_error *err)
 		vm->kill_requested = true;
 		qemu_kill(vm->qemu);
 	} else {
+		struct vm_error verr = { 0 };
+
 		log_info("vm %s (%s, cid %u): adopted running QEMU %d (%s)", vm->id, vm->name, vm->cid,
 			 (int)qpid, state_name(vm->state));
+		/* the guest agent reconnects to VirtualMachineService */
+		vm->vms = vms_vm_new(NULL, false);
+		if (vms_attach(vm, &verr) < 0)
+			log_warn("vm %s: %s", vm->id, verr.message);
 	}
 	r = 0;
 out:

@@ -23,3 +23,4 @@ include $(srcdir)/tests/vsock.mk
 include $(srcdir)/tests/early.mk
 include $(srcdir)/tests/daemon.mk
 include $(srcdir)/tests/reliab.mk
+include $(srcdir)/tests/agent.mk
