@@ -1008,11 +1008,11 @@ static bool arg_valid(const char *s)
 	return true;
 }
 
-static bool env_valid(const char *s)
+static bool env_valid_key(const char *s)
 {
 	const char *eq = strchr(s, '=');
 
-	if (!eq || eq == s || !arg_valid(s) || strchr(s, ' '))
+	if (!eq || eq == s)
 		return false;
 	for (const char *p = s; p < eq; p++)
 		if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || *p == '_' ||
@@ -1043,44 +1043,67 @@ static void append(char *buf, size_t cap, size_t *len, bool *overflow, const cha
 
 /* The kernel command line: base options, the client's, payload env (init's
  * environment), then " -- " and the payload argv (init's argv). */
-static int build_cmdline(const Virtmgr__V1__VmConfig *c, char **out, struct vm_error *err)
+/* The payload (env, then " -- " argv) as kernel command line words, for a
+ * guest init without the agent. Return: false when it cannot be written
+ * there (double quotes, control characters, spaces in env values). */
+static bool cmdline_payload(const Virtmgr__V1__VmConfig *c, char *buf, size_t cap)
 {
-	char buf[CMDLINE_MAX + 1];
 	size_t len = 0;
 	bool overflow = false;
 
-	/* no_timer_check: under TCG on a loaded host the kernel's early timer
-	 * interrupt check can fail and panic before init runs (docs/guest.md) */
-	append(buf, sizeof(buf), &len, &overflow, "console=ttyS0 quiet panic=-1 no_timer_check");
-	if (c->cmdline && *c->cmdline) {
-		if (!arg_valid(c->cmdline) && strchr(c->cmdline, '"') == NULL)
-			return vm_error_set(err, VM_INVALID_ARGUMENT, "cmdline: contains control characters");
-		append(buf, sizeof(buf), &len, &overflow, " %s", c->cmdline);
-	}
+	buf[0] = '\0';
 	for (size_t i = 0; i < c->n_payload_env; i++) {
-		if (!env_valid(c->payload_env[i]))
-			return vm_error_set(err, VM_INVALID_ARGUMENT,
-					    "payload_env[%zu]: \"%s\" is not KEY=VALUE with a valid key and no spaces, quotes or control characters",
-					    i, c->payload_env[i]);
-		append(buf, sizeof(buf), &len, &overflow, " %s", c->payload_env[i]);
+		if (!arg_valid(c->payload_env[i]) || strchr(c->payload_env[i], ' '))
+			return false;
+		append(buf, cap, &len, &overflow, " %s", c->payload_env[i]);
 	}
 	if (c->n_payload_args)
-		append(buf, sizeof(buf), &len, &overflow, " --");
+		append(buf, cap, &len, &overflow, " --");
 	for (size_t i = 0; i < c->n_payload_args; i++) {
 		const char *a = c->payload_args[i];
 
 		if (!arg_valid(a))
-			return vm_error_set(err, VM_INVALID_ARGUMENT,
-					    "payload_args[%zu]: contains a double quote or a control character", i);
+			return false;
 		if (!*a || strchr(a, ' ') || strchr(a, '\t'))
-			append(buf, sizeof(buf), &len, &overflow, " \"%s\"", a);
+			append(buf, cap, &len, &overflow, " \"%s\"", a);
 		else
-			append(buf, sizeof(buf), &len, &overflow, " %s", a);
+			append(buf, cap, &len, &overflow, " %s", a);
+	}
+	return !overflow;
+}
+
+/*
+ * The kernel command line: base options and the client's. The payload travels
+ * in the config device tree, which vmagent reads; it is repeated on the
+ * command line (env words, then " -- " argv, which the kernel hands to init)
+ * for guests whose init has no agent, whenever it can be written there and
+ * fits.
+ */
+static int build_cmdline(const Virtmgr__V1__VmConfig *c, char **out, struct vm_error *err)
+{
+	char buf[CMDLINE_MAX + 1], payload[CMDLINE_MAX + 1];
+	size_t len = 0;
+	bool overflow = false;
+
+	for (size_t i = 0; i < c->n_payload_env; i++)
+		if (!env_valid_key(c->payload_env[i]))
+			return vm_error_set(err, VM_INVALID_ARGUMENT,
+					    "payload_env[%zu]: \"%s\" is not KEY=VALUE with a key of [A-Za-z_][A-Za-z0-9_]*",
+					    i, c->payload_env[i]);
+	/* no_timer_check: under TCG on a loaded host the kernel's early timer
+	 * interrupt check can fail and panic before init runs (docs/guest.md) */
+	append(buf, sizeof(buf), &len, &overflow, "console=ttyS0 quiet panic=-1 no_timer_check");
+	if (c->cmdline && *c->cmdline) {
+		for (const char *p = c->cmdline; *p; p++)
+			if ((unsigned char)*p < 0x20 || *p == 0x7f)
+				return vm_error_set(err, VM_INVALID_ARGUMENT, "cmdline: contains control characters");
+		append(buf, sizeof(buf), &len, &overflow, " %s", c->cmdline);
 	}
 	if (overflow)
-		return vm_error_set(err, VM_INVALID_ARGUMENT,
-				    "cmdline: the kernel command line (options, payload_env and payload_args) is longer than %d bytes",
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "cmdline: the kernel command line is longer than %d bytes",
 				    CMDLINE_MAX);
+	if (cmdline_payload(c, payload, sizeof(payload)) && len + strlen(payload) <= CMDLINE_MAX)
+		append(buf, sizeof(buf), &len, &overflow, "%s", payload);
 	*out = xstrdup(buf);
 	return 0;
 }
@@ -1371,7 +1394,11 @@ static void backend_exit_cb(struct ev_loop *loop, ev_io *w, int revents)
 static int vsock_prepare(struct vm *vm, struct qemu_config *qc, struct vm_error *err)
 {
 	struct daemon *d = vm->d;
-	struct vsock_host_opts opts = { .backend = d->cfg.vsock_backend, .log_level = NULL, .log_fd = -1 };
+	static const char *const levels[] = { [LOG_LVL_ERROR] = "error", [LOG_LVL_WARN] = "warning",
+					      [LOG_LVL_INFO] = "info", [LOG_LVL_DEBUG] = "debug" };
+	/* the backend logs to our stderr at our level */
+	struct vsock_host_opts opts = { .backend = d->cfg.vsock_backend, .log_level = levels[log_get_level()],
+					.log_fd = -1 };
 
 	if (strcmp(d->vsock_mode, "kernel") && d->cfg.vsock_backend && access(d->cfg.vsock_backend, X_OK) < 0)
 		return vm_error_set_errno(err, VM_FAILED_PRECONDITION, errno, "vm %s: vsock backend %s", vm->id,
