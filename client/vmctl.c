@@ -34,6 +34,8 @@ static const struct vmctl_command commands[] = {
 	{ "suspend", "pause a VM's vCPUs", cmd_suspend_help, cmd_suspend },
 	{ "resume", "resume a suspended VM", cmd_resume_help, cmd_resume },
 	{ "connect", "connect stdin/stdout to a vsock port of a VM", cmd_connect_help, cmd_connect },
+	{ "exec", "run a command in a VM through the guest agent", cmd_exec_help, cmd_exec },
+	{ "shell", "interactive shell in a VM through the guest agent", cmd_shell_help, cmd_shell },
 };
 
 static const char global_usage[] = "Usage: vmctl [--socket PATH] [--json] [--timeout SEC] COMMAND [ARGS...]\n";

@@ -22,6 +22,7 @@
 #include "server/daemon.h"
 #include "server/early.h"
 #include "server/vm.h"
+#include "server/vms.h"
 #include "server/vsock_host.h"
 
 #define DEFAULT_RUN_DIR "/run/virtmgr"
@@ -49,6 +50,7 @@ static void usage(FILE *f)
 		"  --max-streams N        concurrent calls per connection (default 256)\n"
 		"  --boot-timeout SEC     DEAD/HANGUP when not STARTED by then (default 60)\n"
 		"  --stop-timeout SEC     graceful phase of StopVm (default 10)\n"
+		"  --agent-timeout SEC    default image: kill a VM whose agent has not connected by then (default 120, 0 = never)\n"
 		"  --no-sandbox           do not run QEMU with -sandbox on\n"
 		"  --vsock-backend PATH   the vhost-user-vsock backend (default " LIBEXECDIR "/virtmgr-vsock)\n"
 		"  --early                early-boot mode (AVF early_virtmgr rules): declared VMs\n"
@@ -81,7 +83,7 @@ enum {
 	OPT_SOCKET = 256, OPT_RUN_DIR, OPT_GROUP, OPT_GUEST_DIR, OPT_QEMU, OPT_ACCEL, OPT_VSOCK_MODE,
 	OPT_CID_RANGE, OPT_VSOCK_PORT, OPT_MAX_VMS, OPT_MAX_CONN, OPT_MAX_STREAMS, OPT_BOOT_TIMEOUT,
 	OPT_STOP_TIMEOUT, OPT_NO_SANDBOX, OPT_EARLY, OPT_ROOT, OPT_EARLY_XSD, OPT_CLIENT_FD, OPT_READY_FD,
-	OPT_LOG_LEVEL, OPT_HELP, OPT_VERSION, OPT_VSOCK_BACKEND,
+	OPT_LOG_LEVEL, OPT_HELP, OPT_VERSION, OPT_AGENT_TIMEOUT, OPT_VSOCK_BACKEND,
 };
 
 static int parse_args(int argc, char **argv, struct daemon_config *c, bool *socket_given)
@@ -101,6 +103,7 @@ static int parse_args(int argc, char **argv, struct daemon_config *c, bool *sock
 		{ "max-streams", required_argument, NULL, OPT_MAX_STREAMS },
 		{ "boot-timeout", required_argument, NULL, OPT_BOOT_TIMEOUT },
 		{ "stop-timeout", required_argument, NULL, OPT_STOP_TIMEOUT },
+		{ "agent-timeout", required_argument, NULL, OPT_AGENT_TIMEOUT },
 		{ "no-sandbox", no_argument, NULL, OPT_NO_SANDBOX },
 		{ "vsock-backend", required_argument, NULL, OPT_VSOCK_BACKEND },
 		{ "early", no_argument, NULL, OPT_EARLY },
@@ -192,6 +195,11 @@ static int parse_args(int argc, char **argv, struct daemon_config *c, bool *sock
 			if (parse_u32("--stop-timeout", optarg, 1, 86400, &v) < 0)
 				return -1;
 			c->default_stop_timeout_ms = v * 1000;
+			break;
+		case OPT_AGENT_TIMEOUT:
+			if (parse_u32("--agent-timeout", optarg, 0, 86400, &v) < 0)
+				return -1;
+			vms_set_agent_timeout(v * 1000);
 			break;
 		case OPT_NO_SANDBOX:
 			c->sandbox = false;

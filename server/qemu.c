@@ -651,6 +651,12 @@ static int qemu_build_argv(const struct qemu_config *cfg, struct qemu_spawn *sp,
 		ADD("-append");
 		ADD(cfg->cmdline);
 	}
+	if (cfg->fw_cfg_config) {
+		cleanup_free char *path = opts_escape(cfg->fw_cfg_config);
+
+		ADD("-fw_cfg");
+		ADDF("name=opt/virtmgr/config,file=%s", path);
+	}
 	for (size_t i = 0; i < cfg->ndisks; i++) {
 		fdn = spawn_add_fd(sp, disk_fds[i]);
 		if (fdn < 0) {

@@ -38,6 +38,7 @@
 #include "lib/log.h"
 #include "server/early.h"
 #include "server/qemu.h"
+#include "server/vms.h"
 #include "server/statefile.h"
 #include "server/vsock_host.h"
 
@@ -47,6 +48,7 @@
 #define RUN_DIR_MIN_FREE (256u << 10) /* console.log, qemu.log, guest.log need room */
 #define MARKER_STARTED "VIRTMGR: STARTED"
 #define MARKER_EXIT "VIRTMGR: EXIT "
+#define MARKER_ERROR "VIRTMGR: ERROR "  /* "<ErrorCode> <message>", from vmagent */
 
 typedef Virtmgr__V1__VmState vm_state_t;
 typedef Virtmgr__V1__DeathReason death_t;
@@ -142,6 +144,7 @@ struct vm {
 	int stop_phase;
 	struct vm_watcher *watchers;
 	struct vm_waiter *waiters;
+	struct vms_vm *vms;             /* guest agent protocol (vms.c) */
 };
 
 static const char *state_name(vm_state_t s)
@@ -522,6 +525,7 @@ static void vm_release_runtime(struct vm *vm)
 		close(steal_fd(&vm->kernel_fd));
 	if (vm->initrd_fd >= 0)
 		close(steal_fd(&vm->initrd_fd));
+	vms_close(vm);
 	for (size_t i = 0; i < vm->ndisks; i++)
 		if (vm->disks[i].fd >= 0)
 			close(steal_fd(&vm->disks[i].fd));
@@ -584,6 +588,8 @@ static void on_qemu_exit(void *opaque, const struct qemu_exit *ex)
 		msg[n - 1] = '\0';
 	if (vm->forced_reason == VIRTMGR__V1__DEATH_REASON__DEATH_REASON_HANGUP)
 		snprintf(msg, sizeof(msg), "the guest did not start within %u ms", vm->boot_timeout_ms);
+	else if (vm->forced_reason == VIRTMGR__V1__DEATH_REASON__DEATH_REASON_AGENT_FAILED_TO_CONNECT)
+		snprintf(msg, sizeof(msg), "%s", vm->message);
 	else if (vm->forced_reason == VIRTMGR__V1__DEATH_REASON__DEATH_REASON_INFRASTRUCTURE_ERROR)
 		snprintf(msg, sizeof(msg), "%s", vm->message);  /* says which part failed */
 	vm_died(vm, reason, msg);
@@ -602,6 +608,13 @@ static void console_line(struct vm *vm, const char *line)
 		if (end == line + strlen(MARKER_EXIT) || code < 0 || code > 255)
 			return;
 		vm_guest_finished(vm, (int)code);
+	} else if (!strncmp(line, MARKER_ERROR, strlen(MARKER_ERROR))) {
+		char *end;
+		long code = strtol(line + strlen(MARKER_ERROR), &end, 10);
+
+		if (end == line + strlen(MARKER_ERROR) || code < 0 || code > 255 || *end != ' ')
+			return;
+		vm_guest_error(vm, (int)code, end + 1);
 	}
 }
 
@@ -638,8 +651,13 @@ void vm_guest_finished(struct vm *vm, int exit_code)
 void vm_guest_error(struct vm *vm, int code, const char *message)
 {
 	Virtmgr__V1__VmEvent ev = VIRTMGR__V1__VM_EVENT__INIT;
+	char text[VM_ERROR_MSG_MAX];
 
-	snprintf(vm->message, sizeof(vm->message), "guest error %d: %s", code, message ? message : "");
+	/* vmagent reports an error both on the console and through VirtualMachineService */
+	snprintf(text, sizeof(text), "guest error %d: %s", code, message ? message : "");
+	if (vm->guest_error_reason != VIRTMGR__V1__DEATH_REASON__DEATH_REASON_NONE && !strcmp(text, vm->message))
+		return;
+	snprintf(vm->message, sizeof(vm->message), "%s", text);
 	vm->guest_error_reason = code == VIRTMGR__V1__ERROR_CODE__ERROR_CODE_PAYLOAD_INVALID_CONFIG
 					 ? VIRTMGR__V1__DEATH_REASON__DEATH_REASON_INVALID_PAYLOAD_CONFIG
 					 : VIRTMGR__V1__DEATH_REASON__DEATH_REASON_PAYLOAD_ERROR;
@@ -706,6 +724,20 @@ const char *vm_run_dir(const struct vm *vm)
 uint32_t vm_cid(const struct vm *vm)
 {
 	return vm->cid;
+}
+
+struct vms_vm *vm_vms(const struct vm *vm)
+{
+	return vm->vms;
+}
+
+void vm_fail(struct vm *vm, Virtmgr__V1__DeathReason reason, const char *message)
+{
+	if (vm->state == VIRTMGR__V1__VM_STATE__VM_STATE_DEAD || !vm->qemu)
+		return;
+	vm->forced_reason = reason;
+	snprintf(vm->message, sizeof(vm->message), "%s", message);
+	qemu_kill(vm->qemu);
 }
 
 static void on_qemu_console(void *opaque, const char *buf, size_t len)
@@ -977,11 +1009,11 @@ static bool arg_valid(const char *s)
 	return true;
 }
 
-static bool env_valid(const char *s)
+static bool env_valid_key(const char *s)
 {
 	const char *eq = strchr(s, '=');
 
-	if (!eq || eq == s || !arg_valid(s) || strchr(s, ' '))
+	if (!eq || eq == s)
 		return false;
 	for (const char *p = s; p < eq; p++)
 		if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || *p == '_' ||
@@ -1012,42 +1044,67 @@ static void append(char *buf, size_t cap, size_t *len, bool *overflow, const cha
 
 /* The kernel command line: base options, the client's, payload env (init's
  * environment), then " -- " and the payload argv (init's argv). */
-static int build_cmdline(const Virtmgr__V1__VmConfig *c, char **out, struct vm_error *err)
+/* The payload (env, then " -- " argv) as kernel command line words, for a
+ * guest init without the agent. Return: false when it cannot be written
+ * there (double quotes, control characters, spaces in env values). */
+static bool cmdline_payload(const Virtmgr__V1__VmConfig *c, char *buf, size_t cap)
 {
-	char buf[CMDLINE_MAX + 1];
 	size_t len = 0;
 	bool overflow = false;
 
-	append(buf, sizeof(buf), &len, &overflow, "console=ttyS0 quiet panic=-1");
-	if (c->cmdline && *c->cmdline) {
-		if (!arg_valid(c->cmdline) && strchr(c->cmdline, '"') == NULL)
-			return vm_error_set(err, VM_INVALID_ARGUMENT, "cmdline: contains control characters");
-		append(buf, sizeof(buf), &len, &overflow, " %s", c->cmdline);
-	}
+	buf[0] = '\0';
 	for (size_t i = 0; i < c->n_payload_env; i++) {
-		if (!env_valid(c->payload_env[i]))
-			return vm_error_set(err, VM_INVALID_ARGUMENT,
-					    "payload_env[%zu]: \"%s\" is not KEY=VALUE with a valid key and no spaces, quotes or control characters",
-					    i, c->payload_env[i]);
-		append(buf, sizeof(buf), &len, &overflow, " %s", c->payload_env[i]);
+		if (!arg_valid(c->payload_env[i]) || strchr(c->payload_env[i], ' '))
+			return false;
+		append(buf, cap, &len, &overflow, " %s", c->payload_env[i]);
 	}
 	if (c->n_payload_args)
-		append(buf, sizeof(buf), &len, &overflow, " --");
+		append(buf, cap, &len, &overflow, " --");
 	for (size_t i = 0; i < c->n_payload_args; i++) {
 		const char *a = c->payload_args[i];
 
 		if (!arg_valid(a))
-			return vm_error_set(err, VM_INVALID_ARGUMENT,
-					    "payload_args[%zu]: contains a double quote or a control character", i);
+			return false;
 		if (!*a || strchr(a, ' ') || strchr(a, '\t'))
-			append(buf, sizeof(buf), &len, &overflow, " \"%s\"", a);
+			append(buf, cap, &len, &overflow, " \"%s\"", a);
 		else
-			append(buf, sizeof(buf), &len, &overflow, " %s", a);
+			append(buf, cap, &len, &overflow, " %s", a);
+	}
+	return !overflow;
+}
+
+/*
+ * The kernel command line: base options and the client's. The payload travels
+ * in the config device tree, which vmagent reads; it is repeated on the
+ * command line (env words, then " -- " argv, which the kernel hands to init)
+ * for guests whose init has no agent, whenever it can be written there and
+ * fits.
+ */
+static int build_cmdline(const Virtmgr__V1__VmConfig *c, char **out, struct vm_error *err)
+{
+	char buf[CMDLINE_MAX + 1], payload[CMDLINE_MAX + 1];
+	size_t len = 0;
+	bool overflow = false;
+
+	for (size_t i = 0; i < c->n_payload_env; i++)
+		if (!env_valid_key(c->payload_env[i]))
+			return vm_error_set(err, VM_INVALID_ARGUMENT,
+					    "payload_env[%zu]: \"%s\" is not KEY=VALUE with a key of [A-Za-z_][A-Za-z0-9_]*",
+					    i, c->payload_env[i]);
+	/* no_timer_check: under TCG on a loaded host the kernel's early timer
+	 * interrupt check can fail and panic before init runs (docs/guest.md) */
+	append(buf, sizeof(buf), &len, &overflow, "console=ttyS0 quiet panic=-1 no_timer_check");
+	if (c->cmdline && *c->cmdline) {
+		for (const char *p = c->cmdline; *p; p++)
+			if ((unsigned char)*p < 0x20 || *p == 0x7f)
+				return vm_error_set(err, VM_INVALID_ARGUMENT, "cmdline: contains control characters");
+		append(buf, sizeof(buf), &len, &overflow, " %s", c->cmdline);
 	}
 	if (overflow)
-		return vm_error_set(err, VM_INVALID_ARGUMENT,
-				    "cmdline: the kernel command line (options, payload_env and payload_args) is longer than %d bytes",
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "cmdline: the kernel command line is longer than %d bytes",
 				    CMDLINE_MAX);
+	if (cmdline_payload(c, payload, sizeof(payload)) && len + strlen(payload) <= CMDLINE_MAX)
+		append(buf, sizeof(buf), &len, &overflow, "%s", payload);
 	*out = xstrdup(buf);
 	return 0;
 }
@@ -1062,6 +1119,7 @@ static void vm_free(struct vm *vm)
 	free(vm->run_dir);
 	free(vm->disks);
 	free(vm->cmdline);
+	vms_vm_free(vm->vms);
 	free(vm);
 }
 
@@ -1134,9 +1192,9 @@ static int validate_config(struct daemon *d, const Virtmgr__V1__VmConfig *c, str
 		return vm_error_set(err, VM_INVALID_ARGUMENT, "vendor_modules: vendor modules are not supported");
 	if (c->n_assigned_devices)
 		return vm_error_set(err, VM_INVALID_ARGUMENT, "assigned_devices: device assignment is not supported");
-	if (c->payload_cwd && *c->payload_cwd)
-		return vm_error_set(err, VM_INVALID_ARGUMENT,
-				    "payload_cwd: a working directory needs the guest agent, which this guest image does not run");
+	if (c->payload_cwd && *c->payload_cwd && c->payload_cwd[0] != '/')
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "payload_cwd: \"%s\" is not an absolute path",
+				    c->payload_cwd);
 	vm->accel = xstrdup(c->accel && *c->accel ? c->accel : d->accel);
 	if (!strcmp(vm->accel, "kvm") && access("/dev/kvm", R_OK | W_OK) < 0)
 		return vm_error_set_errno(err, VM_INVALID_ARGUMENT, errno, "accel: kvm requested but /dev/kvm");
@@ -1267,6 +1325,7 @@ int vm_create(struct daemon *d, const Virtmgr__V1__VmConfig *config, struct ttrp
 		vm_free(vm);
 		return -1;
 	}
+	vm->vms = vms_vm_new(config, !config->kernel_fd && !(config->kernel && *config->kernel));
 	if (d->cfg.early ? early_assign(d, config, peer, vm, err) < 0 : cid_allocate(d, &vm->cid, err) < 0) {
 		vm_free(vm);
 		return -1;
@@ -1354,8 +1413,12 @@ static void backend_exit_cb(struct ev_loop *loop, ev_io *w, int revents)
 	vm->backend_reaped = true;
 	snprintf(vm->message, sizeof(vm->message), "the vsock backend (pid %d) %s %d", (int)vm->vsock.backend_pid,
 		 si.si_code == CLD_EXITED ? "exited with status" : "was killed by signal", si.si_status);
+	/* Status 0: the backend saw QEMU close the vhost-user socket, i.e. QEMU
+	 * is exiting (a guest power-off); on a loaded machine that exit can take
+	 * longer than the short grace meant for a crashed backend. */
 	vm->backend_grace_phase = 0;
-	ev_timer_init(&vm->backend_grace, backend_grace_cb, 0.25, 0);
+	ev_timer_init(&vm->backend_grace, backend_grace_cb,
+		      si.si_code == CLD_EXITED && si.si_status == 0 ? 5.0 : 0.25, 0);
 	vm->backend_grace.data = vm;
 	ev_timer_start(loop, &vm->backend_grace);
 }
@@ -1363,7 +1426,11 @@ static void backend_exit_cb(struct ev_loop *loop, ev_io *w, int revents)
 static int vsock_prepare(struct vm *vm, struct qemu_config *qc, struct vm_error *err)
 {
 	struct daemon *d = vm->d;
-	struct vsock_host_opts opts = { .backend = d->cfg.vsock_backend, .log_level = NULL, .log_fd = -1 };
+	static const char *const levels[] = { [LOG_LVL_ERROR] = "error", [LOG_LVL_WARN] = "warning",
+					      [LOG_LVL_INFO] = "info", [LOG_LVL_DEBUG] = "debug" };
+	/* the backend logs to our stderr at our level */
+	struct vsock_host_opts opts = { .backend = d->cfg.vsock_backend, .log_level = levels[log_get_level()],
+					.log_fd = -1 };
 
 	if (strcmp(d->vsock_mode, "kernel") && d->cfg.vsock_backend && access(d->cfg.vsock_backend, X_OK) < 0)
 		return vm_error_set_errno(err, VM_FAILED_PRECONDITION, errno, "vm %s: vsock backend %s", vm->id,
@@ -1380,6 +1447,16 @@ static int vsock_prepare(struct vm *vm, struct qemu_config *qc, struct vm_error 
 		ev_io_start(d->loop, &vm->backend_io);
 	}
 	return 0;
+}
+
+/* VirtualMachineService for this VM on host vsock port = its CID (vms.c). */
+static int vms_attach(struct vm *vm, struct vm_error *err)
+{
+	int lfd = vsock_host_listen(&vm->vsock, vm->cid, err);
+
+	if (lfd < 0)
+		return vm_error_prefix(err, "vm %s: VirtualMachineService listener", vm->id);
+	return vms_listen(vm->d, vm, lfd, err);
 }
 
 static void boot_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -1431,6 +1508,7 @@ int vm_start(struct vm *vm, struct vm_error *err)
 {
 	struct daemon *d = vm->d;
 	struct qemu_config qc = { 0 };
+	const char *fw_cfg_config = NULL;
 	cleanup_close int stdin_rd = -1;
 	int r;
 
@@ -1445,7 +1523,7 @@ int vm_start(struct vm *vm, struct vm_error *err)
 		vm_died(vm, VIRTMGR__V1__DEATH_REASON__DEATH_REASON_START_FAILED, err->message);
 		return -1;
 	}
-	if (run_dir_check_space(vm->run_dir, err) < 0) {
+	if (run_dir_check_space(vm->run_dir, err) < 0 || vms_prepare(vm, vm->vms, &fw_cfg_config, err) < 0) {
 		vm_died(vm, VIRTMGR__V1__DEATH_REASON__DEATH_REASON_START_FAILED, err->message);
 		return -1;
 	}
@@ -1455,12 +1533,13 @@ int vm_start(struct vm *vm, struct vm_error *err)
 	qc.kernel_fd = vm->kernel_fd;
 	qc.initrd_fd = vm->initrd_fd;
 	qc.cmdline = vm->cmdline;
+	qc.fw_cfg_config = fw_cfg_config;
 	qc.memory_mib = vm->memory_mib;
 	qc.cpus = vm->cpus;
 	qc.disks = vm->disks;
 	qc.ndisks = vm->ndisks;
 	qc.sandbox = d->cfg.sandbox;
-	if ((stdin_rd = console_pipe(vm, err)) < 0 || vsock_prepare(vm, &qc, err) < 0) {
+	if ((stdin_rd = console_pipe(vm, err)) < 0 || vsock_prepare(vm, &qc, err) < 0 || vms_attach(vm, err) < 0) {
 		vm_died(vm, VIRTMGR__V1__DEATH_REASON__DEATH_REASON_START_FAILED, err->message);
 		return -1;
 	}
@@ -1850,8 +1929,14 @@ static int restore_one(struct daemon *d, const char *dir, struct vm_error *err)
 		vm->kill_requested = true;
 		qemu_kill(vm->qemu);
 	} else {
+		struct vm_error verr = { 0 };
+
 		log_info("vm %s (%s, cid %u): adopted running QEMU %d (%s)", vm->id, vm->name, vm->cid,
 			 (int)qpid, state_name(vm->state));
+		/* the guest agent reconnects to VirtualMachineService */
+		vm->vms = vms_vm_new(NULL, false);
+		if (vms_attach(vm, &verr) < 0)
+			log_warn("vm %s: %s", vm->id, verr.message);
 	}
 	r = 0;
 out:
