@@ -54,7 +54,9 @@ for attempt in 1 2 3 4 5; do
 	echo "# attempt $attempt did not hang: $(tail -1 "$T/cv.out")"
 done
 [[ $(cat "$T/cv.out") == calling ]] || fail "ConnectVsock to a paused guest returned: $(cat "$T/cv.out")"
-(($(fd_count "$DAEMON_PID") > base + 1)) || fail "no pending vsock connection in the daemon"
+# the caller's connection (socket + peer pidfd) and the pending vsock connection
+wait_for 30 bash -c "(( \$(ls /proc/$DAEMON_PID/fd | wc -l) > $base + 2 ))" ||
+	fail "no pending vsock connection in the daemon ($(fd_count "$DAEMON_PID") fds, $base before)"
 kill -9 "$pid"
 wait "$pid" 2>/dev/null || true
 vmctl resume "$vm" >/dev/null
