@@ -57,7 +57,8 @@ after_death() {
 	wait_for 30 bash -c "[[ \$(ls /proc/$DAEMON_PID/fd | wc -l) -le $baseline ]]" ||
 		fail "$name: virtmgrd has $(fd_count "$DAEMON_PID") fds, $baseline before"
 	bystander_ok
-	wait_for 30 bash -c "! pgrep -f -- '--cid $victim_cid( |\$)' >/dev/null" ||
+	# (children of this daemon only: other daemons on the machine may use the CID too)
+	wait_for 30 bash -c "! pgrep -P $DAEMON_PID -f -- '--cid $victim_cid( |\$)' >/dev/null" ||
 		fail "$name: a vsock backend for cid $victim_cid survives"
 }
 
