@@ -19,10 +19,9 @@ EXTRA_DIST += tests/integration/security.sh
 # ---- fuzz targets (tests/fuzz/fuzz.mk's pattern) ----
 # vmctl's argument parsers: argv vectors built from the input.
 FUZZ_TARGETS += vmctl
-FUZZ_SRCS_vmctl = tests/fuzz/fuzz_vmctl.c client/vmctl.c client/json.c client/cmd_info.c \
-	client/cmd_version.c client/cmd_run.c client/cmd_list.c client/cmd_stop.c client/cmd_kill.c \
-	client/cmd_wait.c client/cmd_console.c client/cmd_logs.c client/cmd_suspend.c client/cmd_resume.c \
-	client/cmd_connect.c client/client.c lib/ttrpc.c lib/ttrpc-client.c lib/util.c lib/log.c \
+# (vmctl's and the client library's sources, taken from client/local.mk)
+FUZZ_SRCS_vmctl = tests/fuzz/fuzz_vmctl.c $(filter %.c,$(client_libvmctl_la_SOURCES)) \
+	$(filter %.c,$(client_libvirtmgr_client_la_SOURCES)) lib/ttrpc.c lib/ttrpc-client.c lib/util.c lib/log.c \
 	protos/ttrpc.pb-c.c protos/virtmgr.pb-c.c
 FUZZ_LIBS_vmctl =
 check_PROGRAMS += tests/fuzz/replay_vmctl
