@@ -91,7 +91,8 @@ wait_for 60 bash -c "tmux -L $TMUX_SOCK capture-pane -p | grep -q '# \$\\|\\\$ \
 tmux -L "$TMUX_SOCK" send-keys 'echo h""i; stty size' Enter
 wait_for 60 bash -c "tmux -L $TMUX_SOCK capture-pane -p | grep -q '^hi\$'" ||
 	fail "tmux pane does not show hi: $(tmux -L "$TMUX_SOCK" capture-pane -p)"
-tmux -L "$TMUX_SOCK" capture-pane -p | grep -q '^30 100$' ||
+# `stty size` answers after `hi` is shown: wait for it too (hang guard only)
+wait_for 60 bash -c "tmux -L $TMUX_SOCK capture-pane -p | grep -q '^30 100\$'" ||
 	fail "the guest pty did not get the window size: $(tmux -L "$TMUX_SOCK" capture-pane -p)"
 tmux -L "$TMUX_SOCK" send-keys 'exit 3' Enter
 wait_for 60 bash -c "tmux -L $TMUX_SOCK capture-pane -p | grep -q vmctl-exited-3" ||
