@@ -132,6 +132,19 @@ done
 grep -q 'vmctl-exited-7' "$T/pane" || fail "shell exit status not returned: $(cat "$T/pane")"
 ok "interactive shell on a pty under tmux: echo, window size and resize, exit status"
 
+# --- signals to vmctl reach the remote process group
+ex -- sh -c 'sleep 60; exit 0' &
+exec_pid=$!
+for _ in $(seq 100); do pgrep -P "$AGENT_PID" -x sh >/dev/null && break; sleep 0.05; done
+sleep 0.2
+kill -TERM "$exec_pid"
+set +e
+wait "$exec_pid"
+rc=$?
+set -e
+[[ $rc -eq 143 ]] || fail "SIGTERM forwarded to the remote command: exit $rc, want 143"
+ok "SIGTERM to vmctl exec is forwarded: the remote command dies of it (143)"
+
 # --- the agent killed under a running exec: a clear error, exit 255
 ex -- sleep 60 2>"$T/killed.err" &
 exec_pid=$!
