@@ -158,7 +158,7 @@ static void connected(struct agent_host *h, int fd)
 	h->conn_broken = false;
 	h->retry_s = 0.2;
 	if (!h->connected_once)
-		log_info("connected to VirtualMachineService");
+		log_debug("connected to VirtualMachineService");
 	h->connected_once = true;
 	host_flush(h);
 }

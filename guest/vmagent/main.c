@@ -576,6 +576,8 @@ int main(int argc, char **argv)
 	if (r > 0) {
 		r = agent_config_parse(blob, blob_len, &a->cfg, &err);
 		a->have_cfg = r == 0;
+		if (a->have_cfg && a->cfg.debug)
+			log_set_level(LOG_LVL_DEBUG);   /* VmConfig.debug */
 	}
 	a->cid = a->have_cfg ? a->cfg.cid : local_cid();
 	a->host = agent_host_new(a);
