@@ -79,14 +79,17 @@ exec 3<"$T/fifo"
 dd bs=1 count=1 <&3 >/dev/null 2>&1
 sleep 2
 a_rss=$(rss_kib "$AGENT_PID")
-c_rss=$(rss_kib "$exec_pid")
+# $exec_pid is the subshell running the shell function; vmctl is its child
+client=$(pgrep -P "$exec_pid" | head -1)
+c_rss=$(rss_kib "${client:-$exec_pid}")
 total=$((1 + $(cat <&3 | wc -c)))
 exec 3<&-
 wait "$exec_pid" || fail "vmctl exec of the burst failed"
 echo "# stalled 100 MiB burst: vmagent RSS ${a_rss} KiB, vmctl RSS ${c_rss} KiB"
 [[ $total -eq $((100 << 20)) ]] || fail "burst delivered $total bytes"
 ((a_rss < 32768)) || fail "vmagent RSS ${a_rss} KiB while the reader stalled"
-((c_rss < 32768)) || fail "vmctl RSS ${c_rss} KiB while the reader stalled"
+# (vmctl may carry ASan's shadow memory: the bound is still far below 100 MiB)
+((c_rss < 65536)) || fail "vmctl RSS ${c_rss} KiB while the reader stalled"
 ok "100 MiB burst through a stalled reader: all bytes, vmagent and vmctl memory bounded"
 
 # --- exec failures name the problem
