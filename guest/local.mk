@@ -33,12 +33,16 @@ install-guest-image:
 		echo " INSTALL  $(guestdatadir)/{vmlinuz,initramfs.img}"; \
 		$(MKDIR_P) '$(DESTDIR)$(guestdatadir)' && \
 		$(INSTALL_DATA) $(GUEST_IMAGE_DIR)/vmlinuz $(GUEST_IMAGE_DIR)/initramfs.img \
-			'$(DESTDIR)$(guestdatadir)/'; \
+			'$(DESTDIR)$(guestdatadir)/' || exit 1; \
+		if test -f $(GUEST_IMAGE_DIR)/vmlinux; then \
+			$(INSTALL_DATA) $(GUEST_IMAGE_DIR)/vmlinux '$(DESTDIR)$(guestdatadir)/' || exit 1; \
+		fi; \
 	fi
 
 uninstall-local: uninstall-guest-image
 uninstall-guest-image:
-	rm -f '$(DESTDIR)$(guestdatadir)/vmlinuz' '$(DESTDIR)$(guestdatadir)/initramfs.img'
+	rm -f '$(DESTDIR)$(guestdatadir)/vmlinuz' '$(DESTDIR)$(guestdatadir)/vmlinux' \
+		'$(DESTDIR)$(guestdatadir)/initramfs.img'
 
 clean-local: clean-guest-image
 clean-guest-image:

@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -401,6 +402,44 @@ static int listen_unix(struct daemon *d)
 	return 0;
 }
 
+/*
+ * Fit the connection limit into the fd limit. Every connection costs two fds
+ * (its socket and a pidfd pinning the peer), and every VM costs several
+ * (QEMU's pidfd, console pipe, QMP socket, the vsock backend's pidfd, log
+ * files). Were connections allowed to use up the fd
+ * table, accept() would fail with EMFILE and new clients would wait in the
+ * listen backlog with no answer, and StartVm would fail for lack of fds. So
+ * the soft limit is raised to the hard one, a quarter of it (at least 32) is
+ * kept for everything but connections, and --max-connections is lowered to
+ * what the rest holds: clients beyond it are refused at once (accepted and
+ * closed).
+ */
+static void fit_connection_limit(struct daemon *d)
+{
+	struct rlimit rl;
+	rlim_t reserve, budget;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rlim_t want = rl.rlim_max == RLIM_INFINITY ? 1u << 20 : rl.rlim_max;
+
+		rl.rlim_cur = want;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (rl.rlim_cur == RLIM_INFINITY)
+		return;
+	reserve = MAX(rl.rlim_cur / 4, (rlim_t)32);
+	budget = rl.rlim_cur > reserve + 2 ? (rl.rlim_cur - reserve) / 2 : 1;
+	if (d->cfg.limits.max_connections && d->cfg.limits.max_connections <= budget)
+		return;
+	log_warn("RLIMIT_NOFILE is %llu: accepting at most %llu connections (not %u) so that %llu fds stay for VMs",
+		 (unsigned long long)rl.rlim_cur, (unsigned long long)budget, d->cfg.limits.max_connections,
+		 (unsigned long long)reserve);
+	d->cfg.limits.max_connections = (unsigned)budget;
+}
+
 static void resolve_vsock_mode(struct daemon *d)
 {
 	bool kernel = vsock_host_probe() == VSOCK_HOST_KERNEL;
@@ -472,6 +511,7 @@ int main(int argc, char **argv)
 		log_error("%s", err.message);
 		return 1;
 	}
+	fit_connection_limit(&d);
 	d.api = ttrpc_server_new(d.loop);
 	ttrpc_server_set_limits(d.api, &d.cfg.limits);
 	ttrpc_server_set_conn_callbacks(d.api, NULL, on_conn_close, &d);

@@ -30,6 +30,7 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -44,6 +45,7 @@
 #define CMDLINE_MAX 2047            /* x86 COMMAND_LINE_SIZE - 1 */
 #define CONSOLE_SINK_MAX (1u << 20) /* console bytes buffered for a slow client fd */
 #define MAX_DEAD_DETACHED 64
+#define RUN_DIR_MIN_FREE (256u << 10) /* console.log, qemu.log, guest.log need room */
 #define MARKER_STARTED "VIRTMGR: STARTED"
 #define MARKER_EXIT "VIRTMGR: EXIT "
 #define MARKER_ERROR "VIRTMGR: ERROR "  /* "<ErrorCode> <message>", from vmagent */
@@ -893,33 +895,93 @@ static bool name_valid(const char *s)
 	return true;
 }
 
-/* Open @path as the caller would (fsuid/fsgid = the peer's), never following
- * a symlink in the last component into something the caller cannot read. */
+/*
+ * The peer's supplementary groups as the kernel shows them in
+ * /proc/<pid>/status, read while its pidfd proves the pid was not reused.
+ * Return: how many were stored in @out (at most @max); 0 when unknown (then
+ * the open runs with no supplementary group: never more access than the peer).
+ */
+static size_t peer_groups(const struct ttrpc_peer *peer, gid_t *out, size_t max)
+{
+	char path[64], line[4096];
+	size_t n = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)peer->pid);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		char *tok, *save = NULL;
+
+		if (strncmp(line, "Groups:", 7))
+			continue;
+		for (tok = strtok_r(line + 7, " \t\n", &save); tok && n < max; tok = strtok_r(NULL, " \t\n", &save))
+			out[n++] = (gid_t)strtoul(tok, NULL, 10);
+		break;
+	}
+	fclose(f);
+	/* still alive after the read: /proc/<pid> was the peer, not a successor */
+	if (peer->pidfd < 0 || syscall(SYS_pidfd_send_signal, peer->pidfd, 0, NULL, 0) < 0)
+		return 0;
+	return n;
+}
+
+/*
+ * Open @path as the caller would: fsuid, fsgid and supplementary groups are
+ * the peer's for the duration of the open(), so neither a symlink, nor a
+ * directory only the daemon may search, nor a group the daemon happens to
+ * be in lets a client read a file it could not read itself.
+ */
 static int open_as_peer(const struct ttrpc_peer *peer, const char *field, const char *path, int flags,
 			struct vm_error *err)
 {
+	bool switch_ids = geteuid() == 0 && peer->uid != 0;
+	cleanup_free gid_t *saved = NULL, *groups = NULL;
+	cleanup_close int pathfd = -1;
+	int nsaved = 0, fd, e;
 	struct stat st;
-	int fd, e;
 
 	if (!path || path[0] != '/')
 		return vm_error_set(err, VM_INVALID_ARGUMENT, "%s: \"%s\" is not an absolute path", field,
 				    path ? path : "");
-	if (geteuid() == 0 && peer->uid != 0) {
+	if (switch_ids) {
+		size_t ngroups;
+
+		nsaved = getgroups(0, NULL);
+		saved = xcalloc((size_t)MAX(nsaved, 1), sizeof(*saved));
+		nsaved = getgroups(MAX(nsaved, 1), saved);
+		groups = xcalloc(256, sizeof(*groups));
+		ngroups = peer_groups(peer, groups, 256);
+		if (nsaved < 0 || setgroups(ngroups, groups) < 0)
+			return vm_error_set_errno(err, VM_INTERNAL, errno, "%s: cannot take the caller's groups", field);
 		setfsgid(peer->gid);
 		setfsuid(peer->uid);
 	}
-	fd = open(path, flags | O_CLOEXEC | O_NOCTTY);
-	e = errno;
-	if (geteuid() == 0 && peer->uid != 0) {
-		setfsuid(0);
-		setfsgid(0);
+	/* O_PATH first: a FIFO would block the loop in open() and a device
+	 * node could act on being opened; only a regular file is reopened */
+	pathfd = open(path, O_PATH | O_CLOEXEC);
+	if (pathfd >= 0 && fstat(pathfd, &st) == 0 && S_ISREG(st.st_mode)) {
+		char proc[64];
+
+		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", pathfd);
+		fd = open(proc, flags | O_CLOEXEC | O_NOCTTY);
+	} else {
+		fd = -1;
+		if (pathfd >= 0)
+			errno = 0;   /* not a regular file */
 	}
+	e = errno;
+	if (switch_ids) {
+		setfsuid(geteuid());
+		setfsgid(getegid());
+		if (setgroups((size_t)nsaved, saved) < 0)
+			log_error("cannot restore the daemon's supplementary groups: %s", strerror(errno));
+	}
+	if (fd < 0 && e == 0)
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "%s: %s is not a regular file", field, path);
 	if (fd < 0)
 		return vm_error_set_errno(err, VM_INVALID_ARGUMENT, e, "%s: cannot open %s", field, path);
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		close(fd);
-		return vm_error_set(err, VM_INVALID_ARGUMENT, "%s: %s is not a regular file", field, path);
-	}
 	return fd;
 }
 
@@ -946,11 +1008,11 @@ static bool arg_valid(const char *s)
 	return true;
 }
 
-static bool env_valid(const char *s)
+static bool env_valid_key(const char *s)
 {
 	const char *eq = strchr(s, '=');
 
-	if (!eq || eq == s || !arg_valid(s) || strchr(s, ' '))
+	if (!eq || eq == s)
 		return false;
 	for (const char *p = s; p < eq; p++)
 		if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || *p == '_' ||
@@ -981,42 +1043,67 @@ static void append(char *buf, size_t cap, size_t *len, bool *overflow, const cha
 
 /* The kernel command line: base options, the client's, payload env (init's
  * environment), then " -- " and the payload argv (init's argv). */
-static int build_cmdline(const Virtmgr__V1__VmConfig *c, char **out, struct vm_error *err)
+/* The payload (env, then " -- " argv) as kernel command line words, for a
+ * guest init without the agent. Return: false when it cannot be written
+ * there (double quotes, control characters, spaces in env values). */
+static bool cmdline_payload(const Virtmgr__V1__VmConfig *c, char *buf, size_t cap)
 {
-	char buf[CMDLINE_MAX + 1];
 	size_t len = 0;
 	bool overflow = false;
 
-	append(buf, sizeof(buf), &len, &overflow, "console=ttyS0 quiet panic=-1");
-	if (c->cmdline && *c->cmdline) {
-		if (!arg_valid(c->cmdline) && strchr(c->cmdline, '"') == NULL)
-			return vm_error_set(err, VM_INVALID_ARGUMENT, "cmdline: contains control characters");
-		append(buf, sizeof(buf), &len, &overflow, " %s", c->cmdline);
-	}
+	buf[0] = '\0';
 	for (size_t i = 0; i < c->n_payload_env; i++) {
-		if (!env_valid(c->payload_env[i]))
-			return vm_error_set(err, VM_INVALID_ARGUMENT,
-					    "payload_env[%zu]: \"%s\" is not KEY=VALUE with a valid key and no spaces, quotes or control characters",
-					    i, c->payload_env[i]);
-		append(buf, sizeof(buf), &len, &overflow, " %s", c->payload_env[i]);
+		if (!arg_valid(c->payload_env[i]) || strchr(c->payload_env[i], ' '))
+			return false;
+		append(buf, cap, &len, &overflow, " %s", c->payload_env[i]);
 	}
 	if (c->n_payload_args)
-		append(buf, sizeof(buf), &len, &overflow, " --");
+		append(buf, cap, &len, &overflow, " --");
 	for (size_t i = 0; i < c->n_payload_args; i++) {
 		const char *a = c->payload_args[i];
 
 		if (!arg_valid(a))
-			return vm_error_set(err, VM_INVALID_ARGUMENT,
-					    "payload_args[%zu]: contains a double quote or a control character", i);
+			return false;
 		if (!*a || strchr(a, ' ') || strchr(a, '\t'))
-			append(buf, sizeof(buf), &len, &overflow, " \"%s\"", a);
+			append(buf, cap, &len, &overflow, " \"%s\"", a);
 		else
-			append(buf, sizeof(buf), &len, &overflow, " %s", a);
+			append(buf, cap, &len, &overflow, " %s", a);
+	}
+	return !overflow;
+}
+
+/*
+ * The kernel command line: base options and the client's. The payload travels
+ * in the config device tree, which vmagent reads; it is repeated on the
+ * command line (env words, then " -- " argv, which the kernel hands to init)
+ * for guests whose init has no agent, whenever it can be written there and
+ * fits.
+ */
+static int build_cmdline(const Virtmgr__V1__VmConfig *c, char **out, struct vm_error *err)
+{
+	char buf[CMDLINE_MAX + 1], payload[CMDLINE_MAX + 1];
+	size_t len = 0;
+	bool overflow = false;
+
+	for (size_t i = 0; i < c->n_payload_env; i++)
+		if (!env_valid_key(c->payload_env[i]))
+			return vm_error_set(err, VM_INVALID_ARGUMENT,
+					    "payload_env[%zu]: \"%s\" is not KEY=VALUE with a key of [A-Za-z_][A-Za-z0-9_]*",
+					    i, c->payload_env[i]);
+	/* no_timer_check: under TCG on a loaded host the kernel's early timer
+	 * interrupt check can fail and panic before init runs (docs/guest.md) */
+	append(buf, sizeof(buf), &len, &overflow, "console=ttyS0 quiet panic=-1 no_timer_check");
+	if (c->cmdline && *c->cmdline) {
+		for (const char *p = c->cmdline; *p; p++)
+			if ((unsigned char)*p < 0x20 || *p == 0x7f)
+				return vm_error_set(err, VM_INVALID_ARGUMENT, "cmdline: contains control characters");
+		append(buf, sizeof(buf), &len, &overflow, " %s", c->cmdline);
 	}
 	if (overflow)
-		return vm_error_set(err, VM_INVALID_ARGUMENT,
-				    "cmdline: the kernel command line (options, payload_env and payload_args) is longer than %d bytes",
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "cmdline: the kernel command line is longer than %d bytes",
 				    CMDLINE_MAX);
+	if (cmdline_payload(c, payload, sizeof(payload)) && len + strlen(payload) <= CMDLINE_MAX)
+		append(buf, sizeof(buf), &len, &overflow, "%s", payload);
 	*out = xstrdup(buf);
 	return 0;
 }
@@ -1307,7 +1394,11 @@ static void backend_exit_cb(struct ev_loop *loop, ev_io *w, int revents)
 static int vsock_prepare(struct vm *vm, struct qemu_config *qc, struct vm_error *err)
 {
 	struct daemon *d = vm->d;
-	struct vsock_host_opts opts = { .backend = d->cfg.vsock_backend, .log_level = NULL, .log_fd = -1 };
+	static const char *const levels[] = { [LOG_LVL_ERROR] = "error", [LOG_LVL_WARN] = "warning",
+					      [LOG_LVL_INFO] = "info", [LOG_LVL_DEBUG] = "debug" };
+	/* the backend logs to our stderr at our level */
+	struct vsock_host_opts opts = { .backend = d->cfg.vsock_backend, .log_level = levels[log_get_level()],
+					.log_fd = -1 };
 
 	if (strcmp(d->vsock_mode, "kernel") && d->cfg.vsock_backend && access(d->cfg.vsock_backend, X_OK) < 0)
 		return vm_error_set_errno(err, VM_FAILED_PRECONDITION, errno, "vm %s: vsock backend %s", vm->id,
@@ -1344,6 +1435,22 @@ static void boot_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	vm->forced_reason = VIRTMGR__V1__DEATH_REASON__DEATH_REASON_HANGUP;
 	if (vm->qemu)
 		qemu_kill(vm->qemu);
+}
+
+/* A full file system would let the VM start and then lose its console and
+ * logs (every write failing): refuse to start it instead, naming the path. */
+static int run_dir_check_space(const char *run_dir, struct vm_error *err)
+{
+	struct statvfs sv;
+
+	if (statvfs(run_dir, &sv) < 0)
+		return vm_error_set_errno(err, VM_INTERNAL, errno, "statvfs %s", run_dir);
+	if ((uint64_t)sv.f_bavail * sv.f_frsize < RUN_DIR_MIN_FREE || (sv.f_files && sv.f_favail < 16))
+		return vm_error_set(err, VM_RESOURCE_EXHAUSTED,
+				    "run directory %s: %llu KiB and %llu inodes free, a VM needs at least %u KiB",
+				    run_dir, (unsigned long long)sv.f_bavail * sv.f_frsize >> 10,
+				    (unsigned long long)sv.f_favail, RUN_DIR_MIN_FREE >> 10);
+	return 0;
 }
 
 /* QEMU's stdin is a pipe the daemon writes: console input from the client's
@@ -1384,7 +1491,7 @@ int vm_start(struct vm *vm, struct vm_error *err)
 		vm_died(vm, VIRTMGR__V1__DEATH_REASON__DEATH_REASON_START_FAILED, err->message);
 		return -1;
 	}
-	if (vms_prepare(vm, vm->vms, &fw_cfg_config, err) < 0) {
+	if (run_dir_check_space(vm->run_dir, err) < 0 || vms_prepare(vm, vm->vms, &fw_cfg_config, err) < 0) {
 		vm_died(vm, VIRTMGR__V1__DEATH_REASON__DEATH_REASON_START_FAILED, err->message);
 		return -1;
 	}
