@@ -292,7 +292,9 @@ static void spawn_payload(struct agent *a)
 		for (char **e = a->payload_env; e && *e; e++)
 			putenv(*e);
 		if (rp[1] >= 0) {
-			int fd = fcntl(rp[1], F_DUPFD, 3); /* without CLOEXEC and O_NONBLOCK */
+			/* fd 3, so that every shell can write to it (dash takes one
+			 * digit after >&); whatever the agent had there is CLOEXEC */
+			int fd = rp[1] == 3 ? fcntl(3, F_SETFD, 0) == 0 ? 3 : -1 : dup2(rp[1], 3);
 
 			if (fd >= 0) {
 				fcntl(fd, F_SETFL, 0);
