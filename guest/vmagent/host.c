@@ -33,6 +33,9 @@
 #define HOST_LOG_QUEUE 1024
 #define HOST_LOG_MSG_MAX 2048
 #define HOST_LOG_DELAY_S 0.2
+/* An empty ForwardLog when idle: a connection the host side dropped (the
+ * vsock device is reset when the VM is paused) is noticed and re-made. */
+#define HOST_HEARTBEAT_S 5.0
 
 enum report_kind { REPORT_STARTED, REPORT_READY, REPORT_FINISHED, REPORT_ERROR };
 
@@ -63,11 +66,13 @@ struct agent_host {
 	bool log_in_flight;
 	size_t log_sent;                /* records in the call in flight */
 	ev_timer log_timer;
+	ev_timer heartbeat;
 	void (*idle_cb)(struct agent *a);
 };
 
 static void host_connect(struct agent_host *h);
 static void host_flush(struct agent_host *h);
+static void heartbeat_cb(struct ev_loop *loop, ev_timer *w, int revents);
 
 static void check_idle(struct agent_host *h)
 {
@@ -245,6 +250,9 @@ struct agent_host *agent_host_new(struct agent *a)
 	h->deadline_ns = now_mono_ns() + (uint64_t)(a->connect_timeout_s * 1e9);
 	ev_init(&h->retry_timer, retry_cb);
 	h->retry_timer.data = h;
+	ev_timer_init(&h->heartbeat, heartbeat_cb, HOST_HEARTBEAT_S, HOST_HEARTBEAT_S);
+	h->heartbeat.data = h;
+	ev_timer_start(a->loop, &h->heartbeat);
 	host_connect(h);
 	return h;
 }
@@ -369,6 +377,22 @@ static void log_reply(const struct vm_error *status, const uint8_t *payload, siz
 	else if (h->nlogs && !ev_is_active(&h->log_timer))
 		ev_timer_start(h->a->loop, &h->log_timer);
 	check_idle(h);
+}
+
+static void heartbeat_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct agent_host *h = w->data;
+	Virtmgr__V1__ForwardLogRequest req = VIRTMGR__V1__FORWARD_LOG_REQUEST__INIT;
+
+	if (h->gave_up) {
+		ev_timer_stop(loop, w);
+		return;
+	}
+	if (!h->conn || h->conn_broken || h->log_in_flight || h->nlogs || h->idle_cb)
+		return;
+	h->log_in_flight = true;
+	h->log_sent = 0;
+	ttrpc_conn_call(h->conn, HOST_SERVICE, "ForwardLog", &req.base, HOST_CALL_TIMEOUT_NS, log_reply, h);
 }
 
 static void log_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
