@@ -4,7 +4,9 @@
  * configuration (= the guest's own CID, as AVF does), or to a Unix socket
  * given with --host-socket. Connecting is non-blocking and retried (200 ms,
  * then up to 1 s apart) until --connect-timeout; after that the agent gives
- * up on the host and runs on with the console markers alone. Reports
+ * up on the host and runs on with the console markers alone. Once connected,
+ * a lost connection (daemon restart, vsock device reset) is retried without
+ * a deadline, up to 5 s apart. Reports
  * (started, ready, finished, errors) are queued in order while there is no
  * connection and sent as unary calls once there is one; a report whose call
  * fails because the connection broke goes back into the queue and the agent
@@ -126,14 +128,15 @@ static void give_up(struct agent_host *h, const char *why)
 
 static void schedule_retry(struct agent_host *h, const char *why)
 {
-	if (now_mono_ns() >= h->deadline_ns) {
+	/* once the host was reached, it is only away (a daemon restart): keep trying */
+	if (!h->connected_once && now_mono_ns() >= h->deadline_ns) {
 		give_up(h, why);
 		return;
 	}
 	log_debug("host connection: %s; retrying in %.1f s", why, h->retry_s);
 	ev_timer_set(&h->retry_timer, h->retry_s, 0);
 	ev_timer_start(h->a->loop, &h->retry_timer);
-	h->retry_s = MIN(h->retry_s * 2, 1.0);
+	h->retry_s = MIN(h->retry_s * 2, h->connected_once ? 5.0 : 1.0);
 }
 
 static void retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
