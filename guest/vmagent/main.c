@@ -332,7 +332,12 @@ static void payload_exited(struct agent *a, int status)
 		a->exit_code = 128 + a->exit_signal;
 	}
 	if (a->ready_fd >= 0) {
+		char c;
+
+		/* the payload may have signalled readiness just before exiting */
 		ev_io_stop(a->loop, &a->ready_io);
+		if (read(a->ready_fd, &c, 1) == 1)
+			agent_host_ready(a->host);
 		close(steal_fd(&a->ready_fd));
 	}
 	agent_marker(a, "\nVIRTMGR: EXIT %d\n", a->exit_code);
