@@ -33,7 +33,7 @@
 #include "server/fdtconfig.h"
 #include "server/vm.h"
 
-#define VMS_LOST_DELAY_S 2.0
+#define VMS_LOST_DELAY_S 10.0
 #define VMS_MAX_CONNS 4
 
 struct vms_conn {
@@ -264,9 +264,12 @@ static void agent_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
 static void lost_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct vms_vm *v = w->data;
+	Virtmgr__V1__VmInfo info = VIRTMGR__V1__VM_INFO__INIT;
 	Virtmgr__V1__VmState st = vm_state(v->vm);
 
-	if (v->nconns || st >= VIRTMGR__V1__VM_STATE__VM_STATE_FINISHED ||
+	vm_fill_info(v->vm, &info);
+	/* pausing the VM resets its vsock device: the agent reconnects after resume */
+	if (v->nconns || info.suspended || st >= VIRTMGR__V1__VM_STATE__VM_STATE_FINISHED ||
 	    st < VIRTMGR__V1__VM_STATE__VM_STATE_STARTING)
 		return;
 	vm_guest_error(v->vm, VIRTMGR__V1__ERROR_CODE__ERROR_CODE_UNKNOWN,

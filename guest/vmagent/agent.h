@@ -66,16 +66,18 @@ struct agent {
 };
 
 /* main.c */
+/** agent_log() - "vmagent: ..." on the console (stderr when not PID 1). Return: nothing. */
 void agent_log(struct agent *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Print a whole console marker line ("\nVIRTMGR: ...\n"). */
+/** agent_marker() - a whole console marker line ("\nVIRTMGR: ...\n") in one write(). Return: nothing. */
 void agent_marker(struct agent *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /**
  * agent_request() - power off / reboot (PID 1) or exit: stop the payload
  * (SIGTERM, then SIGKILL after a grace period), flush reports, then act.
  * @why: logged on the console
+ * Only the first request counts. Return: nothing.
  */
 void agent_request(struct agent *a, enum agent_action action, const char *why);
-/* The base environment of processes the agent starts. */
+/** agent_child_env() - set the base environment (PATH, HOME, TERM) in a forked child. Return: nothing. */
 void agent_child_env(void);
 
 /* host.c */
@@ -85,15 +87,20 @@ void agent_child_env(void);
  * Return: the client state (never NULL).
  */
 struct agent_host *agent_host_new(struct agent *a);
+/* Queue one report (sent in order once connected; dropped if the host was given up on). */
 void agent_host_started(struct agent_host *h);
 void agent_host_ready(struct agent_host *h);
 void agent_host_finished(struct agent_host *h, int exit_code, int signal);
 void agent_host_error(struct agent_host *h, int code, const char *message);
+/* Queue one log record for ForwardLog (bounded: beyond the queue, counted as dropped). */
 void agent_host_log(struct agent_host *h, uint64_t timestamp_ns, uint32_t priority, const char *source,
 		    const char *message);
-/* Return: true when nothing is queued or in flight (or the host is unreachable for good). */
+/** agent_host_idle() - Return: true when nothing is queued or in flight, or the host was given up on. */
 bool agent_host_idle(const struct agent_host *h);
-/* Called (once) when agent_host_idle() turns true after agent_host_flush_cb() was set. */
+/**
+ * agent_host_on_idle() - flush queued log records now and call @cb once
+ * agent_host_idle() is true (at once if it already is). Return: nothing.
+ */
 void agent_host_on_idle(struct agent_host *h, void (*cb)(struct agent *a));
 
 /* exec.c */
@@ -102,13 +109,13 @@ void agent_host_on_idle(struct agent_host *h, void (*cb)(struct agent *a));
  * Return: 0, or -1 with @err.
  */
 int agent_service_start(struct agent *a, uint32_t port, struct vm_error *err);
-/* A child exited: Return true if it was an Exec session's process. */
+/** agent_exec_reaped() - a child exited. Return: true if it was an Exec session's process. */
 bool agent_exec_reaped(struct agent *a, pid_t pid, int status);
-/* Kill every Exec session's process group (shutdown). */
+/** agent_exec_kill_all() - send @sig to every Exec session's process group (shutdown). Return: nothing. */
 void agent_exec_kill_all(struct agent *a, int sig);
 
 /* logfwd.c */
-/* Serve /dev/log and follow /dev/kmsg (PID 1 only for /dev/log). Return: the state. */
+/** agent_logfwd_start() - serve /dev/log and/or follow /dev/kmsg. Return: the state (never NULL). */
 struct agent_logfwd *agent_logfwd_start(struct agent *a, bool dev_log, bool kmsg);
 
 #endif

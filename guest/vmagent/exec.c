@@ -337,7 +337,7 @@ static void cancel_cb(struct ttrpc_call *call, void *opaque)
 
 	(void)call;
 	s->call = NULL;
-	log_info("exec %d: the caller went away, killing it", (int)s->pid);
+	log_debug("exec %d: the caller went away, killing it", (int)s->pid);
 	kill(-s->pid, SIGKILL);
 	if (s->exited)
 		session_free(s);
@@ -545,7 +545,7 @@ static void exec_handler(struct ttrpc_call *call, const ProtobufCMessage *msg, v
 	n_sessions++;
 	ttrpc_call_set_cancel(call, cancel_cb, s);
 	ttrpc_call_set_data_cb(call, data_cb, s);
-	log_info("exec %d: %s%s", (int)pid, req->argv[0], req->tty ? " (tty)" : "");
+	log_debug("exec %d: %s%s", (int)pid, req->argv[0], req->tty ? " (tty)" : "");
 	if (!ttrpc_call_is_stream(call)) {
 		/* a unary caller sends no stdin */
 		s->in_eof = true;

@@ -4,7 +4,9 @@
  * configuration (= the guest's own CID, as AVF does), or to a Unix socket
  * given with --host-socket. Connecting is non-blocking and retried (200 ms,
  * then up to 1 s apart) until --connect-timeout; after that the agent gives
- * up on the host and runs on with the console markers alone. Reports
+ * up on the host and runs on with the console markers alone. Once connected,
+ * a lost connection (daemon restart, vsock device reset) is retried without
+ * a deadline, up to 5 s apart. Reports
  * (started, ready, finished, errors) are queued in order while there is no
  * connection and sent as unary calls once there is one; a report whose call
  * fails because the connection broke goes back into the queue and the agent
@@ -33,6 +35,9 @@
 #define HOST_LOG_QUEUE 1024
 #define HOST_LOG_MSG_MAX 2048
 #define HOST_LOG_DELAY_S 0.2
+/* An empty ForwardLog when idle: a connection the host side dropped (the
+ * vsock device is reset when the VM is paused) is noticed and re-made. */
+#define HOST_HEARTBEAT_S 5.0
 
 enum report_kind { REPORT_STARTED, REPORT_READY, REPORT_FINISHED, REPORT_ERROR };
 
@@ -63,11 +68,13 @@ struct agent_host {
 	bool log_in_flight;
 	size_t log_sent;                /* records in the call in flight */
 	ev_timer log_timer;
+	ev_timer heartbeat;
 	void (*idle_cb)(struct agent *a);
 };
 
 static void host_connect(struct agent_host *h);
 static void host_flush(struct agent_host *h);
+static void heartbeat_cb(struct ev_loop *loop, ev_timer *w, int revents);
 
 static void check_idle(struct agent_host *h)
 {
@@ -121,14 +128,15 @@ static void give_up(struct agent_host *h, const char *why)
 
 static void schedule_retry(struct agent_host *h, const char *why)
 {
-	if (now_mono_ns() >= h->deadline_ns) {
+	/* once the host was reached, it is only away (a daemon restart): keep trying */
+	if (!h->connected_once && now_mono_ns() >= h->deadline_ns) {
 		give_up(h, why);
 		return;
 	}
 	log_debug("host connection: %s; retrying in %.1f s", why, h->retry_s);
 	ev_timer_set(&h->retry_timer, h->retry_s, 0);
 	ev_timer_start(h->a->loop, &h->retry_timer);
-	h->retry_s = MIN(h->retry_s * 2, 1.0);
+	h->retry_s = MIN(h->retry_s * 2, h->connected_once ? 5.0 : 1.0);
 }
 
 static void retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -158,7 +166,7 @@ static void connected(struct agent_host *h, int fd)
 	h->conn_broken = false;
 	h->retry_s = 0.2;
 	if (!h->connected_once)
-		log_info("connected to VirtualMachineService");
+		log_debug("connected to VirtualMachineService");
 	h->connected_once = true;
 	host_flush(h);
 }
@@ -245,6 +253,9 @@ struct agent_host *agent_host_new(struct agent *a)
 	h->deadline_ns = now_mono_ns() + (uint64_t)(a->connect_timeout_s * 1e9);
 	ev_init(&h->retry_timer, retry_cb);
 	h->retry_timer.data = h;
+	ev_timer_init(&h->heartbeat, heartbeat_cb, HOST_HEARTBEAT_S, HOST_HEARTBEAT_S);
+	h->heartbeat.data = h;
+	ev_timer_start(a->loop, &h->heartbeat);
 	host_connect(h);
 	return h;
 }
@@ -369,6 +380,22 @@ static void log_reply(const struct vm_error *status, const uint8_t *payload, siz
 	else if (h->nlogs && !ev_is_active(&h->log_timer))
 		ev_timer_start(h->a->loop, &h->log_timer);
 	check_idle(h);
+}
+
+static void heartbeat_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct agent_host *h = w->data;
+	Virtmgr__V1__ForwardLogRequest req = VIRTMGR__V1__FORWARD_LOG_REQUEST__INIT;
+
+	if (h->gave_up) {
+		ev_timer_stop(loop, w);
+		return;
+	}
+	if (!h->conn || h->conn_broken || h->log_in_flight || h->nlogs || h->idle_cb)
+		return;
+	h->log_in_flight = true;
+	h->log_sent = 0;
+	ttrpc_conn_call(h->conn, HOST_SERVICE, "ForwardLog", &req.base, HOST_CALL_TIMEOUT_NS, log_reply, h);
 }
 
 static void log_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)

@@ -292,7 +292,9 @@ static void spawn_payload(struct agent *a)
 		for (char **e = a->payload_env; e && *e; e++)
 			putenv(*e);
 		if (rp[1] >= 0) {
-			int fd = fcntl(rp[1], F_DUPFD, 3); /* without CLOEXEC and O_NONBLOCK */
+			/* fd 3, so that every shell can write to it (dash takes one
+			 * digit after >&); whatever the agent had there is CLOEXEC */
+			int fd = rp[1] == 3 ? fcntl(3, F_SETFD, 0) == 0 ? 3 : -1 : dup2(rp[1], 3);
 
 			if (fd >= 0) {
 				fcntl(fd, F_SETFL, 0);
@@ -330,7 +332,12 @@ static void payload_exited(struct agent *a, int status)
 		a->exit_code = 128 + a->exit_signal;
 	}
 	if (a->ready_fd >= 0) {
+		char c;
+
+		/* the payload may have signalled readiness just before exiting */
 		ev_io_stop(a->loop, &a->ready_io);
+		if (read(a->ready_fd, &c, 1) == 1)
+			agent_host_ready(a->host);
 		close(steal_fd(&a->ready_fd));
 	}
 	agent_marker(a, "\nVIRTMGR: EXIT %d\n", a->exit_code);
@@ -576,6 +583,8 @@ int main(int argc, char **argv)
 	if (r > 0) {
 		r = agent_config_parse(blob, blob_len, &a->cfg, &err);
 		a->have_cfg = r == 0;
+		if (a->have_cfg && a->cfg.debug)
+			log_set_level(LOG_LVL_DEBUG);   /* VmConfig.debug */
 	}
 	a->cid = a->have_cfg ? a->cfg.cid : local_cid();
 	a->host = agent_host_new(a);
