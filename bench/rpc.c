@@ -698,7 +698,7 @@ int main(int argc, char **argv)
 	Virtmgr__V1__ListVmsRequest lreq = VIRTMGR__V1__LIST_VMS_REQUEST__INIT;
 
 	req_prepare(&info, &o, "GetDaemonInfo", &ireq.base, &virtmgr__v1__daemon_info__descriptor);
-	printf("{\"id\":\"idle_rss_start\",\"label\":\"virtmgrd RSS, idle\",\"unit\":\"KiB\",\"ours\":[%ld]}\n",
+	printf("{\"id\":\"idle_rss_start\",\"label\":\"virtmgrd RSS before the RPC runs\",\"unit\":\"KiB\",\"ours\":[%ld]}\n",
 	       rss_kib(pid));
 	fflush(stdout);
 	if (want(&o, "latency"))
