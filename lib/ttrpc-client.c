@@ -154,6 +154,33 @@ static void cl_remove_stream(struct ttrpc_client *cl, uint32_t id)
 	}
 }
 
+/* Drop parked frames of @sid: nobody will ask for them. */
+static void cl_purge(struct ttrpc_client *cl, uint32_t sid)
+{
+	struct cl_frame **pp = &cl->q_head, *last = NULL;
+
+	while (*pp) {
+		struct cl_frame *f = *pp;
+
+		if (f->hdr.stream_id == sid) {
+			*pp = f->next;
+			cl->parked -= f->hdr.length;
+			cl_frame_free(f);
+		} else {
+			last = f;
+			pp = &f->next;
+		}
+	}
+	cl->q_tail = last;
+}
+
+/* Nobody reads @s any more: drop what is parked and what is still to come. */
+static void cl_abandon(struct ttrpc_client *cl, struct cl_stream *s)
+{
+	s->abandoned = true;
+	cl_purge(cl, s->id);
+}
+
 static int cl_break(struct ttrpc_client *cl, struct vm_error *err, int code, const char *what, const char *detail)
 {
 	if (!cl->broken) {
@@ -388,7 +415,7 @@ int ttrpc_client_call(struct ttrpc_client *cl, const char *service, const char *
 		f = NULL;
 	}
 	if (r == 0) {
-		s->abandoned = true;
+		cl_abandon(cl, s);
 		return vm_error_set(err, VM_DEADLINE_EXCEEDED, "%s/%s: deadline exceeded", service, method);
 	}
 	if (r < 0) {
@@ -462,7 +489,7 @@ int ttrpc_client_stream_recv(struct ttrpc_client *cl, uint32_t stream_id, uint8_
 	if (!s || s->abandoned)
 		return vm_error_set(err, VM_INVALID_ARGUMENT, "stream %u is not open", stream_id);
 	if (s->ended) {
-		s->abandoned = true;
+		cl_abandon(cl, s);
 		return 0;
 	}
 	if (timeout_ms >= 0)
@@ -478,13 +505,13 @@ int ttrpc_client_stream_recv(struct ttrpc_client *cl, uint32_t stream_id, uint8_
 
 		if (f->oversize) {
 			cl_frame_free(f);
-			s->abandoned = true;
+			cl_abandon(cl, s);
 			return vm_error_set(err, VM_RESOURCE_EXHAUSTED, "stream %u: data frame over the limit",
 					    stream_id);
 		}
 		if (closed && !f->hdr.length) {
 			cl_frame_free(f);
-			s->abandoned = true;
+			cl_abandon(cl, s);
 			return 0;
 		}
 		s->ended = closed;
@@ -499,4 +526,12 @@ int ttrpc_client_stream_recv(struct ttrpc_client *cl, uint32_t stream_id, uint8_
 	r = cl_response_status(f, &payload, &plen, err);
 	cl_frame_free(f);
 	return r < 0 ? -1 : 0;
+}
+
+void ttrpc_client_stream_abandon(struct ttrpc_client *cl, uint32_t stream_id)
+{
+	struct cl_stream *s = cl_find_stream(cl, stream_id);
+
+	if (s)
+		cl_abandon(cl, s);
 }

@@ -458,6 +458,8 @@ struct ttrpc_server {
 	struct ttrpc_limits limits;
 	ttrpc_conn_cb on_open, on_close;
 	void *conn_opaque;
+	double refuse_logged;     /* ev_now() of the last "limit reached" line */
+	unsigned refused;         /* refused since that line */
 };
 
 struct out_frame {
@@ -1292,13 +1294,22 @@ static struct ttrpc_conn *server_add_conn(struct ttrpc_server *srv, int fd, stru
 		srv->conns->prev = c;
 	srv->conns = c;
 	srv->nconns++;
-	if (srv->on_open)
+	if (srv->on_open) {
+		/* on_open may refuse the peer by closing the connection. */
+		c->depth++;
 		srv->on_open(c, srv->conn_opaque);
+		c->depth--;
+		if (c->closed) {
+			conn_free(c);
+			return NULL;
+		}
+	}
 	return c;
 }
 
 struct ttrpc_conn *ttrpc_server_adopt(struct ttrpc_server *srv, int fd, struct vm_error *err)
 {
+	struct ttrpc_conn *c;
 	int type;
 	socklen_t tl = sizeof(type);
 
@@ -1306,7 +1317,10 @@ struct ttrpc_conn *ttrpc_server_adopt(struct ttrpc_server *srv, int fd, struct v
 		return vm_error_set_errno(err, VM_INVALID_ARGUMENT, errno, "fd %d is not a socket", fd), NULL;
 	if (type != SOCK_STREAM)
 		return vm_error_set(err, VM_INVALID_ARGUMENT, "fd %d is not a stream socket", fd), NULL;
-	return server_add_conn(srv, fd, NULL);
+	c = server_add_conn(srv, fd, NULL);
+	if (!c)
+		vm_error_set(err, VM_PERMISSION_DENIED, "connection on fd %d refused when opened", fd);
+	return c;
 }
 
 /* Tear down everything but the struct itself; idempotent. */
@@ -1445,8 +1459,14 @@ static void listener_cb(struct ev_loop *loop, ev_io *w, int revents)
 			l->starved = false;
 		}
 		if (srv->limits.max_connections && srv->nconns >= srv->limits.max_connections) {
-			log_warn("ttrpc: connection limit (%u) reached; refusing a new connection",
-				 srv->limits.max_connections);
+			/* At most one line a second however fast they come. */
+			srv->refused++;
+			if (ev_now(loop) - srv->refuse_logged >= 1.0) {
+				log_warn("ttrpc: connection limit (%u) reached; refused %u new connection(s)",
+					 srv->limits.max_connections, srv->refused);
+				srv->refuse_logged = ev_now(loop);
+				srv->refused = 0;
+			}
 			close(fd);
 			continue;
 		}

@@ -144,7 +144,8 @@ struct ttrpc_limits {
 struct ttrpc_server *ttrpc_server_new(struct ev_loop *loop);
 void ttrpc_server_free(struct ttrpc_server *srv);
 void ttrpc_server_set_limits(struct ttrpc_server *srv, const struct ttrpc_limits *limits);
-/* Called when a connection is accepted / before it is freed. */
+/* Called when a connection is accepted / before it is freed. on_open may
+ * refuse the peer with ttrpc_conn_close() (then on_close runs at once). */
 void ttrpc_server_set_conn_callbacks(struct ttrpc_server *srv, ttrpc_conn_cb on_open,
 				     ttrpc_conn_cb on_close, void *opaque);
 /**
@@ -168,7 +169,9 @@ struct ttrpc_listener *ttrpc_server_listen_fd(struct ttrpc_server *srv, int fd, 
 void ttrpc_listener_close(struct ttrpc_listener *l);
 void ttrpc_listener_set_data(struct ttrpc_listener *l, void *data);
 void *ttrpc_listener_get_data(const struct ttrpc_listener *l);
-/* Serve an already connected socket (e.g. one end of a socketpair). */
+/* Serve an already connected socket (e.g. one end of a socketpair); the fd
+ * passes to the server. Return: the connection, or NULL (err filled; the fd
+ * is closed if on_open refused it, left open if it is not a stream socket). */
 struct ttrpc_conn *ttrpc_server_adopt(struct ttrpc_server *srv, int fd, struct vm_error *err);
 unsigned ttrpc_server_conn_count(const struct ttrpc_server *srv);
 
@@ -249,6 +252,10 @@ int ttrpc_client_stream_send(struct ttrpc_client *cl, uint32_t stream_id, const 
  */
 int ttrpc_client_stream_recv(struct ttrpc_client *cl, uint32_t stream_id, uint8_t **data, size_t *len,
 			     int timeout_ms, struct vm_error *err);
+
+/* Stop reading @stream_id: its parked and future frames are dropped (the
+ * server is not told; its final Response is absorbed when it comes). */
+void ttrpc_client_stream_abandon(struct ttrpc_client *cl, uint32_t stream_id);
 
 /* Asynchronous client connection on a libev loop. */
 typedef void (*ttrpc_reply_cb)(const struct vm_error *status, const uint8_t *payload, size_t len,

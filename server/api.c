@@ -24,7 +24,7 @@
 /* What IsFeatureEnabled and GetDaemonInfo report. */
 static const char *const api_features[] = {
 	"create-vm", "console-fds", "detach", "watch-events", "wait", "suspend-resume",
-	"open-log", "instance-id", "hybrid-cid-range",
+	"open-log", "instance-id", "vsock",
 };
 
 static bool peer_in_group(const struct daemon *d, const struct ttrpc_peer *peer)
@@ -256,6 +256,19 @@ static void api_open_log(struct ttrpc_call *call, const ProtobufCMessage *msg, v
 	ttrpc_call_reply(call, &resp.base, &fd, 1);
 }
 
+static void api_connect_vsock(struct ttrpc_call *call, const ProtobufCMessage *msg, void *opaque)
+{
+	const Virtmgr__V1__ConnectVsockRequest *req = (const void *)msg;
+	struct daemon *d = opaque;
+	struct vm_error err = { 0 };
+	struct vm *vm;
+
+	if (!api_allowed(d, call) || !(vm = api_find(d, call, req->vm)))
+		return;
+	if (vm_connect_vsock(vm, req->port, call, &err) < 0)
+		ttrpc_call_fail_error(call, &err);
+}
+
 static void api_unimplemented(struct ttrpc_call *call, const ProtobufCMessage *msg, void *opaque)
 {
 	ttrpc_call_fail(call, VM_UNIMPLEMENTED, "%s is not implemented by this daemon yet",
@@ -355,7 +368,7 @@ void api_register(struct daemon *d)
 		{ "ListVms", &virtmgr__v1__list_vms_request__descriptor, api_list_vms },
 		{ "WatchVm", &virtmgr__v1__watch_vm_request__descriptor, api_watch_vm },
 		{ "WaitVm", &virtmgr__v1__wait_vm_request__descriptor, api_wait_vm },
-		{ "ConnectVsock", &virtmgr__v1__connect_vsock_request__descriptor, api_unimplemented },
+		{ "ConnectVsock", &virtmgr__v1__connect_vsock_request__descriptor, api_connect_vsock },
 		{ "OpenLog", &virtmgr__v1__open_log_request__descriptor, api_open_log },
 		{ "AttachConsole", &virtmgr__v1__vm_ref__descriptor, api_unimplemented },
 		{ "AllocateInstanceId", &virtmgr__v1__allocate_instance_id_request__descriptor,

@@ -35,6 +35,7 @@ struct daemon_config {
 	int client_fd;                /* early spawn-per-client: the one client */
 	int ready_fd;
 	bool sandbox;                 /* -sandbox on for QEMU */
+	const char *vsock_backend;    /* virtmgr-vsock binary, NULL = installed one */
 };
 
 struct daemon {

@@ -11,6 +11,6 @@ server_virtmgrd_SOURCES = \
 	server/qemu.c server/qemu.h \
 	server/qmp.c server/qmp.h
 server_virtmgrd_CFLAGS = $(AM_CFLAGS) $(PROTOBUF_C_CFLAGS) $(LIBXML_CFLAGS) $(FDT_CFLAGS)
-server_virtmgrd_LDADD = lib/libvirtmgr.la $(PROTOBUF_C_LIBS) $(LIBXML_LIBS) $(FDT_LIBS) $(EV_LIBS)
+server_virtmgrd_LDADD = server/vsock/libvsockhost.la lib/libvirtmgr.la $(PROTOBUF_C_LIBS) $(LIBXML_LIBS) $(FDT_LIBS) $(EV_LIBS)
 
 include $(srcdir)/server/vsock/vsock.mk

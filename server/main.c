@@ -21,6 +21,7 @@
 #include "server/daemon.h"
 #include "server/early.h"
 #include "server/vm.h"
+#include "server/vsock_host.h"
 
 #define DEFAULT_RUN_DIR "/run/virtmgr"
 #define DEFAULT_SOCKET DEFAULT_RUN_DIR "/virtmgrd.sock"
@@ -45,6 +46,7 @@ static void usage(FILE *f)
 		"  --boot-timeout SEC     DEAD/HANGUP when not STARTED by then (default 60)\n"
 		"  --stop-timeout SEC     graceful phase of StopVm (default 10)\n"
 		"  --no-sandbox           do not run QEMU with -sandbox on\n"
+		"  --vsock-backend PATH   the vhost-user-vsock backend (default " LIBEXECDIR "/virtmgr-vsock)\n"
 		"  --early                early-boot mode (AVF early_virtmgr rules)\n"
 		"  --root DIR             early mode: prefix of every path (tests)\n"
 		"  --early-xsd PATH       early mode: schema for early_vms*.xml\n"
@@ -73,7 +75,7 @@ enum {
 	OPT_SOCKET = 256, OPT_RUN_DIR, OPT_GROUP, OPT_GUEST_DIR, OPT_QEMU, OPT_ACCEL, OPT_VSOCK_MODE,
 	OPT_CID_RANGE, OPT_VSOCK_PORT, OPT_MAX_VMS, OPT_MAX_CONN, OPT_MAX_STREAMS, OPT_BOOT_TIMEOUT,
 	OPT_STOP_TIMEOUT, OPT_NO_SANDBOX, OPT_EARLY, OPT_ROOT, OPT_EARLY_XSD, OPT_CLIENT_FD, OPT_READY_FD,
-	OPT_LOG_LEVEL, OPT_HELP, OPT_VERSION,
+	OPT_LOG_LEVEL, OPT_HELP, OPT_VERSION, OPT_VSOCK_BACKEND,
 };
 
 static int parse_args(int argc, char **argv, struct daemon_config *c, bool *socket_given)
@@ -94,6 +96,7 @@ static int parse_args(int argc, char **argv, struct daemon_config *c, bool *sock
 		{ "boot-timeout", required_argument, NULL, OPT_BOOT_TIMEOUT },
 		{ "stop-timeout", required_argument, NULL, OPT_STOP_TIMEOUT },
 		{ "no-sandbox", no_argument, NULL, OPT_NO_SANDBOX },
+		{ "vsock-backend", required_argument, NULL, OPT_VSOCK_BACKEND },
 		{ "early", no_argument, NULL, OPT_EARLY },
 		{ "root", required_argument, NULL, OPT_ROOT },
 		{ "early-xsd", required_argument, NULL, OPT_EARLY_XSD },
@@ -183,6 +186,9 @@ static int parse_args(int argc, char **argv, struct daemon_config *c, bool *sock
 			break;
 		case OPT_NO_SANDBOX:
 			c->sandbox = false;
+			break;
+		case OPT_VSOCK_BACKEND:
+			c->vsock_backend = optarg;
 			break;
 		case OPT_EARLY:
 			c->early = true;
@@ -321,7 +327,7 @@ static int listen_unix(struct daemon *d)
 
 static void resolve_vsock_mode(struct daemon *d)
 {
-	bool kernel = access("/dev/vhost-vsock", R_OK | W_OK) == 0;
+	bool kernel = vsock_host_probe() == VSOCK_HOST_KERNEL;
 
 	if (!strcmp(d->cfg.vsock_mode, "kernel") || (!strcmp(d->cfg.vsock_mode, "auto") && kernel))
 		d->vsock_mode = "kernel";
@@ -368,6 +374,12 @@ int main(int argc, char **argv)
 		d.accel = accel_detect(NULL, NULL, d.accel_reason, sizeof(d.accel_reason));
 	}
 	resolve_vsock_mode(&d);
+	if (!d.cfg.vsock_backend)
+		d.cfg.vsock_backend = getenv("VIRTMGR_VSOCK_BACKEND") ? getenv("VIRTMGR_VSOCK_BACKEND")
+								   : LIBEXECDIR "/virtmgr-vsock";
+	if (!strcmp(d.vsock_mode, "user") && access(d.cfg.vsock_backend, X_OK) < 0)
+		log_warn("vsock backend %s: %s (VMs will fail to start; see --vsock-backend)", d.cfg.vsock_backend,
+			 strerror(errno));
 	gr = getgrnam(d.cfg.group);
 	d.group_exists = gr != NULL;
 	d.group_gid = gr ? gr->gr_gid : (gid_t)-1;

@@ -28,11 +28,13 @@
 #include <sys/pidfd.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "lib/log.h"
 #include "server/early.h"
 #include "server/qemu.h"
+#include "server/vsock_host.h"
 
 #define CMDLINE_MAX 2047            /* x86 COMMAND_LINE_SIZE - 1 */
 #define CONSOLE_SINK_MAX (1u << 20) /* console bytes buffered for a slow client fd */
@@ -105,6 +107,11 @@ struct vm {
 	bool agent_connected;
 	death_t guest_error_reason;     /* from NotifyError, used if it dies afterwards */
 	ev_timer agent_timer;
+	struct vsock_host_vm vsock;     /* guest vsock device (backend in user mode) */
+	bool vsock_prepared;
+	ev_io backend_io;               /* the backend's pidfd: readable when it exits */
+	ev_timer backend_grace;
+	bool backend_reaped;
 	char line[256];
 	size_t line_len;
 	bool stop_requested;            /* StopVm: death is SHUTDOWN whatever the path */
@@ -305,10 +312,59 @@ static death_t death_from_exit(struct vm *vm, const struct qemu_exit *ex)
 	return VIRTMGR__V1__DEATH_REASON__DEATH_REASON_INFRASTRUCTURE_ERROR;
 }
 
+/*
+ * The vsock backend is our child: it must be reaped, but never with a
+ * waitpid(-1) that could steal QEMU's status. A reaper owns a dup of the
+ * backend's pidfd and reaps exactly that process when it exits.
+ */
+struct backend_reaper {
+	ev_io io;
+	int pidfd;
+};
+
+static void reaper_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct backend_reaper *r = w->data;
+	siginfo_t si = { 0 };
+
+	if (waitid(P_PIDFD, (id_t)r->pidfd, &si, WEXITED | WNOHANG) < 0 && errno == EAGAIN)
+		return;
+	ev_io_stop(loop, w);
+	close(r->pidfd);
+	free(r);
+}
+
+static void backend_release(struct vm *vm)
+{
+	struct ev_loop *loop = vm->d->loop;
+
+	if (!vm->vsock_prepared)
+		return;
+	if (ev_is_active(&vm->backend_io))
+		ev_io_stop(loop, &vm->backend_io);
+	if (ev_is_active(&vm->backend_grace))
+		ev_timer_stop(loop, &vm->backend_grace);
+	if (vm->vsock.backend_pidfd >= 0 && !vm->backend_reaped) {
+		struct backend_reaper *r = xzalloc(sizeof(*r));
+
+		r->pidfd = fcntl(vm->vsock.backend_pidfd, F_DUPFD_CLOEXEC, 3);
+		if (r->pidfd < 0) {
+			free(r);
+		} else {
+			ev_io_init(&r->io, reaper_cb, r->pidfd, EV_READ);
+			r->io.data = r;
+			ev_io_start(loop, &r->io);
+		}
+	}
+	vsock_host_release(&vm->vsock);
+	vm->vsock_prepared = false;
+}
+
 static void vm_release_runtime(struct vm *vm)
 {
 	struct ev_loop *loop = vm->d->loop;
 
+	backend_release(vm);
 	if (ev_is_active(&vm->boot_timer))
 		ev_timer_stop(loop, &vm->boot_timer);
 	if (ev_is_active(&vm->stop_timer))
@@ -388,6 +444,8 @@ static void on_qemu_exit(void *opaque, const struct qemu_exit *ex)
 		msg[n - 1] = '\0';
 	if (vm->forced_reason == VIRTMGR__V1__DEATH_REASON__DEATH_REASON_HANGUP)
 		snprintf(msg, sizeof(msg), "the guest did not start within %u ms", vm->boot_timeout_ms);
+	else if (vm->forced_reason == VIRTMGR__V1__DEATH_REASON__DEATH_REASON_INFRASTRUCTURE_ERROR)
+		snprintf(msg, sizeof(msg), "%s", vm->message);  /* says which part failed */
 	vm_died(vm, reason, msg);
 }
 
@@ -1024,6 +1082,60 @@ int vm_create(struct daemon *d, const Virtmgr__V1__VmConfig *config, struct ttrp
 
 /* ---------------------------------------------------------------- start/stop */
 
+/* The backend exited while QEMU runs: the guest's vsock device is gone and
+ * the guest would hang on it, so the VM is stopped (INFRASTRUCTURE_ERROR).
+ * The backend also exits when QEMU goes away, and may notice that first:
+ * only if QEMU is still there after a grace period is it the backend's fault. */
+static void backend_grace_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct vm *vm = w->data;
+
+	if (!vm->qemu || vm->state == VIRTMGR__V1__VM_STATE__VM_STATE_DEAD)
+		return;
+	log_warn("vm %s: %s, stopping the VM", vm->id, vm->message);
+	if (!vm->kill_requested && !vm->stop_requested)
+		vm->forced_reason = VIRTMGR__V1__DEATH_REASON__DEATH_REASON_INFRASTRUCTURE_ERROR;
+	qemu_kill(vm->qemu);
+}
+
+static void backend_exit_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct vm *vm = w->data;
+	siginfo_t si = { 0 };
+
+	if (waitid(P_PIDFD, (id_t)vm->vsock.backend_pidfd, &si, WEXITED | WNOHANG) < 0 && errno == EAGAIN)
+		return;
+	ev_io_stop(loop, w);
+	vm->backend_reaped = true;
+	snprintf(vm->message, sizeof(vm->message), "the vsock backend (pid %d) %s %d", (int)vm->vsock.backend_pid,
+		 si.si_code == CLD_EXITED ? "exited with status" : "was killed by signal", si.si_status);
+	ev_timer_init(&vm->backend_grace, backend_grace_cb, 0.25, 0);
+	vm->backend_grace.data = vm;
+	ev_timer_start(loop, &vm->backend_grace);
+}
+
+static int vsock_prepare(struct vm *vm, struct qemu_config *qc, struct vm_error *err)
+{
+	struct daemon *d = vm->d;
+	struct vsock_host_opts opts = { .backend = d->cfg.vsock_backend, .log_level = NULL, .log_fd = -1 };
+
+	if (strcmp(d->vsock_mode, "kernel") && d->cfg.vsock_backend && access(d->cfg.vsock_backend, X_OK) < 0)
+		return vm_error_set_errno(err, VM_FAILED_PRECONDITION, errno, "vm %s: vsock backend %s", vm->id,
+					  d->cfg.vsock_backend);
+
+	if (vsock_host_prepare(&vm->vsock, vm->run_dir, vm->cid,
+			       !strcmp(d->vsock_mode, "kernel") ? VSOCK_HOST_KERNEL : VSOCK_HOST_USER, &opts, err) < 0)
+		return vm_error_prefix(err, "vm %s: vsock", vm->id);
+	vm->vsock_prepared = true;
+	vsock_host_qemu_config(&vm->vsock, qc);
+	if (vm->vsock.backend_pidfd >= 0) {
+		ev_io_init(&vm->backend_io, backend_exit_cb, vm->vsock.backend_pidfd, EV_READ);
+		vm->backend_io.data = vm;
+		ev_io_start(d->loop, &vm->backend_io);
+	}
+	return 0;
+}
+
 static void boot_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct vm *vm = w->data;
@@ -1063,6 +1175,10 @@ int vm_start(struct vm *vm, struct vm_error *err)
 	qc.ndisks = vm->ndisks;
 	qc.console_in_fd = vm->console_in_fd;
 	qc.sandbox = d->cfg.sandbox;
+	if (vsock_prepare(vm, &qc, err) < 0) {
+		vm_died(vm, VIRTMGR__V1__DEATH_REASON__DEATH_REASON_START_FAILED, err->message);
+		return -1;
+	}
 	set_state(vm, VIRTMGR__V1__VM_STATE__VM_STATE_STARTING);
 	vm->started_ns = now_real_ns();
 	if (qemu_start(d->loop, &qc, &vm_qemu_cb, vm, &vm->qemu, err) < 0) {
@@ -1233,6 +1349,60 @@ void vm_wait(struct vm *vm, Virtmgr__V1__VmState state, uint32_t timeout_ms, str
 void vm_reply_when_dead(struct vm *vm, struct ttrpc_call *call)
 {
 	waiter_add(vm, call, WAITER_DEAD, VIRTMGR__V1__VM_STATE__VM_STATE_DEAD, 0);
+}
+
+/* ---------------------------------------------------------------- vsock */
+
+struct vsock_request {
+	struct ttrpc_call *call;
+	struct vsock_host_conn *conn;
+};
+
+static void connect_done(void *opaque, int fd, const struct vm_error *err)
+{
+	struct vsock_request *rq = opaque;
+	Virtmgr__V1__ConnectVsockResponse resp = VIRTMGR__V1__CONNECT_VSOCK_RESPONSE__INIT;
+	Virtmgr__V1__FdRef ref = VIRTMGR__V1__FD_REF__INIT;
+
+	ttrpc_call_set_cancel(rq->call, NULL, NULL);
+	if (fd < 0) {
+		ttrpc_call_fail_error(rq->call, err);
+	} else {
+		fd_set_nonblock(fd, false);
+		resp.fd = &ref;
+		ttrpc_call_reply(rq->call, &resp.base, &fd, 1);
+	}
+	free(rq);
+}
+
+static void connect_cancel(struct ttrpc_call *call, void *opaque)
+{
+	struct vsock_request *rq = opaque;
+
+	vsock_host_connect_cancel(rq->conn);
+	free(rq);
+}
+
+int vm_connect_vsock(struct vm *vm, uint32_t port, struct ttrpc_call *call, struct vm_error *err)
+{
+	uint64_t deadline = ttrpc_call_deadline_ns(call), now = now_mono_ns();
+	double timeout = deadline > now ? (double)(deadline - now) / 1e9 : 10.0;
+	struct vsock_request *rq;
+
+	if (!vm->vsock_prepared || vm->state == VIRTMGR__V1__VM_STATE__VM_STATE_DEAD)
+		return vm_error_set(err, VM_FAILED_PRECONDITION, "vm %s is %s: it has no vsock device", vm->id,
+				    state_name(vm->state));
+	if (port == 0 || port == UINT32_MAX)
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "port: %u is not a vsock port", port);
+	rq = xzalloc(sizeof(*rq));
+	rq->call = call;
+	rq->conn = vsock_host_connect_async(vm->d->loop, &vm->vsock, port, timeout, connect_done, rq, err);
+	if (!rq->conn) {
+		free(rq);
+		return -1;
+	}
+	ttrpc_call_set_cancel(call, connect_cancel, rq);
+	return 0;
 }
 
 /* ---------------------------------------------------------------- owners */

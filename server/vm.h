@@ -60,6 +60,10 @@ const char *vm_id(const struct vm *vm);
 const char *vm_run_dir(const struct vm *vm);
 uint32_t vm_cid(const struct vm *vm);
 
+/* ConnectVsock: reply to @call with a connected fd to guest @port, from the loop.
+ * Return: 0 if under way, -1 with @err if it cannot start. */
+int vm_connect_vsock(struct vm *vm, uint32_t port, struct ttrpc_call *call, struct vm_error *err);
+
 /* A client connection closed: kill the VMs it owned (unless detached), drop dead records. */
 void vm_conn_closed(struct daemon *d, uint64_t conn_id);
 /* Daemon shutdown: kill owned VMs, leave detached ones running. */

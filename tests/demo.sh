@@ -14,7 +14,8 @@ cleanup() {
 trap cleanup EXIT
 
 "$builddir/server/virtmgrd" --socket "$sock" --run-dir "$tmp/run" \
-	--guest-dir "$builddir/guest/image" --log-level warning &
+	--guest-dir "$builddir/guest/image" --vsock-backend "$builddir/server/virtmgr-vsock" \
+	--log-level warning &
 daemon_pid=$!
 for _ in $(seq 100); do [[ -S $sock ]] && break; sleep 0.05; done
 vmctl=("$builddir/client/vmctl" --socket "$sock")

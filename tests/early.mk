@@ -8,5 +8,17 @@ tests_unit_test_early_CFLAGS = $(TEST_CFLAGS) $(LIBXML_CFLAGS) \
 	-DEARLY_TEST_EXAMPLE='"$(abs_top_srcdir)/etc/early_vms.xml"'
 tests_unit_test_early_LDADD = $(TEST_LDADD) $(LIBXML_LIBS)
 
-# libFuzzer target and seed corpus (see tests/fuzz/fuzz.mk for the build).
+# libFuzzer target: bytes of an early_vms*.xml through parsing, early_vms.xsd
+# and the partition rules (see tests/fuzz/fuzz.mk). The replay program finds
+# the schema through EARLY_FUZZ_XSD; the libFuzzer build through $top_srcdir
+# or the path it was compiled from.
+FUZZ_TARGETS += early
+FUZZ_SRCS_early = tests/fuzz/fuzz_early.c server/early.c lib/util.c lib/log.c
+FUZZ_LIBS_early = $(LIBXML_LIBS)
+check_PROGRAMS += tests/fuzz/replay_early
+tests_fuzz_replay_early_SOURCES = tests/fuzz/replay.c tests/fuzz/fuzz_early.c server/early.c \
+	server/early.h
+tests_fuzz_replay_early_CFLAGS = $(AM_CFLAGS) $(LIBXML_CFLAGS) \
+	-DEARLY_FUZZ_XSD='"$(abs_top_srcdir)/etc/early_vms.xsd"'
+tests_fuzz_replay_early_LDADD = lib/libvirtmgr.la $(LIBXML_LIBS)
 EXTRA_DIST += tests/fuzz/fuzz_early.c tests/fuzz/corpus/early

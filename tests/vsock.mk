@@ -1,1 +1,39 @@
-# see docs/HACKING.md
+# vsock: unit tests of the virtqueue walker and packet parser, the in-guest
+# test tool, the fuzz target's corpus replay, and the end-to-end test with a
+# real guest (tests/integration/vsock.sh).
+VSOCK_TEST_LDADD = server/vsock/libvsockdev.la $(TEST_LDADD)
+
+check_PROGRAMS += tests/unit/test_virtq tests/unit/test_vsock_pkt
+TESTS += tests/unit/test_virtq tests/unit/test_vsock_pkt
+tests_unit_test_virtq_SOURCES = tests/unit/test_virtq.c server/vsock/vq_synth.h
+tests_unit_test_virtq_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_virtq_LDADD = $(VSOCK_TEST_LDADD)
+tests_unit_test_vsock_pkt_SOURCES = tests/unit/test_vsock_pkt.c server/vsock/vq_synth.h
+tests_unit_test_vsock_pkt_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_vsock_pkt_LDADD = $(VSOCK_TEST_LDADD)
+
+# Fuzz target (tests/fuzz/fuzz.mk's pattern): `make fuzz` builds it with
+# libFuzzer; the replay program runs the committed corpus in `make check`.
+FUZZ_TARGETS += vsock
+FUZZ_SRCS_vsock = tests/fuzz/fuzz_vsock.c server/vsock/virtq.c server/vsock/vsock_pkt.c lib/util.c lib/log.c
+FUZZ_LIBS_vsock =
+check_PROGRAMS += tests/fuzz/replay_vsock
+TESTS += tests/fuzz/replay_vsock
+tests_fuzz_replay_vsock_SOURCES = tests/fuzz/fuzz_vsock.c server/vsock/vq_synth.h
+tests_fuzz_replay_vsock_CPPFLAGS = $(AM_CPPFLAGS) -DVSOCK_FUZZ_REPLAY_MAIN \
+	-DVSOCK_CORPUS_DIR='"$(abs_top_srcdir)/tests/fuzz/corpus/vsock"'
+tests_fuzz_replay_vsock_LDADD = server/vsock/libvsockdev.la lib/libvirtmgr.la $(EV_LIBS)
+EXTRA_DIST += tests/fuzz/corpus/vsock
+
+# In-guest (and host-side) test tool, static so it runs in the minimal guest;
+# built without the sanitizers, which cannot link statically.
+check_PROGRAMS += tests/guest-tools/vsock-tool
+tests_guest_tools_vsock_tool_SOURCES = tests/guest-tools/vsock-tool.c
+tests_guest_tools_vsock_tool_CFLAGS = -std=gnu11 $(WARN_CFLAGS)
+tests_guest_tools_vsock_tool_LDFLAGS = -all-static
+
+# End-to-end with a real guest under TCG (the project image plus an extra
+# initramfs archive carrying vsock-tool and the guest script).
+TESTS += tests/integration/vsock.sh
+EXTRA_DIST += tests/integration/vsock.sh tests/integration/vsock-guest.sh
+tests/integration/vsock.log: guest-image server/virtmgr-vsock$(EXEEXT) tests/guest-tools/vsock-tool$(EXEEXT)

@@ -42,6 +42,7 @@ EXTRA_DIST += tests/fuzz/corpus/ttrpc
 
 # Fragments included after this one still add to FUZZ_TARGETS and
 # BUILT_SOURCES: use them in recipes (expanded late), not as prerequisites.
+
 fuzz:
 	@test -n "$(CLANG)" || { echo "make fuzz needs clang (Debian: clang)" >&2; exit 1; }
 	$(MAKE) $(AM_MAKEFLAGS) $(BUILT_SOURCES)

@@ -8,7 +8,9 @@
  * turn, replies with an empty message, streams a Data frame then finishes,
  * fails, or holds the call until the connection closes (cancel path). The
  * loop runs until the connection is gone; the server is freed per input so
- * LeakSanitizer sees any leak.
+ * LeakSanitizer sees any leak. Then the same bytes play a hostile server
+ * (a guest agent is untrusted) to the blocking client, during a unary call
+ * with an fd-capable reply and a stream, and to the asynchronous client.
  */
 #include "config.h"
 
@@ -114,6 +116,91 @@ static void drain(int fd)
 	}
 }
 
+/* Write @data into @fd (as much as fits), then EOF. */
+static void preload(int fd, const uint8_t *data, size_t size)
+{
+	size_t off = 0;
+
+	while (off < size) {
+		ssize_t n = send(fd, data + off, size - off, MSG_DONTWAIT | MSG_NOSIGNAL);
+
+		if (n <= 0)
+			break;
+		off += (size_t)n;
+	}
+	shutdown(fd, SHUT_WR);
+}
+
+static void fuzz_blocking_client(const uint8_t *data, size_t size)
+{
+	Virtmgr__V1__GetDaemonInfoRequest req = VIRTMGR__V1__GET_DAEMON_INFO_REQUEST__INIT;
+	ProtobufCMessage *resp = NULL;
+	struct ttrpc_client *cl;
+	struct vm_error err;
+	int sv[2], rfds[4];
+	size_t nrfds = ARRAY_SIZE(rfds);
+	int64_t sid;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return;
+	preload(sv[1], data, size);
+	cl = ttrpc_client_from_fd(sv[0]);
+	if (ttrpc_client_call(cl, "virtmgr.v1.VirtualizationService", "GetDaemonInfo", &req.base, NULL, 0,
+			      &virtmgr__v1__daemon_info__descriptor, &resp, rfds, &nrfds, 0, &err) == 0) {
+		for (size_t i = 0; i < nrfds; i++)
+			close(rfds[i]);
+		protobuf_c_message_free_unpacked(resp, NULL);
+	}
+	sid = ttrpc_client_stream_open(cl, "virtmgr.v1.VirtualizationService", "WatchVm", &req.base,
+				       TTRPC_FLAG_REMOTE_CLOSED, 0, &err);
+	for (int i = 0; sid > 0 && i < 64; i++) {
+		uint8_t *buf;
+		size_t len;
+
+		if (ttrpc_client_stream_recv(cl, (uint32_t)sid, &buf, &len, 0, &err) != 1)
+			break;
+		free(buf);
+	}
+	ttrpc_client_free(cl);
+	close(sv[1]);
+}
+
+static void async_done(const struct vm_error *status, const uint8_t *payload, size_t len, void *opaque)
+{
+	(*(int *)opaque)++;
+}
+
+static void async_closed(struct ttrpc_conn *conn, void *opaque)
+{
+	*(bool *)opaque = true;
+}
+
+static void fuzz_async_client(const uint8_t *data, size_t size)
+{
+	bool closed = false;
+	struct ev_loop *loop = fuzz_loop();
+	Virtmgr__V1__GetDaemonInfoRequest req = VIRTMGR__V1__GET_DAEMON_INFO_REQUEST__INIT;
+	struct ttrpc_conn *conn;
+	int sv[2], done = 0;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return;
+	preload(sv[1], data, size);
+	conn = ttrpc_client_conn_new(loop, sv[0], async_closed, &closed);
+	for (int i = 0; i < 3; i++)
+		ttrpc_conn_call(conn, "virtmgr.v1.VirtualizationService", "GetDaemonInfo", &req.base, 0, async_done,
+				&done);
+	/* EOF closes the connection, which completes every call. */
+	for (int round = 0; round < 10000 && done < 3; round++)
+		ev_run(loop, EVRUN_NOWAIT);
+	if (!closed)
+		ttrpc_conn_close(conn); /* every call answered before EOF */
+	if (done != 3)
+		abort(); /* a callback that never ran, or ran twice */
+	drain(sv[1]);
+	close(sv[1]);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const ProtobufCServiceDescriptor *services[] = {
@@ -163,5 +250,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	ev_run(loop, EVRUN_NOWAIT);
 	drain(sv[0]);
 	close(sv[0]);
+
+	fuzz_blocking_client(data, size);
+	fuzz_async_client(data, size);
 	return 0;
 }

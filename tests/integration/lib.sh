@@ -38,7 +38,8 @@ trap cleanup EXIT
 
 # start_daemon [EXTRA OPTIONS...]: virtmgrd on $SOCK, run dir $T/run.
 start_daemon() {
-	"$VIRTMGRD" --socket "$SOCK" --run-dir "$T/run" --guest-dir "$GUEST_DIR" "$@" \
+	"$VIRTMGRD" --socket "$SOCK" --run-dir "$T/run" --guest-dir "$GUEST_DIR" \
+		--vsock-backend "$top_builddir/server/virtmgr-vsock" "$@" \
 		>>"$T/daemon.log" 2>&1 &
 	DAEMON_PID=$!
 	for _ in $(seq 200); do

@@ -1413,3 +1413,102 @@ Test(ttrpc, fd_with_large_frames)
 	tsrv_stop(&t);
 	cr_assert_eq(count_fds(), fds_before, "fd leak");
 }
+
+/* ------------------------------------ blocking client against a raw server */
+
+static void raw_server_response(int fd, uint32_t sid, int code, const char *msg)
+{
+	Ttrpc__Response r = TTRPC__RESPONSE__INIT;
+	Ttrpc__Status st = TTRPC__STATUS__INIT;
+	size_t len;
+	uint8_t *buf;
+
+	st.code = code;
+	st.message = (char *)msg;
+	r.status = &st;
+	buf = ttrpc_pack(&r.base, &len);
+	cr_assert_eq(raw_send(fd, sid, TTRPC_TYPE_RESPONSE, 0, buf, len), 0);
+	free(buf);
+}
+
+Test(ttrpc, client_stream_ends_and_abandon)
+{
+	Vmtest__EchoRequest req = VMTEST__ECHO_REQUEST__INIT;
+	struct ttrpc_client *cl;
+	struct vm_error err = { 0 };
+	uint8_t *data;
+	size_t len;
+	int sv[2];
+	int64_t a, b, c;
+
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	cl = ttrpc_client_from_fd(sv[0]);
+	a = ttrpc_client_stream_open(cl, SVC, "Stream", &req.base, TTRPC_FLAG_REMOTE_CLOSED, 0, &err);
+	b = ttrpc_client_stream_open(cl, SVC, "Stream", &req.base, TTRPC_FLAG_REMOTE_CLOSED, 0, &err);
+	c = ttrpc_client_stream_open(cl, SVC, "Stream", &req.base, TTRPC_FLAG_REMOTE_CLOSED, 0, &err);
+	cr_assert(a == 1 && b == 3 && c == 5);
+	/* a: ends with a Data frame flagged remote-closed, then a Response. */
+	cr_assert_eq(raw_send(sv[1], 1, TTRPC_TYPE_DATA, 0, "x", 1), 0);
+	cr_assert_eq(raw_send(sv[1], 3, TTRPC_TYPE_DATA, 0, "dropped", 7), 0);
+	cr_assert_eq(raw_send(sv[1], 1, TTRPC_TYPE_DATA, TTRPC_FLAG_REMOTE_CLOSED, "y", 1), 0);
+	cr_assert_eq(raw_send(sv[1], 99, TTRPC_TYPE_DATA, 0, "nobody's", 8), 0);
+	raw_server_response(sv[1], 1, 0, "");
+	raw_server_response(sv[1], 5, VM_NOT_FOUND, "vm9 not found");
+	cr_assert_eq(ttrpc_client_stream_recv(cl, 1, &data, &len, -1, &err), 1, "%s", err.message);
+	cr_assert(len == 1 && data[0] == 'x');
+	free(data);
+	ttrpc_client_stream_abandon(cl, 3);
+	cr_assert_eq(ttrpc_client_stream_recv(cl, 1, &data, &len, -1, &err), 1, "%s", err.message);
+	cr_assert(len == 1 && data[0] == 'y');
+	free(data);
+	cr_assert_eq(ttrpc_client_stream_recv(cl, 1, &data, &len, -1, &err), 0, "%s", err.message);
+	cr_assert_eq(ttrpc_client_stream_recv(cl, 3, &data, &len, 0, &err), -1);
+	cr_assert_eq(err.code, VM_INVALID_ARGUMENT);
+	cr_assert_eq(ttrpc_client_stream_recv(cl, 5, &data, &len, -1, &err), -1);
+	cr_assert_eq(err.code, VM_NOT_FOUND);
+	cr_assert_str_eq(err.message, "vm9 not found");
+	/* Nothing more: a poll times out with DEADLINE_EXCEEDED on an open stream. */
+	c = ttrpc_client_stream_open(cl, SVC, "Stream", &req.base, TTRPC_FLAG_REMOTE_CLOSED, 0, &err);
+	cr_assert_eq(ttrpc_client_stream_recv(cl, (uint32_t)c, &data, &len, 0, &err), -1);
+	cr_assert_eq(err.code, VM_DEADLINE_EXCEEDED);
+	/* A corrupt header breaks the client for good. */
+	cr_assert_eq(write_all(sv[1], "\xff\xff\xff\xff\0\0\0\7\2\0", 10), 0);
+	cr_assert_eq(ttrpc_client_stream_recv(cl, (uint32_t)c, &data, &len, -1, &err), -1);
+	cr_assert(strstr(err.message, "corrupt"), "%s", err.message);
+	cr_assert_eq(echo(cl, "Echo", "", 0, NULL, 0, &err), -1);
+	cr_assert(strstr(err.message, "corrupt"), "%s", err.message);
+	ttrpc_client_free(cl);
+	close(sv[1]);
+}
+
+static void refuse_open(struct ttrpc_conn *conn, void *opaque)
+{
+	ttrpc_conn_close(conn);
+}
+
+static void count_close(struct ttrpc_conn *conn, void *opaque)
+{
+	(*(int *)opaque)++;
+}
+
+Test(ttrpc, on_open_may_refuse)
+{
+	int fds_before = count_fds();
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+	struct ttrpc_server *srv = ttrpc_server_new(loop);
+	struct vm_error err = { 0 };
+	int sv[2], closed = 0;
+	char c;
+
+	ttrpc_server_set_conn_callbacks(srv, refuse_open, count_close, &closed);
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	cr_assert_null(ttrpc_server_adopt(srv, sv[1], &err));
+	cr_assert_eq(err.code, VM_PERMISSION_DENIED);
+	cr_assert_eq(closed, 1);
+	cr_assert_eq(ttrpc_server_conn_count(srv), 0);
+	cr_assert_eq(read(sv[0], &c, 1), 0);
+	close(sv[0]);
+	ttrpc_server_free(srv);
+	ev_loop_destroy(loop);
+	cr_assert_eq(count_fds(), fds_before);
+}
