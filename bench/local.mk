@@ -15,7 +15,7 @@ bench_bench_echo_LDADD = lib/libvirtmgr.la $(PROTOBUF_C_LIBS) $(EV_LIBS)
 EXTRA_DIST += bench/run bench/RESULTS.md
 
 BENCH_DEPS = bench/bench-rpc$(EXEEXT) bench/bench-echo$(EXEEXT) \
-	server/virtmgrd$(EXEEXT) client/vmctl$(EXEEXT)
+	server/virtmgrd$(EXEEXT) server/virtmgr-vsock$(EXEEXT) client/vmctl$(EXEEXT)
 BENCH_FLAGS =
 
 PHONY_TARGETS += bench
