@@ -209,6 +209,14 @@ static void req_prepare(struct req *r, const struct opts *o, const char *method,
 	free(rb.buf);
 	if (ttrpc_parse_response(body, blen, &st, &payload, &plen) < 0 || st.code != 0)
 		die("%s: status %d: %s", method, st.code, st.message);
+	/* the answer is what protobuf-c itself writes for it (the daemon packs responses in place) */
+	Ttrpc__Response *env = ttrpc__response__unpack(NULL, blen, body);
+	size_t rlen;
+	cleanup_free uint8_t *repacked = env ? ttrpc_pack(&env->base, &rlen) : NULL;
+
+	if (!env || rlen != blen || memcmp(repacked, body, blen) != 0)
+		die("%s: the answer's envelope is not canonical protobuf", method);
+	ttrpc__response__free_unpacked(env, NULL);
 	ProtobufCMessage *m = protobuf_c_message_unpack(resp_desc, NULL, plen, payload);
 
 	if (!m)
@@ -433,19 +441,59 @@ static double throughput(const char *path, struct req *r, int which, int clients
 	return (double)total * 1000.0 / ms;
 }
 
+/* CPU time (user + system) of @pid in microseconds. */
+static double cpu_us(int pid)
+{
+	char path[64], buf[1024];
+	unsigned long ut = 0, st = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	f = fopen(path, "re");
+	if (!f || !fgets(buf, sizeof(buf), f))
+		die("%s: %s", path, strerror(errno));
+	fclose(f);
+	const char *p = strrchr(buf, ')');
+
+	/* fields after the command: state ppid ... utime (14th) stime (15th) */
+	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+		die("%s: unexpected format", path);
+	return (double)(ut + st) * 1e6 / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* The pid of the server listening on @path (SO_PEERCRED of a connection). */
+static int server_pid(const char *path)
+{
+	struct ucred cr;
+	socklen_t len = sizeof(cr);
+	int fd = connect_unix(path);
+
+	if (fd < 0 || getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
+		die("%s: %s", path, strerror(errno));
+	close(fd);
+	return cr.pid;
+}
+
 static void bench_throughput(const struct opts *o, struct req *r, int clients, int depth)
 {
-	struct series s = { 0 };
+	struct series s = { 0 }, cpu = { 0 };
 	char id[64], label[160];
+	int dpid = server_pid(o->daemon), epid = server_pid(o->echo);
 
 	for (int i = -o->warmup; i < o->reps; i++) {
+		double c0 = cpu_us(dpid);
 		double a = throughput(o->daemon, r, 0, clients, depth, o->duration_ms);
+		double c1 = cpu_us(dpid), e0 = cpu_us(epid);
 		double b = throughput(o->echo, r, 1, clients, depth, o->duration_ms);
+		double e1 = cpu_us(epid);
 
 		if (i < 0)
 			continue;
 		s.ours[s.n] = a;
 		s.base[s.n++] = b;
+		/* calls = rate * window */
+		cpu.ours[cpu.n] = (c1 - c0) / (a * o->duration_ms / 1000.0);
+		cpu.base[cpu.n++] = (e1 - e0) / (b * o->duration_ms / 1000.0);
 	}
 	snprintf(id, sizeof(id), "tput_%dc_%s", clients, depth > 1 ? "pipe" : "sync");
 	if (depth > 1)
@@ -455,6 +503,12 @@ static void bench_throughput(const struct opts *o, struct req *r, int clients, i
 		snprintf(label, sizeof(label), "GetDaemonInfo calls/s, %d client%s, one call at a time", clients,
 			 clients > 1 ? "s" : "");
 	emit(id, label, "calls/s", &s, true);
+	if (depth > 1) {
+		snprintf(id, sizeof(id), "cpu_%dc_pipe", clients);
+		snprintf(label, sizeof(label), "server CPU per call, %d client%s pipelined (clock ticks)", clients,
+			 clients > 1 ? "s" : "");
+		emit(id, label, "us", &cpu, true);
+	}
 }
 
 /* ------------------------------------------------------------ control calls */
