@@ -812,7 +812,13 @@ static int build_cmdline(const Virtmgr__V1__VmConfig *c, char **out, struct vm_e
 	size_t len = 0;
 	bool overflow = false;
 
-	append(buf, sizeof(buf), &len, &overflow, "console=ttyS0 quiet panic=-1");
+	/*
+	 * no_timer_check: Linux's boot-time IO-APIC timer check busy-waits for
+	 * timer ticks; when the host is busy (TCG, many guests starting at
+	 * once) the vCPU misses them and the guest panics "IO-APIC + timer
+	 * doesn't work" (half of 16 guests started together, docs/performance.md).
+	 */
+	append(buf, sizeof(buf), &len, &overflow, "console=ttyS0 quiet panic=-1 no_timer_check");
 	if (c->cmdline && *c->cmdline) {
 		if (!arg_valid(c->cmdline) && strchr(c->cmdline, '"') == NULL)
 			return vm_error_set(err, VM_INVALID_ARGUMENT, "cmdline: contains control characters");
