@@ -26,3 +26,4 @@ bench: $(BENCH_DEPS)
 # `bench/run --smoke`: every benchmark once, tiny, no figures checked.
 TESTS += tests/bench-smoke.sh
 EXTRA_DIST += tests/bench-smoke.sh
+EXTRA_DIST += docs/performance.md
