@@ -15,7 +15,8 @@ bench_bench_echo_LDADD = lib/libvirtmgr.la $(PROTOBUF_C_LIBS) $(EV_LIBS)
 EXTRA_DIST += bench/run bench/RESULTS.md
 
 BENCH_DEPS = bench/bench-rpc$(EXEEXT) bench/bench-echo$(EXEEXT) \
-	server/virtmgrd$(EXEEXT) server/virtmgr-vsock$(EXEEXT) client/vmctl$(EXEEXT)
+	server/virtmgrd$(EXEEXT) server/virtmgr-vsock$(EXEEXT) client/vmctl$(EXEEXT) \
+	tests/guest-tools/vsock-tool$(EXEEXT)
 BENCH_FLAGS =
 
 PHONY_TARGETS += bench
@@ -27,3 +28,6 @@ bench: $(BENCH_DEPS)
 TESTS += tests/bench-smoke.sh
 EXTRA_DIST += tests/bench-smoke.sh
 EXTRA_DIST += docs/performance.md
+
+# bench/vsock/run.sh (vsock throughput against a Unix socket), also run by bench/run
+include $(srcdir)/bench/vsock/vsock.mk

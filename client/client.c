@@ -97,6 +97,15 @@ struct vmc_client *vmc_connect(const char *path, struct vm_error *err)
 	return cl;
 }
 
+struct vmc_client *vmc_client_from_fd(int fd)
+{
+	struct vmc_client *cl = xzalloc(sizeof(*cl));
+
+	fd_set_cloexec(fd, true);
+	cl->tc = ttrpc_client_from_fd(fd);
+	return cl;
+}
+
 struct vmc_client *vmc_spawn_early(const char *virtmgrd_path, const char *const *extra_args,
 				   struct vm_error *err)
 {

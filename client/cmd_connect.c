@@ -55,69 +55,93 @@ int cmd_connect_parse(int argc, char **argv, struct cmd_connect_opts *o, struct 
 	return VMCTL_PARSE_OK;
 }
 
-static int send_all(int sock, const char *buf, size_t len)
+/* Send what the socket takes now. Return: bytes sent (0 if it would block), or -1. */
+static ssize_t send_some(int sock, const char *buf, size_t len)
 {
-	while (len) {
-		ssize_t n = send(sock, buf, len, MSG_NOSIGNAL);
+	for (;;) {
+		ssize_t n = send(sock, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
 
 		if (n < 0 && errno == ENOTSOCK)
 			n = write(sock, buf, len);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		buf += n;
-		len -= (size_t)n;
+		if (n >= 0)
+			return n;
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN || errno == EWOULDBLOCK)
+			return 0;
+		return -1;
 	}
-	return 0;
 }
 
+/*
+ * Input is read only when the previous chunk has been sent, and sending
+ * never blocks: a peer that echoes everything back (and so stops reading
+ * while we do not read its answers) cannot deadlock us.
+ */
 int vmctl_bridge(int in_fd, int out_fd, int sock, int escape)
 {
-	char buf[65536];
-	bool in_open = in_fd >= 0;
+	char in_buf[65536], out_buf[65536];
+	size_t in_len = 0, in_off = 0;
+	bool in_open = in_fd >= 0, escaped = false, shut = false;
 
 	for (;;) {
+		bool pending = in_off < in_len;
 		struct pollfd p[2] = {
-			{ .fd = sock, .events = POLLIN },
-			{ .fd = in_open ? in_fd : -1, .events = POLLIN },
+			{ .fd = sock, .events = POLLIN | (pending ? POLLOUT : 0) },
+			{ .fd = in_open && !pending ? in_fd : -1, .events = POLLIN },
 		};
 		ssize_t n;
 
+		if (!pending && !in_open && !shut) {
+			if (escaped)
+				return 1;
+			shutdown(sock, SHUT_WR);
+			shut = true;
+		}
 		if (poll(p, 2, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			return -1;
 		}
 		if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
-			n = read(sock, buf, sizeof(buf));
-			if (n < 0 && (errno == EINTR || errno == EAGAIN))
-				continue;
-			if (n < 0)
+			n = read(sock, out_buf, sizeof(out_buf));
+			if (n < 0 && errno != EINTR && errno != EAGAIN)
 				return errno == ECONNRESET ? 0 : -1;
 			if (n == 0)
-				return 0;
-			if (write_all(out_fd, buf, (size_t)n) < 0)
+				return escaped ? 1 : 0;
+			if (n > 0 && write_all(out_fd, out_buf, (size_t)n) < 0)
 				return -1;
 		}
-		if (in_open && (p[1].revents & (POLLIN | POLLHUP | POLLERR))) {
-			n = read(in_fd, buf, sizeof(buf));
+		if (pending && (p[0].revents & (POLLOUT | POLLERR))) {
+			n = send_some(sock, in_buf + in_off, in_len - in_off);
+			if (n < 0) {
+				/* the peer stopped reading for good: no more input */
+				in_len = in_off = 0;
+				in_open = false;
+			} else {
+				in_off += (size_t)n;
+			}
+		}
+		if (p[1].revents & (POLLIN | POLLHUP | POLLERR)) {
+			n = read(in_fd, in_buf, sizeof(in_buf));
 			if (n < 0 && (errno == EINTR || errno == EAGAIN))
 				continue;
-			if (n > 0 && escape >= 0) {
-				char *e = memchr(buf, escape, (size_t)n);
+			if (n <= 0) {
+				in_open = false;
+				continue;
+			}
+			in_len = (size_t)n;
+			in_off = 0;
+			if (escape >= 0) {
+				char *e = memchr(in_buf, escape, in_len);
 
 				if (e) {
-					send_all(sock, buf, (size_t)(e - buf));
-					return 1;
+					/* send what came before the escape, then detach */
+					in_len = (size_t)(e - in_buf);
+					in_open = false;
+					escaped = true;
 				}
 			}
-			if (n > 0 && send_all(sock, buf, (size_t)n) == 0)
-				continue;
-			/* EOF, read error or the peer stopped reading: no more input */
-			in_open = false;
-			shutdown(sock, SHUT_WR);
 		}
 	}
 }

@@ -193,6 +193,14 @@ const char *vmc_default_socket(void);
 struct vmc_client *vmc_connect(const char *path, struct vm_error *err);
 
 /**
+ * vmc_client_from_fd() - a client on an already connected stream socket
+ * (a socketpair to a private daemon, an inherited connection); ownership
+ * of @fd passes to the client.
+ * Return: the client (never NULL).
+ */
+struct vmc_client *vmc_client_from_fd(int fd);
+
+/**
  * vmc_spawn_early() - start a private early-mode daemon and connect to it
  * @virtmgrd_path: the virtmgrd binary
  * @extra_args: more daemon arguments (e.g. "--root", DIR), NULL-terminated; may be NULL

@@ -26,6 +26,8 @@
  */
 #include "config.h"
 #include "lib/ttrpc.h"
+
+#include <sys/syscall.h>
 #include "lib/ttrpc-priv.h"
 
 #include <errno.h>
@@ -1282,17 +1284,27 @@ static void conn_io_cb(struct ev_loop *loop, ev_io *w, int revents)
 		conn_free(c);
 }
 
+#ifndef SO_PEERPIDFD
+#define TTRPC_SO_PEERPIDFD 77
+#else
+#define TTRPC_SO_PEERPIDFD SO_PEERPIDFD
+#endif
+
 static void conn_fill_peer(struct ttrpc_conn *c)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
 
 	memset(&c->peer, 0, sizeof(c->peer));
+	c->peer.pidfd = -1;
 	if (getsockname(c->fd, (struct sockaddr *)&ss, &sl) == 0)
 		c->peer.family = ss.ss_family;
 	if (c->peer.family == AF_UNIX) {
 		struct ucred cred;
 		socklen_t cl = sizeof(cred);
+
+		int pidfd = -1;
+		socklen_t pl = sizeof(pidfd);
 
 		if (getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) == 0) {
 			c->peer.has_cred = true;
@@ -1300,6 +1312,12 @@ static void conn_fill_peer(struct ttrpc_conn *c)
 			c->peer.uid = cred.uid;
 			c->peer.gid = cred.gid;
 		}
+		/* SO_PEERPIDFD pins the process that connected (Linux 6.5); the
+		 * fallback is right unless the pid was reused since connect() */
+		if (getsockopt(c->fd, SOL_SOCKET, TTRPC_SO_PEERPIDFD, &pidfd, &pl) == 0 && pidfd >= 0)
+			c->peer.pidfd = pidfd;
+		else if (c->peer.has_cred && c->peer.pid > 0)
+			c->peer.pidfd = (int)syscall(SYS_pidfd_open, c->peer.pid, 0);
 	} else if (c->peer.family == AF_VSOCK) {
 		struct sockaddr_vm svm;
 		socklen_t vl = sizeof(svm);
@@ -1407,6 +1425,9 @@ static void conn_teardown(struct ttrpc_conn *c)
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;
+	if (c->peer.pidfd >= 0)
+		close(c->peer.pidfd);
+	c->peer.pidfd = -1;
 	if (srv) {
 		if (c->prev)
 			c->prev->next = c->next;

@@ -119,6 +119,11 @@ struct ttrpc_peer {
 	gid_t gid;
 	uint32_t cid;             /* AF_VSOCK source CID */
 	uint32_t port;
+	/* AF_UNIX: a pidfd of the peer taken when the connection was set up
+	 * (SO_PEERPIDFD, else pidfd_open(pid)), so the peer process can be
+	 * identified later without a pid-reuse race; -1 if unavailable. Owned
+	 * by the connection. */
+	int pidfd;
 };
 
 /*

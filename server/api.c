@@ -24,7 +24,7 @@
 /* What IsFeatureEnabled and GetDaemonInfo report. */
 static const char *const api_features[] = {
 	"create-vm", "console-fds", "detach", "watch-events", "wait", "suspend-resume",
-	"open-log", "instance-id", "vsock",
+	"open-log", "attach-console", "instance-id", "vsock",
 };
 
 static bool peer_in_group(const struct daemon *d, const struct ttrpc_peer *peer)
@@ -269,10 +269,24 @@ static void api_connect_vsock(struct ttrpc_call *call, const ProtobufCMessage *m
 		ttrpc_call_fail_error(call, &err);
 }
 
-static void api_unimplemented(struct ttrpc_call *call, const ProtobufCMessage *msg, void *opaque)
+static void api_attach_console(struct ttrpc_call *call, const ProtobufCMessage *msg, void *opaque)
 {
-	ttrpc_call_fail(call, VM_UNIMPLEMENTED, "%s is not implemented by this daemon yet",
-			ttrpc_call_method(call));
+	const Virtmgr__V1__VmRef *req = (const void *)msg;
+	Virtmgr__V1__AttachConsoleResponse resp = VIRTMGR__V1__ATTACH_CONSOLE_RESPONSE__INIT;
+	Virtmgr__V1__FdRef ref = VIRTMGR__V1__FD_REF__INIT;
+	struct daemon *d = opaque;
+	struct vm_error err = { 0 };
+	struct vm *vm;
+	int fd;
+
+	if (!api_allowed(d, call) || !(vm = api_find(d, call, req->vm)))
+		return;
+	if (vm_attach_console(vm, &fd, &err) < 0) {
+		ttrpc_call_fail_error(call, &err);
+		return;
+	}
+	resp.fd = &ref;
+	ttrpc_call_reply(call, &resp.base, &fd, 1);
 }
 
 static void api_allocate_instance_id(struct ttrpc_call *call, const ProtobufCMessage *msg, void *opaque)
@@ -374,7 +388,7 @@ void api_register(struct daemon *d)
 		{ "WaitVm", &virtmgr__v1__wait_vm_request__descriptor, api_wait_vm },
 		{ "ConnectVsock", &virtmgr__v1__connect_vsock_request__descriptor, api_connect_vsock },
 		{ "OpenLog", &virtmgr__v1__open_log_request__descriptor, api_open_log },
-		{ "AttachConsole", &virtmgr__v1__vm_ref__descriptor, api_unimplemented },
+		{ "AttachConsole", &virtmgr__v1__vm_ref__descriptor, api_attach_console },
 		{ "AllocateInstanceId", &virtmgr__v1__allocate_instance_id_request__descriptor,
 		  api_allocate_instance_id },
 		{ "GetDaemonInfo", &virtmgr__v1__get_daemon_info_request__descriptor, api_get_daemon_info },

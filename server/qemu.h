@@ -17,7 +17,7 @@
 struct qemu;
 
 struct qemu_disk {
-	const char *path;         /* host path, or NULL when fd >= 0 */
+	const char *path;         /* host path, or NULL when fd >= 0 (a path wins over fd) */
 	int fd;                   /* -1, or an open fd handed to QEMU (add-fd) */
 	bool read_only;
 };
@@ -26,12 +26,13 @@ struct qemu_config {
 	const char *binary;       /* qemu-system-x86_64 */
 	const char *accel;        /* "kvm" or "tcg" */
 	const char *run_dir;      /* existing, 0700; qmp.sock, console.log, qemu.log go here */
-	const char *kernel;       /* path, or NULL when kernel_fd >= 0 */
+	const char *kernel;       /* path, or NULL when kernel_fd >= 0 (a path wins over the fd) */
 	int kernel_fd;
-	const char *initrd;       /* path or NULL */
+	const char *initrd;       /* path or NULL (then initrd_fd if >= 0, else no initrd) */
 	int initrd_fd;
 	const char *extra_initrd; /* optional per-VM initramfs concatenated after initrd, or NULL */
 	const char *cmdline;      /* full kernel command line */
+	const char *fw_cfg_config; /* file for fw_cfg "opt/virtmgr/config" (the guest's config tree), or NULL */
 	uint32_t memory_mib;
 	uint32_t cpus;
 	const struct qemu_disk *disks;
@@ -47,12 +48,14 @@ struct qemu_config {
 struct qemu_exit {
 	int wait_status;          /* as from waitpid when known (child), else -1 */
 	int signal;               /* killing signal, 0 if exited */
-	int exit_code;            /* exit code if exited */
+	int exit_code;            /* exit code if exited, else -1 */
 	/* Last QMP SHUTDOWN event's reason ("guest-shutdown", "guest-reset",
 	 * "guest-panic", "host-qmp-quit", ...) or "" if none was seen. */
 	char shutdown_reason[32];
 	bool panicked;            /* GUEST_PANICKED was seen */
 	char stderr_tail[1024];   /* last lines of QEMU's stderr (qemu.log) */
+	bool kill_sent;           /* qemu_kill() (or qemu_free() killing it) was called;
+	                           * the only hint for an adopted QEMU, whose status is unknown */
 };
 
 struct qemu_callbacks {
@@ -87,6 +90,13 @@ int qemu_powerdown(struct qemu *q);
 int qemu_quit(struct qemu *q);
 /* QMP stop / cont. */
 int qemu_pause(struct qemu *q, bool pause);
+/* Answer of qemu_query_status(): QMP's "status" ("running", "paused",
+ * "shutdown", ...), or NULL when the query failed or QMP closed. */
+typedef void (*qemu_status_fn)(void *opaque, const char *status);
+/* QMP query-status. Return: 0 if sent (@fn is called once), -1 if QMP is not connected. */
+int qemu_query_status(struct qemu *q, qemu_status_fn fn, void *opaque);
+/* Return: true once the QMP session is negotiated (commands go out at once). */
+bool qemu_qmp_ready(const struct qemu *q);
 /* SIGKILL (through the pidfd). */
 void qemu_kill(struct qemu *q);
 /* Stop watching; kills QEMU first unless it already exited or @leave_running. */

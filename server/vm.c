@@ -17,30 +17,38 @@
 #include "config.h"
 #include "server/vm.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/fsuid.h>
-#include <sys/pidfd.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "lib/log.h"
 #include "server/early.h"
 #include "server/qemu.h"
+#include "server/vms.h"
+#include "server/statefile.h"
 #include "server/vsock_host.h"
 
 #define CMDLINE_MAX 2047            /* x86 COMMAND_LINE_SIZE - 1 */
 #define CONSOLE_SINK_MAX (1u << 20) /* console bytes buffered for a slow client fd */
 #define MAX_DEAD_DETACHED 64
+#define RUN_DIR_MIN_FREE (256u << 10) /* console.log, qemu.log, guest.log need room */
 #define MARKER_STARTED "VIRTMGR: STARTED"
 #define MARKER_EXIT "VIRTMGR: EXIT "
+#define MARKER_ERROR "VIRTMGR: ERROR "  /* "<ErrorCode> <message>", from vmagent */
 
 typedef Virtmgr__V1__VmState vm_state_t;
 typedef Virtmgr__V1__DeathReason death_t;
@@ -66,10 +74,21 @@ struct vm_watcher {
 /* Bounded, non-blocking writer for a client-supplied fd (console mirror). */
 struct fd_sink {
 	int fd;
+	bool borrowed;          /* fd owned by someone else: never closed here */
 	char *buf;
 	size_t len;
 	size_t dropped;
 	ev_io io;
+};
+
+/* One AttachConsole client: console output is mirrored to it (bounded),
+ * what it writes goes to the console input. */
+struct console_attach {
+	struct console_attach *next;
+	struct vm *vm;
+	struct fd_sink out;
+	int fd;
+	ev_io rio;
 };
 
 struct vm {
@@ -101,7 +120,10 @@ struct vm {
 	/* runtime */
 	struct qemu *qemu;
 	struct fd_sink console_out;
-	int console_in_fd;
+	int console_in_fd;              /* the client's console input fd (relayed) */
+	ev_io console_in_io;
+	int console_wr;                 /* write end of QEMU's stdin pipe */
+	struct console_attach *attached;
 	int log_out_fd;
 	int guest_log_fd;
 	bool agent_connected;
@@ -121,6 +143,7 @@ struct vm {
 	int stop_phase;
 	struct vm_watcher *watchers;
 	struct vm_waiter *waiters;
+	struct vms_vm *vms;             /* guest agent protocol (vms.c) */
 };
 
 static const char *state_name(vm_state_t s)
@@ -150,7 +173,8 @@ static void sink_cb(struct ev_loop *loop, ev_io *w, int revents)
 	if (n < 0) {
 		/* the client closed its end: stop mirroring */
 		ev_io_stop(loop, w);
-		close(s->fd);
+		if (!s->borrowed)
+			close(s->fd);
 		s->fd = -1;
 		s->len = 0;
 		return;
@@ -169,7 +193,8 @@ static void sink_write(struct ev_loop *loop, struct fd_sink *s, const char *data
 		ssize_t n = write(s->fd, data, len);
 
 		if (n < 0 && errno != EAGAIN && errno != EINTR) {
-			close(s->fd);
+			if (!s->borrowed)
+				close(s->fd);
 			s->fd = -1;
 			return;
 		}
@@ -204,7 +229,8 @@ static void sink_close(struct ev_loop *loop, struct fd_sink *s)
 		/* a last blocking-free attempt to flush what is buffered */
 		if (s->len && write(s->fd, s->buf, s->len) < 0)
 			s->len = 0;
-		close(s->fd);
+		if (!s->borrowed)
+			close(s->fd);
 	}
 	s->fd = -1;
 	free(s->buf);
@@ -276,6 +302,8 @@ static void waiters_check(struct vm *vm)
 	}
 }
 
+static void vm_persist(struct vm *vm);
+
 static void set_state(struct vm *vm, vm_state_t state)
 {
 	if (state <= vm->state && !(state == VIRTMGR__V1__VM_STATE__VM_STATE_DEAD && vm->state != state))
@@ -283,8 +311,85 @@ static void set_state(struct vm *vm, vm_state_t state)
 	log_info("vm %s (%s, cid %u): %s -> %s", vm->id, vm->name, vm->cid, state_name(vm->state),
 		 state_name(state));
 	vm->state = state;
+	vm_persist(vm);
 	event_send(vm, VIRTMGR__V1__EVENT_TYPE__EVENT_TYPE_STATE_CHANGED, NULL);
 	waiters_check(vm);
+}
+
+/* ---------------------------------------------------------------- console */
+
+static void console_detach(struct console_attach *a)
+{
+	struct ev_loop *loop = a->vm->d->loop;
+
+	for (struct console_attach **pp = &a->vm->attached; *pp; pp = &(*pp)->next)
+		if (*pp == a) {
+			*pp = a->next;
+			break;
+		}
+	ev_io_stop(loop, &a->rio);
+	sink_close(loop, &a->out);      /* borrows a->fd, closed below */
+	close(a->fd);
+	free(a);
+}
+
+/* Console input: whatever arrives goes into QEMU's stdin pipe; when that is
+ * full the bytes are dropped, as a serial line would. */
+static void console_input(struct vm *vm, int from, bool *eof)
+{
+	char buf[4096];
+	ssize_t n = read(from, buf, sizeof(buf));
+
+	*eof = n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR);
+	if (n > 0 && vm->console_wr >= 0 && write(vm->console_wr, buf, (size_t)n) < 0 && errno != EAGAIN)
+		log_debug("vm %s: console input: %s", vm->id, strerror(errno));
+}
+
+static void attach_read_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct console_attach *a = w->data;
+	bool eof;
+
+	console_input(a->vm, a->fd, &eof);
+	if (eof)
+		console_detach(a);
+}
+
+static void console_in_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct vm *vm = w->data;
+	bool eof;
+
+	console_input(vm, vm->console_in_fd, &eof);
+	if (eof) {
+		ev_io_stop(loop, w);
+		close(steal_fd(&vm->console_in_fd));
+	}
+}
+
+int vm_attach_console(struct vm *vm, int *client_fd, struct vm_error *err)
+{
+	struct console_attach *a;
+	int sv[2];
+
+	if (!vm->qemu || vm->state == VIRTMGR__V1__VM_STATE__VM_STATE_DEAD)
+		return vm_error_set(err, VM_FAILED_PRECONDITION, "vm %s is %s: it has no console", vm->id,
+				    state_name(vm->state));
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return vm_error_set_errno(err, VM_RESOURCE_EXHAUSTED, errno, "vm %s: console socketpair", vm->id);
+	fd_set_nonblock(sv[0], true);
+	a = xzalloc(sizeof(*a));
+	a->vm = vm;
+	a->fd = sv[0];
+	a->out.fd = sv[0];
+	a->out.borrowed = true;
+	ev_io_init(&a->rio, attach_read_cb, a->fd, EV_READ);
+	a->rio.data = a;
+	ev_io_start(vm->d->loop, &a->rio);
+	a->next = vm->attached;
+	vm->attached = a;
+	*client_fd = sv[1];
+	return 0;
 }
 
 /* ---------------------------------------------------------------- death */
@@ -318,9 +423,24 @@ static death_t death_from_exit(struct vm *vm, const struct qemu_exit *ex)
  * backend's pidfd and reaps exactly that process when it exits.
  */
 struct backend_reaper {
+	struct backend_reaper *next;
 	ev_io io;
 	int pidfd;
 };
+
+static struct backend_reaper *reapers;
+
+static void reaper_free(struct ev_loop *loop, struct backend_reaper *r)
+{
+	for (struct backend_reaper **pp = &reapers; *pp; pp = &(*pp)->next)
+		if (*pp == r) {
+			*pp = r->next;
+			break;
+		}
+	ev_io_stop(loop, &r->io);
+	close(r->pidfd);
+	free(r);
+}
 
 static void reaper_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
@@ -329,9 +449,7 @@ static void reaper_cb(struct ev_loop *loop, ev_io *w, int revents)
 
 	if (waitid(P_PIDFD, (id_t)r->pidfd, &si, WEXITED | WNOHANG) < 0 && errno == EAGAIN)
 		return;
-	ev_io_stop(loop, w);
-	close(r->pidfd);
-	free(r);
+	reaper_free(loop, r);
 }
 
 static void backend_release(struct vm *vm)
@@ -354,9 +472,27 @@ static void backend_release(struct vm *vm)
 			ev_io_init(&r->io, reaper_cb, r->pidfd, EV_READ);
 			r->io.data = r;
 			ev_io_start(loop, &r->io);
+			r->next = reapers;
+			reapers = r;
 		}
 	}
 	vsock_host_release(&vm->vsock);
+	vm->vsock_prepared = false;
+}
+
+/* Daemon exit with a detached VM still running: stop watching its backend
+ * but leave it (and its sockets) to the VM; the next daemon adopts both. */
+static void backend_forget(struct vm *vm)
+{
+	if (!vm->vsock_prepared)
+		return;
+	if (ev_is_active(&vm->backend_io))
+		ev_io_stop(vm->d->loop, &vm->backend_io);
+	if (vm->vsock.backend_pidfd >= 0)
+		close(steal_fd(&vm->vsock.backend_pidfd));
+	free(vm->vsock.vhost_user_path);
+	free(vm->vsock.uds_path);
+	vm->vsock.vhost_user_path = vm->vsock.uds_path = NULL;
 	vm->vsock_prepared = false;
 }
 
@@ -370,8 +506,14 @@ static void vm_release_runtime(struct vm *vm)
 	if (ev_is_active(&vm->stop_timer))
 		ev_timer_stop(loop, &vm->stop_timer);
 	sink_close(loop, &vm->console_out);
+	if (ev_is_active(&vm->console_in_io))
+		ev_io_stop(loop, &vm->console_in_io);
 	if (vm->console_in_fd >= 0)
 		close(steal_fd(&vm->console_in_fd));
+	if (vm->console_wr >= 0)
+		close(steal_fd(&vm->console_wr));
+	while (vm->attached)
+		console_detach(vm->attached);
 	if (vm->log_out_fd >= 0)
 		close(steal_fd(&vm->log_out_fd));
 	if (vm->guest_log_fd >= 0)
@@ -382,6 +524,7 @@ static void vm_release_runtime(struct vm *vm)
 		close(steal_fd(&vm->kernel_fd));
 	if (vm->initrd_fd >= 0)
 		close(steal_fd(&vm->initrd_fd));
+	vms_close(vm);
 	for (size_t i = 0; i < vm->ndisks; i++)
 		if (vm->disks[i].fd >= 0)
 			close(steal_fd(&vm->disks[i].fd));
@@ -444,6 +587,8 @@ static void on_qemu_exit(void *opaque, const struct qemu_exit *ex)
 		msg[n - 1] = '\0';
 	if (vm->forced_reason == VIRTMGR__V1__DEATH_REASON__DEATH_REASON_HANGUP)
 		snprintf(msg, sizeof(msg), "the guest did not start within %u ms", vm->boot_timeout_ms);
+	else if (vm->forced_reason == VIRTMGR__V1__DEATH_REASON__DEATH_REASON_AGENT_FAILED_TO_CONNECT)
+		snprintf(msg, sizeof(msg), "%s", vm->message);
 	else if (vm->forced_reason == VIRTMGR__V1__DEATH_REASON__DEATH_REASON_INFRASTRUCTURE_ERROR)
 		snprintf(msg, sizeof(msg), "%s", vm->message);  /* says which part failed */
 	vm_died(vm, reason, msg);
@@ -462,6 +607,13 @@ static void console_line(struct vm *vm, const char *line)
 		if (end == line + strlen(MARKER_EXIT) || code < 0 || code > 255)
 			return;
 		vm_guest_finished(vm, (int)code);
+	} else if (!strncmp(line, MARKER_ERROR, strlen(MARKER_ERROR))) {
+		char *end;
+		long code = strtol(line + strlen(MARKER_ERROR), &end, 10);
+
+		if (end == line + strlen(MARKER_ERROR) || code < 0 || code > 255 || *end != ' ')
+			return;
+		vm_guest_error(vm, (int)code, end + 1);
 	}
 }
 
@@ -491,15 +643,20 @@ void vm_guest_finished(struct vm *vm, int exit_code)
 	vm_guest_started(vm);
 	vm->exit_code = exit_code;
 	vm->has_exit_code = true;
-	set_state(vm, VIRTMGR__V1__VM_STATE__VM_STATE_FINISHED);
+	set_state(vm, VIRTMGR__V1__VM_STATE__VM_STATE_FINISHED);     /* persists the exit code too */
 	event_send(vm, VIRTMGR__V1__EVENT_TYPE__EVENT_TYPE_PAYLOAD_FINISHED, NULL);
 }
 
 void vm_guest_error(struct vm *vm, int code, const char *message)
 {
 	Virtmgr__V1__VmEvent ev = VIRTMGR__V1__VM_EVENT__INIT;
+	char text[VM_ERROR_MSG_MAX];
 
-	snprintf(vm->message, sizeof(vm->message), "guest error %d: %s", code, message ? message : "");
+	/* vmagent reports an error both on the console and through VirtualMachineService */
+	snprintf(text, sizeof(text), "guest error %d: %s", code, message ? message : "");
+	if (vm->guest_error_reason != VIRTMGR__V1__DEATH_REASON__DEATH_REASON_NONE && !strcmp(text, vm->message))
+		return;
+	snprintf(vm->message, sizeof(vm->message), "%s", text);
 	vm->guest_error_reason = code == VIRTMGR__V1__ERROR_CODE__ERROR_CODE_PAYLOAD_INVALID_CONFIG
 					 ? VIRTMGR__V1__DEATH_REASON__DEATH_REASON_INVALID_PAYLOAD_CONFIG
 					 : VIRTMGR__V1__DEATH_REASON__DEATH_REASON_PAYLOAD_ERROR;
@@ -568,11 +725,31 @@ uint32_t vm_cid(const struct vm *vm)
 	return vm->cid;
 }
 
+struct vms_vm *vm_vms(const struct vm *vm)
+{
+	return vm->vms;
+}
+
+void vm_fail(struct vm *vm, Virtmgr__V1__DeathReason reason, const char *message)
+{
+	if (vm->state == VIRTMGR__V1__VM_STATE__VM_STATE_DEAD || !vm->qemu)
+		return;
+	vm->forced_reason = reason;
+	snprintf(vm->message, sizeof(vm->message), "%s", message);
+	qemu_kill(vm->qemu);
+}
+
 static void on_qemu_console(void *opaque, const char *buf, size_t len)
 {
 	struct vm *vm = opaque;
 
 	sink_write(vm->d->loop, &vm->console_out, buf, len);
+	for (struct console_attach *a = vm->attached, *next; a; a = next) {
+		next = a->next;
+		sink_write(vm->d->loop, &a->out, buf, len);
+		if (a->out.fd < 0)
+			console_detach(a);      /* the client went away */
+	}
 	for (size_t i = 0; i < len; i++) {
 		char c = buf[i];
 
@@ -718,33 +895,93 @@ static bool name_valid(const char *s)
 	return true;
 }
 
-/* Open @path as the caller would (fsuid/fsgid = the peer's), never following
- * a symlink in the last component into something the caller cannot read. */
+/*
+ * The peer's supplementary groups as the kernel shows them in
+ * /proc/<pid>/status, read while its pidfd proves the pid was not reused.
+ * Return: how many were stored in @out (at most @max); 0 when unknown (then
+ * the open runs with no supplementary group: never more access than the peer).
+ */
+static size_t peer_groups(const struct ttrpc_peer *peer, gid_t *out, size_t max)
+{
+	char path[64], line[4096];
+	size_t n = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)peer->pid);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		char *tok, *save = NULL;
+
+		if (strncmp(line, "Groups:", 7))
+			continue;
+		for (tok = strtok_r(line + 7, " \t\n", &save); tok && n < max; tok = strtok_r(NULL, " \t\n", &save))
+			out[n++] = (gid_t)strtoul(tok, NULL, 10);
+		break;
+	}
+	fclose(f);
+	/* still alive after the read: /proc/<pid> was the peer, not a successor */
+	if (peer->pidfd < 0 || syscall(SYS_pidfd_send_signal, peer->pidfd, 0, NULL, 0) < 0)
+		return 0;
+	return n;
+}
+
+/*
+ * Open @path as the caller would: fsuid, fsgid and supplementary groups are
+ * the peer's for the duration of the open(), so neither a symlink, nor a
+ * directory only the daemon may search, nor a group the daemon happens to
+ * be in lets a client read a file it could not read itself.
+ */
 static int open_as_peer(const struct ttrpc_peer *peer, const char *field, const char *path, int flags,
 			struct vm_error *err)
 {
+	bool switch_ids = geteuid() == 0 && peer->uid != 0;
+	cleanup_free gid_t *saved = NULL, *groups = NULL;
+	cleanup_close int pathfd = -1;
+	int nsaved = 0, fd, e;
 	struct stat st;
-	int fd, e;
 
 	if (!path || path[0] != '/')
 		return vm_error_set(err, VM_INVALID_ARGUMENT, "%s: \"%s\" is not an absolute path", field,
 				    path ? path : "");
-	if (geteuid() == 0 && peer->uid != 0) {
+	if (switch_ids) {
+		size_t ngroups;
+
+		nsaved = getgroups(0, NULL);
+		saved = xcalloc((size_t)MAX(nsaved, 1), sizeof(*saved));
+		nsaved = getgroups(MAX(nsaved, 1), saved);
+		groups = xcalloc(256, sizeof(*groups));
+		ngroups = peer_groups(peer, groups, 256);
+		if (nsaved < 0 || setgroups(ngroups, groups) < 0)
+			return vm_error_set_errno(err, VM_INTERNAL, errno, "%s: cannot take the caller's groups", field);
 		setfsgid(peer->gid);
 		setfsuid(peer->uid);
 	}
-	fd = open(path, flags | O_CLOEXEC | O_NOCTTY);
-	e = errno;
-	if (geteuid() == 0 && peer->uid != 0) {
-		setfsuid(0);
-		setfsgid(0);
+	/* O_PATH first: a FIFO would block the loop in open() and a device
+	 * node could act on being opened; only a regular file is reopened */
+	pathfd = open(path, O_PATH | O_CLOEXEC);
+	if (pathfd >= 0 && fstat(pathfd, &st) == 0 && S_ISREG(st.st_mode)) {
+		char proc[64];
+
+		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", pathfd);
+		fd = open(proc, flags | O_CLOEXEC | O_NOCTTY);
+	} else {
+		fd = -1;
+		if (pathfd >= 0)
+			errno = 0;   /* not a regular file */
 	}
+	e = errno;
+	if (switch_ids) {
+		setfsuid(geteuid());
+		setfsgid(getegid());
+		if (setgroups((size_t)nsaved, saved) < 0)
+			log_error("cannot restore the daemon's supplementary groups: %s", strerror(errno));
+	}
+	if (fd < 0 && e == 0)
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "%s: %s is not a regular file", field, path);
 	if (fd < 0)
 		return vm_error_set_errno(err, VM_INVALID_ARGUMENT, e, "%s: cannot open %s", field, path);
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		close(fd);
-		return vm_error_set(err, VM_INVALID_ARGUMENT, "%s: %s is not a regular file", field, path);
-	}
 	return fd;
 }
 
@@ -771,11 +1008,11 @@ static bool arg_valid(const char *s)
 	return true;
 }
 
-static bool env_valid(const char *s)
+static bool env_valid_key(const char *s)
 {
 	const char *eq = strchr(s, '=');
 
-	if (!eq || eq == s || !arg_valid(s) || strchr(s, ' '))
+	if (!eq || eq == s)
 		return false;
 	for (const char *p = s; p < eq; p++)
 		if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || *p == '_' ||
@@ -806,48 +1043,67 @@ static void append(char *buf, size_t cap, size_t *len, bool *overflow, const cha
 
 /* The kernel command line: base options, the client's, payload env (init's
  * environment), then " -- " and the payload argv (init's argv). */
-static int build_cmdline(const Virtmgr__V1__VmConfig *c, char **out, struct vm_error *err)
+/* The payload (env, then " -- " argv) as kernel command line words, for a
+ * guest init without the agent. Return: false when it cannot be written
+ * there (double quotes, control characters, spaces in env values). */
+static bool cmdline_payload(const Virtmgr__V1__VmConfig *c, char *buf, size_t cap)
 {
-	char buf[CMDLINE_MAX + 1];
 	size_t len = 0;
 	bool overflow = false;
 
-	/*
-	 * no_timer_check: Linux's boot-time IO-APIC timer check busy-waits for
-	 * timer ticks; when the host is busy (TCG, many guests starting at
-	 * once) the vCPU misses them and the guest panics "IO-APIC + timer
-	 * doesn't work" (half of 16 guests started together, docs/performance.md).
-	 */
-	append(buf, sizeof(buf), &len, &overflow, "console=ttyS0 quiet panic=-1 no_timer_check");
-	if (c->cmdline && *c->cmdline) {
-		if (!arg_valid(c->cmdline) && strchr(c->cmdline, '"') == NULL)
-			return vm_error_set(err, VM_INVALID_ARGUMENT, "cmdline: contains control characters");
-		append(buf, sizeof(buf), &len, &overflow, " %s", c->cmdline);
-	}
+	buf[0] = '\0';
 	for (size_t i = 0; i < c->n_payload_env; i++) {
-		if (!env_valid(c->payload_env[i]))
-			return vm_error_set(err, VM_INVALID_ARGUMENT,
-					    "payload_env[%zu]: \"%s\" is not KEY=VALUE with a valid key and no spaces, quotes or control characters",
-					    i, c->payload_env[i]);
-		append(buf, sizeof(buf), &len, &overflow, " %s", c->payload_env[i]);
+		if (!arg_valid(c->payload_env[i]) || strchr(c->payload_env[i], ' '))
+			return false;
+		append(buf, cap, &len, &overflow, " %s", c->payload_env[i]);
 	}
 	if (c->n_payload_args)
-		append(buf, sizeof(buf), &len, &overflow, " --");
+		append(buf, cap, &len, &overflow, " --");
 	for (size_t i = 0; i < c->n_payload_args; i++) {
 		const char *a = c->payload_args[i];
 
 		if (!arg_valid(a))
-			return vm_error_set(err, VM_INVALID_ARGUMENT,
-					    "payload_args[%zu]: contains a double quote or a control character", i);
+			return false;
 		if (!*a || strchr(a, ' ') || strchr(a, '\t'))
-			append(buf, sizeof(buf), &len, &overflow, " \"%s\"", a);
+			append(buf, cap, &len, &overflow, " \"%s\"", a);
 		else
-			append(buf, sizeof(buf), &len, &overflow, " %s", a);
+			append(buf, cap, &len, &overflow, " %s", a);
+	}
+	return !overflow;
+}
+
+/*
+ * The kernel command line: base options and the client's. The payload travels
+ * in the config device tree, which vmagent reads; it is repeated on the
+ * command line (env words, then " -- " argv, which the kernel hands to init)
+ * for guests whose init has no agent, whenever it can be written there and
+ * fits.
+ */
+static int build_cmdline(const Virtmgr__V1__VmConfig *c, char **out, struct vm_error *err)
+{
+	char buf[CMDLINE_MAX + 1], payload[CMDLINE_MAX + 1];
+	size_t len = 0;
+	bool overflow = false;
+
+	for (size_t i = 0; i < c->n_payload_env; i++)
+		if (!env_valid_key(c->payload_env[i]))
+			return vm_error_set(err, VM_INVALID_ARGUMENT,
+					    "payload_env[%zu]: \"%s\" is not KEY=VALUE with a key of [A-Za-z_][A-Za-z0-9_]*",
+					    i, c->payload_env[i]);
+	/* no_timer_check: under TCG on a loaded host the kernel's early timer
+	 * interrupt check can fail and panic before init runs (docs/guest.md) */
+	append(buf, sizeof(buf), &len, &overflow, "console=ttyS0 quiet panic=-1 no_timer_check");
+	if (c->cmdline && *c->cmdline) {
+		for (const char *p = c->cmdline; *p; p++)
+			if ((unsigned char)*p < 0x20 || *p == 0x7f)
+				return vm_error_set(err, VM_INVALID_ARGUMENT, "cmdline: contains control characters");
+		append(buf, sizeof(buf), &len, &overflow, " %s", c->cmdline);
 	}
 	if (overflow)
-		return vm_error_set(err, VM_INVALID_ARGUMENT,
-				    "cmdline: the kernel command line (options, payload_env and payload_args) is longer than %d bytes",
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "cmdline: the kernel command line is longer than %d bytes",
 				    CMDLINE_MAX);
+	if (cmdline_payload(c, payload, sizeof(payload)) && len + strlen(payload) <= CMDLINE_MAX)
+		append(buf, sizeof(buf), &len, &overflow, "%s", payload);
 	*out = xstrdup(buf);
 	return 0;
 }
@@ -862,6 +1118,7 @@ static void vm_free(struct vm *vm)
 	free(vm->run_dir);
 	free(vm->disks);
 	free(vm->cmdline);
+	vms_vm_free(vm->vms);
 	free(vm);
 }
 
@@ -934,9 +1191,9 @@ static int validate_config(struct daemon *d, const Virtmgr__V1__VmConfig *c, str
 		return vm_error_set(err, VM_INVALID_ARGUMENT, "vendor_modules: vendor modules are not supported");
 	if (c->n_assigned_devices)
 		return vm_error_set(err, VM_INVALID_ARGUMENT, "assigned_devices: device assignment is not supported");
-	if (c->payload_cwd && *c->payload_cwd)
-		return vm_error_set(err, VM_INVALID_ARGUMENT,
-				    "payload_cwd: a working directory needs the guest agent, which this guest image does not run");
+	if (c->payload_cwd && *c->payload_cwd && c->payload_cwd[0] != '/')
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "payload_cwd: \"%s\" is not an absolute path",
+				    c->payload_cwd);
 	vm->accel = xstrdup(c->accel && *c->accel ? c->accel : d->accel);
 	if (!strcmp(vm->accel, "kvm") && access("/dev/kvm", R_OK | W_OK) < 0)
 		return vm_error_set_errno(err, VM_INVALID_ARGUMENT, errno, "accel: kvm requested but /dev/kvm");
@@ -1007,7 +1264,8 @@ static int validate_config(struct daemon *d, const Virtmgr__V1__VmConfig *c, str
  * Early mode (AVF early_virtmgr): the caller's executable decides which
  * declarations apply; the VM gets the declared static CID and its run
  * directory under <root>/mnt/vm/early/<cid>, wiped now and on destroy.
- * The pidfd pins the caller while /proc/<pid>/exe is read (pid reuse).
+ * The pidfd, taken when the caller connected (SO_PEERPIDFD), pins the
+ * caller while /proc/<pid>/exe is read: no pid reuse can fool the check.
  */
 static int early_assign(struct daemon *d, const Virtmgr__V1__VmConfig *c, const struct ttrpc_peer *peer,
 			struct vm *vm, struct vm_error *err)
@@ -1019,9 +1277,16 @@ static int early_assign(struct daemon *d, const Virtmgr__V1__VmConfig *c, const 
 
 	if (!c->name || !*c->name)
 		return vm_error_set(err, VM_INVALID_ARGUMENT, "name: early VMs must name a declared VM");
-	pidfd = pidfd_open(peer->pid, 0);
+	if (c->detach && d->cfg.client_fd >= 0)
+		return vm_error_set(err, VM_INVALID_ARGUMENT,
+				    "detach: this daemon serves one client (--client-fd) and exits with it, so its VMs cannot outlive the client");
+	if (peer->pidfd < 0)
+		return vm_error_set(err, VM_PERMISSION_DENIED, "cannot identify caller pid %d: no pidfd for it",
+				    (int)peer->pid);
+	pidfd = fcntl(peer->pidfd, F_DUPFD_CLOEXEC, 3);
 	if (pidfd < 0)
-		return vm_error_set_errno(err, VM_PERMISSION_DENIED, errno, "cannot pin caller pid %d", (int)peer->pid);
+		return vm_error_set_errno(err, VM_INTERNAL, errno, "cannot duplicate the pidfd of caller pid %d",
+					  (int)peer->pid);
 	if (early_caller_path_pidfd(d->cfg.root ? d->cfg.root : "", NULL, peer->pid, pidfd, &exe, err) < 0 ||
 	    early_find_vm(d->early, exe, c->name, &evm, err) < 0)
 		return -1;
@@ -1054,10 +1319,12 @@ int vm_create(struct daemon *d, const Virtmgr__V1__VmConfig *config, struct ttrp
 	vm->d = d;
 	vm->kernel_fd = vm->initrd_fd = vm->console_in_fd = vm->log_out_fd = vm->console_out.fd = -1;
 	vm->guest_log_fd = -1;
+	vm->console_wr = -1;
 	if (validate_config(d, config, vm, call, err) < 0) {
 		vm_free(vm);
 		return -1;
 	}
+	vm->vms = vms_vm_new(config, !config->kernel_fd && !(config->kernel && *config->kernel));
 	if (d->cfg.early ? early_assign(d, config, peer, vm, err) < 0 : cid_allocate(d, &vm->cid, err) < 0) {
 		vm_free(vm);
 		return -1;
@@ -1115,7 +1382,11 @@ static void backend_exit_cb(struct ev_loop *loop, ev_io *w, int revents)
 	vm->backend_reaped = true;
 	snprintf(vm->message, sizeof(vm->message), "the vsock backend (pid %d) %s %d", (int)vm->vsock.backend_pid,
 		 si.si_code == CLD_EXITED ? "exited with status" : "was killed by signal", si.si_status);
-	ev_timer_init(&vm->backend_grace, backend_grace_cb, 0.25, 0);
+	/* Status 0: the backend saw QEMU close the vhost-user socket, i.e. QEMU
+	 * is exiting (a guest power-off); on a loaded machine that exit can take
+	 * longer than the short grace meant for a crashed backend. */
+	ev_timer_init(&vm->backend_grace, backend_grace_cb,
+		      si.si_code == CLD_EXITED && si.si_status == 0 ? 5.0 : 0.25, 0);
 	vm->backend_grace.data = vm;
 	ev_timer_start(loop, &vm->backend_grace);
 }
@@ -1123,7 +1394,11 @@ static void backend_exit_cb(struct ev_loop *loop, ev_io *w, int revents)
 static int vsock_prepare(struct vm *vm, struct qemu_config *qc, struct vm_error *err)
 {
 	struct daemon *d = vm->d;
-	struct vsock_host_opts opts = { .backend = d->cfg.vsock_backend, .log_level = NULL, .log_fd = -1 };
+	static const char *const levels[] = { [LOG_LVL_ERROR] = "error", [LOG_LVL_WARN] = "warning",
+					      [LOG_LVL_INFO] = "info", [LOG_LVL_DEBUG] = "debug" };
+	/* the backend logs to our stderr at our level */
+	struct vsock_host_opts opts = { .backend = d->cfg.vsock_backend, .log_level = levels[log_get_level()],
+					.log_fd = -1 };
 
 	if (strcmp(d->vsock_mode, "kernel") && d->cfg.vsock_backend && access(d->cfg.vsock_backend, X_OK) < 0)
 		return vm_error_set_errno(err, VM_FAILED_PRECONDITION, errno, "vm %s: vsock backend %s", vm->id,
@@ -1142,6 +1417,16 @@ static int vsock_prepare(struct vm *vm, struct qemu_config *qc, struct vm_error 
 	return 0;
 }
 
+/* VirtualMachineService for this VM on host vsock port = its CID (vms.c). */
+static int vms_attach(struct vm *vm, struct vm_error *err)
+{
+	int lfd = vsock_host_listen(&vm->vsock, vm->cid, err);
+
+	if (lfd < 0)
+		return vm_error_prefix(err, "vm %s: VirtualMachineService listener", vm->id);
+	return vms_listen(vm->d, vm, lfd, err);
+}
+
 static void boot_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct vm *vm = w->data;
@@ -1152,10 +1437,47 @@ static void boot_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		qemu_kill(vm->qemu);
 }
 
+/* A full file system would let the VM start and then lose its console and
+ * logs (every write failing): refuse to start it instead, naming the path. */
+static int run_dir_check_space(const char *run_dir, struct vm_error *err)
+{
+	struct statvfs sv;
+
+	if (statvfs(run_dir, &sv) < 0)
+		return vm_error_set_errno(err, VM_INTERNAL, errno, "statvfs %s", run_dir);
+	if ((uint64_t)sv.f_bavail * sv.f_frsize < RUN_DIR_MIN_FREE || (sv.f_files && sv.f_favail < 16))
+		return vm_error_set(err, VM_RESOURCE_EXHAUSTED,
+				    "run directory %s: %llu KiB and %llu inodes free, a VM needs at least %u KiB",
+				    run_dir, (unsigned long long)sv.f_bavail * sv.f_frsize >> 10,
+				    (unsigned long long)sv.f_favail, RUN_DIR_MIN_FREE >> 10);
+	return 0;
+}
+
+/* QEMU's stdin is a pipe the daemon writes: console input from the client's
+ * console_in fd and from AttachConsole sockets is relayed into it. */
+static int console_pipe(struct vm *vm, struct vm_error *err)
+{
+	int p[2];
+
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return vm_error_set_errno(err, VM_RESOURCE_EXHAUSTED, errno, "vm %s: console pipe", vm->id);
+	fd_set_nonblock(p[1], true);
+	vm->console_wr = p[1];
+	if (vm->console_in_fd >= 0) {
+		fd_set_nonblock(vm->console_in_fd, true);
+		ev_io_init(&vm->console_in_io, console_in_cb, vm->console_in_fd, EV_READ);
+		vm->console_in_io.data = vm;
+		ev_io_start(vm->d->loop, &vm->console_in_io);
+	}
+	return p[0];
+}
+
 int vm_start(struct vm *vm, struct vm_error *err)
 {
 	struct daemon *d = vm->d;
 	struct qemu_config qc = { 0 };
+	const char *fw_cfg_config = NULL;
+	cleanup_close int stdin_rd = -1;
 	int r;
 
 	if (vm->state != VIRTMGR__V1__VM_STATE__VM_STATE_NOT_STARTED)
@@ -1169,22 +1491,27 @@ int vm_start(struct vm *vm, struct vm_error *err)
 		vm_died(vm, VIRTMGR__V1__DEATH_REASON__DEATH_REASON_START_FAILED, err->message);
 		return -1;
 	}
+	if (run_dir_check_space(vm->run_dir, err) < 0 || vms_prepare(vm, vm->vms, &fw_cfg_config, err) < 0) {
+		vm_died(vm, VIRTMGR__V1__DEATH_REASON__DEATH_REASON_START_FAILED, err->message);
+		return -1;
+	}
 	qc.binary = d->cfg.qemu_binary;
 	qc.accel = vm->accel;
 	qc.run_dir = vm->run_dir;
 	qc.kernel_fd = vm->kernel_fd;
 	qc.initrd_fd = vm->initrd_fd;
 	qc.cmdline = vm->cmdline;
+	qc.fw_cfg_config = fw_cfg_config;
 	qc.memory_mib = vm->memory_mib;
 	qc.cpus = vm->cpus;
 	qc.disks = vm->disks;
 	qc.ndisks = vm->ndisks;
-	qc.console_in_fd = vm->console_in_fd;
 	qc.sandbox = d->cfg.sandbox;
-	if (vsock_prepare(vm, &qc, err) < 0) {
+	if ((stdin_rd = console_pipe(vm, err)) < 0 || vsock_prepare(vm, &qc, err) < 0 || vms_attach(vm, err) < 0) {
 		vm_died(vm, VIRTMGR__V1__DEATH_REASON__DEATH_REASON_START_FAILED, err->message);
 		return -1;
 	}
+	qc.console_in_fd = stdin_rd;
 	set_state(vm, VIRTMGR__V1__VM_STATE__VM_STATE_STARTING);
 	vm->started_ns = now_real_ns();
 	if (qemu_start(d->loop, &qc, &vm_qemu_cb, vm, &vm->qemu, err) < 0) {
@@ -1192,6 +1519,7 @@ int vm_start(struct vm *vm, struct vm_error *err)
 		vm_died(vm, VIRTMGR__V1__DEATH_REASON__DEATH_REASON_START_FAILED, err->message);
 		return -1;
 	}
+	vm_persist(vm);
 	if (vm->boot_timeout_ms) {
 		ev_timer_init(&vm->boot_timer, boot_timeout_cb, vm->boot_timeout_ms / 1000.0, 0);
 		vm->boot_timer.data = vm;
@@ -1411,6 +1739,208 @@ int vm_connect_vsock(struct vm *vm, uint32_t port, struct ttrpc_call *call, stru
 	return 0;
 }
 
+/* ---------------------------------------------------------------- restart */
+
+/*
+ * Every running VM is recorded in <run_dir>/vm.state (statefile.c), written
+ * atomically whenever it changes. A daemon that restarts (crash, SIGKILL,
+ * upgrade) reads them: detached VMs whose QEMU is still the same process
+ * (pidfd + start time) are adopted - QMP reconnected, vsock backend watched
+ * again - and owned VMs, whose owner connection died with the old daemon,
+ * are stopped. A file that does not parse is reported and its directory
+ * removed; it never stops the daemon from starting.
+ */
+static void vm_persist(struct vm *vm)
+{
+	struct statefile sf = { 0 };
+	struct vm_error err = { 0 };
+	cleanup_free char *path = NULL;
+	uint64_t bst = 0;
+
+	if (!vm->qemu || vm->state == VIRTMGR__V1__VM_STATE__VM_STATE_DEAD)
+		return;
+	path = xasprintf("%s/vm.state", vm->run_dir);
+	statefile_set(&sf, "id", vm->id);
+	statefile_set(&sf, "name", vm->name);
+	statefile_set_u64(&sf, "cid", vm->cid);
+	statefile_set_u64(&sf, "state", (uint64_t)vm->state);
+	statefile_set_u64(&sf, "owner_uid", vm->owner_uid);
+	statefile_set_u64(&sf, "owner_pid", (uint64_t)vm->owner_pid);
+	statefile_set_u64(&sf, "detached", vm->detached);
+	statefile_set_u64(&sf, "qemu_pid", (uint64_t)qemu_pid(vm->qemu));
+	statefile_set_u64(&sf, "qemu_start_time", qemu_start_time(vm->qemu));
+	statefile_set(&sf, "accel", vm->accel);
+	statefile_set_u64(&sf, "memory_mib", vm->memory_mib);
+	statefile_set_u64(&sf, "cpus", vm->cpus);
+	statefile_set_u64(&sf, "created_ns", vm->created_ns);
+	statefile_set_u64(&sf, "started_ns", vm->started_ns);
+	if (vm->has_exit_code)
+		statefile_set_u64(&sf, "exit_code", (uint64_t)vm->exit_code);
+	if (vm->vsock_prepared && vm->vsock.backend_pid > 0 && proc_start_time(vm->vsock.backend_pid, &bst) == 0) {
+		statefile_set_u64(&sf, "backend_pid", (uint64_t)vm->vsock.backend_pid);
+		statefile_set_u64(&sf, "backend_start_time", bst);
+	}
+	if (statefile_write(&sf, path, &err) < 0)
+		log_warn("vm %s: cannot record its state: %s", vm->id, err.message);
+	statefile_clear(&sf);
+}
+
+/* Watch the adopted VM's backend again (it is no longer our child). */
+static void restore_backend(struct vm *vm, const struct statefile *sf)
+{
+	struct vm_error err = { 0 };
+	uint64_t pid, st, now;
+
+	vm->vsock.mode = VSOCK_HOST_USER;
+	vm->vsock.cid = vm->cid;
+	vm->vsock.vhost_user_path = xasprintf("%s/vsock-vhost.sock", vm->run_dir);
+	vm->vsock.uds_path = xasprintf("%s/vsock.sock", vm->run_dir);
+	vm->vsock.backend_pid = -1;
+	vm->vsock.backend_pidfd = -1;
+	vm->vsock_prepared = true;
+	if (statefile_get_u64(sf, "backend_pid", INT32_MAX, &pid, &err) < 0 ||
+	    statefile_get_u64(sf, "backend_start_time", UINT64_MAX, &st, &err) < 0) {
+		if (!strcmp(vm->d->vsock_mode, "kernel"))
+			vm->vsock.mode = VSOCK_HOST_KERNEL;
+		return;
+	}
+	vm->vsock.backend_pidfd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
+	if (vm->vsock.backend_pidfd < 0 || proc_start_time((pid_t)pid, &now) < 0 || now != st) {
+		snprintf(vm->message, sizeof(vm->message), "the vsock backend (pid %d) died while virtmgrd was down",
+			 (int)pid);
+		if (vm->vsock.backend_pidfd >= 0)
+			close(steal_fd(&vm->vsock.backend_pidfd));
+		vm->forced_reason = VIRTMGR__V1__DEATH_REASON__DEATH_REASON_INFRASTRUCTURE_ERROR;
+		qemu_kill(vm->qemu);
+		return;
+	}
+	fd_set_cloexec(vm->vsock.backend_pidfd, true);
+	vm->vsock.backend_pid = (pid_t)pid;
+	vm->backend_reaped = true;      /* not ours to reap: PID 1 does */
+	ev_io_init(&vm->backend_io, backend_exit_cb, vm->vsock.backend_pidfd, EV_READ);
+	vm->backend_io.data = vm;
+	ev_io_start(vm->d->loop, &vm->backend_io);
+}
+
+static int restore_one(struct daemon *d, const char *dir, struct vm_error *err)
+{
+	cleanup_free char *path = xasprintf("%s/vm.state", dir);
+	struct statefile sf = { 0 };
+	uint64_t cid, state, uid, opid, det, qpid, qst, mem, cpus, cns, sns, code;
+	const char *id, *name, *accel;
+	struct vm *vm;
+	int r = -1;
+
+	if (statefile_read(&sf, path, err) < 0)
+		return -1;
+	id = statefile_get(&sf, "id");
+	name = statefile_get(&sf, "name");
+	accel = statefile_get(&sf, "accel");
+	if (!id || strlen(id) != 12 || !name || !name_valid(name) || !accel) {
+		vm_error_set(err, VM_DATA_LOSS, "%s: id, name or accel missing or invalid", path);
+		goto out;
+	}
+	if (statefile_get_u64(&sf, "cid", UINT32_MAX, &cid, err) < 0 ||
+	    statefile_get_u64(&sf, "state", VIRTMGR__V1__VM_STATE__VM_STATE_FINISHED, &state, err) < 0 ||
+	    statefile_get_u64(&sf, "owner_uid", UINT32_MAX, &uid, err) < 0 ||
+	    statefile_get_u64(&sf, "owner_pid", INT32_MAX, &opid, err) < 0 ||
+	    statefile_get_u64(&sf, "detached", 1, &det, err) < 0 ||
+	    statefile_get_u64(&sf, "qemu_pid", INT32_MAX, &qpid, err) < 0 ||
+	    statefile_get_u64(&sf, "qemu_start_time", UINT64_MAX, &qst, err) < 0 ||
+	    statefile_get_u64(&sf, "memory_mib", UINT32_MAX, &mem, err) < 0 ||
+	    statefile_get_u64(&sf, "cpus", UINT32_MAX, &cpus, err) < 0 ||
+	    statefile_get_u64(&sf, "created_ns", UINT64_MAX, &cns, err) < 0 ||
+	    statefile_get_u64(&sf, "started_ns", UINT64_MAX, &sns, err) < 0) {
+		vm_error_prefix(err, "%s", path);
+		goto out;
+	}
+	if (cid_in_use(d, (uint32_t)cid)) {
+		vm_error_set(err, VM_DATA_LOSS, "%s: cid %" PRIu64 " is already taken", path, cid);
+		goto out;
+	}
+	vm = xzalloc(sizeof(*vm));
+	vm->d = d;
+	vm->kernel_fd = vm->initrd_fd = vm->console_in_fd = vm->log_out_fd = vm->console_out.fd = -1;
+	vm->guest_log_fd = vm->console_wr = -1;
+	snprintf(vm->id, sizeof(vm->id), "%s", id);
+	vm->name = xstrdup(name);
+	vm->accel = xstrdup(accel);
+	vm->cid = (uint32_t)cid;
+	vm->state = (vm_state_t)state;
+	vm->owner_uid = (uid_t)uid;
+	vm->owner_pid = (pid_t)opid;
+	vm->detached = det;
+	vm->owner_conn = det ? 0 : UINT64_MAX;  /* an owned VM's owner died with the old daemon */
+	vm->memory_mib = (uint32_t)mem;
+	vm->cpus = (uint32_t)cpus;
+	vm->created_ns = cns;
+	vm->started_ns = sns;
+	if (statefile_get_u64(&sf, "exit_code", 255, &code, NULL) == 0) {
+		vm->exit_code = (int)code;
+		vm->has_exit_code = true;
+	}
+	vm->run_dir = xstrdup(dir);
+	if (qemu_adopt(d->loop, (pid_t)qpid, qst, dir, &vm_qemu_cb, vm, &vm->qemu, err) < 0) {
+		vm->qemu = NULL;
+		vm_free(vm);
+		vm_error_prefix(err, "%s: vm %s", path, id);
+		goto out;
+	}
+	vm->next = d->vms;
+	d->vms = vm;
+	d->nvms_alive++;
+	if (d->next_cid <= vm->cid && vm->cid < d->cfg.cid_max)
+		d->next_cid = vm->cid + 1;
+	restore_backend(vm, &sf);
+	if (!det) {
+		log_info("vm %s (%s, cid %u): its owner is gone, stopping it", vm->id, vm->name, vm->cid);
+		vm->kill_requested = true;
+		qemu_kill(vm->qemu);
+	} else {
+		struct vm_error verr = { 0 };
+
+		log_info("vm %s (%s, cid %u): adopted running QEMU %d (%s)", vm->id, vm->name, vm->cid,
+			 (int)qpid, state_name(vm->state));
+		/* the guest agent reconnects to VirtualMachineService */
+		vm->vms = vms_vm_new(NULL, false);
+		if (vms_attach(vm, &verr) < 0)
+			log_warn("vm %s: %s", vm->id, verr.message);
+	}
+	r = 0;
+out:
+	statefile_clear(&sf);
+	return r;
+}
+
+unsigned vm_restore_all(struct daemon *d)
+{
+	cleanup_free char *base = xasprintf("%s/vms", d->cfg.run_dir);
+	DIR *dir = opendir(base);
+	struct dirent *de;
+	unsigned n = 0;
+
+	if (!dir)
+		return 0;
+	while ((de = readdir(dir))) {
+		struct vm_error err = { 0 };
+		cleanup_free char *path = NULL;
+		char *end;
+
+		strtoul(de->d_name, &end, 10);
+		if (de->d_name[0] < '0' || de->d_name[0] > '9' || *end)
+			continue;
+		path = xasprintf("%s/%s", base, de->d_name);
+		if (restore_one(d, path, &err) == 0) {
+			n++;
+			continue;
+		}
+		log_warn("not adopting %s: %s; removing it", path, err.message);
+		remove_tree(path);
+	}
+	closedir(dir);
+	return n;
+}
+
 /* ---------------------------------------------------------------- owners */
 
 void vm_conn_closed(struct daemon *d, uint64_t conn_id)
@@ -1454,6 +1984,7 @@ void vm_shutdown_all(struct daemon *d)
 			/* detached VMs outlive the daemon */
 			qemu_free(vm->qemu, true);
 			vm->qemu = NULL;
+			backend_forget(vm);
 		} else if (vm->qemu) {
 			qemu_kill(vm->qemu);
 			qemu_free(vm->qemu, false);
@@ -1478,4 +2009,7 @@ void vm_shutdown_all(struct daemon *d)
 		}
 		vm_free(vm);
 	}
+	/* backends already told to stop: PID 1 reaps them once we are gone */
+	while (reapers)
+		reaper_free(d->loop, reapers);
 }

@@ -59,13 +59,25 @@ void vm_guest_connected(struct vm *vm);
 const char *vm_id(const struct vm *vm);
 const char *vm_run_dir(const struct vm *vm);
 uint32_t vm_cid(const struct vm *vm);
+/* The VM's guest agent protocol state (server/vms.c). */
+struct vms_vm *vm_vms(const struct vm *vm);
+/* Kill the VM now; it dies with @reason and @message (e.g. the agent deadline). */
+void vm_fail(struct vm *vm, Virtmgr__V1__DeathReason reason, const char *message);
 
 /* ConnectVsock: reply to @call with a connected fd to guest @port, from the loop.
  * Return: 0 if under way, -1 with @err if it cannot start. */
 int vm_connect_vsock(struct vm *vm, uint32_t port, struct ttrpc_call *call, struct vm_error *err);
 
+/* AttachConsole: a new socket whose reads are the console output from now on
+ * and whose writes are console input. Return: 0 with *client_fd, or -1. */
+int vm_attach_console(struct vm *vm, int *client_fd, struct vm_error *err);
+
 /* A client connection closed: kill the VMs it owned (unless detached), drop dead records. */
 void vm_conn_closed(struct daemon *d, uint64_t conn_id);
+/* Start-up: adopt detached VMs recorded in <run_dir>/vms/<cid>/vm.state by a
+ * previous daemon, stop owned ones. Return: how many were taken over. */
+unsigned vm_restore_all(struct daemon *d);
+
 /* Daemon shutdown: kill owned VMs, leave detached ones running. */
 void vm_shutdown_all(struct daemon *d);
 unsigned vm_count(const struct daemon *d);

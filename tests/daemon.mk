@@ -12,5 +12,6 @@ tests_unit_test_fdtconfig_CFLAGS = $(TEST_CFLAGS) $(FDT_CFLAGS)
 tests_unit_test_fdtconfig_LDADD = $(TEST_LDADD) $(FDT_LIBS)
 
 # Integration tests with real guests (need `make guest-image`).
-TESTS += tests/integration/lifecycle.sh tests/integration/permissions.sh
-EXTRA_DIST += tests/integration/lib.sh tests/integration/lifecycle.sh tests/integration/permissions.sh
+TESTS += tests/integration/lifecycle.sh tests/integration/permissions.sh tests/integration/restart.sh
+EXTRA_DIST += tests/integration/lib.sh tests/integration/lifecycle.sh tests/integration/permissions.sh \
+	tests/integration/restart.sh

@@ -13,15 +13,12 @@ tests_unit_test_vsock_pkt_CFLAGS = $(TEST_CFLAGS)
 tests_unit_test_vsock_pkt_LDADD = $(VSOCK_TEST_LDADD)
 
 # Fuzz target (tests/fuzz/fuzz.mk's pattern): `make fuzz` builds it with
-# libFuzzer; the replay program runs the committed corpus in `make check`.
+# libFuzzer; tests/fuzz/replay.sh replays the committed corpus in `make check`.
 FUZZ_TARGETS += vsock
 FUZZ_SRCS_vsock = tests/fuzz/fuzz_vsock.c server/vsock/virtq.c server/vsock/vsock_pkt.c lib/util.c lib/log.c
 FUZZ_LIBS_vsock =
 check_PROGRAMS += tests/fuzz/replay_vsock
-TESTS += tests/fuzz/replay_vsock
-tests_fuzz_replay_vsock_SOURCES = tests/fuzz/fuzz_vsock.c server/vsock/vq_synth.h
-tests_fuzz_replay_vsock_CPPFLAGS = $(AM_CPPFLAGS) -DVSOCK_FUZZ_REPLAY_MAIN \
-	-DVSOCK_CORPUS_DIR='"$(abs_top_srcdir)/tests/fuzz/corpus/vsock"'
+tests_fuzz_replay_vsock_SOURCES = tests/fuzz/replay.c tests/fuzz/fuzz_vsock.c server/vsock/vq_synth.h
 tests_fuzz_replay_vsock_LDADD = server/vsock/libvsockdev.la lib/libvirtmgr.la $(EV_LIBS)
 EXTRA_DIST += tests/fuzz/corpus/vsock
 
@@ -37,3 +34,19 @@ tests_guest_tools_vsock_tool_LDFLAGS = -all-static
 TESTS += tests/integration/vsock.sh
 EXTRA_DIST += tests/integration/vsock.sh tests/integration/vsock-guest.sh
 tests/integration/vsock.log: guest-image server/virtmgr-vsock$(EXEEXT) tests/guest-tools/vsock-tool$(EXEEXT)
+
+# The daemon interface and the backend process, with peers played by the test.
+check_PROGRAMS += tests/unit/test_vsock_host
+TESTS += tests/unit/test_vsock_host
+tests_unit_test_vsock_host_SOURCES = tests/unit/test_vsock_host.c
+tests_unit_test_vsock_host_CPPFLAGS = $(AM_CPPFLAGS) \
+	-DVSOCK_BACKEND_PATH='"$(abs_top_builddir)/server/virtmgr-vsock$(EXEEXT)"'
+tests_unit_test_vsock_host_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_vsock_host_LDADD = server/vsock/libvsockhost.la $(TEST_LDADD)
+
+# The device between synthetic rings and real Unix sockets.
+check_PROGRAMS += tests/unit/test_vsock_dev
+TESTS += tests/unit/test_vsock_dev
+tests_unit_test_vsock_dev_SOURCES = tests/unit/test_vsock_dev.c server/vsock/vq_synth.h
+tests_unit_test_vsock_dev_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_vsock_dev_LDADD = $(VSOCK_TEST_LDADD)

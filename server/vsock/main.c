@@ -161,7 +161,7 @@ int main(int argc, char **argv)
 		case 'l':
 			if (!strcmp(optarg, "error"))
 				lvl = LOG_LVL_ERROR;
-			else if (!strcmp(optarg, "warn"))
+			else if (!strcmp(optarg, "warn") || !strcmp(optarg, "warning"))
 				lvl = LOG_LVL_WARN;
 			else if (!strcmp(optarg, "info"))
 				lvl = LOG_LVL_INFO;
@@ -190,7 +190,7 @@ int main(int argc, char **argv)
 	if (vpath && (vfd = listen_path(vpath)) < 0)
 		return 1;
 	fd_set_cloexec(vfd, true);
-	/* the daemon creates the socket non-blocking; we wait for QEMU here */
+	/* an inherited socket may be non-blocking; waiting for QEMU is all we do */
 	fd_set_nonblock(vfd, false);
 
 	struct ev_loop *loop = ev_default_loop(EVFLAG_AUTO);

@@ -20,3 +20,4 @@ noinst_LTLIBRARIES += server/vsock/libvsockhost.la
 server_vsock_libvsockhost_la_SOURCES = server/vsock_host.c server/vsock_host.h
 server_vsock_libvsockhost_la_CFLAGS = $(AM_CFLAGS)
 server_vsock_libvsockhost_la_LIBADD = lib/libvirtmgr.la $(EV_LIBS)
+EXTRA_DIST += docs/vsock.md

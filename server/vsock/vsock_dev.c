@@ -71,6 +71,7 @@ struct vconn {
 	/* host -> guest */
 	uint32_t peer_buf_alloc, peer_fwd_cnt, tx_cnt;
 	bool host_eof, guest_shut_send, guest_shut_rcv, host_shut_wr;
+	bool early_data; /* host client wrote before "OK": stop watching for hangup */
 };
 
 struct rst_ent {
@@ -186,6 +187,9 @@ static void conn_update_rio(struct vconn *c)
 
 	if (c->state == VC_HANDSHAKE)
 		want = true;
+	/* while the guest has not answered, notice a client that gives up */
+	if (c->state == VC_CONNECTING)
+		want = c->fd >= 0 && !c->early_data;
 	if (want && !ev_is_active(&c->rio))
 		ev_io_start(c->dev->loop, &c->rio);
 	else if (!want && ev_is_active(&c->rio))
@@ -664,8 +668,8 @@ static void conn_handshake(struct vconn *c)
 	c->state = VC_CONNECTING;
 	/* the guest's credit is unknown until its RESPONSE */
 	conn_hash(c);
-	ev_io_stop(dev->loop, &c->rio);
 	conn_schedule(c, P_REQUEST);
+	conn_update_rio(c);
 }
 
 static void conn_rio_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -675,6 +679,19 @@ static void conn_rio_cb(struct ev_loop *loop, ev_io *w, int revents)
 
 	if (c->state == VC_HANDSHAKE) {
 		conn_handshake(c);
+	} else if (c->state == VC_CONNECTING) {
+		char ch;
+		ssize_t r = recv(c->fd, &ch, 1, MSG_PEEK | MSG_DONTWAIT);
+		if (r > 0) {
+			c->early_data = true;
+			ev_io_stop(loop, w);
+		} else if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
+			log_debug("host client for guest port %u gave up before the guest answered", c->guest_port);
+			if (c->pending & P_REQUEST)
+				conn_free(c); /* the guest never heard of it */
+			else
+				conn_reset(c);
+		}
 	} else {
 		ev_io_stop(loop, w);
 		conn_schedule(c, P_DATA);

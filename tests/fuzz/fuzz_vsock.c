@@ -7,9 +7,8 @@
  * wild addresses are reached); then one byte for the available index and
  * 2 bytes per available-ring entry; the rest fills the data area. Every chain
  * is popped, its packet parsed, copied out and partly overwritten, exactly
- * as the device does. Built with `-DVSOCK_FUZZ_REPLAY_MAIN` it is a plain
- * program that replays files or directories (the committed corpus in
- * `make check`).
+ * as the device does. tests/fuzz/replay_vsock (tests/fuzz/replay.c) replays
+ * the committed corpus in `make check`.
  */
 #include "config.h"
 
@@ -82,54 +81,3 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	vq_synth_free(&s);
 	return 0;
 }
-
-#ifdef VSOCK_FUZZ_REPLAY_MAIN
-#include <dirent.h>
-#include <stdio.h>
-
-static int replay_file(const char *path)
-{
-	FILE *f = fopen(path, "rb");
-	static uint8_t buf[1 << 20];
-
-	if (!f) {
-		perror(path);
-		return 1;
-	}
-	size_t n = fread(buf, 1, sizeof(buf), f);
-	fclose(f);
-	LLVMFuzzerTestOneInput(buf, n);
-	return 0;
-}
-
-static int replay(const char *path)
-{
-	DIR *d = opendir(path);
-	int rc = 0, count = 0;
-
-	if (!d)
-		return replay_file(path);
-	for (struct dirent *e; (e = readdir(d));) {
-		if (e->d_name[0] == '.')
-			continue;
-		char p[4096];
-		snprintf(p, sizeof(p), "%s/%s", path, e->d_name);
-		rc |= replay_file(p);
-		count++;
-	}
-	closedir(d);
-	printf("%s: replayed %d inputs\n", path, count);
-	return count ? rc : 1;
-}
-
-int main(int argc, char **argv)
-{
-	int rc = 0;
-
-	if (argc < 2)
-		return replay(VSOCK_CORPUS_DIR);
-	for (int i = 1; i < argc; i++)
-		rc |= replay(argv[i]);
-	return rc;
-}
-#endif

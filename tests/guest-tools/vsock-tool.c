@@ -10,6 +10,7 @@
  *   vsock-tool hconnect UDS PORT MODE [--parallel K]
  *                        host client through the hybrid "CONNECT PORT" socket
  *   vsock-tool ulisten PATH MODE [--count N]       Unix listener (host)
+ *   vsock-tool uconnect PATH MODE [--parallel K]   plain Unix client (baseline)
  *
  * MODE: --sink | --source BYTES | --echo | --stall. --tag NAME prefixes
  * every output line with "[NAME] " (tests run several at once on one
@@ -28,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -182,6 +184,15 @@ static int serve(int fd)
 	return 2;
 }
 
+/* Children die with their parent, so a test killing the tool leaves no
+ * stalled connection behind. */
+static void child_init(pid_t parent)
+{
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != parent)
+		_exit(1);
+}
+
 static int do_listen(int lfd)
 {
 	int rc = 0;
@@ -194,9 +205,11 @@ static int do_listen(int lfd)
 		int fd = accept(lfd, NULL, NULL);
 		if (fd < 0)
 			return die("accept");
-		pid_t pid = fork();
-		if (pid == 0)
+		pid_t parent = getpid(), pid = fork();
+		if (pid == 0) {
+			child_init(parent);
 			_exit(serve(fd));
+		}
 		close(fd);
 		running++;
 	}
@@ -274,13 +287,19 @@ static int hybrid_connect(const char *uds, const char *port)
 	return fd;
 }
 
+static int plain_unix_connect(const char *path, const char *unused)
+{
+	return unix_socket(path, false);
+}
+
 static int do_connect(connect_fn fn, const char *a, const char *b)
 {
 	int rc = 0;
 
 	for (unsigned i = 0; i < parallel; i++) {
-		pid_t pid = fork();
+		pid_t parent = getpid(), pid = fork();
 		if (pid == 0) {
+			child_init(parent);
 			int fd = fn(a, b);
 			_exit(fd < 0 ? 1 : serve(fd));
 		}
@@ -299,6 +318,7 @@ static int usage(void)
 			"       vsock-tool connect CID PORT MODE [--parallel K]\n"
 			"       vsock-tool hconnect UDS PORT MODE [--parallel K]\n"
 			"       vsock-tool ulisten PATH MODE [--count N]\n"
+			"       vsock-tool uconnect PATH MODE [--parallel K]\n"
 			"MODE: --sink | --source BYTES | --echo | --stall; --tag NAME prefixes output\n");
 	return 2;
 }
@@ -350,5 +370,7 @@ int main(int argc, char **argv)
 		return do_connect(vsock_connect, argv[2], argv[3]);
 	if (!strcmp(argv[1], "hconnect"))
 		return do_connect(hybrid_connect, argv[2], argv[3]);
+	if (!strcmp(argv[1], "uconnect"))
+		return do_connect(plain_unix_connect, argv[2], NULL);
 	return usage();
 }

@@ -1,0 +1,1055 @@
+/* qemu.c - one supervised QEMU process per VM.
+ *
+ * Start: everything that can be checked synchronously is (binary, kernel,
+ * initrd and disks are opened here, so a missing or unreadable file is a
+ * qemu_start() error naming it). QEMU gets those files as inherited fds at
+ * fixed numbers: kernel and initrd as /proc/self/fd/N (QEMU loads them with a
+ * plain open), disks through -add-fd + /dev/fdset/N (the block layer's way),
+ * so no host path ever goes through QEMU's option parser and commas or
+ * "json:" prefixes in paths cannot inject options. The QMP socket is bound
+ * and listening before the fork and handed over with fd=, so the daemon's
+ * connect can never race QEMU's start-up. The guest's serial console is a
+ * stdio chardev: QEMU's stdout is a pipe read here non-blockingly (bytes go
+ * to console.log and to on_console), its stdin is console_in_fd or
+ * /dev/null, its stderr is appended to qemu.log.
+ *
+ * Exit: a pidfd watched by an ev_io turns readable when QEMU exits, child or
+ * not. For a child it is reaped with waitid(P_PIDFD, WNOHANG). libev's
+ * default loop reaps every child itself on SIGCHLD (waitpid(-1)), so on that
+ * loop an ev_child watcher is also started and whichever sees the status
+ * first wins. Before on_exit, the QMP socket and the console pipe are
+ * drained, so the SHUTDOWN/GUEST_PANICKED events and the last console bytes
+ * QEMU wrote are always accounted for.
+ *
+ * The child gets its own session (a daemon restart or a terminal hangup does
+ * not reach it), no PR_SET_PDEATHSIG (detached VMs outlive the daemon),
+ * default signal dispositions, an empty signal mask and only the fds listed
+ * below. Callbacks may call qemu_free(); the object is released when the
+ * callback returns.
+ */
+#include "config.h"
+
+#include "server/qemu.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/pidfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "lib/log.h"
+#include "server/qmp.h"
+
+#define QEMU_CONSOLE_CHUNK 65536
+
+struct qemu_status_query {
+	struct qemu_status_query *next;
+	qemu_status_fn fn;
+	void *opaque;
+};
+
+struct qemu {
+	struct ev_loop *loop;
+	struct qemu_callbacks cb;
+	void *opaque;
+
+	pid_t pid;
+	uint64_t start_time;
+	bool is_child;
+	int pidfd;
+	ev_io pid_io;
+	ev_child child_w;         /* only on libev's default loop, for children */
+
+	int console_fd;           /* read end of QEMU's stdout, or -1 */
+	ev_io console_io;
+	int console_log_fd;       /* run_dir/console.log, or -1 */
+
+	char *qemu_log_path;
+	off_t qemu_log_start;     /* size of qemu.log before this QEMU wrote to it */
+	char *qmp_path;
+	struct qmp *qmp;
+	struct qemu_status_query *queries; /* FIFO of query-status in flight */
+
+	struct qemu_exit exit;
+	bool exited;
+	bool kill_sent;
+	int refs;
+	bool freed;
+};
+
+/* ------------------------------------------------------------ helpers */
+
+static void argv_add(char ***argv, size_t *n, size_t *cap, char *s)
+{
+	if (*n + 2 > *cap) {
+		*cap = MAX(*cap * 2, (size_t)32);
+		*argv = xrealloc(*argv, *cap * sizeof(**argv));
+	}
+	(*argv)[(*n)++] = s;
+	(*argv)[*n] = NULL;
+}
+
+static void argv_free(char **argv)
+{
+	if (!argv)
+		return;
+	for (char **a = argv; *a; a++)
+		free(*a);
+	free(argv);
+}
+
+/* QemuOpts values escape ',' by doubling it. */
+static char *opts_escape(const char *s)
+{
+	size_t n = 0;
+	char *out = xmalloc(strlen(s) * 2 + 1);
+
+	for (; *s; s++) {
+		out[n++] = *s;
+		if (*s == ',')
+			out[n++] = ',';
+	}
+	out[n] = '\0';
+	return out;
+}
+
+static int read_start_time(pid_t pid, uint64_t *out)
+{
+	char path[64];
+	cleanup_free char *buf = NULL;
+	const char *p;
+	size_t len;
+	int field = 3;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if (read_file(path, 4096, &buf, &len, NULL) < 0)
+		return -1;
+	/* comm (field 2) may contain anything, including ") "; it ends at the last ')' */
+	p = strrchr(buf, ')');
+	if (!p)
+		return -1;
+	p++;
+	while (*p && field < 22) {
+		while (*p == ' ')
+			p++;
+		while (*p && *p != ' ')
+			p++;
+		field++;
+	}
+	while (*p == ' ')
+		p++;
+	if (field != 22 || !*p)
+		return -1;
+	errno = 0;
+	*out = strtoull(p, NULL, 10);
+	return errno ? -1 : 0;
+}
+
+/* PATH lookup for a binary named without '/'. Return: allocated path or NULL. */
+static char *find_binary(const char *name)
+{
+	const char *path = getenv("PATH");
+
+	if (strchr(name, '/'))
+		return access(name, X_OK) == 0 ? xstrdup(name) : NULL;
+	if (!path || !*path)
+		path = "/usr/local/bin:/usr/bin:/bin";
+	while (*path) {
+		const char *colon = strchr(path, ':');
+		size_t dlen = colon ? (size_t)(colon - path) : strlen(path);
+		char *cand = xasprintf("%.*s/%s", (int)dlen, dlen ? path : ".", name);
+
+		if (access(cand, X_OK) == 0)
+			return cand;
+		free(cand);
+		path += dlen + (colon ? 1 : 0);
+	}
+	return NULL;
+}
+
+/* Open a file for QEMU, or take a duplicate of an fd the caller passed. */
+static int open_input(const char *what, const char *path, int fd, int flags, struct vm_error *err)
+{
+	struct stat st;
+	int out;
+
+	if (path)
+		fd = -1; /* a path wins: a zero-initialized fd field must not mean stdin */
+	if (fd >= 0) {
+		out = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+		if (out < 0)
+			return vm_error_set_errno(err, VM_INVALID_ARGUMENT, errno, "%s fd %d", what, fd);
+	} else {
+		out = open(path, flags | O_CLOEXEC | O_NOCTTY);
+		if (out < 0)
+			return vm_error_set_errno(err, errno == ENOENT ? VM_NOT_FOUND : VM_INVALID_ARGUMENT, errno,
+						  "%s %s", what, path);
+	}
+	if (fstat(out, &st) < 0 || !(S_ISREG(st.st_mode) || S_ISBLK(st.st_mode))) {
+		close(out);
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "%s %s is not a regular file or block device", what,
+				    path ? path : "(fd)");
+	}
+	return out;
+}
+
+/* initrd followed by extra_initrd in one sealed memfd (Linux unpacks
+ * concatenated cpio archives, compressed or not, in order). */
+static int concat_initrd(int initrd_fd, const char *extra, struct vm_error *err)
+{
+	cleanup_close int mfd = memfd_create("virtmgr-initrd", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	cleanup_close int xfd = -1;
+	int srcs[2];
+
+	if (mfd < 0)
+		return vm_error_set_errno(err, VM_INTERNAL, errno, "memfd for initrd");
+	xfd = open_input("extra initrd", extra, -1, O_RDONLY, err);
+	if (xfd < 0)
+		return -1;
+	srcs[0] = initrd_fd;
+	srcs[1] = xfd;
+	for (int i = 0; i < 2; i++) {
+		off_t off = 0;
+
+		for (;;) {
+			ssize_t n = copy_file_range(srcs[i], &off, mfd, NULL, 1 << 24, 0);
+			char buf[65536];
+
+			if (n == 0)
+				break;
+			if (n > 0)
+				continue;
+			if (errno != EXDEV && errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP)
+				return vm_error_set_errno(err, VM_INTERNAL, errno, "copying initrd");
+			/* no in-kernel copy between these files: plain read/write */
+			n = pread(srcs[i], buf, sizeof(buf), off);
+			if (n < 0)
+				return vm_error_set_errno(err, VM_INTERNAL, errno, "reading initrd");
+			if (n == 0)
+				break;
+			if (write_all(mfd, buf, (size_t)n) < 0)
+				return vm_error_set_errno(err, VM_INTERNAL, errno, "writing initrd memfd");
+			off += n;
+		}
+	}
+	fcntl(mfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL);
+	return steal_fd(&mfd);
+}
+
+/* A listening Unix socket at @path (a stale one is replaced). */
+static int qmp_listen(const char *path, struct vm_error *err)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	cleanup_close int fd = -1;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "QMP socket path %s is too long (max %zu bytes)", path,
+				    sizeof(sa.sun_path) - 1);
+	strcpy(sa.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return vm_error_set_errno(err, VM_INTERNAL, errno, "QMP socket");
+	if (unlink(path) < 0 && errno != ENOENT)
+		return vm_error_set_errno(err, VM_INTERNAL, errno, "removing stale %s", path);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		return vm_error_set_errno(err, VM_INTERNAL, errno, "bind %s", path);
+	if (listen(fd, 4) < 0)
+		return vm_error_set_errno(err, VM_INTERNAL, errno, "listen %s", path);
+	return steal_fd(&fd);
+}
+
+/* The last lines QEMU wrote to qemu.log since @start. */
+static void read_stderr_tail(const char *path, off_t start, char *out, size_t size)
+{
+	cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	off_t from;
+	ssize_t n;
+	char *nl;
+
+	out[0] = '\0';
+	if (fd < 0 || fstat(fd, &st) < 0 || st.st_size <= start)
+		return;
+	from = MAX(start, st.st_size - (off_t)(size - 1));
+	n = pread(fd, out, size - 1, from);
+	if (n <= 0)
+		return;
+	out[n] = '\0';
+	/* cut in the middle of a line: start at the next whole one */
+	if (from > start && from > 0 && (nl = strchr(out, '\n')) && nl[1])
+		memmove(out, nl + 1, strlen(nl + 1) + 1);
+}
+
+/* ------------------------------------------------------------ exit */
+
+static void qemu_unref(struct qemu *q);
+
+static void qemu_console_read(struct qemu *q)
+{
+	char buf[QEMU_CONSOLE_CHUNK];
+
+	while (q->console_fd >= 0 && !q->freed) {
+		ssize_t n = read(q->console_fd, buf, sizeof(buf));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		if (n <= 0) {
+			ev_io_stop(q->loop, &q->console_io);
+			close(q->console_fd);
+			q->console_fd = -1;
+			return;
+		}
+		if (q->console_log_fd >= 0 && write_all(q->console_log_fd, buf, (size_t)n) < 0)
+			log_warn("qemu %d: writing console.log: %s", (int)q->pid, strerror(errno));
+		if (q->cb.on_console)
+			q->cb.on_console(q->opaque, buf, (size_t)n);
+	}
+}
+
+static void qemu_console_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct qemu *q = w->data;
+
+	q->refs++;
+	qemu_console_read(q);
+	qemu_unref(q);
+}
+
+static void qemu_set_status(struct qemu_exit *e, int status)
+{
+	e->wait_status = status;
+	if (WIFEXITED(status)) {
+		e->exit_code = WEXITSTATUS(status);
+		e->signal = 0;
+	} else if (WIFSIGNALED(status)) {
+		e->exit_code = -1;
+		e->signal = WTERMSIG(status);
+	}
+}
+
+/* QEMU is gone and its status (if knowable) is in q->exit: collect the rest, report. */
+static void qemu_finish(struct qemu *q)
+{
+	if (q->exited)
+		return;
+	q->exited = true;
+	ev_io_stop(q->loop, &q->pid_io);
+	if (ev_is_active(&q->child_w))
+		ev_child_stop(q->loop, &q->child_w);
+	if (q->qmp)
+		qmp_drain(q->qmp);
+	if (!q->freed)
+		qemu_console_read(q);
+	q->exit.kill_sent = q->kill_sent;
+	if (q->qemu_log_path)
+		read_stderr_tail(q->qemu_log_path, q->qemu_log_start, q->exit.stderr_tail,
+				 sizeof(q->exit.stderr_tail));
+	if (q->qmp_path)
+		unlink(q->qmp_path);
+	log_debug("qemu %d: exited (status %d, signal %d, reason \"%s\"%s)", (int)q->pid, q->exit.wait_status,
+		  q->exit.signal, q->exit.shutdown_reason, q->exit.panicked ? ", panicked" : "");
+	if (q->cb.on_exit && !q->freed)
+		q->cb.on_exit(q->opaque, &q->exit);
+}
+
+static void qemu_child_cb(struct ev_loop *loop, ev_child *w, int revents)
+{
+	struct qemu *q = w->data;
+
+	ev_child_stop(loop, w);
+	q->refs++;
+	qemu_set_status(&q->exit, w->rstatus);
+	qemu_finish(q);
+	qemu_unref(q);
+}
+
+static void qemu_pidfd_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct qemu *q = w->data;
+	siginfo_t si;
+
+	q->refs++;
+	if (q->is_child) {
+		memset(&si, 0, sizeof(si));
+		if (waitid((idtype_t)P_PIDFD, (id_t)q->pidfd, &si, WEXITED | WNOHANG) == 0 && si.si_pid != 0) {
+			if (si.si_code == CLD_EXITED)
+				qemu_set_status(&q->exit, W_EXITCODE(si.si_status, 0));
+			else
+				qemu_set_status(&q->exit, si.si_status | (si.si_code == CLD_DUMPED ? WCOREFLAG : 0));
+		} else if (ev_is_pending(&q->child_w)) {
+			/* libev's SIGCHLD handler reaped it first and queued the
+			 * status on the child watcher, which runs next */
+			ev_io_stop(loop, w);
+			qemu_unref(q);
+			return;
+		}
+	}
+	qemu_finish(q);
+	qemu_unref(q);
+}
+
+/* ------------------------------------------------------------ QMP */
+
+static void qemu_qmp_event(void *opaque, const char *name, const char *data, size_t len)
+{
+	struct qemu *q = opaque;
+
+	if (strcmp(name, "SHUTDOWN") == 0) {
+		const char *v;
+		size_t vlen;
+
+		if (qmp_json_get(data, len, "reason", &v, &vlen) == 0)
+			qmp_json_string(v, vlen, q->exit.shutdown_reason, sizeof(q->exit.shutdown_reason));
+	} else if (strcmp(name, "GUEST_PANICKED") == 0) {
+		q->exit.panicked = true;
+	}
+	log_debug("qemu %d: event %s", (int)q->pid, name);
+	if (q->cb.on_event && !q->freed)
+		q->cb.on_event(q->opaque, name);
+}
+
+static void qemu_qmp_close(void *opaque, const char *why)
+{
+	struct qemu *q = opaque;
+
+	if (!q->exited)
+		log_debug("qemu %d: QMP connection ended: %s", (int)q->pid, why);
+}
+
+static const struct qmp_callbacks qemu_qmp_cb = {
+	.on_event = qemu_qmp_event,
+	.on_close = qemu_qmp_close,
+};
+
+static void qemu_log_reply(void *opaque, bool ok, const char *json, size_t len)
+{
+	if (!ok)
+		log_warn("qemu: QMP %s failed: %.*s", (const char *)opaque, (int)MIN(len, (size_t)400), json);
+}
+
+static int qemu_command(struct qemu *q, const char *cmd)
+{
+	if (!q->qmp || q->exited || q->freed)
+		return -1;
+	return qmp_command(q->qmp, cmd, NULL, qemu_log_reply, (void *)cmd);
+}
+
+static void qemu_status_reply(void *opaque, bool ok, const char *json, size_t len)
+{
+	struct qemu *q = opaque;
+	struct qemu_status_query *sq = q->queries;
+	char status[32];
+	const char *v;
+	size_t vlen;
+
+	if (!sq)
+		return;
+	q->queries = sq->next;
+	if (!ok || qmp_json_get(json, len, "status", &v, &vlen) < 0 ||
+	    qmp_json_string(v, vlen, status, sizeof(status)) < 0)
+		sq->fn(sq->opaque, NULL);
+	else
+		sq->fn(sq->opaque, status);
+	free(sq);
+}
+
+/* ------------------------------------------------------------ start */
+
+struct qemu_spawn {
+	char **argv;
+	int fds[64];              /* fds[i] becomes fd i in QEMU */
+	size_t nfds;
+	char exec_err[512];       /* prefix written to stderr if exec fails */
+};
+
+static int spawn_add_fd(struct qemu_spawn *sp, int fd)
+{
+	if (sp->nfds >= ARRAY_SIZE(sp->fds))
+		return -1;
+	sp->fds[sp->nfds] = fd;
+	return (int)sp->nfds++;
+}
+
+/* In the forked child: only async-signal-safe calls from here on. */
+static __attribute__((noreturn)) void spawn_child(struct qemu_spawn *sp, const char *binary)
+{
+	int tmp[ARRAY_SIZE(sp->fds)];
+	sigset_t none;
+	char num[16];
+	int e, i;
+
+	setsid();
+	for (int sig = 1; sig < NSIG; sig++)
+		signal(sig, SIG_DFL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+
+	/* move every fd above the target range first, so no dup2 clobbers a source */
+	for (size_t k = 0; k < sp->nfds; k++) {
+		tmp[k] = fcntl(sp->fds[k], F_DUPFD_CLOEXEC, (int)sp->nfds);
+		if (tmp[k] < 0)
+			goto fail;
+	}
+	for (size_t k = 0; k < sp->nfds; k++)
+		if (dup2(tmp[k], (int)k) < 0)
+			goto fail;
+	if (close_range((unsigned)sp->nfds, ~0U, 0) < 0)
+		for (int fd = (int)sp->nfds; fd < 65536; fd++)
+			close(fd);
+	execv(binary, sp->argv);
+fail:
+	e = errno;
+	i = (int)sizeof(num);
+	num[--i] = '\n';
+	do {
+		num[--i] = (char)('0' + e % 10);
+		e /= 10;
+	} while (e && i > 0);
+	if (write(2, sp->exec_err, strlen(sp->exec_err)) < 0 ||
+	    write(2, num + i, sizeof(num) - (size_t)i) < 0) {
+		/* nothing left to report to */
+	}
+	_exit(127);
+}
+
+static bool valid_user_name(const char *s)
+{
+	if (!*s || strlen(s) > 32)
+		return false;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+		      *s == '_' || *s == '-' || *s == '.'))
+			return false;
+	return true;
+}
+
+static void qemu_release(struct qemu *q)
+{
+	while (q->queries) {
+		struct qemu_status_query *next = q->queries->next;
+
+		free(q->queries);
+		q->queries = next;
+	}
+	free(q->qemu_log_path);
+	free(q->qmp_path);
+	free(q);
+}
+
+static void qemu_unref(struct qemu *q)
+{
+	if (--q->refs == 0 && q->freed)
+		qemu_release(q);
+}
+
+static struct qemu *qemu_new(struct ev_loop *loop, const struct qemu_callbacks *cb, void *opaque)
+{
+	struct qemu *q = xzalloc(sizeof(*q));
+
+	q->loop = loop;
+	if (cb)
+		q->cb = *cb;
+	q->opaque = opaque;
+	q->pidfd = -1;
+	q->console_fd = -1;
+	q->console_log_fd = -1;
+	q->exit.wait_status = -1;
+	q->exit.exit_code = -1;
+	ev_init(&q->pid_io, qemu_pidfd_cb);
+	q->pid_io.data = q;
+	ev_init(&q->console_io, qemu_console_cb);
+	q->console_io.data = q;
+	ev_init(&q->child_w, qemu_child_cb);
+	q->child_w.data = q;
+	return q;
+}
+
+/* Close what a not-yet-published struct qemu holds (start/adopt failure). */
+static void qemu_discard(struct qemu *q)
+{
+	if (q->qmp)
+		qmp_free(q->qmp);
+	if (q->pidfd >= 0)
+		close(q->pidfd);
+	if (q->console_fd >= 0)
+		close(q->console_fd);
+	if (q->console_log_fd >= 0)
+		close(q->console_log_fd);
+	qemu_release(q);
+}
+
+static int qemu_build_argv(const struct qemu_config *cfg, struct qemu_spawn *sp, const char *binary,
+			   const int *disk_fds, int kernel_fd, int initrd_fd, int qmp_fd, struct vm_error *err)
+{
+	char **argv = NULL;
+	size_t n = 0, cap = 0;
+	bool kvm = strcmp(cfg->accel, "kvm") == 0;
+	int fdn;
+
+#define ADD(s) argv_add(&argv, &n, &cap, xstrdup(s))
+#define ADDF(...) argv_add(&argv, &n, &cap, xasprintf(__VA_ARGS__))
+	ADD(binary);
+	ADD("-nodefaults");
+	ADD("-no-user-config");
+	ADD("-display");
+	ADD("none");
+	ADD("-machine");
+	ADD("pc,memory-backend=mem");
+	ADD("-accel");
+	ADD(kvm ? "kvm" : "tcg");
+	if (kvm) {
+		ADD("-cpu");
+		ADD("host");
+	}
+	ADD("-m");
+	ADDF("%" PRIu32 "M", cfg->memory_mib);
+	ADD("-smp");
+	ADDF("%" PRIu32, cfg->cpus);
+	/* shared guest memory: vhost-user backends map it */
+	ADD("-object");
+	ADDF("memory-backend-memfd,id=mem,size=%" PRIu32 "M,share=on", cfg->memory_mib);
+	ADD("-no-reboot");
+	ADD("-action");
+	ADD("panic=shutdown");
+	ADD("-device");
+	ADD("pvpanic");
+	ADD("-chardev");
+	ADD("stdio,id=con,signal=off");
+	ADD("-serial");
+	ADD("chardev:con");
+	ADD("-chardev");
+	ADDF("socket,id=qmp,fd=%d,server=on,wait=off", qmp_fd);
+	ADD("-mon");
+	ADD("chardev=qmp,mode=control");
+	ADD("-kernel");
+	ADDF("/proc/self/fd/%d", kernel_fd);
+	if (initrd_fd >= 0) {
+		ADD("-initrd");
+		ADDF("/proc/self/fd/%d", initrd_fd);
+	}
+	if (cfg->cmdline) {
+		ADD("-append");
+		ADD(cfg->cmdline);
+	}
+	if (cfg->fw_cfg_config) {
+		cleanup_free char *path = opts_escape(cfg->fw_cfg_config);
+
+		ADD("-fw_cfg");
+		ADDF("name=opt/virtmgr/config,file=%s", path);
+	}
+	for (size_t i = 0; i < cfg->ndisks; i++) {
+		fdn = spawn_add_fd(sp, disk_fds[i]);
+		if (fdn < 0) {
+			argv_free(argv);
+			return vm_error_set(err, VM_INVALID_ARGUMENT, "too many disks (%zu)", cfg->ndisks);
+		}
+		ADD("-add-fd");
+		ADDF("fd=%d,set=%zu", fdn, i + 1);
+		/* -drive opens writable images read-only first (auto-read-only)
+		 * and the fdset holds only an O_RDWR fd: ask for read-write at once */
+		ADD("-drive");
+		ADDF("file=/dev/fdset/%zu,if=none,id=disk%zu,format=raw,readonly=%s", i + 1, i,
+		     cfg->disks[i].read_only ? "on" : "off,auto-read-only=off");
+		ADD("-device");
+		ADDF("virtio-blk-pci,drive=disk%zu", i);
+	}
+	if (cfg->vhost_user_vsock_socket) {
+		cleanup_free char *path = opts_escape(cfg->vhost_user_vsock_socket);
+
+		ADD("-chardev");
+		ADDF("socket,id=vsock,path=%s", path);
+		ADD("-device");
+		ADD("vhost-user-vsock-pci,chardev=vsock");
+	} else if (cfg->vhost_vsock_cid) {
+		ADD("-device");
+		ADDF("vhost-vsock-pci,guest-cid=%" PRIu32, cfg->vhost_vsock_cid);
+	}
+	if (cfg->sandbox) {
+		ADD("-sandbox");
+		ADDF("on,obsolete=deny,elevateprivileges=%s,spawn=deny,resourcecontrol=deny",
+		     cfg->run_as_user ? "allow" : "deny");
+	}
+	if (cfg->run_as_user) {
+		ADD("-runas");
+		ADD(cfg->run_as_user);
+	}
+#undef ADD
+#undef ADDF
+	sp->argv = argv;
+	return 0;
+}
+
+static int qemu_check_config(const struct qemu_config *cfg, struct vm_error *err)
+{
+	if (!cfg->binary || !*cfg->binary)
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "no QEMU binary configured");
+	if (!cfg->accel || (strcmp(cfg->accel, "kvm") != 0 && strcmp(cfg->accel, "tcg") != 0))
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "accelerator \"%s\" is not kvm or tcg",
+				    cfg->accel ? cfg->accel : "");
+	if (!cfg->run_dir || !*cfg->run_dir)
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "no run directory");
+	if (!cfg->kernel && cfg->kernel_fd < 0)
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "no kernel");
+	if (cfg->memory_mib < 16 || cfg->memory_mib > 1024 * 1024)
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "memory %" PRIu32 " MiB is out of range (16..1048576)",
+				    cfg->memory_mib);
+	if (cfg->cpus < 1 || cfg->cpus > 255)
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "cpu count %" PRIu32 " is out of range (1..255)",
+				    cfg->cpus);
+	if (cfg->vhost_user_vsock_socket && cfg->vhost_vsock_cid)
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "both vhost-user-vsock and vhost-vsock requested");
+	if (cfg->vhost_vsock_cid && cfg->vhost_vsock_cid < 3)
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "guest CID %" PRIu32 " is reserved", cfg->vhost_vsock_cid);
+	if (cfg->extra_initrd && !cfg->initrd && cfg->initrd_fd < 0)
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "extra initrd without a base initrd");
+	if (cfg->run_as_user && !valid_user_name(cfg->run_as_user))
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "invalid user name \"%s\" to run QEMU as",
+				    cfg->run_as_user);
+	for (size_t i = 0; i < cfg->ndisks; i++)
+		if (!cfg->disks[i].path && cfg->disks[i].fd < 0)
+			return vm_error_set(err, VM_INVALID_ARGUMENT, "disk %zu has neither a path nor an fd", i);
+	return 0;
+}
+
+/* An fd for disk @d with exactly the access mode QEMU will ask /dev/fdset for. */
+static int open_disk(const struct qemu_disk *d, size_t i, struct vm_error *err)
+{
+	char what[32];
+	int want = d->read_only ? O_RDONLY : O_RDWR;
+	int fd, fl;
+
+	snprintf(what, sizeof(what), "disk %zu", i);
+	if (d->path || d->fd < 0)
+		return open_input(what, d->path, -1, want, err);
+	fl = fcntl(d->fd, F_GETFL);
+	if (fl < 0)
+		return vm_error_set_errno(err, VM_INVALID_ARGUMENT, errno, "disk %zu fd %d", i, d->fd);
+	if ((fl & O_ACCMODE) == want || (fl & O_ACCMODE) == O_RDWR) {
+		if ((fl & O_ACCMODE) == want)
+			return open_input(what, NULL, d->fd, 0, err);
+		/* a read-write fd for a read-only disk: reopen read-only */
+		char proc[64];
+
+		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", d->fd);
+		fd = open_input(what, proc, -1, O_RDONLY, err);
+		return fd;
+	}
+	return vm_error_set(err, VM_INVALID_ARGUMENT, "disk %zu: fd %d is read-only but the disk is writable", i,
+			    d->fd);
+}
+
+int qemu_start(struct ev_loop *loop, const struct qemu_config *cfg, const struct qemu_callbacks *cb,
+	       void *opaque, struct qemu **out, struct vm_error *err)
+{
+	struct qemu_spawn sp = { 0 };
+	cleanup_free char *binary = NULL, *console_log = NULL;
+	cleanup_close int qemu_log = -1, kernel_fd = -1, initrd_fd = -1, qmp_fd = -1, stdin_fd = -1;
+	int disk_fds[32];
+	int pipefd[2] = { -1, -1 };
+	int k_n, i_n = -1, q_n, ret = -1;
+	struct qemu *q = NULL;
+	pid_t pid;
+
+	for (size_t i = 0; i < ARRAY_SIZE(disk_fds); i++)
+		disk_fds[i] = -1;
+	if (qemu_check_config(cfg, err) < 0)
+		return -1;
+	if (cfg->ndisks > ARRAY_SIZE(disk_fds))
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "too many disks (%zu, max %zu)", cfg->ndisks,
+				    ARRAY_SIZE(disk_fds));
+	binary = find_binary(cfg->binary);
+	if (!binary)
+		return vm_error_set(err, VM_FAILED_PRECONDITION, "QEMU binary %s not found or not executable",
+				    cfg->binary);
+
+	q = qemu_new(loop, cb, opaque);
+	q->is_child = true;
+	q->qmp_path = xasprintf("%s/qmp.sock", cfg->run_dir);
+	q->qemu_log_path = xasprintf("%s/qemu.log", cfg->run_dir);
+	console_log = xasprintf("%s/console.log", cfg->run_dir);
+
+	kernel_fd = open_input("kernel", cfg->kernel, cfg->kernel_fd, O_RDONLY, err);
+	if (kernel_fd < 0)
+		goto out;
+	if (cfg->initrd || cfg->initrd_fd >= 0) {
+		initrd_fd = open_input("initrd", cfg->initrd, cfg->initrd_fd, O_RDONLY, err);
+		if (initrd_fd < 0)
+			goto out;
+		if (cfg->extra_initrd) {
+			int cat = concat_initrd(initrd_fd, cfg->extra_initrd, err);
+
+			if (cat < 0)
+				goto out;
+			close(initrd_fd);
+			initrd_fd = cat;
+		}
+	}
+	for (size_t i = 0; i < cfg->ndisks; i++) {
+		disk_fds[i] = open_disk(&cfg->disks[i], i, err);
+		if (disk_fds[i] < 0)
+			goto out;
+	}
+	if (cfg->console_in_fd >= 0) {
+		stdin_fd = fcntl(cfg->console_in_fd, F_DUPFD_CLOEXEC, 3);
+		if (stdin_fd < 0) {
+			vm_error_set_errno(err, VM_INVALID_ARGUMENT, errno, "console input fd %d", cfg->console_in_fd);
+			goto out;
+		}
+	} else {
+		stdin_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		if (stdin_fd < 0) {
+			vm_error_set_errno(err, VM_INTERNAL, errno, "/dev/null");
+			goto out;
+		}
+	}
+	qemu_log = open(q->qemu_log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0600);
+	if (qemu_log < 0) {
+		vm_error_set_errno(err, VM_INTERNAL, errno, "%s", q->qemu_log_path);
+		goto out;
+	}
+	q->qemu_log_start = lseek(qemu_log, 0, SEEK_END);
+	if (q->qemu_log_start < 0)
+		q->qemu_log_start = 0;
+	q->console_log_fd = open(console_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0600);
+	if (q->console_log_fd < 0) {
+		vm_error_set_errno(err, VM_INTERNAL, errno, "%s", console_log);
+		goto out;
+	}
+	qmp_fd = qmp_listen(q->qmp_path, err);
+	if (qmp_fd < 0)
+		goto out;
+	if (pipe2(pipefd, O_CLOEXEC) < 0) {
+		vm_error_set_errno(err, VM_INTERNAL, errno, "console pipe");
+		goto out;
+	}
+	q->console_fd = pipefd[0];
+	fd_set_nonblock(q->console_fd, true);
+
+	/* QEMU's fds: 0 console in, 1 console out, 2 qemu.log, then the rest */
+	spawn_add_fd(&sp, stdin_fd);
+	spawn_add_fd(&sp, pipefd[1]);
+	spawn_add_fd(&sp, qemu_log);
+	q_n = spawn_add_fd(&sp, qmp_fd);
+	k_n = spawn_add_fd(&sp, kernel_fd);
+	if (initrd_fd >= 0)
+		i_n = spawn_add_fd(&sp, initrd_fd);
+	if (qemu_build_argv(cfg, &sp, binary, disk_fds, k_n, i_n, q_n, err) < 0)
+		goto out;
+	snprintf(sp.exec_err, sizeof(sp.exec_err), "virtmgr: cannot execute %s: errno ", binary);
+	{
+		/* the command line, for whoever reads qemu.log later */
+		char line[256];
+		int len = snprintf(line, sizeof(line), "virtmgr: starting %s\n", binary);
+
+		if (write_all(qemu_log, line, (size_t)MIN(len, (int)sizeof(line) - 1)) < 0)
+			log_warn("writing %s: %s", q->qemu_log_path, strerror(errno));
+		q->qemu_log_start = lseek(qemu_log, 0, SEEK_END);
+	}
+
+	pid = fork();
+	if (pid < 0) {
+		vm_error_set_errno(err, VM_RESOURCE_EXHAUSTED, errno, "fork for QEMU");
+		goto out;
+	}
+	if (pid == 0)
+		spawn_child(&sp, binary);
+
+	q->pid = pid;
+	close(pipefd[1]);
+	pipefd[1] = -1;
+	q->pidfd = pidfd_open(pid, 0);
+	if (q->pidfd < 0) {
+		/* cannot supervise it: do not leave it running */
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		vm_error_set_errno(err, VM_INTERNAL, errno, "pidfd_open for QEMU pid %d", (int)pid);
+		goto out;
+	}
+	fcntl(q->pidfd, F_SETFD, FD_CLOEXEC);
+	if (read_start_time(pid, &q->start_time) < 0)
+		log_warn("qemu %d: cannot read its start time", (int)pid);
+	ev_io_set(&q->pid_io, q->pidfd, EV_READ);
+	ev_io_start(loop, &q->pid_io);
+	if (ev_is_default_loop(loop)) {
+		ev_child_set(&q->child_w, pid, 0);
+		ev_child_start(loop, &q->child_w);
+	}
+	ev_io_set(&q->console_io, q->console_fd, EV_READ);
+	ev_io_start(loop, &q->console_io);
+	/* the socket already listens: this connect completes whenever QEMU gets going */
+	if (qmp_connect(loop, q->qmp_path, &qemu_qmp_cb, q, &q->qmp, err) < 0)
+		log_warn("qemu %d: %s (no QMP control)", (int)pid, err ? err->message : "QMP connect failed");
+	log_info("qemu %d: started (%s)", (int)pid, cfg->run_dir);
+	*out = steal_pointer(&q);
+	ret = 0;
+out:
+	if (pipefd[1] >= 0)
+		close(pipefd[1]);
+	for (size_t i = 0; i < ARRAY_SIZE(disk_fds); i++)
+		if (disk_fds[i] >= 0)
+			close(disk_fds[i]);
+	argv_free(sp.argv);
+	if (q)
+		qemu_discard(q);
+	return ret;
+}
+
+int qemu_adopt(struct ev_loop *loop, pid_t pid, uint64_t start_time, const char *run_dir,
+	       const struct qemu_callbacks *cb, void *opaque, struct qemu **out, struct vm_error *err)
+{
+	struct qemu *q;
+	uint64_t st;
+	struct vm_error qerr;
+
+	if (pid <= 0)
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "invalid QEMU pid %d", (int)pid);
+	q = qemu_new(loop, cb, opaque);
+	q->pid = pid;
+	q->start_time = start_time;
+	q->pidfd = pidfd_open(pid, 0);
+	if (q->pidfd < 0) {
+		vm_error_set_errno(err, errno == ESRCH ? VM_NOT_FOUND : VM_INTERNAL, errno, "QEMU pid %d", (int)pid);
+		qemu_discard(q);
+		return -1;
+	}
+	fcntl(q->pidfd, F_SETFD, FD_CLOEXEC);
+	/* the pidfd is pinned now; the start time tells whether it is the same process */
+	if (read_start_time(pid, &st) < 0 || st != start_time) {
+		vm_error_set(err, VM_NOT_FOUND, "QEMU pid %d is gone (pid reused or exited)", (int)pid);
+		qemu_discard(q);
+		return -1;
+	}
+	q->qmp_path = xasprintf("%s/qmp.sock", run_dir);
+	q->qemu_log_path = xasprintf("%s/qemu.log", run_dir);
+	q->qemu_log_start = 0;
+	ev_io_set(&q->pid_io, q->pidfd, EV_READ);
+	ev_io_start(loop, &q->pid_io);
+	if (qmp_connect(loop, q->qmp_path, &qemu_qmp_cb, q, &q->qmp, &qerr) < 0)
+		log_warn("qemu %d: %s (no QMP control)", (int)pid, qerr.message);
+	log_info("qemu %d: adopted (%s)", (int)pid, run_dir);
+	*out = q;
+	return 0;
+}
+
+pid_t qemu_pid(const struct qemu *q)
+{
+	return q->pid;
+}
+
+uint64_t qemu_start_time(const struct qemu *q)
+{
+	return q->start_time;
+}
+
+int qemu_powerdown(struct qemu *q)
+{
+	return qemu_command(q, "system_powerdown");
+}
+
+int qemu_quit(struct qemu *q)
+{
+	return qemu_command(q, "quit");
+}
+
+int qemu_pause(struct qemu *q, bool pause)
+{
+	return qemu_command(q, pause ? "stop" : "cont");
+}
+
+int qemu_query_status(struct qemu *q, qemu_status_fn fn, void *opaque)
+{
+	struct qemu_status_query *sq, **pp;
+
+	if (!q->qmp || q->exited || q->freed)
+		return -1;
+	if (qmp_command(q->qmp, "query-status", NULL, qemu_status_reply, q) < 0)
+		return -1;
+	sq = xzalloc(sizeof(*sq));
+	sq->fn = fn;
+	sq->opaque = opaque;
+	for (pp = &q->queries; *pp; pp = &(*pp)->next)
+		;
+	*pp = sq;
+	return 0;
+}
+
+bool qemu_qmp_ready(const struct qemu *q)
+{
+	return q->qmp && qmp_is_ready(q->qmp);
+}
+
+void qemu_kill(struct qemu *q)
+{
+	if (q->exited || q->pidfd < 0)
+		return;
+	if (pidfd_send_signal(q->pidfd, SIGKILL, NULL, 0) < 0 && errno != ESRCH)
+		log_warn("qemu %d: SIGKILL: %s", (int)q->pid, strerror(errno));
+	q->kill_sent = true;
+}
+
+/* A killed child that nobody watches any more still has to be reaped. */
+struct qemu_reaper {
+	ev_io io;
+	int pidfd;
+};
+
+static void qemu_reaper_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct qemu_reaper *r = w->data;
+	siginfo_t si;
+
+	waitid((idtype_t)P_PIDFD, (id_t)r->pidfd, &si, WEXITED | WNOHANG);
+	ev_io_stop(loop, w);
+	close(r->pidfd);
+	free(r);
+}
+
+void qemu_free(struct qemu *q, bool leave_running)
+{
+	if (!q)
+		return;
+	if (!q->exited && !leave_running)
+		qemu_kill(q);
+	ev_io_stop(q->loop, &q->pid_io);
+	if (ev_is_active(&q->child_w))
+		ev_child_stop(q->loop, &q->child_w);
+	if (q->pidfd >= 0) {
+		if (!q->exited && !leave_running && q->is_child) {
+			struct qemu_reaper *r = xzalloc(sizeof(*r));
+
+			r->pidfd = q->pidfd;
+			ev_io_init(&r->io, qemu_reaper_cb, r->pidfd, EV_READ);
+			r->io.data = r;
+			ev_io_start(q->loop, &r->io);
+		} else {
+			close(q->pidfd);
+		}
+		q->pidfd = -1;
+	}
+	if (q->qmp) {
+		qmp_free(q->qmp);
+		q->qmp = NULL;
+	}
+	if (q->console_fd >= 0) {
+		ev_io_stop(q->loop, &q->console_io);
+		close(q->console_fd);
+		q->console_fd = -1;
+	}
+	if (q->console_log_fd >= 0) {
+		close(q->console_log_fd);
+		q->console_log_fd = -1;
+	}
+	q->freed = true;
+	if (q->refs == 0)
+		qemu_release(q);
+}
