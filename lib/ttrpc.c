@@ -435,6 +435,7 @@ struct method_entry {
 	struct method_entry *next;
 	char *service;
 	char *method;
+	char *name;                      /* "Service/Method", shared by its calls */
 	const ProtobufCMessageDescriptor *input;
 	ttrpc_handler_fn fn;
 	void *opaque;
@@ -516,7 +517,7 @@ struct ttrpc_call {
 	struct ttrpc_call *next, *prev;
 	struct ttrpc_conn *conn;
 	uint32_t stream_id;
-	char *name;                      /* "Service/Method" */
+	const char *name;                /* "Service/Method", the method entry's */
 	bool stream;
 	uint64_t deadline_ns;
 	ev_timer timer;
@@ -565,6 +566,7 @@ void ttrpc_server_free(struct ttrpc_server *srv)
 		srv->methods = m->next;
 		free(m->service);
 		free(m->method);
+		free(m->name);
 		free(m);
 	}
 	free(srv);
@@ -592,6 +594,7 @@ void ttrpc_server_add_method(struct ttrpc_server *srv, const char *service, cons
 
 	m->service = xstrdup(service);
 	m->method = xstrdup(method);
+	m->name = xasprintf("%s/%s", service, method);
 	m->input = input;
 	m->fn = fn;
 	m->opaque = opaque;
@@ -820,7 +823,6 @@ static void call_unlink_free(struct ttrpc_call *call)
 	c->ncalls--;
 	ev_timer_stop(c->loop, &call->timer);
 	ttrpc_close_fds(call->fds, call->nfds);
-	free(call->name);
 	free(call);
 }
 
@@ -927,11 +929,60 @@ static void call_end(struct ttrpc_call *call, int code, const char *msg, const u
 		conn_flush(c);
 }
 
+/*
+ * The frame of an OK Response carrying @msg, packed once, in place: the
+ * bytes protobuf-c writes for Response{status: {}, payload: msg} (field 1 an
+ * empty Status, field 2 the payload, omitted when empty), without packing
+ * @msg into a temporary buffer and the Response around a copy of it.
+ * Return: the frame, or NULL when it would exceed TTRPC_MAX_DATA.
+ */
+static uint8_t *build_ok_response(uint32_t stream_id, const ProtobufCMessage *msg, size_t *out_len)
+{
+	size_t plen = protobuf_c_message_get_packed_size(msg);
+	uint8_t varint[10];
+	size_t vn = 0, body, pos;
+	uint64_t v = plen;
+	uint8_t *buf;
+
+	do {
+		varint[vn++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+		v >>= 7;
+	} while (v);
+	body = 2 + (plen ? 1 + vn + plen : 0);
+	if (body > TTRPC_MAX_DATA)
+		return NULL;
+	buf = xmalloc(TTRPC_HEADER_SIZE + body);
+	ttrpc_header_encode(&(struct ttrpc_header){ .length = (uint32_t)body, .stream_id = stream_id,
+						    .type = TTRPC_TYPE_RESPONSE },
+			    buf);
+	pos = TTRPC_HEADER_SIZE;
+	buf[pos++] = 0x0a;               /* field 1 (status), length-delimited */
+	buf[pos++] = 0x00;               /* empty: code 0, no message */
+	if (plen) {
+		buf[pos++] = 0x12;       /* field 2 (payload), length-delimited */
+		memcpy(buf + pos, varint, vn);
+		pos += vn;
+		protobuf_c_message_pack(msg, buf + pos);
+	}
+	*out_len = TTRPC_HEADER_SIZE + body;
+	return buf;
+}
+
 void ttrpc_call_reply(struct ttrpc_call *call, const ProtobufCMessage *msg, const int *fds, size_t nfds)
 {
 	cleanup_free uint8_t *payload = NULL;
+	struct ttrpc_conn *c = call->conn;
 	size_t plen = 0;
+	uint8_t *frame;
 
+	if (msg && !call->ending && (frame = build_ok_response(call->stream_id, msg, &plen))) {
+		conn_enqueue(c, frame, plen, fds, nfds);
+		call_unlink_free(call);
+		if (!c->depth)
+			conn_flush(c);
+		return;
+	}
+	/* no message, an ended call, or too large: the general path (which refuses oversize answers) */
 	if (msg)
 		payload = ttrpc_pack(msg, &plen);
 	call_end(call, VM_OK, "", payload, plen, fds, nfds);
@@ -1049,7 +1100,7 @@ static void conn_handle_request(struct ttrpc_conn *c, const struct ttrpc_frame *
 	call = xzalloc(sizeof(*call));
 	call->conn = c;
 	call->stream_id = sid;
-	call->name = xasprintf("%s/%s", req->service, req->method);
+	call->name = m->name;
 	call->stream = fr->hdr.flags & (TTRPC_FLAG_REMOTE_CLOSED | TTRPC_FLAG_REMOTE_OPEN);
 	memcpy(call->fds, fds, nfds * sizeof(int));
 	call->nfds = nfds;

@@ -313,6 +313,8 @@ static void api_allocate_instance_id(struct ttrpc_call *call, const ProtobufCMes
 
 static void api_get_daemon_info(struct ttrpc_call *call, const ProtobufCMessage *msg, void *opaque)
 {
+	/* getpid() is a system call every time; the daemon's pid does not change */
+	static pid_t self;
 	struct daemon *d = opaque;
 	Virtmgr__V1__DaemonInfo info = VIRTMGR__V1__DAEMON_INFO__INIT;
 
@@ -325,7 +327,9 @@ static void api_get_daemon_info(struct ttrpc_call *call, const ProtobufCMessage 
 	info.cid_max = d->cfg.cid_max;
 	info.n_features = ARRAY_SIZE(api_features);
 	info.features = (char **)api_features;
-	info.pid = (int32_t)getpid();
+	if (!self)
+		self = getpid();
+	info.pid = (int32_t)self;
 	info.run_dir = (char *)d->cfg.run_dir;
 	info.vm_count = d->nvms_alive;
 	info.connection_count = ttrpc_server_conn_count(d->api);
