@@ -22,3 +22,4 @@ include $(srcdir)/tests/guest.mk
 include $(srcdir)/tests/vsock.mk
 include $(srcdir)/tests/early.mk
 include $(srcdir)/tests/daemon.mk
+include $(srcdir)/tests/pkg.mk

@@ -1,0 +1,24 @@
+# Fitting the ecosystem: socket activation, man pages, bash completion and
+# the example clients in other languages (see docs/getting-started.md).
+TESTS += tests/integration/socket_activation.sh tests/integration/manpages.sh \
+	tests/integration/completion.sh tests/integration/example_python.sh
+EXTRA_DIST += tests/integration/socket_activation.sh tests/integration/sd_activate.py \
+	tests/integration/manpages.sh tests/integration/completion.sh \
+	tests/integration/example_python.sh
+
+# Python code for the example clients, generated from the protos into the
+# build tree (never committed): examples/python/protos/*_pb2.py.
+EXAMPLE_PY_PROTOS = examples/python/protos/ttrpc_pb2.py examples/python/protos/virtmgr_pb2.py
+check_SCRIPTS += $(EXAMPLE_PY_PROTOS)
+CLEANFILES += $(EXAMPLE_PY_PROTOS) examples/python/protos/__init__.py
+EXTRA_DIST += examples/python/virtmgr_example.py examples/python/README.md
+
+examples/python/protos/%_pb2.py: protos/%.proto
+	@$(MKDIR_P) examples/python/protos
+	@touch examples/python/protos/__init__.py
+	$(AM_V_GEN)$(PROTOC) -I$(top_srcdir) --python_out=examples/python $<
+
+clean-local: clean-example-py
+PHONY_TARGETS += clean-example-py
+clean-example-py:
+	rm -rf examples/python/protos/__pycache__ examples/python/__pycache__
