@@ -22,3 +22,6 @@ clean-local: clean-example-py
 PHONY_TARGETS += clean-example-py
 clean-example-py:
 	rm -rf examples/python/protos/__pycache__ examples/python/__pycache__
+
+# Manual pages of the daemon and the CLI (early_vms.xml.5: etc/early.mk).
+dist_man_MANS += docs/virtmgrd.8 docs/vmctl.1
