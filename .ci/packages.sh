@@ -55,7 +55,8 @@ log "lintian"
 lintian --fail-on error --info "$out"/virtmgr_*.changes | tee "$out/lintian.log" >&2
 
 log "installing"
-debs=("$out"/*.deb)
+debs=()
+for d in "$out"/*.deb; do [[ $d == *-dbgsym_* ]] || debs+=("$d"); done
 apt-get install -y -q --no-install-recommends "${debs[@]}" >"$out/install.log" 2>&1 || {
 	tail -n 30 "$out/install.log" >&2
 	exit 1
