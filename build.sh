@@ -18,7 +18,7 @@ PACKAGES=(
 	libprotobuf-c-dev protobuf-c-compiler protobuf-compiler
 	libxml2-dev libxml2-utils libev-dev libfdt-dev libcriterion-dev
 	python3 python3-protobuf
-	qemu-system-x86 busybox-static cpio gzip kmod
+	qemu-system-x86 busybox-static cpio gzip kmod lz4
 	clang libclang-rt-14-dev
 	util-linux procps iproute2 socat tmux groff-base
 )

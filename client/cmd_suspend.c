@@ -18,27 +18,5 @@ const char cmd_suspend_help[] =
 
 int cmd_suspend(struct vmctl_ctx *ctx, int argc, char **argv)
 {
-	struct vm_error err = { 0 };
-	struct cmd_vm_opts o;
-	struct vmc_vm_info vm;
-	struct vmc_client *cl;
-	int r;
-
-	r = cmd_vm_parse(argc, argv, true, &o, &err);
-	if (r < 0)
-		return vmctl_usage_error("suspend", &err);
-	if (r == VMCTL_PARSE_HELP) {
-		fputs(cmd_suspend_help, stdout);
-		return VMCTL_EXIT_OK;
-	}
-	cl = vmctl_connect(ctx);
-	if (!cl)
-		return VMCTL_EXIT_USAGE;
-	r = vmc_suspend_vm(cl, o.vm, &vm, &err);
-	vmc_close(cl);
-	if (r < 0)
-		return vmctl_rpc_error(&err);
-	vmctl_print_vm_brief(ctx, &vm);
-	vmc_vm_info_clear(&vm);
-	return VMCTL_EXIT_OK;
+	return vmctl_vm_command(ctx, argc, argv, "suspend", cmd_suspend_help, vmc_suspend_vm);
 }

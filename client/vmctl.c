@@ -34,6 +34,8 @@ static const struct vmctl_command commands[] = {
 	{ "suspend", "pause a VM's vCPUs", cmd_suspend_help, cmd_suspend },
 	{ "resume", "resume a suspended VM", cmd_resume_help, cmd_resume },
 	{ "connect", "connect stdin/stdout to a vsock port of a VM", cmd_connect_help, cmd_connect },
+	{ "exec", "run a command in a VM through the guest agent", cmd_exec_help, cmd_exec },
+	{ "shell", "interactive shell in a VM through the guest agent", cmd_shell_help, cmd_shell },
 };
 
 static const char global_usage[] = "Usage: vmctl [--socket PATH] [--json] [--timeout SEC] COMMAND [ARGS...]\n";
@@ -358,4 +360,32 @@ void vmctl_print_vm_brief(const struct vmctl_ctx *ctx, const struct vmc_vm_info 
 	if (vm->suspended)
 		printf(" (suspended)");
 	printf("\n");
+}
+
+int vmctl_vm_command(struct vmctl_ctx *ctx, int argc, char **argv, const char *cmd, const char *help,
+		     vmctl_vm_call_fn call)
+{
+	struct vm_error err = { 0 };
+	struct cmd_vm_opts o;
+	struct vmc_vm_info vm;
+	struct vmc_client *cl;
+	int r;
+
+	r = cmd_vm_parse(argc, argv, true, &o, &err);
+	if (r < 0)
+		return vmctl_usage_error(cmd, &err);
+	if (r == VMCTL_PARSE_HELP) {
+		fputs(help, stdout);
+		return VMCTL_EXIT_OK;
+	}
+	cl = vmctl_connect(ctx);
+	if (!cl)
+		return VMCTL_EXIT_USAGE;
+	r = call(cl, o.vm, &vm, &err);
+	vmc_close(cl);
+	if (r < 0)
+		return vmctl_rpc_error(&err);
+	vmctl_print_vm_brief(ctx, &vm);
+	vmc_vm_info_clear(&vm);
+	return VMCTL_EXIT_OK;
 }

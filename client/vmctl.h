@@ -89,6 +89,31 @@ int cmd_logs(struct vmctl_ctx *ctx, int argc, char **argv);
 int cmd_suspend(struct vmctl_ctx *ctx, int argc, char **argv);
 int cmd_resume(struct vmctl_ctx *ctx, int argc, char **argv);
 int cmd_connect(struct vmctl_ctx *ctx, int argc, char **argv);
+int cmd_exec(struct vmctl_ctx *ctx, int argc, char **argv);
+int cmd_shell(struct vmctl_ctx *ctx, int argc, char **argv);
+extern const char cmd_exec_help[], cmd_shell_help[];
+
+/* exec and shell (cmd_exec.c) */
+struct cmd_exec_opts {
+	const char *vm;            /* NULL with agent_socket */
+	const char *agent_socket;  /* --agent-socket: a vmagent's Unix socket */
+	bool tty;
+	const char **env;          /* KEY=VALUE, nenv of them */
+	size_t nenv;
+	const char *cwd;
+	char **argv;               /* the command, argc words */
+	int argc;
+};
+int cmd_exec_parse(int argc, char **argv, struct cmd_exec_opts *o, struct vm_error *err);
+void cmd_exec_opts_release(struct cmd_exec_opts *o);
+/**
+ * vmctl_exec_run() - run @o's command in the guest (ConnectVsock to the
+ * agent port, or @o->agent_socket) with stdio connected
+ * Return: the remote exit status, or 255 if it could not run.
+ */
+int vmctl_exec_run(struct vmctl_ctx *ctx, const struct cmd_exec_opts *o);
+/** vmctl_exec_fd() - the Exec session over connected socket @fd (ownership passes). Return: as vmctl_exec_run(). */
+int vmctl_exec_fd(int fd, const struct cmd_exec_opts *o);
 
 extern const char cmd_info_help[], cmd_version_help[], cmd_run_help[], cmd_list_help[], cmd_stop_help[],
 	cmd_kill_help[], cmd_wait_help[], cmd_console_help[], cmd_logs_help[], cmd_suspend_help[],
@@ -104,6 +129,16 @@ struct cmd_vm_opts {
  * Return: VMCTL_PARSE_OK, VMCTL_PARSE_HELP or -1.
  */
 int cmd_vm_parse(int argc, char **argv, bool vm_required, struct cmd_vm_opts *o, struct vm_error *err);
+
+typedef int (*vmctl_vm_call_fn)(struct vmc_client *cl, const char *vm, struct vmc_vm_info *info,
+				struct vm_error *err);
+/**
+ * vmctl_vm_command() - the body of "vmctl CMD VM" commands that make one call
+ * naming a VM and print its new state (kill, suspend, resume)
+ * Return: a vmctl exit code.
+ */
+int vmctl_vm_command(struct vmctl_ctx *ctx, int argc, char **argv, const char *cmd, const char *help,
+		     vmctl_vm_call_fn call);
 
 struct cmd_run_opts {
 	struct vmc_vm_config cfg;  /* pointers into argv and the arrays below */

@@ -21,8 +21,8 @@ GUEST_IMAGE_DIR = guest/image
 GUEST_CACHE_DIR = $(abs_top_builddir)/guest/cache
 
 PHONY_TARGETS += guest-image install-guest-image uninstall-guest-image clean-guest-image
-guest-image: guest/init$(EXEEXT) $(GUEST_IMAGE_DEPS)
-	$(AM_V_GEN)$(SHELL) $(top_srcdir)/guest/mkimage.sh --init guest/init$(EXEEXT) \
+guest-image: guest/vmagent/vmagent$(EXEEXT) $(GUEST_IMAGE_DEPS)
+	$(AM_V_GEN)$(SHELL) $(top_srcdir)/guest/mkimage.sh --init guest/vmagent/vmagent$(EXEEXT) \
 		--out $(GUEST_IMAGE_DIR) --work guest/work \
 		--cache "$${VIRTMGR_GUEST_CACHE:-$(GUEST_CACHE_DIR)}" $(GUEST_IMAGE_ADD)
 
@@ -33,12 +33,16 @@ install-guest-image:
 		echo " INSTALL  $(guestdatadir)/{vmlinuz,initramfs.img}"; \
 		$(MKDIR_P) '$(DESTDIR)$(guestdatadir)' && \
 		$(INSTALL_DATA) $(GUEST_IMAGE_DIR)/vmlinuz $(GUEST_IMAGE_DIR)/initramfs.img \
-			'$(DESTDIR)$(guestdatadir)/'; \
+			'$(DESTDIR)$(guestdatadir)/' || exit 1; \
+		if test -f $(GUEST_IMAGE_DIR)/vmlinux; then \
+			$(INSTALL_DATA) $(GUEST_IMAGE_DIR)/vmlinux '$(DESTDIR)$(guestdatadir)/' || exit 1; \
+		fi; \
 	fi
 
 uninstall-local: uninstall-guest-image
 uninstall-guest-image:
-	rm -f '$(DESTDIR)$(guestdatadir)/vmlinuz' '$(DESTDIR)$(guestdatadir)/initramfs.img'
+	rm -f '$(DESTDIR)$(guestdatadir)/vmlinuz' '$(DESTDIR)$(guestdatadir)/vmlinux' \
+		'$(DESTDIR)$(guestdatadir)/initramfs.img'
 
 clean-local: clean-guest-image
 clean-guest-image:
@@ -49,3 +53,5 @@ distclean-local: distclean-guest-cache
 PHONY_TARGETS += distclean-guest-cache
 distclean-guest-cache:
 	rm -rf guest/cache
+
+include $(srcdir)/guest/vmagent/vmagent.mk

@@ -6,7 +6,8 @@
 #              [--add SRC:DEST]... [--module NAME]...
 #
 #   --init PATH     static init binary, installed as /init (required)
-#   --out DIR       where vmlinuz and initramfs.img are written (required)
+#   --out DIR       where vmlinuz, vmlinux (uncompressed, PVH entry),
+#                   initramfs.img and kernel-release are written (required)
 #   --work DIR      scratch directory (unpacked kernel, staging tree);
 #                   default: DIR/../work
 #   --cache DIR     where the kernel .deb is downloaded and reused; default:
@@ -45,7 +46,7 @@ DEFAULT_MODULES=(
 	virtio_mmio virtio_blk virtio_console virtio-rng
 	vsock vmw_vsock_virtio_transport_common vmw_vsock_virtio_transport
 	pvpanic pvpanic-pci pvpanic-mmio
-	button evdev
+	button evdev qemu_fw_cfg
 )
 
 # Busybox applets linked into /bin.
@@ -228,11 +229,46 @@ for a in ${adds[@]+"${adds[@]}"}; do
 done
 
 # ---- archive ----
+# Outputs are replaced atomically (tests may be booting the previous image)
+# and only when their content changed, so an unchanged image keeps its mtime.
+publish() { # TMP DEST
+	if cmp -s "$1" "$2"; then rm -f "$1"; else chmod 0644 "$1" && mv -f "$1" "$2"; fi
+}
 tmpimg=$out/.initramfs.img.tmp
-(cd "$stage" && find . -mindepth 1 | LC_ALL=C sort |
+(cd "$stage" && find . -mindepth 1 -exec touch -h -d @0 {} + &&
+	find . -mindepth 1 | LC_ALL=C sort |
 	cpio --quiet -o -H newc -R 0:0 --reproducible) | gzip -9n >"$tmpimg" ||
 	die "creating the initramfs failed"
-mv -f "$tmpimg" "$out/initramfs.img"
-install -m 0644 "${vmlinuz[0]}" "$out/vmlinuz"
-printf '%s\n' "$kver" >"$out/kernel-release"
+publish "$tmpimg" "$out/initramfs.img"
+cp "${vmlinuz[0]}" "$out/.vmlinuz.tmp"
+publish "$out/.vmlinuz.tmp" "$out/vmlinuz"
+
+# ---- vmlinux: the uncompressed kernel, booted through its PVH entry ----
+# QEMU loads an ELF kernel with a PVH note directly, which skips the
+# decompressor; under TCG that saves about 0.4 s of CPU per boot.
+extract_vmlinux() { # BZIMAGE OUT
+	local config=$kroot/boot/config-$kver magic tool off
+	grep -qx 'CONFIG_PVH=y' "$config" || { log "kernel $kver has no PVH entry; no vmlinux"; return 0; }
+	case $(grep -o '^CONFIG_KERNEL_[A-Z0-9]*=y' "$config") in
+	CONFIG_KERNEL_LZ4=y) magic='\x02\x21\x4c\x18' tool=lz4 ;;
+	CONFIG_KERNEL_GZIP=y) magic='\x1f\x8b\x08\x00' tool=gzip ;;
+	CONFIG_KERNEL_XZ=y) magic='\xfd\x37\x7a\x58\x5a\x00' tool=xz ;;
+	CONFIG_KERNEL_ZSTD=y) magic='\x28\xb5\x2f\xfd' tool=zstd ;;
+	*) die "kernel $kver: unsupported compression for extracting vmlinux" ;;
+	esac
+	command -v "$tool" >/dev/null || die "'$tool' not found, needed to extract vmlinux (Debian: $tool)"
+	off=$(LC_ALL=C grep -obUaP -m1 "$magic" "$1" | head -n1 | cut -d: -f1)
+	[[ -n $off ]] || die "$1: no $tool stream found"
+	# The stream is followed by the rest of the bzImage, which the
+	# decompressors report as trailing garbage: check the result instead.
+	tail -c +$((off + 1)) "$1" | "$tool" -dc >"$2.tmp" 2>/dev/null || true
+	[[ $(head -c 4 "$2.tmp" | od -An -tx1 | tr -d ' \n') == 7f454c46 ]] ||
+		die "$1: the $tool stream at offset $off is not an ELF kernel"
+	LC_ALL=C readelf -n "$2.tmp" | grep -q 'Xen.*0x00000012' ||
+		die "$1: the extracted vmlinux has no PVH entry note"
+	publish "$2.tmp" "$2"
+}
+extract_vmlinux "${vmlinuz[0]}" "$out/vmlinux"
+printf '%s\n' "$kver" >"$out/.kernel-release.tmp"
+publish "$out/.kernel-release.tmp" "$out/kernel-release"
 log "kernel $kver, ${#order[@]} modules, $(du -k "$out/initramfs.img" | cut -f1) KiB initramfs in $out"

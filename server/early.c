@@ -35,6 +35,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <libxml/SAX2.h>
@@ -1021,13 +1022,59 @@ char *early_run_dir(const char *root, uint32_t cid)
 	return xasprintf("%.*s/mnt/vm/early/%u", (int)n, r, cid);
 }
 
+/*
+ * Another early daemon (one per client in spawn mode) knows nothing of this
+ * daemon's VMs, so before a run directory is wiped, look for a process that
+ * still serves it: QEMU listens on its QMP socket there, the vsock backend
+ * on its vhost-user socket. A socket that accepts a connection (or refuses
+ * it only because its backlog is full, or because it is of another type) is
+ * alive; ECONNREFUSED means whoever bound it is gone. Non-blocking: a
+ * listener never has to accept() for connect() to succeed.
+ * Return: 1 with @live set (newly allocated) when one is alive, else 0.
+ */
+static int run_dir_live_socket(const char *dir, char **live)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	int found = 0;
+
+	if (!d)
+		return 0;
+	while (!found && (de = readdir(d))) {
+		struct sockaddr_un addr = { .sun_family = AF_UNIX };
+		cleanup_close int fd = -1;
+		struct stat st;
+		int n;
+
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISSOCK(st.st_mode))
+			continue;
+		n = snprintf(addr.sun_path, sizeof(addr.sun_path), "%s/%s", dir, de->d_name);
+		if (n < 0 || (size_t)n >= sizeof(addr.sun_path))
+			continue;
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+		if (fd < 0)
+			continue;
+		if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0 || errno == EAGAIN ||
+		    errno == EPROTOTYPE) {
+			*live = xstrdup(addr.sun_path);
+			found = 1;
+		}
+	}
+	closedir(d);
+	return found;
+}
+
 int early_run_dir_prepare(const char *root, uint32_t cid, char **out, struct vm_error *err)
 {
 	cleanup_free char *dir = early_run_dir(root, cid);
 	cleanup_free char *parent = xstrdup(dir);
+	cleanup_free char *live = NULL;
 	int rc;
 
 	*strrchr(parent, '/') = '\0';
+	if (run_dir_live_socket(dir, &live))
+		return vm_error_set(err, VM_ALREADY_EXISTS,
+				    "cid %u is in use by a VM of another early daemon (%s is live)", cid, live);
 	rc = remove_tree(dir);
 	if (rc < 0 && rc != -ENOENT && rc != -ENOTDIR)
 		return vm_error_set_errno(err, VM_INTERNAL, -rc, "cannot remove %s", dir);

@@ -247,10 +247,13 @@ char *early_run_dir(const char *root, uint32_t cid);
  * @root: root prefix
  * @cid: the VM's CID
  * @out: newly allocated path of the directory (may be NULL)
- * @err: INTERNAL naming the path
+ * @err: INTERNAL naming the path; ALREADY_EXISTS when a process still
+ *       listens on a socket in the directory (a VM of another early daemon)
  *
  * Early VMs have static CIDs, so whatever a previous VM with this CID left
- * is removed first. The directory is created with mode 0700.
+ * is removed first, unless it is still in use: another daemon's QEMU or
+ * vsock backend still listening on its socket there. The directory is
+ * created with mode 0700.
  * Return: 0 or -1.
  */
 int early_run_dir_prepare(const char *root, uint32_t cid, char **out, struct vm_error *err);

@@ -7,6 +7,7 @@ server_virtmgrd_SOURCES = \
 	server/vm.c server/vm.h \
 	server/accel.c server/accel.h \
 	server/fdtconfig.c server/fdtconfig.h \
+	server/vms.c server/vms.h \
 	server/statefile.c server/statefile.h \
 	server/early.c server/early.h \
 	server/qemu.c server/qemu.h \

@@ -19,6 +19,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -28,10 +29,14 @@
 #include "server/daemon.h"
 #include "server/early.h"
 #include "server/vm.h"
+#include "server/vms.h"
 #include "server/vsock_host.h"
 
 #define DEFAULT_RUN_DIR "/run/virtmgr"
 #define DEFAULT_SOCKET DEFAULT_RUN_DIR "/virtmgrd.sock"
+/* Early mode: under --root, so that nothing is written outside it. */
+#define EARLY_SOCKET "/run/virtmgr/early.sock"
+#define EARLY_RUN_DIR "/mnt/vm/early"
 
 static void usage(FILE *f)
 {
@@ -52,9 +57,12 @@ static void usage(FILE *f)
 		"  --max-streams N        concurrent calls per connection (default 256)\n"
 		"  --boot-timeout SEC     DEAD/HANGUP when not STARTED by then (default 60)\n"
 		"  --stop-timeout SEC     graceful phase of StopVm (default 10)\n"
+		"  --agent-timeout SEC    default image: kill a VM whose agent has not connected by then (default 120, 0 = never)\n"
 		"  --no-sandbox           do not run QEMU with -sandbox on\n"
 		"  --vsock-backend PATH   the vhost-user-vsock backend (default " LIBEXECDIR "/virtmgr-vsock)\n"
-		"  --early                early-boot mode (AVF early_virtmgr rules)\n"
+		"  --early                early-boot mode (AVF early_virtmgr rules): declared VMs\n"
+		"                         only, static CIDs, run dirs in ROOT" EARLY_RUN_DIR ",\n"
+		"                         socket ROOT" EARLY_SOCKET " unless --socket is given\n"
 		"  --root DIR             early mode: prefix of every path (tests)\n"
 		"  --early-xsd PATH       early mode: schema for early_vms*.xml\n"
 		"  --client-fd N          serve only this connected socket; exit when it closes\n"
@@ -84,7 +92,7 @@ enum {
 	OPT_SOCKET = 256, OPT_RUN_DIR, OPT_GROUP, OPT_GUEST_DIR, OPT_QEMU, OPT_ACCEL, OPT_VSOCK_MODE,
 	OPT_CID_RANGE, OPT_VSOCK_PORT, OPT_MAX_VMS, OPT_MAX_CONN, OPT_MAX_STREAMS, OPT_BOOT_TIMEOUT,
 	OPT_STOP_TIMEOUT, OPT_NO_SANDBOX, OPT_EARLY, OPT_ROOT, OPT_EARLY_XSD, OPT_CLIENT_FD, OPT_READY_FD,
-	OPT_LOG_LEVEL, OPT_HELP, OPT_VERSION, OPT_VSOCK_BACKEND, OPT_IDLE_EXIT,
+	OPT_LOG_LEVEL, OPT_HELP, OPT_VERSION, OPT_AGENT_TIMEOUT, OPT_VSOCK_BACKEND, OPT_IDLE_EXIT,
 };
 
 /* --idle-exit state: lives in main()'s frame, reached through on_conn_*. */
@@ -112,6 +120,7 @@ static int parse_args(int argc, char **argv, struct daemon_config *c, bool *sock
 		{ "max-streams", required_argument, NULL, OPT_MAX_STREAMS },
 		{ "boot-timeout", required_argument, NULL, OPT_BOOT_TIMEOUT },
 		{ "stop-timeout", required_argument, NULL, OPT_STOP_TIMEOUT },
+		{ "agent-timeout", required_argument, NULL, OPT_AGENT_TIMEOUT },
 		{ "no-sandbox", no_argument, NULL, OPT_NO_SANDBOX },
 		{ "vsock-backend", required_argument, NULL, OPT_VSOCK_BACKEND },
 		{ "early", no_argument, NULL, OPT_EARLY },
@@ -125,6 +134,7 @@ static int parse_args(int argc, char **argv, struct daemon_config *c, bool *sock
 		{ "version", no_argument, NULL, OPT_VERSION },
 		{ NULL, 0, NULL, 0 },
 	};
+	bool run_dir_given = false, cid_range_given = false;
 	uint32_t v;
 	int o;
 
@@ -136,6 +146,7 @@ static int parse_args(int argc, char **argv, struct daemon_config *c, bool *sock
 			break;
 		case OPT_RUN_DIR:
 			c->run_dir = optarg;
+			run_dir_given = true;
 			break;
 		case OPT_GROUP:
 			c->group = optarg;
@@ -168,6 +179,7 @@ static int parse_args(int argc, char **argv, struct daemon_config *c, bool *sock
 				return -1;
 			}
 			*dash = '\0';
+			cid_range_given = true;
 			if (parse_u32("--cid-range", optarg, 3, UINT32_MAX - 1, &c->cid_min) < 0 ||
 			    parse_u32("--cid-range", dash + 1, c->cid_min, UINT32_MAX - 1, &c->cid_max) < 0)
 				return -1;
@@ -201,6 +213,11 @@ static int parse_args(int argc, char **argv, struct daemon_config *c, bool *sock
 			if (parse_u32("--stop-timeout", optarg, 1, 86400, &v) < 0)
 				return -1;
 			c->default_stop_timeout_ms = v * 1000;
+			break;
+		case OPT_AGENT_TIMEOUT:
+			if (parse_u32("--agent-timeout", optarg, 0, 86400, &v) < 0)
+				return -1;
+			vms_set_agent_timeout(v * 1000);
 			break;
 		case OPT_NO_SANDBOX:
 			c->sandbox = false;
@@ -265,6 +282,12 @@ static int parse_args(int argc, char **argv, struct daemon_config *c, bool *sock
 		fprintf(stderr, "virtmgrd: --root only applies with --early\n");
 		return -1;
 	}
+	/* accepted (callers pass them whatever the mode), but they mean nothing here */
+	if (c->early && run_dir_given)
+		log_warn("--run-dir %s is not used with --early: early VMs run in ROOT" EARLY_RUN_DIR "/<cid>",
+			 c->run_dir);
+	if (c->early && cid_range_given)
+		log_warn("--cid-range is not used with --early: early VMs have the CIDs their early_vms.xml declares");
 	return 0;
 }
 
@@ -291,6 +314,50 @@ static void on_idle_timer(struct ev_loop *loop, ev_timer *w, int revents)
 	ev_break(loop, EVBREAK_ALL);
 }
 
+/*
+ * Early mode: every path lives under the root (resolved, because the
+ * caller's /proc/<pid>/exe is compared with it), the run directory is
+ * ROOT/mnt/vm/early, the CID range reported is that of the partitions, and
+ * without --socket the socket is ROOT/run/virtmgr/early.sock (not the
+ * regular daemon's). @root_buf receives the strings @c now points to.
+ */
+static int early_config(struct daemon_config *c, bool socket_given, char **root_buf, char **run_dir_buf,
+			char **socket_buf)
+{
+	const char *root = c->root && *c->root ? c->root : "/";
+	uint32_t lo, hi;
+
+	*root_buf = realpath(root, NULL);
+	if (!*root_buf) {
+		fprintf(stderr, "virtmgrd: --root %s: %s\n", root, strerror(errno));
+		return -1;
+	}
+	if (!strcmp(*root_buf, "/"))
+		(*root_buf)[0] = '\0';
+	c->root = *root_buf;
+	*run_dir_buf = xasprintf("%s" EARLY_RUN_DIR, c->root);
+	c->run_dir = *run_dir_buf;
+	if (!socket_given && c->client_fd < 0) {
+		*socket_buf = xasprintf("%s" EARLY_SOCKET, c->root);
+		c->socket_path = *socket_buf;
+	}
+	early_partition_cid_range(EARLY_SYSTEM, &c->cid_min, &hi);
+	early_partition_cid_range(EARLY_ODM, &lo, &c->cid_max);
+	return 0;
+}
+
+/* Spawn-per-client mode: the most the daemon waits for its children (QEMU,
+ * vsock backends) to exit once its client is gone. */
+#define CLIENT_GONE_DRAIN_S 10.0
+
+static ev_timer drain_timer;
+
+static void on_drain_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	log_warn("children still running %.0f s after the client left, exiting anyway", CLIENT_GONE_DRAIN_S);
+	ev_break(loop, EVBREAK_ALL);
+}
+
 static void on_conn_close(struct ttrpc_conn *conn, void *opaque)
 {
 	struct idle_exit *ie = opaque;
@@ -302,11 +369,21 @@ static void on_conn_close(struct ttrpc_conn *conn, void *opaque)
 		ev_timer_again(d->loop, &ie->timer);
 	vm_conn_closed(d, ttrpc_conn_id(conn));
 	if (d->cfg.client_fd >= 0 && !d->quitting) {
-		/* spawn-per-client: our one client is gone */
+		/*
+		 * Spawn-per-client: our one client is gone. Kill its VMs, then
+		 * let the loop run until the last child is reaped (the reapers'
+		 * pidfd watchers are then all that keeps it alive), so that when
+		 * this daemon is gone its QEMU and backends are too. The signal
+		 * watchers (SIGTERM still ends the wait at once) and the drain
+		 * timer, which bounds it, no longer count as activity (ev_unref).
+		 */
 		log_info("the client closed its connection, exiting");
 		d->quitting = true;
 		vm_shutdown_all(d);
-		ev_break(d->loop, EVBREAK_ALL);
+		ev_timer_init(&drain_timer, on_drain_timeout, CLIENT_GONE_DRAIN_S, 0);
+		ev_timer_start(d->loop, &drain_timer);
+		for (int i = 0; i < 4; i++)     /* sigterm, sigint, sighup, drain_timer */
+			ev_unref(d->loop);
 	}
 }
 
@@ -375,6 +452,44 @@ static int listen_unix(struct daemon *d)
 	return 0;
 }
 
+/*
+ * Fit the connection limit into the fd limit. Every connection costs two fds
+ * (its socket and a pidfd pinning the peer), and every VM costs several
+ * (QEMU's pidfd, console pipe, QMP socket, the vsock backend's pidfd, log
+ * files). Were connections allowed to use up the fd
+ * table, accept() would fail with EMFILE and new clients would wait in the
+ * listen backlog with no answer, and StartVm would fail for lack of fds. So
+ * the soft limit is raised to the hard one, a quarter of it (at least 32) is
+ * kept for everything but connections, and --max-connections is lowered to
+ * what the rest holds: clients beyond it are refused at once (accepted and
+ * closed).
+ */
+static void fit_connection_limit(struct daemon *d)
+{
+	struct rlimit rl;
+	rlim_t reserve, budget;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rlim_t want = rl.rlim_max == RLIM_INFINITY ? 1u << 20 : rl.rlim_max;
+
+		rl.rlim_cur = want;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (rl.rlim_cur == RLIM_INFINITY)
+		return;
+	reserve = MAX(rl.rlim_cur / 4, (rlim_t)32);
+	budget = rl.rlim_cur > reserve + 2 ? (rl.rlim_cur - reserve) / 2 : 1;
+	if (d->cfg.limits.max_connections && d->cfg.limits.max_connections <= budget)
+		return;
+	log_warn("RLIMIT_NOFILE is %llu: accepting at most %llu connections (not %u) so that %llu fds stay for VMs",
+		 (unsigned long long)rl.rlim_cur, (unsigned long long)budget, d->cfg.limits.max_connections,
+		 (unsigned long long)reserve);
+	d->cfg.limits.max_connections = (unsigned)budget;
+}
+
 static void resolve_vsock_mode(struct daemon *d)
 {
 	bool kernel = vsock_host_probe() == VSOCK_HOST_KERNEL;
@@ -393,6 +508,7 @@ int main(int argc, char **argv)
 	bool socket_given = false;
 	struct group *gr;
 	int inherited = 0;
+	cleanup_free char *early_root = NULL, *early_run_dir = NULL, *early_socket = NULL;
 
 	log_init("virtmgrd", LOG_LVL_INFO);
 	d.cfg = (struct daemon_config){
@@ -414,6 +530,8 @@ int main(int argc, char **argv)
 		.sandbox = true,
 	};
 	if (parse_args(argc, argv, &d.cfg, &socket_given, &idle.secs) < 0)
+		return 2;
+	if (d.cfg.early && early_config(&d.cfg, socket_given, &early_root, &early_run_dir, &early_socket) < 0)
 		return 2;
 	signal(SIGPIPE, SIG_IGN);
 
@@ -440,10 +558,11 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
-	if (d.cfg.early && early_registry_new(d.cfg.root ? d.cfg.root : "", d.cfg.early_xsd, &d.early, &err) < 0) {
+	if (d.cfg.early && early_registry_new(d.cfg.root, d.cfg.early_xsd, &d.early, &err) < 0) {
 		log_error("%s", err.message);
 		return 1;
 	}
+	fit_connection_limit(&d);
 	d.api = ttrpc_server_new(d.loop);
 	ttrpc_server_set_limits(d.api, &d.cfg.limits);
 	ttrpc_server_set_conn_callbacks(d.api, on_conn_open, on_conn_close, &idle);
@@ -482,6 +601,9 @@ int main(int argc, char **argv)
 	log_info("virtmgrd %s ready: mode %s, accelerator %s (%s), vsock %s, CIDs %u..%u", PACKAGE_VERSION,
 		 d.cfg.early ? "early" : "regular", d.accel, d.accel_reason, d.vsock_mode, d.cfg.cid_min,
 		 d.cfg.cid_max);
+	if (d.cfg.early)
+		log_info("early mode: root %s, declarations in <root>/<partition>/etc/avf/early_vms*.xml, run dirs in %s",
+			 *d.cfg.root ? d.cfg.root : "/", d.cfg.run_dir);
 
 	ev_signal_init(&d.sigterm, on_signal, SIGTERM);
 	ev_signal_init(&d.sigint, on_signal, SIGINT);
@@ -504,6 +626,11 @@ int main(int argc, char **argv)
 		close(d.cfg.ready_fd);
 	}
 	ev_run(d.loop, 0);
+	if (ev_is_active(&drain_timer)) {
+		for (int i = 0; i < 4; i++)
+			ev_ref(d.loop);
+		ev_timer_stop(d.loop, &drain_timer);
+	}
 
 	ttrpc_server_free(d.api);
 	early_registry_free(d.early);

@@ -641,6 +641,12 @@ static int qemu_build_argv(const struct qemu_config *cfg, struct qemu_spawn *sp,
 		ADD("-append");
 		ADD(cfg->cmdline);
 	}
+	if (cfg->fw_cfg_config) {
+		cleanup_free char *path = opts_escape(cfg->fw_cfg_config);
+
+		ADD("-fw_cfg");
+		ADDF("name=opt/virtmgr/config,file=%s", path);
+	}
 	for (size_t i = 0; i < cfg->ndisks; i++) {
 		fdn = spawn_add_fd(sp, disk_fds[i]);
 		if (fdn < 0) {
@@ -649,9 +655,11 @@ static int qemu_build_argv(const struct qemu_config *cfg, struct qemu_spawn *sp,
 		}
 		ADD("-add-fd");
 		ADDF("fd=%d,set=%zu", fdn, i + 1);
+		/* -drive opens writable images read-only first (auto-read-only)
+		 * and the fdset holds only an O_RDWR fd: ask for read-write at once */
 		ADD("-drive");
 		ADDF("file=/dev/fdset/%zu,if=none,id=disk%zu,format=raw,readonly=%s", i + 1, i,
-		     cfg->disks[i].read_only ? "on" : "off");
+		     cfg->disks[i].read_only ? "on" : "off,auto-read-only=off");
 		ADD("-device");
 		ADDF("virtio-blk-pci,drive=disk%zu", i);
 	}

@@ -32,6 +32,7 @@ struct qemu_config {
 	int initrd_fd;
 	const char *extra_initrd; /* optional per-VM initramfs concatenated after initrd, or NULL */
 	const char *cmdline;      /* full kernel command line */
+	const char *fw_cfg_config; /* file for fw_cfg "opt/virtmgr/config" (the guest's config tree), or NULL */
 	uint32_t memory_mib;
 	uint32_t cpus;
 	const struct qemu_disk *disks;

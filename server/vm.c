@@ -30,6 +30,7 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -37,14 +38,17 @@
 #include "lib/log.h"
 #include "server/early.h"
 #include "server/qemu.h"
+#include "server/vms.h"
 #include "server/statefile.h"
 #include "server/vsock_host.h"
 
 #define CMDLINE_MAX 2047            /* x86 COMMAND_LINE_SIZE - 1 */
 #define CONSOLE_SINK_MAX (1u << 20) /* console bytes buffered for a slow client fd */
 #define MAX_DEAD_DETACHED 64
+#define RUN_DIR_MIN_FREE (256u << 10) /* console.log, qemu.log, guest.log need room */
 #define MARKER_STARTED "VIRTMGR: STARTED"
 #define MARKER_EXIT "VIRTMGR: EXIT "
+#define MARKER_ERROR "VIRTMGR: ERROR "  /* "<ErrorCode> <message>", from vmagent */
 
 typedef Virtmgr__V1__VmState vm_state_t;
 typedef Virtmgr__V1__DeathReason death_t;
@@ -139,6 +143,7 @@ struct vm {
 	int stop_phase;
 	struct vm_watcher *watchers;
 	struct vm_waiter *waiters;
+	struct vms_vm *vms;             /* guest agent protocol (vms.c) */
 };
 
 static const char *state_name(vm_state_t s)
@@ -519,6 +524,7 @@ static void vm_release_runtime(struct vm *vm)
 		close(steal_fd(&vm->kernel_fd));
 	if (vm->initrd_fd >= 0)
 		close(steal_fd(&vm->initrd_fd));
+	vms_close(vm);
 	for (size_t i = 0; i < vm->ndisks; i++)
 		if (vm->disks[i].fd >= 0)
 			close(steal_fd(&vm->disks[i].fd));
@@ -581,6 +587,8 @@ static void on_qemu_exit(void *opaque, const struct qemu_exit *ex)
 		msg[n - 1] = '\0';
 	if (vm->forced_reason == VIRTMGR__V1__DEATH_REASON__DEATH_REASON_HANGUP)
 		snprintf(msg, sizeof(msg), "the guest did not start within %u ms", vm->boot_timeout_ms);
+	else if (vm->forced_reason == VIRTMGR__V1__DEATH_REASON__DEATH_REASON_AGENT_FAILED_TO_CONNECT)
+		snprintf(msg, sizeof(msg), "%s", vm->message);
 	else if (vm->forced_reason == VIRTMGR__V1__DEATH_REASON__DEATH_REASON_INFRASTRUCTURE_ERROR)
 		snprintf(msg, sizeof(msg), "%s", vm->message);  /* says which part failed */
 	vm_died(vm, reason, msg);
@@ -599,6 +607,13 @@ static void console_line(struct vm *vm, const char *line)
 		if (end == line + strlen(MARKER_EXIT) || code < 0 || code > 255)
 			return;
 		vm_guest_finished(vm, (int)code);
+	} else if (!strncmp(line, MARKER_ERROR, strlen(MARKER_ERROR))) {
+		char *end;
+		long code = strtol(line + strlen(MARKER_ERROR), &end, 10);
+
+		if (end == line + strlen(MARKER_ERROR) || code < 0 || code > 255 || *end != ' ')
+			return;
+		vm_guest_error(vm, (int)code, end + 1);
 	}
 }
 
@@ -635,8 +650,13 @@ void vm_guest_finished(struct vm *vm, int exit_code)
 void vm_guest_error(struct vm *vm, int code, const char *message)
 {
 	Virtmgr__V1__VmEvent ev = VIRTMGR__V1__VM_EVENT__INIT;
+	char text[VM_ERROR_MSG_MAX];
 
-	snprintf(vm->message, sizeof(vm->message), "guest error %d: %s", code, message ? message : "");
+	/* vmagent reports an error both on the console and through VirtualMachineService */
+	snprintf(text, sizeof(text), "guest error %d: %s", code, message ? message : "");
+	if (vm->guest_error_reason != VIRTMGR__V1__DEATH_REASON__DEATH_REASON_NONE && !strcmp(text, vm->message))
+		return;
+	snprintf(vm->message, sizeof(vm->message), "%s", text);
 	vm->guest_error_reason = code == VIRTMGR__V1__ERROR_CODE__ERROR_CODE_PAYLOAD_INVALID_CONFIG
 					 ? VIRTMGR__V1__DEATH_REASON__DEATH_REASON_INVALID_PAYLOAD_CONFIG
 					 : VIRTMGR__V1__DEATH_REASON__DEATH_REASON_PAYLOAD_ERROR;
@@ -703,6 +723,20 @@ const char *vm_run_dir(const struct vm *vm)
 uint32_t vm_cid(const struct vm *vm)
 {
 	return vm->cid;
+}
+
+struct vms_vm *vm_vms(const struct vm *vm)
+{
+	return vm->vms;
+}
+
+void vm_fail(struct vm *vm, Virtmgr__V1__DeathReason reason, const char *message)
+{
+	if (vm->state == VIRTMGR__V1__VM_STATE__VM_STATE_DEAD || !vm->qemu)
+		return;
+	vm->forced_reason = reason;
+	snprintf(vm->message, sizeof(vm->message), "%s", message);
+	qemu_kill(vm->qemu);
 }
 
 static void on_qemu_console(void *opaque, const char *buf, size_t len)
@@ -861,33 +895,93 @@ static bool name_valid(const char *s)
 	return true;
 }
 
-/* Open @path as the caller would (fsuid/fsgid = the peer's), never following
- * a symlink in the last component into something the caller cannot read. */
+/*
+ * The peer's supplementary groups as the kernel shows them in
+ * /proc/<pid>/status, read while its pidfd proves the pid was not reused.
+ * Return: how many were stored in @out (at most @max); 0 when unknown (then
+ * the open runs with no supplementary group: never more access than the peer).
+ */
+static size_t peer_groups(const struct ttrpc_peer *peer, gid_t *out, size_t max)
+{
+	char path[64], line[4096];
+	size_t n = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)peer->pid);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		char *tok, *save = NULL;
+
+		if (strncmp(line, "Groups:", 7))
+			continue;
+		for (tok = strtok_r(line + 7, " \t\n", &save); tok && n < max; tok = strtok_r(NULL, " \t\n", &save))
+			out[n++] = (gid_t)strtoul(tok, NULL, 10);
+		break;
+	}
+	fclose(f);
+	/* still alive after the read: /proc/<pid> was the peer, not a successor */
+	if (peer->pidfd < 0 || syscall(SYS_pidfd_send_signal, peer->pidfd, 0, NULL, 0) < 0)
+		return 0;
+	return n;
+}
+
+/*
+ * Open @path as the caller would: fsuid, fsgid and supplementary groups are
+ * the peer's for the duration of the open(), so neither a symlink, nor a
+ * directory only the daemon may search, nor a group the daemon happens to
+ * be in lets a client read a file it could not read itself.
+ */
 static int open_as_peer(const struct ttrpc_peer *peer, const char *field, const char *path, int flags,
 			struct vm_error *err)
 {
+	bool switch_ids = geteuid() == 0 && peer->uid != 0;
+	cleanup_free gid_t *saved = NULL, *groups = NULL;
+	cleanup_close int pathfd = -1;
+	int nsaved = 0, fd, e;
 	struct stat st;
-	int fd, e;
 
 	if (!path || path[0] != '/')
 		return vm_error_set(err, VM_INVALID_ARGUMENT, "%s: \"%s\" is not an absolute path", field,
 				    path ? path : "");
-	if (geteuid() == 0 && peer->uid != 0) {
+	if (switch_ids) {
+		size_t ngroups;
+
+		nsaved = getgroups(0, NULL);
+		saved = xcalloc((size_t)MAX(nsaved, 1), sizeof(*saved));
+		nsaved = getgroups(MAX(nsaved, 1), saved);
+		groups = xcalloc(256, sizeof(*groups));
+		ngroups = peer_groups(peer, groups, 256);
+		if (nsaved < 0 || setgroups(ngroups, groups) < 0)
+			return vm_error_set_errno(err, VM_INTERNAL, errno, "%s: cannot take the caller's groups", field);
 		setfsgid(peer->gid);
 		setfsuid(peer->uid);
 	}
-	fd = open(path, flags | O_CLOEXEC | O_NOCTTY);
-	e = errno;
-	if (geteuid() == 0 && peer->uid != 0) {
-		setfsuid(0);
-		setfsgid(0);
+	/* O_PATH first: a FIFO would block the loop in open() and a device
+	 * node could act on being opened; only a regular file is reopened */
+	pathfd = open(path, O_PATH | O_CLOEXEC);
+	if (pathfd >= 0 && fstat(pathfd, &st) == 0 && S_ISREG(st.st_mode)) {
+		char proc[64];
+
+		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", pathfd);
+		fd = open(proc, flags | O_CLOEXEC | O_NOCTTY);
+	} else {
+		fd = -1;
+		if (pathfd >= 0)
+			errno = 0;   /* not a regular file */
 	}
+	e = errno;
+	if (switch_ids) {
+		setfsuid(geteuid());
+		setfsgid(getegid());
+		if (setgroups((size_t)nsaved, saved) < 0)
+			log_error("cannot restore the daemon's supplementary groups: %s", strerror(errno));
+	}
+	if (fd < 0 && e == 0)
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "%s: %s is not a regular file", field, path);
 	if (fd < 0)
 		return vm_error_set_errno(err, VM_INVALID_ARGUMENT, e, "%s: cannot open %s", field, path);
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		close(fd);
-		return vm_error_set(err, VM_INVALID_ARGUMENT, "%s: %s is not a regular file", field, path);
-	}
 	return fd;
 }
 
@@ -914,11 +1008,11 @@ static bool arg_valid(const char *s)
 	return true;
 }
 
-static bool env_valid(const char *s)
+static bool env_valid_key(const char *s)
 {
 	const char *eq = strchr(s, '=');
 
-	if (!eq || eq == s || !arg_valid(s) || strchr(s, ' '))
+	if (!eq || eq == s)
 		return false;
 	for (const char *p = s; p < eq; p++)
 		if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || *p == '_' ||
@@ -949,42 +1043,67 @@ static void append(char *buf, size_t cap, size_t *len, bool *overflow, const cha
 
 /* The kernel command line: base options, the client's, payload env (init's
  * environment), then " -- " and the payload argv (init's argv). */
-static int build_cmdline(const Virtmgr__V1__VmConfig *c, char **out, struct vm_error *err)
+/* The payload (env, then " -- " argv) as kernel command line words, for a
+ * guest init without the agent. Return: false when it cannot be written
+ * there (double quotes, control characters, spaces in env values). */
+static bool cmdline_payload(const Virtmgr__V1__VmConfig *c, char *buf, size_t cap)
 {
-	char buf[CMDLINE_MAX + 1];
 	size_t len = 0;
 	bool overflow = false;
 
-	append(buf, sizeof(buf), &len, &overflow, "console=ttyS0 quiet panic=-1");
-	if (c->cmdline && *c->cmdline) {
-		if (!arg_valid(c->cmdline) && strchr(c->cmdline, '"') == NULL)
-			return vm_error_set(err, VM_INVALID_ARGUMENT, "cmdline: contains control characters");
-		append(buf, sizeof(buf), &len, &overflow, " %s", c->cmdline);
-	}
+	buf[0] = '\0';
 	for (size_t i = 0; i < c->n_payload_env; i++) {
-		if (!env_valid(c->payload_env[i]))
-			return vm_error_set(err, VM_INVALID_ARGUMENT,
-					    "payload_env[%zu]: \"%s\" is not KEY=VALUE with a valid key and no spaces, quotes or control characters",
-					    i, c->payload_env[i]);
-		append(buf, sizeof(buf), &len, &overflow, " %s", c->payload_env[i]);
+		if (!arg_valid(c->payload_env[i]) || strchr(c->payload_env[i], ' '))
+			return false;
+		append(buf, cap, &len, &overflow, " %s", c->payload_env[i]);
 	}
 	if (c->n_payload_args)
-		append(buf, sizeof(buf), &len, &overflow, " --");
+		append(buf, cap, &len, &overflow, " --");
 	for (size_t i = 0; i < c->n_payload_args; i++) {
 		const char *a = c->payload_args[i];
 
 		if (!arg_valid(a))
-			return vm_error_set(err, VM_INVALID_ARGUMENT,
-					    "payload_args[%zu]: contains a double quote or a control character", i);
+			return false;
 		if (!*a || strchr(a, ' ') || strchr(a, '\t'))
-			append(buf, sizeof(buf), &len, &overflow, " \"%s\"", a);
+			append(buf, cap, &len, &overflow, " \"%s\"", a);
 		else
-			append(buf, sizeof(buf), &len, &overflow, " %s", a);
+			append(buf, cap, &len, &overflow, " %s", a);
+	}
+	return !overflow;
+}
+
+/*
+ * The kernel command line: base options and the client's. The payload travels
+ * in the config device tree, which vmagent reads; it is repeated on the
+ * command line (env words, then " -- " argv, which the kernel hands to init)
+ * for guests whose init has no agent, whenever it can be written there and
+ * fits.
+ */
+static int build_cmdline(const Virtmgr__V1__VmConfig *c, char **out, struct vm_error *err)
+{
+	char buf[CMDLINE_MAX + 1], payload[CMDLINE_MAX + 1];
+	size_t len = 0;
+	bool overflow = false;
+
+	for (size_t i = 0; i < c->n_payload_env; i++)
+		if (!env_valid_key(c->payload_env[i]))
+			return vm_error_set(err, VM_INVALID_ARGUMENT,
+					    "payload_env[%zu]: \"%s\" is not KEY=VALUE with a key of [A-Za-z_][A-Za-z0-9_]*",
+					    i, c->payload_env[i]);
+	/* no_timer_check: under TCG on a loaded host the kernel's early timer
+	 * interrupt check can fail and panic before init runs (docs/guest.md) */
+	append(buf, sizeof(buf), &len, &overflow, "console=ttyS0 quiet panic=-1 no_timer_check");
+	if (c->cmdline && *c->cmdline) {
+		for (const char *p = c->cmdline; *p; p++)
+			if ((unsigned char)*p < 0x20 || *p == 0x7f)
+				return vm_error_set(err, VM_INVALID_ARGUMENT, "cmdline: contains control characters");
+		append(buf, sizeof(buf), &len, &overflow, " %s", c->cmdline);
 	}
 	if (overflow)
-		return vm_error_set(err, VM_INVALID_ARGUMENT,
-				    "cmdline: the kernel command line (options, payload_env and payload_args) is longer than %d bytes",
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "cmdline: the kernel command line is longer than %d bytes",
 				    CMDLINE_MAX);
+	if (cmdline_payload(c, payload, sizeof(payload)) && len + strlen(payload) <= CMDLINE_MAX)
+		append(buf, sizeof(buf), &len, &overflow, "%s", payload);
 	*out = xstrdup(buf);
 	return 0;
 }
@@ -999,6 +1118,7 @@ static void vm_free(struct vm *vm)
 	free(vm->run_dir);
 	free(vm->disks);
 	free(vm->cmdline);
+	vms_vm_free(vm->vms);
 	free(vm);
 }
 
@@ -1071,9 +1191,9 @@ static int validate_config(struct daemon *d, const Virtmgr__V1__VmConfig *c, str
 		return vm_error_set(err, VM_INVALID_ARGUMENT, "vendor_modules: vendor modules are not supported");
 	if (c->n_assigned_devices)
 		return vm_error_set(err, VM_INVALID_ARGUMENT, "assigned_devices: device assignment is not supported");
-	if (c->payload_cwd && *c->payload_cwd)
-		return vm_error_set(err, VM_INVALID_ARGUMENT,
-				    "payload_cwd: a working directory needs the guest agent, which this guest image does not run");
+	if (c->payload_cwd && *c->payload_cwd && c->payload_cwd[0] != '/')
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "payload_cwd: \"%s\" is not an absolute path",
+				    c->payload_cwd);
 	vm->accel = xstrdup(c->accel && *c->accel ? c->accel : d->accel);
 	if (!strcmp(vm->accel, "kvm") && access("/dev/kvm", R_OK | W_OK) < 0)
 		return vm_error_set_errno(err, VM_INVALID_ARGUMENT, errno, "accel: kvm requested but /dev/kvm");
@@ -1157,6 +1277,9 @@ static int early_assign(struct daemon *d, const Virtmgr__V1__VmConfig *c, const 
 
 	if (!c->name || !*c->name)
 		return vm_error_set(err, VM_INVALID_ARGUMENT, "name: early VMs must name a declared VM");
+	if (c->detach && d->cfg.client_fd >= 0)
+		return vm_error_set(err, VM_INVALID_ARGUMENT,
+				    "detach: this daemon serves one client (--client-fd) and exits with it, so its VMs cannot outlive the client");
 	if (peer->pidfd < 0)
 		return vm_error_set(err, VM_PERMISSION_DENIED, "cannot identify caller pid %d: no pidfd for it",
 				    (int)peer->pid);
@@ -1201,6 +1324,7 @@ int vm_create(struct daemon *d, const Virtmgr__V1__VmConfig *config, struct ttrp
 		vm_free(vm);
 		return -1;
 	}
+	vm->vms = vms_vm_new(config, !config->kernel_fd && !(config->kernel && *config->kernel));
 	if (d->cfg.early ? early_assign(d, config, peer, vm, err) < 0 : cid_allocate(d, &vm->cid, err) < 0) {
 		vm_free(vm);
 		return -1;
@@ -1258,7 +1382,11 @@ static void backend_exit_cb(struct ev_loop *loop, ev_io *w, int revents)
 	vm->backend_reaped = true;
 	snprintf(vm->message, sizeof(vm->message), "the vsock backend (pid %d) %s %d", (int)vm->vsock.backend_pid,
 		 si.si_code == CLD_EXITED ? "exited with status" : "was killed by signal", si.si_status);
-	ev_timer_init(&vm->backend_grace, backend_grace_cb, 0.25, 0);
+	/* Status 0: the backend saw QEMU close the vhost-user socket, i.e. QEMU
+	 * is exiting (a guest power-off); on a loaded machine that exit can take
+	 * longer than the short grace meant for a crashed backend. */
+	ev_timer_init(&vm->backend_grace, backend_grace_cb,
+		      si.si_code == CLD_EXITED && si.si_status == 0 ? 5.0 : 0.25, 0);
 	vm->backend_grace.data = vm;
 	ev_timer_start(loop, &vm->backend_grace);
 }
@@ -1266,7 +1394,11 @@ static void backend_exit_cb(struct ev_loop *loop, ev_io *w, int revents)
 static int vsock_prepare(struct vm *vm, struct qemu_config *qc, struct vm_error *err)
 {
 	struct daemon *d = vm->d;
-	struct vsock_host_opts opts = { .backend = d->cfg.vsock_backend, .log_level = NULL, .log_fd = -1 };
+	static const char *const levels[] = { [LOG_LVL_ERROR] = "error", [LOG_LVL_WARN] = "warning",
+					      [LOG_LVL_INFO] = "info", [LOG_LVL_DEBUG] = "debug" };
+	/* the backend logs to our stderr at our level */
+	struct vsock_host_opts opts = { .backend = d->cfg.vsock_backend, .log_level = levels[log_get_level()],
+					.log_fd = -1 };
 
 	if (strcmp(d->vsock_mode, "kernel") && d->cfg.vsock_backend && access(d->cfg.vsock_backend, X_OK) < 0)
 		return vm_error_set_errno(err, VM_FAILED_PRECONDITION, errno, "vm %s: vsock backend %s", vm->id,
@@ -1285,6 +1417,16 @@ static int vsock_prepare(struct vm *vm, struct qemu_config *qc, struct vm_error 
 	return 0;
 }
 
+/* VirtualMachineService for this VM on host vsock port = its CID (vms.c). */
+static int vms_attach(struct vm *vm, struct vm_error *err)
+{
+	int lfd = vsock_host_listen(&vm->vsock, vm->cid, err);
+
+	if (lfd < 0)
+		return vm_error_prefix(err, "vm %s: VirtualMachineService listener", vm->id);
+	return vms_listen(vm->d, vm, lfd, err);
+}
+
 static void boot_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct vm *vm = w->data;
@@ -1293,6 +1435,22 @@ static void boot_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	vm->forced_reason = VIRTMGR__V1__DEATH_REASON__DEATH_REASON_HANGUP;
 	if (vm->qemu)
 		qemu_kill(vm->qemu);
+}
+
+/* A full file system would let the VM start and then lose its console and
+ * logs (every write failing): refuse to start it instead, naming the path. */
+static int run_dir_check_space(const char *run_dir, struct vm_error *err)
+{
+	struct statvfs sv;
+
+	if (statvfs(run_dir, &sv) < 0)
+		return vm_error_set_errno(err, VM_INTERNAL, errno, "statvfs %s", run_dir);
+	if ((uint64_t)sv.f_bavail * sv.f_frsize < RUN_DIR_MIN_FREE || (sv.f_files && sv.f_favail < 16))
+		return vm_error_set(err, VM_RESOURCE_EXHAUSTED,
+				    "run directory %s: %llu KiB and %llu inodes free, a VM needs at least %u KiB",
+				    run_dir, (unsigned long long)sv.f_bavail * sv.f_frsize >> 10,
+				    (unsigned long long)sv.f_favail, RUN_DIR_MIN_FREE >> 10);
+	return 0;
 }
 
 /* QEMU's stdin is a pipe the daemon writes: console input from the client's
@@ -1318,6 +1476,7 @@ int vm_start(struct vm *vm, struct vm_error *err)
 {
 	struct daemon *d = vm->d;
 	struct qemu_config qc = { 0 };
+	const char *fw_cfg_config = NULL;
 	cleanup_close int stdin_rd = -1;
 	int r;
 
@@ -1332,18 +1491,23 @@ int vm_start(struct vm *vm, struct vm_error *err)
 		vm_died(vm, VIRTMGR__V1__DEATH_REASON__DEATH_REASON_START_FAILED, err->message);
 		return -1;
 	}
+	if (run_dir_check_space(vm->run_dir, err) < 0 || vms_prepare(vm, vm->vms, &fw_cfg_config, err) < 0) {
+		vm_died(vm, VIRTMGR__V1__DEATH_REASON__DEATH_REASON_START_FAILED, err->message);
+		return -1;
+	}
 	qc.binary = d->cfg.qemu_binary;
 	qc.accel = vm->accel;
 	qc.run_dir = vm->run_dir;
 	qc.kernel_fd = vm->kernel_fd;
 	qc.initrd_fd = vm->initrd_fd;
 	qc.cmdline = vm->cmdline;
+	qc.fw_cfg_config = fw_cfg_config;
 	qc.memory_mib = vm->memory_mib;
 	qc.cpus = vm->cpus;
 	qc.disks = vm->disks;
 	qc.ndisks = vm->ndisks;
 	qc.sandbox = d->cfg.sandbox;
-	if ((stdin_rd = console_pipe(vm, err)) < 0 || vsock_prepare(vm, &qc, err) < 0) {
+	if ((stdin_rd = console_pipe(vm, err)) < 0 || vsock_prepare(vm, &qc, err) < 0 || vms_attach(vm, err) < 0) {
 		vm_died(vm, VIRTMGR__V1__DEATH_REASON__DEATH_REASON_START_FAILED, err->message);
 		return -1;
 	}
@@ -1733,8 +1897,14 @@ static int restore_one(struct daemon *d, const char *dir, struct vm_error *err)
 		vm->kill_requested = true;
 		qemu_kill(vm->qemu);
 	} else {
+		struct vm_error verr = { 0 };
+
 		log_info("vm %s (%s, cid %u): adopted running QEMU %d (%s)", vm->id, vm->name, vm->cid,
 			 (int)qpid, state_name(vm->state));
+		/* the guest agent reconnects to VirtualMachineService */
+		vm->vms = vms_vm_new(NULL, false);
+		if (vms_attach(vm, &verr) < 0)
+			log_warn("vm %s: %s", vm->id, verr.message);
 	}
 	r = 0;
 out:

@@ -59,6 +59,10 @@ void vm_guest_connected(struct vm *vm);
 const char *vm_id(const struct vm *vm);
 const char *vm_run_dir(const struct vm *vm);
 uint32_t vm_cid(const struct vm *vm);
+/* The VM's guest agent protocol state (server/vms.c). */
+struct vms_vm *vm_vms(const struct vm *vm);
+/* Kill the VM now; it dies with @reason and @message (e.g. the agent deadline). */
+void vm_fail(struct vm *vm, Virtmgr__V1__DeathReason reason, const char *message);
 
 /* ConnectVsock: reply to @call with a connected fd to guest @port, from the loop.
  * Return: 0 if under way, -1 with @err if it cannot start. */

@@ -23,10 +23,11 @@ vmctl=("$builddir/client/vmctl" --socket "$sock")
 echo "### vmctl info"
 "${vmctl[@]}" info
 echo
-echo "### vmctl run --events -- <payload>"
+echo "### vmctl run --events -- <payload>   (events on stderr: STARTED, READY, FINISHED)"
 set +e
+# the payload says it is ready by writing to $VIRTMGR_READY_FD (docs/guest.md)
 "${vmctl[@]}" run --name demo --events -- /bin/sh -c \
-	'echo "Hello from the virtmgr default guest"; uname -srm; exit 7'
+	'echo "Hello from the virtmgr default guest"; uname -srm; echo >&$VIRTMGR_READY_FD; exit 7'
 rc=$?
 set -e
 echo

@@ -22,3 +22,10 @@ tests_fuzz_replay_early_CFLAGS = $(AM_CFLAGS) $(LIBXML_CFLAGS) \
 	-DEARLY_FUZZ_XSD='"$(abs_top_srcdir)/etc/early_vms.xsd"'
 tests_fuzz_replay_early_LDADD = lib/libvirtmgr.la $(LIBXML_LIBS)
 EXTRA_DIST += tests/fuzz/fuzz_early.c tests/fuzz/corpus/early
+
+# End to end with real guests: virtmgrd --early under a temp --root and the
+# example client (client/examples/early_client) copied to declared paths.
+TESTS += tests/integration/early.sh
+EXTRA_DIST += tests/integration/early.sh
+tests/integration/early.log: guest-image client/examples/early_client$(EXEEXT) server/virtmgrd$(EXEEXT) \
+	server/virtmgr-vsock$(EXEEXT)

@@ -6,11 +6,11 @@ FUZZ_TARGETS =
 EXTRA_DIST += tests/demo.sh
 
 # Tests with real guests need the default image: `make check` builds it first
-# (check_SCRIPTS are made before any test runs). The stamp follows guest/init
+# (check_SCRIPTS are made before any test runs). The stamp follows vmagent
 # and the image builder, so an up-to-date image is not rebuilt.
 check_SCRIPTS += guest/image/.stamp
 CLEANFILES += guest/image/.stamp
-guest/image/.stamp: guest/init$(EXEEXT) $(top_srcdir)/guest/mkimage.sh
+guest/image/.stamp: guest/vmagent/vmagent$(EXEEXT) $(GUEST_IMAGE_DEPS) $(top_srcdir)/guest/mkimage.sh
 	$(AM_V_at)$(MAKE) $(AM_MAKEFLAGS) guest-image
 	$(AM_V_at)touch $@
 
@@ -22,4 +22,6 @@ include $(srcdir)/tests/guest.mk
 include $(srcdir)/tests/vsock.mk
 include $(srcdir)/tests/early.mk
 include $(srcdir)/tests/daemon.mk
+include $(srcdir)/tests/reliab.mk
+include $(srcdir)/tests/agent.mk
 include $(srcdir)/tests/pkg.mk

@@ -161,7 +161,7 @@ int main(int argc, char **argv)
 		case 'l':
 			if (!strcmp(optarg, "error"))
 				lvl = LOG_LVL_ERROR;
-			else if (!strcmp(optarg, "warn"))
+			else if (!strcmp(optarg, "warn") || !strcmp(optarg, "warning"))
 				lvl = LOG_LVL_WARN;
 			else if (!strcmp(optarg, "info"))
 				lvl = LOG_LVL_INFO;

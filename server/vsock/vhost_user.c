@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include "lib/log.h"
 #include "server/vsock/vhost_user.h"
@@ -272,9 +273,15 @@ static int set_mem_table(struct vu *vu, struct vu_msg *m)
 		struct vu_region *r = &mem->regions[i];
 		uint64_t len = r->size + r->mmap_offset;
 
+		struct stat st;
+
 		if (r->size == 0 || len < r->size || r->gpa + r->size < r->gpa || r->uaddr + r->size < r->uaddr ||
 		    len > SIZE_MAX)
 			return fail(vu, "memory region %u: bad size/offset", i);
+		/* a mapping past the end of the file faults (SIGBUS) when touched */
+		if (fstat(m->fds[i], &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size < len)
+			return fail(vu, "memory region %u: %" PRIu64 " bytes at offset %" PRIu64 " exceed its %lld-byte file",
+				    i, r->size, r->mmap_offset, (long long)st.st_size);
 		void *p = mmap(NULL, (size_t)len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, m->fds[i], 0);
 		if (p == MAP_FAILED)
 			return fail(vu, "memory region %u (%" PRIu64 " bytes): mmap: %s", i, len, strerror(errno));

@@ -19,6 +19,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -1133,6 +1134,42 @@ Test(rundir, prepare_wipes_and_remove)
 	/* removing twice is fine */
 	cr_expect_eq(early_run_dir_remove(tmp_root, 150, &err), 0, "%s", err.message);
 	umask(old);
+}
+
+/* A run dir whose socket someone listens on belongs to a live VM of another daemon. */
+Test(rundir, prepare_refuses_a_live_run_dir)
+{
+	cleanup_free char *dir = NULL;
+	cleanup_free char *sock_path = NULL;
+	cleanup_free char *want = NULL;
+	cleanup_free char *marker = NULL;
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	struct vm_error err = { 0 };
+	int fd;
+
+	cr_assert_eq(early_run_dir_prepare(tmp_root, 321, &dir, &err), 0, "%s", err.message);
+	sock_path = xasprintf("%s/qmp.sock", dir);
+	marker = xasprintf("%s/console.log", dir);
+	free(put_file("mnt/vm/early/321/console.log", "x", -1));
+	cr_assert_lt(strlen(sock_path), sizeof(addr.sun_path));
+	strcpy(addr.sun_path, sock_path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(bind(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
+	cr_assert_eq(listen(fd, 1), 0);
+
+	want = xasprintf("cid 321 is in use by a VM of another early daemon (%s is live)", sock_path);
+	cr_assert_lt(early_run_dir_prepare(tmp_root, 321, NULL, &err), 0);
+	show(&err);
+	cr_expect_eq(err.code, VM_ALREADY_EXISTS);
+	cr_expect_str_eq(err.message, want);
+	cr_expect_eq(access(marker, F_OK), 0, "a live run dir was wiped");
+
+	/* once nobody listens, the socket file is a leftover and is wiped */
+	close(fd);
+	cr_assert_eq(early_run_dir_prepare(tmp_root, 321, NULL, &err), 0, "%s", err.message);
+	cr_expect_neq(access(sock_path, F_OK), 0);
+	cr_expect_neq(access(marker, F_OK), 0);
 }
 
 Test(rundir, prepare_fails_with_a_clear_error)

@@ -1,0 +1,114 @@
+/* agent.h - vmagent's process-wide state, shared by its parts:
+ *   main.c    PID 1 duties (mounts, modules, console, reaping, power off),
+ *             the payload's life, command line
+ *   config.c  the configuration device tree (agent_config.h)
+ *   host.c    the VirtualMachineService client (guest -> host reports, logs)
+ *   exec.c    the Agent service (Exec, Shutdown, GetGuestInfo)
+ *   logfwd.c  /dev/log and /dev/kmsg, forwarded through host.c
+ * One libev loop, one thread.
+ */
+#ifndef VIRTMGR_AGENT_H
+#define VIRTMGR_AGENT_H
+
+#include <ev.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "guest/vmagent/agent_config.h"
+#include "lib/ttrpc.h"
+#include "protos/virtmgr.pb-c.h"
+
+#define AGENT_VERSION PACKAGE_VERSION
+#define AGENT_HOST_CID 2
+#define AGENT_PATH "/bin:/sbin:/usr/bin:/usr/sbin"
+
+enum agent_action {
+	AGENT_ACTION_NONE,
+	AGENT_ACTION_POWEROFF,
+	AGENT_ACTION_REBOOT,
+	AGENT_ACTION_EXIT,              /* not PID 1: just exit */
+};
+
+struct agent_host;
+struct agent_logfwd;
+
+struct agent {
+	struct ev_loop *loop;
+	bool pid1;
+	int console;                    /* fd on /dev/console, or -1 */
+	struct agent_config cfg;
+	bool have_cfg;
+	uint32_t cid;                   /* own CID, 0 if unknown */
+	/* transports (tests and service use: Unix sockets instead of vsock) */
+	const char *host_socket;        /* VirtualMachineService; NULL = vsock CID 2 */
+	const char *agent_socket;       /* Agent listener; NULL = vsock agent port */
+	double connect_timeout_s;
+	/* payload */
+	char **payload_argv;
+	char **payload_env;             /* extra KEY=VALUE, NULL-terminated or NULL */
+	const char *payload_cwd;
+	pid_t payload;                  /* > 0 while it runs */
+	int exit_code;
+	int exit_signal;
+	bool payload_done;
+	int ready_fd;                   /* read end of the readiness pipe, -1 once used */
+	ev_io ready_io;
+	/* shutdown */
+	enum agent_action action;
+	ev_timer grace_timer;           /* payload's SIGTERM grace period */
+	ev_timer final_timer;           /* last reports' deadline before powering off */
+	ev_signal sig_term, sig_usr2, sig_int;
+	ev_child child;
+	struct agent_host *host;
+	struct agent_logfwd *logfwd;
+	struct ttrpc_server *server;
+};
+
+/* main.c */
+void agent_log(struct agent *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Print a whole console marker line ("\nVIRTMGR: ...\n"). */
+void agent_marker(struct agent *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/**
+ * agent_request() - power off / reboot (PID 1) or exit: stop the payload
+ * (SIGTERM, then SIGKILL after a grace period), flush reports, then act.
+ * @why: logged on the console
+ */
+void agent_request(struct agent *a, enum agent_action action, const char *why);
+/* The base environment of processes the agent starts. */
+void agent_child_env(void);
+
+/* host.c */
+/**
+ * agent_host_new() - start connecting to VirtualMachineService (retried
+ * until a deadline; reports made meanwhile are queued in order)
+ * Return: the client state (never NULL).
+ */
+struct agent_host *agent_host_new(struct agent *a);
+void agent_host_started(struct agent_host *h);
+void agent_host_ready(struct agent_host *h);
+void agent_host_finished(struct agent_host *h, int exit_code, int signal);
+void agent_host_error(struct agent_host *h, int code, const char *message);
+void agent_host_log(struct agent_host *h, uint64_t timestamp_ns, uint32_t priority, const char *source,
+		    const char *message);
+/* Return: true when nothing is queued or in flight (or the host is unreachable for good). */
+bool agent_host_idle(const struct agent_host *h);
+/* Called (once) when agent_host_idle() turns true after agent_host_flush_cb() was set. */
+void agent_host_on_idle(struct agent_host *h, void (*cb)(struct agent *a));
+
+/* exec.c */
+/**
+ * agent_service_start() - serve Agent on vsock port @port (or a->agent_socket)
+ * Return: 0, or -1 with @err.
+ */
+int agent_service_start(struct agent *a, uint32_t port, struct vm_error *err);
+/* A child exited: Return true if it was an Exec session's process. */
+bool agent_exec_reaped(struct agent *a, pid_t pid, int status);
+/* Kill every Exec session's process group (shutdown). */
+void agent_exec_kill_all(struct agent *a, int sig);
+
+/* logfwd.c */
+/* Serve /dev/log and follow /dev/kmsg (PID 1 only for /dev/log). Return: the state. */
+struct agent_logfwd *agent_logfwd_start(struct agent *a, bool dev_log, bool kmsg);
+
+#endif

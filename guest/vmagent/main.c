@@ -1,0 +1,607 @@
+/* main.c - vmagent: the guest agent of virtmgr, PID 1 of the default image.
+ *
+ * Design. As PID 1 (the kernel runs /init with the command line words after
+ * " -- " as argv[1..]) vmagent first does what guest/init did: mounts the
+ * pseudo file systems, puts /dev/console on fds 0-2, loads the modules in
+ * /lib/modules/load-order (dependencies first, computed when the image is
+ * built), watches the ACPI power button, reaps every child and maps SIGTERM
+ * and SIGUSR2 to power-off and SIGINT (Ctrl-Alt-Del) to reboot. Then it
+ * reads the VM configuration from fw_cfg (config.c), connects to the host's
+ * VirtualMachineService (host.c), serves the Agent service (exec.c) and
+ * forwards /dev/log and /dev/kmsg (logfwd.c), and runs the payload: the
+ * configured payload-args, else its own argv (the kernel command line
+ * fallback when there is no fw_cfg file), else an interactive /bin/sh on
+ * the console.
+ *
+ * The host learns about the payload twice: through VirtualMachineService
+ * and through the console markers "VIRTMGR: STARTED" and "VIRTMGR: EXIT
+ * <code>", which virtmgrd also understands (guests without vsock, and the
+ * time before the agent connects). Readiness: the payload gets the write end
+ * of a pipe whose number is in $VIRTMGR_READY_FD and writes one byte to it
+ * (`echo >&$VIRTMGR_READY_FD`); the interactive shell is ready at once.
+ *
+ * When the payload exits, vmagent prints the EXIT marker, reports
+ * NotifyPayloadFinished, waits (bounded) until the host has acknowledged
+ * every report, and powers the machine off. A malformed configuration is
+ * reported with NotifyError(PAYLOAD_INVALID_CONFIG, "<property>: <what>")
+ * and the machine powered off without running anything.
+ *
+ * Not PID 1 (another init runs it as a service, or --no-pid1): no mounts,
+ * no modules, no power button; options are parsed (as PID 1 every argument
+ * belongs to the payload), and vmagent exits with the payload's status
+ * instead of powering off.
+ */
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <linux/input.h>
+#include <linux/vm_sockets.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/reboot.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "guest/vmagent/agent.h"
+#include "lib/log.h"
+
+#define AGENT_LOAD_ORDER "/lib/modules/load-order"
+#define AGENT_MAX_INPUTS 16
+#define AGENT_GRACE_S 2.0
+#define AGENT_FINAL_S 5.0
+
+extern char **environ;
+
+static ev_io input_io[AGENT_MAX_INPUTS];
+static int n_inputs;
+
+void agent_log(struct agent *a, const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+	int n = snprintf(buf, sizeof(buf), "vmagent: ");
+
+	va_start(ap, fmt);
+	n += vsnprintf(buf + n, sizeof(buf) - (size_t)n - 1, fmt, ap);
+	va_end(ap);
+	if (n > (int)sizeof(buf) - 2)
+		n = (int)sizeof(buf) - 2;
+	buf[n++] = '\n';
+	if (write(a->console >= 0 ? a->console : STDERR_FILENO, buf, (size_t)n) < 0) {
+		/* nowhere left to report to */
+	}
+}
+
+/* One write() so the line stays whole; leading newline so it starts a line. */
+void agent_marker(struct agent *a, const char *fmt, ...)
+{
+	char buf[600];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (n < 0 || n >= (int)sizeof(buf))
+		return;
+	if (write(a->console >= 0 ? a->console : STDOUT_FILENO, buf, (size_t)n) < 0) {
+		/* nowhere left to report to */
+	}
+}
+
+/* ---------------------------------------------------------------- PID 1 set-up */
+
+static void do_mount(struct agent *a, const char *src, const char *target, const char *fstype,
+		     unsigned long flags, const char *data)
+{
+	if (mkdir(target, 0755) < 0 && errno != EEXIST)
+		agent_log(a, "mkdir %s: %s", target, strerror(errno));
+	if (mount(src, target, fstype, flags, data) < 0 && errno != EBUSY)
+		agent_log(a, "mount %s on %s: %s", fstype, target, strerror(errno));
+}
+
+static void mount_all(struct agent *a)
+{
+	do_mount(a, "proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+	do_mount(a, "sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+	do_mount(a, "devtmpfs", "/dev", "devtmpfs", MS_NOSUID, "mode=0755");
+	do_mount(a, "devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "gid=5,mode=0620,ptmxmode=0666");
+	do_mount(a, "tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
+	do_mount(a, "tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755");
+}
+
+/* The kernel may start us without fds 0-2; put the console on all three. */
+static void open_console(struct agent *a)
+{
+	int fd = open("/dev/console", O_RDWR | O_NOCTTY | O_CLOEXEC);
+
+	if (fd < 0) {
+		agent_log(a, "open /dev/console: %s", strerror(errno));
+		return;
+	}
+	for (int i = 0; i < 3; i++)
+		dup2(fd, i);
+	a->console = fd;
+}
+
+static void load_modules(struct agent *a)
+{
+	FILE *f = fopen(AGENT_LOAD_ORDER, "re");
+	char line[512];
+
+	if (!f) {
+		if (errno != ENOENT)
+			agent_log(a, "open %s: %s", AGENT_LOAD_ORDER, strerror(errno));
+		return;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		int fd;
+
+		line[strcspn(line, "\r\n")] = '\0';
+		if (line[0] == '\0' || line[0] == '#')
+			continue;
+		fd = open(line, O_RDONLY | O_CLOEXEC);
+		if (fd < 0) {
+			agent_log(a, "module %s: %s", line, strerror(errno));
+			continue;
+		}
+		if (syscall(SYS_finit_module, fd, "", 0) < 0 && errno != EEXIST)
+			agent_log(a, "load module %s: %s", line, strerror(errno));
+		close(fd);
+	}
+	fclose(f);
+}
+
+static bool has_key_power(int fd)
+{
+	unsigned long bits[KEY_MAX / (8 * sizeof(unsigned long)) + 1];
+
+	memset(bits, 0, sizeof(bits));
+	if (ioctl(fd, EVIOCGBIT(EV_KEY, sizeof(bits)), bits) < 0)
+		return false;
+	return bits[KEY_POWER / (8 * sizeof(unsigned long))] & (1UL << (KEY_POWER % (8 * sizeof(unsigned long))));
+}
+
+static void input_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct agent *a = w->data;
+	struct input_event ev[16];
+	ssize_t n;
+
+	(void)loop;
+	(void)revents;
+	while ((n = read(w->fd, ev, sizeof(ev))) > 0)
+		for (size_t i = 0; i < (size_t)n / sizeof(ev[0]); i++)
+			if (ev[i].type == EV_KEY && ev[i].code == KEY_POWER && ev[i].value == 1)
+				agent_request(a, AGENT_ACTION_POWEROFF, "power button");
+}
+
+/* Watch every input device that reports KEY_POWER (the ACPI button). */
+static void open_inputs(struct agent *a)
+{
+	DIR *d = opendir("/dev/input");
+	struct dirent *de;
+
+	if (!d)
+		return;
+	while ((de = readdir(d)) && n_inputs < AGENT_MAX_INPUTS) {
+		char path[300];
+		int fd;
+
+		if (strncmp(de->d_name, "event", 5) != 0)
+			continue;
+		snprintf(path, sizeof(path), "/dev/input/%s", de->d_name);
+		fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		if (!has_key_power(fd)) {
+			close(fd);
+			continue;
+		}
+		ev_io_init(&input_io[n_inputs], input_cb, fd, EV_READ);
+		input_io[n_inputs].data = a;
+		ev_io_start(a->loop, &input_io[n_inputs]);
+		n_inputs++;
+	}
+	closedir(d);
+}
+
+static uint32_t local_cid(void)
+{
+	cleanup_close int fd = open("/dev/vsock", O_RDONLY | O_CLOEXEC);
+	unsigned int cid = 0;
+
+	if (fd < 0 || ioctl(fd, IOCTL_VM_SOCKETS_GET_LOCAL_CID, &cid) < 0)
+		return 0;
+	return cid == VMADDR_CID_ANY ? 0 : cid;
+}
+
+/* ---------------------------------------------------------------- payload */
+
+void agent_child_env(void)
+{
+	setenv("PATH", AGENT_PATH, 1);
+	if (!getenv("HOME"))
+		setenv("HOME", "/", 1);
+	if (!getenv("TERM"))
+		setenv("TERM", "linux", 1);
+}
+
+static void finish(struct agent *a);
+
+static void ready_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct agent *a = w->data;
+	char c;
+	ssize_t n = read(w->fd, &c, 1);
+
+	(void)revents;
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	ev_io_stop(loop, w);
+	close(steal_fd(&a->ready_fd));
+	if (n == 1)
+		agent_host_ready(a->host);
+}
+
+static void spawn_payload(struct agent *a)
+{
+	static char *shell[] = { "/bin/sh", NULL };
+	char **argv = a->payload_argv && a->payload_argv[0] ? a->payload_argv : shell;
+	int rp[2] = { -1, -1 };
+	pid_t pid;
+
+	if (argv == shell || pipe2(rp, O_CLOEXEC | O_NONBLOCK) < 0)
+		rp[0] = rp[1] = -1;
+	agent_marker(a, "\nVIRTMGR: STARTED\n");
+	agent_host_started(a->host);
+	if (argv == shell)
+		agent_host_ready(a->host);
+	pid = fork();
+	if (pid < 0) {
+		agent_log(a, "fork: %s", strerror(errno));
+		agent_host_error(a->host, VIRTMGR__V1__ERROR_CODE__ERROR_CODE_PAYLOAD_START_FAILED, "fork failed");
+		a->exit_code = 255;
+		a->payload_done = true;
+		agent_host_finished(a->host, 255, 0);
+		agent_request(a, a->pid1 ? AGENT_ACTION_POWEROFF : AGENT_ACTION_EXIT, "payload could not start");
+		return;
+	}
+	if (pid == 0) {
+		sigset_t none;
+		char num[16];
+
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		signal(SIGPIPE, SIG_DFL);
+		setsid();
+		if (a->pid1)
+			ioctl(STDIN_FILENO, TIOCSCTTY, 1);
+		agent_child_env();
+		for (char **e = a->payload_env; e && *e; e++)
+			putenv(*e);
+		if (rp[1] >= 0) {
+			int fd = fcntl(rp[1], F_DUPFD, 3); /* without CLOEXEC and O_NONBLOCK */
+
+			if (fd >= 0) {
+				fcntl(fd, F_SETFL, 0);
+				snprintf(num, sizeof(num), "%d", fd);
+				setenv("VIRTMGR_READY_FD", num, 1);
+			}
+		}
+		if (a->payload_cwd && chdir(a->payload_cwd) < 0) {
+			dprintf(STDERR_FILENO, "vmagent: chdir %s: %s\n", a->payload_cwd, strerror(errno));
+			_exit(126);
+		}
+		execvp(argv[0], argv);
+		dprintf(STDERR_FILENO, "vmagent: exec %s: %s\n", argv[0], strerror(errno));
+		_exit(errno == ENOENT ? 127 : 126);
+	}
+	a->payload = pid;
+	if (rp[1] >= 0)
+		close(rp[1]);
+	if (rp[0] >= 0) {
+		a->ready_fd = rp[0];
+		ev_io_init(&a->ready_io, ready_cb, rp[0], EV_READ);
+		a->ready_io.data = a;
+		ev_io_start(a->loop, &a->ready_io);
+	}
+}
+
+static void payload_exited(struct agent *a, int status)
+{
+	a->payload = 0;
+	a->payload_done = true;
+	if (WIFEXITED(status)) {
+		a->exit_code = WEXITSTATUS(status);
+	} else {
+		a->exit_signal = WTERMSIG(status);
+		a->exit_code = 128 + a->exit_signal;
+	}
+	if (a->ready_fd >= 0) {
+		ev_io_stop(a->loop, &a->ready_io);
+		close(steal_fd(&a->ready_fd));
+	}
+	agent_marker(a, "\nVIRTMGR: EXIT %d\n", a->exit_code);
+	agent_host_finished(a->host, a->exit_code, a->exit_signal);
+	if (a->action == AGENT_ACTION_NONE)
+		agent_request(a, a->pid1 ? AGENT_ACTION_POWEROFF : AGENT_ACTION_EXIT, "payload exited");
+	else
+		finish(a);
+}
+
+static void child_cb(struct ev_loop *loop, ev_child *w, int revents)
+{
+	struct agent *a = w->data;
+
+	(void)loop;
+	(void)revents;
+	if (!WIFEXITED(w->rstatus) && !WIFSIGNALED(w->rstatus))
+		return;
+	if (a->payload > 0 && w->rpid == a->payload)
+		payload_exited(a, w->rstatus);
+	else
+		agent_exec_reaped(a, w->rpid, w->rstatus);
+}
+
+/* ---------------------------------------------------------------- shutdown */
+
+static void act(struct agent *a)
+{
+	if (a->action == AGENT_ACTION_EXIT || !a->pid1) {
+		if (a->action == AGENT_ACTION_POWEROFF || a->action == AGENT_ACTION_REBOOT) {
+			/* a service under another init asks that init */
+			const char *cmd = a->action == AGENT_ACTION_REBOOT ? "reboot" : "poweroff";
+			pid_t pid = fork();
+
+			if (pid == 0) {
+				agent_child_env();
+				execlp(cmd, cmd, (char *)NULL);
+				_exit(127);
+			}
+		}
+		exit(a->exit_code);
+	}
+	kill(-1, SIGKILL);
+	sync();
+	reboot(a->action == AGENT_ACTION_REBOOT ? RB_AUTOBOOT : RB_POWER_OFF);
+	agent_log(a, "reboot: %s", strerror(errno));
+	for (;;)
+		pause();
+}
+
+static void final_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct agent *a = w->data;
+
+	(void)loop;
+	(void)revents;
+	agent_log(a, "the host did not acknowledge every report in time");
+	act(a);
+}
+
+static void host_idle_cb(struct agent *a)
+{
+	act(a);
+}
+
+/* The payload is gone (or given up on): wait for the last reports, then act. */
+static void finish(struct agent *a)
+{
+	if (ev_is_active(&a->grace_timer))
+		ev_timer_stop(a->loop, &a->grace_timer);
+	if (ev_is_active(&a->final_timer))
+		return;
+	ev_timer_init(&a->final_timer, final_cb, AGENT_FINAL_S, 0);
+	a->final_timer.data = a;
+	ev_timer_start(a->loop, &a->final_timer);
+	agent_host_on_idle(a->host, host_idle_cb);
+}
+
+static void grace_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct agent *a = w->data;
+
+	(void)loop;
+	(void)revents;
+	if (a->payload > 0) {
+		agent_log(a, "payload %d did not exit in time", (int)a->payload);
+		kill(-a->payload, SIGKILL);
+		agent_host_finished(a->host, 128 + SIGKILL, SIGKILL);
+	}
+	finish(a);
+}
+
+void agent_request(struct agent *a, enum agent_action action, const char *why)
+{
+	if (a->action != AGENT_ACTION_NONE)
+		return;
+	a->action = action;
+	if (action != AGENT_ACTION_EXIT || a->pid1)
+		agent_log(a, "%s: %s", why,
+			  action == AGENT_ACTION_REBOOT ? "rebooting" : action == AGENT_ACTION_EXIT ? "exiting" : "powering off");
+	agent_exec_kill_all(a, SIGTERM);
+	if (a->payload > 0) {
+		/* the payload leads its own session: this reaches its children too */
+		if (kill(-a->payload, SIGTERM) < 0)
+			kill(a->payload, SIGTERM);
+		ev_timer_init(&a->grace_timer, grace_cb, AGENT_GRACE_S, 0);
+		a->grace_timer.data = a;
+		ev_timer_start(a->loop, &a->grace_timer);
+		return;
+	}
+	finish(a);
+}
+
+static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	struct agent *a = w->data;
+
+	(void)loop;
+	(void)revents;
+	if (w->signum == SIGINT)
+		agent_request(a, a->pid1 ? AGENT_ACTION_REBOOT : AGENT_ACTION_EXIT, "SIGINT");
+	else
+		agent_request(a, a->pid1 ? AGENT_ACTION_POWEROFF : AGENT_ACTION_EXIT,
+			      w->signum == SIGTERM ? "SIGTERM" : "SIGUSR2");
+}
+
+/* ---------------------------------------------------------------- start-up */
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: vmagent [OPTIONS] [-- PAYLOAD...]\n"
+		"The virtmgr guest agent. As PID 1 every argument is the payload.\n\n"
+		"  --no-pid1              run as a service under another init\n"
+		"  --config FILE          configuration device tree (default: fw_cfg %s)\n"
+		"  --host-socket PATH     reach VirtualMachineService on this Unix socket instead of vsock CID 2\n"
+		"  --agent-socket PATH    serve Agent on this Unix socket instead of vsock\n"
+		"  --connect-timeout S    give up reaching the host after S seconds (default 30)\n"
+		"  --log-level LEVEL      error, warn, info or debug\n",
+		AGENT_CONFIG_FW_CFG_PATH);
+}
+
+static void config_failed(struct agent *a, const char *message)
+{
+	agent_log(a, "invalid configuration: %s", message);
+	agent_marker(a, "\nVIRTMGR: ERROR %d %s\n", VIRTMGR__V1__ERROR_CODE__ERROR_CODE_PAYLOAD_INVALID_CONFIG, message);
+	agent_host_error(a->host, VIRTMGR__V1__ERROR_CODE__ERROR_CODE_PAYLOAD_INVALID_CONFIG, message);
+	a->exit_code = 1;
+	agent_request(a, a->pid1 ? AGENT_ACTION_POWEROFF : AGENT_ACTION_EXIT, "invalid configuration");
+}
+
+int main(int argc, char **argv)
+{
+	static struct agent agent = { .console = -1, .ready_fd = -1, .connect_timeout_s = 30 };
+	struct agent *a = &agent;
+	const char *config_path = AGENT_CONFIG_FW_CFG_PATH;
+	cleanup_free void *blob = NULL;
+	struct vm_error err = { 0 };
+	bool no_pid1 = false;
+	size_t blob_len = 0;
+	char **payload = argv + 1;
+	int r;
+
+	a->pid1 = getpid() == 1;
+	if (!a->pid1) {
+		static const struct option opts[] = {
+			{ "no-pid1", no_argument, NULL, 'n' },
+			{ "config", required_argument, NULL, 'c' },
+			{ "host-socket", required_argument, NULL, 'H' },
+			{ "agent-socket", required_argument, NULL, 'A' },
+			{ "connect-timeout", required_argument, NULL, 't' },
+			{ "log-level", required_argument, NULL, 'l' },
+			{ "help", no_argument, NULL, 'h' },
+			{ 0 },
+		};
+		int c;
+
+		log_init("vmagent", LOG_LVL_INFO);
+		while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+			switch (c) {
+			case 'n':
+				no_pid1 = true;
+				break;
+			case 'c':
+				config_path = optarg;
+				break;
+			case 'H':
+				a->host_socket = optarg;
+				break;
+			case 'A':
+				a->agent_socket = optarg;
+				break;
+			case 't':
+				a->connect_timeout_s = strtod(optarg, NULL);
+				if (a->connect_timeout_s <= 0) {
+					fprintf(stderr, "vmagent: --connect-timeout: '%s' is not a positive number\n", optarg);
+					return 2;
+				}
+				break;
+			case 'l':
+				log_set_level(!strcmp(optarg, "debug") ? LOG_LVL_DEBUG
+					      : !strcmp(optarg, "warn") ? LOG_LVL_WARN
+					      : !strcmp(optarg, "error") ? LOG_LVL_ERROR : LOG_LVL_INFO);
+				break;
+			case 'h':
+				usage(stdout);
+				return 0;
+			default:
+				usage(stderr);
+				return 2;
+			}
+		}
+		payload = argv + optind;
+	} else {
+		log_init("vmagent", LOG_LVL_INFO);
+	}
+	(void)no_pid1;
+	signal(SIGPIPE, SIG_IGN);
+	if (a->pid1) {
+		umask(022);
+		mount_all(a);
+		open_console(a);
+		/* Ctrl-Alt-Del becomes SIGINT to PID 1 instead of an immediate reboot */
+		reboot(RB_DISABLE_CAD);
+	}
+	a->loop = ev_default_loop(EVFLAG_AUTO);
+	ev_signal_init(&a->sig_term, signal_cb, SIGTERM);
+	ev_signal_init(&a->sig_usr2, signal_cb, SIGUSR2);
+	ev_signal_init(&a->sig_int, signal_cb, SIGINT);
+	a->sig_term.data = a->sig_usr2.data = a->sig_int.data = a;
+	ev_signal_start(a->loop, &a->sig_term);
+	ev_signal_start(a->loop, &a->sig_usr2);
+	ev_signal_start(a->loop, &a->sig_int);
+	ev_child_init(&a->child, child_cb, 0, 0);
+	a->child.data = a;
+	ev_child_start(a->loop, &a->child);
+	if (a->pid1) {
+		load_modules(a);
+		open_inputs(a);
+	}
+
+	r = agent_config_read(config_path, &blob, &blob_len, &err);
+	if (r > 0) {
+		r = agent_config_parse(blob, blob_len, &a->cfg, &err);
+		a->have_cfg = r == 0;
+	}
+	a->cid = a->have_cfg ? a->cfg.cid : local_cid();
+	a->host = agent_host_new(a);
+	if (r < 0) {
+		config_failed(a, err.message);
+		ev_run(a->loop, 0);
+		return 1;
+	}
+	if (agent_service_start(a, a->have_cfg ? a->cfg.agent_port : AGENT_DEFAULT_PORT, &err) < 0)
+		agent_log(a, "Agent service unavailable: %s", err.message);
+	a->logfwd = agent_logfwd_start(a, a->pid1, a->pid1);
+
+	if (a->have_cfg && a->cfg.payload_args) {
+		a->payload_argv = a->cfg.payload_args;
+		a->payload_env = a->cfg.payload_env;
+		a->payload_cwd = a->cfg.payload_cwd;
+	} else {
+		a->payload_argv = payload;
+	}
+	if (a->pid1 || (a->payload_argv && a->payload_argv[0])) {
+		spawn_payload(a);
+	} else {
+		/* a service with nothing to run: ready at once, serve until told to stop */
+		agent_host_started(a->host);
+		agent_host_ready(a->host);
+	}
+	ev_run(a->loop, 0);
+	return a->exit_code;
+}

@@ -1,0 +1,20 @@
+# guest/vmagent: the guest agent, PID 1 of the default guest image.
+#
+# Linked statically (libfdt.a, libprotobuf-c.a, libev.a from Debian's -dev
+# packages) and built without the sanitizers, which cannot link statically:
+# the lib/ sources are compiled again for it rather than taken from
+# libvirtmgr.la, which may carry SAN_CFLAGS.
+noinst_PROGRAMS += guest/vmagent/vmagent
+guest_vmagent_vmagent_SOURCES = \
+	guest/vmagent/main.c guest/vmagent/agent.h \
+	guest/vmagent/config.c guest/vmagent/agent_config.h \
+	guest/vmagent/host.c guest/vmagent/exec.c guest/vmagent/logfwd.c \
+	lib/util.c lib/util.h lib/log.c lib/log.h \
+	lib/ttrpc.c lib/ttrpc.h lib/ttrpc-client.c lib/ttrpc-priv.h
+nodist_guest_vmagent_vmagent_SOURCES = $(PROTO_C) $(PROTO_H)
+# -Wno-use-after-free: without -fPIC, GCC 12 inlines lib/ttrpc.c's deferred
+# connection teardown (conn->depth) and misreads it as a use after free.
+guest_vmagent_vmagent_CFLAGS = -std=gnu11 $(WARN_CFLAGS) -Wno-use-after-free $(PROTOBUF_C_CFLAGS) $(FDT_CFLAGS)
+guest_vmagent_vmagent_LDFLAGS = -all-static
+guest_vmagent_vmagent_LDADD = $(FDT_LIBS) $(PROTOBUF_C_LIBS) $(EV_LIBS) -lm
+$(guest_vmagent_vmagent_OBJECTS): $(PROTO_H)

@@ -1,0 +1,36 @@
+# Guest agent (vmagent) and the guest <-> host protocol: the config parser's
+# unit tests and fuzz target, the Agent service run on the host (Unix
+# sockets), and integration tests with real guests booting the default image.
+check_PROGRAMS += tests/unit/test_agent_config
+TESTS += tests/unit/test_agent_config
+tests_unit_test_agent_config_SOURCES = tests/unit/test_agent_config.c guest/vmagent/config.c \
+	guest/vmagent/agent_config.h server/fdtconfig.c server/fdtconfig.h
+tests_unit_test_agent_config_CFLAGS = $(TEST_CFLAGS) $(FDT_CFLAGS)
+tests_unit_test_agent_config_LDADD = $(TEST_LDADD) $(FDT_LIBS)
+
+FUZZ_TARGETS += fdtconfig
+FUZZ_SRCS_fdtconfig = tests/fuzz/fuzz_fdtconfig.c guest/vmagent/config.c lib/util.c lib/log.c
+FUZZ_LIBS_fdtconfig = $(FDT_LIBS)
+check_PROGRAMS += tests/fuzz/replay_fdtconfig
+tests_fuzz_replay_fdtconfig_SOURCES = tests/fuzz/replay.c tests/fuzz/fuzz_fdtconfig.c guest/vmagent/config.c
+tests_fuzz_replay_fdtconfig_CFLAGS = $(AM_CFLAGS) $(FDT_CFLAGS)
+tests_fuzz_replay_fdtconfig_LDADD = lib/libvirtmgr.la $(FDT_LIBS) $(PROTOBUF_C_LIBS) $(EV_LIBS)
+EXTRA_DIST += tests/fuzz/corpus/fdtconfig
+
+# vmagent as a service on the host (--no-pid1, Unix sockets): Exec round
+# trips, exit codes, backpressure with a slow reader, a pty under tmux.
+TESTS += tests/integration/agent_host.sh
+EXTRA_DIST += tests/integration/agent_host.sh
+tests/integration/agent_host.log: guest/vmagent/vmagent$(EXEEXT) client/vmctl$(EXEEXT)
+
+# Real guests running vmagent as PID 1 (need `make guest-image`).
+TESTS += tests/integration/agent_guest.sh
+EXTRA_DIST += tests/integration/agent_guest.sh
+tests/integration/agent_guest.log: guest-image
+
+# vmctl exec's argument parsing.
+check_PROGRAMS += tests/unit/test_agent_exec_args
+TESTS += tests/unit/test_agent_exec_args
+tests_unit_test_agent_exec_args_SOURCES = tests/unit/test_agent_exec_args.c
+tests_unit_test_agent_exec_args_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_agent_exec_args_LDADD = client/libvmctl.la $(TEST_LDADD)
