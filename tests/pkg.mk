@@ -2,10 +2,10 @@
 # the example clients in other languages (see docs/getting-started.md).
 TESTS += tests/integration/socket_activation.sh tests/integration/manpages.sh \
 	tests/integration/completion.sh tests/integration/example_python.sh \
-	tests/integration/example_go.sh
+	tests/integration/example_go.sh tests/integration/run_progress.sh
 EXTRA_DIST += tests/integration/socket_activation.sh tests/integration/sd_activate.py \
 	tests/integration/manpages.sh tests/integration/completion.sh \
-	tests/integration/example_python.sh tests/integration/example_go.sh \
+	tests/integration/example_python.sh tests/integration/example_go.sh tests/integration/run_progress.sh \
 	examples/go/main.go examples/go/README.md
 
 # Python code for the example clients, generated from the protos into the
