@@ -85,7 +85,7 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 
 # what the packages put in place
 for f in /usr/sbin/virtmgrd /usr/bin/vmctl /usr/libexec/virtmgr/virtmgr-vsock \
-	/usr/share/virtmgr/guest/vmlinuz /usr/share/virtmgr/guest/initramfs.img \
+	/usr/share/virtmgr/guest/initramfs.img \
 	/lib/systemd/system/virtmgrd.socket /lib/systemd/system/virtmgrd.service \
 	/usr/lib/sysusers.d/virtmgr.conf /usr/lib/tmpfiles.d/virtmgr.conf \
 	/usr/share/bash-completion/completions/vmctl /usr/share/man/man8/virtmgrd.8.gz \
