@@ -33,16 +33,13 @@ EXTRA_DIST += tests/fuzz/corpus/vmctl
 
 # The daemon's API dispatch: real handlers and VM state machine in process.
 FUZZ_TARGETS += api
-FUZZ_SRCS_api = tests/fuzz/fuzz_api.c server/api.c server/vm.c server/accel.c server/fdtconfig.c server/statefile.c \
-	server/early.c server/qemu.c server/qmp.c server/vsock_host.c \
+FUZZ_SRCS_api = tests/fuzz/fuzz_api.c $(VIRTMGRD_CORE_C) server/vsock_host.c \
 	lib/ttrpc.c lib/ttrpc-client.c lib/util.c lib/log.c protos/ttrpc.pb-c.c protos/virtmgr.pb-c.c
 FUZZ_LIBS_api = $(LIBXML_LIBS) $(FDT_LIBS)
 check_PROGRAMS += tests/fuzz/replay_api
-tests_fuzz_replay_api_SOURCES = tests/fuzz/replay.c tests/fuzz/fuzz_api.c server/api.c server/vm.c \
-	server/accel.c server/fdtconfig.c server/statefile.c server/early.c server/qemu.c server/qmp.c
+tests_fuzz_replay_api_SOURCES = tests/fuzz/replay.c tests/fuzz/fuzz_api.c
 tests_fuzz_replay_api_CFLAGS = $(AM_CFLAGS) $(PROTOBUF_C_CFLAGS) $(LIBXML_CFLAGS) $(FDT_CFLAGS)
-tests_fuzz_replay_api_LDADD = server/vsock/libvsockhost.la lib/libvirtmgr.la $(PROTOBUF_C_LIBS) \
-	$(LIBXML_LIBS) $(FDT_LIBS) $(EV_LIBS)
+tests_fuzz_replay_api_LDADD = server/libvirtmgrd.la
 EXTRA_DIST += tests/fuzz/corpus/api
 
 # vhost-user messages from a hostile frontend (server/vsock/vhost_user.c).
