@@ -128,6 +128,7 @@ group=$(sed -n 's/^SocketGroup=//p' /lib/systemd/system/virtmgrd.socket)
 read -r -a exec_start <<<"$(sed -n 's/^ExecStart=//p' /lib/systemd/system/virtmgrd.service)"
 [[ -n $sock && ${exec_start[0]} == /usr/sbin/virtmgrd ]] || fail "unexpected units: $sock ${exec_start[*]}"
 log "activating: ${exec_start[*]} on $sock"
+rm -f "$sock" # a stale socket of an earlier run would look ready
 python3 "$top/tests/integration/sd_activate.py" "$sock" --mode "${mode:-0660}" -- "${exec_start[@]}" \
 	>"$t/daemon.log" 2>&1 &
 lpid=$!
