@@ -28,3 +28,7 @@ clean-example-py:
 
 # Manual pages of the daemon and the CLI (early_vms.xml.5: etc/early.mk).
 dist_man_MANS += docs/virtmgrd.8 docs/vmctl.1
+
+# The first page for new users, installed with the other documentation.
+pkgdocdir = $(docdir)
+dist_pkgdoc_DATA = docs/getting-started.md
