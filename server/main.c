@@ -311,6 +311,7 @@ static void on_idle_timer(struct ev_loop *loop, ev_timer *w, int revents)
 	}
 	log_info("idle for %u s with no connection and no VM, exiting", ie->secs);
 	d->quitting = true;
+	vm_shutdown_all(d);     /* frees the records of dead VMs */
 	ev_break(loop, EVBREAK_ALL);
 }
 
