@@ -21,6 +21,7 @@ PACKAGES=(
 	qemu-system-x86 busybox-static cpio gzip kmod lz4
 	clang libclang-rt-14-dev
 	util-linux procps iproute2 socat tmux groff-base
+	golang-go golang-github-containerd-ttrpc-dev gogoprotobuf
 )
 
 log() { printf '==> %s\n' "$*" >&2; }

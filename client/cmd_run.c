@@ -12,6 +12,13 @@
  *
  * A VM that died without a payload exit code maps to a fixed code per death
  * reason (cmd_run_exit_code, documented in docs/vmctl.md).
+ *
+ * When stderr is a terminal (and without --json), a progress line
+ * "vmctl: vm NAME: STATE 2.5s" is redrawn in place on stderr while the VM
+ * boots: poll() then wakes every 250 ms. The line is erased before an event
+ * is printed and redrawn after; it goes away for good at the first console
+ * output (which shares the terminal) or once the VM is STARTED or dead.
+ * Nothing of it appears when stderr is not a terminal.
  */
 #include "config.h"
 #include "client/vmctl.h"
@@ -24,6 +31,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <time.h>
 
 #include "client/json.h"
 
@@ -325,7 +333,35 @@ struct run_state {
 	const char *id;
 	const char *name;
 	bool dead;
+	/* progress line while booting (stderr is a terminal) */
+	bool progress;
+	bool progress_shown;
+	enum vmc_vm_state state;
+	struct timespec t0;
 };
+
+static void progress_clear(struct run_state *st)
+{
+	if (st->progress_shown) {
+		fputs("\r\033[K", stderr);
+		fflush(stderr);
+		st->progress_shown = false;
+	}
+}
+
+static void progress_draw(struct run_state *st)
+{
+	struct timespec now;
+	double secs;
+
+	if (!st->progress)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	secs = (double)(now.tv_sec - st->t0.tv_sec) + (double)(now.tv_nsec - st->t0.tv_nsec) / 1e9;
+	fprintf(stderr, "\r\033[Kvmctl: vm %s: %s %.1fs", st->name, vmc_state_name(st->state), secs);
+	fflush(stderr);
+	st->progress_shown = true;
+}
 
 /* Read every event already available. Return: 0, or -1 with @err. */
 static int drain_events(struct run_state *st, struct vm_error *err)
@@ -342,10 +378,15 @@ static int drain_events(struct run_state *st, struct vm_error *err)
 			st->dead = true;
 			break;
 		}
+		progress_clear(st);
 		if (st->o->events)
 			print_event(st->ctx, st->name, &ev);
+		if (ev.type == VMC_EVENT_STATE_CHANGED)
+			st->state = ev.state;
 		if (ev.type == VMC_EVENT_DIED || ev.state == VMC_STATE_DEAD)
 			st->dead = true;
+		if (st->dead || st->state >= VMC_STATE_STARTED)
+			st->progress = false;
 		vmc_event_clear(&ev);
 	}
 	return 0;
@@ -369,17 +410,25 @@ static int run_attached(struct run_state *st, int console_fd, int sig_fd)
 			return vmctl_rpc_error(&err);
 		if (st->dead)
 			break;
-		if (poll(p, 3, -1) < 0) {
+		progress_draw(st);
+		if (poll(p, 3, st->progress ? 250 : -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			fprintf(stderr, "vmctl: run: poll: %s\n", strerror(errno));
 			return VMCTL_EXIT_RPC;
 		}
-		if (console_fd >= 0 && (p[2].revents & (POLLIN | POLLHUP | POLLERR)) && !copy_console(console_fd)) {
-			close(console_fd);
-			console_fd = -1;
+		if (console_fd >= 0 && (p[2].revents & (POLLIN | POLLHUP | POLLERR))) {
+			/* the console shares the terminal: a half-written console line
+			 * must not be erased by a redraw, so the progress line ends */
+			progress_clear(st);
+			st->progress = false;
+			if (!copy_console(console_fd)) {
+				close(console_fd);
+				console_fd = -1;
+			}
 		}
 		if (p[1].revents & POLLIN) {
+			progress_clear(st);
 			if (read(sig_fd, &si, sizeof(si)) != sizeof(si))
 				continue;
 			if (!st->ctx->json)
@@ -393,6 +442,7 @@ static int run_attached(struct run_state *st, int console_fd, int sig_fd)
 			return 128 + (int)si.ssi_signo;
 		}
 	}
+	progress_clear(st);
 	/* The VM is dead: QEMU has written everything; drain what the pipe
 	 * still holds, waiting a little for the daemon to close its end. */
 	while (console_fd >= 0) {
@@ -490,6 +540,9 @@ int cmd_run(struct vmctl_ctx *ctx, int argc, char **argv)
 			goto out;
 		}
 	}
+	st.state = info.state;
+	st.progress = !o.detach && !ctx->json && isatty(STDERR_FILENO);
+	clock_gettime(CLOCK_MONOTONIC, &st.t0);
 	if (vmc_start_vm(st.cl, st.id, NULL, &err) < 0) {
 		r = vmctl_rpc_error(&err);
 		goto out;

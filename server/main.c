@@ -2,6 +2,13 @@
  * systemd LISTEN_FDS, or one client's socketpair in early spawn mode), signal
  * handling and the event loop. After start-up the daemon never exit()s:
  * errors are answered on the RPC that caused them.
+ *
+ * --idle-exit SEC (socket activation only): an ev_timer runs while no client
+ * is connected; on_conn_open stops it, the last on_conn_close re-arms it.
+ * When it fires with live VMs it re-arms itself (VMs end without a client
+ * connection changing), so the daemon leaves the event loop at the first
+ * expiry that finds no connection and no live VM; systemd keeps the socket
+ * and starts the daemon again on the next connection.
  */
 #include "config.h"
 
@@ -60,6 +67,8 @@ static void usage(FILE *f)
 		"  --early-xsd PATH       early mode: schema for early_vms*.xml\n"
 		"  --client-fd N          serve only this connected socket; exit when it closes\n"
 		"  --ready-fd N           write one byte to N once serving\n"
+		"  --idle-exit SEC        socket-activated: exit after SEC idle seconds with\n"
+		"                         no connection and no live VM (default: never)\n"
 		"  --log-level LEVEL      error, warning, info (default) or debug\n"
 		"  --help, --version\n");
 }
@@ -83,10 +92,18 @@ enum {
 	OPT_SOCKET = 256, OPT_RUN_DIR, OPT_GROUP, OPT_GUEST_DIR, OPT_QEMU, OPT_ACCEL, OPT_VSOCK_MODE,
 	OPT_CID_RANGE, OPT_VSOCK_PORT, OPT_MAX_VMS, OPT_MAX_CONN, OPT_MAX_STREAMS, OPT_BOOT_TIMEOUT,
 	OPT_STOP_TIMEOUT, OPT_NO_SANDBOX, OPT_EARLY, OPT_ROOT, OPT_EARLY_XSD, OPT_CLIENT_FD, OPT_READY_FD,
-	OPT_LOG_LEVEL, OPT_HELP, OPT_VERSION, OPT_AGENT_TIMEOUT, OPT_VSOCK_BACKEND,
+	OPT_LOG_LEVEL, OPT_HELP, OPT_VERSION, OPT_AGENT_TIMEOUT, OPT_VSOCK_BACKEND, OPT_IDLE_EXIT,
 };
 
-static int parse_args(int argc, char **argv, struct daemon_config *c, bool *socket_given)
+/* --idle-exit state: lives in main()'s frame, reached through on_conn_*. */
+struct idle_exit {
+	struct daemon *d;
+	ev_timer timer;
+	uint32_t secs;                /* 0 = never */
+	unsigned nconns;
+};
+
+static int parse_args(int argc, char **argv, struct daemon_config *c, bool *socket_given, uint32_t *idle_secs)
 {
 	static const struct option opts[] = {
 		{ "socket", required_argument, NULL, OPT_SOCKET },
@@ -112,6 +129,7 @@ static int parse_args(int argc, char **argv, struct daemon_config *c, bool *sock
 		{ "client-fd", required_argument, NULL, OPT_CLIENT_FD },
 		{ "ready-fd", required_argument, NULL, OPT_READY_FD },
 		{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+		{ "idle-exit", required_argument, NULL, OPT_IDLE_EXIT },
 		{ "help", no_argument, NULL, OPT_HELP },
 		{ "version", no_argument, NULL, OPT_VERSION },
 		{ NULL, 0, NULL, 0 },
@@ -226,6 +244,10 @@ static int parse_args(int argc, char **argv, struct daemon_config *c, bool *sock
 				return -1;
 			c->ready_fd = (int)v;
 			break;
+		case OPT_IDLE_EXIT:
+			if (parse_u32("--idle-exit", optarg, 1, 86400 * 365, idle_secs) < 0)
+				return -1;
+			break;
 		case OPT_LOG_LEVEL:
 			if (!strcmp(optarg, "error"))
 				log_set_level(LOG_LVL_ERROR);
@@ -267,6 +289,30 @@ static int parse_args(int argc, char **argv, struct daemon_config *c, bool *sock
 	if (c->early && cid_range_given)
 		log_warn("--cid-range is not used with --early: early VMs have the CIDs their early_vms.xml declares");
 	return 0;
+}
+
+static void on_conn_open(struct ttrpc_conn *conn, void *opaque)
+{
+	struct idle_exit *ie = opaque;
+
+	ie->nconns++;
+	ev_timer_stop(ie->d->loop, &ie->timer);
+}
+
+static void on_idle_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct idle_exit *ie = w->data;
+	struct daemon *d = ie->d;
+
+	if (ie->nconns || d->nvms_alive || d->quitting) {
+		if (!ie->nconns && !d->quitting)
+			ev_timer_again(loop, w);   /* VMs still run: look again later */
+		return;
+	}
+	log_info("idle for %u s with no connection and no VM, exiting", ie->secs);
+	d->quitting = true;
+	vm_shutdown_all(d);     /* frees the records of dead VMs */
+	ev_break(loop, EVBREAK_ALL);
 }
 
 /*
@@ -315,8 +361,13 @@ static void on_drain_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 
 static void on_conn_close(struct ttrpc_conn *conn, void *opaque)
 {
-	struct daemon *d = opaque;
+	struct idle_exit *ie = opaque;
+	struct daemon *d = ie->d;
 
+	if (ie->nconns)
+		ie->nconns--;
+	if (ie->secs && !ie->nconns)
+		ev_timer_again(d->loop, &ie->timer);
 	vm_conn_closed(d, ttrpc_conn_id(conn));
 	if (d->cfg.client_fd >= 0 && !d->quitting) {
 		/*
@@ -453,6 +504,7 @@ static void resolve_vsock_mode(struct daemon *d)
 int main(int argc, char **argv)
 {
 	struct daemon d = { 0 };
+	struct idle_exit idle = { .d = &d };
 	struct vm_error err = { 0 };
 	bool socket_given = false;
 	struct group *gr;
@@ -478,7 +530,7 @@ int main(int argc, char **argv)
 		.ready_fd = -1,
 		.sandbox = true,
 	};
-	if (parse_args(argc, argv, &d.cfg, &socket_given) < 0)
+	if (parse_args(argc, argv, &d.cfg, &socket_given, &idle.secs) < 0)
 		return 2;
 	if (d.cfg.early && early_config(&d.cfg, socket_given, &early_root, &early_run_dir, &early_socket) < 0)
 		return 2;
@@ -514,7 +566,7 @@ int main(int argc, char **argv)
 	fit_connection_limit(&d);
 	d.api = ttrpc_server_new(d.loop);
 	ttrpc_server_set_limits(d.api, &d.cfg.limits);
-	ttrpc_server_set_conn_callbacks(d.api, NULL, on_conn_close, &d);
+	ttrpc_server_set_conn_callbacks(d.api, on_conn_open, on_conn_close, &idle);
 	api_register(&d);
 
 	if (d.cfg.client_fd >= 0) {
@@ -528,6 +580,7 @@ int main(int argc, char **argv)
 			return 1;
 		if ((!inherited || socket_given) && listen_unix(&d) < 0)
 			return 1;
+
 		if (d.cfg.vsock_port) {
 			if (!ttrpc_server_listen_vsock(d.api, (uint32_t)-1, d.cfg.vsock_port, &err)) {
 				log_error("%s", err.message);
@@ -535,6 +588,10 @@ int main(int argc, char **argv)
 			}
 			log_info("listening on AF_VSOCK port %u", d.cfg.vsock_port);
 		}
+	}
+	if (idle.secs && !inherited) {
+		log_info("--idle-exit applies only to a socket-activated daemon (LISTEN_FDS): ignored");
+		idle.secs = 0;
 	}
 	if (!d.cfg.early) {
 		unsigned n = vm_restore_all(&d);
@@ -557,6 +614,13 @@ int main(int argc, char **argv)
 	ev_signal_start(d.loop, &d.sigint);
 	ev_signal_start(d.loop, &d.sighup);
 
+	if (idle.secs) {
+		ev_init(&idle.timer, on_idle_timer);
+		idle.timer.repeat = idle.secs;
+		idle.timer.data = &idle;
+		if (!idle.nconns)
+			ev_timer_again(d.loop, &idle.timer);
+	}
 	if (d.cfg.ready_fd >= 0) {
 		if (write(d.cfg.ready_fd, "R", 1) != 1)
 			log_warn("--ready-fd %d: %s", d.cfg.ready_fd, strerror(errno));

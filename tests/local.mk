@@ -24,3 +24,4 @@ include $(srcdir)/tests/early.mk
 include $(srcdir)/tests/daemon.mk
 include $(srcdir)/tests/reliab.mk
 include $(srcdir)/tests/agent.mk
+include $(srcdir)/tests/pkg.mk
