@@ -20,6 +20,7 @@ source "$(dirname "$0")/integration/lib.sh"
 CHURN=$top_builddir/tests/integration/client_churn
 [[ $minutes =~ ^[0-9]+$ && $minutes -gt 0 ]] || fail "SOAK_MINUTES=$minutes is not a positive number of minutes"
 
+asan_measure_rss
 start_daemon --cid-range 5000-5009 --max-vms 10 --boot-timeout 240
 rss() { awk '/^VmRSS:/ { print $2 }' "/proc/$DAEMON_PID/status"; }
 "$CHURN" "$SOCK" churn 60 >/dev/null   # warm-up before the baseline

@@ -8,6 +8,7 @@
 # 1000 clients its RSS grows by less than 2 MiB (printed).
 source "$(dirname "$0")/lib.sh"
 CHURN=$top_builddir/tests/integration/client_churn
+asan_measure_rss
 start_daemon
 
 vm=$(vmctl run --detach --name target -- /bin/sleep 600)

@@ -36,18 +36,34 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# start_daemon [EXTRA OPTIONS...]: virtmgrd on $SOCK, run dir $T/run.
+# start_daemon [EXTRA OPTIONS...]: virtmgrd on $SOCK, run dir $T/run. Returns
+# once the daemon says it serves (--ready-fd): socket mode and group are set,
+# VMs of a previous daemon are adopted.
 start_daemon() {
+	local ready=$T/ready.fifo rfd c= i
+	# the test keeps the FIFO open too, so the byte survives the daemon
+	# closing its end before we read it
+	mkfifo "$ready"
+	exec {rfd}<>"$ready"
+	rm -f "$ready"
 	"$VIRTMGRD" --socket "$SOCK" --run-dir "$T/run" --guest-dir "$GUEST_DIR" \
-		--vsock-backend "$top_builddir/server/virtmgr-vsock" "$@" \
-		>>"$T/daemon.log" 2>&1 &
+		--vsock-backend "$top_builddir/server/virtmgr-vsock" --ready-fd 3 "$@" \
+		3>&"$rfd" >>"$T/daemon.log" 2>&1 &
 	DAEMON_PID=$!
-	for _ in $(seq 200); do
-		[[ -S $SOCK ]] && return 0
-		kill -0 "$DAEMON_PID" 2>/dev/null || fail "virtmgrd exited at start"
-		sleep 0.05
+	for ((i = 0; i < 1200; i++)); do
+		read -r -t 0.1 -n 1 -u "$rfd" c && break
+		kill -0 "$DAEMON_PID" 2>/dev/null || break
 	done
-	fail "virtmgrd did not create $SOCK"
+	exec {rfd}>&-
+	[[ $c == R ]] || fail "virtmgrd did not become ready (see the daemon log)"
+}
+
+# Tests that bound the daemon's RSS call this before start_daemon: in an
+# ASan build, freed memory waits in a quarantine (256 MiB by default) before
+# reuse, which reads as growth that a normal build does not have. Heap
+# overflow and leak detection stay on.
+asan_measure_rss() {
+	export ASAN_OPTIONS="quarantine_size_mb=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
 }
 
 stop_daemon() {
