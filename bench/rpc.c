@@ -238,9 +238,11 @@ static void req_prepare(struct req *r, const struct opts *o, const char *method,
 	fd = connect_unix(o->echo);
 	if (fd < 0)
 		die("%s: %s", o->echo, strerror(errno));
-	if (raw_call(fd, r->frame[1], r->len, 1, &(struct rbuf){ 0 }, NULL) != blen)
+	rb = (struct rbuf){ 0 };
+	if (raw_call(fd, r->frame[1], r->len, 1, &rb, NULL) != blen)
 		die("echo server answered with the wrong size");
 	close(fd);
+	free(rb.buf);
 	fprintf(stderr, "bench-rpc: %s: request %zu bytes, answer %zu bytes\n", method, r->len,
 		blen + TTRPC_HEADER_SIZE);
 }
