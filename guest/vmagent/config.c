@@ -206,6 +206,10 @@ static int parse(const void *fdt, size_t len, struct agent_config *cfg, struct v
 	if (fdt_totalsize(fdt) != len)
 		return bad(err, "header", "totalsize %u does not match the %zu bytes of the blob", fdt_totalsize(fdt),
 			   len);
+	/* the daemon writes version 17; older layouts make Debian's libfdt 1.6
+	 * fdt_check_full() read through a NULL strings pointer (found by fuzzing) */
+	if (fdt_version(fdt) != FDT_LAST_SUPPORTED_VERSION)
+		return bad(err, "header", "version %u is not %d", fdt_version(fdt), FDT_LAST_SUPPORTED_VERSION);
 	r = fdt_check_full(fdt, len);
 	if (r != 0)
 		return bad(err, "structure", "malformed device tree: %s", fdt_strerror(r));
