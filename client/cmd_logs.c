@@ -57,14 +57,7 @@ int cmd_logs_parse(int argc, char **argv, struct cmd_logs_opts *o, struct vm_err
 			return vmctl_getopt_error(c, argv, err);
 		}
 	}
-	if (optind >= argc)
-		return vm_error_set(err, VM_INVALID_ARGUMENT, "missing VM (id or name)");
-	o->vm = argv[optind++];
-	if (!*o->vm)
-		return vm_error_set(err, VM_INVALID_ARGUMENT, "empty VM name");
-	if (optind < argc)
-		return vm_error_set(err, VM_INVALID_ARGUMENT, "unexpected argument '%s'", argv[optind]);
-	return VMCTL_PARSE_OK;
+	return vmctl_parse_vm_operand(argc, argv, optind, &o->vm, err);
 }
 
 /* Copy what @fd has now. Return: 0 at end of file, -1 on error. */

@@ -63,14 +63,7 @@ int cmd_wait_parse(int argc, char **argv, struct cmd_wait_opts *o, struct vm_err
 			return vmctl_getopt_error(c, argv, err);
 		}
 	}
-	if (optind >= argc)
-		return vm_error_set(err, VM_INVALID_ARGUMENT, "missing VM (id or name)");
-	o->vm = argv[optind++];
-	if (!*o->vm)
-		return vm_error_set(err, VM_INVALID_ARGUMENT, "empty VM name");
-	if (optind < argc)
-		return vm_error_set(err, VM_INVALID_ARGUMENT, "unexpected argument '%s'", argv[optind]);
-	return VMCTL_PARSE_OK;
+	return vmctl_parse_vm_operand(argc, argv, optind, &o->vm, err);
 }
 
 int cmd_wait(struct vmctl_ctx *ctx, int argc, char **argv)

@@ -389,3 +389,15 @@ int vmctl_vm_command(struct vmctl_ctx *ctx, int argc, char **argv, const char *c
 	vmc_vm_info_clear(&vm);
 	return VMCTL_EXIT_OK;
 }
+
+int vmctl_parse_vm_operand(int argc, char **argv, int optind, const char **vm, struct vm_error *err)
+{
+	if (optind >= argc)
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "missing VM (id or name)");
+	*vm = argv[optind++];
+	if (!**vm)
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "empty VM name");
+	if (optind < argc)
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "unexpected argument '%s'", argv[optind]);
+	return VMCTL_PARSE_OK;
+}
