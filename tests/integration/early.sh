@@ -29,7 +29,7 @@ VSOCK_BACKEND=$top_builddir/server/virtmgr-vsock
 XSD=$top_srcdir/etc/early_vms.xsd
 R=$T/root
 [[ -x $EARLY_CLIENT ]] || fail "$EARLY_CLIENT is not built"
-head -c 4 "$EARLY_CLIENT" | grep -q ELF ||
+head -c 4 "$EARLY_CLIENT" | grep ELF >/dev/null ||
 	fail "$EARLY_CLIENT is not an ELF binary (a libtool wrapper cannot be copied)"
 
 if [[ -n ${EARLY_TEST_NS:-} ]]; then
@@ -101,7 +101,7 @@ client_err() {
 	>>"$T/daemon.log" 2>&1 &
 regular=$!
 wait_for 20 test -S "$T/regular.sock" || fail "regular virtmgrd did not start"
-"$R/system/bin/vm_demo_early" --info -s "$T/regular.sock" | grep -q " mode regular " ||
+"$R/system/bin/vm_demo_early" --info -s "$T/regular.sock" | grep " mode regular " >/dev/null ||
 	fail "GetDaemonInfo of a regular daemon does not say mode regular"
 set +e
 "$R/system/bin/vm_demo_early" -s "$T/regular.sock" -- /bin/true >/dev/null 2>"$T/err"
@@ -222,7 +222,7 @@ client5=$!
 wait_for 30 grep -q 'cid 321 run_dir' "$T/client5" || fail "spawned: no VM: $(cat "$T/client5" "$T/client5.err")"
 daemon5=$(pgrep -P "$client5" -x virtmgrd || pgrep -P "$client5" -x lt-virtmgrd) ||
 	fail "the client's own daemon is not its child"
-tr '\0' ' ' <"/proc/$daemon5/cmdline" | grep -q -- "--early --client-fd [0-9]* --ready-fd [0-9]*" ||
+tr '\0' ' ' <"/proc/$daemon5/cmdline" | grep -- "--early --client-fd [0-9]* --ready-fd [0-9]*" >/dev/null ||
 	fail "spawned daemon's command line: $(tr '\0' ' ' <"/proc/$daemon5/cmdline")"
 wait_for 120 grep -q "VIRTMGR: STARTED" "$T/console5" || fail "spawned VM did not start: $(cat "$T/client5.err")"
 qemu5=$(pgrep -P "$daemon5" -f qemu-system) || fail "no QEMU child of the spawned daemon"

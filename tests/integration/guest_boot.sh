@@ -39,7 +39,7 @@ LIMIT=${GUEST_BOOT_LIMIT:-600}
 # kernel the TSC frequency, which under TCG is the host's.
 host_tsc_khz() {
 	local mhz
-	mhz=$(sed -n 's/^cpu MHz[[:space:]]*:[[:space:]]*\([0-9]*\).*/\1/p' /proc/cpuinfo | head -n1)
+	mhz=$(sed -n 's/^cpu MHz[[:space:]]*:[[:space:]]*\([0-9]*\).*/\1/p; T; q' /proc/cpuinfo)
 	echo $((${mhz:-2000} * 1000))
 }
 machine_args() { # MACHINE
@@ -96,7 +96,7 @@ expect_line() { # NAME LINE
 wait_line() { # NAME LINE: until the console shows LINE or QEMU exits
 	local i
 	for ((i = 0; i < LIMIT * 10; i++)); do
-		if tr -d '\r' <"$tmp/$1.log" 2>/dev/null | grep -qxF -- "$2"; then
+		if tr -d '\r' <"$tmp/$1.log" 2>/dev/null | grep -xF -- "$2" >/dev/null; then
 			return 0
 		fi
 		kill -0 "$qpid" 2>/dev/null || break

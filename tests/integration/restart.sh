@@ -32,7 +32,7 @@ start_daemon
 [[ $(vm_field "$keep" state) == STARTED ]] || fail "keep not adopted: $(vmctl --json list)"
 [[ $(vm_field "$keep" qemu_pid) == "$keep_pid" && $(vm_field "$keep" cid) == "$keep_cid" ]] ||
 	fail "adopted VM changed: $(vmctl --json info "$keep")"
-vmctl list | grep -q keep || fail "vmctl list does not show the adopted VM"
+vmctl list | grep keep >/dev/null || fail "vmctl list does not show the adopted VM"
 ok "restarted daemon adopted the detached VM (same id, CID $keep_cid, QEMU $keep_pid)"
 
 wait_for 30 bash -c "! kill -0 $owned_pid 2>/dev/null" || fail "the orphaned owned VM's QEMU still runs"

@@ -71,15 +71,15 @@ d1 = [v for v in vms if v["id"] == sys.argv[2]]
 assert len(d1) == 1 and d1[0]["name"] == "d1" and d1[0]["detached"] is True, vms
 assert d1[0]["state"] in ("STARTED", "READY") and d1[0]["exit_code"] is None, d1
 PY
-V info d1 | grep -q "^detached: *yes$" || fail "info d1"
-V suspend d1 | grep -q suspended || fail "suspend"
+V info d1 | grep "^detached: *yes$" >/dev/null || fail "info d1"
+V suspend d1 | grep suspended >/dev/null || fail "suspend"
 V resume d1 >/dev/null || fail "resume"
 # the payload's line reaches the console log (hang guard: the loop ends within LIMIT)
 for ((i = 0; i < LIMIT * 5; i++)); do
-	V logs d1 | grep -q detached-up && break
+	V logs d1 | grep detached-up >/dev/null && break
 	sleep 0.2
 done
-V logs d1 | grep -q detached-up || fail "logs d1 lacks the payload's output"
+V logs d1 | grep detached-up >/dev/null || fail "logs d1 lacks the payload's output"
 V logs --kind qemu d1 >/dev/null || fail "logs --kind qemu"
 rc=0
 V wait --timeout 0.1 d1 2>"$tmp/wait.err" || rc=$?
@@ -92,7 +92,7 @@ for ((i = 0; i < LIMIT * 50; i++)); do
 	kill -0 "$fpid" 2>/dev/null || break
 	sleep 0.02
 done
-V stop --timeout 30 d1 | grep -q '^d1: DEAD' || fail "stop d1"
+V stop --timeout 30 d1 | grep '^d1: DEAD' >/dev/null || fail "stop d1"
 # logs -f ends by itself once the VM is dead
 rc=0
 wait "$fpid" || rc=$?

@@ -72,7 +72,7 @@ wait_line() {
 	cat "$con" >&2
 	fail "no '$pat' within the hang guard"
 }
-field() { tr -d "\r" <"$2" | awk -v p="$1" 'index($0, p) == 1 { print $NF; exit }'; }
+field() { tr -d "\r" <"$2" | awk -v p="$1" 'index($0, p) == 1 && !done { print $NF; done = 1 }'; }
 
 # host listeners the guest connects to: a sink and one that never reads
 "$tool" ulisten "${uds}_5000" --sink --count 1 >"$tmp/u5000.out" 2>&1 &
