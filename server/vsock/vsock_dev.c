@@ -49,7 +49,6 @@ enum {
 	P_SHUTDOWN = 1u << 3,
 	P_CREDIT = 1u << 4,
 	P_DATA = 1u << 5,
-	P_CREDIT_REQ = 1u << 6,
 };
 
 struct vconn {
@@ -71,8 +70,6 @@ struct vconn {
 	uint32_t fwd_cnt, fwd_cnt_sent;
 	/* host -> guest */
 	uint32_t peer_buf_alloc, peer_fwd_cnt, tx_cnt;
-	bool credit_asked;	  /* our CREDIT_REQUEST has not been answered yet */
-	uint32_t credit_asked_at; /* tx_cnt when it was sent */
 	bool host_eof, guest_shut_send, guest_shut_rcv, host_shut_wr;
 	bool early_data; /* host client wrote before "OK": stop watching for hangup */
 };
@@ -181,26 +178,6 @@ static uint32_t conn_credit(const struct vconn *c)
 	uint32_t inflight = c->tx_cnt - c->peer_fwd_cnt;
 
 	return inflight >= c->peer_buf_alloc ? 0 : c->peer_buf_alloc - inflight;
-}
-
-/*
- * Linux sends a CREDIT_UPDATE on its own only once less than 64 KiB of its
- * buf_alloc is unreported, so a sender that waits for it stalls once per
- * window until the reader has nearly drained it, then a round trip more.
- * When the window is used up, ask for the guest's fwd_cnt instead
- * (CREDIT_REQUEST, answered at once with what the reader has taken so far):
- * one request at a time, and at most one per eighth of a window sent, so
- * a reader that takes nothing does not start a ping-pong. Asking earlier,
- * with half the window in flight, measured slower: the guest then handles
- * many small bursts instead of a few large ones.
- */
-static void conn_maybe_ask_credit(struct vconn *c)
-{
-	if (c->credit_asked || conn_credit(c) > 0 || c->tx_cnt - c->credit_asked_at < c->peer_buf_alloc / 8)
-		return;
-	c->credit_asked = true;
-	c->credit_asked_at = c->tx_cnt;
-	c->pending |= P_CREDIT_REQ;
 }
 
 static void conn_update_rio(struct vconn *c)
@@ -426,7 +403,6 @@ static void tx_packet(struct vsock_dev *dev, const struct vq_chain *chain)
 		return; /* our RST is on its way */
 	c->peer_buf_alloc = h.buf_alloc;
 	c->peer_fwd_cnt = h.fwd_cnt;
-	c->credit_asked = false; /* every packet carries the guest's fwd_cnt */
 	if (h.op != VSOCK_OP_RW && h.op != VSOCK_OP_CREDIT_UPDATE)
 		log_debug("guest port %u -> host port %u: %s len %u flags %u", h.src_port, h.dst_port,
 			  vsock_op_name(h.op), h.len, h.flags);
@@ -527,11 +503,6 @@ static uint32_t conn_fill(struct vconn *c, const struct vq_chain *chain)
 			c->pending &= ~(P_REQUEST | P_RESPONSE);
 			break;
 		}
-		if (c->pending & P_CREDIT_REQ) {
-			h = conn_hdr(c, VSOCK_OP_CREDIT_REQUEST);
-			c->pending &= ~P_CREDIT_REQ;
-			break;
-		}
 		if (c->pending & P_DATA) {
 			uint64_t room = chain->in_len - VSOCK_HDR_SIZE;
 			uint32_t max = (uint32_t)MIN(MIN((uint64_t)conn_credit(c), room), (uint64_t)MAX_RX_PAYLOAD);
@@ -553,7 +524,6 @@ static uint32_t conn_fill(struct vconn *c, const struct vq_chain *chain)
 				h.len = (uint32_t)r;
 				c->tx_cnt += (uint32_t)r;
 				used += (uint32_t)r;
-				conn_maybe_ask_credit(c);
 				break;
 			}
 			c->pending &= ~P_DATA;
