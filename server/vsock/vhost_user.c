@@ -227,6 +227,7 @@ static struct vu_vring *ring_of(struct vu *vu, uint32_t index)
 
 static void ring_stop(struct vu *vu, struct vu_vring *r)
 {
+	virtq_flush_notify(&r->vq);
 	ev_io_stop(vu->loop, &r->kick_w);
 	if (r->kick_fd >= 0)
 		close(r->kick_fd);
@@ -273,8 +274,10 @@ static int set_mem_table(struct vu *vu, struct vu_msg *m)
 	if (mem->nregions == 0 || mem->nregions > VQ_MAX_REGIONS || mem->nregions != m->nfds ||
 	    m->hdr.size < 8 + mem->nregions * sizeof(struct vu_region))
 		return fail(vu, "memory table with %u regions and %u fds", mem->nregions, m->nfds);
-	for (unsigned i = 0; i < VU_MAX_QUEUES; i++)
+	for (unsigned i = 0; i < VU_MAX_QUEUES; i++) {
+		virtq_flush_notify(&vu->vring[i].vq);
 		vu->vring[i].vq.ready = false;
+	}
 	unmap_all(vu);
 	for (unsigned i = 0; i < mem->nregions; i++) {
 		struct vu_region *r = &mem->regions[i];

@@ -211,6 +211,18 @@ void virtq_notify(struct virtq *vq)
 	}
 }
 
+void virtq_notify_later(struct virtq *vq)
+{
+	vq->notify_owed = true;
+}
+
+void virtq_flush_notify(struct virtq *vq)
+{
+	if (vq->notify_owed && vq->ready)
+		virtq_notify(vq);
+	vq->notify_owed = false;
+}
+
 static size_t chain_copy(const struct vq_chain *c, bool writable, uint64_t off, uint8_t *buf, size_t len)
 {
 	unsigned first = writable ? c->nout : 0;

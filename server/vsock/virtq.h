@@ -86,6 +86,7 @@ struct virtq {
 	uint16_t last_avail;
 	uint16_t used_idx;
 	bool ready;
+	bool notify_owed; /* used buffers the driver has not been signalled for */
 	int call_fd;
 };
 
@@ -138,6 +139,19 @@ void virtq_push(struct virtq *vq, uint16_t head, uint32_t len);
  * interrupts.
  */
 void virtq_notify(struct virtq *vq);
+
+/**
+ * virtq_notify_later() - owe the driver a signal, sent by virtq_flush_notify()
+ * so that buffers used by several events in a row cost one interrupt.
+ */
+void virtq_notify_later(struct virtq *vq);
+
+/**
+ * virtq_flush_notify() - send the signal owed, if any, while the ring is
+ * still started and mapped (before the event loop sleeps, and before the
+ * ring is stopped or its memory replaced).
+ */
+void virtq_flush_notify(struct virtq *vq);
 
 /**
  * vq_chain_read() - copy up to @len readable bytes starting at @off

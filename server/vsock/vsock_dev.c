@@ -19,6 +19,12 @@
  * The rx queue is fed from a round-robin list of connections that have
  * something to send (control packet or readable data), plus a small bounded
  * queue of RSTs for packets that match no connection. One packet per chain.
+ *
+ * Interrupts: using buffers only owes the guest a signal; an ev_prepare
+ * watcher sends what is owed, once per queue, before the loop sleeps, so
+ * the kicks and socket events handled in one loop iteration cost the guest
+ * one interrupt per queue (under TCG each one is emulated work in the
+ * guest and a wakeup of QEMU's main loop).
  */
 #include "config.h"
 
@@ -96,6 +102,7 @@ struct vsock_dev {
 	unsigned nconns;
 	uint32_t next_port;
 	bool broken, in_rx;
+	ev_prepare notify_w; /* sends the interrupts owed before the loop sleeps */
 	struct vq_chain chain;
 };
 
@@ -609,8 +616,16 @@ static void rx_run(struct vsock_dev *dev)
 		pushed = true;
 	}
 	if (pushed)
-		virtq_notify(dev->rx);
+		virtq_notify_later(dev->rx);
 	dev->in_rx = false;
+}
+
+static void notify_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	struct vsock_dev *dev = w->data;
+
+	virtq_flush_notify(dev->tx);
+	virtq_flush_notify(dev->rx);
 }
 
 static uint32_t alloc_host_port(struct vsock_dev *dev, uint32_t gport)
@@ -786,6 +801,9 @@ struct vsock_dev *vsock_dev_new(struct ev_loop *loop, uint64_t guest_cid, const 
 	ev_io_init(&dev->lio, listen_cb, listen_fd, EV_READ);
 	dev->lio.data = dev;
 	ev_io_start(loop, &dev->lio);
+	ev_prepare_init(&dev->notify_w, notify_cb);
+	dev->notify_w.data = dev;
+	ev_prepare_start(loop, &dev->notify_w);
 	return dev;
 }
 
@@ -810,7 +828,7 @@ void vsock_dev_kick(struct vsock_dev *dev, unsigned idx)
 			pushed = true;
 		}
 		if (pushed)
-			virtq_notify(dev->tx);
+			virtq_notify_later(dev->tx);
 	}
 	rx_run(dev);
 }
@@ -828,6 +846,7 @@ void vsock_dev_free(struct vsock_dev *dev)
 		return;
 	vsock_dev_reset(dev);
 	ev_io_stop(dev->loop, &dev->lio);
+	ev_prepare_stop(dev->loop, &dev->notify_w);
 	close(dev->lfd);
 	free(dev->uds);
 	free(dev);

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
@@ -205,6 +206,34 @@ Test(vsock_dev, credit_request_gets_credit_update)
 	cr_assert_eq(h.op, VSOCK_OP_CREDIT_UPDATE);
 	cr_assert_eq(h.buf_alloc, VSOCK_DEV_BUF_ALLOC);
 	close(s);
+}
+
+/* Interrupts owed to the guest are sent once per queue per loop iteration,
+ * before the loop sleeps, however many buffers were used meanwhile. */
+Test(vsock_dev, one_notification_per_queue_per_loop_iteration)
+{
+	uint64_t n;
+	int rx_call = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK), tx_call = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+
+	cr_assert(rx_call >= 0 && tx_call >= 0);
+	rx.vq.call_fd = rx_call;
+	tx.vq.call_fd = tx_call;
+	/* three packets to unserved ports, each kicked: three tx buffers used, three RSTs */
+	for (uint32_t port = 7000; port < 7003; port++)
+		guest_send((struct vsock_hdr){.src_port = 1025, .dst_port = port, .op = VSOCK_OP_RW, .len = 1,
+					      .buf_alloc = 65536},
+			   "x");
+	cr_assert_eq(read(tx_call, &n, sizeof(n)), -1, "nothing before the loop runs");
+	ev_run(loop, EVRUN_NOWAIT);
+	cr_assert_eq(read(tx_call, &n, sizeof(n)), (ssize_t)sizeof(n));
+	cr_assert_eq(n, 1, "three kicks handled before the loop slept: one interrupt");
+	cr_assert_eq(read(rx_call, &n, sizeof(n)), (ssize_t)sizeof(n));
+	cr_assert_eq(n, 1, "the RSTs of all three kicks: one interrupt");
+	ev_run(loop, EVRUN_NOWAIT);
+	cr_assert_eq(read(rx_call, &n, sizeof(n)), -1, "none owed, none sent");
+	rx.vq.call_fd = tx.vq.call_fd = -1;
+	close(rx_call);
+	close(tx_call);
 }
 
 Test(vsock_dev, guest_overrunning_credit_is_reset)
