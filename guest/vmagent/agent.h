@@ -92,6 +92,13 @@ void agent_marker(struct agent *a, const char *fmt, ...) __attribute__((format(p
  * Only the first request counts. Return: nothing.
  */
 void agent_request(struct agent *a, enum agent_action action, const char *why);
+/**
+ * agent_fork() - fork() for the payload and Exec sessions: the child starts
+ * with default dispositions and no blocked signals, and a signal sent to it
+ * before that is held back rather than lost in the loop's handler.
+ * Return: as fork().
+ */
+pid_t agent_fork(void);
 /** agent_child_env() - set the base environment (PATH, HOME, TERM) in a forked child. Return: nothing. */
 void agent_child_env(void);
 

@@ -114,6 +114,34 @@ void agent_child_env(void)
 		setenv("TERM", "linux", 1);
 }
 
+pid_t agent_fork(void)
+{
+	static const int handled[] = { SIGTERM, SIGINT, SIGUSR2, SIGCHLD, SIGPIPE };
+	sigset_t all, saved;
+	pid_t pid;
+	int e;
+
+	/* Until the child has default dispositions, a signal sent to it (the
+	 * SIGTERM of a shutdown right after the payload started) would run the
+	 * loop's handler in the child and be lost: hold everything back. */
+	sigfillset(&all);
+	sigprocmask(SIG_SETMASK, &all, &saved);
+	pid = fork();
+	e = errno;
+	if (pid == 0) {
+		sigset_t none;
+
+		for (size_t i = 0; i < sizeof(handled) / sizeof(handled[0]); i++)
+			signal(handled[i], SIG_DFL);
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		return 0;
+	}
+	sigprocmask(SIG_SETMASK, &saved, NULL);
+	errno = e;
+	return pid;
+}
+
 static void finish(struct agent *a);
 
 static void ready_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -144,7 +172,7 @@ static void spawn_payload(struct agent *a)
 	agent_host_started(a->host);
 	if (argv == shell)
 		agent_host_ready(a->host);
-	pid = fork();
+	pid = agent_fork();
 	if (pid < 0) {
 		agent_log(a, "fork: %s", strerror(errno));
 		agent_host_error(a->host, VIRTMGR__V1__ERROR_CODE__ERROR_CODE_PAYLOAD_START_FAILED, "fork failed");
@@ -155,12 +183,8 @@ static void spawn_payload(struct agent *a)
 		return;
 	}
 	if (pid == 0) {
-		sigset_t none;
 		char num[16];
 
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		signal(SIGPIPE, SIG_DFL);
 		setsid();
 		if (a->machine)
 			ioctl(STDIN_FILENO, TIOCSCTTY, 1);
