@@ -6,7 +6,8 @@
 # off, so that the victim ends DEAD/PAYLOAD_ERROR with the error naming the
 # agent's death, not SHUTDOWN; its run directory and CID must be freed, the
 # daemon's fd count must come back to the bystander-only value, and the
-# bystander must stay STARTED with its guest still printing. The latency
+# bystander must stay STARTED with its guest still printing. A SIGTERM to
+# the agent process, by contrast, is an orderly power-off. The latency
 # from the trigger (a line written to the victim's console, which the
 # payload waits for) to a waiting client's answer is printed, never asserted.
 source "$(dirname "$0")/lib.sh"
@@ -71,14 +72,21 @@ ok "agent SIGKILLed by the payload: PID 1 reports it, the VM is DEAD/PAYLOAD_ERR
 wait_for 30 bash -c "! kill -0 $victim_qemu 2>/dev/null" || fail "the victim's QEMU $victim_qemu survives"
 wait_for 30 bash -c "! pgrep -P $DAEMON_PID -f -- '--cid $victim_cid( |\$)' >/dev/null" ||
 	fail "a vsock backend for cid $victim_cid survives"
-# the CID is reusable: in a 2-CID range the next CreateVm must get it
-probe=$(vmctl run --detach --name probe -- /bin/true 2>/dev/null || true)
+# The CID is reusable: in a 2-CID range the next CreateVm must get it. The
+# probe is also the control case: its payload SIGTERMs the agent process,
+# which is an orderly power-off request (the payload gets SIGTERM), not a
+# death: DEAD/SHUTDOWN with exit code 143 and no guest error.
+probe=$(vmctl run --detach --name probe -- /bin/sh -c 'echo >&$VIRTMGR_READY_FD; kill $PPID; sleep 600' 2>/dev/null || true)
 [[ -n $probe ]] || fail "no CreateVm possible after the death (CID not freed?)"
-[[ $(vm_field probe cid) == "$victim_cid" ]] || fail "cid $victim_cid not reused"
-vmctl kill probe >/dev/null
+[[ $(vm_field "$probe" cid) == "$victim_cid" ]] || fail "cid $victim_cid not reused"
+vmctl wait "$probe" --timeout 180 >/dev/null || fail "probe did not end"
+[[ $(vm_field "$probe" death_reason) == SHUTDOWN && $(vm_field "$probe" exit_code) == 143 ]] ||
+	fail "probe: $(vm_field "$probe" death_reason), exit code $(vm_field "$probe" exit_code), expected SHUTDOWN, 143"
+! grep -q "vm $probe: guest error" "$T/daemon.log" || fail "probe: the orderly stop was taken for an agent death"
 wait_for 30 bash -c "[[ \$(ls /proc/$DAEMON_PID/fd | wc -l) -le $baseline ]]" ||
 	fail "virtmgrd has $(fd_count "$DAEMON_PID") fds, $baseline with the bystander alone"
 ok "run dir, QEMU, vsock backend and CID $victim_cid freed; virtmgrd back to $baseline fds"
+ok "control: SIGTERM to the agent process is an orderly power-off (DEAD/SHUTDOWN, exit code 143), not a death"
 
 [[ $(vm_field "$keeper" state) == STARTED ]] || fail "bystander is $(vm_field "$keeper" state)"
 [[ $(vm_field "$keeper" qemu_pid) == "$keeper_pid" ]] || fail "bystander's QEMU changed"
