@@ -15,6 +15,8 @@ TESTS += tests/integration/exhaustion.sh
 EXTRA_DIST += tests/integration/exhaustion.sh
 TESTS += tests/integration/security.sh
 EXTRA_DIST += tests/integration/security.sh
+TESTS += tests/integration/suspend.sh
+EXTRA_DIST += tests/integration/suspend.sh
 
 # ---- fuzz targets (tests/fuzz/fuzz.mk's pattern) ----
 # vmctl's argument parsers: argv vectors built from the input.
