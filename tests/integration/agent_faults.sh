@@ -65,6 +65,8 @@ grep -q "VIRTMGR: ERROR 0 the guest agent process died (killed by SIGKILL)" "$T/
 	fail "no ERROR marker naming the agent's death on the console: $(tail -5 "$T/console.out")"
 grep -q "vm $victim: guest error 0: the guest agent process died (killed by SIGKILL)" "$T/daemon.log" ||
 	fail "virtmgrd did not take the agent's death as a guest error"
+[[ $(vm_field "$victim" message) == "guest error 0: the guest agent process died (killed by SIGKILL)" ]] ||
+	fail "the dead VM's message does not name the agent's death: $(vm_field "$victim" message)"
 ok "agent SIGKILLed by the payload: PID 1 reports it, the VM is DEAD/PAYLOAD_ERROR (not SHUTDOWN)"
 
 # --- what the death must free, and the bystander
