@@ -511,61 +511,61 @@ static void pb_put_packed(struct pb_buf *b, const ProtobufCFieldDescriptor *f, s
 	pb_close_nested(b, start);
 }
 
-static void pb_encode(struct pb_buf *b, const ProtobufCMessage *msg)
+/* One field of @msg, if present (protobuf-c's rules per label). */
+static void pb_encode_field(struct pb_buf *b, const ProtobufCMessage *msg, const ProtobufCFieldDescriptor *f)
 {
-	const ProtobufCMessageDescriptor *desc = msg->descriptor;
+	const void *member = (const char *)msg + f->offset;
+	const void *q = (const char *)msg + f->quantifier_offset;
+	bool ptr_type = f->type == PROTOBUF_C_TYPE_MESSAGE || f->type == PROTOBUF_C_TYPE_STRING;
 
-	for (unsigned i = 0; i < desc->n_fields; i++) {
-		const ProtobufCFieldDescriptor *f = desc->fields + i;
-		const void *member = (const char *)msg + f->offset;
-		const void *q = (const char *)msg + f->quantifier_offset;
-		bool ptr_type = f->type == PROTOBUF_C_TYPE_MESSAGE || f->type == PROTOBUF_C_TYPE_STRING;
-
-		switch (f->label) {
-		case PROTOBUF_C_LABEL_REQUIRED:
-			break;
-		case PROTOBUF_C_LABEL_OPTIONAL:
-		case PROTOBUF_C_LABEL_NONE:
-			if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
-				if (*(const uint32_t *)q != f->id)
-					continue;
-				if (ptr_type) {
-					const void *ptr = *(const void *const *)member;
-
-					if (!ptr || ptr == f->default_value)
-						continue;
-				}
-			} else if (f->label == PROTOBUF_C_LABEL_NONE) {
-				if (pb_zeroish(f, member))
-					continue;
-			} else if (ptr_type) {
+	switch (f->label) {
+	case PROTOBUF_C_LABEL_REQUIRED:
+		break;
+	case PROTOBUF_C_LABEL_OPTIONAL:
+	case PROTOBUF_C_LABEL_NONE:
+		if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
+			if (*(const uint32_t *)q != f->id)
+				return;
+			if (ptr_type) {
 				const void *ptr = *(const void *const *)member;
 
 				if (!ptr || ptr == f->default_value)
-					continue;
-			} else if (!*(const protobuf_c_boolean *)q) {
-				continue;
+					return;
 			}
-			break;
-		case PROTOBUF_C_LABEL_REPEATED: {
-			size_t count = *(const size_t *)q;
-			const char *array = *(const void *const *)member;
-			size_t esz;
+		} else if (f->label == PROTOBUF_C_LABEL_NONE) {
+			if (pb_zeroish(f, member))
+				return;
+		} else if (ptr_type) {
+			const void *ptr = *(const void *const *)member;
 
-			if (!count)
-				continue;
-			if (f->flags & PROTOBUF_C_FIELD_FLAG_PACKED) {
-				pb_put_packed(b, f, count, array);
-				continue;
-			}
-			esz = pb_elt_size(f->type);
-			for (size_t k = 0; k < count; k++)
-				pb_put_field(b, f, array + k * esz);
-			continue;
+			if (!ptr || ptr == f->default_value)
+				return;
+		} else if (!*(const protobuf_c_boolean *)q) {
+			return;
 		}
+		break;
+	case PROTOBUF_C_LABEL_REPEATED: {
+		size_t count = *(const size_t *)q;
+		const char *array = *(const void *const *)member;
+		size_t esz;
+
+		if (!count)
+			return;
+		if (f->flags & PROTOBUF_C_FIELD_FLAG_PACKED) {
+			pb_put_packed(b, f, count, array);
+			return;
 		}
-		pb_put_field(b, f, member);
+		esz = pb_elt_size(f->type);
+		for (size_t k = 0; k < count; k++)
+			pb_put_field(b, f, array + k * esz);
+		return;
 	}
+	}
+	pb_put_field(b, f, member);
+}
+
+static void pb_encode_unknown(struct pb_buf *b, const ProtobufCMessage *msg)
+{
 	for (unsigned i = 0; i < msg->n_unknown_fields; i++) {
 		const ProtobufCMessageUnknownField *u = msg->unknown_fields + i;
 		uint8_t *o;
@@ -576,6 +576,105 @@ static void pb_encode(struct pb_buf *b, const ProtobufCMessage *msg)
 			memcpy(o, u->data, u->len);
 		b->len += u->len;
 	}
+}
+
+static void pb_encode(struct pb_buf *b, const ProtobufCMessage *msg)
+{
+	const ProtobufCMessageDescriptor *desc = msg->descriptor;
+
+	for (unsigned i = 0; i < desc->n_fields; i++)
+		pb_encode_field(b, msg, desc->fields + i);
+	pb_encode_unknown(b, msg);
+}
+
+/*
+ * Plans: the server packs its answers from a per-message-type list of
+ * operations compiled once from the descriptor, with each field's tag bytes
+ * precomputed and the common proto3 shapes (a string, a varint, a bool, a
+ * message, a repeated message or string) handled by one case each; any
+ * other field is written by pb_encode_field(). The bytes are the same.
+ */
+enum pb_op_code {
+	PB_OP_FIELD,              /* pb_encode_field() */
+	PB_OP_STRING,             /* unlabeled: left out when NULL or "" */
+	PB_OP_UINT32,             /* unlabeled uint32: left out when 0 */
+	PB_OP_INT32,              /* unlabeled int32 or enum: sign-extended */
+	PB_OP_UINT64,             /* unlabeled int64 or uint64 */
+	PB_OP_BOOL,
+	PB_OP_MESSAGE,            /* unlabeled: left out when NULL */
+	PB_OP_REP_MESSAGE,        /* repeated, not packed (a NULL element is written empty) */
+	PB_OP_REP_STRING,
+};
+
+struct pb_plan;
+
+struct pb_op {
+	uint8_t code;
+	uint8_t taglen;
+	uint8_t tag[8];           /* the field's tag with its wire type */
+	uint32_t offset, qoffset;
+	const ProtobufCFieldDescriptor *f;
+	struct pb_plan *sub;      /* message ops: the plan of f->descriptor, once used */
+};
+
+struct pb_plan {
+	const ProtobufCMessageDescriptor *desc;
+	unsigned n;
+	struct pb_op ops[];
+};
+
+static struct pb_plan *pb_plan_new(const ProtobufCMessageDescriptor *desc)
+{
+	struct pb_plan *pl = xzalloc(sizeof(*pl) + desc->n_fields * sizeof(pl->ops[0]));
+
+	pl->desc = desc;
+	pl->n = desc->n_fields;
+	for (unsigned i = 0; i < desc->n_fields; i++) {
+		const ProtobufCFieldDescriptor *f = desc->fields + i;
+		struct pb_op *op = &pl->ops[i];
+		unsigned wire = PROTOBUF_C_WIRE_TYPE_VARINT;
+
+		op->f = f;
+		op->offset = f->offset;
+		op->qoffset = f->quantifier_offset;
+		op->code = PB_OP_FIELD;
+		if (f->label == PROTOBUF_C_LABEL_NONE && !(f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)) {
+			switch (f->type) {
+			case PROTOBUF_C_TYPE_STRING:
+				op->code = PB_OP_STRING;
+				wire = PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED;
+				break;
+			case PROTOBUF_C_TYPE_UINT32:
+				op->code = PB_OP_UINT32;
+				break;
+			case PROTOBUF_C_TYPE_INT32:
+			case PROTOBUF_C_TYPE_ENUM:
+				op->code = PB_OP_INT32;
+				break;
+			case PROTOBUF_C_TYPE_INT64:
+			case PROTOBUF_C_TYPE_UINT64:
+				op->code = PB_OP_UINT64;
+				break;
+			case PROTOBUF_C_TYPE_BOOL:
+				op->code = PB_OP_BOOL;
+				break;
+			case PROTOBUF_C_TYPE_MESSAGE:
+				op->code = PB_OP_MESSAGE;
+				wire = PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED;
+				break;
+			default:
+				break;
+			}
+		} else if (f->label == PROTOBUF_C_LABEL_REPEATED && f->type == PROTOBUF_C_TYPE_MESSAGE) {
+			op->code = PB_OP_REP_MESSAGE;
+			wire = PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED;
+		} else if (f->label == PROTOBUF_C_LABEL_REPEATED && f->type == PROTOBUF_C_TYPE_STRING) {
+			op->code = PB_OP_REP_STRING;
+			wire = PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED;
+		}
+		op->taglen = (uint8_t)pb_tag(op->tag, f->id, wire);
+	}
+	return pl;
 }
 
 uint8_t *ttrpc_pack(const ProtobufCMessage *msg, size_t *len)
@@ -847,6 +946,8 @@ struct ttrpc_server {
 	struct ttrpc_call *free_calls;   /* ended calls' state, kept for the next ones */
 	unsigned nfree_calls;
 	struct out_chunk *spare;         /* a written output chunk, kept for the next batch */
+	struct pb_plan **plans;          /* by descriptor, open addressing */
+	size_t plans_cap, nplans;
 };
 
 #define TTRPC_FREE_CALLS_MAX 64
@@ -977,6 +1078,9 @@ void ttrpc_server_free(struct ttrpc_server *srv)
 		free(srv->spare->b.p);
 		free(srv->spare);
 	}
+	for (size_t i = 0; i < srv->plans_cap; i++)
+		free(srv->plans[i]);
+	free(srv->plans);
 	free(srv);
 }
 
@@ -1067,6 +1171,168 @@ void ttrpc_server_add_method(struct ttrpc_server *srv, const char *service, cons
 unsigned ttrpc_server_conn_count(const struct ttrpc_server *srv)
 {
 	return srv->nconns;
+}
+
+/* ---- answers packed from plans ---- */
+
+static size_t plan_slot(const struct ttrpc_server *srv, const ProtobufCMessageDescriptor *desc)
+{
+	uintptr_t x = (uintptr_t)desc;
+
+	return (size_t)(x >> 4 ^ x >> 12) & (srv->plans_cap - 1);
+}
+
+/* The plan of @desc, compiled on first use. */
+static struct pb_plan *server_plan(struct ttrpc_server *srv, const ProtobufCMessageDescriptor *desc)
+{
+	struct pb_plan *pl;
+	size_t i;
+
+	if (srv->plans_cap)
+		for (i = plan_slot(srv, desc); srv->plans[i]; i = (i + 1) & (srv->plans_cap - 1))
+			if (srv->plans[i]->desc == desc)
+				return srv->plans[i];
+	if (2 * (srv->nplans + 1) > srv->plans_cap) {
+		struct pb_plan **old = srv->plans;
+		size_t old_cap = srv->plans_cap;
+
+		srv->plans_cap = old_cap ? old_cap * 2 : 32;
+		srv->plans = xcalloc(srv->plans_cap, sizeof(*srv->plans));
+		for (size_t k = 0; k < old_cap; k++) {
+			if (!old[k])
+				continue;
+			for (i = plan_slot(srv, old[k]->desc); srv->plans[i]; i = (i + 1) & (srv->plans_cap - 1))
+				;
+			srv->plans[i] = old[k];
+		}
+		free(old);
+	}
+	pl = pb_plan_new(desc);
+	for (i = plan_slot(srv, desc); srv->plans[i]; i = (i + 1) & (srv->plans_cap - 1))
+		;
+	srv->plans[i] = pl;
+	srv->nplans++;
+	return pl;
+}
+
+static void pb_encode_plan(struct ttrpc_server *srv, struct pb_buf *b, struct pb_plan *pl,
+			   const ProtobufCMessage *msg);
+
+/* Tag, length and body of a nested message (NULL: empty). */
+static void pb_put_sub(struct ttrpc_server *srv, struct pb_buf *b, struct pb_op *op, const ProtobufCMessage *sub)
+{
+	uint8_t *o = pb_space(b, 9);
+	size_t start;
+
+	memcpy(o, op->tag, 8);
+	o[op->taglen] = 0;        /* the length, moved in by pb_close_nested() */
+	b->len += op->taglen + 1;
+	if (!sub)
+		return;
+	start = b->len;
+	if (sub->descriptor == op->f->descriptor) {
+		if (!op->sub)
+			op->sub = server_plan(srv, sub->descriptor);
+		pb_encode_plan(srv, b, op->sub, sub);
+	} else {
+		pb_encode_plan(srv, b, server_plan(srv, sub->descriptor), sub);
+	}
+	pb_close_nested(b, start);
+}
+
+/* Tag, length and bytes of a string (NULL: empty). */
+static inline void pb_put_string(struct pb_buf *b, const struct pb_op *op, const char *str)
+{
+	size_t n = str ? strlen(str) : 0, k = op->taglen;
+	uint8_t *o = pb_space(b, 18 + n);
+
+	memcpy(o, op->tag, 8);
+	if (n < 0x80)
+		o[k++] = (uint8_t)n;
+	else
+		k += pb_varint(o + k, n);
+	if (n)
+		memcpy(o + k, str, n);
+	b->len += k + n;
+}
+
+/* Tag and varint @v. */
+static inline void pb_put_varint_op(struct pb_buf *b, const struct pb_op *op, uint64_t v)
+{
+	uint8_t *o = pb_space(b, 18);
+
+	memcpy(o, op->tag, 8);
+	b->len += op->taglen + pb_varint(o + op->taglen, v);
+}
+
+static void pb_encode_plan(struct ttrpc_server *srv, struct pb_buf *b, struct pb_plan *pl,
+			   const ProtobufCMessage *msg)
+{
+	const char *m = (const char *)msg;
+
+	for (unsigned i = 0; i < pl->n; i++) {
+		struct pb_op *op = &pl->ops[i];
+		const void *member = m + op->offset;
+
+		switch (op->code) {
+		case PB_OP_STRING: {
+			const char *str = *(char *const *)member;
+
+			if (str && *str)
+				pb_put_string(b, op, str);
+			break;
+		}
+		case PB_OP_UINT32:
+			if (*(const uint32_t *)member)
+				pb_put_varint_op(b, op, *(const uint32_t *)member);
+			break;
+		case PB_OP_INT32:
+			if (*(const int32_t *)member)
+				pb_put_varint_op(b, op, (uint64_t)(int64_t) * (const int32_t *)member);
+			break;
+		case PB_OP_UINT64:
+			if (*(const uint64_t *)member)
+				pb_put_varint_op(b, op, *(const uint64_t *)member);
+			break;
+		case PB_OP_BOOL:
+			if (*(const protobuf_c_boolean *)member)
+				pb_put_varint_op(b, op, 1);
+			break;
+		case PB_OP_MESSAGE:
+			if (*(ProtobufCMessage *const *)member)
+				pb_put_sub(srv, b, op, *(ProtobufCMessage *const *)member);
+			break;
+		case PB_OP_REP_MESSAGE: {
+			size_t count = *(const size_t *)(m + op->qoffset);
+			ProtobufCMessage *const *arr = *(ProtobufCMessage *const *const *)member;
+
+			for (size_t k = 0; k < count; k++)
+				pb_put_sub(srv, b, op, arr[k]);
+			break;
+		}
+		case PB_OP_REP_STRING: {
+			size_t count = *(const size_t *)(m + op->qoffset);
+			char *const *arr = *(char *const *const *)member;
+
+			for (size_t k = 0; k < count; k++)
+				pb_put_string(b, op, arr[k]);
+			break;
+		}
+		default:
+			pb_encode_field(b, msg, op->f);
+			break;
+		}
+	}
+	pb_encode_unknown(b, msg);
+}
+
+/* Pack @msg into @b: from its plan on a server, else by walking its descriptor. */
+static void pb_encode_for(struct ttrpc_server *srv, struct pb_buf *b, const ProtobufCMessage *msg)
+{
+	if (srv)
+		pb_encode_plan(srv, b, server_plan(srv, msg->descriptor), msg);
+	else
+		pb_encode(b, msg);
 }
 
 /* ---- output ---- */
@@ -1470,11 +1736,13 @@ static void call_end(struct ttrpc_call *call, int code, const char *msg, const u
  * payload: msg} (field 1 an empty Status, field 2 the payload, omitted when
  * empty). The payload's length prefix is written after the payload; room
  * for it is reserved from the size of the method's previous answer (*@hint),
- * and the payload moves only when that guess was wrong. @msg may be NULL.
+ * and the payload moves only when that guess was wrong. Without @msg the
+ * payload is @raw_len bytes already packed at @raw (none when 0).
  * Return: the frame's length, or 0 (nothing appended) when it would exceed
  * TTRPC_MAX_DATA.
  */
-static size_t append_ok_response(struct pb_buf *b, uint32_t stream_id, const ProtobufCMessage *msg, size_t *hint)
+static size_t append_ok_response(struct ttrpc_server *srv, struct pb_buf *b, uint32_t stream_id,
+				 const ProtobufCMessage *msg, const uint8_t *raw, size_t raw_len, size_t *hint)
 {
 	size_t base = b->len, guess = pb_varint_len(*hint), start = base + TTRPC_HEADER_SIZE + 3 + guess;
 	size_t plen, vn, body;
@@ -1482,8 +1750,12 @@ static size_t append_ok_response(struct pb_buf *b, uint32_t stream_id, const Pro
 
 	pb_space(b, start - base + MIN(*hint, (size_t)TTRPC_READ_CHUNK) + 64);
 	b->len = start;
-	if (msg)
-		pb_encode(b, msg);
+	if (msg) {
+		pb_encode_for(srv, b, msg);
+	} else if (raw_len) {
+		memcpy(pb_space(b, raw_len), raw, raw_len);
+		b->len += raw_len;
+	}
 	plen = b->len - start;
 	vn = plen ? pb_varint_len(plen) : 0;
 	body = 2 + (plen ? 1 + vn + plen : 0);
@@ -1510,7 +1782,8 @@ static size_t append_ok_response(struct pb_buf *b, uint32_t stream_id, const Pro
 	return TTRPC_HEADER_SIZE + body;
 }
 
-void ttrpc_call_reply(struct ttrpc_call *call, const ProtobufCMessage *msg, const int *fds, size_t nfds)
+static void call_reply(struct ttrpc_call *call, const ProtobufCMessage *msg, const uint8_t *raw, size_t raw_len,
+		       const int *fds, size_t nfds)
 {
 	struct ttrpc_conn *c = call->conn;
 	size_t len = 0;
@@ -1527,15 +1800,18 @@ void ttrpc_call_reply(struct ttrpc_call *call, const ProtobufCMessage *msg, cons
 		/* a frame with fds goes in a chunk of its own */
 		struct pb_buf b = { 0 };
 
-		len = append_ok_response(&b, call->stream_id, msg, &call->method->reply_hint);
+		len = append_ok_response(c->srv, &b, call->stream_id, msg, raw, raw_len, &call->method->reply_hint);
 		if (len)
 			conn_enqueue(c, b.p, len, fds, nfds);
 		else
 			free(b.p);
 	} else {
-		len = append_ok_response(out_tail_buf(c), call->stream_id, msg, &call->method->reply_hint);
-		if (len && out_commit(c, len) == 0)
-			conn_update_wio(c);
+		/* no write watcher here: the flush below, or the one that ends the
+		 * connection's callback this runs in, writes it or arms one */
+		len = append_ok_response(c->srv, out_tail_buf(c), call->stream_id, msg, raw, raw_len,
+					 &call->method->reply_hint);
+		if (len)
+			out_commit(c, len);
 	}
 	if (!len) {
 		/* The peer would refuse it: say so instead of sending it. */
@@ -1550,6 +1826,17 @@ void ttrpc_call_reply(struct ttrpc_call *call, const ProtobufCMessage *msg, cons
 	call_unlink_free(call);
 	if (!c->depth)
 		conn_flush(c);
+}
+
+void ttrpc_call_reply(struct ttrpc_call *call, const ProtobufCMessage *msg, const int *fds, size_t nfds)
+{
+	call_reply(call, msg, NULL, 0, fds, nfds);
+}
+
+void ttrpc_call_reply_packed(struct ttrpc_call *call, const uint8_t *payload, size_t len, const int *fds,
+			     size_t nfds)
+{
+	call_reply(call, NULL, payload, len, fds, nfds);
 }
 
 void ttrpc_call_fail(struct ttrpc_call *call, int code, const char *fmt, ...)
