@@ -9,10 +9,14 @@
  *
  * A struct ttrpc_conn is one socket on the loop, either served (requests in,
  * responses out) or used as an asynchronous client (requests out). Input is
- * read non-blocking in chunks and decoded; output is a queue of whole frames
- * written with sendmsg() as the socket accepts them. A frame that carries fds
- * is written by a sendmsg() of its own that begins with its first byte (the
- * fd rule, see lib/ttrpc-priv.h). Output is bounded: once more than
+ * read non-blocking in chunks and decoded, and every complete frame of a read
+ * is handled before anything is written; output is a queue of buffers of
+ * whole frames (answers are packed straight into the last one) written with
+ * sendmsg() as the socket accepts them, so one batch of requests gets one
+ * write. A frame that carries fds has a buffer of its own and is written by a
+ * sendmsg() of its own that begins with its first byte (the fd rule, see
+ * lib/ttrpc-priv.h). Answers are packed in one pass (see pb_encode) from a
+ * per-message-type plan the server compiles once. Output is bounded: once more than
  * max_out_bytes are queued the peer is not reading, the queue is dropped and
  * the connection closed from a zero-delay timer (never from inside the
  * caller's reply, so handlers are not re-entered).
