@@ -55,12 +55,13 @@ log "lintian"
 lintian --fail-on error --info "$out"/virtmgr_*.changes | tee "$out/lintian.log" >&2
 
 log "installing"
-pkgs=$(for d in "${debs[@]}"; do dpkg-deb -f "$d" Package; done | tr '\n' ' ')
-# a fresh installation: the maintainer scripts run as on a new machine
-# shellcheck disable=SC2086
-apt-get purge -y -q $pkgs >/dev/null 2>&1 || true
 debs=()
 for d in "$out"/*.deb; do [[ $d == *-dbgsym_* ]] || debs+=("$d"); done
+pkgs=$(for d in "${debs[@]}"; do dpkg-deb -f "$d" Package; done | tr '\n' ' ')
+# a fresh installation: the maintainer scripts run as on a new machine, and
+# an installed copy of the same version is not taken for this one
+# shellcheck disable=SC2086
+apt-get purge -y -q $pkgs >/dev/null 2>&1 || true
 apt-get install -y -q --no-install-recommends "${debs[@]}" >"$out/install.log" 2>&1 || {
 	tail -n 30 "$out/install.log" >&2
 	exit 1

@@ -38,15 +38,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include <libxml/SAX2.h>
-#include <libxml/parser.h>
-#include <libxml/tree.h>
-#include <libxml/xmlerror.h>
-#include <libxml/xmlschemas.h>
-
 #include "lib/log.h"
 #include "lib/util.h"
 #include "server/early.h"
+#include "server/xmllib.h"
 
 #ifndef SO_PEERPIDFD
 #define SO_PEERPIDFD 77
@@ -774,7 +769,8 @@ int early_registry_new(const char *root, const char *xsd_path, struct early_regi
 	if (access(xsd_path, R_OK) < 0)
 		return vm_error_set_errno(err, VM_FAILED_PRECONDITION, errno, "cannot read schema %s",
 					  xsd_path);
-	LIBXML_TEST_VERSION;
+	if (xmllib_open(err) < 0)
+		return -1;
 	pctxt = xmlSchemaNewParserCtxt(xsd_path);
 	if (!pctxt)
 		return vm_error_set(err, VM_INTERNAL, "cannot create a schema parser for %s", xsd_path);

@@ -9,8 +9,15 @@
  * "json:" prefixes in paths cannot inject options. The QMP socket is bound
  * and listening before the fork and handed over with fd=, so the daemon's
  * connect can never race QEMU's start-up. The guest's serial console is a
- * stdio chardev: QEMU's stdout is a pipe read here non-blockingly (bytes go
- * to console.log and to on_console), its stdin is console_in_fd or
+ * socket chardev on run_dir/console.sock, made the same way (bound and
+ * listening before the fork, handed over with fd=), and connected to by the
+ * daemon before QEMU runs: with wait=on QEMU accepts that connection before
+ * the guest starts, so no console byte is ever lost to a late connect. The
+ * daemon reads it non-blockingly (bytes go to console.log and to
+ * on_console) and writes console input into it (qemu_console_write()). A
+ * daemon that restarts and adopts the QEMU connects to console.sock again
+ * (QEMU accepts a new client once the old one is gone); what the guest
+ * prints while no daemon is connected is discarded by QEMU. QEMU's stdin is
  * /dev/null, its stderr is appended to qemu.log.
  *
  * Exit: a pidfd watched by an ev_io turns readable when QEMU exits, child or
@@ -68,7 +75,7 @@ struct qemu {
 	ev_io pid_io;
 	ev_child child_w;         /* only on libev's default loop, for children */
 
-	int console_fd;           /* read end of QEMU's stdout, or -1 */
+	int console_fd;           /* connection to QEMU's console chardev, or -1 */
 	ev_io console_io;
 	int console_log_fd;       /* run_dir/console.log, or -1 */
 	uint64_t console_lost;    /* bytes not written to console.log since it failed */
@@ -76,6 +83,7 @@ struct qemu {
 	char *qemu_log_path;
 	off_t qemu_log_start;     /* size of qemu.log before this QEMU wrote to it */
 	char *qmp_path;
+	char *console_path;       /* run_dir/console.sock */
 	struct qmp *qmp;
 	struct qemu_status_query *queries; /* FIFO of query-status in flight */
 
@@ -246,24 +254,42 @@ static int concat_initrd(int initrd_fd, const char *extra, struct vm_error *err)
 }
 
 /* A listening Unix socket at @path (a stale one is replaced). */
-static int qmp_listen(const char *path, struct vm_error *err)
+static int unix_listen(const char *path, struct vm_error *err)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	cleanup_close int fd = -1;
 
 	if (strlen(path) >= sizeof(sa.sun_path))
-		return vm_error_set(err, VM_INVALID_ARGUMENT, "QMP socket path %s is too long (max %zu bytes)", path,
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "socket path %s is too long (max %zu bytes)", path,
 				    sizeof(sa.sun_path) - 1);
 	strcpy(sa.sun_path, path);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
-		return vm_error_set_errno(err, VM_INTERNAL, errno, "QMP socket");
+		return vm_error_set_errno(err, VM_INTERNAL, errno, "socket for %s", path);
 	if (unlink(path) < 0 && errno != ENOENT)
 		return vm_error_set_errno(err, VM_INTERNAL, errno, "removing stale %s", path);
 	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
 		return vm_error_set_errno(err, VM_INTERNAL, errno, "bind %s", path);
 	if (listen(fd, 4) < 0)
 		return vm_error_set_errno(err, VM_INTERNAL, errno, "listen %s", path);
+	return steal_fd(&fd);
+}
+
+/* A non-blocking connection to the console chardev listening at @path. */
+static int console_connect(const char *path, struct vm_error *err)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	cleanup_close int fd = -1;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "socket path %s is too long", path);
+	strcpy(sa.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return vm_error_set_errno(err, VM_RESOURCE_EXHAUSTED, errno, "console socket");
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		return vm_error_set_errno(err, VM_INTERNAL, errno, "connect %s", path);
+	fd_set_nonblock(fd, true);
 	return steal_fd(&fd);
 }
 
@@ -366,6 +392,8 @@ static void qemu_finish(struct qemu *q)
 				 sizeof(q->exit.stderr_tail));
 	if (q->qmp_path)
 		unlink(q->qmp_path);
+	if (q->console_path)
+		unlink(q->console_path);
 	log_debug("qemu %d: exited (status %d, signal %d, reason \"%s\"%s)", (int)q->pid, q->exit.wait_status,
 		  q->exit.signal, q->exit.shutdown_reason, q->exit.panicked ? ", panicked" : "");
 	if (q->cb.on_exit && !q->freed)
@@ -553,6 +581,7 @@ static void qemu_release(struct qemu *q)
 	}
 	free(q->qemu_log_path);
 	free(q->qmp_path);
+	free(q->console_path);
 	free(q);
 }
 
@@ -599,7 +628,8 @@ static void qemu_discard(struct qemu *q)
 }
 
 static int qemu_build_argv(const struct qemu_config *cfg, struct qemu_spawn *sp, const char *binary,
-			   const int *disk_fds, int kernel_fd, int initrd_fd, int qmp_fd, struct vm_error *err)
+			   const int *disk_fds, int kernel_fd, int initrd_fd, int qmp_fd, int console_fd,
+			   struct vm_error *err)
 {
 	char **argv = NULL;
 	size_t n = 0, cap = 0;
@@ -634,7 +664,7 @@ static int qemu_build_argv(const struct qemu_config *cfg, struct qemu_spawn *sp,
 	ADD("-device");
 	ADD("pvpanic");
 	ADD("-chardev");
-	ADD("stdio,id=con,signal=off");
+	ADDF("socket,id=con,fd=%d,server=on,wait=on", console_fd);
 	ADD("-serial");
 	ADD("chardev:con");
 	ADD("-chardev");
@@ -764,9 +794,9 @@ int qemu_start(struct ev_loop *loop, const struct qemu_config *cfg, const struct
 	struct qemu_spawn sp = { 0 };
 	cleanup_free char *binary = NULL, *console_log = NULL;
 	cleanup_close int qemu_log = -1, kernel_fd = -1, initrd_fd = -1, qmp_fd = -1, stdin_fd = -1;
+	cleanup_close int console_listen = -1;
 	int disk_fds[32];
-	int pipefd[2] = { -1, -1 };
-	int k_n, i_n = -1, q_n, ret = -1;
+	int k_n, i_n = -1, q_n, c_n, ret = -1;
 	struct qemu *q = NULL;
 	pid_t pid;
 
@@ -785,6 +815,7 @@ int qemu_start(struct ev_loop *loop, const struct qemu_config *cfg, const struct
 	q = qemu_new(loop, cb, opaque);
 	q->is_child = true;
 	q->qmp_path = xasprintf("%s/qmp.sock", cfg->run_dir);
+	q->console_path = xasprintf("%s/console.sock", cfg->run_dir);
 	q->qemu_log_path = xasprintf("%s/qemu.log", cfg->run_dir);
 	console_log = xasprintf("%s/console.log", cfg->run_dir);
 
@@ -809,18 +840,10 @@ int qemu_start(struct ev_loop *loop, const struct qemu_config *cfg, const struct
 		if (disk_fds[i] < 0)
 			goto out;
 	}
-	if (cfg->console_in_fd >= 0) {
-		stdin_fd = fcntl(cfg->console_in_fd, F_DUPFD_CLOEXEC, 3);
-		if (stdin_fd < 0) {
-			vm_error_set_errno(err, VM_INVALID_ARGUMENT, errno, "console input fd %d", cfg->console_in_fd);
-			goto out;
-		}
-	} else {
-		stdin_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-		if (stdin_fd < 0) {
-			vm_error_set_errno(err, VM_INTERNAL, errno, "/dev/null");
-			goto out;
-		}
+	stdin_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (stdin_fd < 0) {
+		vm_error_set_errno(err, VM_INTERNAL, errno, "/dev/null");
+		goto out;
 	}
 	qemu_log = open(q->qemu_log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0600);
 	if (qemu_log < 0) {
@@ -835,25 +858,27 @@ int qemu_start(struct ev_loop *loop, const struct qemu_config *cfg, const struct
 		vm_error_set_errno(err, VM_INTERNAL, errno, "%s", console_log);
 		goto out;
 	}
-	qmp_fd = qmp_listen(q->qmp_path, err);
+	qmp_fd = unix_listen(q->qmp_path, err);
 	if (qmp_fd < 0)
 		goto out;
-	if (pipe2(pipefd, O_CLOEXEC) < 0) {
-		vm_error_set_errno(err, VM_INTERNAL, errno, "console pipe");
+	console_listen = unix_listen(q->console_path, err);
+	if (console_listen < 0)
 		goto out;
-	}
-	q->console_fd = pipefd[0];
-	fd_set_nonblock(q->console_fd, true);
+	/* queued on the listening socket until QEMU's wait=on accept takes it */
+	q->console_fd = console_connect(q->console_path, err);
+	if (q->console_fd < 0)
+		goto out;
 
-	/* QEMU's fds: 0 console in, 1 console out, 2 qemu.log, then the rest */
+	/* QEMU's fds: 0 /dev/null, 1 and 2 qemu.log, then the rest */
 	spawn_add_fd(&sp, stdin_fd);
-	spawn_add_fd(&sp, pipefd[1]);
+	spawn_add_fd(&sp, qemu_log);
 	spawn_add_fd(&sp, qemu_log);
 	q_n = spawn_add_fd(&sp, qmp_fd);
+	c_n = spawn_add_fd(&sp, console_listen);
 	k_n = spawn_add_fd(&sp, kernel_fd);
 	if (initrd_fd >= 0)
 		i_n = spawn_add_fd(&sp, initrd_fd);
-	if (qemu_build_argv(cfg, &sp, binary, disk_fds, k_n, i_n, q_n, err) < 0)
+	if (qemu_build_argv(cfg, &sp, binary, disk_fds, k_n, i_n, q_n, c_n, err) < 0)
 		goto out;
 	snprintf(sp.exec_err, sizeof(sp.exec_err), "virtmgr: cannot execute %s: errno ", binary);
 	{
@@ -875,8 +900,6 @@ int qemu_start(struct ev_loop *loop, const struct qemu_config *cfg, const struct
 		spawn_child(&sp, binary);
 
 	q->pid = pid;
-	close(pipefd[1]);
-	pipefd[1] = -1;
 	q->pidfd = pidfd_open(pid, 0);
 	if (q->pidfd < 0) {
 		/* cannot supervise it: do not leave it running */
@@ -903,8 +926,6 @@ int qemu_start(struct ev_loop *loop, const struct qemu_config *cfg, const struct
 	*out = steal_pointer(&q);
 	ret = 0;
 out:
-	if (pipefd[1] >= 0)
-		close(pipefd[1]);
 	for (size_t i = 0; i < ARRAY_SIZE(disk_fds); i++)
 		if (disk_fds[i] >= 0)
 			close(disk_fds[i]);
@@ -940,12 +961,27 @@ int qemu_adopt(struct ev_loop *loop, pid_t pid, uint64_t start_time, const char 
 		return -1;
 	}
 	q->qmp_path = xasprintf("%s/qmp.sock", run_dir);
+	q->console_path = xasprintf("%s/console.sock", run_dir);
 	q->qemu_log_path = xasprintf("%s/qemu.log", run_dir);
 	q->qemu_log_start = 0;
 	ev_io_set(&q->pid_io, q->pidfd, EV_READ);
 	ev_io_start(loop, &q->pid_io);
 	if (qmp_connect(loop, q->qmp_path, &qemu_qmp_cb, q, &q->qmp, &qerr) < 0)
 		log_warn("qemu %d: %s (no QMP control)", (int)pid, qerr.message);
+	/* the console again, from where the previous daemon left it */
+	q->console_fd = console_connect(q->console_path, &qerr);
+	if (q->console_fd < 0) {
+		log_warn("qemu %d: %s (its console is not captured)", (int)pid, qerr.message);
+	} else {
+		cleanup_free char *console_log = xasprintf("%s/console.log", run_dir);
+
+		q->console_log_fd = open(console_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0600);
+		if (q->console_log_fd < 0)
+			log_warn("qemu %d: %s: %s (console output is not logged)", (int)pid, console_log,
+				 strerror(errno));
+		ev_io_set(&q->console_io, q->console_fd, EV_READ);
+		ev_io_start(loop, &q->console_io);
+	}
 	log_info("qemu %d: adopted (%s)", (int)pid, run_dir);
 	*out = q;
 	return 0;
@@ -974,6 +1010,16 @@ int qemu_quit(struct qemu *q)
 int qemu_pause(struct qemu *q, bool pause)
 {
 	return qemu_command(q, pause ? "stop" : "cont");
+}
+
+ssize_t qemu_console_write(struct qemu *q, const void *buf, size_t len)
+{
+	ssize_t n;
+
+	if (q->console_fd < 0 || q->exited || q->freed)
+		return -EPIPE;
+	n = send(q->console_fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+	return n < 0 ? -errno : n;
 }
 
 int qemu_query_status(struct qemu *q, qemu_status_fn fn, void *opaque)

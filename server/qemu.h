@@ -40,7 +40,6 @@ struct qemu_config {
 	/* vsock: exactly one of these, or neither */
 	const char *vhost_user_vsock_socket; /* path of the vhost-user backend's socket */
 	uint32_t vhost_vsock_cid;            /* kernel vhost-vsock: guest-cid (0 = none) */
-	int console_in_fd;        /* -1, or fd QEMU reads console input from */
 	bool sandbox;             /* -sandbox on */
 	const char *run_as_user;  /* -run-with user=... or NULL */
 };
@@ -90,6 +89,19 @@ int qemu_powerdown(struct qemu *q);
 int qemu_quit(struct qemu *q);
 /* QMP stop / cont. */
 int qemu_pause(struct qemu *q, bool pause);
+/**
+ * qemu_console_write() - type into the guest's serial console
+ * @q: the QEMU
+ * @buf: bytes
+ * @len: their number
+ *
+ * Non-blocking: when QEMU is not reading, fewer bytes (or none) are taken,
+ * as a serial line would drop them.
+ *
+ * Return: bytes taken, or -errno (-EAGAIN when none could be, -EPIPE when
+ * there is no console connection).
+ */
+ssize_t qemu_console_write(struct qemu *q, const void *buf, size_t len);
 /* Answer of qemu_query_status(): QMP's "status" ("running", "paused",
  * "shutdown", ...), or NULL when the query failed or QMP closed. */
 typedef void (*qemu_status_fn)(void *opaque, const char *status);

@@ -122,7 +122,6 @@ struct vm {
 	struct fd_sink console_out;
 	int console_in_fd;              /* the client's console input fd (relayed) */
 	ev_io console_in_io;
-	int console_wr;                 /* write end of QEMU's stdin pipe */
 	struct console_attach *attached;
 	int log_out_fd;
 	int guest_log_fd;
@@ -334,16 +333,17 @@ static void console_detach(struct console_attach *a)
 	free(a);
 }
 
-/* Console input: whatever arrives goes into QEMU's stdin pipe; when that is
- * full the bytes are dropped, as a serial line would. */
+/* Console input: whatever arrives goes into QEMU's console socket; when
+ * QEMU is not taking it the bytes are dropped, as a serial line would. */
 static void console_input(struct vm *vm, int from, bool *eof)
 {
 	char buf[4096];
 	ssize_t n = read(from, buf, sizeof(buf));
+	ssize_t w;
 
 	*eof = n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR);
-	if (n > 0 && vm->console_wr >= 0 && write(vm->console_wr, buf, (size_t)n) < 0 && errno != EAGAIN)
-		log_debug("vm %s: console input: %s", vm->id, strerror(errno));
+	if (n > 0 && vm->qemu && (w = qemu_console_write(vm->qemu, buf, (size_t)n)) < 0 && w != -EAGAIN)
+		log_debug("vm %s: console input: %s", vm->id, strerror((int)-w));
 }
 
 static void attach_read_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -511,8 +511,6 @@ static void vm_release_runtime(struct vm *vm)
 		ev_io_stop(loop, &vm->console_in_io);
 	if (vm->console_in_fd >= 0)
 		close(steal_fd(&vm->console_in_fd));
-	if (vm->console_wr >= 0)
-		close(steal_fd(&vm->console_wr));
 	while (vm->attached)
 		console_detach(vm->attached);
 	if (vm->log_out_fd >= 0)
@@ -1320,7 +1318,6 @@ int vm_create(struct daemon *d, const Virtmgr__V1__VmConfig *config, struct ttrp
 	vm->d = d;
 	vm->kernel_fd = vm->initrd_fd = vm->console_in_fd = vm->log_out_fd = vm->console_out.fd = -1;
 	vm->guest_log_fd = -1;
-	vm->console_wr = -1;
 	if (validate_config(d, config, vm, call, err) < 0) {
 		vm_free(vm);
 		return -1;
@@ -1485,23 +1482,16 @@ static int run_dir_check_space(const char *run_dir, struct vm_error *err)
 	return 0;
 }
 
-/* QEMU's stdin is a pipe the daemon writes: console input from the client's
- * console_in fd and from AttachConsole sockets is relayed into it. */
-static int console_pipe(struct vm *vm, struct vm_error *err)
+/* Console input from the client's console_in fd (as from AttachConsole
+ * sockets) is relayed into QEMU's console socket. */
+static void console_in_start(struct vm *vm)
 {
-	int p[2];
-
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return vm_error_set_errno(err, VM_RESOURCE_EXHAUSTED, errno, "vm %s: console pipe", vm->id);
-	fd_set_nonblock(p[1], true);
-	vm->console_wr = p[1];
-	if (vm->console_in_fd >= 0) {
-		fd_set_nonblock(vm->console_in_fd, true);
-		ev_io_init(&vm->console_in_io, console_in_cb, vm->console_in_fd, EV_READ);
-		vm->console_in_io.data = vm;
-		ev_io_start(vm->d->loop, &vm->console_in_io);
-	}
-	return p[0];
+	if (vm->console_in_fd < 0)
+		return;
+	fd_set_nonblock(vm->console_in_fd, true);
+	ev_io_init(&vm->console_in_io, console_in_cb, vm->console_in_fd, EV_READ);
+	vm->console_in_io.data = vm;
+	ev_io_start(vm->d->loop, &vm->console_in_io);
 }
 
 int vm_start(struct vm *vm, struct vm_error *err)
@@ -1509,7 +1499,6 @@ int vm_start(struct vm *vm, struct vm_error *err)
 	struct daemon *d = vm->d;
 	struct qemu_config qc = { 0 };
 	const char *fw_cfg_config = NULL;
-	cleanup_close int stdin_rd = -1;
 	int r;
 
 	if (vm->state != VIRTMGR__V1__VM_STATE__VM_STATE_NOT_STARTED)
@@ -1539,11 +1528,10 @@ int vm_start(struct vm *vm, struct vm_error *err)
 	qc.disks = vm->disks;
 	qc.ndisks = vm->ndisks;
 	qc.sandbox = d->cfg.sandbox;
-	if ((stdin_rd = console_pipe(vm, err)) < 0 || vsock_prepare(vm, &qc, err) < 0 || vms_attach(vm, err) < 0) {
+	if (vsock_prepare(vm, &qc, err) < 0 || vms_attach(vm, err) < 0) {
 		vm_died(vm, VIRTMGR__V1__DEATH_REASON__DEATH_REASON_START_FAILED, err->message);
 		return -1;
 	}
-	qc.console_in_fd = stdin_rd;
 	set_state(vm, VIRTMGR__V1__VM_STATE__VM_STATE_STARTING);
 	vm->started_ns = now_real_ns();
 	if (qemu_start(d->loop, &qc, &vm_qemu_cb, vm, &vm->qemu, err) < 0) {
@@ -1551,6 +1539,7 @@ int vm_start(struct vm *vm, struct vm_error *err)
 		vm_died(vm, VIRTMGR__V1__DEATH_REASON__DEATH_REASON_START_FAILED, err->message);
 		return -1;
 	}
+	console_in_start(vm);
 	vm_persist(vm);
 	if (vm->boot_timeout_ms) {
 		ev_timer_init(&vm->boot_timer, boot_timeout_cb, vm->boot_timeout_ms / 1000.0, 0);
@@ -1893,7 +1882,7 @@ static int restore_one(struct daemon *d, const char *dir, struct vm_error *err)
 	vm = xzalloc(sizeof(*vm));
 	vm->d = d;
 	vm->kernel_fd = vm->initrd_fd = vm->console_in_fd = vm->log_out_fd = vm->console_out.fd = -1;
-	vm->guest_log_fd = vm->console_wr = -1;
+	vm->guest_log_fd = -1;
 	snprintf(vm->id, sizeof(vm->id), "%s", id);
 	vm->name = xstrdup(name);
 	vm->accel = xstrdup(accel);

@@ -15,6 +15,8 @@ TESTS += tests/integration/exhaustion.sh
 EXTRA_DIST += tests/integration/exhaustion.sh
 TESTS += tests/integration/security.sh
 EXTRA_DIST += tests/integration/security.sh
+TESTS += tests/integration/suspend.sh
+EXTRA_DIST += tests/integration/suspend.sh
 
 # ---- fuzz targets (tests/fuzz/fuzz.mk's pattern) ----
 # vmctl's argument parsers: argv vectors built from the input.
@@ -35,7 +37,7 @@ EXTRA_DIST += tests/fuzz/corpus/vmctl
 FUZZ_TARGETS += api
 FUZZ_SRCS_api = tests/fuzz/fuzz_api.c $(VIRTMGRD_CORE_C) server/vsock_host.c \
 	lib/ttrpc.c lib/ttrpc-client.c lib/util.c lib/log.c protos/ttrpc.pb-c.c protos/virtmgr.pb-c.c
-FUZZ_LIBS_api = $(LIBXML_LIBS) $(FDT_LIBS)
+FUZZ_LIBS_api = $(FDT_LIBS)
 check_PROGRAMS += tests/fuzz/replay_api
 tests_fuzz_replay_api_SOURCES = tests/fuzz/replay.c tests/fuzz/fuzz_api.c
 tests_fuzz_replay_api_CFLAGS = $(AM_CFLAGS) $(PROTOBUF_C_CFLAGS) $(LIBXML_CFLAGS) $(FDT_CFLAGS)

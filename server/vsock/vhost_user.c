@@ -12,6 +12,13 @@
  * Rings: QEMU 7.2 enables vrings when it starts the device; a ring is
  * processed once it has a size, addresses and a kick fd, unless the frontend
  * disabled it with SET_VRING_ENABLE 0. GET_VRING_BASE stops it.
+ *
+ * Stopping is not a reset: QEMU stops the device when the VM is paused
+ * (QMP stop, SuspendVm) and starts it again on resume, giving back with
+ * SET_VRING_BASE the index GET_VRING_BASE returned; connections must
+ * survive that. When the driver in the guest reset the device in between,
+ * the queues restart at another index (0): then, and on RESET_OWNER or a
+ * frontend disconnect, the device's connections are reset.
  */
 #include "config.h"
 
@@ -353,6 +360,13 @@ static int handle(struct vu *vu, struct vu_msg *m)
 	case VHOST_USER_SET_VRING_BASE:
 		if (need_size(vu, m, sizeof(struct vu_state)) < 0 || !(r = ring_of(vu, m->p.state.index)))
 			return -1;
+		if (r->stopped && (uint16_t)m->p.state.num != r->stop_base) {
+			log_info("vhost-user: queue %u restarts at %u, not at %u where it stopped: the guest reset "
+				 "the device, dropping its connections",
+				 m->p.state.index, m->p.state.num, r->stop_base);
+			vu->ops->reset(vu->opaque);
+		}
+		r->stopped = false;
 		r->vq.last_avail = (uint16_t)m->p.state.num;
 		break;
 	case VHOST_USER_GET_VRING_BASE: {
@@ -361,8 +375,9 @@ static int handle(struct vu *vu, struct vu_msg *m)
 		struct vu_state st = {m->p.state.index, r->vq.last_avail};
 		ring_stop(vu, r);
 		r->addr_set = false;
-		/* the device is being stopped: connections cannot survive it */
-		vu->ops->reset(vu->opaque);
+		/* stopped, not reset (a pause): connections wait for the restart */
+		r->stopped = true;
+		r->stop_base = r->vq.last_avail;
 		return send_reply(vu, m, &st, sizeof(st));
 	}
 	case VHOST_USER_SET_VRING_KICK:

@@ -58,9 +58,8 @@ ok "1000 short-lived clients: fds $fd0 -> $fd1, RSS +$((rss1 - rss0)) KiB"
 
 # --- SIGKILL while ConnectVsock is pending (guest paused: the guest cannot answer)
 vmctl suspend "$vm" >/dev/null
-# Pausing stops the vhost-user device, and the vsock backend resets every
-# guest connection then (the guest agent's included: the daemon logs "the
-# agent died"), so the baseline here is the paused VM's.
+# The baseline is taken with the VM paused (suspend.sh checks that a pause
+# keeps the guest's vsock connections).
 sleep 1
 base=$(fd_count "$DAEMON_PID")
 # SuspendVm answers once QMP "stop" is sent: an attempt that races the pause

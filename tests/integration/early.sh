@@ -108,6 +108,8 @@ set +e
 rc=$?
 set -e
 [[ $rc -eq 1 ]] && grep -q "runs in regular mode" "$T/err" || fail "early client on a regular daemon: $rc $(cat "$T/err")"
+# Only --early reads XML: a regular daemon never maps libxml2 (server/xmllib.h).
+! grep libxml2 "/proc/$regular/maps" >/dev/null || fail "a regular virtmgrd has libxml2 mapped"
 kill "$regular"
 wait "$regular" 2>/dev/null || true
 rm -rf "$T/regular-run"
@@ -118,6 +120,7 @@ ok "the early client refuses a regular daemon ($(cat "$T/err"))"
 start_early --run-dir "$T/run"
 "$R/system/bin/vm_demo_early" --info -s "$SOCK" >"$T/info"
 grep -q " mode early cids 100..399 run_dir $R/mnt/vm/early " "$T/info" || fail "GetDaemonInfo: $(cat "$T/info")"
+grep libxml2 "/proc/$DAEMON_PID/maps" >/dev/null || fail "virtmgrd --early has not loaded libxml2"
 ok "GetDaemonInfo in early mode: $(cat "$T/info")"
 
 # --- refusals (no VM is created)

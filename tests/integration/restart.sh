@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # virtmgrd SIGKILLed and restarted: detached VMs keep running and are adopted
-# again (same id, CID, QEMU; QMP control and events work), the owned VM whose
+# again (same id, CID, QEMU; QMP control and events work; the console is
+# captured again and takes input), the owned VM whose
 # owner connection died with the daemon is stopped and cleaned up, and a
 # corrupt or half-written state file does not stop the daemon from starting.
 source "$(dirname "$0")/lib.sh"
 start_daemon
 
-keep=$(vmctl run --detach --name keep -- /bin/sleep 600)
+# keep prints a heartbeat and echoes what is typed on its console
+keep=$(vmctl run --detach --name keep -- /bin/sh -c \
+	'i=0; while :; do echo hb $i; i=$((i + 1)); sleep 1; done & while read l; do echo got:$l; done')
 "$VMCTL_BIN" --socket "$SOCK" run --name owned -- /bin/sleep 600 >/dev/null 2>&1 &
 owner=$!
 vmctl wait "$keep" --state STARTED --timeout 180 >/dev/null || fail "keep did not start"
@@ -34,6 +37,19 @@ start_daemon
 	fail "adopted VM changed: $(vmctl --json info "$keep")"
 vmctl list | grep keep >/dev/null || fail "vmctl list does not show the adopted VM"
 ok "restarted daemon adopted the detached VM (same id, CID $keep_cid, QEMU $keep_pid)"
+
+# its console: output captured again (console.log grows, vmctl logs shows it), input reaches the guest
+keep_log=$(vm_field "$keep" run_dir)/console.log
+hb=$(grep -c '^hb ' "$keep_log" || true)
+wait_for 60 bash -c "(( \$(grep -c '^hb ' '$keep_log') > $hb + 2 ))" ||
+	fail "the adopted VM's console is not captured after the restart"
+(echo typed-after-restart; sleep 120) | vmctl console "$keep" >"$T/console.out" 2>&1 &
+console_client=$!
+wait_for 60 grep -q '^got:typed-after-restart' "$keep_log" || fail "console input does not reach the adopted VM"
+kill "$console_client" 2>/dev/null || true
+wait "$console_client" 2>/dev/null || true
+vmctl logs "$keep" | grep '^got:typed-after-restart' >/dev/null || fail "vmctl logs lacks the typed line"
+ok "the adopted VM's console is captured again ($hb heartbeats before, more after) and takes input"
 
 wait_for 30 bash -c "! kill -0 $owned_pid 2>/dev/null" || fail "the orphaned owned VM's QEMU still runs"
 wait_for 30 test ! -e "$owned_dir" || fail "$owned_dir left behind"

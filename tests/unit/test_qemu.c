@@ -159,7 +159,6 @@ static void vm_init(struct vmtest *t, struct ev_loop *loop, const char *payload)
 		.cmdline = cmdline,
 		.memory_mib = 256,
 		.cpus = 1,
-		.console_in_fd = -1,
 		.sandbox = true,
 	};
 	t->console = xstrdup("");
@@ -378,11 +377,9 @@ Test(qemu, pause_cont_quit)
 	vm_done(&t);
 }
 
-static int console_in = -1;
-
 static void act_type_line(struct vmtest *t)
 {
-	cr_assert_eq(write(console_in, "typed-line\n", 11), 11);
+	cr_assert_eq(qemu_console_write(t->q, "typed-line\n", 11), 11);
 }
 
 Test(qemu, disk_and_console_input)
@@ -391,7 +388,7 @@ Test(qemu, disk_and_console_input)
 	char dir[] = "/tmp/virtmgr-test-disk.XXXXXX";
 	char disk_path[128];
 	struct qemu_disk disk;
-	int in[2], fd;
+	int fd;
 	static const char content[] = "DISK-CONTENT-4711\n";
 
 	/* a comma and "file=" in the path must reach QEMU as data, not options */
@@ -402,8 +399,6 @@ Test(qemu, disk_and_console_input)
 	cr_assert_eq(write(fd, content, sizeof(content) - 1), (ssize_t)(sizeof(content) - 1));
 	cr_assert_eq(ftruncate(fd, 1 << 20), 0);
 	close(fd);
-	cr_assert_eq(pipe2(in, O_CLOEXEC), 0);
-	console_in = in[1];
 
 	/* typed only once the payload asks: earlier bytes may meet a serial
 	 * port or tty not set up yet, as on real hardware */
@@ -413,14 +408,11 @@ Test(qemu, disk_and_console_input)
 	disk = (struct qemu_disk){ .path = disk_path, .fd = -1, .read_only = true };
 	t.cfg.disks = &disk;
 	t.cfg.ndisks = 1;
-	t.cfg.console_in_fd = in[0];
 	vm_start_ok(&t);
-	close(in[0]);
 	vm_run(&t);
 	cr_assert(strstr(t.console, "DISK-CONTENT-4711"), "console:\n%s", t.console);
 	cr_assert(strstr(t.console, "got:typed-line"), "console:\n%s", t.console);
 	cr_assert(strstr(t.console, "VIRTMGR: EXIT 0"), "console:\n%s", t.console);
-	close(in[1]);
 	vm_done(&t);
 	remove_tree(dir);
 }
