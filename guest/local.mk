@@ -1,14 +1,9 @@
 # guest: see docs/HACKING.md for how fragments are written.
 #
-# guest/init is the static PID 1 of the default guest image. It is built
-# without the sanitizers (they cannot link statically) and without
-# libvirtmgr. `make guest-image` runs guest/mkimage.sh, which fetches
-# Debian's cloud kernel into a cache and writes guest/image/{vmlinuz,
-# initramfs.img} in the build tree; see docs/guest.md.
-noinst_PROGRAMS += guest/init
-guest_init_SOURCES = guest/init.c
-guest_init_CFLAGS = -std=gnu11 $(WARN_CFLAGS)
-guest_init_LDFLAGS = -all-static
+# The default guest image's PID 1 is vmagent (guest/vmagent/vmagent.mk).
+# `make guest-image` runs guest/mkimage.sh, which fetches Debian's cloud
+# kernel into a cache and writes guest/image/{vmlinuz,initramfs.img} in the
+# build tree; see docs/guest.md.
 
 EXTRA_DIST += guest/mkimage.sh docs/guest.md
 

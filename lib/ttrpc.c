@@ -9,10 +9,14 @@
  *
  * A struct ttrpc_conn is one socket on the loop, either served (requests in,
  * responses out) or used as an asynchronous client (requests out). Input is
- * read non-blocking in chunks and decoded; output is a queue of whole frames
- * written with sendmsg() as the socket accepts them. A frame that carries fds
- * is written by a sendmsg() of its own that begins with its first byte (the
- * fd rule, see lib/ttrpc-priv.h). Output is bounded: once more than
+ * read non-blocking in chunks and decoded, and every complete frame of a read
+ * is handled before anything is written; output is a queue of buffers of
+ * whole frames (answers are packed straight into the last one) written with
+ * sendmsg() as the socket accepts them, so one batch of requests gets one
+ * write. A frame that carries fds has a buffer of its own and is written by a
+ * sendmsg() of its own that begins with its first byte (the fd rule, see
+ * lib/ttrpc-priv.h). Answers are packed in one pass (see pb_encode) from a
+ * per-message-type plan the server compiles once. Output is bounded: once more than
  * max_out_bytes are queued the peer is not reading, the queue is dropped and
  * the connection closed from a zero-delay timer (never from inside the
  * caller's reply, so handlers are not re-entered).
@@ -204,15 +208,489 @@ ssize_t ttrpc_decoder_last_start(const struct ttrpc_decoder *d, const uint8_t *b
 	return last;
 }
 
+/*
+ * A single-pass protobuf encoder writing exactly the bytes protobuf-c's
+ * protobuf_c_message_pack() writes (same field order, same presence rules
+ * per label, same varint forms, unknown fields last), without its separate
+ * get_packed_size() pass: the output grows as it is written, and a nested
+ * message's length prefix is written after its body, moving the body only
+ * in the rare case the prefix needs more than the one byte reserved for it.
+ */
+struct pb_buf {
+	uint8_t *p;
+	size_t len, cap;
+};
+
+static void pb_grow(struct pb_buf *b, size_t need)
+{
+	size_t cap = MAX(b->cap * 2, b->len + need);
+
+	b->p = xrealloc(b->p, MAX(cap, (size_t)256));
+	b->cap = MAX(cap, (size_t)256);
+}
+
+/* Room for @need more bytes. Return: where they go. */
+static inline uint8_t *pb_space(struct pb_buf *b, size_t need)
+{
+	if (b->cap - b->len < need)
+		pb_grow(b, need);
+	return b->p + b->len;
+}
+
+static inline size_t pb_varint(uint8_t *out, uint64_t v)
+{
+	size_t n = 0;
+
+	while (v >= 0x80) {
+		out[n++] = (uint8_t)(v | 0x80);
+		v >>= 7;
+	}
+	out[n++] = (uint8_t)v;
+	return n;
+}
+
+static inline size_t pb_varint_len(uint64_t v)
+{
+	size_t n = 1;
+
+	while (v >= 0x80) {
+		v >>= 7;
+		n++;
+	}
+	return n;
+}
+
+static inline size_t pb_tag(uint8_t *out, uint32_t id, unsigned wire)
+{
+	if (id < 16) {
+		out[0] = (uint8_t)(id << 3 | wire);
+		return 1;
+	}
+	return pb_varint(out, (uint64_t)id << 3 | wire);
+}
+
+static inline void pb_put_tag(struct pb_buf *b, uint32_t id, unsigned wire)
+{
+	uint8_t *o = pb_space(b, 10);
+
+	b->len += pb_tag(o, id, wire);
+}
+
+static void pb_encode(struct pb_buf *b, const ProtobufCMessage *msg);
+
+/* Tag, length and @n bytes of @data. */
+static inline void pb_put_bytes(struct pb_buf *b, uint32_t id, const void *data, size_t n)
+{
+	uint8_t *o = pb_space(b, 15 + n);
+	size_t k = pb_tag(o, id, PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED);
+
+	if (n < 0x80)
+		o[k++] = (uint8_t)n;
+	else
+		k += pb_varint(o + k, n);
+	if (n)
+		memcpy(o + k, data, n);
+	b->len += k + n;
+}
+
+/* Finish a length-delimited body that started at @start, one byte after the byte reserved for its
+ * length: move the body when the length needs more than that byte. */
+static void pb_close_nested(struct pb_buf *b, size_t start)
+{
+	size_t n = b->len - start, vn = pb_varint_len(n);
+
+	if (vn > 1) {
+		pb_space(b, vn - 1);
+		memmove(b->p + start + vn - 1, b->p + start, n);
+		b->len += vn - 1;
+	}
+	pb_varint(b->p + start - 1, n);
+}
+
+/* Tag and value of one element of field @f at @member (protobuf-c's required_field_pack). */
+static void pb_put_field(struct pb_buf *b, const ProtobufCFieldDescriptor *f, const void *member)
+{
+	uint8_t *o;
+	size_t k;
+
+	switch (f->type) {
+	case PROTOBUF_C_TYPE_STRING: {
+		const char *str = *(char *const *)member;
+
+		pb_put_bytes(b, f->id, str, str ? strlen(str) : 0);
+		return;
+	}
+	case PROTOBUF_C_TYPE_BYTES: {
+		const ProtobufCBinaryData *bd = member;
+
+		pb_put_bytes(b, f->id, bd->data, bd->len);
+		return;
+	}
+	case PROTOBUF_C_TYPE_MESSAGE: {
+		const ProtobufCMessage *sub = *(ProtobufCMessage *const *)member;
+		size_t start;
+
+		o = pb_space(b, 11);
+		k = pb_tag(o, f->id, PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED);
+		o[k++] = 0;               /* the length, or an absent message: empty */
+		b->len += k;
+		if (!sub)
+			return;
+		start = b->len;
+		pb_encode(b, sub);
+		pb_close_nested(b, start);
+		return;
+	}
+	default:
+		break;
+	}
+	o = pb_space(b, 20);
+	switch (f->type) {
+	case PROTOBUF_C_TYPE_SINT32: {
+		int32_t v = *(const int32_t *)member;
+
+		k = pb_tag(o, f->id, PROTOBUF_C_WIRE_TYPE_VARINT);
+		k += pb_varint(o + k, (uint32_t)((uint32_t)v << 1) ^ (uint32_t)-(v < 0));
+		break;
+	}
+	case PROTOBUF_C_TYPE_ENUM:
+	case PROTOBUF_C_TYPE_INT32:
+		/* negative values are sign-extended to ten bytes */
+		k = pb_tag(o, f->id, PROTOBUF_C_WIRE_TYPE_VARINT);
+		k += pb_varint(o + k, (uint64_t)(int64_t) * (const int32_t *)member);
+		break;
+	case PROTOBUF_C_TYPE_UINT32:
+		k = pb_tag(o, f->id, PROTOBUF_C_WIRE_TYPE_VARINT);
+		k += pb_varint(o + k, *(const uint32_t *)member);
+		break;
+	case PROTOBUF_C_TYPE_SINT64: {
+		int64_t v = *(const int64_t *)member;
+
+		k = pb_tag(o, f->id, PROTOBUF_C_WIRE_TYPE_VARINT);
+		k += pb_varint(o + k, ((uint64_t)v << 1) ^ (uint64_t)-(v < 0));
+		break;
+	}
+	case PROTOBUF_C_TYPE_INT64:
+	case PROTOBUF_C_TYPE_UINT64:
+		k = pb_tag(o, f->id, PROTOBUF_C_WIRE_TYPE_VARINT);
+		k += pb_varint(o + k, *(const uint64_t *)member);
+		break;
+	case PROTOBUF_C_TYPE_SFIXED32:
+	case PROTOBUF_C_TYPE_FIXED32:
+	case PROTOBUF_C_TYPE_FLOAT:
+		k = pb_tag(o, f->id, PROTOBUF_C_WIRE_TYPE_32BIT);
+		memcpy(o + k, member, 4);  /* little endian, as on every target we build for */
+		k += 4;
+		break;
+	case PROTOBUF_C_TYPE_SFIXED64:
+	case PROTOBUF_C_TYPE_FIXED64:
+	case PROTOBUF_C_TYPE_DOUBLE:
+		k = pb_tag(o, f->id, PROTOBUF_C_WIRE_TYPE_64BIT);
+		memcpy(o + k, member, 8);
+		k += 8;
+		break;
+	case PROTOBUF_C_TYPE_BOOL:
+		k = pb_tag(o, f->id, PROTOBUF_C_WIRE_TYPE_VARINT);
+		o[k++] = *(const protobuf_c_boolean *)member ? 1 : 0;
+		break;
+	default:
+		return;
+	}
+	b->len += k;
+}
+
+/* protobuf-c's field_is_zeroish(): an unlabeled (proto3) field left out. */
+static bool pb_zeroish(const ProtobufCFieldDescriptor *f, const void *member)
+{
+	switch (f->type) {
+	case PROTOBUF_C_TYPE_BOOL:
+		return *(const protobuf_c_boolean *)member == 0;
+	case PROTOBUF_C_TYPE_ENUM:
+	case PROTOBUF_C_TYPE_SINT32:
+	case PROTOBUF_C_TYPE_INT32:
+	case PROTOBUF_C_TYPE_UINT32:
+	case PROTOBUF_C_TYPE_SFIXED32:
+	case PROTOBUF_C_TYPE_FIXED32:
+		return *(const uint32_t *)member == 0;
+	case PROTOBUF_C_TYPE_SINT64:
+	case PROTOBUF_C_TYPE_INT64:
+	case PROTOBUF_C_TYPE_UINT64:
+	case PROTOBUF_C_TYPE_SFIXED64:
+	case PROTOBUF_C_TYPE_FIXED64:
+		return *(const uint64_t *)member == 0;
+	case PROTOBUF_C_TYPE_FLOAT:
+		return *(const float *)member == 0;
+	case PROTOBUF_C_TYPE_DOUBLE:
+		return *(const double *)member == 0;
+	case PROTOBUF_C_TYPE_STRING: {
+		const char *str = *(const char *const *)member;
+
+		return !str || !*str;
+	}
+	case PROTOBUF_C_TYPE_BYTES:
+	case PROTOBUF_C_TYPE_MESSAGE:
+		return *(const void *const *)member == NULL;
+	}
+	return true;
+}
+
+static size_t pb_elt_size(ProtobufCType type)
+{
+	switch (type) {
+	case PROTOBUF_C_TYPE_SINT64:
+	case PROTOBUF_C_TYPE_INT64:
+	case PROTOBUF_C_TYPE_UINT64:
+	case PROTOBUF_C_TYPE_SFIXED64:
+	case PROTOBUF_C_TYPE_FIXED64:
+	case PROTOBUF_C_TYPE_DOUBLE:
+		return 8;
+	case PROTOBUF_C_TYPE_BOOL:
+		return sizeof(protobuf_c_boolean);
+	case PROTOBUF_C_TYPE_STRING:
+	case PROTOBUF_C_TYPE_MESSAGE:
+		return sizeof(void *);
+	case PROTOBUF_C_TYPE_BYTES:
+		return sizeof(ProtobufCBinaryData);
+	default:
+		return 4;
+	}
+}
+
+/* A packed repeated scalar field: one tag, the length, the values without tags. */
+static void pb_put_packed(struct pb_buf *b, const ProtobufCFieldDescriptor *f, size_t count, const void *array)
+{
+	size_t esz = pb_elt_size(f->type), start;
+
+	pb_put_tag(b, f->id, PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED);
+	pb_space(b, 1);
+	start = ++b->len;
+	for (size_t i = 0; i < count; i++) {
+		const void *e = (const char *)array + i * esz;
+		uint8_t *o = pb_space(b, 10);
+
+		switch (f->type) {
+		case PROTOBUF_C_TYPE_SFIXED32:
+		case PROTOBUF_C_TYPE_FIXED32:
+		case PROTOBUF_C_TYPE_FLOAT:
+			memcpy(o, e, 4);
+			b->len += 4;
+			break;
+		case PROTOBUF_C_TYPE_SFIXED64:
+		case PROTOBUF_C_TYPE_FIXED64:
+		case PROTOBUF_C_TYPE_DOUBLE:
+			memcpy(o, e, 8);
+			b->len += 8;
+			break;
+		case PROTOBUF_C_TYPE_ENUM:
+		case PROTOBUF_C_TYPE_INT32:
+			b->len += pb_varint(o, (uint64_t)(int64_t) * (const int32_t *)e);
+			break;
+		case PROTOBUF_C_TYPE_SINT32: {
+			int32_t v = *(const int32_t *)e;
+
+			b->len += pb_varint(o, (uint32_t)((uint32_t)v << 1) ^ (uint32_t)-(v < 0));
+			break;
+		}
+		case PROTOBUF_C_TYPE_SINT64: {
+			int64_t v = *(const int64_t *)e;
+
+			b->len += pb_varint(o, ((uint64_t)v << 1) ^ (uint64_t)-(v < 0));
+			break;
+		}
+		case PROTOBUF_C_TYPE_UINT32:
+			b->len += pb_varint(o, *(const uint32_t *)e);
+			break;
+		case PROTOBUF_C_TYPE_INT64:
+		case PROTOBUF_C_TYPE_UINT64:
+			b->len += pb_varint(o, *(const uint64_t *)e);
+			break;
+		case PROTOBUF_C_TYPE_BOOL:
+			*o = *(const protobuf_c_boolean *)e ? 1 : 0;
+			b->len++;
+			break;
+		default:
+			break;
+		}
+	}
+	pb_close_nested(b, start);
+}
+
+/* One field of @msg, if present (protobuf-c's rules per label). */
+static void pb_encode_field(struct pb_buf *b, const ProtobufCMessage *msg, const ProtobufCFieldDescriptor *f)
+{
+	const void *member = (const char *)msg + f->offset;
+	const void *q = (const char *)msg + f->quantifier_offset;
+	bool ptr_type = f->type == PROTOBUF_C_TYPE_MESSAGE || f->type == PROTOBUF_C_TYPE_STRING;
+
+	switch (f->label) {
+	case PROTOBUF_C_LABEL_REQUIRED:
+		break;
+	case PROTOBUF_C_LABEL_OPTIONAL:
+	case PROTOBUF_C_LABEL_NONE:
+		if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
+			if (*(const uint32_t *)q != f->id)
+				return;
+			if (ptr_type) {
+				const void *ptr = *(const void *const *)member;
+
+				if (!ptr || ptr == f->default_value)
+					return;
+			}
+		} else if (f->label == PROTOBUF_C_LABEL_NONE) {
+			if (pb_zeroish(f, member))
+				return;
+		} else if (ptr_type) {
+			const void *ptr = *(const void *const *)member;
+
+			if (!ptr || ptr == f->default_value)
+				return;
+		} else if (!*(const protobuf_c_boolean *)q) {
+			return;
+		}
+		break;
+	case PROTOBUF_C_LABEL_REPEATED: {
+		size_t count = *(const size_t *)q;
+		const char *array = *(const void *const *)member;
+		size_t esz;
+
+		if (!count)
+			return;
+		if (f->flags & PROTOBUF_C_FIELD_FLAG_PACKED) {
+			pb_put_packed(b, f, count, array);
+			return;
+		}
+		esz = pb_elt_size(f->type);
+		for (size_t k = 0; k < count; k++)
+			pb_put_field(b, f, array + k * esz);
+		return;
+	}
+	}
+	pb_put_field(b, f, member);
+}
+
+static void pb_encode_unknown(struct pb_buf *b, const ProtobufCMessage *msg)
+{
+	for (unsigned i = 0; i < msg->n_unknown_fields; i++) {
+		const ProtobufCMessageUnknownField *u = msg->unknown_fields + i;
+		uint8_t *o;
+
+		pb_put_tag(b, u->tag, u->wire_type);
+		o = pb_space(b, u->len);
+		if (u->len)
+			memcpy(o, u->data, u->len);
+		b->len += u->len;
+	}
+}
+
+static void pb_encode(struct pb_buf *b, const ProtobufCMessage *msg)
+{
+	const ProtobufCMessageDescriptor *desc = msg->descriptor;
+
+	for (unsigned i = 0; i < desc->n_fields; i++)
+		pb_encode_field(b, msg, desc->fields + i);
+	pb_encode_unknown(b, msg);
+}
+
+/*
+ * Plans: the server packs its answers from a per-message-type list of
+ * operations compiled once from the descriptor, with each field's tag bytes
+ * precomputed and the common proto3 shapes (a string, a varint, a bool, a
+ * message, a repeated message or string) handled by one case each; any
+ * other field is written by pb_encode_field(). The bytes are the same.
+ */
+enum pb_op_code {
+	PB_OP_FIELD,              /* pb_encode_field() */
+	PB_OP_STRING,             /* unlabeled: left out when NULL or "" */
+	PB_OP_UINT32,             /* unlabeled uint32: left out when 0 */
+	PB_OP_INT32,              /* unlabeled int32 or enum: sign-extended */
+	PB_OP_UINT64,             /* unlabeled int64 or uint64 */
+	PB_OP_BOOL,
+	PB_OP_MESSAGE,            /* unlabeled: left out when NULL */
+	PB_OP_REP_MESSAGE,        /* repeated, not packed (a NULL element is written empty) */
+	PB_OP_REP_STRING,
+};
+
+struct pb_plan;
+
+struct pb_op {
+	uint8_t code;
+	uint8_t taglen;
+	uint8_t tag[8];           /* the field's tag with its wire type */
+	uint32_t offset, qoffset;
+	const ProtobufCFieldDescriptor *f;
+	struct pb_plan *sub;      /* message ops: the plan of f->descriptor, once used */
+};
+
+struct pb_plan {
+	const ProtobufCMessageDescriptor *desc;
+	unsigned n;
+	struct pb_op ops[];
+};
+
+static struct pb_plan *pb_plan_new(const ProtobufCMessageDescriptor *desc)
+{
+	struct pb_plan *pl = xzalloc(sizeof(*pl) + desc->n_fields * sizeof(pl->ops[0]));
+
+	pl->desc = desc;
+	pl->n = desc->n_fields;
+	for (unsigned i = 0; i < desc->n_fields; i++) {
+		const ProtobufCFieldDescriptor *f = desc->fields + i;
+		struct pb_op *op = &pl->ops[i];
+		unsigned wire = PROTOBUF_C_WIRE_TYPE_VARINT;
+
+		op->f = f;
+		op->offset = f->offset;
+		op->qoffset = f->quantifier_offset;
+		op->code = PB_OP_FIELD;
+		if (f->label == PROTOBUF_C_LABEL_NONE && !(f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)) {
+			switch (f->type) {
+			case PROTOBUF_C_TYPE_STRING:
+				op->code = PB_OP_STRING;
+				wire = PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED;
+				break;
+			case PROTOBUF_C_TYPE_UINT32:
+				op->code = PB_OP_UINT32;
+				break;
+			case PROTOBUF_C_TYPE_INT32:
+			case PROTOBUF_C_TYPE_ENUM:
+				op->code = PB_OP_INT32;
+				break;
+			case PROTOBUF_C_TYPE_INT64:
+			case PROTOBUF_C_TYPE_UINT64:
+				op->code = PB_OP_UINT64;
+				break;
+			case PROTOBUF_C_TYPE_BOOL:
+				op->code = PB_OP_BOOL;
+				break;
+			case PROTOBUF_C_TYPE_MESSAGE:
+				op->code = PB_OP_MESSAGE;
+				wire = PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED;
+				break;
+			default:
+				break;
+			}
+		} else if (f->label == PROTOBUF_C_LABEL_REPEATED && f->type == PROTOBUF_C_TYPE_MESSAGE) {
+			op->code = PB_OP_REP_MESSAGE;
+			wire = PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED;
+		} else if (f->label == PROTOBUF_C_LABEL_REPEATED && f->type == PROTOBUF_C_TYPE_STRING) {
+			op->code = PB_OP_REP_STRING;
+			wire = PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED;
+		}
+		op->taglen = (uint8_t)pb_tag(op->tag, f->id, wire);
+	}
+	return pl;
+}
+
 uint8_t *ttrpc_pack(const ProtobufCMessage *msg, size_t *len)
 {
-	size_t n = msg ? protobuf_c_message_get_packed_size(msg) : 0;
-	uint8_t *buf = xmalloc(n ? n : 1);
+	struct pb_buf b = { 0 };
 
-	if (n)
-		protobuf_c_message_pack(msg, buf);
-	*len = n;
-	return buf;
+	if (msg)
+		pb_encode(&b, msg);
+	if (!b.p)
+		b.p = xmalloc(1);
+	*len = b.len;
+	return b.p;
 }
 
 /* ------------------------------------------------------ shared internals */
@@ -382,14 +860,16 @@ uint8_t *ttrpc_build_frame(uint32_t stream_id, uint8_t type, uint8_t flags, cons
 static uint8_t *build_msg_frame(uint32_t stream_id, uint8_t type, uint8_t flags, const ProtobufCMessage *msg,
 				size_t *out_len)
 {
-	size_t n = protobuf_c_message_get_packed_size(msg);
-	struct ttrpc_header h = { .length = (uint32_t)n, .stream_id = stream_id, .type = type, .flags = flags };
-	uint8_t *buf = xmalloc(TTRPC_HEADER_SIZE + n);
+	struct pb_buf b = { 0 };
 
-	ttrpc_header_encode(&h, buf);
-	protobuf_c_message_pack(msg, buf + TTRPC_HEADER_SIZE);
-	*out_len = TTRPC_HEADER_SIZE + n;
-	return buf;
+	pb_space(&b, TTRPC_HEADER_SIZE);
+	b.len = TTRPC_HEADER_SIZE;
+	pb_encode(&b, msg);
+	ttrpc_header_encode(&(struct ttrpc_header){ .length = (uint32_t)(b.len - TTRPC_HEADER_SIZE),
+						    .stream_id = stream_id, .type = type, .flags = flags },
+			    b.p);
+	*out_len = b.len;
+	return b.p;
 }
 
 uint8_t *ttrpc_build_request(uint32_t stream_id, uint8_t flags, const char *service, const char *method,
@@ -436,6 +916,8 @@ struct method_entry {
 	char *service;
 	char *method;
 	char *name;                      /* "Service/Method", shared by its calls */
+	size_t service_len, method_len;
+	size_t reply_hint;               /* payload size of the last answer (room reserved for its prefix) */
 	const ProtobufCMessageDescriptor *input;
 	ttrpc_handler_fn fn;
 	void *opaque;
@@ -463,15 +945,34 @@ struct ttrpc_server {
 	void *conn_opaque;
 	double refuse_logged;     /* ev_now() of the last "limit reached" line */
 	unsigned refused;         /* refused since that line */
+	struct method_entry **mtab;      /* by (service, method), open addressing; newest entry wins */
+	size_t mtab_size;                /* a power of two, at least twice the methods */
+	struct ttrpc_call *free_calls;   /* ended calls' state, kept for the next ones */
+	unsigned nfree_calls;
+	struct out_chunk *spare;         /* a written output chunk, kept for the next batch */
+	struct pb_plan **plans;          /* by descriptor, open addressing */
+	size_t plans_cap, nplans;
 };
 
-struct out_frame {
-	struct out_frame *next;
-	uint8_t *buf;
-	size_t len, off;
+#define TTRPC_FREE_CALLS_MAX 64
+
+/*
+ * Output is a queue of chunks of whole frames, back to back. Frames are
+ * appended to the last chunk (answers are packed straight into it), so the
+ * answers to one batch of requests are one buffer and go out in one
+ * sendmsg(); a frame that carries fds gets a chunk of its own (the fd rule).
+ */
+struct out_chunk {
+	struct out_chunk *next;
+	struct pb_buf b;          /* the bytes; sent up to off */
+	size_t off;
 	int fds[TTRPC_MAX_FDS];
 	size_t nfds;              /* still to send with the first byte */
+	bool sealed;              /* nothing more is appended */
 };
+
+#define TTRPC_CHUNK_MAX 65536          /* a chunk past this takes no more frames */
+#define TTRPC_SPARE_MAX (256u << 10)   /* the server keeps one written chunk up to this size */
 
 /* A pending call of the asynchronous client. */
 struct pending {
@@ -495,7 +996,7 @@ struct ttrpc_conn {
 	ev_timer close_timer;
 	struct ttrpc_decoder dec;
 	struct ttrpc_fdq fdq;
-	struct out_frame *out_head, *out_tail;
+	struct out_chunk *out_head, *out_tail;
 	size_t out_bytes, max_out;
 	struct ttrpc_call *calls;
 	unsigned ncalls;
@@ -518,6 +1019,7 @@ struct ttrpc_call {
 	struct ttrpc_conn *conn;
 	uint32_t stream_id;
 	const char *name;                /* "Service/Method", the method entry's */
+	struct method_entry *method;
 	bool stream;
 	uint64_t deadline_ns;
 	ev_timer timer;
@@ -569,6 +1071,20 @@ void ttrpc_server_free(struct ttrpc_server *srv)
 		free(m->name);
 		free(m);
 	}
+	free(srv->mtab);
+	while (srv->free_calls) {
+		struct ttrpc_call *call = srv->free_calls;
+
+		srv->free_calls = call->next;
+		free(call);
+	}
+	if (srv->spare) {
+		free(srv->spare->b.p);
+		free(srv->spare);
+	}
+	for (size_t i = 0; i < srv->plans_cap; i++)
+		free(srv->plans[i]);
+	free(srv->plans);
 	free(srv);
 }
 
@@ -587,6 +1103,57 @@ void ttrpc_server_set_conn_callbacks(struct ttrpc_server *srv, ttrpc_conn_cb on_
 	srv->conn_opaque = opaque;
 }
 
+/* The method's name and the service's length: services are few, methods tell entries apart. */
+static size_t method_hash(size_t slen, const char *method, size_t mlen)
+{
+	uint64_t h = 0xcbf29ce484222325ull ^ slen;  /* FNV-1a */
+
+	for (size_t i = 0; i < mlen; i++)
+		h = (h ^ (uint8_t)method[i]) * 0x100000001b3ull;
+	return (size_t)(h ^ h >> 29);
+}
+
+static struct method_entry *server_lookup(const struct ttrpc_server *srv, const char *service, size_t slen,
+					  const char *method, size_t mlen)
+{
+	size_t mask = srv->mtab_size - 1;
+
+	if (!srv->mtab)
+		return NULL;
+	for (size_t i = method_hash(slen, method, mlen) & mask;; i = (i + 1) & mask) {
+		struct method_entry *m = srv->mtab[i];
+
+		if (!m)
+			return NULL;
+		if (m->service_len == slen && m->method_len == mlen && !memcmp(m->method, method, mlen) &&
+		    !memcmp(m->service, service, slen))
+			return m;
+	}
+}
+
+/* Rebuild the lookup table from the list (newest first, so a re-registered method replaces the old). */
+static void server_index_methods(struct ttrpc_server *srv)
+{
+	size_t n = 0, size = 8;
+
+	for (struct method_entry *m = srv->methods; m; m = m->next)
+		n++;
+	while (size < 2 * n)
+		size *= 2;
+	free(srv->mtab);
+	srv->mtab = xcalloc(size, sizeof(*srv->mtab));
+	srv->mtab_size = size;
+	for (struct method_entry *m = srv->methods; m; m = m->next) {
+		size_t i = method_hash(m->service_len, m->method, m->method_len) & (size - 1);
+
+		if (server_lookup(srv, m->service, m->service_len, m->method, m->method_len))
+			continue;
+		while (srv->mtab[i])
+			i = (i + 1) & (size - 1);
+		srv->mtab[i] = m;
+	}
+}
+
 void ttrpc_server_add_method(struct ttrpc_server *srv, const char *service, const char *method,
 			     const ProtobufCMessageDescriptor *input, ttrpc_handler_fn fn, void *opaque)
 {
@@ -595,16 +1162,181 @@ void ttrpc_server_add_method(struct ttrpc_server *srv, const char *service, cons
 	m->service = xstrdup(service);
 	m->method = xstrdup(method);
 	m->name = xasprintf("%s/%s", service, method);
+	m->service_len = strlen(service);
+	m->method_len = strlen(method);
 	m->input = input;
 	m->fn = fn;
 	m->opaque = opaque;
 	m->next = srv->methods;
 	srv->methods = m;
+	server_index_methods(srv);
 }
 
 unsigned ttrpc_server_conn_count(const struct ttrpc_server *srv)
 {
 	return srv->nconns;
+}
+
+/* ---- answers packed from plans ---- */
+
+static size_t plan_slot(const struct ttrpc_server *srv, const ProtobufCMessageDescriptor *desc)
+{
+	uintptr_t x = (uintptr_t)desc;
+
+	return (size_t)(x >> 4 ^ x >> 12) & (srv->plans_cap - 1);
+}
+
+/* The plan of @desc, compiled on first use. */
+static struct pb_plan *server_plan(struct ttrpc_server *srv, const ProtobufCMessageDescriptor *desc)
+{
+	struct pb_plan *pl;
+	size_t i;
+
+	if (srv->plans_cap)
+		for (i = plan_slot(srv, desc); srv->plans[i]; i = (i + 1) & (srv->plans_cap - 1))
+			if (srv->plans[i]->desc == desc)
+				return srv->plans[i];
+	if (2 * (srv->nplans + 1) > srv->plans_cap) {
+		struct pb_plan **old = srv->plans;
+		size_t old_cap = srv->plans_cap;
+
+		srv->plans_cap = old_cap ? old_cap * 2 : 32;
+		srv->plans = xcalloc(srv->plans_cap, sizeof(*srv->plans));
+		for (size_t k = 0; k < old_cap; k++) {
+			if (!old[k])
+				continue;
+			for (i = plan_slot(srv, old[k]->desc); srv->plans[i]; i = (i + 1) & (srv->plans_cap - 1))
+				;
+			srv->plans[i] = old[k];
+		}
+		free(old);
+	}
+	pl = pb_plan_new(desc);
+	for (i = plan_slot(srv, desc); srv->plans[i]; i = (i + 1) & (srv->plans_cap - 1))
+		;
+	srv->plans[i] = pl;
+	srv->nplans++;
+	return pl;
+}
+
+static void pb_encode_plan(struct ttrpc_server *srv, struct pb_buf *b, struct pb_plan *pl,
+			   const ProtobufCMessage *msg);
+
+/* Tag, length and body of a nested message (NULL: empty). */
+static void pb_put_sub(struct ttrpc_server *srv, struct pb_buf *b, struct pb_op *op, const ProtobufCMessage *sub)
+{
+	uint8_t *o = pb_space(b, 9);
+	size_t start;
+
+	memcpy(o, op->tag, 8);
+	o[op->taglen] = 0;        /* the length, moved in by pb_close_nested() */
+	b->len += op->taglen + 1;
+	if (!sub)
+		return;
+	start = b->len;
+	if (sub->descriptor == op->f->descriptor) {
+		if (!op->sub)
+			op->sub = server_plan(srv, sub->descriptor);
+		pb_encode_plan(srv, b, op->sub, sub);
+	} else {
+		pb_encode_plan(srv, b, server_plan(srv, sub->descriptor), sub);
+	}
+	pb_close_nested(b, start);
+}
+
+/* Tag, length and bytes of a string (NULL: empty). */
+static inline void pb_put_string(struct pb_buf *b, const struct pb_op *op, const char *str)
+{
+	size_t n = str ? strlen(str) : 0, k = op->taglen;
+	uint8_t *o = pb_space(b, 18 + n);
+
+	memcpy(o, op->tag, 8);
+	if (n < 0x80)
+		o[k++] = (uint8_t)n;
+	else
+		k += pb_varint(o + k, n);
+	if (n)
+		memcpy(o + k, str, n);
+	b->len += k + n;
+}
+
+/* Tag and varint @v. */
+static inline void pb_put_varint_op(struct pb_buf *b, const struct pb_op *op, uint64_t v)
+{
+	uint8_t *o = pb_space(b, 18);
+
+	memcpy(o, op->tag, 8);
+	b->len += op->taglen + pb_varint(o + op->taglen, v);
+}
+
+static void pb_encode_plan(struct ttrpc_server *srv, struct pb_buf *b, struct pb_plan *pl,
+			   const ProtobufCMessage *msg)
+{
+	const char *m = (const char *)msg;
+
+	for (unsigned i = 0; i < pl->n; i++) {
+		struct pb_op *op = &pl->ops[i];
+		const void *member = m + op->offset;
+
+		switch (op->code) {
+		case PB_OP_STRING: {
+			const char *str = *(char *const *)member;
+
+			if (str && *str)
+				pb_put_string(b, op, str);
+			break;
+		}
+		case PB_OP_UINT32:
+			if (*(const uint32_t *)member)
+				pb_put_varint_op(b, op, *(const uint32_t *)member);
+			break;
+		case PB_OP_INT32:
+			if (*(const int32_t *)member)
+				pb_put_varint_op(b, op, (uint64_t)(int64_t) * (const int32_t *)member);
+			break;
+		case PB_OP_UINT64:
+			if (*(const uint64_t *)member)
+				pb_put_varint_op(b, op, *(const uint64_t *)member);
+			break;
+		case PB_OP_BOOL:
+			if (*(const protobuf_c_boolean *)member)
+				pb_put_varint_op(b, op, 1);
+			break;
+		case PB_OP_MESSAGE:
+			if (*(ProtobufCMessage *const *)member)
+				pb_put_sub(srv, b, op, *(ProtobufCMessage *const *)member);
+			break;
+		case PB_OP_REP_MESSAGE: {
+			size_t count = *(const size_t *)(m + op->qoffset);
+			ProtobufCMessage *const *arr = *(ProtobufCMessage *const *const *)member;
+
+			for (size_t k = 0; k < count; k++)
+				pb_put_sub(srv, b, op, arr[k]);
+			break;
+		}
+		case PB_OP_REP_STRING: {
+			size_t count = *(const size_t *)(m + op->qoffset);
+			char *const *arr = *(char *const *const *)member;
+
+			for (size_t k = 0; k < count; k++)
+				pb_put_string(b, op, arr[k]);
+			break;
+		}
+		default:
+			pb_encode_field(b, msg, op->f);
+			break;
+		}
+	}
+	pb_encode_unknown(b, msg);
+}
+
+/* Pack @msg into @b: from its plan on a server, else by walking its descriptor. */
+static void pb_encode_for(struct ttrpc_server *srv, struct pb_buf *b, const ProtobufCMessage *msg)
+{
+	if (srv)
+		pb_encode_plan(srv, b, server_plan(srv, msg->descriptor), msg);
+	else
+		pb_encode(b, msg);
 }
 
 /* ---- output ---- */
@@ -617,23 +1349,58 @@ static void conn_update_wio(struct ttrpc_conn *c)
 		ev_io_stop(c->loop, &c->wio);
 }
 
-static void out_frame_free(struct out_frame *f)
+static void out_chunk_free(struct ttrpc_conn *c, struct out_chunk *ch)
 {
-	ttrpc_close_fds(f->fds, f->nfds);
-	free(f->buf);
-	free(f);
+	ttrpc_close_fds(ch->fds, ch->nfds);
+	if (c->srv && !c->srv->spare && ch->b.cap <= TTRPC_SPARE_MAX) {
+		ch->next = NULL;
+		ch->b.len = ch->off = ch->nfds = 0;
+		ch->sealed = false;
+		c->srv->spare = ch;
+		return;
+	}
+	free(ch->b.p);
+	free(ch);
 }
 
 static void out_drop_all(struct ttrpc_conn *c)
 {
 	while (c->out_head) {
-		struct out_frame *f = c->out_head;
+		struct out_chunk *ch = c->out_head;
 
-		c->out_head = f->next;
-		out_frame_free(f);
+		c->out_head = ch->next;
+		out_chunk_free(c, ch);
 	}
 	c->out_tail = NULL;
 	c->out_bytes = 0;
+}
+
+static struct out_chunk *out_chunk_new(struct ttrpc_conn *c)
+{
+	struct out_chunk *ch;
+
+	if (c->srv && c->srv->spare) {
+		ch = c->srv->spare;
+		c->srv->spare = NULL;
+	} else {
+		ch = xzalloc(sizeof(*ch));
+	}
+	if (c->out_tail)
+		c->out_tail->next = ch;
+	else
+		c->out_head = ch;
+	c->out_tail = ch;
+	return ch;
+}
+
+/* The buffer the next frame is appended to (the connection must be open). */
+static struct pb_buf *out_tail_buf(struct ttrpc_conn *c)
+{
+	struct out_chunk *ch = c->out_tail;
+
+	if (!ch || ch->sealed || ch->b.len >= TTRPC_CHUNK_MAX)
+		ch = out_chunk_new(c);
+	return &ch->b;
 }
 
 static void close_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -657,12 +1424,30 @@ static void conn_doom(struct ttrpc_conn *c)
 }
 
 /*
+ * Account for @len bytes just appended to the output. Return: 0, or -1 if
+ * the connection was just condemned for not reading.
+ */
+static int out_commit(struct ttrpc_conn *c, size_t len)
+{
+	c->out_bytes += len;
+	if (c->drain_cb && c->out_bytes > c->drain_low)
+		c->drain_armed = true;
+	if (c->out_bytes > c->max_out) {
+		log_warn("ttrpc: conn %llu: peer is not reading (%zu bytes queued, limit %zu); disconnecting",
+			 (unsigned long long)c->id, c->out_bytes, c->max_out);
+		conn_doom(c);
+		return -1;
+	}
+	return 0;
+}
+
+/*
  * Queue a frame; @buf and @fds pass to the connection. Return: 0, or -1 if
  * the connection is closed or was just condemned for not reading.
  */
 static int conn_enqueue(struct ttrpc_conn *c, uint8_t *buf, size_t len, const int *fds, size_t nfds)
 {
-	struct out_frame *f;
+	struct out_chunk *ch;
 
 	if (c->closed || c->doomed) {
 		free(buf);
@@ -671,9 +1456,6 @@ static int conn_enqueue(struct ttrpc_conn *c, uint8_t *buf, size_t len, const in
 				close(fds[i]);
 		return -1;
 	}
-	f = xzalloc(sizeof(*f));
-	f->buf = buf;
-	f->len = len;
 	if (nfds && c->peer.family != AF_UNIX) {
 		log_warn("ttrpc: conn %llu: cannot pass fds on this transport; %zu fds dropped",
 			 (unsigned long long)c->id, nfds);
@@ -689,23 +1471,28 @@ static int conn_enqueue(struct ttrpc_conn *c, uint8_t *buf, size_t len, const in
 			close(fds[i]);
 		nfds = TTRPC_MAX_FDS;
 	}
-	if (nfds)
-		memcpy(f->fds, fds, nfds * sizeof(int));
-	f->nfds = nfds;
-	if (c->out_tail)
-		c->out_tail->next = f;
-	else
-		c->out_head = f;
-	c->out_tail = f;
-	c->out_bytes += len;
-	if (c->drain_cb && c->out_bytes > c->drain_low)
-		c->drain_armed = true;
-	if (c->out_bytes > c->max_out) {
-		log_warn("ttrpc: conn %llu: peer is not reading (%zu bytes queued, limit %zu); disconnecting",
-			 (unsigned long long)c->id, c->out_bytes, c->max_out);
-		conn_doom(c);
-		return -1;
+	if (nfds || len >= TTRPC_CHUNK_MAX) {
+		/* a chunk of its own, taking the buffer as it is */
+		ch = xzalloc(sizeof(*ch));
+		ch->b = (struct pb_buf){ .p = buf, .len = len, .cap = len };
+		ch->sealed = true;
+		if (nfds)
+			memcpy(ch->fds, fds, nfds * sizeof(int));
+		ch->nfds = nfds;
+		if (c->out_tail)
+			c->out_tail->next = ch;
+		else
+			c->out_head = ch;
+		c->out_tail = ch;
+	} else {
+		struct pb_buf *b = out_tail_buf(c);
+
+		memcpy(pb_space(b, len), buf, len);
+		b->len += len;
+		free(buf);
 	}
+	if (out_commit(c, len) < 0)
+		return -1;
 	conn_update_wio(c);
 	return 0;
 }
@@ -715,23 +1502,23 @@ static int conn_write(struct ttrpc_conn *c)
 {
 	while (c->out_head) {
 		struct iovec iov[TTRPC_IOV_MAX];
-		struct out_frame *f = c->out_head;
+		struct out_chunk *ch = c->out_head;
 		const int *fds = NULL;
 		size_t nfds = 0;
 		int n = 0;
 		ssize_t w;
 
-		if (f->nfds) {
+		if (ch->nfds) {
 			/* A frame with fds goes alone, starting at its first byte. */
-			iov[0].iov_base = f->buf + f->off;
-			iov[0].iov_len = f->len - f->off;
+			iov[0].iov_base = ch->b.p + ch->off;
+			iov[0].iov_len = ch->b.len - ch->off;
 			n = 1;
-			fds = f->fds;
-			nfds = f->nfds;
+			fds = ch->fds;
+			nfds = ch->nfds;
 		} else {
-			for (; f && n < TTRPC_IOV_MAX && !f->nfds; f = f->next, n++) {
-				iov[n].iov_base = f->buf + f->off;
-				iov[n].iov_len = f->len - f->off;
+			for (; ch && n < TTRPC_IOV_MAX && !ch->nfds; ch = ch->next, n++) {
+				iov[n].iov_base = ch->b.p + ch->off;
+				iov[n].iov_len = ch->b.len - ch->off;
 			}
 		}
 		w = ttrpc_sock_send(c->fd, iov, n, fds, nfds);
@@ -747,19 +1534,18 @@ static int conn_write(struct ttrpc_conn *c)
 			c->out_head->nfds = 0;
 		}
 		c->out_bytes -= (size_t)w;
-		while (w > 0) {
-			f = c->out_head;
-			size_t left = f->len - f->off;
+		while ((ch = c->out_head)) {
+			size_t left = ch->b.len - ch->off;
 
 			if ((size_t)w < left) {
-				f->off += (size_t)w;
+				ch->off += (size_t)w;
 				break;
 			}
 			w -= (ssize_t)left;
-			c->out_head = f->next;
+			c->out_head = ch->next;
 			if (!c->out_head)
 				c->out_tail = NULL;
-			out_frame_free(f);
+			out_chunk_free(c, ch);
 		}
 	}
 	return 0;
@@ -794,8 +1580,10 @@ static int send_status(struct ttrpc_conn *c, uint32_t stream_id, int code, const
 	r.status = &st;
 	r.payload.data = (uint8_t *)payload;
 	r.payload.len = plen;
-	if (protobuf_c_message_get_packed_size(&r.base) > TTRPC_MAX_DATA) {
+	buf = build_msg_frame(stream_id, TTRPC_TYPE_RESPONSE, 0, &r.base, &len);
+	if (len - TTRPC_HEADER_SIZE > TTRPC_MAX_DATA) {
 		/* The peer would refuse it: say so instead of sending it. */
+		free(buf);
 		log_warn("ttrpc: conn %llu: stream %u: response of %zu bytes exceeds the limit",
 			 (unsigned long long)c->id, stream_id, plen);
 		for (size_t i = 0; i < nfds; i++)
@@ -804,7 +1592,6 @@ static int send_status(struct ttrpc_conn *c, uint32_t stream_id, int code, const
 		return send_status(c, stream_id, VM_RESOURCE_EXHAUSTED, "response exceeds the 4 MiB message limit",
 				   NULL, 0, NULL, 0);
 	}
-	buf = build_msg_frame(stream_id, TTRPC_TYPE_RESPONSE, 0, &r.base, &len);
 	return conn_enqueue(c, buf, len, fds, nfds);
 }
 
@@ -823,7 +1610,25 @@ static void call_unlink_free(struct ttrpc_call *call)
 	c->ncalls--;
 	ev_timer_stop(c->loop, &call->timer);
 	ttrpc_close_fds(call->fds, call->nfds);
+	if (c->srv && c->srv->nfree_calls < TTRPC_FREE_CALLS_MAX) {
+		call->next = c->srv->free_calls;
+		c->srv->free_calls = call;
+		c->srv->nfree_calls++;
+		return;
+	}
 	free(call);
+}
+
+static struct ttrpc_call *call_alloc(struct ttrpc_server *srv)
+{
+	struct ttrpc_call *call = srv->free_calls;
+
+	if (!call)
+		return xzalloc(sizeof(*call));
+	srv->free_calls = call->next;
+	srv->nfree_calls--;
+	memset(call, 0, sizeof(*call));
+	return call;
 }
 
 static struct ttrpc_call *conn_find_call(struct ttrpc_conn *c, uint32_t stream_id)
@@ -930,62 +1735,112 @@ static void call_end(struct ttrpc_call *call, int code, const char *msg, const u
 }
 
 /*
- * The frame of an OK Response carrying @msg, packed once, in place: the
- * bytes protobuf-c writes for Response{status: {}, payload: msg} (field 1 an
- * empty Status, field 2 the payload, omitted when empty), without packing
- * @msg into a temporary buffer and the Response around a copy of it.
- * Return: the frame, or NULL when it would exceed TTRPC_MAX_DATA.
+ * Append the frame of an OK Response carrying @msg to @b, packed in one
+ * pass, in place: the bytes protobuf-c writes for Response{status: {},
+ * payload: msg} (field 1 an empty Status, field 2 the payload, omitted when
+ * empty). The payload's length prefix is written after the payload; room
+ * for it is reserved from the size of the method's previous answer (*@hint),
+ * and the payload moves only when that guess was wrong. Without @msg the
+ * payload is @raw_len bytes already packed at @raw (none when 0).
+ * Return: the frame's length, or 0 (nothing appended) when it would exceed
+ * TTRPC_MAX_DATA.
  */
-static uint8_t *build_ok_response(uint32_t stream_id, const ProtobufCMessage *msg, size_t *out_len)
+static size_t append_ok_response(struct ttrpc_server *srv, struct pb_buf *b, uint32_t stream_id,
+				 const ProtobufCMessage *msg, const uint8_t *raw, size_t raw_len, size_t *hint)
 {
-	size_t plen = protobuf_c_message_get_packed_size(msg);
-	uint8_t varint[10];
-	size_t vn = 0, body, pos;
-	uint64_t v = plen;
-	uint8_t *buf;
+	size_t base = b->len, guess = pb_varint_len(*hint), start = base + TTRPC_HEADER_SIZE + 3 + guess;
+	size_t plen, vn, body;
+	uint8_t *f;
 
-	do {
-		varint[vn++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
-		v >>= 7;
-	} while (v);
+	pb_space(b, start - base + MIN(*hint, (size_t)TTRPC_READ_CHUNK) + 64);
+	b->len = start;
+	if (msg) {
+		pb_encode_for(srv, b, msg);
+	} else if (raw_len) {
+		memcpy(pb_space(b, raw_len), raw, raw_len);
+		b->len += raw_len;
+	}
+	plen = b->len - start;
+	vn = plen ? pb_varint_len(plen) : 0;
 	body = 2 + (plen ? 1 + vn + plen : 0);
-	if (body > TTRPC_MAX_DATA)
-		return NULL;
-	buf = xmalloc(TTRPC_HEADER_SIZE + body);
+	if (body > TTRPC_MAX_DATA) {
+		b->len = base;
+		return 0;
+	}
+	*hint = plen;
+	if (plen && vn != guess) {
+		pb_space(b, vn);
+		memmove(b->p + base + TTRPC_HEADER_SIZE + 3 + vn, b->p + start, plen);
+	}
+	f = b->p + base;
 	ttrpc_header_encode(&(struct ttrpc_header){ .length = (uint32_t)body, .stream_id = stream_id,
 						    .type = TTRPC_TYPE_RESPONSE },
-			    buf);
-	pos = TTRPC_HEADER_SIZE;
-	buf[pos++] = 0x0a;               /* field 1 (status), length-delimited */
-	buf[pos++] = 0x00;               /* empty: code 0, no message */
+			    f);
+	f[TTRPC_HEADER_SIZE] = 0x0a;       /* field 1 (status), length-delimited */
+	f[TTRPC_HEADER_SIZE + 1] = 0x00;   /* empty: code 0, no message */
 	if (plen) {
-		buf[pos++] = 0x12;       /* field 2 (payload), length-delimited */
-		memcpy(buf + pos, varint, vn);
-		pos += vn;
-		protobuf_c_message_pack(msg, buf + pos);
+		f[TTRPC_HEADER_SIZE + 2] = 0x12; /* field 2 (payload), length-delimited */
+		pb_varint(f + TTRPC_HEADER_SIZE + 3, plen);
 	}
-	*out_len = TTRPC_HEADER_SIZE + body;
-	return buf;
+	b->len = base + TTRPC_HEADER_SIZE + body;
+	return TTRPC_HEADER_SIZE + body;
+}
+
+static void call_reply(struct ttrpc_call *call, const ProtobufCMessage *msg, const uint8_t *raw, size_t raw_len,
+		       const int *fds, size_t nfds)
+{
+	struct ttrpc_conn *c = call->conn;
+	size_t len = 0;
+
+	if (call->ending || c->closed || c->doomed) {
+		for (size_t i = 0; i < nfds; i++)
+			if (fds[i] >= 0)
+				close(fds[i]);
+		if (!call->ending)
+			call_unlink_free(call);
+		return;
+	}
+	if (nfds) {
+		/* a frame with fds goes in a chunk of its own */
+		struct pb_buf b = { 0 };
+
+		len = append_ok_response(c->srv, &b, call->stream_id, msg, raw, raw_len, &call->method->reply_hint);
+		if (len)
+			conn_enqueue(c, b.p, len, fds, nfds);
+		else
+			free(b.p);
+	} else {
+		/* no write watcher here: the flush below, or the one that ends the
+		 * connection's callback this runs in, writes it or arms one */
+		len = append_ok_response(c->srv, out_tail_buf(c), call->stream_id, msg, raw, raw_len,
+					 &call->method->reply_hint);
+		if (len)
+			out_commit(c, len);
+	}
+	if (!len) {
+		/* The peer would refuse it: say so instead of sending it. */
+		log_warn("ttrpc: conn %llu: stream %u: response over %u bytes exceeds the limit",
+			 (unsigned long long)c->id, call->stream_id, TTRPC_MAX_DATA);
+		for (size_t i = 0; i < nfds; i++)
+			if (fds[i] >= 0)
+				close(fds[i]);
+		send_status(c, call->stream_id, VM_RESOURCE_EXHAUSTED, "response exceeds the 4 MiB message limit",
+			    NULL, 0, NULL, 0);
+	}
+	call_unlink_free(call);
+	if (!c->depth)
+		conn_flush(c);
 }
 
 void ttrpc_call_reply(struct ttrpc_call *call, const ProtobufCMessage *msg, const int *fds, size_t nfds)
 {
-	cleanup_free uint8_t *payload = NULL;
-	struct ttrpc_conn *c = call->conn;
-	size_t plen = 0;
-	uint8_t *frame;
+	call_reply(call, msg, NULL, 0, fds, nfds);
+}
 
-	if (msg && !call->ending && (frame = build_ok_response(call->stream_id, msg, &plen))) {
-		conn_enqueue(c, frame, plen, fds, nfds);
-		call_unlink_free(call);
-		if (!c->depth)
-			conn_flush(c);
-		return;
-	}
-	/* no message, an ended call, or too large: the general path (which refuses oversize answers) */
-	if (msg)
-		payload = ttrpc_pack(msg, &plen);
-	call_end(call, VM_OK, "", payload, plen, fds, nfds);
+void ttrpc_call_reply_packed(struct ttrpc_call *call, const uint8_t *payload, size_t len, const int *fds,
+			     size_t nfds)
+{
+	call_reply(call, NULL, payload, len, fds, nfds);
 }
 
 void ttrpc_call_fail(struct ttrpc_call *call, int code, const char *fmt, ...)
@@ -1012,11 +1867,12 @@ int ttrpc_call_send(struct ttrpc_call *call, const ProtobufCMessage *msg)
 
 	if (c->closed || c->doomed || call->ending)
 		return -1;
-	if (protobuf_c_message_get_packed_size(msg) > TTRPC_MAX_DATA) {
+	buf = build_msg_frame(call->stream_id, TTRPC_TYPE_DATA, 0, msg, &len);
+	if (len - TTRPC_HEADER_SIZE > TTRPC_MAX_DATA) {
+		free(buf);
 		log_warn("ttrpc: %s: stream message over the 4 MiB limit not sent", call->name);
 		return -1;
 	}
-	buf = build_msg_frame(call->stream_id, TTRPC_TYPE_DATA, 0, msg, &len);
 	if (conn_enqueue(c, buf, len, NULL, 0) < 0)
 		return -1;
 	if (!c->depth)
@@ -1031,29 +1887,99 @@ void ttrpc_call_finish(struct ttrpc_call *call)
 
 /* ---- input ---- */
 
-static const struct method_entry *server_find(const struct ttrpc_server *srv, const char *service,
-					      const char *method, bool *service_known)
+/* The fields of a ttrpc.Request, pointing into the frame. */
+struct request_view {
+	const char *service, *method;
+	size_t service_len, method_len;
+	const uint8_t *payload;
+	size_t payload_len;
+	int64_t timeout_nano;
+};
+
+/* Return: the varint's length, 0 when it is truncated or 10 bytes or longer (left to protobuf-c). */
+static size_t scan_varint(const uint8_t *p, size_t len, uint64_t *v)
 {
-	*service_known = false;
-	for (const struct method_entry *m = srv->methods; m; m = m->next) {
-		if (strcmp(m->service, service))
-			continue;
-		*service_known = true;
-		if (!strcmp(m->method, method))
-			return m;
+	uint64_t r = 0;
+
+	for (size_t i = 0; i < len && i < 9; i++) {
+		r |= (uint64_t)(p[i] & 0x7f) << (7 * i);
+		if (!(p[i] & 0x80)) {
+			*v = r;
+			return i + 1;
+		}
 	}
-	return NULL;
+	return 0;
+}
+
+/*
+ * Decode a ttrpc.Request in place, without allocating. Only the common
+ * shape is handled here - fields 1 to 4 with their own wire types -;
+ * anything else (metadata, unknown fields, malformed input) returns -1 and
+ * goes to protobuf-c's unpack, which then decides exactly as before.
+ * Strings end at their first NUL, as they do once protobuf-c unpacked them.
+ * Return: 0, or -1 to take the general path.
+ */
+static int request_view_parse(const uint8_t *p, size_t len, struct request_view *r)
+{
+	size_t pos = 0;
+
+	memset(r, 0, sizeof(*r));
+	r->service = r->method = "";
+	while (pos < len) {
+		uint64_t key, v;
+		size_t n = scan_varint(p + pos, len - pos, &key);
+
+		if (!n)
+			return -1;
+		pos += n;
+		if (key == (4 << 3 | PROTOBUF_C_WIRE_TYPE_VARINT)) {
+			n = scan_varint(p + pos, len - pos, &v);
+			if (!n)
+				return -1;
+			pos += n;
+			r->timeout_nano = (int64_t)v;
+			continue;
+		}
+		if (key != (1 << 3 | PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED) &&
+		    key != (2 << 3 | PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED) &&
+		    key != (3 << 3 | PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED))
+			return -1;
+		n = scan_varint(p + pos, len - pos, &v);
+		if (!n || v > len - pos - n)
+			return -1;
+		pos += n;
+		if (key >> 3 == 1) {
+			r->service = (const char *)p + pos;
+			r->service_len = strnlen(r->service, v);
+		} else if (key >> 3 == 2) {
+			r->method = (const char *)p + pos;
+			r->method_len = strnlen(r->method, v);
+		} else {
+			r->payload = v ? p + pos : NULL;
+			r->payload_len = v;
+		}
+		pos += v;
+	}
+	return 0;
+}
+
+static bool server_knows_service(const struct ttrpc_server *srv, const char *service, size_t slen)
+{
+	for (const struct method_entry *m = srv->methods; m; m = m->next)
+		if (m->service_len == slen && !memcmp(m->service, service, slen))
+			return true;
+	return false;
 }
 
 static void conn_handle_request(struct ttrpc_conn *c, const struct ttrpc_frame *fr, int *fds, size_t nfds)
 {
 	struct ttrpc_server *srv = c->srv;
 	uint32_t sid = fr->hdr.stream_id;
-	Ttrpc__Request *req;
-	const struct method_entry *m;
+	Ttrpc__Request *req = NULL;
+	struct request_view rv;
+	struct method_entry *m;
 	ProtobufCMessage *in;
 	struct ttrpc_call *call;
-	bool service_known;
 	char msg[VM_ERROR_MSG_MAX];
 
 	if (!(sid & 1) || conn_find_call(c, sid)) {
@@ -1070,37 +1996,49 @@ static void conn_handle_request(struct ttrpc_conn *c, const struct ttrpc_frame *
 		ttrpc_close_fds(fds, nfds);
 		return;
 	}
-	req = ttrpc__request__unpack(NULL, fr->hdr.length, fr->data);
-	if (!req) {
-		send_status(c, sid, VM_INVALID_ARGUMENT, "cannot unpack ttrpc.Request", NULL, 0, NULL, 0);
-		ttrpc_close_fds(fds, nfds);
-		return;
+	if (request_view_parse(fr->data, fr->hdr.length, &rv) < 0) {
+		req = ttrpc__request__unpack(NULL, fr->hdr.length, fr->data);
+		if (!req) {
+			send_status(c, sid, VM_INVALID_ARGUMENT, "cannot unpack ttrpc.Request", NULL, 0, NULL, 0);
+			ttrpc_close_fds(fds, nfds);
+			return;
+		}
+		rv.service = req->service;
+		rv.service_len = strlen(req->service);
+		rv.method = req->method;
+		rv.method_len = strlen(req->method);
+		rv.payload = req->payload.data;
+		rv.payload_len = req->payload.len;
+		rv.timeout_nano = req->timeout_nano;
 	}
-	m = server_find(srv, req->service, req->method, &service_known);
+	m = server_lookup(srv, rv.service, rv.service_len, rv.method, rv.method_len);
 	if (!m) {
-		if (service_known)
-			snprintf(msg, sizeof(msg), "method %s/%s not implemented", req->service, req->method);
+		if (server_knows_service(srv, rv.service, rv.service_len))
+			snprintf(msg, sizeof(msg), "method %.*s/%.*s not implemented", (int)rv.service_len,
+				 rv.service, (int)rv.method_len, rv.method);
 		else
-			snprintf(msg, sizeof(msg), "service %s not implemented (method %s)", req->service,
-				 req->method);
+			snprintf(msg, sizeof(msg), "service %.*s not implemented (method %.*s)", (int)rv.service_len,
+				 rv.service, (int)rv.method_len, rv.method);
 		send_status(c, sid, VM_UNIMPLEMENTED, msg, NULL, 0, NULL, 0);
 		ttrpc_close_fds(fds, nfds);
-		ttrpc__request__free_unpacked(req, NULL);
+		if (req)
+			ttrpc__request__free_unpacked(req, NULL);
 		return;
 	}
-	in = protobuf_c_message_unpack(m->input, NULL, req->payload.len, req->payload.data);
+	in = protobuf_c_message_unpack(m->input, NULL, rv.payload_len, rv.payload);
 	if (!in) {
-		snprintf(msg, sizeof(msg), "%s/%s: cannot unpack the payload as %s", req->service, req->method,
-			 m->input->name);
+		snprintf(msg, sizeof(msg), "%s: cannot unpack the payload as %s", m->name, m->input->name);
 		send_status(c, sid, VM_INVALID_ARGUMENT, msg, NULL, 0, NULL, 0);
 		ttrpc_close_fds(fds, nfds);
-		ttrpc__request__free_unpacked(req, NULL);
+		if (req)
+			ttrpc__request__free_unpacked(req, NULL);
 		return;
 	}
-	call = xzalloc(sizeof(*call));
+	call = call_alloc(srv);
 	call->conn = c;
 	call->stream_id = sid;
 	call->name = m->name;
+	call->method = m;
 	call->stream = fr->hdr.flags & (TTRPC_FLAG_REMOTE_CLOSED | TTRPC_FLAG_REMOTE_OPEN);
 	memcpy(call->fds, fds, nfds * sizeof(int));
 	call->nfds = nfds;
@@ -1111,12 +2049,13 @@ static void conn_handle_request(struct ttrpc_conn *c, const struct ttrpc_frame *
 	c->ncalls++;
 	ev_timer_init(&call->timer, call_timer_cb, 0, 0);
 	call->timer.data = call;
-	if (req->timeout_nano > 0) {
-		call->deadline_ns = now_mono_ns() + (uint64_t)req->timeout_nano;
-		ev_timer_set(&call->timer, (double)req->timeout_nano / 1e9, 0);
+	if (rv.timeout_nano > 0) {
+		call->deadline_ns = now_mono_ns() + (uint64_t)rv.timeout_nano;
+		ev_timer_set(&call->timer, (double)rv.timeout_nano / 1e9, 0);
 		ev_timer_start(c->loop, &call->timer);
 	}
-	ttrpc__request__free_unpacked(req, NULL);
+	if (req)
+		ttrpc__request__free_unpacked(req, NULL);
 	m->fn(call, in, m->opaque);
 	protobuf_c_message_free_unpacked(in, NULL);
 }

@@ -134,6 +134,7 @@ struct vm {
 	ev_timer backend_grace;
 	int backend_grace_phase;        /* 0 grace, 1 asking QMP, 2 QEMU is shutting down */
 	bool backend_reaped;
+	char backend_death[96];        /* how the vsock backend ended, for the blame */
 	char line[256];
 	size_t line_len;
 	bool stop_requested;            /* StopVm: death is SHUTDOWN whatever the path */
@@ -590,6 +591,8 @@ static void on_qemu_exit(void *opaque, const struct qemu_exit *ex)
 		snprintf(msg, sizeof(msg), "%s", vm->message);
 	else if (vm->forced_reason == VIRTMGR__V1__DEATH_REASON__DEATH_REASON_INFRASTRUCTURE_ERROR)
 		snprintf(msg, sizeof(msg), "%s", vm->message);  /* says which part failed */
+	else if (reason == vm->guest_error_reason)
+		snprintf(msg, sizeof(msg), "%s", vm->message);  /* the guest's own words */
 	vm_died(vm, reason, msg);
 }
 
@@ -1364,9 +1367,11 @@ int vm_create(struct daemon *d, const Virtmgr__V1__VmConfig *config, struct ttrp
 static void backend_blame(struct vm *vm)
 {
 	ev_timer_stop(vm->d->loop, &vm->backend_grace);
-	log_warn("vm %s: %s, stopping the VM", vm->id, vm->message);
-	if (!vm->kill_requested && !vm->stop_requested)
+	log_warn("vm %s: %s, stopping the VM", vm->id, vm->backend_death);
+	if (!vm->kill_requested && !vm->stop_requested) {
 		vm->forced_reason = VIRTMGR__V1__DEATH_REASON__DEATH_REASON_INFRASTRUCTURE_ERROR;
+		snprintf(vm->message, sizeof(vm->message), "%s", vm->backend_death);
+	}
 	qemu_kill(vm->qemu);
 }
 
@@ -1380,7 +1385,7 @@ static void backend_status_cb(void *opaque, const char *status)
 		backend_blame(vm);
 		return;
 	}
-	log_info("vm %s: %s while QEMU shuts down (%s)", vm->id, vm->message, status ? status : "QMP closed");
+	log_info("vm %s: %s while QEMU shuts down (%s)", vm->id, vm->backend_death, status ? status : "QMP closed");
 	vm->backend_grace_phase = 2;
 }
 
@@ -1408,8 +1413,9 @@ static void backend_exit_cb(struct ev_loop *loop, ev_io *w, int revents)
 		return;
 	ev_io_stop(loop, w);
 	vm->backend_reaped = true;
-	snprintf(vm->message, sizeof(vm->message), "the vsock backend (pid %d) %s %d", (int)vm->vsock.backend_pid,
-		 si.si_code == CLD_EXITED ? "exited with status" : "was killed by signal", si.si_status);
+	snprintf(vm->backend_death, sizeof(vm->backend_death), "the vsock backend (pid %d) %s %d",
+		 (int)vm->vsock.backend_pid, si.si_code == CLD_EXITED ? "exited with status" : "was killed by signal",
+		 si.si_status);
 	/* Status 0: the backend saw QEMU close the vhost-user socket, i.e. QEMU
 	 * is exiting (a guest power-off); on a loaded machine that exit can take
 	 * longer than the short grace meant for a crashed backend. */

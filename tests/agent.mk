@@ -28,6 +28,12 @@ TESTS += tests/integration/agent_guest.sh
 EXTRA_DIST += tests/integration/agent_guest.sh
 tests/integration/agent_guest.log: guest-image
 
+# The agent process killed inside a real guest (PID 1 survives, reports it
+# and powers off), a bystander VM untouched (need `make guest-image`).
+TESTS += tests/integration/agent_faults.sh
+EXTRA_DIST += tests/integration/agent_faults.sh
+tests/integration/agent_faults.log: guest-image
+
 # vmctl exec's argument parsing.
 check_PROGRAMS += tests/unit/test_agent_exec_args
 TESTS += tests/unit/test_agent_exec_args

@@ -1,11 +1,12 @@
 /* agent.h - vmagent's process-wide state, shared by its parts:
- *   main.c    PID 1 duties (mounts, modules, console, reaping, power off),
- *             the payload's life, command line
+ *   pid1.c    PID 1: mounts, modules, console, reaping, power button and
+ *             signals, power-off; forks the agent process, which runs the rest
+ *   main.c    the agent process: the payload's life, shutdown, command line
  *   config.c  the configuration device tree (agent_config.h)
  *   host.c    the VirtualMachineService client (guest -> host reports, logs)
  *   exec.c    the Agent service (Exec, Shutdown, GetGuestInfo)
  *   logfwd.c  /dev/log and /dev/kmsg, forwarded through host.c
- * One libev loop, one thread.
+ * One libev loop, one thread, in each of the two processes.
  */
 #ifndef VIRTMGR_AGENT_H
 #define VIRTMGR_AGENT_H
@@ -35,7 +36,10 @@ struct agent_logfwd;
 
 struct agent {
 	struct ev_loop *loop;
-	bool pid1;
+	/* the default image's agent (PID 1's child): runs the payload, ends
+	 * by powering the machine off; false for a service (--no-pid1) */
+	bool machine;
+	int init_fd;                    /* pipe to PID 1 for the final action, or -1 */
 	int console;                    /* fd on /dev/console, or -1 */
 	struct agent_config cfg;
 	bool have_cfg;
@@ -65,6 +69,17 @@ struct agent {
 	struct ttrpc_server *server;
 };
 
+/* pid1.c */
+/**
+ * agent_pid1_start() - as PID 1: mount, open the console, load the modules,
+ * then fork the agent process and stay in PID 1's loop (reaping, signals,
+ * power button, power-off) for good. SIGTERM, SIGUSR2, SIGINT and SIGCHLD
+ * are left blocked in the agent process until its loop watches them.
+ * Return: in the agent process only, with @a->machine set and @a->init_fd
+ *         the pipe to PID 1 (-1 if the fork failed and the agent is PID 1).
+ */
+void agent_pid1_start(struct agent *a);
+
 /* main.c */
 /** agent_log() - "vmagent: ..." on the console (stderr when not PID 1). Return: nothing. */
 void agent_log(struct agent *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -77,6 +92,13 @@ void agent_marker(struct agent *a, const char *fmt, ...) __attribute__((format(p
  * Only the first request counts. Return: nothing.
  */
 void agent_request(struct agent *a, enum agent_action action, const char *why);
+/**
+ * agent_fork() - fork() for the payload and Exec sessions: the child starts
+ * with default dispositions and no blocked signals, and a signal sent to it
+ * before that is held back rather than lost in the loop's handler.
+ * Return: as fork().
+ */
+pid_t agent_fork(void);
 /** agent_child_env() - set the base environment (PATH, HOME, TERM) in a forked child. Return: nothing. */
 void agent_child_env(void);
 

@@ -393,12 +393,9 @@ static void child_fail(int fd, int stage, int err)
 static void exec_child(const Virtmgr__V1__ExecRequest *req, int in, int out, int err, const char *pts,
 		       int errpipe)
 {
-	sigset_t none;
 	char **argv;
 
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-	signal(SIGPIPE, SIG_DFL);
+	/* agent_fork() left default dispositions and an empty signal mask */
 	setsid();
 	if (pts) {
 		int t = open(pts, O_RDWR);
@@ -488,7 +485,7 @@ static void exec_handler(struct ttrpc_call *call, const ProtobufCMessage *msg, v
 	if (pipe2(p, O_CLOEXEC) < 0)
 		goto pipe_fail;
 	ep_r = p[0], ep_w = p[1];
-	pid = fork();
+	pid = agent_fork();
 	if (pid < 0) {
 		ttrpc_call_fail(call, VM_RESOURCE_EXHAUSTED, "Exec: fork: %s", strerror(errno));
 		return;

@@ -1,17 +1,17 @@
-/* main.c - vmagent: the guest agent of virtmgr, PID 1 of the default image.
+/* main.c - vmagent: the guest agent of virtmgr; PID 1 of the default image.
  *
- * Design. As PID 1 (the kernel runs /init with the command line words after
- * " -- " as argv[1..]) vmagent first does what guest/init did: mounts the
- * pseudo file systems, puts /dev/console on fds 0-2, loads the modules in
- * /lib/modules/load-order (dependencies first, computed when the image is
- * built), watches the ACPI power button, reaps every child and maps SIGTERM
- * and SIGUSR2 to power-off and SIGINT (Ctrl-Alt-Del) to reboot. Then it
- * reads the VM configuration from fw_cfg (config.c), connects to the host's
- * VirtualMachineService (host.c), serves the Agent service (exec.c) and
+ * Design. Started as PID 1 (the kernel runs /init with the command line
+ * words after " -- " as argv[1..]), vmagent splits in two as Microdroid's
+ * init and microdroid_manager do: PID 1 keeps the init duties (pid1.c:
+ * mounts, console, modules, reaping, power button and signals, power-off)
+ * and forks the agent process, which continues here. The agent reads the VM
+ * configuration from fw_cfg (config.c), connects to the host's
+ * VirtualMachineService (host.c), serves the Agent service (exec.c),
  * forwards /dev/log and /dev/kmsg (logfwd.c), and runs the payload: the
  * configured payload-args, else its own argv (the kernel command line
  * fallback when there is no fw_cfg file), else an interactive /bin/sh on
- * the console.
+ * the console. Should the agent be killed, PID 1 notices, tells the host on
+ * the console and powers off.
  *
  * The host learns about the payload twice: through VirtualMachineService
  * and through the console markers "VIRTMGR: STARTED" and "VIRTMGR: EXIT
@@ -20,24 +20,25 @@
  * of a pipe whose number is in $VIRTMGR_READY_FD and writes one byte to it
  * (`echo >&$VIRTMGR_READY_FD`); the interactive shell is ready at once.
  *
- * When the payload exits, vmagent prints the EXIT marker, reports
+ * When the payload exits, the agent prints the EXIT marker, reports
  * NotifyPayloadFinished, waits (bounded) until the host has acknowledged
- * every report, and powers the machine off. A malformed configuration is
- * reported with NotifyError(PAYLOAD_INVALID_CONFIG, "<property>: <what>")
- * and the machine powered off without running anything.
+ * every report, then tells PID 1 to power off (a byte on a pipe) and exits.
+ * SIGTERM / SIGUSR2 (power off) and SIGINT (reboot), which PID 1 passes on,
+ * and the Agent service's Shutdown end the same way after the payload's
+ * grace period. A malformed configuration is reported with
+ * NotifyError(PAYLOAD_INVALID_CONFIG, "<property>: <what>") and the machine
+ * powered off without running anything.
  *
- * Not PID 1 (another init runs it as a service, or --no-pid1): no mounts,
- * no modules, no power button; options are parsed (as PID 1 every argument
- * belongs to the payload), and vmagent exits with the payload's status
- * instead of powering off.
+ * Not PID 1 (another init runs it as a service, or --no-pid1): no split, no
+ * mounts, no modules, no power button; options are parsed (as PID 1 every
+ * argument belongs to the payload), and vmagent exits with the payload's
+ * status instead of powering off.
  */
 #include "config.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <linux/input.h>
 #include <linux/vm_sockets.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -45,26 +46,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <sys/mount.h>
 #include <sys/reboot.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "guest/vmagent/agent.h"
 #include "lib/log.h"
 
-#define AGENT_LOAD_ORDER "/lib/modules/load-order"
-#define AGENT_MAX_INPUTS 16
 #define AGENT_GRACE_S 2.0
 #define AGENT_FINAL_S 5.0
 
 extern char **environ;
-
-static ev_io input_io[AGENT_MAX_INPUTS];
-static int n_inputs;
 
 void agent_log(struct agent *a, const char *fmt, ...)
 {
@@ -100,123 +93,6 @@ void agent_marker(struct agent *a, const char *fmt, ...)
 	}
 }
 
-/* ---------------------------------------------------------------- PID 1 set-up */
-
-static void do_mount(struct agent *a, const char *src, const char *target, const char *fstype,
-		     unsigned long flags, const char *data)
-{
-	if (mkdir(target, 0755) < 0 && errno != EEXIST)
-		agent_log(a, "mkdir %s: %s", target, strerror(errno));
-	if (mount(src, target, fstype, flags, data) < 0 && errno != EBUSY)
-		agent_log(a, "mount %s on %s: %s", fstype, target, strerror(errno));
-}
-
-static void mount_all(struct agent *a)
-{
-	do_mount(a, "proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
-	do_mount(a, "sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
-	do_mount(a, "devtmpfs", "/dev", "devtmpfs", MS_NOSUID, "mode=0755");
-	do_mount(a, "devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "gid=5,mode=0620,ptmxmode=0666");
-	do_mount(a, "tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
-	do_mount(a, "tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755");
-}
-
-/* The kernel may start us without fds 0-2; put the console on all three. */
-static void open_console(struct agent *a)
-{
-	int fd = open("/dev/console", O_RDWR | O_NOCTTY | O_CLOEXEC);
-
-	if (fd < 0) {
-		agent_log(a, "open /dev/console: %s", strerror(errno));
-		return;
-	}
-	for (int i = 0; i < 3; i++)
-		dup2(fd, i);
-	a->console = fd;
-}
-
-static void load_modules(struct agent *a)
-{
-	FILE *f = fopen(AGENT_LOAD_ORDER, "re");
-	char line[512];
-
-	if (!f) {
-		if (errno != ENOENT)
-			agent_log(a, "open %s: %s", AGENT_LOAD_ORDER, strerror(errno));
-		return;
-	}
-	while (fgets(line, sizeof(line), f)) {
-		int fd;
-
-		line[strcspn(line, "\r\n")] = '\0';
-		if (line[0] == '\0' || line[0] == '#')
-			continue;
-		fd = open(line, O_RDONLY | O_CLOEXEC);
-		if (fd < 0) {
-			agent_log(a, "module %s: %s", line, strerror(errno));
-			continue;
-		}
-		if (syscall(SYS_finit_module, fd, "", 0) < 0 && errno != EEXIST)
-			agent_log(a, "load module %s: %s", line, strerror(errno));
-		close(fd);
-	}
-	fclose(f);
-}
-
-static bool has_key_power(int fd)
-{
-	unsigned long bits[KEY_MAX / (8 * sizeof(unsigned long)) + 1];
-
-	memset(bits, 0, sizeof(bits));
-	if (ioctl(fd, EVIOCGBIT(EV_KEY, sizeof(bits)), bits) < 0)
-		return false;
-	return bits[KEY_POWER / (8 * sizeof(unsigned long))] & (1UL << (KEY_POWER % (8 * sizeof(unsigned long))));
-}
-
-static void input_cb(struct ev_loop *loop, ev_io *w, int revents)
-{
-	struct agent *a = w->data;
-	struct input_event ev[16];
-	ssize_t n;
-
-	(void)loop;
-	(void)revents;
-	while ((n = read(w->fd, ev, sizeof(ev))) > 0)
-		for (size_t i = 0; i < (size_t)n / sizeof(ev[0]); i++)
-			if (ev[i].type == EV_KEY && ev[i].code == KEY_POWER && ev[i].value == 1)
-				agent_request(a, AGENT_ACTION_POWEROFF, "power button");
-}
-
-/* Watch every input device that reports KEY_POWER (the ACPI button). */
-static void open_inputs(struct agent *a)
-{
-	DIR *d = opendir("/dev/input");
-	struct dirent *de;
-
-	if (!d)
-		return;
-	while ((de = readdir(d)) && n_inputs < AGENT_MAX_INPUTS) {
-		char path[300];
-		int fd;
-
-		if (strncmp(de->d_name, "event", 5) != 0)
-			continue;
-		snprintf(path, sizeof(path), "/dev/input/%s", de->d_name);
-		fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-		if (fd < 0)
-			continue;
-		if (!has_key_power(fd)) {
-			close(fd);
-			continue;
-		}
-		ev_io_init(&input_io[n_inputs], input_cb, fd, EV_READ);
-		input_io[n_inputs].data = a;
-		ev_io_start(a->loop, &input_io[n_inputs]);
-		n_inputs++;
-	}
-	closedir(d);
-}
-
 static uint32_t local_cid(void)
 {
 	cleanup_close int fd = open("/dev/vsock", O_RDONLY | O_CLOEXEC);
@@ -236,6 +112,34 @@ void agent_child_env(void)
 		setenv("HOME", "/", 1);
 	if (!getenv("TERM"))
 		setenv("TERM", "linux", 1);
+}
+
+pid_t agent_fork(void)
+{
+	static const int handled[] = { SIGTERM, SIGINT, SIGUSR2, SIGCHLD, SIGPIPE };
+	sigset_t all, saved;
+	pid_t pid;
+	int e;
+
+	/* Until the child has default dispositions, a signal sent to it (the
+	 * SIGTERM of a shutdown right after the payload started) would run the
+	 * loop's handler in the child and be lost: hold everything back. */
+	sigfillset(&all);
+	sigprocmask(SIG_SETMASK, &all, &saved);
+	pid = fork();
+	e = errno;
+	if (pid == 0) {
+		sigset_t none;
+
+		for (size_t i = 0; i < sizeof(handled) / sizeof(handled[0]); i++)
+			signal(handled[i], SIG_DFL);
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		return 0;
+	}
+	sigprocmask(SIG_SETMASK, &saved, NULL);
+	errno = e;
+	return pid;
 }
 
 static void finish(struct agent *a);
@@ -268,25 +172,21 @@ static void spawn_payload(struct agent *a)
 	agent_host_started(a->host);
 	if (argv == shell)
 		agent_host_ready(a->host);
-	pid = fork();
+	pid = agent_fork();
 	if (pid < 0) {
 		agent_log(a, "fork: %s", strerror(errno));
 		agent_host_error(a->host, VIRTMGR__V1__ERROR_CODE__ERROR_CODE_PAYLOAD_START_FAILED, "fork failed");
 		a->exit_code = 255;
 		a->payload_done = true;
 		agent_host_finished(a->host, 255, 0);
-		agent_request(a, a->pid1 ? AGENT_ACTION_POWEROFF : AGENT_ACTION_EXIT, "payload could not start");
+		agent_request(a, a->machine ? AGENT_ACTION_POWEROFF : AGENT_ACTION_EXIT, "payload could not start");
 		return;
 	}
 	if (pid == 0) {
-		sigset_t none;
 		char num[16];
 
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		signal(SIGPIPE, SIG_DFL);
 		setsid();
-		if (a->pid1)
+		if (a->machine)
 			ioctl(STDIN_FILENO, TIOCSCTTY, 1);
 		agent_child_env();
 		for (char **e = a->payload_env; e && *e; e++)
@@ -343,7 +243,7 @@ static void payload_exited(struct agent *a, int status)
 	agent_marker(a, "\nVIRTMGR: EXIT %d\n", a->exit_code);
 	agent_host_finished(a->host, a->exit_code, a->exit_signal);
 	if (a->action == AGENT_ACTION_NONE)
-		agent_request(a, a->pid1 ? AGENT_ACTION_POWEROFF : AGENT_ACTION_EXIT, "payload exited");
+		agent_request(a, a->machine ? AGENT_ACTION_POWEROFF : AGENT_ACTION_EXIT, "payload exited");
 	else
 		finish(a);
 }
@@ -366,7 +266,15 @@ static void child_cb(struct ev_loop *loop, ev_child *w, int revents)
 
 static void act(struct agent *a)
 {
-	if (a->action == AGENT_ACTION_EXIT || !a->pid1) {
+	if (a->machine && a->init_fd >= 0) {
+		/* PID 1 powers off (or reboots) once we are gone */
+		char c = a->action == AGENT_ACTION_REBOOT ? 'R' : 'P';
+
+		if (write(a->init_fd, &c, 1) < 0)
+			agent_log(a, "telling PID 1 to %s: %s", c == 'R' ? "reboot" : "power off", strerror(errno));
+		exit(a->exit_code);
+	}
+	if (a->action == AGENT_ACTION_EXIT || !a->machine) {
 		if (a->action == AGENT_ACTION_POWEROFF || a->action == AGENT_ACTION_REBOOT) {
 			/* a service under another init asks that init */
 			const char *cmd = a->action == AGENT_ACTION_REBOOT ? "reboot" : "poweroff";
@@ -435,7 +343,7 @@ void agent_request(struct agent *a, enum agent_action action, const char *why)
 	if (a->action != AGENT_ACTION_NONE)
 		return;
 	a->action = action;
-	if (action != AGENT_ACTION_EXIT || a->pid1)
+	if (action != AGENT_ACTION_EXIT || a->machine)
 		agent_log(a, "%s: %s", why,
 			  action == AGENT_ACTION_REBOOT ? "rebooting" : action == AGENT_ACTION_EXIT ? "exiting" : "powering off");
 	agent_exec_kill_all(a, SIGTERM);
@@ -458,9 +366,9 @@ static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 	(void)loop;
 	(void)revents;
 	if (w->signum == SIGINT)
-		agent_request(a, a->pid1 ? AGENT_ACTION_REBOOT : AGENT_ACTION_EXIT, "SIGINT");
+		agent_request(a, a->machine ? AGENT_ACTION_REBOOT : AGENT_ACTION_EXIT, "SIGINT");
 	else
-		agent_request(a, a->pid1 ? AGENT_ACTION_POWEROFF : AGENT_ACTION_EXIT,
+		agent_request(a, a->machine ? AGENT_ACTION_POWEROFF : AGENT_ACTION_EXIT,
 			      w->signum == SIGTERM ? "SIGTERM" : "SIGUSR2");
 }
 
@@ -486,12 +394,12 @@ static void config_failed(struct agent *a, const char *message)
 	agent_marker(a, "\nVIRTMGR: ERROR %d %s\n", VIRTMGR__V1__ERROR_CODE__ERROR_CODE_PAYLOAD_INVALID_CONFIG, message);
 	agent_host_error(a->host, VIRTMGR__V1__ERROR_CODE__ERROR_CODE_PAYLOAD_INVALID_CONFIG, message);
 	a->exit_code = 1;
-	agent_request(a, a->pid1 ? AGENT_ACTION_POWEROFF : AGENT_ACTION_EXIT, "invalid configuration");
+	agent_request(a, a->machine ? AGENT_ACTION_POWEROFF : AGENT_ACTION_EXIT, "invalid configuration");
 }
 
 int main(int argc, char **argv)
 {
-	static struct agent agent = { .console = -1, .ready_fd = -1, .connect_timeout_s = 30 };
+	static struct agent agent = { .console = -1, .ready_fd = -1, .init_fd = -1, .connect_timeout_s = 30 };
 	struct agent *a = &agent;
 	const char *config_path = AGENT_CONFIG_FW_CFG_PATH;
 	cleanup_free void *blob = NULL;
@@ -499,10 +407,14 @@ int main(int argc, char **argv)
 	bool no_pid1 = false;
 	size_t blob_len = 0;
 	char **payload = argv + 1;
+	sigset_t none;
 	int r;
 
-	a->pid1 = getpid() == 1;
-	if (!a->pid1) {
+	if (getpid() == 1) {
+		/* returns in the agent process; PID 1 itself stays in there */
+		log_init("vmagent", LOG_LVL_INFO);
+		agent_pid1_start(a);
+	} else {
 		static const struct option opts[] = {
 			{ "no-pid1", no_argument, NULL, 'n' },
 			{ "config", required_argument, NULL, 'c' },
@@ -551,18 +463,9 @@ int main(int argc, char **argv)
 			}
 		}
 		payload = argv + optind;
-	} else {
-		log_init("vmagent", LOG_LVL_INFO);
 	}
 	(void)no_pid1;
 	signal(SIGPIPE, SIG_IGN);
-	if (a->pid1) {
-		umask(022);
-		mount_all(a);
-		open_console(a);
-		/* Ctrl-Alt-Del becomes SIGINT to PID 1 instead of an immediate reboot */
-		reboot(RB_DISABLE_CAD);
-	}
 	a->loop = ev_default_loop(EVFLAG_AUTO);
 	ev_signal_init(&a->sig_term, signal_cb, SIGTERM);
 	ev_signal_init(&a->sig_usr2, signal_cb, SIGUSR2);
@@ -574,10 +477,9 @@ int main(int argc, char **argv)
 	ev_child_init(&a->child, child_cb, 0, 0);
 	a->child.data = a;
 	ev_child_start(a->loop, &a->child);
-	if (a->pid1) {
-		load_modules(a);
-		open_inputs(a);
-	}
+	/* PID 1 held these signals back until the watchers above existed */
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
 
 	r = agent_config_read(config_path, &blob, &blob_len, &err);
 	if (r > 0) {
@@ -595,7 +497,7 @@ int main(int argc, char **argv)
 	}
 	if (agent_service_start(a, a->have_cfg ? a->cfg.agent_port : AGENT_DEFAULT_PORT, &err) < 0)
 		agent_log(a, "Agent service unavailable: %s", err.message);
-	a->logfwd = agent_logfwd_start(a, a->pid1, a->pid1);
+	a->logfwd = agent_logfwd_start(a, a->machine, a->machine);
 
 	if (a->have_cfg && a->cfg.payload_args) {
 		a->payload_argv = a->cfg.payload_args;
@@ -604,7 +506,7 @@ int main(int argc, char **argv)
 	} else {
 		a->payload_argv = payload;
 	}
-	if (a->pid1 || (a->payload_argv && a->payload_argv[0])) {
+	if (a->machine || (a->payload_argv && a->payload_argv[0])) {
 		spawn_payload(a);
 	} else {
 		/* a service with nothing to run: ready at once, serve until told to stop */

@@ -1,4 +1,5 @@
-# guest/vmagent: the guest agent, PID 1 of the default guest image.
+# guest/vmagent: the guest agent, PID 1 of the default guest image (pid1.c)
+# and the agent process it forks (main.c and the rest).
 #
 # Linked statically (libfdt.a, libprotobuf-c.a, libev.a from Debian's -dev
 # packages) and built without the sanitizers, which cannot link statically:
@@ -6,7 +7,7 @@
 # libvirtmgr.la, which may carry SAN_CFLAGS.
 noinst_PROGRAMS += guest/vmagent/vmagent
 guest_vmagent_vmagent_SOURCES = \
-	guest/vmagent/main.c guest/vmagent/agent.h \
+	guest/vmagent/main.c guest/vmagent/pid1.c guest/vmagent/agent.h \
 	guest/vmagent/config.c guest/vmagent/agent_config.h \
 	guest/vmagent/host.c guest/vmagent/exec.c guest/vmagent/logfwd.c \
 	lib/util.c lib/util.h lib/log.c lib/log.h \

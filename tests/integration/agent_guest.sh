@@ -71,7 +71,8 @@ b_rss=$(rss_kib "$backend")
 # $exec_pid is the subshell running the shell function; vmctl is its child
 client=$(pgrep -P "$exec_pid" | head -1)
 c_rss=$(rss_kib "${client:-$exec_pid}")
-a_rss=$(vmctl exec ag -- awk '/^VmRSS:/ {print $2}' /proc/1/status)
+# the agent process is the parent of every exec session (PID 1 is its init half)
+a_rss=$(vmctl exec ag -- /bin/sh -c 'grep VmRSS: /proc/$PPID/status' | awk '{print $2}')
 total=$((1 + $(cat <&3 | wc -c)))
 exec 3<&-
 wait "$exec_pid" || fail "the 100 MiB exec failed"

@@ -1,6 +1,6 @@
 #!/bin/bash
 # guest_boot.sh - boot the default guest image under TCG and check the
-# console protocol of guest/init: "VIRTMGR: STARTED", the payload's output,
+# console protocol of its init (vmagent): "VIRTMGR: STARTED", the payload's output,
 # "VIRTMGR: EXIT <code>", and that QEMU exits by itself once the guest powers
 # off. Boots on both `pc` and `microvm`, checks that the virtio drivers are
 # registered and that a virtio-blk disk is readable, that the power button
@@ -153,7 +153,7 @@ done
 # mkimage.sh: --add places files into the image; bad input is refused with
 # a message naming it. Reuses the build tree's download cache.
 cache=${VIRTMGR_GUEST_CACHE:-$top_builddir/guest/cache}
-mkimage() { "$BASH" "$top_srcdir/guest/mkimage.sh" --init "$top_builddir/guest/init" \
+mkimage() { "$BASH" "$top_srcdir/guest/mkimage.sh" --init "$top_builddir/guest/vmagent/vmagent" \
 	--work "$tmp/work" --cache "$cache" "$@"; }
 printf 'hello from the host\n' >"$tmp/hello.txt"
 mkimage --out "$tmp/img" --add "$tmp/hello.txt:/etc/hello.txt" 2>"$tmp/mkimage.err" ||
