@@ -25,7 +25,7 @@ EXTRA_DIST += tests/fuzz/corpus/vsock
 # In-guest (and host-side) test tool, static so it runs in the minimal guest;
 # built without the sanitizers, which cannot link statically.
 check_PROGRAMS += tests/guest-tools/vsock-tool
-tests_guest_tools_vsock_tool_SOURCES = tests/guest-tools/vsock-tool.c
+tests_guest_tools_vsock_tool_SOURCES = tests/guest-tools/vsock-tool.c tests/guest-tools/pattern.h
 tests_guest_tools_vsock_tool_CFLAGS = -std=gnu11 $(WARN_CFLAGS)
 tests_guest_tools_vsock_tool_LDFLAGS = -all-static
 

@@ -22,6 +22,8 @@
  */
 #include "config.h"
 
+#include "tests/guest-tools/pattern.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -39,36 +41,7 @@
 #define BLOCK (64 * 1024)
 #define MIN_(a, b) ((a) < (b) ? (a) : (b))
 
-struct sum {
-	uint64_t h, n;
-};
-
 static uint8_t buf[BLOCK];
-
-static void sum_add(struct sum *s, const uint8_t *p, size_t len)
-{
-	uint64_t h = s->h;
-
-	for (size_t i = 0; i < len; i++) {
-		h ^= p[i];
-		h *= 0x100000001b3ull;
-	}
-	s->h = h;
-	s->n += len;
-}
-
-static void gen_fill(uint64_t *state, uint8_t *p, size_t len)
-{
-	uint64_t x = *state;
-
-	for (size_t i = 0; i < len; i += 8) {
-		x ^= x << 13;
-		x ^= x >> 7;
-		x ^= x << 17;
-		memcpy(p + i, &x, MIN_(8, len - i));
-	}
-	*state = x;
-}
 
 static int fail(const char *what)
 {

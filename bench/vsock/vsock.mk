@@ -5,7 +5,7 @@
 # checked). vport-tool is the virtio-serial end, static like vsock-tool so
 # it runs in the minimal guest; built without the sanitizers.
 check_PROGRAMS += bench/vsock/vport-tool
-bench_vsock_vport_tool_SOURCES = bench/vsock/vport-tool.c
+bench_vsock_vport_tool_SOURCES = bench/vsock/vport-tool.c tests/guest-tools/pattern.h
 bench_vsock_vport_tool_CFLAGS = -std=gnu11 $(WARN_CFLAGS)
 bench_vsock_vport_tool_LDFLAGS = -all-static
 EXTRA_DIST += bench/vsock/run.sh

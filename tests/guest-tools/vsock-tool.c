@@ -20,6 +20,8 @@
  */
 #include "config.h"
 
+#include "tests/guest-tools/pattern.h"
+
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -46,34 +48,6 @@ static const char *tag;
 #define BLOCK (64 * 1024)
 #define MIN_(a, b) ((a) < (b) ? (a) : (b))
 
-struct sum {
-	uint64_t h, n;
-};
-
-static void sum_add(struct sum *s, const uint8_t *p, size_t len)
-{
-	uint64_t h = s->h;
-
-	for (size_t i = 0; i < len; i++) {
-		h ^= p[i];
-		h *= 0x100000001b3ull;
-	}
-	s->h = h;
-	s->n += len;
-}
-
-static void gen_fill(uint64_t *state, uint8_t *p, size_t len)
-{
-	uint64_t x = *state;
-
-	for (size_t i = 0; i < len; i += 8) {
-		x ^= x << 13;
-		x ^= x >> 7;
-		x ^= x << 17;
-		memcpy(p + i, &x, MIN_(8, len - i));
-	}
-	*state = x;
-}
 /* One output line, written with a single write so lines from concurrent
  * processes never mix. */
 static void out(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
