@@ -13,16 +13,7 @@
 source "$(dirname "$0")/lib.sh"
 start_daemon --cid-range 3100-3101
 
-# The bystander prints a heartbeat on its console every half second.
-keeper=$(vmctl run --detach --name bystander -- /bin/sh -c 'i=0; while :; do echo hb $i; i=$((i+1)); sleep 0.5; done')
-vmctl wait "$keeper" --state STARTED --timeout 180 >/dev/null || fail "bystander did not start"
-keeper_dir=$(vm_field "$keeper" run_dir)
-keeper_pid=$(vm_field "$keeper" qemu_pid)
-keeper_cid=$(vm_field "$keeper" cid)
-victim_cid=$((keeper_cid == 3100 ? 3101 : 3100))
-wait_for 60 grep -q '^hb 2' "$keeper_dir/console.log" || fail "bystander prints no heartbeat"
-baseline=$(fd_count "$DAEMON_PID")
-echo "# virtmgrd fds with the bystander alone: $baseline"
+start_bystander 3100
 
 ms_since() { echo $((($(date +%s%N) - $1) / 1000000)); }
 

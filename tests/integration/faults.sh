@@ -11,16 +11,7 @@
 source "$(dirname "$0")/lib.sh"
 start_daemon --cid-range 3000-3001
 
-# The bystander prints a heartbeat on its console every half second.
-keeper=$(vmctl run --detach --name bystander -- /bin/sh -c 'i=0; while :; do echo hb $i; i=$((i+1)); sleep 0.5; done')
-vmctl wait "$keeper" --state STARTED --timeout 180 >/dev/null || fail "bystander did not start"
-keeper_dir=$(vm_field "$keeper" run_dir)
-keeper_pid=$(vm_field "$keeper" qemu_pid)
-keeper_cid=$(vm_field "$keeper" cid)
-victim_cid=$((keeper_cid == 3000 ? 3001 : 3000))
-wait_for 60 grep -q '^hb 2' "$keeper_dir/console.log" || fail "bystander prints no heartbeat"
-baseline=$(fd_count "$DAEMON_PID")
-echo "# virtmgrd fds with the bystander alone: $baseline"
+start_bystander 3000
 
 # bystander_ok: still STARTED, same QEMU, and its console still grows.
 bystander_ok() {

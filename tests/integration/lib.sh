@@ -66,6 +66,24 @@ asan_measure_rss() {
 	export ASAN_OPTIONS="quarantine_size_mb=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
 }
 
+# start_bystander LO: for the fault tests, whose daemon has the two CIDs
+# LO and LO+1: a detached VM printing "hb N" on its console every half
+# second. Sets keeper (its id), keeper_dir, keeper_pid, keeper_cid,
+# victim_cid (the other CID) and baseline (virtmgrd's fd count with it).
+start_bystander() {
+	local lo=$1
+	keeper=$(vmctl run --detach --name bystander -- /bin/sh -c \
+		'i=0; while :; do echo hb $i; i=$((i+1)); sleep 0.5; done')
+	vmctl wait "$keeper" --state STARTED --timeout 180 >/dev/null || fail "bystander did not start"
+	keeper_dir=$(vm_field "$keeper" run_dir)
+	keeper_pid=$(vm_field "$keeper" qemu_pid)
+	keeper_cid=$(vm_field "$keeper" cid)
+	victim_cid=$((keeper_cid == lo ? lo + 1 : lo))
+	wait_for 60 grep -q '^hb 2' "$keeper_dir/console.log" || fail "bystander prints no heartbeat"
+	baseline=$(fd_count "$DAEMON_PID")
+	echo "# virtmgrd fds with the bystander alone: $baseline"
+}
+
 stop_daemon() {
 	kill "$DAEMON_PID" && wait "$DAEMON_PID" || true
 	DAEMON_PID=
