@@ -760,6 +760,38 @@ const char *vmc_status_name(int code)
 	return vm_status_name(code);
 }
 
+int vmc_exit_code(const struct vmc_vm_info *vm)
+{
+	if (vm->has_exit_code)
+		return vm->exit_code & 0xff;
+	switch (vm->death_reason) {
+	case VMC_DEATH_SHUTDOWN:
+		return 0;
+	case VMC_DEATH_HANGUP:
+		return 128 + SIGHUP;
+	case VMC_DEATH_CRASH:
+		return 128 + SIGABRT;
+	case VMC_DEATH_KILLED:
+		return 128 + SIGKILL;
+	case VMC_DEATH_START_FAILED:
+		return 125;
+	case VMC_DEATH_INVALID_PAYLOAD_CONFIG:
+		return 126;
+	case VMC_DEATH_PAYLOAD_ERROR:
+		return 127;
+	case VMC_DEATH_AGENT_FAILED_TO_CONNECT:
+		return 124;
+	case VMC_DEATH_INFRASTRUCTURE_ERROR:
+		return 123;
+	case VMC_DEATH_REBOOT:
+		return 122;
+	case VMC_DEATH_NONE:
+	case VMC_DEATH_UNKNOWN:
+	default:
+		return 255;
+	}
+}
+
 int vmc_state_from_name(const char *name)
 {
 	return value_of(state_names, ARRAY_SIZE(state_names), name);

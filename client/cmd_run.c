@@ -11,7 +11,7 @@
  * owned by this connection, it also stops if vmctl dies.
  *
  * A VM that died without a payload exit code maps to a fixed code per death
- * reason (cmd_run_exit_code, documented in docs/vmctl.md).
+ * reason (vmc_exit_code(), documented in docs/vmctl.md).
  *
  * When stderr is a terminal (and without --json), a progress line
  * "vmctl: vm NAME: STATE 2.5s" is redrawn in place on stderr while the VM
@@ -236,38 +236,6 @@ int cmd_run_parse(int argc, char **argv, struct cmd_run_opts *o, struct vm_error
 	return VMCTL_PARSE_OK;
 }
 
-int cmd_run_exit_code(const struct vmc_vm_info *vm)
-{
-	if (vm->has_exit_code)
-		return vm->exit_code & 0xff;
-	switch (vm->death_reason) {
-	case VMC_DEATH_SHUTDOWN:
-		return 0;
-	case VMC_DEATH_HANGUP:
-		return 128 + SIGHUP;
-	case VMC_DEATH_CRASH:
-		return 128 + SIGABRT;
-	case VMC_DEATH_KILLED:
-		return 128 + SIGKILL;
-	case VMC_DEATH_START_FAILED:
-		return 125;
-	case VMC_DEATH_INVALID_PAYLOAD_CONFIG:
-		return 126;
-	case VMC_DEATH_PAYLOAD_ERROR:
-		return 127;
-	case VMC_DEATH_AGENT_FAILED_TO_CONNECT:
-		return 124;
-	case VMC_DEATH_INFRASTRUCTURE_ERROR:
-		return 123;
-	case VMC_DEATH_REBOOT:
-		return 122;
-	case VMC_DEATH_NONE:
-	case VMC_DEATH_UNKNOWN:
-	default:
-		return 255;
-	}
-}
-
 static void print_event(const struct vmctl_ctx *ctx, const char *name, const struct vmc_event *ev)
 {
 	if (ctx->json) {
@@ -458,7 +426,7 @@ static int run_attached(struct run_state *st, int console_fd, int sig_fd)
 	if (st->o->events && !st->ctx->json && !vm.has_exit_code && vm.death_reason != VMC_DEATH_SHUTDOWN)
 		fprintf(stderr, "vmctl: vm %s died: %s%s%s\n", st->name, vmc_death_reason_name(vm.death_reason),
 			*vm.message ? ": " : "", vm.message);
-	code = cmd_run_exit_code(&vm);
+	code = vmc_exit_code(&vm);
 	vmc_vm_info_clear(&vm);
 	return code;
 }

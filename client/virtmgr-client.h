@@ -349,6 +349,20 @@ const char *vmc_event_type_name(enum vmc_event_type type);
 const char *vmc_log_kind_name(enum vmc_log_kind kind);
 const char *vmc_status_name(int code);
 
+/**
+ * vmc_exit_code() - a dead VM's outcome as a process exit code
+ * @vm: the VM's info (GetVmInfo / WaitVm)
+ *
+ * The payload's own exit code when it has one; else by death reason:
+ * SHUTDOWN 0, HANGUP 129, CRASH 134, KILLED 137, START_FAILED 125,
+ * INVALID_PAYLOAD_CONFIG 126, PAYLOAD_ERROR 127, AGENT_FAILED_TO_CONNECT
+ * 124, INFRASTRUCTURE_ERROR 123, REBOOT 122, anything else 255. `vmctl run`
+ * exits with it (docs/vmctl.md).
+ *
+ * Return: 0..255.
+ */
+int vmc_exit_code(const struct vmc_vm_info *vm);
+
 /* Parse a name as printed above (case-insensitive). Return: the value, or -1. */
 int vmc_state_from_name(const char *name);
 int vmc_log_kind_from_name(const char *name);

@@ -162,8 +162,6 @@ struct cmd_run_opts {
  */
 int cmd_run_parse(int argc, char **argv, struct cmd_run_opts *o, struct vm_error *err);
 void cmd_run_opts_release(struct cmd_run_opts *o);
-/** cmd_run_exit_code() - exit code for a dead VM (docs/vmctl.md). Return: 0..255. */
-int cmd_run_exit_code(const struct vmc_vm_info *vm);
 
 struct cmd_stop_opts {
 	const char *vm;

@@ -82,39 +82,6 @@ static void usage(FILE *f)
 		"daemon failed; 2 for usage errors.\n");
 }
 
-/* The same mapping as `vmctl run` (client/cmd_run.c). */
-static int exit_code_of(const struct vmc_vm_info *vm)
-{
-	if (vm->has_exit_code)
-		return vm->exit_code & 0xff;
-	switch (vm->death_reason) {
-	case VMC_DEATH_SHUTDOWN:
-		return 0;
-	case VMC_DEATH_HANGUP:
-		return 128 + SIGHUP;
-	case VMC_DEATH_CRASH:
-		return 128 + SIGABRT;
-	case VMC_DEATH_KILLED:
-		return 128 + SIGKILL;
-	case VMC_DEATH_START_FAILED:
-		return 125;
-	case VMC_DEATH_INVALID_PAYLOAD_CONFIG:
-		return 126;
-	case VMC_DEATH_PAYLOAD_ERROR:
-		return 127;
-	case VMC_DEATH_AGENT_FAILED_TO_CONNECT:
-		return 124;
-	case VMC_DEATH_INFRASTRUCTURE_ERROR:
-		return 123;
-	case VMC_DEATH_REBOOT:
-		return 122;
-	case VMC_DEATH_NONE:
-	case VMC_DEATH_UNKNOWN:
-	default:
-		return 255;
-	}
-}
-
 static int rpc_error(const char *call, const struct vm_error *err)
 {
 	fprintf(stderr, PROG ": %s: %s: %s\n", call, vmc_status_name(err->code), err->message);
@@ -340,7 +307,7 @@ int main(int argc, char **argv)
 		rc = EXIT_RPC;
 		goto out;
 	}
-	rc = sig ? 128 + sig : exit_code_of(&info);
+	rc = sig ? 128 + sig : vmc_exit_code(&info);
 	printf(PROG ": vm \"%s\" DEAD (%s)%s%s, exit code %d\n", info.name,
 	       vmc_death_reason_name(info.death_reason), *info.message ? ": " : "", info.message, rc);
 	fflush(stdout);

@@ -257,16 +257,16 @@ Test(run, exit_codes)
 
 	for (size_t i = 0; i < ARRAY_SIZE(table); i++) {
 		vm.death_reason = table[i].reason;
-		cr_assert_eq(cmd_run_exit_code(&vm), table[i].code, "%s", vmc_death_reason_name(table[i].reason));
+		cr_assert_eq(vmc_exit_code(&vm), table[i].code, "%s", vmc_death_reason_name(table[i].reason));
 	}
 	/* the payload's own code wins over the death reason */
 	vm.death_reason = VMC_DEATH_SHUTDOWN;
 	vm.has_exit_code = true;
 	vm.exit_code = 3;
-	cr_assert_eq(cmd_run_exit_code(&vm), 3);
+	cr_assert_eq(vmc_exit_code(&vm), 3);
 	vm.exit_code = 0;
 	vm.death_reason = VMC_DEATH_KILLED;
-	cr_assert_eq(cmd_run_exit_code(&vm), 0);
+	cr_assert_eq(vmc_exit_code(&vm), 0);
 }
 
 /* ---------------------------------------------------------------- other commands */
