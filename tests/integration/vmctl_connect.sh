@@ -9,46 +9,22 @@
 # listens on.
 #
 # Needs the guest image (`make guest-image`) and tests/guest-tools/vsock-tool.
-set -euo pipefail
-
-top_srcdir=${top_srcdir:-$(cd "$(dirname "$0")/../.." && pwd)}
-top_builddir=${top_builddir:-$(pwd)}
-vmctl=$top_builddir/client/vmctl
-daemon=$top_builddir/server/virtmgrd
-image=$top_builddir/guest/image
+source "$(dirname "$0")/lib.sh"
+vmctl=$VMCTL_BIN
 tool=$top_builddir/tests/guest-tools/vsock-tool
 LIMIT=${GUEST_BOOT_LIMIT:-600}
-
-fail() { printf 'FAIL: %s\n' "$*" >&2; [[ -f ${tmp:-}/log ]] && tail -40 "$tmp/log" >&2; exit 1; }
-ok() { printf 'ok: %s\n' "$*"; }
-for f in "$image/vmlinuz" "$image/initramfs.img" "$tool"; do
-	[[ -f $f ]] || fail "$f is missing: run 'make guest-image tests/guest-tools/vsock-tool' first"
-done
-
-tmp=$(mktemp -d)
-pid=
-cleanup() {
-	if [[ -n $pid ]]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
+tmp=$T
+[[ -f $tool ]] || fail "$tool is missing: run 'make tests/guest-tools/vsock-tool' first"
 
 # the project image plus vsock-tool in an appended initramfs archive
 mkdir -p "$tmp/extra/bin"
 cp "$tool" "$tmp/extra/bin/vsock-tool"
 chmod 755 "$tmp/extra/bin/vsock-tool"
 (cd "$tmp/extra" && find . | cpio -o -H newc --quiet | gzip -1) >"$tmp/extra.img"
-cat "$image/initramfs.img" "$tmp/extra.img" >"$tmp/initramfs.img"
+cat "$GUEST_DIR/initramfs.img" "$tmp/extra.img" >"$tmp/initramfs.img"
 
-"$daemon" --socket "$tmp/s.sock" --run-dir "$tmp/run" --guest-dir "$image" --accel tcg \
-	--vsock-backend "$top_builddir/server/virtmgr-vsock" >"$tmp/log" 2>&1 &
-pid=$!
-for ((i = 0; i < 3000; i++)); do
-	[[ -S $tmp/s.sock ]] && break
-	kill -0 "$pid" 2>/dev/null || fail "virtmgrd exited before listening"
-	sleep 0.02
-done
-export VIRTMGR_SOCKET=$tmp/s.sock
+start_daemon --accel tcg
+export VIRTMGR_SOCKET=$SOCK
 V() { timeout "$LIMIT" "$vmctl" "$@"; }
 
 V run --detach --name echo --initrd "$tmp/initramfs.img" -- \
@@ -78,7 +54,8 @@ V connect echo 5999 </dev/null 2>"$tmp/err" || rc=$?
 ok "connect to a port nobody listens on: exit 1 with the status"
 
 V kill echo >/dev/null
-kill "$pid"
-wait "$pid" || fail "virtmgrd exit status $? on SIGTERM"
+kill "$DAEMON_PID"
+wait "$DAEMON_PID" || fail "virtmgrd exit status $? on SIGTERM"
+DAEMON_PID=
 pid=
 echo PASS

@@ -6,38 +6,14 @@
 # never boots (boot timeout) maps its death reason to the documented code.
 #
 # Needs the guest image (`make guest-image`). Waits use hang guards only.
-set -euo pipefail
-
-top_builddir=${top_builddir:-$(pwd)}
-vmctl=$top_builddir/client/vmctl
-daemon=$top_builddir/server/virtmgrd
-image=$top_builddir/guest/image
+source "$(dirname "$0")/lib.sh"
+vmctl=$VMCTL_BIN
 py=$(command -v python3)
 LIMIT=${GUEST_BOOT_LIMIT:-600}
+tmp=$T
 
-fail() { printf 'FAIL: %s\n' "$*" >&2; [[ -f ${tmp:-}/log ]] && tail -50 "$tmp/log" >&2; exit 1; }
-ok() { printf 'ok: %s\n' "$*"; }
-for f in vmlinuz initramfs.img; do
-	[[ -f $image/$f ]] || fail "$image/$f is missing: run 'make guest-image' first"
-done
-
-tmp=$(mktemp -d)
-pid=
-cleanup() {
-	if [[ -n $pid ]]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-"$daemon" --socket "$tmp/s.sock" --run-dir "$tmp/run" --guest-dir "$image" --accel tcg \
-	--vsock-backend "$top_builddir/server/virtmgr-vsock" >"$tmp/log" 2>&1 &
-pid=$!
-for ((i = 0; i < 3000; i++)); do
-	[[ -S $tmp/s.sock ]] && break
-	kill -0 "$pid" 2>/dev/null || fail "virtmgrd exited before listening"
-	sleep 0.02
-done
-export VIRTMGR_SOCKET=$tmp/s.sock
+start_daemon --accel tcg
+export VIRTMGR_SOCKET=$SOCK
 V() { timeout "$LIMIT" "$vmctl" "$@"; }
 
 # attached run: console on stdout, payload exit code
@@ -129,7 +105,8 @@ case $rc in
 esac
 ok "a VM that cannot boot exits with its death reason's code ($rc)"
 
-kill "$pid"
-wait "$pid" || fail "virtmgrd exit status $? on SIGTERM"
+kill "$DAEMON_PID"
+wait "$DAEMON_PID" || fail "virtmgrd exit status $? on SIGTERM"
+DAEMON_PID=
 pid=
 echo PASS
