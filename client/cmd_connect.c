@@ -40,11 +40,8 @@ int cmd_connect_parse(int argc, char **argv, struct cmd_connect_opts *o, struct 
 			return VMCTL_PARSE_HELP;
 		return vmctl_getopt_error(c, argv, err);
 	}
-	if (optind >= argc)
-		return vm_error_set(err, VM_INVALID_ARGUMENT, "missing VM (id or name)");
-	o->vm = argv[optind++];
-	if (!*o->vm)
-		return vm_error_set(err, VM_INVALID_ARGUMENT, "empty VM name");
+	if (vmctl_take_vm_operand(argc, argv, &optind, &o->vm, err) < 0)
+		return -1;
 	if (optind >= argc)
 		return vm_error_set(err, VM_INVALID_ARGUMENT, "missing PORT");
 	if (vmctl_parse_u32(argv[optind], "PORT", &o->port, err) < 0)

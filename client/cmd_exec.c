@@ -120,13 +120,8 @@ int cmd_exec_parse(int argc, char **argv, struct cmd_exec_opts *o, struct vm_err
 			return vmctl_getopt_error(c, argv, err);
 		}
 	}
-	if (!o->agent_socket) {
-		if (optind >= argc)
-			return vm_error_set(err, VM_INVALID_ARGUMENT, "missing VM (id or name)");
-		o->vm = argv[optind++];
-		if (!*o->vm)
-			return vm_error_set(err, VM_INVALID_ARGUMENT, "empty VM name");
-	}
+	if (!o->agent_socket && vmctl_take_vm_operand(argc, argv, &optind, &o->vm, err) < 0)
+		return -1;
 	if (optind >= argc)
 		return vm_error_set(err, VM_INVALID_ARGUMENT, "missing CMD (write it after --)");
 	o->argv = argv + optind;

@@ -390,13 +390,20 @@ int vmctl_vm_command(struct vmctl_ctx *ctx, int argc, char **argv, const char *c
 	return VMCTL_EXIT_OK;
 }
 
-int vmctl_parse_vm_operand(int argc, char **argv, int optind, const char **vm, struct vm_error *err)
+int vmctl_take_vm_operand(int argc, char **argv, int *optind, const char **vm, struct vm_error *err)
 {
-	if (optind >= argc)
+	if (*optind >= argc)
 		return vm_error_set(err, VM_INVALID_ARGUMENT, "missing VM (id or name)");
-	*vm = argv[optind++];
+	*vm = argv[(*optind)++];
 	if (!**vm)
 		return vm_error_set(err, VM_INVALID_ARGUMENT, "empty VM name");
+	return VMCTL_PARSE_OK;
+}
+
+int vmctl_parse_vm_operand(int argc, char **argv, int optind, const char **vm, struct vm_error *err)
+{
+	if (vmctl_take_vm_operand(argc, argv, &optind, vm, err) < 0)
+		return -1;
 	if (optind < argc)
 		return vm_error_set(err, VM_INVALID_ARGUMENT, "unexpected argument '%s'", argv[optind]);
 	return VMCTL_PARSE_OK;

@@ -131,6 +131,13 @@ struct cmd_vm_opts {
 int cmd_vm_parse(int argc, char **argv, bool vm_required, struct cmd_vm_opts *o, struct vm_error *err);
 
 /**
+ * vmctl_take_vm_operand() - the VM operand at argv[*@optind], more may follow
+ * (present, not empty); *@optind moves past it
+ * Return: VMCTL_PARSE_OK, or -1 with @err naming what was wrong.
+ */
+int vmctl_take_vm_operand(int argc, char **argv, int *optind, const char **vm, struct vm_error *err);
+
+/**
  * vmctl_parse_vm_operand() - the single VM operand left after the options
  * (argv[@optind]): present, not empty, nothing after it
  * Return: VMCTL_PARSE_OK, or -1 with @err naming what was wrong.
