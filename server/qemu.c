@@ -275,6 +275,12 @@ static int unix_listen(const char *path, struct vm_error *err)
 	return steal_fd(&fd);
 }
 
+/* qemu.log or console.log of a run dir, opened for appending. */
+static int log_file_open(const char *path)
+{
+	return open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0600);
+}
+
 /* A non-blocking connection to the console chardev listening at @path. */
 static int console_connect(const char *path, struct vm_error *err)
 {
@@ -845,7 +851,7 @@ int qemu_start(struct ev_loop *loop, const struct qemu_config *cfg, const struct
 		vm_error_set_errno(err, VM_INTERNAL, errno, "/dev/null");
 		goto out;
 	}
-	qemu_log = open(q->qemu_log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0600);
+	qemu_log = log_file_open(q->qemu_log_path);
 	if (qemu_log < 0) {
 		vm_error_set_errno(err, VM_INTERNAL, errno, "%s", q->qemu_log_path);
 		goto out;
@@ -853,7 +859,7 @@ int qemu_start(struct ev_loop *loop, const struct qemu_config *cfg, const struct
 	q->qemu_log_start = lseek(qemu_log, 0, SEEK_END);
 	if (q->qemu_log_start < 0)
 		q->qemu_log_start = 0;
-	q->console_log_fd = open(console_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0600);
+	q->console_log_fd = log_file_open(console_log);
 	if (q->console_log_fd < 0) {
 		vm_error_set_errno(err, VM_INTERNAL, errno, "%s", console_log);
 		goto out;
@@ -975,7 +981,7 @@ int qemu_adopt(struct ev_loop *loop, pid_t pid, uint64_t start_time, const char 
 	} else {
 		cleanup_free char *console_log = xasprintf("%s/console.log", run_dir);
 
-		q->console_log_fd = open(console_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0600);
+		q->console_log_fd = log_file_open(console_log);
 		if (q->console_log_fd < 0)
 			log_warn("qemu %d: %s: %s (console output is not logged)", (int)pid, console_log,
 				 strerror(errno));
