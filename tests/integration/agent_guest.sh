@@ -111,7 +111,7 @@ set +e
 vmctl run --events --name badcfg -- /bin/true >/dev/null 2>"$T/bad.err"
 rc=$?
 set -e
-grep -q "ERROR 1: guest error 1: header: totalsize .* does not match the 100 bytes" "$T/bad.err" ||
+grep -q "ERROR 3: guest error 3: header: totalsize .* does not match the 100 bytes" "$T/bad.err" ||
 	fail "no ERROR event naming the problem: $(cat "$T/bad.err")"
 grep -q "INVALID_PAYLOAD_CONFIG" "$T/bad.err" || fail "death reason is not INVALID_PAYLOAD_CONFIG: $(cat "$T/bad.err")"
 [[ $rc -ne 0 ]] || fail "vmctl run exited 0 for a guest that refused its configuration"
