@@ -15,3 +15,9 @@ tests_unit_test_fdtconfig_LDADD = $(TEST_LDADD) $(FDT_LIBS)
 TESTS += tests/integration/lifecycle.sh tests/integration/permissions.sh tests/integration/restart.sh
 EXTRA_DIST += tests/integration/lib.sh tests/integration/lifecycle.sh tests/integration/permissions.sh \
 	tests/integration/restart.sh
+
+check_PROGRAMS += tests/unit/test_logfile
+TESTS += tests/unit/test_logfile
+tests_unit_test_logfile_SOURCES = tests/unit/test_logfile.c server/logfile.c server/logfile.h
+tests_unit_test_logfile_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_logfile_LDADD = $(TEST_LDADD)
