@@ -1,7 +1,7 @@
 # virtmgrd and its helpers. Everything but main() is a convenience library,
 # so tests and fuzz targets link the daemon's real code.
 VIRTMGRD_CORE_C = server/api.c server/vm.c server/accel.c server/fdtconfig.c server/vms.c \
-	server/statefile.c server/early.c server/xmllib.c server/qemu.c server/qmp.c
+	server/statefile.c server/early.c server/xmllib.c server/qemu.c server/qmp.c server/marker.c
 noinst_LTLIBRARIES += server/libvirtmgrd.la
 server_libvirtmgrd_la_SOURCES = $(VIRTMGRD_CORE_C) \
 	server/daemon.h server/api.h server/vm.h server/accel.h server/fdtconfig.h server/vms.h \

@@ -48,3 +48,12 @@ TESTS += tests/unit/test_agent_service
 tests_unit_test_agent_service_SOURCES = tests/unit/test_agent_service.c server/fdtconfig.c server/fdtconfig.h
 tests_unit_test_agent_service_CFLAGS = $(TEST_CFLAGS) $(FDT_CFLAGS)
 tests_unit_test_agent_service_LDADD = $(TEST_LDADD) $(FDT_LIBS)
+
+# Console markers: HMAC vectors, round trips, and everything a payload can
+# print instead (the old unsigned lines, wrong key, truncated, overlong,
+# replayed) read as plain text.
+check_PROGRAMS += tests/unit/test_marker
+TESTS += tests/unit/test_marker
+tests_unit_test_marker_SOURCES = tests/unit/test_marker.c server/marker.c server/marker.h
+tests_unit_test_marker_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_marker_LDADD = $(TEST_LDADD)

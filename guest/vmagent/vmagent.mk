@@ -10,6 +10,7 @@ guest_vmagent_vmagent_SOURCES = \
 	guest/vmagent/main.c guest/vmagent/pid1.c guest/vmagent/agent.h \
 	guest/vmagent/config.c guest/vmagent/agent_config.h \
 	guest/vmagent/host.c guest/vmagent/exec.c guest/vmagent/logfwd.c \
+	server/marker.c server/marker.h \
 	lib/util.c lib/util.h lib/log.c lib/log.h \
 	lib/ttrpc.c lib/ttrpc.h lib/ttrpc-client.c lib/ttrpc-priv.h
 nodist_guest_vmagent_vmagent_SOURCES = $(PROTO_C) $(PROTO_H)
