@@ -20,6 +20,7 @@ include $(srcdir)/tests/client.mk
 include $(srcdir)/tests/qemu.mk
 include $(srcdir)/tests/guest.mk
 include $(srcdir)/tests/vsock.mk
+include $(srcdir)/tests/sandbox.mk
 include $(srcdir)/tests/early.mk
 include $(srcdir)/tests/daemon.mk
 include $(srcdir)/tests/reliab.mk

@@ -1,0 +1,9 @@
+# Sandboxing of the processes that run under a VM's own uid: the uid pool,
+# the child-side confinement (server/sandbox.c), virtmgr-vsock's seccomp
+# filter seen from outside, and (once virtmgrd uses them) two VMs that
+# cannot reach each other.
+check_PROGRAMS += tests/unit/test_uidpool
+TESTS += tests/unit/test_uidpool
+tests_unit_test_uidpool_SOURCES = tests/unit/test_uidpool.c server/uidpool.c server/uidpool.h
+tests_unit_test_uidpool_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_uidpool_LDADD = $(TEST_LDADD)
