@@ -4,9 +4,12 @@
  */
 #include "config.h"
 #include "server/fdtconfig.h"
+#include "server/marker.h"
 
 #include <libfdt.h>
 #include <string.h>
+
+_Static_assert(FDTCONFIG_MARKER_KEY_LEN == MARKER_KEY_LEN, "marker-key is one marker_key");
 
 /* "a\0b\0c\0" from a string array. */
 static char *stringlist(char *const *v, size_t n, size_t *len)
@@ -58,6 +61,13 @@ static int build(const struct fdtconfig *c, void *buf, int size)
 	}
 	if (c->payload_cwd && *c->payload_cwd)
 		TRY(fdt_property_string(buf, "payload-cwd", c->payload_cwd));
+	if (c->has_payload_user) {
+		fdt32_t user[2] = { cpu_to_fdt32(c->payload_uid), cpu_to_fdt32(c->payload_gid) };
+
+		TRY(fdt_property(buf, "payload-user", user, sizeof(user)));
+	}
+	if (c->marker_key)
+		TRY(fdt_property(buf, "marker-key", c->marker_key, FDTCONFIG_MARKER_KEY_LEN));
 	TRY(fdt_property_u32(buf, "agent-port", c->agent_port));
 	TRY(fdt_property_u32(buf, "host-port", c->host_port));
 	TRY(fdt_property_u32(buf, "debug", c->debug));

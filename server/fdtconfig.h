@@ -10,6 +10,8 @@
  *         payload-args = "argv0", "argv1", ...;  (optional: no payload = shell)
  *         payload-env = "K=V", ...;              (optional)
  *         payload-cwd = "/dir";                  (optional)
+ *         payload-user = <uid gid>;              (optional: the payload's guest user; else root)
+ *         marker-key = [32 bytes];               (optional: the boot's console marker key, marker.h)
  *         agent-port = <u32>;  host-port = <u32>; (VirtualMachineService port on CID 2)
  *         debug = <u32>;
  *       };
@@ -18,6 +20,7 @@
 #ifndef VIRTMGR_FDTCONFIG_H
 #define VIRTMGR_FDTCONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -27,6 +30,7 @@
 #define FDTCONFIG_COMPATIBLE "virtmgr,config-v1"
 #define FDTCONFIG_MAX_SIZE (256u << 10)
 #define VIRTMGR_AGENT_PORT 9100
+#define FDTCONFIG_MARKER_KEY_LEN 32  /* MARKER_KEY_LEN */
 
 struct fdtconfig {
 	const char *vm_id;
@@ -38,6 +42,9 @@ struct fdtconfig {
 	char *const *payload_env;
 	size_t n_payload_env;
 	const char *payload_cwd;        /* NULL or "" = none */
+	bool has_payload_user;
+	uint32_t payload_uid, payload_gid;
+	const uint8_t *marker_key;      /* FDTCONFIG_MARKER_KEY_LEN bytes or NULL */
 	uint32_t agent_port;
 	uint32_t host_port;
 	uint32_t debug;

@@ -33,6 +33,10 @@ struct agent_config {
 	char **payload_env;             /* NULL-terminated; NULL when absent */
 	size_t n_payload_env;
 	char *payload_cwd;              /* NULL when absent */
+	bool has_payload_user;          /* else the payload runs as root */
+	uint32_t payload_uid, payload_gid;
+	bool has_marker_key;            /* sign console markers (server/marker.h) */
+	uint8_t marker_key[32];
 	uint32_t agent_port;
 	uint32_t host_port;
 	uint32_t debug;

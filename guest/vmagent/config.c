@@ -33,6 +33,8 @@ enum {
 	SEEN_AGENT_PORT = 1u << 7,
 	SEEN_HOST_PORT = 1u << 8,
 	SEEN_DEBUG = 1u << 9,
+	SEEN_USER = 1u << 10,
+	SEEN_MARKER_KEY = 1u << 11,
 };
 
 static int bad(struct vm_error *err, const char *prop, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -124,7 +126,7 @@ void agent_config_clear(struct agent_config *cfg)
 	free_list(cfg->payload_args);
 	free_list(cfg->payload_env);
 	free(cfg->payload_cwd);
-	memset(cfg, 0, sizeof(*cfg));
+	explicit_bzero(cfg, sizeof(*cfg));
 }
 
 static int check_seen(unsigned *seen, unsigned bit, const char *name, struct vm_error *err)
@@ -187,6 +189,27 @@ static int parse_prop(const char *name, const void *val, int len, struct agent_c
 			return -1;
 		if (cfg->host_port == UINT32_MAX)
 			return bad(err, name, "%u is not a usable vsock port", cfg->host_port);
+	} else if (!strcmp(name, "payload-user")) {
+		fdt32_t v[2];
+
+		if (check_seen(seen, SEEN_USER, name, err) < 0)
+			return -1;
+		if (len != 8)
+			return bad(err, name, "expected <uid gid> (8 bytes), got %d bytes", len);
+		memcpy(v, val, sizeof(v));
+		cfg->payload_uid = fdt32_to_cpu(v[0]);
+		cfg->payload_gid = fdt32_to_cpu(v[1]);
+		/* (uid_t)-1 means "unchanged" to setuid(): never a user */
+		if (cfg->payload_uid == UINT32_MAX || cfg->payload_gid == UINT32_MAX)
+			return bad(err, name, "%u:%u is not a user", cfg->payload_uid, cfg->payload_gid);
+		cfg->has_payload_user = true;
+	} else if (!strcmp(name, "marker-key")) {
+		if (check_seen(seen, SEEN_MARKER_KEY, name, err) < 0)
+			return -1;
+		if (len != (int)sizeof(cfg->marker_key))
+			return bad(err, name, "expected %zu bytes, got %d", sizeof(cfg->marker_key), len);
+		memcpy(cfg->marker_key, val, sizeof(cfg->marker_key));
+		cfg->has_marker_key = true;
 	} else if (!strcmp(name, "debug")) {
 		if (check_seen(seen, SEEN_DEBUG, name, err) < 0 || get_u32(name, val, len, &cfg->debug, err) < 0)
 			return -1;
@@ -262,6 +285,7 @@ int agent_config_parse(const void *blob, size_t len, struct agent_config *cfg, s
 	buf = xmalloc(len);
 	memcpy(buf, blob, len);
 	r = parse(buf, len, cfg, err);
+	explicit_bzero(buf, len);       /* it may hold the marker key */
 	if (r < 0)
 		agent_config_clear(cfg);
 	return r;

@@ -120,7 +120,32 @@ Test(agent_config, minimal_defaults)
 	cr_assert_null(cfg.payload_args);
 	cr_assert_null(cfg.payload_cwd);
 	cr_assert_not(cfg.has_instance_id);
+	cr_assert_not(cfg.has_payload_user);
+	cr_assert_not(cfg.has_marker_key);
 	agent_config_clear(&cfg);
+}
+
+Test(agent_config, payload_user_and_marker_key)
+{
+	uint8_t key[FDTCONFIG_MARKER_KEY_LEN];
+	struct fdtconfig c = { .vm_id = "x", .name = "n", .cid = 3, .agent_port = 9100, .has_payload_user = true,
+			       .payload_uid = 65534, .payload_gid = 0, .marker_key = key };
+	struct agent_config cfg;
+	struct vm_error err = { 0 };
+	cleanup_free void *blob = NULL;
+	size_t len;
+
+	for (size_t i = 0; i < sizeof(key); i++)
+		key[i] = (uint8_t)(i * 5 + 1);
+	cr_assert_eq(fdtconfig_build(&c, &blob, &len, &err), 0, "%s", err.message);
+	cr_assert_eq(agent_config_parse(blob, len, &cfg, &err), 0, "%s", err.message);
+	cr_assert(cfg.has_payload_user);
+	cr_assert_eq(cfg.payload_uid, 65534);
+	cr_assert_eq(cfg.payload_gid, 0);
+	cr_assert(cfg.has_marker_key);
+	cr_assert_eq(memcmp(cfg.marker_key, key, sizeof(key)), 0);
+	agent_config_clear(&cfg);
+	cr_assert_not(cfg.has_marker_key, "cleared");
 }
 
 Test(agent_config, truncated_and_size)
@@ -199,6 +224,7 @@ Test(agent_config, wrong_types)
 	static const uint8_t cid2[4] = { 0, 0, 0, 2 };
 	static const uint8_t port0[4] = { 0 };
 	static const uint8_t iid63[63] = { 0 };
+	static const uint8_t minus1[8] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
 	const struct bad_prop cases[] = {
 		{ "cid", three, 3, "cid: expected a u32 of 4 bytes, got 3" },
 		{ "cid", eight, 8, "cid: expected a u32 of 4 bytes, got 8" },
@@ -215,6 +241,10 @@ Test(agent_config, wrong_types)
 		{ "payload-env", "NOEQUALS", 9, "payload-env: entry 0" },
 		{ "payload-env", "A=1\0=x", 7, "payload-env: entry 1" },
 		{ "payload-cwd", "relative", 9, "payload-cwd: \"relative\" is not an absolute path" },
+		{ "payload-user", cid2, 4, "payload-user: expected <uid gid> (8 bytes), got 4" },
+		{ "payload-user", minus1, 8, "payload-user: 4294967295:4294967295 is not a user" },
+		{ "marker-key", iid63, 31, "marker-key: expected 32 bytes, got 31" },
+		{ "marker-key", iid63, 33, "marker-key: expected 32 bytes, got 33" },
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {

@@ -66,6 +66,33 @@ Test(fdtconfig, optional_fields_absent)
 	cr_assert_null(fdt_getprop(blob, node, "payload-args", &l));
 	cr_assert_null(fdt_getprop(blob, node, "instance-id", &l));
 	cr_assert_null(fdt_getprop(blob, node, "payload-cwd", &l));
+	cr_assert_null(fdt_getprop(blob, node, "payload-user", &l));
+	cr_assert_null(fdt_getprop(blob, node, "marker-key", &l));
+	free(blob);
+}
+
+Test(fdtconfig, payload_user_and_marker_key)
+{
+	uint8_t key[FDTCONFIG_MARKER_KEY_LEN];
+	struct fdtconfig c = { .vm_id = "x", .name = "n", .cid = 3, .agent_port = 1, .host_port = 3,
+			       .has_payload_user = true, .payload_uid = 1000, .payload_gid = 100, .marker_key = key };
+	struct vm_error err = { 0 };
+	const fdt32_t *user;
+	void *blob = NULL;
+	size_t len = 0;
+	int node, l;
+
+	for (size_t i = 0; i < sizeof(key); i++)
+		key[i] = (uint8_t)(0xa0 + i);
+	cr_assert_eq(fdtconfig_build(&c, &blob, &len, &err), 0, "%s", err.message);
+	node = fdt_path_offset(blob, "/virtmgr");
+	user = fdt_getprop(blob, node, "payload-user", &l);
+	cr_assert_not_null(user);
+	cr_assert_eq(l, 8);
+	cr_assert_eq(fdt32_to_cpu(user[0]), 1000);
+	cr_assert_eq(fdt32_to_cpu(user[1]), 100);
+	cr_assert_eq(memcmp(fdt_getprop(blob, node, "marker-key", &l), key, sizeof(key)), 0);
+	cr_assert_eq(l, (int)sizeof(key));
 	free(blob);
 }
 
