@@ -27,19 +27,77 @@ int vm_error_set(struct vm_error *err, int code, const char *fmt, ...)
 	return -1;
 }
 
+static void error_errno_v(struct vm_error *err, int code, int errnum, const char *fmt, va_list ap)
+{
+	size_t n;
+
+	err->code = code;
+	vsnprintf(err->message, sizeof(err->message), fmt, ap);
+	n = strlen(err->message);
+	snprintf(err->message + n, sizeof(err->message) - n, ": %s", strerror(errnum));
+}
+
 int vm_error_set_errno(struct vm_error *err, int code, int errnum, const char *fmt, ...)
 {
 	va_list ap;
-	size_t n;
 
 	if (!err)
 		return -1;
-	err->code = code;
 	va_start(ap, fmt);
-	vsnprintf(err->message, sizeof(err->message), fmt, ap);
+	error_errno_v(err, code, errnum, fmt, ap);
 	va_end(ap);
-	n = strlen(err->message);
-	snprintf(err->message + n, sizeof(err->message) - n, ": %s", strerror(errnum));
+	return -1;
+}
+
+int vm_status_from_errno(int errnum)
+{
+	switch (errnum) {
+	case EACCES:
+	case EPERM:
+		return VM_PERMISSION_DENIED;
+	case ENOENT:
+		return VM_NOT_FOUND;
+	case EEXIST:
+		return VM_ALREADY_EXISTS;
+	case ENOMEM:
+	case EMFILE:
+	case ENFILE:
+	case ENOSPC:
+	case EDQUOT:
+	case EAGAIN:
+		return VM_RESOURCE_EXHAUSTED;
+	case EINVAL:
+	case ENAMETOOLONG:
+	case ELOOP:
+	case ENOTDIR:
+	case EISDIR:
+		return VM_INVALID_ARGUMENT;
+	case ETIMEDOUT:
+		return VM_DEADLINE_EXCEEDED;
+	case EBUSY:
+		/* the thing exists but is in a state that refuses us (a device
+		 * held by another process): retrying blindly does not help */
+		return VM_FAILED_PRECONDITION;
+	case ECONNREFUSED:
+	case ECONNRESET:
+	case EPIPE:
+		/* the other end (QEMU, the vsock backend, a guest) is not there now */
+		return VM_UNAVAILABLE;
+	default:
+		/* an errno nobody expected is a fault of ours, not of the caller */
+		return VM_INTERNAL;
+	}
+}
+
+int vm_error_errno(struct vm_error *err, int errnum, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err)
+		return -1;
+	va_start(ap, fmt);
+	error_errno_v(err, vm_status_from_errno(errnum), errnum, fmt, ap);
+	va_end(ap);
 	return -1;
 }
 
@@ -206,7 +264,7 @@ int read_file(const char *path, size_t max, char **out, size_t *len, struct vm_e
 	size_t used = 0;
 
 	if (fd < 0)
-		return vm_error_set_errno(err, VM_NOT_FOUND, errno, "cannot open %s", path);
+		return vm_error_errno(err, errno, "cannot open %s", path);
 	buf = xmalloc(max + 1);
 	for (;;) {
 		ssize_t n = read(fd, buf + used, max - used);
@@ -214,7 +272,7 @@ int read_file(const char *path, size_t max, char **out, size_t *len, struct vm_e
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
-			return vm_error_set_errno(err, VM_INTERNAL, errno, "cannot read %s", path);
+			return vm_error_errno(err, errno, "cannot read %s", path);
 		if (n == 0)
 			break;
 		used += (size_t)n;
@@ -260,19 +318,18 @@ int write_file_atomic(const char *path, const void *buf, size_t len, mode_t mode
 
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
 	if (fd < 0)
-		return vm_error_set_errno(err, VM_INTERNAL, errno, "cannot create %s", tmp);
+		return vm_error_errno(err, errno, "cannot create %s", tmp);
 	if (write_all(fd, buf, len) < 0 || fsync(fd) < 0) {
 		int e = errno;
 
 		unlink(tmp);
-		return vm_error_set_errno(err, e == ENOSPC ? VM_RESOURCE_EXHAUSTED : VM_INTERNAL, e,
-					  "cannot write %s", tmp);
+		return vm_error_errno(err, e, "cannot write %s", tmp);
 	}
 	if (rename(tmp, path) < 0) {
 		int e = errno;
 
 		unlink(tmp);
-		return vm_error_set_errno(err, VM_INTERNAL, e, "cannot rename %s to %s", tmp, path);
+		return vm_error_errno(err, e, "cannot rename %s to %s", tmp, path);
 	}
 	slash = strrchr(dir, '/');
 	if (slash) {

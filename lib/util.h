@@ -60,6 +60,31 @@ int vm_error_set_errno(struct vm_error *err, int code, int errnum, const char *f
 	__attribute__((format(printf, 4, 5)));
 
 /**
+ * vm_status_from_errno() - the gRPC status that describes @errnum
+ *
+ * The one mapping of the project (table and reasons in docs/operations.md,
+ * "Status codes"): EACCES/EPERM PERMISSION_DENIED; ENOENT NOT_FOUND; EEXIST
+ * ALREADY_EXISTS; ENOMEM/EMFILE/ENFILE/ENOSPC/EDQUOT/EAGAIN
+ * RESOURCE_EXHAUSTED; EINVAL/ENAMETOOLONG/ELOOP/ENOTDIR/EISDIR
+ * INVALID_ARGUMENT; ETIMEDOUT DEADLINE_EXCEEDED; EBUSY FAILED_PRECONDITION;
+ * ECONNREFUSED/ECONNRESET/EPIPE UNAVAILABLE; anything else INTERNAL.
+ * Return: an enum vm_status, never VM_OK.
+ */
+int vm_status_from_errno(int errnum);
+
+/**
+ * vm_error_errno() - fill @err with the status vm_status_from_errno(@errnum)
+ * gives and a formatted message followed by ": strerror(errnum)"
+ *
+ * The way every failed system call becomes an error; vm_error_set_errno()
+ * is for the few sites where the errno describes a fault that is not the
+ * caller's (the daemon's own installation, say) and the code says so.
+ * Return: always -1.
+ */
+int vm_error_errno(struct vm_error *err, int errnum, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/**
  * vm_error_prefix() - prepend "prefix: " to an already filled message
  * Return: always -1.
  */
