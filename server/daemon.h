@@ -14,6 +14,7 @@
 
 struct vm;
 struct early_registry;
+struct vms_server;
 
 struct daemon_config {
 	const char *socket_path;      /* Unix socket; NULL when serving only inherited fds */
@@ -36,12 +37,14 @@ struct daemon_config {
 	int ready_fd;
 	bool sandbox;                 /* -sandbox on for QEMU */
 	const char *vsock_backend;    /* virtmgr-vsock binary, NULL = installed one */
+	uint32_t agent_timeout_ms;    /* default image: the agent's first connection; 0 = none */
 };
 
 struct daemon {
 	struct ev_loop *loop;
 	struct daemon_config cfg;
 	struct ttrpc_server *api;     /* VirtualizationService */
+	struct vms_server *vms_server; /* VirtualMachineService, for every VM (vms.c) */
 	const char *accel;            /* chosen accelerator */
 	char accel_reason[256];
 	const char *vsock_mode;       /* resolved: "kernel" or "user" */
@@ -50,7 +53,6 @@ struct daemon {
 	struct vm *vms;               /* list of every VM, alive or dead */
 	unsigned nvms_alive;
 	uint32_t next_cid;
-	uint64_t next_vm_serial;
 	struct early_registry *early;
 	bool quitting;
 	ev_signal sigterm, sigint, sighup;

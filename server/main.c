@@ -217,7 +217,7 @@ static int parse_args(int argc, char **argv, struct daemon_config *c, bool *sock
 		case OPT_AGENT_TIMEOUT:
 			if (parse_u32("--agent-timeout", optarg, 0, 86400, &v) < 0)
 				return -1;
-			vms_set_agent_timeout(v * 1000);
+			c->agent_timeout_ms = v * 1000;
 			break;
 		case OPT_NO_SANDBOX:
 			c->sandbox = false;
@@ -525,6 +525,7 @@ int main(int argc, char **argv)
 		.limits = { .max_connections = 4096, .max_streams_per_conn = 256, .max_out_bytes = 8u << 20 },
 		.default_boot_timeout_ms = 60000,
 		.default_stop_timeout_ms = 10000,
+		.agent_timeout_ms = VMS_DEFAULT_AGENT_TIMEOUT_MS,
 		.root = NULL,
 		.client_fd = -1,
 		.ready_fd = -1,
@@ -568,6 +569,7 @@ int main(int argc, char **argv)
 	ttrpc_server_set_limits(d.api, &d.cfg.limits);
 	ttrpc_server_set_conn_callbacks(d.api, on_conn_open, on_conn_close, &idle);
 	api_register(&d);
+	d.vms_server = vms_server_new(d.loop, d.cfg.agent_timeout_ms);
 
 	if (d.cfg.client_fd >= 0) {
 		fd_set_cloexec(d.cfg.client_fd, true);
@@ -634,6 +636,7 @@ int main(int argc, char **argv)
 	}
 
 	ttrpc_server_free(d.api);
+	vms_server_free(d.vms_server);
 	early_registry_free(d.early);
 	if (d.cfg.socket_path && !inherited && d.cfg.client_fd < 0)
 		unlink(d.cfg.socket_path);

@@ -1,5 +1,7 @@
 /* vm.h - the VM registry and per-VM state machine (AVF's states:
- * NOT_STARTED -> STARTING -> STARTED -> READY -> FINISHED -> DEAD).
+ * NOT_STARTED -> STARTING -> STARTED -> READY -> FINISHED -> DEAD), as the
+ * API handlers (api.c) and main.c see it. Implemented by vm.c (lifecycle),
+ * vm-config.c, vm-console.c and vm-persist.c, which share vm-priv.h.
  */
 #ifndef VIRTMGR_VM_H
 #define VIRTMGR_VM_H
@@ -39,30 +41,6 @@ void vm_watch(struct vm *vm, struct ttrpc_call *call, bool logs);
 void vm_wait(struct vm *vm, Virtmgr__V1__VmState state, uint32_t timeout_ms, struct ttrpc_call *call);
 /* Reply to @call with a VmInfoResponse once the VM is DEAD (StopVm/KillVm). */
 void vm_reply_when_dead(struct vm *vm, struct ttrpc_call *call);
-
-/*
- * What the guest reports through VirtualMachineService (server/vms.c). Each
- * moves the state forward only; a report that would move it back is ignored.
- */
-void vm_guest_started(struct vm *vm);
-void vm_guest_ready(struct vm *vm);
-void vm_guest_finished(struct vm *vm, int exit_code);
-/* @code: virtmgr.v1.ErrorCode; the VM's death reason becomes
- * INVALID_PAYLOAD_CONFIG or PAYLOAD_ERROR if it dies afterwards. */
-void vm_guest_error(struct vm *vm, int code, const char *message);
-/* One guest log record: appended to <run_dir>/guest.log tagged with the VM id,
- * mirrored to the client's log_out fd and to WatchVm streams that asked for logs. */
-void vm_guest_log(struct vm *vm, uint64_t timestamp_ns, uint32_t priority, const char *source,
-		  const char *message);
-/* The agent connected to VirtualMachineService (stops the agent deadline). */
-void vm_guest_connected(struct vm *vm);
-const char *vm_id(const struct vm *vm);
-const char *vm_run_dir(const struct vm *vm);
-uint32_t vm_cid(const struct vm *vm);
-/* The VM's guest agent protocol state (server/vms.c). */
-struct vms_vm *vm_vms(const struct vm *vm);
-/* Kill the VM now; it dies with @reason and @message (e.g. the agent deadline). */
-void vm_fail(struct vm *vm, Virtmgr__V1__DeathReason reason, const char *message);
 
 /* ConnectVsock: reply to @call with a connected fd to guest @port, from the loop.
  * Return: 0 if under way, -1 with @err if it cannot start. */

@@ -7,17 +7,20 @@
  * always knows which VM is calling from the connection alone: a guest can
  * only ever report about itself. Kernel-mode (AF_VSOCK) connections whose
  * source CID is not the VM's are closed at once. Everything from the guest
- * is untrusted: the handlers only move the VM's state forward through vm.c's
- * hooks (which ignore backward moves), log records are capped in number per
- * call and in size, and control characters in them are replaced so a guest
- * cannot forge lines in guest.log.
+ * is untrusted: a report reaches the VM core only through the struct
+ * vms_events callbacks it gave (the core ignores backward moves), bad
+ * values are refused with INVALID_ARGUMENT, log records are capped in
+ * number per call and in size, and control characters in them are replaced
+ * so a guest cannot forge lines in guest.log. Nothing here includes the VM
+ * core: the server, the agent timeout and the VM's identity are given.
  *
  * When the default image is used, the agent must connect within the agent
  * timeout (--agent-timeout, default 120 s: TCG guests on a loaded host boot
  * slowly) or the VM is killed with
- * AGENT_FAILED_TO_CONNECT. If the agent's last connection closes while the
- * payload has not finished, the VM gets an error event a moment later (the
- * delay lets a normal power-off or a stop win the race): the agent died.
+ * AGENT_FAILED_TO_CONNECT (failed(VMS_AGENT_TIMEOUT)). If the agent's last
+ * connection closes and none comes back, the core hears failed(VMS_AGENT_LOST)
+ * a moment later (the delay lets a normal power-off or a stop win the race)
+ * and decides from the VM's state whether the agent died.
  */
 #include "config.h"
 #include "server/vms.h"
@@ -31,7 +34,6 @@
 #include "lib/log.h"
 #include "lib/ttrpc.h"
 #include "server/fdtconfig.h"
-#include "server/vm.h"
 
 #define VMS_LOST_DELAY_S 10.0
 #define VMS_MAX_CONNS 4
@@ -42,8 +44,18 @@ struct vms_conn {
 	struct ttrpc_conn *conn;
 };
 
+struct vms_server {
+	struct ttrpc_server *srv;
+	struct ev_loop *loop;
+	uint32_t agent_timeout_ms;
+};
+
 struct vms_vm {
-	struct vm *vm;
+	struct vms_server *s;
+	const struct vms_events *ev;
+	void *opaque;
+	char *id, *name, *run_dir;
+	uint32_t cid;
 	bool default_image;
 	char **args, **env;
 	size_t nargs, nenv;
@@ -57,16 +69,7 @@ struct vms_vm {
 	unsigned nconns;
 	bool connected_once;
 	ev_timer agent_timer, lost_timer;
-	struct ev_loop *loop;
 };
-
-static struct ttrpc_server *vms_server;
-static uint32_t agent_timeout_ms = VMS_DEFAULT_AGENT_TIMEOUT_MS;
-
-void vms_set_agent_timeout(uint32_t ms)
-{
-	agent_timeout_ms = ms;
-}
 
 static char **strv_dup(char *const *v, size_t n)
 {
@@ -84,10 +87,18 @@ static void strv_free(char **v)
 	free(v);
 }
 
-struct vms_vm *vms_vm_new(const Virtmgr__V1__VmConfig *c, bool default_image)
+struct vms_vm *vms_vm_new(struct vms_server *s, const struct vms_identity *id, const Virtmgr__V1__VmConfig *c,
+			  bool default_image, const struct vms_events *events, void *opaque)
 {
 	struct vms_vm *v = xzalloc(sizeof(*v));
 
+	v->s = s;
+	v->ev = events;
+	v->opaque = opaque;
+	v->id = xstrdup(id->id);
+	v->name = xstrdup(id->name);
+	v->run_dir = xstrdup(id->run_dir);
+	v->cid = id->cid;
 	v->default_image = default_image;
 	if (!c)
 		return v;       /* a VM adopted after a restart: it is configured already */
@@ -108,8 +119,10 @@ void vms_vm_free(struct vms_vm *v)
 {
 	if (!v)
 		return;
-	if (v->vm)
-		vms_close(v->vm);
+	vms_close(v);
+	free(v->id);
+	free(v->name);
+	free(v->run_dir);
 	strv_free(v->args);
 	strv_free(v->env);
 	free(v->cwd);
@@ -117,19 +130,16 @@ void vms_vm_free(struct vms_vm *v)
 	free(v);
 }
 
-int vms_prepare(struct vm *vm, struct vms_vm *v, const char **path, struct vm_error *err)
+int vms_prepare(struct vms_vm *v, const char **path, struct vm_error *err)
 {
-	Virtmgr__V1__VmInfo info = VIRTMGR__V1__VM_INFO__INIT;
 	struct fdtconfig fc = { 0 };
 	cleanup_free void *blob = NULL;
 	const char *trunc = getenv("VIRTMGR_TEST_CONFIG_TRUNCATE");
 	size_t len;
 
-	v->vm = vm;
-	vm_fill_info(vm, &info);
-	fc.vm_id = info.id;
-	fc.name = info.name;
-	fc.cid = info.cid;
+	fc.vm_id = v->id;
+	fc.name = v->name;
+	fc.cid = v->cid;
 	fc.instance_id = v->has_instance_id ? v->instance_id : NULL;
 	fc.payload_args = v->args;
 	fc.n_payload_args = v->nargs;
@@ -137,21 +147,21 @@ int vms_prepare(struct vm *vm, struct vms_vm *v, const char **path, struct vm_er
 	fc.n_payload_env = v->nenv;
 	fc.payload_cwd = v->cwd;
 	fc.agent_port = VIRTMGR_AGENT_PORT;
-	fc.host_port = info.cid;
+	fc.host_port = v->cid;
 	fc.debug = v->debug;
 	if (fdtconfig_build(&fc, &blob, &len, err) < 0)
 		return -1;
 	if (trunc && *trunc) {
 		size_t n = strtoul(trunc, NULL, 10);
 
-		log_warn("vm %s: VIRTMGR_TEST_CONFIG_TRUNCATE: handing the guest %zu of %zu config bytes", info.id,
+		log_warn("vm %s: VIRTMGR_TEST_CONFIG_TRUNCATE: handing the guest %zu of %zu config bytes", v->id,
 			 MIN(n, len), len);
 		len = MIN(n, len);
 	}
 	free(v->config_path);
-	v->config_path = xasprintf("%s/config.dtb", vm_run_dir(vm));
+	v->config_path = xasprintf("%s/config.dtb", v->run_dir);
 	if (write_file_atomic(v->config_path, blob, len, 0600, err) < 0)
-		return vm_error_prefix(err, "vm %s: guest configuration", info.id);
+		return vm_error_prefix(err, "vm %s: guest configuration", v->id);
 	*path = v->config_path;
 	return 0;
 }
@@ -174,7 +184,7 @@ static void reply_empty(struct ttrpc_call *call)
 
 #define VMS_HANDLER_PROLOGUE                                                        \
 	struct vms_vm *v = call_vm(call);                                            \
-	if (!v || !v->vm) {                                                          \
+	if (!v) {                                                                    \
 		ttrpc_call_fail(call, VM_FAILED_PRECONDITION, "the VM is gone"); \
 		return;                                                              \
 	}
@@ -182,14 +192,14 @@ static void reply_empty(struct ttrpc_call *call)
 static void on_started(struct ttrpc_call *call, const ProtobufCMessage *msg, void *opaque)
 {
 	VMS_HANDLER_PROLOGUE
-	vm_guest_started(v->vm);
+	v->ev->started(v->opaque);
 	reply_empty(call);
 }
 
 static void on_ready(struct ttrpc_call *call, const ProtobufCMessage *msg, void *opaque)
 {
 	VMS_HANDLER_PROLOGUE
-	vm_guest_ready(v->vm);
+	v->ev->ready(v->opaque);
 	reply_empty(call);
 }
 
@@ -202,7 +212,7 @@ static void on_finished(struct ttrpc_call *call, const ProtobufCMessage *msg, vo
 		ttrpc_call_fail(call, VM_INVALID_ARGUMENT, "exit_code: %d is outside 0..255", req->exit_code);
 		return;
 	}
-	vm_guest_finished(v->vm, req->exit_code);
+	v->ev->finished(v->opaque, req->exit_code);
 	reply_empty(call);
 }
 
@@ -224,7 +234,7 @@ static void on_error(struct ttrpc_call *call, const ProtobufCMessage *msg, void 
 
 	VMS_HANDLER_PROLOGUE
 	text = sanitize(req->message, 400);
-	vm_guest_error(v->vm, req->code, text);
+	v->ev->error(v->opaque, req->code, text);
 	reply_empty(call);
 }
 
@@ -238,12 +248,13 @@ static void on_log(struct ttrpc_call *call, const ProtobufCMessage *msg, void *o
 				VMS_MAX_LOG_RECORDS);
 		return;
 	}
-	for (size_t i = 0; i < req->n_records && v->vm; i++) {
+	/* a callback may close @v: its connections then lose their data */
+	for (size_t i = 0; i < req->n_records && call_vm(call) == v; i++) {
 		const Virtmgr__V1__LogRecord *r = req->records[i];
 		cleanup_free char *source = sanitize(r->source, 32);
 		cleanup_free char *text = sanitize(r->message, VMS_MAX_LOG_MESSAGE);
 
-		vm_guest_log(v->vm, r->timestamp_ns, r->priority > 191 ? 191 : r->priority, source, text);
+		v->ev->log(v->opaque, r->timestamp_ns, r->priority > 191 ? 191 : r->priority, source, text);
 	}
 	reply_empty(call);
 }
@@ -256,24 +267,19 @@ static void agent_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	char msg[160];
 
 	snprintf(msg, sizeof(msg), "the guest agent did not connect to VirtualMachineService within %.1f s",
-		 agent_timeout_ms / 1000.0);
-	log_warn("vm %s: %s", vm_id(v->vm), msg);
-	vm_fail(v->vm, VIRTMGR__V1__DEATH_REASON__DEATH_REASON_AGENT_FAILED_TO_CONNECT, msg);
+		 v->s->agent_timeout_ms / 1000.0);
+	log_warn("vm %s: %s", v->id, msg);
+	v->ev->failed(v->opaque, VMS_AGENT_TIMEOUT, msg);
 }
 
 static void lost_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct vms_vm *v = w->data;
-	Virtmgr__V1__VmInfo info = VIRTMGR__V1__VM_INFO__INIT;
-	Virtmgr__V1__VmState st = vm_state(v->vm);
 
-	vm_fill_info(v->vm, &info);
-	/* pausing the VM resets its vsock device: the agent reconnects after resume */
-	if (v->nconns || info.suspended || st >= VIRTMGR__V1__VM_STATE__VM_STATE_FINISHED ||
-	    st < VIRTMGR__V1__VM_STATE__VM_STATE_STARTING)
+	if (v->nconns)
 		return;
-	vm_guest_error(v->vm, VIRTMGR__V1__ERROR_CODE__ERROR_CODE_UNKNOWN,
-		       "the guest agent's connection closed before the payload finished (the agent died)");
+	v->ev->failed(v->opaque, VMS_AGENT_LOST,
+		      "the guest agent's connection closed before the payload finished (the agent died)");
 }
 
 static void conn_open(struct ttrpc_conn *conn, void *opaque)
@@ -283,18 +289,18 @@ static void conn_open(struct ttrpc_conn *conn, void *opaque)
 	const struct ttrpc_peer *peer = ttrpc_conn_peer(conn);
 	struct vms_conn *c;
 
-	if (!v || !v->vm) {
+	if (!v) {
 		ttrpc_conn_close(conn);
 		return;
 	}
-	if (peer->family == AF_VSOCK && peer->cid != vm_cid(v->vm)) {
+	if (peer->family == AF_VSOCK && peer->cid != v->cid) {
 		log_warn("vm %s: VirtualMachineService: refusing a connection from CID %u (the VM is CID %u)",
-			 vm_id(v->vm), peer->cid, vm_cid(v->vm));
+			 v->id, peer->cid, v->cid);
 		ttrpc_conn_close(conn);
 		return;
 	}
 	if (v->nconns >= VMS_MAX_CONNS) {
-		log_warn("vm %s: VirtualMachineService: more than %u agent connections, refusing one", vm_id(v->vm),
+		log_warn("vm %s: VirtualMachineService: more than %u agent connections, refusing one", v->id,
 			 VMS_MAX_CONNS);
 		ttrpc_conn_close(conn);
 		return;
@@ -307,13 +313,13 @@ static void conn_open(struct ttrpc_conn *conn, void *opaque)
 	v->nconns++;
 	ttrpc_conn_set_data(conn, c);
 	if (ev_is_active(&v->agent_timer))
-		ev_timer_stop(v->loop, &v->agent_timer);
+		ev_timer_stop(v->s->loop, &v->agent_timer);
 	if (ev_is_active(&v->lost_timer))
-		ev_timer_stop(v->loop, &v->lost_timer);
+		ev_timer_stop(v->s->loop, &v->lost_timer);
 	if (!v->connected_once)
-		log_info("vm %s: guest agent connected", vm_id(v->vm));
+		log_info("vm %s: guest agent connected", v->id);
 	v->connected_once = true;
-	vm_guest_connected(v->vm);
+	v->ev->connected(v->opaque);
 }
 
 static void conn_close(struct ttrpc_conn *conn, void *opaque)
@@ -332,73 +338,72 @@ static void conn_close(struct ttrpc_conn *conn, void *opaque)
 			break;
 		}
 	free(c);
-	if (!v->nconns && v->vm && v->listener) {
+	if (!v->nconns && v->listener) {
 		ev_timer_init(&v->lost_timer, lost_cb, VMS_LOST_DELAY_S, 0);
 		v->lost_timer.data = v;
-		ev_timer_start(v->loop, &v->lost_timer);
+		ev_timer_start(v->s->loop, &v->lost_timer);
 	}
 }
 
-static void server_init(struct daemon *d)
+struct vms_server *vms_server_new(struct ev_loop *loop, uint32_t agent_timeout_ms)
 {
 	struct ttrpc_limits lim = { .max_connections = 0, .max_streams_per_conn = 32, .max_out_bytes = 1u << 20 };
+	struct vms_server *s = xzalloc(sizeof(*s));
 
-	if (vms_server)
-		return;
-	vms_server = ttrpc_server_new(d->loop);
-	ttrpc_server_set_limits(vms_server, &lim);
-	ttrpc_server_set_conn_callbacks(vms_server, conn_open, conn_close, NULL);
-	ttrpc_server_add_method(vms_server, VMS_SERVICE, "NotifyPayloadStarted", &virtmgr__v1__empty__descriptor,
+	s->loop = loop;
+	s->agent_timeout_ms = agent_timeout_ms;
+	s->srv = ttrpc_server_new(loop);
+	ttrpc_server_set_limits(s->srv, &lim);
+	ttrpc_server_set_conn_callbacks(s->srv, conn_open, conn_close, NULL);
+	ttrpc_server_add_method(s->srv, VMS_SERVICE, "NotifyPayloadStarted", &virtmgr__v1__empty__descriptor,
 				on_started, NULL);
-	ttrpc_server_add_method(vms_server, VMS_SERVICE, "NotifyPayloadReady", &virtmgr__v1__empty__descriptor,
+	ttrpc_server_add_method(s->srv, VMS_SERVICE, "NotifyPayloadReady", &virtmgr__v1__empty__descriptor,
 				on_ready, NULL);
-	ttrpc_server_add_method(vms_server, VMS_SERVICE, "NotifyPayloadFinished",
+	ttrpc_server_add_method(s->srv, VMS_SERVICE, "NotifyPayloadFinished",
 				&virtmgr__v1__notify_payload_finished_request__descriptor, on_finished, NULL);
-	ttrpc_server_add_method(vms_server, VMS_SERVICE, "NotifyError", &virtmgr__v1__notify_error_request__descriptor,
+	ttrpc_server_add_method(s->srv, VMS_SERVICE, "NotifyError", &virtmgr__v1__notify_error_request__descriptor,
 				on_error, NULL);
-	ttrpc_server_add_method(vms_server, VMS_SERVICE, "ForwardLog", &virtmgr__v1__forward_log_request__descriptor,
+	ttrpc_server_add_method(s->srv, VMS_SERVICE, "ForwardLog", &virtmgr__v1__forward_log_request__descriptor,
 				on_log, NULL);
+	return s;
 }
 
-int vms_listen(struct daemon *d, struct vm *vm, int fd, struct vm_error *err)
+void vms_server_free(struct vms_server *s)
 {
-	struct vms_vm *v = vm_vms(vm);
+	if (!s)
+		return;
+	ttrpc_server_free(s->srv);
+	free(s);
+}
 
-	if (!v) {
-		close(fd);
-		return vm_error_set(err, VM_INTERNAL, "vm %s: no guest agent state", vm_id(vm));
-	}
-	server_init(d);
-	v->vm = vm;
-	v->loop = d->loop;
+int vms_listen(struct vms_vm *v, int fd, struct vm_error *err)
+{
 	if (v->listener) {
 		ttrpc_listener_close(v->listener);
 		v->listener = NULL;
 	}
-	v->listener = ttrpc_server_listen_fd(vms_server, fd, err);
+	v->listener = ttrpc_server_listen_fd(v->s->srv, fd, err);
 	if (!v->listener) {
 		close(fd);
-		return vm_error_prefix(err, "vm %s: VirtualMachineService listener", vm_id(vm));
+		return vm_error_prefix(err, "vm %s: VirtualMachineService listener", v->id);
 	}
 	ttrpc_listener_set_data(v->listener, v);
-	if (v->default_image && agent_timeout_ms && !v->connected_once) {
-		ev_timer_init(&v->agent_timer, agent_timeout_cb, agent_timeout_ms / 1000.0, 0);
+	if (v->default_image && v->s->agent_timeout_ms && !v->connected_once) {
+		ev_timer_init(&v->agent_timer, agent_timeout_cb, v->s->agent_timeout_ms / 1000.0, 0);
 		v->agent_timer.data = v;
-		ev_timer_start(d->loop, &v->agent_timer);
+		ev_timer_start(v->s->loop, &v->agent_timer);
 	}
 	return 0;
 }
 
-void vms_close(struct vm *vm)
+void vms_close(struct vms_vm *v)
 {
-	struct vms_vm *v = vm_vms(vm);
-
-	if (!v || !v->loop)
+	if (!v)
 		return;
 	if (ev_is_active(&v->agent_timer))
-		ev_timer_stop(v->loop, &v->agent_timer);
+		ev_timer_stop(v->s->loop, &v->agent_timer);
 	if (ev_is_active(&v->lost_timer))
-		ev_timer_stop(v->loop, &v->lost_timer);
+		ev_timer_stop(v->s->loop, &v->lost_timer);
 	if (v->listener) {
 		ttrpc_listener_close(v->listener);
 		v->listener = NULL;

@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <linux/vm_sockets.h>
 
 #include "lib/log.h"
@@ -521,4 +522,166 @@ void vsock_host_release(struct vsock_host_vm *vm)
 	if (vm->uds_path)
 		unlink(vm->uds_path);
 	vm_clear(vm);
+}
+
+/* ------------------------------------------------------------ supervision */
+
+/*
+ * A backend that is our child must be reaped, but never with a waitpid(-1)
+ * that could steal QEMU's status. A reaper owns a dup of the backend's
+ * pidfd and reaps exactly that process when it exits, after its VM is gone.
+ */
+struct backend_reaper {
+	struct backend_reaper *next;
+	ev_io io;
+	int pidfd;
+};
+
+static struct backend_reaper *reapers;
+
+static void reaper_free(struct ev_loop *loop, struct backend_reaper *r)
+{
+	for (struct backend_reaper **pp = &reapers; *pp; pp = &(*pp)->next)
+		if (*pp == r) {
+			*pp = r->next;
+			break;
+		}
+	ev_io_stop(loop, &r->io);
+	close(r->pidfd);
+	free(r);
+}
+
+static void reaper_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct backend_reaper *r = w->data;
+	siginfo_t si = { 0 };
+
+	if (waitid(P_PIDFD, (id_t)r->pidfd, &si, WEXITED | WNOHANG) < 0 && errno == EAGAIN)
+		return;
+	reaper_free(loop, r);
+}
+
+static void reaper_add(struct ev_loop *loop, int pidfd)
+{
+	struct backend_reaper *r = xzalloc(sizeof(*r));
+
+	r->pidfd = fcntl(pidfd, F_DUPFD_CLOEXEC, 3);
+	if (r->pidfd < 0) {
+		free(r);
+		return;
+	}
+	ev_io_init(&r->io, reaper_cb, r->pidfd, EV_READ);
+	r->io.data = r;
+	ev_io_start(loop, &r->io);
+	r->next = reapers;
+	reapers = r;
+}
+
+void vsock_host_reapers_drop(struct ev_loop *loop)
+{
+	while (reapers)
+		reaper_free(loop, reapers);
+}
+
+static void watch_blame(struct vsock_host_watch *w)
+{
+	ev_timer_stop(w->loop, &w->grace);
+	if (w->ops)
+		w->ops->failed(w->opaque, w->death);
+}
+
+static void watch_status_cb(void *arg, const char *status)
+{
+	struct vsock_host_watch *w = arg;
+
+	if (!w->ops || w->phase != 1)
+		return;
+	if (status && strcmp(status, "shutdown")) {
+		watch_blame(w);
+		return;
+	}
+	log_info("vm cid %u: %s while QEMU shuts down (%s)", w->vm->cid, w->death, status ? status : "QMP closed");
+	w->phase = 2;
+}
+
+static void watch_grace_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct vsock_host_watch *w = t->data;
+
+	if (w->phase == 0 && w->ops->query(w->opaque, watch_status_cb, w) == 0) {
+		w->phase = 1;
+		ev_timer_set(t, 5.0, 0);
+		ev_timer_start(loop, t);
+		return;
+	}
+	watch_blame(w);
+}
+
+static void watch_exit_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+	struct vsock_host_watch *w = io->data;
+	siginfo_t si = { 0 };
+
+	if (waitid(P_PIDFD, (id_t)w->vm->backend_pidfd, &si, WEXITED | WNOHANG) < 0 && errno == EAGAIN)
+		return;
+	ev_io_stop(loop, io);
+	w->reaped = true;
+	snprintf(w->death, sizeof(w->death), "the vsock backend (pid %d) %s %d", (int)w->vm->backend_pid,
+		 si.si_code == CLD_EXITED ? "exited with status" : "was killed by signal", si.si_status);
+	/* Status 0: the backend saw QEMU close the vhost-user socket, i.e. QEMU
+	 * is exiting (a guest power-off); on a loaded machine that exit can take
+	 * longer than the short grace meant for a crashed backend. */
+	w->phase = 0;
+	ev_timer_init(&w->grace, watch_grace_cb, si.si_code == CLD_EXITED && si.si_status == 0 ? 5.0 : 0.25, 0);
+	w->grace.data = w;
+	ev_timer_start(loop, &w->grace);
+}
+
+void vsock_host_watch_start(struct vsock_host_watch *w, struct ev_loop *loop, struct vsock_host_vm *vm,
+			    bool ours, const struct vsock_host_watch_ops *ops, void *opaque)
+{
+	w->loop = loop;
+	w->vm = vm;
+	w->ops = ops;
+	w->opaque = opaque;
+	w->reaped = !ours;
+	w->phase = 0;
+	if (vm->backend_pidfd < 0)
+		return;
+	ev_io_init(&w->io, watch_exit_cb, vm->backend_pidfd, EV_READ);
+	w->io.data = w;
+	ev_io_start(loop, &w->io);
+}
+
+static void watch_stop(struct vsock_host_watch *w)
+{
+	if (ev_is_active(&w->io))
+		ev_io_stop(w->loop, &w->io);
+	if (ev_is_active(&w->grace))
+		ev_timer_stop(w->loop, &w->grace);
+	w->ops = NULL;
+}
+
+void vsock_host_watch_release(struct vsock_host_watch *w)
+{
+	if (!w->vm)
+		return;
+	watch_stop(w);
+	if (w->vm->backend_pidfd >= 0 && !w->reaped)
+		reaper_add(w->loop, w->vm->backend_pidfd);
+	vsock_host_release(w->vm);
+	w->vm = NULL;
+}
+
+void vsock_host_watch_forget(struct vsock_host_watch *w)
+{
+	if (!w->vm)
+		return;
+	watch_stop(w);
+	if (w->vm->backend_pidfd >= 0)
+		close(steal_fd(&w->vm->backend_pidfd));
+	free(w->vm->vhost_user_path);
+	free(w->vm->uds_path);
+	w->vm->vhost_user_path = w->vm->uds_path = NULL;
+	w->vm = NULL;
 }

@@ -181,4 +181,62 @@ void vsock_host_connect_cancel(struct vsock_host_conn *c);
  */
 void vsock_host_release(struct vsock_host_vm *vm);
 
+/* ------------------------------------------------------------ supervision */
+
+/*
+ * Watching the backend (user mode). When the backend dies while QEMU runs,
+ * the guest's vsock device is gone and the guest would hang on it, so the VM
+ * must be stopped. The backend also exits when QEMU goes away, and may
+ * notice that first: QEMU closes the vhost-user socket while it shuts down,
+ * which can take long on a loaded machine. So after a short grace period
+ * (longer after a clean exit, which is what a QEMU shutdown causes) QEMU is
+ * asked for its run state: still "running" (or paused) means the backend
+ * failed; "shutdown" or no answer means QEMU is exiting by itself and its
+ * exit decides the VM's fate. Should that exit never come, failed() is
+ * reported after 5 s anyway.
+ */
+struct vsock_host_watch_ops {
+	/* Ask QEMU for its run state; call @done(@arg, status or NULL) later.
+	 * Return: 0 when asked, -1 when QEMU cannot be asked. */
+	int (*query)(void *opaque, void (*done)(void *arg, const char *status), void *arg);
+	/* The backend is gone while QEMU runs; @message says how it ended. */
+	void (*failed)(void *opaque, const char *message);
+};
+
+struct vsock_host_watch {
+	struct ev_loop *loop;
+	struct vsock_host_vm *vm;
+	const struct vsock_host_watch_ops *ops;
+	void *opaque;
+	bool reaped;               /* nothing left to reap (or not ours to reap) */
+	int phase;                 /* 0 grace, 1 asking QEMU, 2 QEMU is shutting down */
+	char death[96];            /* how the backend ended */
+	ev_io io;                  /* the backend's pidfd */
+	ev_timer grace;
+};
+
+/**
+ * vsock_host_watch_start() - watch @vm's backend (if it has one)
+ * @ours: the backend is our child (false after adoption: PID 1 reaps it)
+ */
+void vsock_host_watch_start(struct vsock_host_watch *w, struct ev_loop *loop, struct vsock_host_vm *vm,
+			    bool ours, const struct vsock_host_watch_ops *ops, void *opaque);
+
+/**
+ * vsock_host_watch_release() - stop watching and release @w's vsock_host_vm
+ * (vsock_host_release()); a backend that is our child and still running is
+ * reaped when it exits, never with a waitpid() that could take QEMU's status.
+ */
+void vsock_host_watch_release(struct vsock_host_watch *w);
+
+/**
+ * vsock_host_watch_forget() - daemon exit with the VM still running: stop
+ * watching, close our pidfd, leave the backend and its sockets to the VM
+ * (the next daemon adopts both).
+ */
+void vsock_host_watch_forget(struct vsock_host_watch *w);
+
+/** vsock_host_reapers_drop() - daemon exit: stop reaping; PID 1 reaps them once we are gone. */
+void vsock_host_reapers_drop(struct ev_loop *loop);
+
 #endif

@@ -21,3 +21,11 @@ TESTS += tests/unit/test_logfile
 tests_unit_test_logfile_SOURCES = tests/unit/test_logfile.c server/logfile.c server/logfile.h
 tests_unit_test_logfile_CFLAGS = $(TEST_CFLAGS)
 tests_unit_test_logfile_LDADD = $(TEST_LDADD)
+
+# VirtualMachineService on its own: real sockets and ttrpc connections, no VM core.
+check_PROGRAMS += tests/unit/test_vms
+TESTS += tests/unit/test_vms
+tests_unit_test_vms_SOURCES = tests/unit/test_vms.c server/vms.c server/vms.h server/fdtconfig.c \
+	server/fdtconfig.h
+tests_unit_test_vms_CFLAGS = $(TEST_CFLAGS) $(FDT_CFLAGS)
+tests_unit_test_vms_LDADD = $(TEST_LDADD) $(FDT_LIBS)

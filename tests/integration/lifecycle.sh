@@ -65,8 +65,8 @@ msg=$(vmctl run --kernel /nonexistent/vmlinuz -- /bin/true 2>&1)
 rc=$?
 set -e
 [[ $rc -eq 1 ]] || fail "bad kernel path: vmctl exited $rc"
-grep -q INVALID_ARGUMENT <<<"$msg" && grep -q "kernel" <<<"$msg" || fail "bad kernel path: $msg"
-ok "missing kernel -> INVALID_ARGUMENT naming the field ($msg)"
+grep -q NOT_FOUND <<<"$msg" && grep -q "kernel" <<<"$msg" || fail "bad kernel path: $msg"
+ok "missing kernel -> NOT_FOUND naming the field ($msg)"
 
 head -c 3000000 /dev/urandom >"$T/garbage-kernel"
 set +e

@@ -78,7 +78,7 @@ for path in "$T/link-to-root-only" "$T/root-only-kernel" "$T/adm-kernel"; do
 	msg=$(as 60002 run --detach --kernel "$path" --initrd "$T/member-initrd" -- /bin/true 2>&1)
 	rc=$?
 	set -e
-	((rc == 1)) && grep -q "INVALID_ARGUMENT: kernel: cannot open $path: Permission denied" <<<"$msg" ||
+	((rc == 1)) && grep -q "PERMISSION_DENIED: kernel: cannot open $path: Permission denied" <<<"$msg" ||
 		fail "member opened $path through the daemon: rc $rc: $msg"
 done
 grep -Eq "^Groups:.*\b$secret_gid\b" "/proc/$DAEMON_PID/status" || fail "the daemon did not get its own groups back"

@@ -1,0 +1,373 @@
+/* vm-config.c - CreateVm's configuration, checked completely before a VM
+ * exists, and the fds it names taken in: kernel, initrd and disks come as
+ * fds passed with the request (FdRef), as paths opened as the caller, or
+ * from the default guest image; console and log fds only as FdRefs.
+ *
+ * Paths that clients name are opened with the caller's filesystem uid/gid
+ * and supplementary groups (setfsuid), so a client can never make the
+ * daemon read a file the client itself could not; QEMU gets the open fds.
+ * A failed open reports the errno's own status (vm_error_errno():
+ * PERMISSION_DENIED, NOT_FOUND, ...) naming the field and the path.
+ *
+ * The kernel command line is built here too: base options, the client's
+ * words (no control characters), and the payload repeated for guests whose
+ * init has no agent whenever it can be written there.
+ */
+#include "config.h"
+#include "server/vm-config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/fsuid.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "lib/log.h"
+#include "server/early.h"
+#include "server/vm-priv.h"
+
+#define CMDLINE_MAX 2047            /* x86 COMMAND_LINE_SIZE - 1 */
+
+bool vm_config_name_valid(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > 64 || s[0] == '.' || s[0] == '-')
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+		      c == '_' || c == '-'))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * The peer's supplementary groups as the kernel shows them in
+ * /proc/<pid>/status, read while its pidfd proves the pid was not reused.
+ * Return: how many were stored in @out (at most @max); 0 when unknown (then
+ * the open runs with no supplementary group: never more access than the peer).
+ */
+static size_t peer_groups(const struct ttrpc_peer *peer, gid_t *out, size_t max)
+{
+	char path[64], line[4096];
+	size_t n = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)peer->pid);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		char *tok, *save = NULL;
+
+		if (strncmp(line, "Groups:", 7))
+			continue;
+		for (tok = strtok_r(line + 7, " \t\n", &save); tok && n < max; tok = strtok_r(NULL, " \t\n", &save))
+			out[n++] = (gid_t)strtoul(tok, NULL, 10);
+		break;
+	}
+	fclose(f);
+	/* still alive after the read: /proc/<pid> was the peer, not a successor */
+	if (peer->pidfd < 0 || syscall(SYS_pidfd_send_signal, peer->pidfd, 0, NULL, 0) < 0)
+		return 0;
+	return n;
+}
+
+/*
+ * Open @path as the caller would: fsuid, fsgid and supplementary groups are
+ * the peer's for the duration of the open(), so neither a symlink, nor a
+ * directory only the daemon may search, nor a group the daemon happens to
+ * be in lets a client read a file it could not read itself.
+ */
+static int open_as_peer(const struct ttrpc_peer *peer, const char *field, const char *path, int flags,
+			struct vm_error *err)
+{
+	bool switch_ids = geteuid() == 0 && peer->uid != 0;
+	cleanup_free gid_t *saved = NULL, *groups = NULL;
+	cleanup_close int pathfd = -1;
+	int nsaved = 0, fd, e;
+	struct stat st;
+
+	if (!path || path[0] != '/')
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "%s: \"%s\" is not an absolute path", field,
+				    path ? path : "");
+	if (switch_ids) {
+		size_t ngroups;
+
+		nsaved = getgroups(0, NULL);
+		saved = xcalloc((size_t)MAX(nsaved, 1), sizeof(*saved));
+		nsaved = getgroups(MAX(nsaved, 1), saved);
+		groups = xcalloc(256, sizeof(*groups));
+		ngroups = peer_groups(peer, groups, 256);
+		if (nsaved < 0 || setgroups(ngroups, groups) < 0)
+			return vm_error_errno(err, errno, "%s: cannot take the caller's groups", field);
+		setfsgid(peer->gid);
+		setfsuid(peer->uid);
+	}
+	/* O_PATH first: a FIFO would block the loop in open() and a device
+	 * node could act on being opened; only a regular file is reopened */
+	pathfd = open(path, O_PATH | O_CLOEXEC);
+	if (pathfd >= 0 && fstat(pathfd, &st) == 0 && S_ISREG(st.st_mode)) {
+		char proc[64];
+
+		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", pathfd);
+		fd = open(proc, flags | O_CLOEXEC | O_NOCTTY);
+	} else {
+		fd = -1;
+		if (pathfd >= 0)
+			errno = 0;   /* not a regular file */
+	}
+	e = errno;
+	if (switch_ids) {
+		setfsuid(geteuid());
+		setfsgid(getegid());
+		if (setgroups((size_t)nsaved, saved) < 0)
+			log_error("cannot restore the daemon's supplementary groups: %s", strerror(errno));
+	}
+	if (fd < 0 && e == 0)
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "%s: %s is not a regular file", field, path);
+	if (fd < 0)
+		return vm_error_errno(err, e, "%s: cannot open %s", field, path);
+	return fd;
+}
+
+static int take_fdref(struct ttrpc_call *call, const Virtmgr__V1__FdRef *ref, const char *field,
+		      struct vm_error *err)
+{
+	int fd;
+
+	if (!ref)
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "%s: missing", field);
+	fd = ttrpc_call_take_fd(call, ref->index);
+	if (fd < 0)
+		return vm_error_set(err, VM_INVALID_ARGUMENT,
+				    "%s: fd index %u was not sent with the request (%zu fds received)", field,
+				    ref->index, ttrpc_call_nfds(call));
+	return fd;
+}
+
+static bool arg_valid(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == '"' || *s == 0x7f)
+			return false;
+	return true;
+}
+
+static bool env_valid_key(const char *s)
+{
+	const char *eq = strchr(s, '=');
+
+	if (!eq || eq == s)
+		return false;
+	for (const char *p = s; p < eq; p++)
+		if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || *p == '_' ||
+		      (p > s && *p >= '0' && *p <= '9')))
+			return false;
+	return true;
+}
+
+static void append(char *buf, size_t cap, size_t *len, bool *overflow, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+
+static void append(char *buf, size_t cap, size_t *len, bool *overflow, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (*overflow)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(buf + *len, cap - *len, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= cap - *len) {
+		*overflow = true;
+		return;
+	}
+	*len += (size_t)n;
+}
+
+/* The kernel command line: base options, the client's, payload env (init's
+ * environment), then " -- " and the payload argv (init's argv). */
+/* The payload (env, then " -- " argv) as kernel command line words, for a
+ * guest init without the agent. Return: false when it cannot be written
+ * there (double quotes, control characters, spaces in env values). */
+static bool cmdline_payload(const Virtmgr__V1__VmConfig *c, char *buf, size_t cap)
+{
+	size_t len = 0;
+	bool overflow = false;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < c->n_payload_env; i++) {
+		if (!arg_valid(c->payload_env[i]) || strchr(c->payload_env[i], ' '))
+			return false;
+		append(buf, cap, &len, &overflow, " %s", c->payload_env[i]);
+	}
+	if (c->n_payload_args)
+		append(buf, cap, &len, &overflow, " --");
+	for (size_t i = 0; i < c->n_payload_args; i++) {
+		const char *a = c->payload_args[i];
+
+		if (!arg_valid(a))
+			return false;
+		if (!*a || strchr(a, ' ') || strchr(a, '\t'))
+			append(buf, cap, &len, &overflow, " \"%s\"", a);
+		else
+			append(buf, cap, &len, &overflow, " %s", a);
+	}
+	return !overflow;
+}
+
+/*
+ * The kernel command line: base options and the client's. The payload travels
+ * in the config device tree, which vmagent reads; it is repeated on the
+ * command line (env words, then " -- " argv, which the kernel hands to init)
+ * for guests whose init has no agent, whenever it can be written there and
+ * fits.
+ */
+static int build_cmdline(const Virtmgr__V1__VmConfig *c, char **out, struct vm_error *err)
+{
+	char buf[CMDLINE_MAX + 1], payload[CMDLINE_MAX + 1];
+	size_t len = 0;
+	bool overflow = false;
+
+	for (size_t i = 0; i < c->n_payload_env; i++)
+		if (!env_valid_key(c->payload_env[i]))
+			return vm_error_set(err, VM_INVALID_ARGUMENT,
+					    "payload_env[%zu]: \"%s\" is not KEY=VALUE with a key of [A-Za-z_][A-Za-z0-9_]*",
+					    i, c->payload_env[i]);
+	/* no_timer_check: under TCG on a loaded host the kernel's early timer
+	 * interrupt check can fail and panic before init runs (docs/guest.md) */
+	append(buf, sizeof(buf), &len, &overflow, "console=ttyS0 quiet panic=-1 no_timer_check");
+	if (c->cmdline && *c->cmdline) {
+		for (const char *p = c->cmdline; *p; p++)
+			if ((unsigned char)*p < 0x20 || *p == 0x7f)
+				return vm_error_set(err, VM_INVALID_ARGUMENT, "cmdline: contains control characters");
+		append(buf, sizeof(buf), &len, &overflow, " %s", c->cmdline);
+	}
+	if (overflow)
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "cmdline: the kernel command line is longer than %d bytes",
+				    CMDLINE_MAX);
+	if (cmdline_payload(c, payload, sizeof(payload)) && len + strlen(payload) <= CMDLINE_MAX)
+		append(buf, sizeof(buf), &len, &overflow, "%s", payload);
+	*out = xstrdup(buf);
+	return 0;
+}
+
+
+int vm_config_validate(struct daemon *d, const Virtmgr__V1__VmConfig *c, struct vm *vm, struct ttrpc_call *call,
+		       struct vm_error *err)
+{
+	const struct ttrpc_peer *peer = ttrpc_call_peer(call);
+	long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+	uint64_t host_mib = pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page >> 20 : 1024;
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (c->name && *c->name && !vm_config_name_valid(c->name))
+		return vm_error_set(err, VM_INVALID_ARGUMENT,
+				    "name: \"%s\" must be 1-64 characters of [A-Za-z0-9._-], not starting with '.' or '-'",
+				    c->name);
+	if (c->name && *c->name) {
+		for (struct vm *o = d->vms; o; o = o->next)
+			if (o->owner_uid == peer->uid && o->state != VIRTMGR__V1__VM_STATE__VM_STATE_DEAD &&
+			    !strcmp(o->name, c->name))
+				return vm_error_set(err, VM_ALREADY_EXISTS,
+						    "name: a VM named \"%s\" already exists (id %s)", c->name, o->id);
+	}
+	vm->memory_mib = c->memory_mib ? c->memory_mib : 256;
+	if (vm->memory_mib < 32 || vm->memory_mib > host_mib)
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "memory_mib: %u is outside 32..%llu", vm->memory_mib,
+				    (unsigned long long)host_mib);
+	vm->cpus = c->cpus ? c->cpus : 1;
+	if (vm->cpus > 64 || (ncpu > 0 && vm->cpus > 4 * (unsigned long)ncpu))
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "cpus: %u is outside 1..%ld", vm->cpus,
+				    ncpu > 0 ? MIN(64, 4 * ncpu) : 64);
+	if (c->instance_id.len != 0 && c->instance_id.len != 64)
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "instance_id: must be 64 bytes, not %zu",
+				    c->instance_id.len);
+	if (c->accel && *c->accel && strcmp(c->accel, "kvm") && strcmp(c->accel, "tcg"))
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "accel: \"%s\" is not kvm or tcg", c->accel);
+	if (d->cfg.early &&
+	    early_check_config(c->vendor_modules, c->assigned_devices, c->n_assigned_devices, err) < 0)
+		return -1;
+	if (c->vendor_modules && *c->vendor_modules)
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "vendor_modules: vendor modules are not supported");
+	if (c->n_assigned_devices)
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "assigned_devices: device assignment is not supported");
+	if (c->payload_cwd && *c->payload_cwd && c->payload_cwd[0] != '/')
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "payload_cwd: \"%s\" is not an absolute path",
+				    c->payload_cwd);
+	vm->accel = xstrdup(c->accel && *c->accel ? c->accel : d->accel);
+	if (!strcmp(vm->accel, "kvm") && access("/dev/kvm", R_OK | W_OK) < 0)
+		return vm_error_errno(err, errno, "accel: kvm requested but /dev/kvm");
+	vm->boot_timeout_ms = c->boot_timeout_ms ? c->boot_timeout_ms : d->cfg.default_boot_timeout_ms;
+
+	/* kernel and initrd: an fd from the client, a path opened as the client, or the default image */
+	if (c->kernel_fd) {
+		if ((vm->kernel_fd = take_fdref(call, c->kernel_fd, "kernel_fd", err)) < 0)
+			return -1;
+	} else if (c->kernel && *c->kernel) {
+		if ((vm->kernel_fd = open_as_peer(peer, "kernel", c->kernel, O_RDONLY, err)) < 0)
+			return -1;
+	} else {
+		cleanup_free char *k = xasprintf("%s/vmlinuz", d->cfg.guest_dir);
+
+		vm->kernel_fd = open(k, O_RDONLY | O_CLOEXEC);
+		/* not vm_error_errno(): the daemon's installation is at fault, not the caller */
+		if (vm->kernel_fd < 0)
+			return vm_error_set_errno(err, VM_FAILED_PRECONDITION, errno,
+						  "kernel: no kernel given and the default guest kernel %s is missing", k);
+	}
+	if (c->initrd_fd) {
+		if ((vm->initrd_fd = take_fdref(call, c->initrd_fd, "initrd_fd", err)) < 0)
+			return -1;
+	} else if (c->initrd && *c->initrd) {
+		if ((vm->initrd_fd = open_as_peer(peer, "initrd", c->initrd, O_RDONLY, err)) < 0)
+			return -1;
+	} else if (!c->kernel_fd && !(c->kernel && *c->kernel)) {
+		cleanup_free char *i = xasprintf("%s/initramfs.img", d->cfg.guest_dir);
+
+		vm->initrd_fd = open(i, O_RDONLY | O_CLOEXEC);
+		if (vm->initrd_fd < 0)
+			return vm_error_set_errno(err, VM_FAILED_PRECONDITION, errno,
+						  "initrd: the default guest initramfs %s is missing", i);
+	}
+	vm->disks = xcalloc(c->n_disks, sizeof(*vm->disks));
+	for (size_t i = 0; i < c->n_disks; i++) {
+		const Virtmgr__V1__Disk *dk = c->disks[i];
+		char field[32];
+		int fd;
+
+		snprintf(field, sizeof(field), "disks[%zu]", i);
+		vm->disks[i].fd = -1;
+		if (dk->fd)
+			fd = take_fdref(call, dk->fd, field, err);
+		else
+			fd = open_as_peer(peer, field, dk->path, dk->read_only ? O_RDONLY : O_RDWR, err);
+		if (fd < 0)
+			return -1;
+		vm->disks[i].fd = fd;
+		vm->disks[i].read_only = dk->read_only;
+		vm->ndisks = i + 1;
+	}
+	if (build_cmdline(c, &vm->cmdline, err) < 0)
+		return -1;
+	if (c->console_out) {
+		if ((vm->console.out.fd = take_fdref(call, c->console_out, "console_out", err)) < 0)
+			return -1;
+		fd_set_nonblock(vm->console.out.fd, true);
+	}
+	if (c->console_in && (vm->console.in_fd = take_fdref(call, c->console_in, "console_in", err)) < 0)
+		return -1;
+	if (c->log_out && (vm->log_out_fd = take_fdref(call, c->log_out, "log_out", err)) < 0)
+		return -1;
+	return 0;
+}

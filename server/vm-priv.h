@@ -1,0 +1,98 @@
+/* vm-priv.h - what the files of the VM core share: struct vm and the few
+ * core functions its concerns call back into. The core is vm.c (registry,
+ * state machine, lifecycle), vm-config.c (CreateVm's configuration and fd
+ * intake), vm-console.c (console sinks, attach, markers) and vm-persist.c
+ * (state records and re-adoption). Nothing outside these files includes
+ * this header: the rest of the daemon sees only vm.h.
+ */
+#ifndef VIRTMGR_VM_PRIV_H
+#define VIRTMGR_VM_PRIV_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "server/qemu.h"
+#include "server/vm-console.h"
+#include "server/vm.h"
+#include "server/vms.h"
+#include "server/vsock_host.h"
+
+typedef Virtmgr__V1__VmState vm_state_t;
+typedef Virtmgr__V1__DeathReason death_t;
+
+struct vm_watcher;
+struct vm_waiter;
+
+struct vm {
+	struct vm *next;
+	struct daemon *d;
+	char id[13];
+	char *name;
+	uint32_t cid;
+	vm_state_t state;
+	death_t death_reason;
+	int exit_code;
+	bool has_exit_code;
+	char message[VM_ERROR_MSG_MAX];
+	uid_t owner_uid;
+	pid_t owner_pid;
+	uint64_t owner_conn;            /* 0 when detached */
+	bool detached;
+	bool suspended;
+	char *accel;
+	uint32_t memory_mib, cpus;
+	uint64_t created_ns, started_ns;
+	char *run_dir;
+	/* configuration kept for start */
+	int kernel_fd, initrd_fd;
+	struct qemu_disk *disks;
+	size_t ndisks;
+	char *cmdline;
+	uint32_t boot_timeout_ms;
+	/* runtime */
+	struct qemu *qemu;
+	struct vm_console console;
+	int log_out_fd;
+	int guest_log_fd;
+	death_t guest_error_reason;     /* from NotifyError, used if it dies afterwards */
+	struct vsock_host_vm vsock;     /* guest vsock device (backend in user mode) */
+	struct vsock_host_watch vsock_watch; /* .vm set while the device is prepared */
+	bool stop_requested;            /* StopVm: death is SHUTDOWN whatever the path */
+	bool kill_requested;            /* KillVm: death is KILLED */
+	death_t forced_reason;          /* set by a timer that killed it (HANGUP) */
+	ev_timer boot_timer, stop_timer;
+	int stop_phase;
+	struct vm_watcher *watchers;
+	struct vm_waiter *waiters;
+	struct vms_vm *vms;             /* guest agent protocol (vms.c) */
+};
+
+/* "STARTING" for VM_STATE_STARTING. Return: static string. */
+const char *vm_state_name(vm_state_t s);
+/* A zeroed record of @d with every fd -1. Return: never NULL. */
+struct vm *vm_alloc(struct daemon *d);
+/* Release everything @vm holds and free it (it must be unlinked). */
+void vm_free(struct vm *vm);
+/* Return: true if a live VM has @cid. */
+bool vm_cid_in_use(struct daemon *d, uint32_t cid);
+/* What QEMU reports, turned into the VM's state (vm.c). */
+extern const struct qemu_callbacks vm_qemu_callbacks;
+/* Watch @vm's vsock backend (prepared in vm->vsock); @ours: it is our child. */
+void vm_vsock_watch(struct vm *vm, bool ours);
+/* Give @vm its VirtualMachineService state (id, cid and run_dir are set).
+ * @config: NULL for an adopted VM. */
+void vm_vms_new(struct vm *vm, const Virtmgr__V1__VmConfig *config, bool default_image);
+/* Serve VirtualMachineService for @vm on host vsock port = its CID.
+ * Return: 0, or -1 with @err. */
+int vm_vms_listen(struct vm *vm, struct vm_error *err);
+
+/* The progress the guest reports (console markers, VirtualMachineService). */
+void vm_guest_started(struct vm *vm);
+void vm_guest_ready(struct vm *vm);
+void vm_guest_finished(struct vm *vm, int exit_code);
+/* @code: virtmgr.v1.ErrorCode; the VM's death reason becomes
+ * INVALID_PAYLOAD_CONFIG or PAYLOAD_ERROR if it dies afterwards. */
+void vm_guest_error(struct vm *vm, int code, const char *message);
+
+#endif
