@@ -22,6 +22,47 @@
 
 #include "lib/ttrpc.h"
 
+/*
+ * Ended calls and one written output chunk are kept by a server for reuse.
+ * Not in AddressSanitizer builds: a recycled block would hide a
+ * use-after-free of the call or chunk that held it before.
+ */
+#if defined(__SANITIZE_ADDRESS__)
+#define TTRPC_RECYCLE 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TTRPC_RECYCLE 0
+#endif
+#endif
+#ifndef TTRPC_RECYCLE
+#define TTRPC_RECYCLE 1
+#endif
+
+/* Growable bytes: output chunks, frames being built. */
+struct ttrpc_buf {
+	uint8_t *p;
+	size_t len, cap;
+};
+
+/* Room for @need more bytes after b->len (b->len is not moved). Return: where they go. */
+uint8_t *ttrpc_buf_reserve(struct ttrpc_buf *b, size_t need);
+
+/**
+ * ttrpc_frame_append() - append one frame whose body protobuf-c packs
+ * @body: the frame's body (ttrpc.Request or ttrpc.Response, or a stream's
+ *        Data message)
+ * @payload: the envelope's payload field, a member of @body, or NULL; it is
+ *           set to the packing of @inner (empty when @inner is NULL)
+ * @max: the largest body accepted
+ * Sizes are computed once (protobuf_c_message_get_packed_size()) and the
+ * bytes packed straight into @b.
+ * Return: the frame's length, or 0 when the body would exceed @max
+ * (nothing appended).
+ */
+size_t ttrpc_frame_append(struct ttrpc_buf *b, uint32_t stream_id, uint8_t type, uint8_t flags,
+			  const ProtobufCMessage *body, ProtobufCBinaryData *payload, const ProtobufCMessage *inner,
+			  size_t max);
+
 /* Most fds accepted in one recvmsg(); extras are closed. */
 #define TTRPC_RECV_FDS 64
 

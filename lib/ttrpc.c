@@ -15,8 +15,10 @@
  * sendmsg() as the socket accepts them, so one batch of requests gets one
  * write. A frame that carries fds has a buffer of its own and is written by a
  * sendmsg() of its own that begins with its first byte (the fd rule, see
- * lib/ttrpc-priv.h). Answers are packed in one pass (see pb_encode) from a
- * per-message-type plan the server compiles once. Output is bounded: once more than
+ * lib/ttrpc-priv.h). protobuf-c packs every body: its size is computed once
+ * and the bytes are packed into the output chunk itself (the envelope's
+ * payload is packed just past the frame and copied in by the envelope's
+ * packing, one copy). Output is bounded: once more than
  * max_out_bytes are queued the peer is not reading, the queue is dropped and
  * the connection closed from a zero-delay timer (never from inside the
  * caller's reply, so handlers are not re-entered).
@@ -208,489 +210,58 @@ ssize_t ttrpc_decoder_last_start(const struct ttrpc_decoder *d, const uint8_t *b
 	return last;
 }
 
-/*
- * A single-pass protobuf encoder writing exactly the bytes protobuf-c's
- * protobuf_c_message_pack() writes (same field order, same presence rules
- * per label, same varint forms, unknown fields last), without its separate
- * get_packed_size() pass: the output grows as it is written, and a nested
- * message's length prefix is written after its body, moving the body only
- * in the rare case the prefix needs more than the one byte reserved for it.
- */
-struct pb_buf {
-	uint8_t *p;
-	size_t len, cap;
-};
+/* ------------------------------------------------------------------ packing */
 
-static void pb_grow(struct pb_buf *b, size_t need)
+uint8_t *ttrpc_buf_reserve(struct ttrpc_buf *b, size_t need)
 {
-	size_t cap = MAX(b->cap * 2, b->len + need);
+	if (b->cap - b->len < need) {
+		size_t cap = MAX(MAX(b->cap * 2, b->len + need), (size_t)256);
 
-	b->p = xrealloc(b->p, MAX(cap, (size_t)256));
-	b->cap = MAX(cap, (size_t)256);
-}
-
-/* Room for @need more bytes. Return: where they go. */
-static inline uint8_t *pb_space(struct pb_buf *b, size_t need)
-{
-	if (b->cap - b->len < need)
-		pb_grow(b, need);
+		b->p = xrealloc(b->p, cap);
+		b->cap = cap;
+	}
 	return b->p + b->len;
-}
-
-static inline size_t pb_varint(uint8_t *out, uint64_t v)
-{
-	size_t n = 0;
-
-	while (v >= 0x80) {
-		out[n++] = (uint8_t)(v | 0x80);
-		v >>= 7;
-	}
-	out[n++] = (uint8_t)v;
-	return n;
-}
-
-static inline size_t pb_varint_len(uint64_t v)
-{
-	size_t n = 1;
-
-	while (v >= 0x80) {
-		v >>= 7;
-		n++;
-	}
-	return n;
-}
-
-static inline size_t pb_tag(uint8_t *out, uint32_t id, unsigned wire)
-{
-	if (id < 16) {
-		out[0] = (uint8_t)(id << 3 | wire);
-		return 1;
-	}
-	return pb_varint(out, (uint64_t)id << 3 | wire);
-}
-
-static inline void pb_put_tag(struct pb_buf *b, uint32_t id, unsigned wire)
-{
-	uint8_t *o = pb_space(b, 10);
-
-	b->len += pb_tag(o, id, wire);
-}
-
-static void pb_encode(struct pb_buf *b, const ProtobufCMessage *msg);
-
-/* Tag, length and @n bytes of @data. */
-static inline void pb_put_bytes(struct pb_buf *b, uint32_t id, const void *data, size_t n)
-{
-	uint8_t *o = pb_space(b, 15 + n);
-	size_t k = pb_tag(o, id, PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED);
-
-	if (n < 0x80)
-		o[k++] = (uint8_t)n;
-	else
-		k += pb_varint(o + k, n);
-	if (n)
-		memcpy(o + k, data, n);
-	b->len += k + n;
-}
-
-/* Finish a length-delimited body that started at @start, one byte after the byte reserved for its
- * length: move the body when the length needs more than that byte. */
-static void pb_close_nested(struct pb_buf *b, size_t start)
-{
-	size_t n = b->len - start, vn = pb_varint_len(n);
-
-	if (vn > 1) {
-		pb_space(b, vn - 1);
-		memmove(b->p + start + vn - 1, b->p + start, n);
-		b->len += vn - 1;
-	}
-	pb_varint(b->p + start - 1, n);
-}
-
-/* Tag and value of one element of field @f at @member (protobuf-c's required_field_pack). */
-static void pb_put_field(struct pb_buf *b, const ProtobufCFieldDescriptor *f, const void *member)
-{
-	uint8_t *o;
-	size_t k;
-
-	switch (f->type) {
-	case PROTOBUF_C_TYPE_STRING: {
-		const char *str = *(char *const *)member;
-
-		pb_put_bytes(b, f->id, str, str ? strlen(str) : 0);
-		return;
-	}
-	case PROTOBUF_C_TYPE_BYTES: {
-		const ProtobufCBinaryData *bd = member;
-
-		pb_put_bytes(b, f->id, bd->data, bd->len);
-		return;
-	}
-	case PROTOBUF_C_TYPE_MESSAGE: {
-		const ProtobufCMessage *sub = *(ProtobufCMessage *const *)member;
-		size_t start;
-
-		o = pb_space(b, 11);
-		k = pb_tag(o, f->id, PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED);
-		o[k++] = 0;               /* the length, or an absent message: empty */
-		b->len += k;
-		if (!sub)
-			return;
-		start = b->len;
-		pb_encode(b, sub);
-		pb_close_nested(b, start);
-		return;
-	}
-	default:
-		break;
-	}
-	o = pb_space(b, 20);
-	switch (f->type) {
-	case PROTOBUF_C_TYPE_SINT32: {
-		int32_t v = *(const int32_t *)member;
-
-		k = pb_tag(o, f->id, PROTOBUF_C_WIRE_TYPE_VARINT);
-		k += pb_varint(o + k, (uint32_t)((uint32_t)v << 1) ^ (uint32_t)-(v < 0));
-		break;
-	}
-	case PROTOBUF_C_TYPE_ENUM:
-	case PROTOBUF_C_TYPE_INT32:
-		/* negative values are sign-extended to ten bytes */
-		k = pb_tag(o, f->id, PROTOBUF_C_WIRE_TYPE_VARINT);
-		k += pb_varint(o + k, (uint64_t)(int64_t) * (const int32_t *)member);
-		break;
-	case PROTOBUF_C_TYPE_UINT32:
-		k = pb_tag(o, f->id, PROTOBUF_C_WIRE_TYPE_VARINT);
-		k += pb_varint(o + k, *(const uint32_t *)member);
-		break;
-	case PROTOBUF_C_TYPE_SINT64: {
-		int64_t v = *(const int64_t *)member;
-
-		k = pb_tag(o, f->id, PROTOBUF_C_WIRE_TYPE_VARINT);
-		k += pb_varint(o + k, ((uint64_t)v << 1) ^ (uint64_t)-(v < 0));
-		break;
-	}
-	case PROTOBUF_C_TYPE_INT64:
-	case PROTOBUF_C_TYPE_UINT64:
-		k = pb_tag(o, f->id, PROTOBUF_C_WIRE_TYPE_VARINT);
-		k += pb_varint(o + k, *(const uint64_t *)member);
-		break;
-	case PROTOBUF_C_TYPE_SFIXED32:
-	case PROTOBUF_C_TYPE_FIXED32:
-	case PROTOBUF_C_TYPE_FLOAT:
-		k = pb_tag(o, f->id, PROTOBUF_C_WIRE_TYPE_32BIT);
-		memcpy(o + k, member, 4);  /* little endian, as on every target we build for */
-		k += 4;
-		break;
-	case PROTOBUF_C_TYPE_SFIXED64:
-	case PROTOBUF_C_TYPE_FIXED64:
-	case PROTOBUF_C_TYPE_DOUBLE:
-		k = pb_tag(o, f->id, PROTOBUF_C_WIRE_TYPE_64BIT);
-		memcpy(o + k, member, 8);
-		k += 8;
-		break;
-	case PROTOBUF_C_TYPE_BOOL:
-		k = pb_tag(o, f->id, PROTOBUF_C_WIRE_TYPE_VARINT);
-		o[k++] = *(const protobuf_c_boolean *)member ? 1 : 0;
-		break;
-	default:
-		return;
-	}
-	b->len += k;
-}
-
-/* protobuf-c's field_is_zeroish(): an unlabeled (proto3) field left out. */
-static bool pb_zeroish(const ProtobufCFieldDescriptor *f, const void *member)
-{
-	switch (f->type) {
-	case PROTOBUF_C_TYPE_BOOL:
-		return *(const protobuf_c_boolean *)member == 0;
-	case PROTOBUF_C_TYPE_ENUM:
-	case PROTOBUF_C_TYPE_SINT32:
-	case PROTOBUF_C_TYPE_INT32:
-	case PROTOBUF_C_TYPE_UINT32:
-	case PROTOBUF_C_TYPE_SFIXED32:
-	case PROTOBUF_C_TYPE_FIXED32:
-		return *(const uint32_t *)member == 0;
-	case PROTOBUF_C_TYPE_SINT64:
-	case PROTOBUF_C_TYPE_INT64:
-	case PROTOBUF_C_TYPE_UINT64:
-	case PROTOBUF_C_TYPE_SFIXED64:
-	case PROTOBUF_C_TYPE_FIXED64:
-		return *(const uint64_t *)member == 0;
-	case PROTOBUF_C_TYPE_FLOAT:
-		return *(const float *)member == 0;
-	case PROTOBUF_C_TYPE_DOUBLE:
-		return *(const double *)member == 0;
-	case PROTOBUF_C_TYPE_STRING: {
-		const char *str = *(const char *const *)member;
-
-		return !str || !*str;
-	}
-	case PROTOBUF_C_TYPE_BYTES:
-	case PROTOBUF_C_TYPE_MESSAGE:
-		return *(const void *const *)member == NULL;
-	}
-	return true;
-}
-
-static size_t pb_elt_size(ProtobufCType type)
-{
-	switch (type) {
-	case PROTOBUF_C_TYPE_SINT64:
-	case PROTOBUF_C_TYPE_INT64:
-	case PROTOBUF_C_TYPE_UINT64:
-	case PROTOBUF_C_TYPE_SFIXED64:
-	case PROTOBUF_C_TYPE_FIXED64:
-	case PROTOBUF_C_TYPE_DOUBLE:
-		return 8;
-	case PROTOBUF_C_TYPE_BOOL:
-		return sizeof(protobuf_c_boolean);
-	case PROTOBUF_C_TYPE_STRING:
-	case PROTOBUF_C_TYPE_MESSAGE:
-		return sizeof(void *);
-	case PROTOBUF_C_TYPE_BYTES:
-		return sizeof(ProtobufCBinaryData);
-	default:
-		return 4;
-	}
-}
-
-/* A packed repeated scalar field: one tag, the length, the values without tags. */
-static void pb_put_packed(struct pb_buf *b, const ProtobufCFieldDescriptor *f, size_t count, const void *array)
-{
-	size_t esz = pb_elt_size(f->type), start;
-
-	pb_put_tag(b, f->id, PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED);
-	pb_space(b, 1);
-	start = ++b->len;
-	for (size_t i = 0; i < count; i++) {
-		const void *e = (const char *)array + i * esz;
-		uint8_t *o = pb_space(b, 10);
-
-		switch (f->type) {
-		case PROTOBUF_C_TYPE_SFIXED32:
-		case PROTOBUF_C_TYPE_FIXED32:
-		case PROTOBUF_C_TYPE_FLOAT:
-			memcpy(o, e, 4);
-			b->len += 4;
-			break;
-		case PROTOBUF_C_TYPE_SFIXED64:
-		case PROTOBUF_C_TYPE_FIXED64:
-		case PROTOBUF_C_TYPE_DOUBLE:
-			memcpy(o, e, 8);
-			b->len += 8;
-			break;
-		case PROTOBUF_C_TYPE_ENUM:
-		case PROTOBUF_C_TYPE_INT32:
-			b->len += pb_varint(o, (uint64_t)(int64_t) * (const int32_t *)e);
-			break;
-		case PROTOBUF_C_TYPE_SINT32: {
-			int32_t v = *(const int32_t *)e;
-
-			b->len += pb_varint(o, (uint32_t)((uint32_t)v << 1) ^ (uint32_t)-(v < 0));
-			break;
-		}
-		case PROTOBUF_C_TYPE_SINT64: {
-			int64_t v = *(const int64_t *)e;
-
-			b->len += pb_varint(o, ((uint64_t)v << 1) ^ (uint64_t)-(v < 0));
-			break;
-		}
-		case PROTOBUF_C_TYPE_UINT32:
-			b->len += pb_varint(o, *(const uint32_t *)e);
-			break;
-		case PROTOBUF_C_TYPE_INT64:
-		case PROTOBUF_C_TYPE_UINT64:
-			b->len += pb_varint(o, *(const uint64_t *)e);
-			break;
-		case PROTOBUF_C_TYPE_BOOL:
-			*o = *(const protobuf_c_boolean *)e ? 1 : 0;
-			b->len++;
-			break;
-		default:
-			break;
-		}
-	}
-	pb_close_nested(b, start);
-}
-
-/* One field of @msg, if present (protobuf-c's rules per label). */
-static void pb_encode_field(struct pb_buf *b, const ProtobufCMessage *msg, const ProtobufCFieldDescriptor *f)
-{
-	const void *member = (const char *)msg + f->offset;
-	const void *q = (const char *)msg + f->quantifier_offset;
-	bool ptr_type = f->type == PROTOBUF_C_TYPE_MESSAGE || f->type == PROTOBUF_C_TYPE_STRING;
-
-	switch (f->label) {
-	case PROTOBUF_C_LABEL_REQUIRED:
-		break;
-	case PROTOBUF_C_LABEL_OPTIONAL:
-	case PROTOBUF_C_LABEL_NONE:
-		if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
-			if (*(const uint32_t *)q != f->id)
-				return;
-			if (ptr_type) {
-				const void *ptr = *(const void *const *)member;
-
-				if (!ptr || ptr == f->default_value)
-					return;
-			}
-		} else if (f->label == PROTOBUF_C_LABEL_NONE) {
-			if (pb_zeroish(f, member))
-				return;
-		} else if (ptr_type) {
-			const void *ptr = *(const void *const *)member;
-
-			if (!ptr || ptr == f->default_value)
-				return;
-		} else if (!*(const protobuf_c_boolean *)q) {
-			return;
-		}
-		break;
-	case PROTOBUF_C_LABEL_REPEATED: {
-		size_t count = *(const size_t *)q;
-		const char *array = *(const void *const *)member;
-		size_t esz;
-
-		if (!count)
-			return;
-		if (f->flags & PROTOBUF_C_FIELD_FLAG_PACKED) {
-			pb_put_packed(b, f, count, array);
-			return;
-		}
-		esz = pb_elt_size(f->type);
-		for (size_t k = 0; k < count; k++)
-			pb_put_field(b, f, array + k * esz);
-		return;
-	}
-	}
-	pb_put_field(b, f, member);
-}
-
-static void pb_encode_unknown(struct pb_buf *b, const ProtobufCMessage *msg)
-{
-	for (unsigned i = 0; i < msg->n_unknown_fields; i++) {
-		const ProtobufCMessageUnknownField *u = msg->unknown_fields + i;
-		uint8_t *o;
-
-		pb_put_tag(b, u->tag, u->wire_type);
-		o = pb_space(b, u->len);
-		if (u->len)
-			memcpy(o, u->data, u->len);
-		b->len += u->len;
-	}
-}
-
-static void pb_encode(struct pb_buf *b, const ProtobufCMessage *msg)
-{
-	const ProtobufCMessageDescriptor *desc = msg->descriptor;
-
-	for (unsigned i = 0; i < desc->n_fields; i++)
-		pb_encode_field(b, msg, desc->fields + i);
-	pb_encode_unknown(b, msg);
-}
-
-/*
- * Plans: the server packs its answers from a per-message-type list of
- * operations compiled once from the descriptor, with each field's tag bytes
- * precomputed and the common proto3 shapes (a string, a varint, a bool, a
- * message, a repeated message or string) handled by one case each; any
- * other field is written by pb_encode_field(). The bytes are the same.
- */
-enum pb_op_code {
-	PB_OP_FIELD,              /* pb_encode_field() */
-	PB_OP_STRING,             /* unlabeled: left out when NULL or "" */
-	PB_OP_UINT32,             /* unlabeled uint32: left out when 0 */
-	PB_OP_INT32,              /* unlabeled int32 or enum: sign-extended */
-	PB_OP_UINT64,             /* unlabeled int64 or uint64 */
-	PB_OP_BOOL,
-	PB_OP_MESSAGE,            /* unlabeled: left out when NULL */
-	PB_OP_REP_MESSAGE,        /* repeated, not packed (a NULL element is written empty) */
-	PB_OP_REP_STRING,
-};
-
-struct pb_plan;
-
-struct pb_op {
-	uint8_t code;
-	uint8_t taglen;
-	uint8_t tag[8];           /* the field's tag with its wire type */
-	uint32_t offset, qoffset;
-	const ProtobufCFieldDescriptor *f;
-	struct pb_plan *sub;      /* message ops: the plan of f->descriptor, once used */
-};
-
-struct pb_plan {
-	const ProtobufCMessageDescriptor *desc;
-	unsigned n;
-	struct pb_op ops[];
-};
-
-static struct pb_plan *pb_plan_new(const ProtobufCMessageDescriptor *desc)
-{
-	struct pb_plan *pl = xzalloc(sizeof(*pl) + desc->n_fields * sizeof(pl->ops[0]));
-
-	pl->desc = desc;
-	pl->n = desc->n_fields;
-	for (unsigned i = 0; i < desc->n_fields; i++) {
-		const ProtobufCFieldDescriptor *f = desc->fields + i;
-		struct pb_op *op = &pl->ops[i];
-		unsigned wire = PROTOBUF_C_WIRE_TYPE_VARINT;
-
-		op->f = f;
-		op->offset = f->offset;
-		op->qoffset = f->quantifier_offset;
-		op->code = PB_OP_FIELD;
-		if (f->label == PROTOBUF_C_LABEL_NONE && !(f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)) {
-			switch (f->type) {
-			case PROTOBUF_C_TYPE_STRING:
-				op->code = PB_OP_STRING;
-				wire = PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED;
-				break;
-			case PROTOBUF_C_TYPE_UINT32:
-				op->code = PB_OP_UINT32;
-				break;
-			case PROTOBUF_C_TYPE_INT32:
-			case PROTOBUF_C_TYPE_ENUM:
-				op->code = PB_OP_INT32;
-				break;
-			case PROTOBUF_C_TYPE_INT64:
-			case PROTOBUF_C_TYPE_UINT64:
-				op->code = PB_OP_UINT64;
-				break;
-			case PROTOBUF_C_TYPE_BOOL:
-				op->code = PB_OP_BOOL;
-				break;
-			case PROTOBUF_C_TYPE_MESSAGE:
-				op->code = PB_OP_MESSAGE;
-				wire = PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED;
-				break;
-			default:
-				break;
-			}
-		} else if (f->label == PROTOBUF_C_LABEL_REPEATED && f->type == PROTOBUF_C_TYPE_MESSAGE) {
-			op->code = PB_OP_REP_MESSAGE;
-			wire = PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED;
-		} else if (f->label == PROTOBUF_C_LABEL_REPEATED && f->type == PROTOBUF_C_TYPE_STRING) {
-			op->code = PB_OP_REP_STRING;
-			wire = PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED;
-		}
-		op->taglen = (uint8_t)pb_tag(op->tag, f->id, wire);
-	}
-	return pl;
 }
 
 uint8_t *ttrpc_pack(const ProtobufCMessage *msg, size_t *len)
 {
-	struct pb_buf b = { 0 };
+	size_t n = msg ? protobuf_c_message_get_packed_size(msg) : 0;
+	uint8_t *buf = xmalloc(n ? n : 1);
 
-	if (msg)
-		pb_encode(&b, msg);
-	if (!b.p)
-		b.p = xmalloc(1);
-	*len = b.len;
-	return b.p;
+	if (n)
+		protobuf_c_message_pack(msg, buf);
+	*len = n;
+	return buf;
+}
+
+size_t ttrpc_frame_append(struct ttrpc_buf *b, uint32_t stream_id, uint8_t type, uint8_t flags,
+			  const ProtobufCMessage *body, ProtobufCBinaryData *payload, const ProtobufCMessage *inner,
+			  size_t max)
+{
+	size_t plen = 0, blen;
+	uint8_t *f;
+
+	if (payload) {
+		plen = inner ? protobuf_c_message_get_packed_size(inner) : 0;
+		payload->len = plen;
+		payload->data = NULL;
+	}
+	blen = protobuf_c_message_get_packed_size(body);
+	if (blen > max)
+		return 0;
+	f = ttrpc_buf_reserve(b, TTRPC_HEADER_SIZE + blen + plen);
+	if (plen) {
+		/* The payload is packed past the frame, then copied into it by
+		 * the envelope's own packing: protobuf-c writes every byte. */
+		payload->data = f + TTRPC_HEADER_SIZE + blen;
+		protobuf_c_message_pack(inner, payload->data);
+	}
+	protobuf_c_message_pack(body, f + TTRPC_HEADER_SIZE);
+	ttrpc_header_encode(&(struct ttrpc_header){ .length = (uint32_t)blen, .stream_id = stream_id,
+						    .type = type, .flags = flags },
+			    f);
+	b->len += TTRPC_HEADER_SIZE + blen;
+	return TTRPC_HEADER_SIZE + blen;
 }
 
 /* ------------------------------------------------------ shared internals */
@@ -857,35 +428,17 @@ uint8_t *ttrpc_build_frame(uint32_t stream_id, uint8_t type, uint8_t flags, cons
 	return buf;
 }
 
-static uint8_t *build_msg_frame(uint32_t stream_id, uint8_t type, uint8_t flags, const ProtobufCMessage *msg,
-				size_t *out_len)
-{
-	struct pb_buf b = { 0 };
-
-	pb_space(&b, TTRPC_HEADER_SIZE);
-	b.len = TTRPC_HEADER_SIZE;
-	pb_encode(&b, msg);
-	ttrpc_header_encode(&(struct ttrpc_header){ .length = (uint32_t)(b.len - TTRPC_HEADER_SIZE),
-						    .stream_id = stream_id, .type = type, .flags = flags },
-			    b.p);
-	*out_len = b.len;
-	return b.p;
-}
-
 uint8_t *ttrpc_build_request(uint32_t stream_id, uint8_t flags, const char *service, const char *method,
 			     const ProtobufCMessage *req, uint64_t timeout_ns, size_t *len)
 {
 	Ttrpc__Request r = TTRPC__REQUEST__INIT;
-	cleanup_free uint8_t *payload = NULL;
-	size_t plen;
+	struct ttrpc_buf b = { 0 };
 
-	payload = ttrpc_pack(req, &plen);
 	r.service = (char *)service;
 	r.method = (char *)method;
-	r.payload.data = payload;
-	r.payload.len = plen;
 	r.timeout_nano = timeout_ns > INT64_MAX ? INT64_MAX : (int64_t)timeout_ns;
-	return build_msg_frame(stream_id, TTRPC_TYPE_REQUEST, flags, &r.base, len);
+	*len = ttrpc_frame_append(&b, stream_id, TTRPC_TYPE_REQUEST, flags, &r.base, &r.payload, req, SIZE_MAX);
+	return b.p;
 }
 
 int ttrpc_parse_response(const uint8_t *body, size_t len, struct vm_error *status, uint8_t **payload,
@@ -917,7 +470,6 @@ struct method_entry {
 	char *method;
 	char *name;                      /* "Service/Method", shared by its calls */
 	size_t service_len, method_len;
-	size_t reply_hint;               /* payload size of the last answer (room reserved for its prefix) */
 	const ProtobufCMessageDescriptor *input;
 	ttrpc_handler_fn fn;
 	void *opaque;
@@ -950,8 +502,6 @@ struct ttrpc_server {
 	struct ttrpc_call *free_calls;   /* ended calls' state, kept for the next ones */
 	unsigned nfree_calls;
 	struct out_chunk *spare;         /* a written output chunk, kept for the next batch */
-	struct pb_plan **plans;          /* by descriptor, open addressing */
-	size_t plans_cap, nplans;
 };
 
 #define TTRPC_FREE_CALLS_MAX 64
@@ -964,7 +514,7 @@ struct ttrpc_server {
  */
 struct out_chunk {
 	struct out_chunk *next;
-	struct pb_buf b;          /* the bytes; sent up to off */
+	struct ttrpc_buf b;       /* the bytes; sent up to off */
 	size_t off;
 	int fds[TTRPC_MAX_FDS];
 	size_t nfds;              /* still to send with the first byte */
@@ -1082,9 +632,6 @@ void ttrpc_server_free(struct ttrpc_server *srv)
 		free(srv->spare->b.p);
 		free(srv->spare);
 	}
-	for (size_t i = 0; i < srv->plans_cap; i++)
-		free(srv->plans[i]);
-	free(srv->plans);
 	free(srv);
 }
 
@@ -1177,168 +724,6 @@ unsigned ttrpc_server_conn_count(const struct ttrpc_server *srv)
 	return srv->nconns;
 }
 
-/* ---- answers packed from plans ---- */
-
-static size_t plan_slot(const struct ttrpc_server *srv, const ProtobufCMessageDescriptor *desc)
-{
-	uintptr_t x = (uintptr_t)desc;
-
-	return (size_t)(x >> 4 ^ x >> 12) & (srv->plans_cap - 1);
-}
-
-/* The plan of @desc, compiled on first use. */
-static struct pb_plan *server_plan(struct ttrpc_server *srv, const ProtobufCMessageDescriptor *desc)
-{
-	struct pb_plan *pl;
-	size_t i;
-
-	if (srv->plans_cap)
-		for (i = plan_slot(srv, desc); srv->plans[i]; i = (i + 1) & (srv->plans_cap - 1))
-			if (srv->plans[i]->desc == desc)
-				return srv->plans[i];
-	if (2 * (srv->nplans + 1) > srv->plans_cap) {
-		struct pb_plan **old = srv->plans;
-		size_t old_cap = srv->plans_cap;
-
-		srv->plans_cap = old_cap ? old_cap * 2 : 32;
-		srv->plans = xcalloc(srv->plans_cap, sizeof(*srv->plans));
-		for (size_t k = 0; k < old_cap; k++) {
-			if (!old[k])
-				continue;
-			for (i = plan_slot(srv, old[k]->desc); srv->plans[i]; i = (i + 1) & (srv->plans_cap - 1))
-				;
-			srv->plans[i] = old[k];
-		}
-		free(old);
-	}
-	pl = pb_plan_new(desc);
-	for (i = plan_slot(srv, desc); srv->plans[i]; i = (i + 1) & (srv->plans_cap - 1))
-		;
-	srv->plans[i] = pl;
-	srv->nplans++;
-	return pl;
-}
-
-static void pb_encode_plan(struct ttrpc_server *srv, struct pb_buf *b, struct pb_plan *pl,
-			   const ProtobufCMessage *msg);
-
-/* Tag, length and body of a nested message (NULL: empty). */
-static void pb_put_sub(struct ttrpc_server *srv, struct pb_buf *b, struct pb_op *op, const ProtobufCMessage *sub)
-{
-	uint8_t *o = pb_space(b, 9);
-	size_t start;
-
-	memcpy(o, op->tag, 8);
-	o[op->taglen] = 0;        /* the length, moved in by pb_close_nested() */
-	b->len += op->taglen + 1;
-	if (!sub)
-		return;
-	start = b->len;
-	if (sub->descriptor == op->f->descriptor) {
-		if (!op->sub)
-			op->sub = server_plan(srv, sub->descriptor);
-		pb_encode_plan(srv, b, op->sub, sub);
-	} else {
-		pb_encode_plan(srv, b, server_plan(srv, sub->descriptor), sub);
-	}
-	pb_close_nested(b, start);
-}
-
-/* Tag, length and bytes of a string (NULL: empty). */
-static inline void pb_put_string(struct pb_buf *b, const struct pb_op *op, const char *str)
-{
-	size_t n = str ? strlen(str) : 0, k = op->taglen;
-	uint8_t *o = pb_space(b, 18 + n);
-
-	memcpy(o, op->tag, 8);
-	if (n < 0x80)
-		o[k++] = (uint8_t)n;
-	else
-		k += pb_varint(o + k, n);
-	if (n)
-		memcpy(o + k, str, n);
-	b->len += k + n;
-}
-
-/* Tag and varint @v. */
-static inline void pb_put_varint_op(struct pb_buf *b, const struct pb_op *op, uint64_t v)
-{
-	uint8_t *o = pb_space(b, 18);
-
-	memcpy(o, op->tag, 8);
-	b->len += op->taglen + pb_varint(o + op->taglen, v);
-}
-
-static void pb_encode_plan(struct ttrpc_server *srv, struct pb_buf *b, struct pb_plan *pl,
-			   const ProtobufCMessage *msg)
-{
-	const char *m = (const char *)msg;
-
-	for (unsigned i = 0; i < pl->n; i++) {
-		struct pb_op *op = &pl->ops[i];
-		const void *member = m + op->offset;
-
-		switch (op->code) {
-		case PB_OP_STRING: {
-			const char *str = *(char *const *)member;
-
-			if (str && *str)
-				pb_put_string(b, op, str);
-			break;
-		}
-		case PB_OP_UINT32:
-			if (*(const uint32_t *)member)
-				pb_put_varint_op(b, op, *(const uint32_t *)member);
-			break;
-		case PB_OP_INT32:
-			if (*(const int32_t *)member)
-				pb_put_varint_op(b, op, (uint64_t)(int64_t) * (const int32_t *)member);
-			break;
-		case PB_OP_UINT64:
-			if (*(const uint64_t *)member)
-				pb_put_varint_op(b, op, *(const uint64_t *)member);
-			break;
-		case PB_OP_BOOL:
-			if (*(const protobuf_c_boolean *)member)
-				pb_put_varint_op(b, op, 1);
-			break;
-		case PB_OP_MESSAGE:
-			if (*(ProtobufCMessage *const *)member)
-				pb_put_sub(srv, b, op, *(ProtobufCMessage *const *)member);
-			break;
-		case PB_OP_REP_MESSAGE: {
-			size_t count = *(const size_t *)(m + op->qoffset);
-			ProtobufCMessage *const *arr = *(ProtobufCMessage *const *const *)member;
-
-			for (size_t k = 0; k < count; k++)
-				pb_put_sub(srv, b, op, arr[k]);
-			break;
-		}
-		case PB_OP_REP_STRING: {
-			size_t count = *(const size_t *)(m + op->qoffset);
-			char *const *arr = *(char *const *const *)member;
-
-			for (size_t k = 0; k < count; k++)
-				pb_put_string(b, op, arr[k]);
-			break;
-		}
-		default:
-			pb_encode_field(b, msg, op->f);
-			break;
-		}
-	}
-	pb_encode_unknown(b, msg);
-}
-
-/* Pack @msg into @b: from its plan on a server, else by walking its descriptor. */
-static void pb_encode_for(struct ttrpc_server *srv, struct pb_buf *b, const ProtobufCMessage *msg)
-{
-	if (srv)
-		pb_encode_plan(srv, b, server_plan(srv, msg->descriptor), msg);
-	else
-		pb_encode(b, msg);
-}
-
 /* ---- output ---- */
 
 static void conn_update_wio(struct ttrpc_conn *c)
@@ -1352,7 +737,7 @@ static void conn_update_wio(struct ttrpc_conn *c)
 static void out_chunk_free(struct ttrpc_conn *c, struct out_chunk *ch)
 {
 	ttrpc_close_fds(ch->fds, ch->nfds);
-	if (c->srv && !c->srv->spare && ch->b.cap <= TTRPC_SPARE_MAX) {
+	if (TTRPC_RECYCLE && c->srv && !c->srv->spare && ch->b.cap <= TTRPC_SPARE_MAX) {
 		ch->next = NULL;
 		ch->b.len = ch->off = ch->nfds = 0;
 		ch->sealed = false;
@@ -1394,7 +779,7 @@ static struct out_chunk *out_chunk_new(struct ttrpc_conn *c)
 }
 
 /* The buffer the next frame is appended to (the connection must be open). */
-static struct pb_buf *out_tail_buf(struct ttrpc_conn *c)
+static struct ttrpc_buf *out_tail_buf(struct ttrpc_conn *c)
 {
 	struct out_chunk *ch = c->out_tail;
 
@@ -1474,7 +859,7 @@ static int conn_enqueue(struct ttrpc_conn *c, uint8_t *buf, size_t len, const in
 	if (nfds || len >= TTRPC_CHUNK_MAX) {
 		/* a chunk of its own, taking the buffer as it is */
 		ch = xzalloc(sizeof(*ch));
-		ch->b = (struct pb_buf){ .p = buf, .len = len, .cap = len };
+		ch->b = (struct ttrpc_buf){ .p = buf, .len = len, .cap = len };
 		ch->sealed = true;
 		if (nfds)
 			memcpy(ch->fds, fds, nfds * sizeof(int));
@@ -1485,9 +870,9 @@ static int conn_enqueue(struct ttrpc_conn *c, uint8_t *buf, size_t len, const in
 			c->out_head = ch;
 		c->out_tail = ch;
 	} else {
-		struct pb_buf *b = out_tail_buf(c);
+		struct ttrpc_buf *b = out_tail_buf(c);
 
-		memcpy(pb_space(b, len), buf, len);
+		memcpy(ttrpc_buf_reserve(b, len), buf, len);
 		b->len += len;
 		free(buf);
 	}
@@ -1567,32 +952,29 @@ static void conn_flush(struct ttrpc_conn *c)
 	}
 }
 
-static int send_status(struct ttrpc_conn *c, uint32_t stream_id, int code, const char *msg, const uint8_t *payload,
-		       size_t plen, const int *fds, size_t nfds)
+/*
+ * Queue a Response that ends stream @stream_id with @code and @msg, no
+ * payload. Return: 0, or -1 if the connection is closed or was just
+ * condemned for not reading.
+ */
+static int send_status(struct ttrpc_conn *c, uint32_t stream_id, int code, const char *msg)
 {
 	Ttrpc__Response r = TTRPC__RESPONSE__INIT;
 	Ttrpc__Status st = TTRPC__STATUS__INIT;
-	uint8_t *buf;
 	size_t len;
 
+	if (c->closed || c->doomed)
+		return -1;
 	st.code = code;
 	st.message = (char *)(msg ? msg : "");
 	r.status = &st;
-	r.payload.data = (uint8_t *)payload;
-	r.payload.len = plen;
-	buf = build_msg_frame(stream_id, TTRPC_TYPE_RESPONSE, 0, &r.base, &len);
-	if (len - TTRPC_HEADER_SIZE > TTRPC_MAX_DATA) {
-		/* The peer would refuse it: say so instead of sending it. */
-		free(buf);
-		log_warn("ttrpc: conn %llu: stream %u: response of %zu bytes exceeds the limit",
-			 (unsigned long long)c->id, stream_id, plen);
-		for (size_t i = 0; i < nfds; i++)
-			if (fds[i] >= 0)
-				close(fds[i]);
-		return send_status(c, stream_id, VM_RESOURCE_EXHAUSTED, "response exceeds the 4 MiB message limit",
-				   NULL, 0, NULL, 0);
-	}
-	return conn_enqueue(c, buf, len, fds, nfds);
+	/* no limit to check: messages are VM_ERROR_MSG_MAX bytes at most */
+	len = ttrpc_frame_append(out_tail_buf(c), stream_id, TTRPC_TYPE_RESPONSE, 0, &r.base, NULL, NULL,
+				 SIZE_MAX);
+	if (out_commit(c, len) < 0)
+		return -1;
+	conn_update_wio(c);
+	return 0;
 }
 
 /* ---- calls ---- */
@@ -1610,7 +992,7 @@ static void call_unlink_free(struct ttrpc_call *call)
 	c->ncalls--;
 	ev_timer_stop(c->loop, &call->timer);
 	ttrpc_close_fds(call->fds, call->nfds);
-	if (c->srv && c->srv->nfree_calls < TTRPC_FREE_CALLS_MAX) {
+	if (TTRPC_RECYCLE && c->srv && c->srv->nfree_calls < TTRPC_FREE_CALLS_MAX) {
 		call->next = c->srv->free_calls;
 		c->srv->free_calls = call;
 		c->srv->nfree_calls++;
@@ -1660,7 +1042,7 @@ static void call_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 	snprintf(msg, sizeof(msg), "%s: deadline exceeded", call->name);
 	c->depth++;
-	send_status(c, call->stream_id, VM_DEADLINE_EXCEEDED, msg, NULL, 0, NULL, 0);
+	send_status(c, call->stream_id, VM_DEADLINE_EXCEEDED, msg);
 	call_cancel(call);
 	conn_flush(c);
 	c->depth--;
@@ -1717,80 +1099,24 @@ void ttrpc_call_set_data_cb(struct ttrpc_call *call, ttrpc_data_cb cb, void *opa
 	call->data_opaque = opaque;
 }
 
-static void call_end(struct ttrpc_call *call, int code, const char *msg, const uint8_t *payload, size_t plen,
-		     const int *fds, size_t nfds)
+static void call_end(struct ttrpc_call *call, int code, const char *msg)
 {
 	struct ttrpc_conn *c = call->conn;
 
-	if (call->ending) {
-		for (size_t i = 0; i < nfds; i++)
-			if (fds[i] >= 0)
-				close(fds[i]);
+	if (call->ending)
 		return;
-	}
-	send_status(c, call->stream_id, code, msg, payload, plen, fds, nfds);
+	send_status(c, call->stream_id, code, msg);
 	call_unlink_free(call);
 	if (!c->depth)
 		conn_flush(c);
 }
 
-/*
- * Append the frame of an OK Response carrying @msg to @b, packed in one
- * pass, in place: the bytes protobuf-c writes for Response{status: {},
- * payload: msg} (field 1 an empty Status, field 2 the payload, omitted when
- * empty). The payload's length prefix is written after the payload; room
- * for it is reserved from the size of the method's previous answer (*@hint),
- * and the payload moves only when that guess was wrong. Without @msg the
- * payload is @raw_len bytes already packed at @raw (none when 0).
- * Return: the frame's length, or 0 (nothing appended) when it would exceed
- * TTRPC_MAX_DATA.
- */
-static size_t append_ok_response(struct ttrpc_server *srv, struct pb_buf *b, uint32_t stream_id,
-				 const ProtobufCMessage *msg, const uint8_t *raw, size_t raw_len, size_t *hint)
-{
-	size_t base = b->len, guess = pb_varint_len(*hint), start = base + TTRPC_HEADER_SIZE + 3 + guess;
-	size_t plen, vn, body;
-	uint8_t *f;
-
-	pb_space(b, start - base + MIN(*hint, (size_t)TTRPC_READ_CHUNK) + 64);
-	b->len = start;
-	if (msg) {
-		pb_encode_for(srv, b, msg);
-	} else if (raw_len) {
-		memcpy(pb_space(b, raw_len), raw, raw_len);
-		b->len += raw_len;
-	}
-	plen = b->len - start;
-	vn = plen ? pb_varint_len(plen) : 0;
-	body = 2 + (plen ? 1 + vn + plen : 0);
-	if (body > TTRPC_MAX_DATA) {
-		b->len = base;
-		return 0;
-	}
-	*hint = plen;
-	if (plen && vn != guess) {
-		pb_space(b, vn);
-		memmove(b->p + base + TTRPC_HEADER_SIZE + 3 + vn, b->p + start, plen);
-	}
-	f = b->p + base;
-	ttrpc_header_encode(&(struct ttrpc_header){ .length = (uint32_t)body, .stream_id = stream_id,
-						    .type = TTRPC_TYPE_RESPONSE },
-			    f);
-	f[TTRPC_HEADER_SIZE] = 0x0a;       /* field 1 (status), length-delimited */
-	f[TTRPC_HEADER_SIZE + 1] = 0x00;   /* empty: code 0, no message */
-	if (plen) {
-		f[TTRPC_HEADER_SIZE + 2] = 0x12; /* field 2 (payload), length-delimited */
-		pb_varint(f + TTRPC_HEADER_SIZE + 3, plen);
-	}
-	b->len = base + TTRPC_HEADER_SIZE + body;
-	return TTRPC_HEADER_SIZE + body;
-}
-
-static void call_reply(struct ttrpc_call *call, const ProtobufCMessage *msg, const uint8_t *raw, size_t raw_len,
-		       const int *fds, size_t nfds)
+void ttrpc_call_reply(struct ttrpc_call *call, const ProtobufCMessage *msg, const int *fds, size_t nfds)
 {
 	struct ttrpc_conn *c = call->conn;
-	size_t len = 0;
+	Ttrpc__Response r = TTRPC__RESPONSE__INIT;
+	Ttrpc__Status ok = TTRPC__STATUS__INIT;
+	size_t len;
 
 	if (call->ending || c->closed || c->doomed) {
 		for (size_t i = 0; i < nfds; i++)
@@ -1800,11 +1126,14 @@ static void call_reply(struct ttrpc_call *call, const ProtobufCMessage *msg, con
 			call_unlink_free(call);
 		return;
 	}
+	/* An OK Response carries an empty Status, as containerd's servers send it. */
+	r.status = &ok;
 	if (nfds) {
 		/* a frame with fds goes in a chunk of its own */
-		struct pb_buf b = { 0 };
+		struct ttrpc_buf b = { 0 };
 
-		len = append_ok_response(c->srv, &b, call->stream_id, msg, raw, raw_len, &call->method->reply_hint);
+		len = ttrpc_frame_append(&b, call->stream_id, TTRPC_TYPE_RESPONSE, 0, &r.base, &r.payload, msg,
+					 TTRPC_MAX_DATA);
 		if (len)
 			conn_enqueue(c, b.p, len, fds, nfds);
 		else
@@ -1812,8 +1141,8 @@ static void call_reply(struct ttrpc_call *call, const ProtobufCMessage *msg, con
 	} else {
 		/* no write watcher here: the flush below, or the one that ends the
 		 * connection's callback this runs in, writes it or arms one */
-		len = append_ok_response(c->srv, out_tail_buf(c), call->stream_id, msg, raw, raw_len,
-					 &call->method->reply_hint);
+		len = ttrpc_frame_append(out_tail_buf(c), call->stream_id, TTRPC_TYPE_RESPONSE, 0, &r.base,
+					 &r.payload, msg, TTRPC_MAX_DATA);
 		if (len)
 			out_commit(c, len);
 	}
@@ -1824,23 +1153,11 @@ static void call_reply(struct ttrpc_call *call, const ProtobufCMessage *msg, con
 		for (size_t i = 0; i < nfds; i++)
 			if (fds[i] >= 0)
 				close(fds[i]);
-		send_status(c, call->stream_id, VM_RESOURCE_EXHAUSTED, "response exceeds the 4 MiB message limit",
-			    NULL, 0, NULL, 0);
+		send_status(c, call->stream_id, VM_RESOURCE_EXHAUSTED, "response exceeds the 4 MiB message limit");
 	}
 	call_unlink_free(call);
 	if (!c->depth)
 		conn_flush(c);
-}
-
-void ttrpc_call_reply(struct ttrpc_call *call, const ProtobufCMessage *msg, const int *fds, size_t nfds)
-{
-	call_reply(call, msg, NULL, 0, fds, nfds);
-}
-
-void ttrpc_call_reply_packed(struct ttrpc_call *call, const uint8_t *payload, size_t len, const int *fds,
-			     size_t nfds)
-{
-	call_reply(call, NULL, payload, len, fds, nfds);
 }
 
 void ttrpc_call_fail(struct ttrpc_call *call, int code, const char *fmt, ...)
@@ -1851,30 +1168,30 @@ void ttrpc_call_fail(struct ttrpc_call *call, int code, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	call_end(call, code ? code : VM_UNKNOWN, msg, NULL, 0, NULL, 0);
+	call_end(call, code ? code : VM_UNKNOWN, msg);
 }
 
 void ttrpc_call_fail_error(struct ttrpc_call *call, const struct vm_error *err)
 {
-	call_end(call, err->code ? err->code : VM_UNKNOWN, err->message, NULL, 0, NULL, 0);
+	call_end(call, err->code ? err->code : VM_UNKNOWN, err->message);
 }
 
 int ttrpc_call_send(struct ttrpc_call *call, const ProtobufCMessage *msg)
 {
 	struct ttrpc_conn *c = call->conn;
-	uint8_t *buf;
 	size_t len;
 
 	if (c->closed || c->doomed || call->ending)
 		return -1;
-	buf = build_msg_frame(call->stream_id, TTRPC_TYPE_DATA, 0, msg, &len);
-	if (len - TTRPC_HEADER_SIZE > TTRPC_MAX_DATA) {
-		free(buf);
+	len = ttrpc_frame_append(out_tail_buf(c), call->stream_id, TTRPC_TYPE_DATA, 0, msg, NULL, NULL,
+				 TTRPC_MAX_DATA);
+	if (!len) {
 		log_warn("ttrpc: %s: stream message over the 4 MiB limit not sent", call->name);
 		return -1;
 	}
-	if (conn_enqueue(c, buf, len, NULL, 0) < 0)
+	if (out_commit(c, len) < 0)
 		return -1;
+	conn_update_wio(c);
 	if (!c->depth)
 		conn_flush(c);
 	return c->closed || c->doomed ? -1 : 0;
@@ -1882,86 +1199,10 @@ int ttrpc_call_send(struct ttrpc_call *call, const ProtobufCMessage *msg)
 
 void ttrpc_call_finish(struct ttrpc_call *call)
 {
-	call_end(call, VM_OK, "", NULL, 0, NULL, 0);
+	call_end(call, VM_OK, "");
 }
 
 /* ---- input ---- */
-
-/* The fields of a ttrpc.Request, pointing into the frame. */
-struct request_view {
-	const char *service, *method;
-	size_t service_len, method_len;
-	const uint8_t *payload;
-	size_t payload_len;
-	int64_t timeout_nano;
-};
-
-/* Return: the varint's length, 0 when it is truncated or 10 bytes or longer (left to protobuf-c). */
-static size_t scan_varint(const uint8_t *p, size_t len, uint64_t *v)
-{
-	uint64_t r = 0;
-
-	for (size_t i = 0; i < len && i < 9; i++) {
-		r |= (uint64_t)(p[i] & 0x7f) << (7 * i);
-		if (!(p[i] & 0x80)) {
-			*v = r;
-			return i + 1;
-		}
-	}
-	return 0;
-}
-
-/*
- * Decode a ttrpc.Request in place, without allocating. Only the common
- * shape is handled here - fields 1 to 4 with their own wire types -;
- * anything else (metadata, unknown fields, malformed input) returns -1 and
- * goes to protobuf-c's unpack, which then decides exactly as before.
- * Strings end at their first NUL, as they do once protobuf-c unpacked them.
- * Return: 0, or -1 to take the general path.
- */
-static int request_view_parse(const uint8_t *p, size_t len, struct request_view *r)
-{
-	size_t pos = 0;
-
-	memset(r, 0, sizeof(*r));
-	r->service = r->method = "";
-	while (pos < len) {
-		uint64_t key, v;
-		size_t n = scan_varint(p + pos, len - pos, &key);
-
-		if (!n)
-			return -1;
-		pos += n;
-		if (key == (4 << 3 | PROTOBUF_C_WIRE_TYPE_VARINT)) {
-			n = scan_varint(p + pos, len - pos, &v);
-			if (!n)
-				return -1;
-			pos += n;
-			r->timeout_nano = (int64_t)v;
-			continue;
-		}
-		if (key != (1 << 3 | PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED) &&
-		    key != (2 << 3 | PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED) &&
-		    key != (3 << 3 | PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED))
-			return -1;
-		n = scan_varint(p + pos, len - pos, &v);
-		if (!n || v > len - pos - n)
-			return -1;
-		pos += n;
-		if (key >> 3 == 1) {
-			r->service = (const char *)p + pos;
-			r->service_len = strnlen(r->service, v);
-		} else if (key >> 3 == 2) {
-			r->method = (const char *)p + pos;
-			r->method_len = strnlen(r->method, v);
-		} else {
-			r->payload = v ? p + pos : NULL;
-			r->payload_len = v;
-		}
-		pos += v;
-	}
-	return 0;
-}
 
 static bool server_knows_service(const struct ttrpc_server *srv, const char *service, size_t slen)
 {
@@ -1971,16 +1212,22 @@ static bool server_knows_service(const struct ttrpc_server *srv, const char *ser
 	return false;
 }
 
+static void request_free(Ttrpc__Request **req)
+{
+	if (*req)
+		ttrpc__request__free_unpacked(*req, NULL);
+}
+
 static void conn_handle_request(struct ttrpc_conn *c, const struct ttrpc_frame *fr, int *fds, size_t nfds)
 {
 	struct ttrpc_server *srv = c->srv;
 	uint32_t sid = fr->hdr.stream_id;
-	Ttrpc__Request *req = NULL;
-	struct request_view rv;
+	__attribute__((cleanup(request_free))) Ttrpc__Request *req = NULL;
 	struct method_entry *m;
 	ProtobufCMessage *in;
 	struct ttrpc_call *call;
 	char msg[VM_ERROR_MSG_MAX];
+	size_t slen, mlen;
 
 	if (!(sid & 1) || conn_find_call(c, sid)) {
 		log_warn("ttrpc: conn %llu: request on %s stream %u; closing", (unsigned long long)c->id,
@@ -1992,46 +1239,34 @@ static void conn_handle_request(struct ttrpc_conn *c, const struct ttrpc_frame *
 	if (srv->limits.max_streams_per_conn && c->ncalls >= srv->limits.max_streams_per_conn) {
 		snprintf(msg, sizeof(msg), "too many concurrent calls on this connection (limit %u)",
 			 srv->limits.max_streams_per_conn);
-		send_status(c, sid, VM_RESOURCE_EXHAUSTED, msg, NULL, 0, NULL, 0);
+		send_status(c, sid, VM_RESOURCE_EXHAUSTED, msg);
 		ttrpc_close_fds(fds, nfds);
 		return;
 	}
-	if (request_view_parse(fr->data, fr->hdr.length, &rv) < 0) {
-		req = ttrpc__request__unpack(NULL, fr->hdr.length, fr->data);
-		if (!req) {
-			send_status(c, sid, VM_INVALID_ARGUMENT, "cannot unpack ttrpc.Request", NULL, 0, NULL, 0);
-			ttrpc_close_fds(fds, nfds);
-			return;
-		}
-		rv.service = req->service;
-		rv.service_len = strlen(req->service);
-		rv.method = req->method;
-		rv.method_len = strlen(req->method);
-		rv.payload = req->payload.data;
-		rv.payload_len = req->payload.len;
-		rv.timeout_nano = req->timeout_nano;
+	req = ttrpc__request__unpack(NULL, fr->hdr.length, fr->data);
+	if (!req) {
+		send_status(c, sid, VM_INVALID_ARGUMENT, "cannot unpack ttrpc.Request");
+		ttrpc_close_fds(fds, nfds);
+		return;
 	}
-	m = server_lookup(srv, rv.service, rv.service_len, rv.method, rv.method_len);
+	slen = strlen(req->service);
+	mlen = strlen(req->method);
+	m = server_lookup(srv, req->service, slen, req->method, mlen);
 	if (!m) {
-		if (server_knows_service(srv, rv.service, rv.service_len))
-			snprintf(msg, sizeof(msg), "method %.*s/%.*s not implemented", (int)rv.service_len,
-				 rv.service, (int)rv.method_len, rv.method);
+		if (server_knows_service(srv, req->service, slen))
+			snprintf(msg, sizeof(msg), "method %s/%s not implemented", req->service, req->method);
 		else
-			snprintf(msg, sizeof(msg), "service %.*s not implemented (method %.*s)", (int)rv.service_len,
-				 rv.service, (int)rv.method_len, rv.method);
-		send_status(c, sid, VM_UNIMPLEMENTED, msg, NULL, 0, NULL, 0);
+			snprintf(msg, sizeof(msg), "service %s not implemented (method %s)", req->service,
+				 req->method);
+		send_status(c, sid, VM_UNIMPLEMENTED, msg);
 		ttrpc_close_fds(fds, nfds);
-		if (req)
-			ttrpc__request__free_unpacked(req, NULL);
 		return;
 	}
-	in = protobuf_c_message_unpack(m->input, NULL, rv.payload_len, rv.payload);
+	in = protobuf_c_message_unpack(m->input, NULL, req->payload.len, req->payload.data);
 	if (!in) {
 		snprintf(msg, sizeof(msg), "%s: cannot unpack the payload as %s", m->name, m->input->name);
-		send_status(c, sid, VM_INVALID_ARGUMENT, msg, NULL, 0, NULL, 0);
+		send_status(c, sid, VM_INVALID_ARGUMENT, msg);
 		ttrpc_close_fds(fds, nfds);
-		if (req)
-			ttrpc__request__free_unpacked(req, NULL);
 		return;
 	}
 	call = call_alloc(srv);
@@ -2049,13 +1284,11 @@ static void conn_handle_request(struct ttrpc_conn *c, const struct ttrpc_frame *
 	c->ncalls++;
 	ev_timer_init(&call->timer, call_timer_cb, 0, 0);
 	call->timer.data = call;
-	if (rv.timeout_nano > 0) {
-		call->deadline_ns = now_mono_ns() + (uint64_t)rv.timeout_nano;
-		ev_timer_set(&call->timer, (double)rv.timeout_nano / 1e9, 0);
+	if (req->timeout_nano > 0) {
+		call->deadline_ns = now_mono_ns() + (uint64_t)req->timeout_nano;
+		ev_timer_set(&call->timer, (double)req->timeout_nano / 1e9, 0);
 		ev_timer_start(c->loop, &call->timer);
 	}
-	if (req)
-		ttrpc__request__free_unpacked(req, NULL);
 	m->fn(call, in, m->opaque);
 	protobuf_c_message_free_unpacked(in, NULL);
 }
@@ -2131,12 +1364,12 @@ static bool conn_handle_frame(struct ttrpc_conn *c, enum ttrpc_decode_status ds,
 			 c->dec.max_data);
 		log_warn("ttrpc: conn %llu: stream %u: %s", (unsigned long long)c->id, fr->hdr.stream_id, msg);
 		if (c->srv && fr->hdr.type == TTRPC_TYPE_REQUEST) {
-			send_status(c, fr->hdr.stream_id, VM_RESOURCE_EXHAUSTED, msg, NULL, 0, NULL, 0);
+			send_status(c, fr->hdr.stream_id, VM_RESOURCE_EXHAUSTED, msg);
 		} else if (c->srv && fr->hdr.type == TTRPC_TYPE_DATA) {
 			struct ttrpc_call *call = conn_find_call(c, fr->hdr.stream_id);
 
 			if (call && !call->ending) {
-				send_status(c, call->stream_id, VM_RESOURCE_EXHAUSTED, msg, NULL, 0, NULL, 0);
+				send_status(c, call->stream_id, VM_RESOURCE_EXHAUSTED, msg);
 				call_cancel(call);
 			}
 		} else if (!c->srv && fr->hdr.type == TTRPC_TYPE_RESPONSE) {

@@ -206,10 +206,6 @@ void ttrpc_call_set_data_cb(struct ttrpc_call *call, ttrpc_data_cb cb, void *opa
 
 /* End the call with status OK and @msg; @fds (ownership passes, closed after sending). */
 void ttrpc_call_reply(struct ttrpc_call *call, const ProtobufCMessage *msg, const int *fds, size_t nfds);
-/* Like ttrpc_call_reply() with the answer already packed: @len bytes of a
- * serialized message at @payload (copied; none when @len is 0). */
-void ttrpc_call_reply_packed(struct ttrpc_call *call, const uint8_t *payload, size_t len, const int *fds,
-			     size_t nfds);
 void ttrpc_call_fail(struct ttrpc_call *call, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 void ttrpc_call_fail_error(struct ttrpc_call *call, const struct vm_error *err);

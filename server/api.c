@@ -167,112 +167,30 @@ static void api_get_vm_info(struct ttrpc_call *call, const ProtobufCMessage *msg
 	reply_info(call, vm);
 }
 
-/*
- * ListVms answers are assembled from packed VmInfo messages kept per
- * position in the listing: each call still fills every visible VM's VmInfo
- * (ownership filtering and current state as always), compares it field by
- * field with what was packed for that position last time and re-packs only
- * what differs, so an unchanged VM costs a comparison and a copy instead of
- * packing 20 fields. The comparison names every VmInfo field; if the message
- * ever has other fields than those, every VmInfo is packed every time.
- */
-struct list_memo {
-	Virtmgr__V1__VmInfo info;        /* the values packed; strings point into strs */
-	char *strs;
-	uint8_t *packed;
-	size_t len;
-};
-
-#define VMINFO_FIELDS 20
-
-static bool str_same(const char *a, const char *b)
-{
-	return !strcmp(a ? a : "", b);
-}
-
-static bool vminfo_same(const Virtmgr__V1__VmInfo *a, const Virtmgr__V1__VmInfo *m)
-{
-	return a->cid == m->cid && a->state == m->state && a->death_reason == m->death_reason &&
-	       a->exit_code == m->exit_code && a->has_exit_code == m->has_exit_code &&
-	       a->qemu_pid == m->qemu_pid && a->owner_uid == m->owner_uid && a->owner_pid == m->owner_pid &&
-	       a->memory_mib == m->memory_mib && a->cpus == m->cpus && a->created_ns == m->created_ns &&
-	       a->started_ns == m->started_ns && a->detached == m->detached && a->early == m->early &&
-	       a->suspended == m->suspended && !a->base.n_unknown_fields && str_same(a->id, m->id) &&
-	       str_same(a->name, m->name) && str_same(a->message, m->message) &&
-	       str_same(a->run_dir, m->run_dir) && str_same(a->accel, m->accel);
-}
-
-/* Keep @info's values (strings copied) and their packed form in @m. */
-static void list_memo_set(struct list_memo *m, const Virtmgr__V1__VmInfo *info)
-{
-	const char *src[] = { info->id, info->name, info->message, info->run_dir, info->accel };
-	char **dst[] = { &m->info.id, &m->info.name, &m->info.message, &m->info.run_dir, &m->info.accel };
-	size_t total = 0, pos = 0;
-
-	free(m->strs);
-	free(m->packed);
-	m->info = *info;
-	for (size_t i = 0; i < ARRAY_SIZE(src); i++)
-		total += strlen(src[i] ? src[i] : "") + 1;
-	m->strs = xmalloc(total);
-	for (size_t i = 0; i < ARRAY_SIZE(src); i++) {
-		size_t n = strlen(src[i] ? src[i] : "") + 1;
-
-		memcpy(m->strs + pos, src[i] ? src[i] : "", n);
-		*dst[i] = m->strs + pos;
-		pos += n;
-	}
-	m->packed = ttrpc_pack(&m->info.base, &m->len);
-}
-
 static void api_list_vms(struct ttrpc_call *call, const ProtobufCMessage *msg, void *opaque)
 {
-	/* kept from call to call (the daemon has one loop) */
-	static struct list_memo *memo;
-	static unsigned cap;
-	static uint8_t *out;
-	static size_t out_cap;
 	struct daemon *d = opaque;
 	const struct ttrpc_peer *peer = ttrpc_call_peer(call);
-	bool use_memo = virtmgr__v1__vm_info__descriptor.n_fields == VMINFO_FIELDS;
+	Virtmgr__V1__ListVmsResponse resp = VIRTMGR__V1__LIST_VMS_RESPONSE__INIT;
 	unsigned n = vm_count(d), i = 0;
-	size_t len = 0;
+	cleanup_free Virtmgr__V1__VmInfo *infos = NULL;
+	cleanup_free Virtmgr__V1__VmInfo **ptrs = NULL;
 
 	if (!api_allowed(d, call))
 		return;
-	if (n > cap) {
-		memo = xrealloc(memo, n * sizeof(*memo));
-		memset(memo + cap, 0, (n - cap) * sizeof(*memo));
-		cap = n;
-	}
+	infos = xcalloc(n ? n : 1, sizeof(*infos));
+	ptrs = xcalloc(n ? n : 1, sizeof(*ptrs));
 	for (struct vm *vm = vm_next(d, NULL); vm && i < n; vm = vm_next(d, vm)) {
-		Virtmgr__V1__VmInfo info = VIRTMGR__V1__VM_INFO__INIT;
-		struct list_memo *m = &memo[i++];
-		size_t need;
-
-		if (!vm_visible_to(vm, peer)) {
-			i--;
+		if (!vm_visible_to(vm, peer))
 			continue;
-		}
-		vm_fill_info(vm, &info);
-		if (!use_memo || !m->packed || !vminfo_same(&info, &m->info))
-			list_memo_set(m, &info);
-		/* field 1 of ListVmsResponse, length-delimited, per VM */
-		need = len + 11 + m->len;
-		if (need > out_cap) {
-			out_cap = MAX(need, 2 * out_cap);
-			out = xrealloc(out, out_cap);
-		}
-		out[len++] = 0x0a;
-		for (size_t v = m->len; ; v >>= 7) {
-			out[len++] = (uint8_t)(v | (v >= 0x80 ? 0x80 : 0));
-			if (v < 0x80)
-				break;
-		}
-		memcpy(out + len, m->packed, m->len);
-		len += m->len;
+		virtmgr__v1__vm_info__init(&infos[i]);
+		vm_fill_info(vm, &infos[i]);
+		ptrs[i] = &infos[i];
+		i++;
 	}
-	ttrpc_call_reply_packed(call, out, len, NULL, 0);
+	resp.n_vms = i;
+	resp.vms = ptrs;
+	ttrpc_call_reply(call, &resp.base, NULL, 0);
 }
 
 static void api_watch_vm(struct ttrpc_call *call, const ProtobufCMessage *msg, void *opaque)

@@ -20,16 +20,3 @@ tests_unit_test_ttrpc_CFLAGS = $(TEST_CFLAGS) -pthread
 tests_unit_test_ttrpc_LDADD = $(TEST_LDADD) -lpthread
 EXTRA_DIST += docs/protocol.md docs/testing.md
 
-# lib/ttrpc.c's own protobuf encoders against protobuf-c's, byte for byte,
-# on random messages of every project type and of tests/unit/pbenc*.proto.
-PBENC_PROTO_C = tests/unit/pbenc.pb-c.c tests/unit/pbenc2.pb-c.c
-PBENC_PROTO_H = tests/unit/pbenc.pb-c.h tests/unit/pbenc2.pb-c.h
-EXTRA_DIST += tests/unit/pbenc.proto tests/unit/pbenc2.proto
-BUILT_SOURCES += $(PBENC_PROTO_C) $(PBENC_PROTO_H)
-CLEANFILES += $(PBENC_PROTO_C) $(PBENC_PROTO_H)
-check_PROGRAMS += tests/unit/test_pbenc
-TESTS += tests/unit/test_pbenc
-tests_unit_test_pbenc_SOURCES = tests/unit/test_pbenc.c
-nodist_tests_unit_test_pbenc_SOURCES = $(PBENC_PROTO_C) $(PBENC_PROTO_H)
-tests_unit_test_pbenc_CFLAGS = $(TEST_CFLAGS)
-tests_unit_test_pbenc_LDADD = $(TEST_LDADD)

@@ -26,6 +26,7 @@
 #include "lib/log.h"
 #include "lib/ttrpc.h"
 #include "protos/ttrpc.pb-c.h"
+#include "protos/virtmgr.pb-c.h"
 #include "tests/unit/test.pb-c.h"
 
 #define SVC "vmtest.Test"
@@ -176,6 +177,83 @@ static void h_big(struct ttrpc_call *call, const ProtobufCMessage *msg, void *op
 	free(text);
 }
 
+/* Sized: an EchoReply of exactly @count text bytes (fd_index = count). */
+static void sized_reply(uint32_t count, Vmtest__EchoReply *rep)
+{
+	char *text = malloc(count + 1);
+
+	for (uint32_t i = 0; i < count; i++)
+		text[i] = (char)('a' + i % 26);
+	text[count] = 0;
+	rep->text = text;
+	rep->fd_index = count;
+}
+
+static void h_sized(struct ttrpc_call *call, const ProtobufCMessage *msg, void *opaque)
+{
+	Vmtest__EchoReply rep = VMTEST__ECHO_REPLY__INIT;
+
+	sized_reply(((const Vmtest__EchoRequest *)msg)->count, &rep);
+	ttrpc_call_reply(call, &rep.base, NULL, 0);
+	free(rep.text);
+}
+
+/* List: a ListVmsResponse of @count VmInfo, every field set (nested, repeated). */
+struct vm_list {
+	Virtmgr__V1__ListVmsResponse resp;
+	Virtmgr__V1__VmInfo *infos;
+	Virtmgr__V1__VmInfo **ptrs;
+	char (*ids)[40];
+};
+
+static void vm_list_fill(struct vm_list *l, uint32_t count)
+{
+	virtmgr__v1__list_vms_response__init(&l->resp);
+	l->infos = calloc(count + 1, sizeof(*l->infos));
+	l->ptrs = calloc(count + 1, sizeof(*l->ptrs));
+	l->ids = calloc(count + 1, sizeof(*l->ids));
+	for (uint32_t i = 0; i < count; i++) {
+		Virtmgr__V1__VmInfo *v = &l->infos[i];
+
+		virtmgr__v1__vm_info__init(v);
+		snprintf(l->ids[i], sizeof(l->ids[i]), "%08x-vm-%u", i * 2654435761u, i);
+		v->id = l->ids[i];
+		v->name = l->ids[i] + 9;
+		v->cid = 2048 + i;
+		v->state = (Virtmgr__V1__VmState)(i % 6);
+		v->exit_code = (int32_t)i - 3;   /* negative: ten-byte varints */
+		v->has_exit_code = i & 1;
+		v->message = i % 3 ? "" : "a message";
+		v->qemu_pid = 1000 + i * 7919;
+		v->run_dir = "/run/virtmgr/vms/some-dir";
+		v->owner_uid = i * 1000;
+		v->accel = "tcg";
+		v->memory_mib = 256u << (i % 4);
+		v->cpus = 1 + i % 4;
+		v->created_ns = 1700000000000000000ull + i;
+		v->detached = i % 5 == 0;
+		l->ptrs[i] = v;
+	}
+	l->resp.n_vms = count;
+	l->resp.vms = l->ptrs;
+}
+
+static void vm_list_release(struct vm_list *l)
+{
+	free(l->infos);
+	free(l->ptrs);
+	free(l->ids);
+}
+
+static void h_list(struct ttrpc_call *call, const ProtobufCMessage *msg, void *opaque)
+{
+	struct vm_list l;
+
+	vm_list_fill(&l, ((const Vmtest__EchoRequest *)msg)->count);
+	ttrpc_call_reply(call, &l.resp.base, NULL, 0);
+	vm_list_release(&l);
+}
+
 static void on_drain(struct ttrpc_conn *conn, void *opaque)
 {
 	struct tsrv *t = opaque;
@@ -249,6 +327,8 @@ static void tsrv_setup(struct tsrv *t, const struct ttrpc_limits *limits)
 	ttrpc_server_add_method(t->srv, SVC, "Stats", in, h_stats, t);
 	ttrpc_server_add_method(t->srv, SVC, "BigDrain", in, h_big_drain, t);
 	ttrpc_server_add_method(t->srv, SVC, "CloseMe", in, h_close_me, t);
+	ttrpc_server_add_method(t->srv, SVC, "Sized", in, h_sized, t);
+	ttrpc_server_add_method(t->srv, SVC, "List", in, h_list, t);
 	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
 	cr_assert_not_null(ttrpc_server_adopt(t->srv, sv[1], &err), "%s", err.message);
 	t->client_fd = sv[0];
@@ -1366,6 +1446,104 @@ Test(ttrpc, oversize_response_becomes_resource_exhausted)
 	protobuf_c_message_free_unpacked(&rep->base, NULL);
 	ttrpc_client_free(cl);
 	tsrv_stop(&t);
+}
+
+/* The frame protobuf-c writes for an OK Response carrying @payload on @sid. */
+static uint8_t *expected_frame(uint32_t sid, const ProtobufCMessage *payload, size_t *len)
+{
+	Ttrpc__Response r = TTRPC__RESPONSE__INIT;
+	Ttrpc__Status ok = TTRPC__STATUS__INIT;
+	size_t blen;
+	uint8_t *buf;
+
+	r.status = &ok;
+	r.payload.data = ttrpc_pack(payload, &r.payload.len);
+	blen = ttrpc__response__get_packed_size(&r);
+	buf = malloc(TTRPC_HEADER_SIZE + blen);
+	ttrpc_header_encode(&(struct ttrpc_header){ .length = (uint32_t)blen, .stream_id = sid,
+						    .type = TTRPC_TYPE_RESPONSE },
+			    buf);
+	ttrpc__response__pack(&r, buf + TTRPC_HEADER_SIZE);
+	free(r.payload.data);
+	*len = TTRPC_HEADER_SIZE + blen;
+	return buf;
+}
+
+/* Read the next frame and compare it byte for byte with @want. */
+static void expect_frame(int fd, const uint8_t *want, size_t len, const char *what, uint32_t n)
+{
+	uint8_t *got = malloc(len);
+
+	cr_assert_eq(read_exact(fd, got, len), 0, "%s %u: connection closed", what, n);
+	cr_assert(memcmp(got, want, len) == 0, "%s %u: the frame differs from protobuf-c's", what, n);
+	free(got);
+}
+
+/* Answers of every size around the varint steps of their length prefixes
+ * (127/128, 16383/16384, 2^21), a nested repeated message with negative
+ * varints, and answers batched into one output chunk: each frame is the
+ * bytes protobuf-c packs for that Response, and decodes as the answer. */
+Test(ttrpc, replies_are_protobuf_c_bytes)
+{
+	static const uint32_t sizes[] = { 0, 1, 120, 121, 122, 123, 124, 125, 126, 127, 128, 129,
+					  16370, 16375, 16376, 16377, 16378, 16379, 16380, 16381, 16384,
+					  2097140, 2097143, 2097144, 2097145, 2097146, 2097152 };
+	static const uint32_t lists[] = { 0, 1, 2, 50, 1000 };
+	struct tsrv t;
+	int fd;
+	uint32_t sid = 1;
+
+	tsrv_setup(&t, NULL);
+	tsrv_start(&t);
+	fd = t.client_fd;
+	for (size_t i = 0; i < ARRAY_SIZE(sizes); i++, sid += 2) {
+		Vmtest__EchoRequest req = VMTEST__ECHO_REQUEST__INIT;
+		Vmtest__EchoReply rep = VMTEST__ECHO_REPLY__INIT;
+		size_t len;
+		uint8_t *want;
+
+		req.count = sizes[i];
+		cr_assert_eq(raw_request(fd, sid, "Sized", &req.base, 0), 0);
+		sized_reply(sizes[i], &rep);
+		want = expected_frame(sid, &rep.base, &len);
+		expect_frame(fd, want, len, "Sized", sizes[i]);
+		free(want);
+		free(rep.text);
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(lists); i++, sid += 2) {
+		Vmtest__EchoRequest req = VMTEST__ECHO_REQUEST__INIT;
+		struct vm_list l;
+		size_t len;
+		uint8_t *want;
+
+		req.count = lists[i];
+		cr_assert_eq(raw_request(fd, sid, "List", &req.base, 0), 0);
+		vm_list_fill(&l, lists[i]);
+		want = expected_frame(sid, &l.resp.base, &len);
+		expect_frame(fd, want, len, "List", lists[i]);
+		free(want);
+		vm_list_release(&l);
+	}
+	/* a batch: all requests first, then every answer in order */
+	for (uint32_t k = 0; k < 40; k++) {
+		Vmtest__EchoRequest req = VMTEST__ECHO_REQUEST__INIT;
+
+		req.count = k * 7;
+		cr_assert_eq(raw_request(fd, sid + 2 * k, "Sized", &req.base, 0), 0);
+	}
+	for (uint32_t k = 0; k < 40; k++) {
+		Vmtest__EchoReply rep = VMTEST__ECHO_REPLY__INIT;
+		size_t len;
+		uint8_t *want;
+
+		sized_reply(k * 7, &rep);
+		want = expected_frame(sid + 2 * k, &rep.base, &len);
+		expect_frame(fd, want, len, "batched Sized", k * 7);
+		free(want);
+		free(rep.text);
+	}
+	tsrv_stop(&t);
+	close(fd);
 }
 
 /* An fd-carrying frame much larger than one read: the fds arrive with its
