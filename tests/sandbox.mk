@@ -7,3 +7,9 @@ TESTS += tests/unit/test_uidpool
 tests_unit_test_uidpool_SOURCES = tests/unit/test_uidpool.c server/uidpool.c server/uidpool.h
 tests_unit_test_uidpool_CFLAGS = $(TEST_CFLAGS)
 tests_unit_test_uidpool_LDADD = $(TEST_LDADD)
+
+check_PROGRAMS += tests/unit/test_sandbox
+TESTS += tests/unit/test_sandbox
+tests_unit_test_sandbox_SOURCES = tests/unit/test_sandbox.c server/sandbox.c server/sandbox.h
+tests_unit_test_sandbox_CFLAGS = $(TEST_CFLAGS) $(SECCOMP_CFLAGS)
+tests_unit_test_sandbox_LDADD = $(TEST_LDADD) $(SECCOMP_LIBS)
