@@ -8,9 +8,24 @@
  * that the error names the socket and keeps connect()'s errno, which vmctl
  * turns into its "is virtmgrd running?" hint.
  *
+ * Errors: inside, the library follows the project's contract (lib/util.h's
+ * struct vm_error, filled by static functions named for what they do); the
+ * exported functions at the end of the file are thin wrappers that copy it
+ * into the installed header's struct vmc_error, so that the header defines
+ * no name of virtmgr's internals.
+ *
  * File descriptors in a VmConfig are gathered into one array sent as
  * SCM_RIGHTS with CreateVm, each referenced by its index (FdRef). Returned
  * fds arrive the same way and are checked against the response's FdRef.
+ *
+ * Exec: a session owns a ttrpc connection of its own to the guest's agent
+ * (ConnectVsock to VMC_AGENT_PORT, or a socket the caller connected) with
+ * one Exec stream on it: ExecInput Data frames up, ExecOutput Data frames
+ * down, a Response at the end. Flow control is the agent's (docs/guest.md):
+ * at most VMC_EXEC_WINDOW stdin bytes beyond ExecOutput.stdin_written are
+ * in flight; output is written to the caller's fds with blocking writes, so
+ * a slow reader stops us reading the socket, which stops the agent reading
+ * the command's output. Nothing is buffered here beyond one frame.
  */
 #include "config.h"
 #include "lib/util.h"
@@ -62,7 +77,7 @@ const char *vmc_default_socket(void)
 	return env && *env ? env : VMC_DEFAULT_SOCKET;
 }
 
-struct vmc_client *vmc_connect(const char *path, struct vm_error *err)
+static struct vmc_client *connect_socket(const char *path, struct vm_error *err)
 {
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
 	struct vmc_client *cl;
@@ -106,7 +121,7 @@ struct vmc_client *vmc_client_from_fd(int fd)
 	return cl;
 }
 
-struct vmc_client *vmc_spawn_early(const char *virtmgrd_path, const char *const *extra_args,
+static struct vmc_client *spawn_early(const char *virtmgrd_path, const char *const *extra_args,
 				   struct vm_error *err)
 {
 	int sv[2], ready[2];
@@ -259,7 +274,7 @@ static int take_fd(const char *method, const Virtmgr__V1__FdRef *ref, int *fds, 
 
 /* ------------------------------------------------------------ daemon */
 
-int vmc_get_daemon_info(struct vmc_client *cl, struct vmc_daemon_info *info, struct vm_error *err)
+static int get_daemon_info(struct vmc_client *cl, struct vmc_daemon_info *info, struct vm_error *err)
 {
 	Virtmgr__V1__GetDaemonInfoRequest req = VIRTMGR__V1__GET_DAEMON_INFO_REQUEST__INIT;
 	Virtmgr__V1__DaemonInfo *di = NULL;
@@ -303,7 +318,7 @@ void vmc_daemon_info_clear(struct vmc_daemon_info *info)
 	memset(info, 0, sizeof(*info));
 }
 
-int vmc_is_feature_enabled(struct vmc_client *cl, const char *feature, struct vm_error *err)
+static int is_feature_enabled(struct vmc_client *cl, const char *feature, struct vm_error *err)
 {
 	Virtmgr__V1__IsFeatureEnabledRequest req = VIRTMGR__V1__IS_FEATURE_ENABLED_REQUEST__INIT;
 	Virtmgr__V1__IsFeatureEnabledResponse *resp = NULL;
@@ -318,7 +333,7 @@ int vmc_is_feature_enabled(struct vmc_client *cl, const char *feature, struct vm
 	return ret;
 }
 
-int vmc_allocate_instance_id(struct vmc_client *cl, uint8_t id[VMC_INSTANCE_ID_SIZE], struct vm_error *err)
+static int allocate_instance_id(struct vmc_client *cl, uint8_t id[VMC_INSTANCE_ID_SIZE], struct vm_error *err)
 {
 	Virtmgr__V1__AllocateInstanceIdRequest req = VIRTMGR__V1__ALLOCATE_INSTANCE_ID_REQUEST__INIT;
 	Virtmgr__V1__AllocateInstanceIdResponse *resp = NULL;
@@ -417,7 +432,7 @@ static int add_fd(int fd, const char *what, int *fds, size_t *nfds, Virtmgr__V1_
 	return 0;
 }
 
-int vmc_create_vm(struct vmc_client *cl, const struct vmc_vm_config *cfg, struct vmc_vm_info *info,
+static int create_vm(struct vmc_client *cl, const struct vmc_vm_config *cfg, struct vmc_vm_info *info,
 		  struct vm_error *err)
 {
 	Virtmgr__V1__CreateVmRequest req = VIRTMGR__V1__CREATE_VM_REQUEST__INIT;
@@ -497,32 +512,7 @@ static int vm_ref_call(struct vmc_client *cl, const char *method, const char *vm
 	return 0;
 }
 
-int vmc_start_vm(struct vmc_client *cl, const char *vm, struct vmc_vm_info *info, struct vm_error *err)
-{
-	return vm_ref_call(cl, "StartVm", vm, info, err);
-}
-
-int vmc_kill_vm(struct vmc_client *cl, const char *vm, struct vmc_vm_info *info, struct vm_error *err)
-{
-	return vm_ref_call(cl, "KillVm", vm, info, err);
-}
-
-int vmc_suspend_vm(struct vmc_client *cl, const char *vm, struct vmc_vm_info *info, struct vm_error *err)
-{
-	return vm_ref_call(cl, "SuspendVm", vm, info, err);
-}
-
-int vmc_resume_vm(struct vmc_client *cl, const char *vm, struct vmc_vm_info *info, struct vm_error *err)
-{
-	return vm_ref_call(cl, "ResumeVm", vm, info, err);
-}
-
-int vmc_get_vm_info(struct vmc_client *cl, const char *vm, struct vmc_vm_info *info, struct vm_error *err)
-{
-	return vm_ref_call(cl, "GetVmInfo", vm, info, err);
-}
-
-int vmc_stop_vm(struct vmc_client *cl, const char *vm, uint32_t timeout_ms, bool force,
+static int stop_vm(struct vmc_client *cl, const char *vm, uint32_t timeout_ms, bool force,
 		struct vmc_vm_info *info, struct vm_error *err)
 {
 	Virtmgr__V1__StopVmRequest req = VIRTMGR__V1__STOP_VM_REQUEST__INIT;
@@ -544,7 +534,7 @@ int vmc_stop_vm(struct vmc_client *cl, const char *vm, uint32_t timeout_ms, bool
 	return 0;
 }
 
-int vmc_list_vms(struct vmc_client *cl, struct vmc_vm_info **vms, size_t *n, struct vm_error *err)
+static int list_vms(struct vmc_client *cl, struct vmc_vm_info **vms, size_t *n, struct vm_error *err)
 {
 	Virtmgr__V1__ListVmsRequest req = VIRTMGR__V1__LIST_VMS_REQUEST__INIT;
 	Virtmgr__V1__ListVmsResponse *resp = NULL;
@@ -562,7 +552,7 @@ int vmc_list_vms(struct vmc_client *cl, struct vmc_vm_info **vms, size_t *n, str
 	return 0;
 }
 
-int vmc_wait_vm(struct vmc_client *cl, const char *vm, enum vmc_vm_state state, uint32_t timeout_ms,
+static int wait_vm(struct vmc_client *cl, const char *vm, enum vmc_vm_state state, uint32_t timeout_ms,
 		struct vmc_vm_info *info, struct vm_error *err)
 {
 	Virtmgr__V1__WaitVmRequest req = VIRTMGR__V1__WAIT_VM_REQUEST__INIT;
@@ -585,7 +575,7 @@ int vmc_wait_vm(struct vmc_client *cl, const char *vm, enum vmc_vm_state state, 
 	return ret;
 }
 
-int vmc_watch_vm(struct vmc_client *cl, const char *vm, bool logs, struct vmc_watch **watch,
+static int watch_vm(struct vmc_client *cl, const char *vm, bool logs, struct vmc_watch **watch,
 		 struct vm_error *err)
 {
 	Virtmgr__V1__WatchVmRequest req = VIRTMGR__V1__WATCH_VM_REQUEST__INIT;
@@ -606,7 +596,7 @@ int vmc_watch_vm(struct vmc_client *cl, const char *vm, bool logs, struct vmc_wa
 	return 0;
 }
 
-int vmc_watch_next(struct vmc_watch *watch, int timeout_ms, struct vmc_event *ev, struct vm_error *err)
+static int watch_next(struct vmc_watch *watch, int timeout_ms, struct vmc_event *ev, struct vm_error *err)
 {
 	Virtmgr__V1__VmEvent *e;
 	uint8_t *data = NULL;
@@ -652,7 +642,7 @@ void vmc_event_clear(struct vmc_event *ev)
 	memset(ev, 0, sizeof(*ev));
 }
 
-int vmc_connect_vsock(struct vmc_client *cl, const char *vm, uint32_t port, struct vm_error *err)
+static int connect_vsock(struct vmc_client *cl, const char *vm, uint32_t port, struct vm_error *err)
 {
 	Virtmgr__V1__ConnectVsockRequest req = VIRTMGR__V1__CONNECT_VSOCK_REQUEST__INIT;
 	Virtmgr__V1__ConnectVsockResponse *resp = NULL;
@@ -670,7 +660,7 @@ int vmc_connect_vsock(struct vmc_client *cl, const char *vm, uint32_t port, stru
 	return fd;
 }
 
-int vmc_open_log(struct vmc_client *cl, const char *vm, enum vmc_log_kind kind, struct vm_error *err)
+static int open_log(struct vmc_client *cl, const char *vm, enum vmc_log_kind kind, struct vm_error *err)
 {
 	Virtmgr__V1__OpenLogRequest req = VIRTMGR__V1__OPEN_LOG_REQUEST__INIT;
 	Virtmgr__V1__OpenLogResponse *resp = NULL;
@@ -688,7 +678,7 @@ int vmc_open_log(struct vmc_client *cl, const char *vm, enum vmc_log_kind kind, 
 	return fd;
 }
 
-int vmc_attach_console(struct vmc_client *cl, const char *vm, struct vm_error *err)
+static int attach_console(struct vmc_client *cl, const char *vm, struct vm_error *err)
 {
 	Virtmgr__V1__VmRef req = VIRTMGR__V1__VM_REF__INIT;
 	Virtmgr__V1__AttachConsoleResponse *resp = NULL;
@@ -703,6 +693,321 @@ int vmc_attach_console(struct vmc_client *cl, const char *vm, struct vm_error *e
 	fd = take_fd("AttachConsole", resp->fd, rfds, nrfds, err);
 	protobuf_c_message_free_unpacked(&resp->base, NULL);
 	return fd;
+}
+
+/* ------------------------------------------------------------ exec */
+
+#define EXEC_CHUNK (64u << 10)          /* stdin read size of vmc_exec_simple() */
+
+struct vmc_exec {
+	struct ttrpc_client *tc;
+	uint32_t stream_id;
+	int out_fd[3];                  /* [VMC_EXEC_STDOUT], [VMC_EXEC_STDERR]; -1 = to output() */
+	bool dropped[3];                /* the fd's reader went away (EPIPE): output discarded */
+	vmc_exec_output_fn output;
+	void *opaque;
+	uint64_t sent, acked;           /* stdin bytes sent, and written to the command by the agent */
+	bool stdin_closed;
+	bool exited, ended;
+	struct vmc_exec_status status;
+};
+
+void vmc_exec_params_init(struct vmc_exec_params *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->stdin_fd = -1;
+	p->stdout_fd = -1;
+	p->stderr_fd = -1;
+}
+
+static void exec_free(struct vmc_exec *ex)
+{
+	if (!ex)
+		return;
+	ttrpc_client_free(ex->tc);
+	free(ex);
+}
+
+static int exec_open(int fd, const struct vmc_exec_params *p, struct vmc_exec **out, struct vm_error *err)
+{
+	Virtmgr__V1__ExecRequest req = VIRTMGR__V1__EXEC_REQUEST__INIT;
+	Virtmgr__V1__WindowSize ws = VIRTMGR__V1__WINDOW_SIZE__INIT;
+	struct vmc_exec *ex;
+	int64_t id;
+
+	*out = NULL;
+	if (!p->argv || !p->argc || !p->argv[0] || !*p->argv[0]) {
+		close(fd);
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "exec: no command");
+	}
+	/* the ttrpc client waits in poll(); a vsock fd from the daemon arrives non-blocking */
+	fd_set_cloexec(fd, true);
+	fd_set_nonblock(fd, false);
+	ex = xzalloc(sizeof(*ex));
+	ex->tc = ttrpc_client_from_fd(fd);
+	ex->out_fd[VMC_EXEC_STDOUT] = p->stdout_fd;
+	ex->out_fd[VMC_EXEC_STDERR] = p->stderr_fd;
+	ex->output = p->output;
+	ex->opaque = p->opaque;
+
+	req.argv = (char **)p->argv;
+	req.n_argv = p->argc;
+	req.env = (char **)p->env;
+	req.n_env = p->env ? p->n_env : 0;
+	req.cwd = pb_str(p->cwd);
+	req.tty = p->tty;
+	if (p->tty && p->rows && p->cols) {
+		ws.rows = p->rows;
+		ws.cols = p->cols;
+		req.window = &ws;
+	}
+	id = ttrpc_client_stream_open(ex->tc, "virtmgr.v1.Agent", "Exec", &req.base, TTRPC_FLAG_REMOTE_OPEN, 0,
+				      err);
+	if (id < 0) {
+		exec_free(ex);
+		return -1;
+	}
+	ex->stream_id = (uint32_t)id;
+	*out = ex;
+	return 0;
+}
+
+static int exec_start(struct vmc_client *cl, const char *vm, const struct vmc_exec_params *p, struct vmc_exec **ex,
+		      struct vm_error *err)
+{
+	int fd = connect_vsock(cl, vm, VMC_AGENT_PORT, err);
+
+	*ex = NULL;
+	if (fd < 0)
+		return -1;
+	return exec_open(fd, p, ex, err);
+}
+
+/* Write all of @len to @fd, waiting for room when it is non-blocking. Return: 0, or -1 with errno. */
+static int write_out(int fd, const uint8_t *data, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = write(fd, data, len);
+
+		if (n < 0 && errno == EAGAIN) {
+			struct pollfd p = { .fd = fd, .events = POLLOUT };
+
+			if (poll(&p, 1, -1) < 0 && errno != EINTR)
+				return -1;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		data += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int exec_deliver(struct vmc_exec *ex, enum vmc_exec_stream stream, const uint8_t *data, size_t len,
+			struct vm_error *err)
+{
+	int fd = ex->out_fd[stream];
+
+	if (!len)
+		return 0;
+	if (fd < 0) {
+		if (ex->output)
+			ex->output(ex->opaque, stream, data, len);
+		return 0;
+	}
+	if (ex->dropped[stream])
+		return 0;
+	if (write_out(fd, data, len) < 0) {
+		/* a reader that went away ends nothing: the command runs on, as under a shell */
+		if (errno == EPIPE) {
+			ex->dropped[stream] = true;
+			return 0;
+		}
+		return vm_error_errno(err, errno, "exec: writing the command's %s to fd %d",
+				      stream == VMC_EXEC_STDOUT ? "stdout" : "stderr", fd);
+	}
+	return 0;
+}
+
+static int exec_process(struct vmc_exec *ex, int timeout_ms, struct vmc_exec_status *st, struct vm_error *err)
+{
+	memset(st, 0, sizeof(*st));
+	if (ex->ended) {
+		*st = ex->status;
+		return 0;
+	}
+	for (;;) {
+		cleanup_free uint8_t *data = NULL;
+		Virtmgr__V1__ExecOutput *out;
+		size_t len = 0;
+		int r = ttrpc_client_stream_recv(ex->tc, ex->stream_id, &data, &len, timeout_ms, err);
+
+		/* the first frame may be waited for; the rest only taken if already there */
+		timeout_ms = 0;
+		if (r < 0 && err->code == VM_DEADLINE_EXCEEDED)
+			return 1;
+		if (r < 0)
+			return -1;
+		if (r == 0) {
+			ex->ended = true;
+			if (!ex->exited)
+				return vm_error_set(err, VM_DATA_LOSS,
+						    "exec: the agent ended the call without an exit status");
+			*st = ex->status;
+			return 0;
+		}
+		out = virtmgr__v1__exec_output__unpack(NULL, len, data);
+		if (!out)
+			return vm_error_set(err, VM_DATA_LOSS,
+					    "exec: the agent sent a Data frame that is not an ExecOutput (%zu bytes)", len);
+		if (exec_deliver(ex, VMC_EXEC_STDOUT, out->stdout.data, out->stdout.len, err) < 0 ||
+		    exec_deliver(ex, VMC_EXEC_STDERR, out->stderr.data, out->stderr.len, err) < 0) {
+			virtmgr__v1__exec_output__free_unpacked(out, NULL);
+			return -1;
+		}
+		if (out->stdin_written > ex->acked)
+			ex->acked = out->stdin_written;
+		if (out->exited) {
+			ex->exited = true;
+			ex->status.exit_code = out->exit_code & 0xff;
+			ex->status.signal = out->signal;
+		}
+		virtmgr__v1__exec_output__free_unpacked(out, NULL);
+	}
+}
+
+static size_t exec_stdin_room(const struct vmc_exec *ex)
+{
+	uint64_t in_flight = ex->sent > ex->acked ? ex->sent - ex->acked : 0;
+
+	if (ex->stdin_closed || in_flight >= VMC_EXEC_WINDOW)
+		return 0;
+	return (size_t)(VMC_EXEC_WINDOW - in_flight);
+}
+
+static int exec_send(struct vmc_exec *ex, const Virtmgr__V1__ExecInput *in, bool close, struct vm_error *err)
+{
+	size_t len = protobuf_c_message_get_packed_size(&in->base);
+	cleanup_free uint8_t *buf = xmalloc(len ? len : 1);
+
+	protobuf_c_message_pack(&in->base, buf);
+	return ttrpc_client_stream_send(ex->tc, ex->stream_id, buf, len, close, err);
+}
+
+static ssize_t exec_write_stdin(struct vmc_exec *ex, const void *data, size_t len, struct vm_error *err)
+{
+	Virtmgr__V1__ExecInput in = VIRTMGR__V1__EXEC_INPUT__INIT;
+
+	if (ex->stdin_closed)
+		return vm_error_set(err, VM_FAILED_PRECONDITION, "exec: stdin is already closed");
+	len = MIN(len, exec_stdin_room(ex));
+	if (!len)
+		return 0;
+	in.stdin.data = (uint8_t *)data;
+	in.stdin.len = len;
+	if (exec_send(ex, &in, false, err) < 0)
+		return -1;
+	ex->sent += len;
+	return (ssize_t)len;
+}
+
+static int exec_close_stdin(struct vmc_exec *ex, struct vm_error *err)
+{
+	Virtmgr__V1__ExecInput in = VIRTMGR__V1__EXEC_INPUT__INIT;
+
+	if (ex->stdin_closed)
+		return 0;
+	in.stdin_eof = true;
+	/* the last input frame also closes our side of the stream */
+	if (exec_send(ex, &in, true, err) < 0)
+		return -1;
+	ex->stdin_closed = true;
+	return 0;
+}
+
+static int exec_resize(struct vmc_exec *ex, uint16_t rows, uint16_t cols, struct vm_error *err)
+{
+	Virtmgr__V1__ExecInput in = VIRTMGR__V1__EXEC_INPUT__INIT;
+	Virtmgr__V1__WindowSize ws = VIRTMGR__V1__WINDOW_SIZE__INIT;
+
+	if (!rows || !cols)
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "exec: window size %ux%u", rows, cols);
+	ws.rows = rows;
+	ws.cols = cols;
+	in.resize = &ws;
+	return exec_send(ex, &in, false, err);
+}
+
+static int exec_signal(struct vmc_exec *ex, int sig, struct vm_error *err)
+{
+	Virtmgr__V1__ExecInput in = VIRTMGR__V1__EXEC_INPUT__INIT;
+
+	if (sig <= 0)
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "exec: signal %d", sig);
+	in.signal = sig;
+	return exec_send(ex, &in, false, err);
+}
+
+/* The blocking form: one poll() loop over the session and the caller's stdin fd. */
+static int exec_run(struct vmc_exec *ex, int stdin_fd, struct vmc_exec_status *st, struct vm_error *err)
+{
+	cleanup_free uint8_t *buf = xmalloc(EXEC_CHUNK);
+	int r;
+
+	if (stdin_fd < 0 && exec_close_stdin(ex, err) < 0)
+		return -1;
+	while ((r = exec_process(ex, 0, st, err)) == 1) {
+		size_t room = exec_stdin_room(ex);
+		struct pollfd p[2] = {
+			{ .fd = ttrpc_client_fd(ex->tc), .events = POLLIN },
+			{ .fd = room ? stdin_fd : -1, .events = POLLIN },
+		};
+		ssize_t n;
+
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			return vm_error_errno(err, errno, "exec: poll");
+		}
+		if (!p[1].revents)
+			continue;
+		n = read(stdin_fd, buf, MIN(room, EXEC_CHUNK));
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n < 0)
+			return vm_error_errno(err, errno, "exec: reading stdin from fd %d", stdin_fd);
+		if (n == 0 ? exec_close_stdin(ex, err) < 0 : exec_write_stdin(ex, buf, (size_t)n, err) < 0)
+			return -1;
+	}
+	return r < 0 ? -1 : 0;
+}
+
+static int exec_simple_fd(int fd, const struct vmc_exec_params *p, struct vmc_exec_status *st,
+			  struct vm_error *err)
+{
+	struct vmc_exec *ex;
+	int r;
+
+	memset(st, 0, sizeof(*st));
+	if (exec_open(fd, p, &ex, err) < 0)
+		return -1;
+	r = exec_run(ex, p->stdin_fd, st, err);
+	exec_free(ex);
+	return r;
+}
+
+static int exec_simple(struct vmc_client *cl, const char *vm, const struct vmc_exec_params *p,
+		       struct vmc_exec_status *st, struct vm_error *err)
+{
+	int fd = connect_vsock(cl, vm, VMC_AGENT_PORT, err);
+
+	memset(st, 0, sizeof(*st));
+	if (fd < 0)
+		return -1;
+	return exec_simple_fd(fd, p, st, err);
 }
 
 /* ------------------------------------------------------------ names */
@@ -800,4 +1105,262 @@ int vmc_state_from_name(const char *name)
 int vmc_log_kind_from_name(const char *name)
 {
 	return value_of(log_kind_names, ARRAY_SIZE(log_kind_names), name);
+}
+
+/* ------------------------------------------------------------ exported calls
+ *
+ * Each wraps the function above that does the work and copies its struct
+ * vm_error into the caller's struct vmc_error (which may be NULL).
+ */
+
+_Static_assert((int)VMC_STATUS_UNAUTHENTICATED == (int)VM_UNAUTHENTICATED && (int)VMC_STATUS_OK == (int)VM_OK,
+	       "vmc_status mirrors lib/util.h's vm_status");
+_Static_assert(VMC_ERROR_MSG_MAX == VM_ERROR_MSG_MAX, "vmc_error carries a whole vm_error message");
+
+static void export_error(struct vmc_error *out, const struct vm_error *in)
+{
+	if (!out)
+		return;
+	/* a failure always carries a status, even from a path that forgot one */
+	out->code = in->code ? in->code : VMC_STATUS_UNKNOWN;
+	memcpy(out->message, in->message, sizeof(out->message));
+	out->message[sizeof(out->message) - 1] = '\0';
+}
+
+/* Return @ret, exporting @in when it is a failure. */
+static int result(int ret, const struct vm_error *in, struct vmc_error *out)
+{
+	if (ret < 0)
+		export_error(out, in);
+	return ret;
+}
+
+struct vmc_client *vmc_connect(const char *path, struct vmc_error *err)
+{
+	struct vm_error e = { 0 };
+	struct vmc_client *cl = connect_socket(path, &e);
+	int saved = errno;
+
+	if (!cl)
+		export_error(err, &e);
+	errno = saved;
+	return cl;
+}
+
+struct vmc_client *vmc_spawn_early(const char *virtmgrd_path, const char *const *extra_args,
+				   struct vmc_error *err)
+{
+	struct vm_error e = { 0 };
+	struct vmc_client *cl = spawn_early(virtmgrd_path, extra_args, &e);
+
+	if (!cl)
+		export_error(err, &e);
+	return cl;
+}
+
+int vmc_get_daemon_info(struct vmc_client *cl, struct vmc_daemon_info *info, struct vmc_error *err)
+{
+	struct vm_error e = { 0 };
+
+	return result(get_daemon_info(cl, info, &e), &e, err);
+}
+
+int vmc_is_feature_enabled(struct vmc_client *cl, const char *feature, struct vmc_error *err)
+{
+	struct vm_error e = { 0 };
+
+	return result(is_feature_enabled(cl, feature, &e), &e, err);
+}
+
+int vmc_allocate_instance_id(struct vmc_client *cl, uint8_t id[VMC_INSTANCE_ID_SIZE], struct vmc_error *err)
+{
+	struct vm_error e = { 0 };
+
+	return result(allocate_instance_id(cl, id, &e), &e, err);
+}
+
+int vmc_create_vm(struct vmc_client *cl, const struct vmc_vm_config *cfg, struct vmc_vm_info *info,
+		  struct vmc_error *err)
+{
+	struct vm_error e = { 0 };
+
+	return result(create_vm(cl, cfg, info, &e), &e, err);
+}
+
+int vmc_start_vm(struct vmc_client *cl, const char *vm, struct vmc_vm_info *info, struct vmc_error *err)
+{
+	struct vm_error e = { 0 };
+
+	return result(vm_ref_call(cl, "StartVm", vm, info, &e), &e, err);
+}
+
+int vmc_kill_vm(struct vmc_client *cl, const char *vm, struct vmc_vm_info *info, struct vmc_error *err)
+{
+	struct vm_error e = { 0 };
+
+	return result(vm_ref_call(cl, "KillVm", vm, info, &e), &e, err);
+}
+
+int vmc_suspend_vm(struct vmc_client *cl, const char *vm, struct vmc_vm_info *info, struct vmc_error *err)
+{
+	struct vm_error e = { 0 };
+
+	return result(vm_ref_call(cl, "SuspendVm", vm, info, &e), &e, err);
+}
+
+int vmc_resume_vm(struct vmc_client *cl, const char *vm, struct vmc_vm_info *info, struct vmc_error *err)
+{
+	struct vm_error e = { 0 };
+
+	return result(vm_ref_call(cl, "ResumeVm", vm, info, &e), &e, err);
+}
+
+int vmc_get_vm_info(struct vmc_client *cl, const char *vm, struct vmc_vm_info *info, struct vmc_error *err)
+{
+	struct vm_error e = { 0 };
+
+	return result(vm_ref_call(cl, "GetVmInfo", vm, info, &e), &e, err);
+}
+
+int vmc_stop_vm(struct vmc_client *cl, const char *vm, uint32_t timeout_ms, bool force,
+		struct vmc_vm_info *info, struct vmc_error *err)
+{
+	struct vm_error e = { 0 };
+
+	return result(stop_vm(cl, vm, timeout_ms, force, info, &e), &e, err);
+}
+
+int vmc_list_vms(struct vmc_client *cl, struct vmc_vm_info **vms, size_t *n, struct vmc_error *err)
+{
+	struct vm_error e = { 0 };
+
+	return result(list_vms(cl, vms, n, &e), &e, err);
+}
+
+int vmc_wait_vm(struct vmc_client *cl, const char *vm, enum vmc_vm_state state, uint32_t timeout_ms,
+		struct vmc_vm_info *info, struct vmc_error *err)
+{
+	struct vm_error e = { 0 };
+
+	return result(wait_vm(cl, vm, state, timeout_ms, info, &e), &e, err);
+}
+
+int vmc_watch_vm(struct vmc_client *cl, const char *vm, bool logs, struct vmc_watch **watch,
+		 struct vmc_error *err)
+{
+	struct vm_error e = { 0 };
+
+	return result(watch_vm(cl, vm, logs, watch, &e), &e, err);
+}
+
+int vmc_watch_next(struct vmc_watch *watch, int timeout_ms, struct vmc_event *ev, struct vmc_error *err)
+{
+	struct vm_error e = { 0 };
+
+	return result(watch_next(watch, timeout_ms, ev, &e), &e, err);
+}
+
+int vmc_connect_vsock(struct vmc_client *cl, const char *vm, uint32_t port, struct vmc_error *err)
+{
+	struct vm_error e = { 0 };
+
+	return result(connect_vsock(cl, vm, port, &e), &e, err);
+}
+
+int vmc_open_log(struct vmc_client *cl, const char *vm, enum vmc_log_kind kind, struct vmc_error *err)
+{
+	struct vm_error e = { 0 };
+
+	return result(open_log(cl, vm, kind, &e), &e, err);
+}
+
+int vmc_attach_console(struct vmc_client *cl, const char *vm, struct vmc_error *err)
+{
+	struct vm_error e = { 0 };
+
+	return result(attach_console(cl, vm, &e), &e, err);
+}
+
+int vmc_exec_start(struct vmc_client *cl, const char *vm, const struct vmc_exec_params *p, struct vmc_exec **ex,
+		   struct vmc_error *err)
+{
+	struct vm_error e = { 0 };
+
+	return result(exec_start(cl, vm, p, ex, &e), &e, err);
+}
+
+int vmc_exec_start_fd(int fd, const struct vmc_exec_params *p, struct vmc_exec **ex, struct vmc_error *err)
+{
+	struct vm_error e = { 0 };
+
+	return result(exec_open(fd, p, ex, &e), &e, err);
+}
+
+int vmc_exec_fd(const struct vmc_exec *ex)
+{
+	return ttrpc_client_fd(ex->tc);
+}
+
+int vmc_exec_process(struct vmc_exec *ex, int timeout_ms, struct vmc_exec_status *st, struct vmc_error *err)
+{
+	struct vm_error e = { 0 };
+
+	return result(exec_process(ex, timeout_ms, st, &e), &e, err);
+}
+
+size_t vmc_exec_stdin_room(const struct vmc_exec *ex)
+{
+	return exec_stdin_room(ex);
+}
+
+ssize_t vmc_exec_write_stdin(struct vmc_exec *ex, const void *data, size_t len, struct vmc_error *err)
+{
+	struct vm_error e = { 0 };
+	ssize_t n = exec_write_stdin(ex, data, len, &e);
+
+	if (n < 0)
+		export_error(err, &e);
+	return n;
+}
+
+int vmc_exec_close_stdin(struct vmc_exec *ex, struct vmc_error *err)
+{
+	struct vm_error e = { 0 };
+
+	return result(exec_close_stdin(ex, &e), &e, err);
+}
+
+int vmc_exec_resize(struct vmc_exec *ex, uint16_t rows, uint16_t cols, struct vmc_error *err)
+{
+	struct vm_error e = { 0 };
+
+	return result(exec_resize(ex, rows, cols, &e), &e, err);
+}
+
+int vmc_exec_signal(struct vmc_exec *ex, int sig, struct vmc_error *err)
+{
+	struct vm_error e = { 0 };
+
+	return result(exec_signal(ex, sig, &e), &e, err);
+}
+
+void vmc_exec_free(struct vmc_exec *ex)
+{
+	exec_free(ex);
+}
+
+int vmc_exec_simple(struct vmc_client *cl, const char *vm, const struct vmc_exec_params *p,
+		    struct vmc_exec_status *st, struct vmc_error *err)
+{
+	struct vm_error e = { 0 };
+
+	return result(exec_simple(cl, vm, p, st, &e), &e, err);
+}
+
+int vmc_exec_simple_fd(int fd, const struct vmc_exec_params *p, struct vmc_exec_status *st,
+		       struct vmc_error *err)
+{
+	struct vm_error e = { 0 };
+
+	return result(exec_simple_fd(fd, p, st, &e), &e, err);
 }

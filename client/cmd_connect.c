@@ -145,14 +145,15 @@ int vmctl_bridge(int in_fd, int out_fd, int sock, int escape)
 
 int cmd_connect(struct vmctl_ctx *ctx, int argc, char **argv)
 {
-	struct vm_error err = { 0 };
+	struct vm_error perr = { 0 };
+	struct vmc_error err = { 0 };
 	struct cmd_connect_opts o;
 	struct vmc_client *cl;
 	int r, fd;
 
-	r = cmd_connect_parse(argc, argv, &o, &err);
+	r = cmd_connect_parse(argc, argv, &o, &perr);
 	if (r < 0)
-		return vmctl_usage_error("connect", &err);
+		return vmctl_usage_error("connect", &perr);
 	if (r == VMCTL_PARSE_HELP) {
 		fputs(cmd_connect_help, stdout);
 		return VMCTL_EXIT_OK;

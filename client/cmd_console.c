@@ -36,16 +36,17 @@ int cmd_console_parse(int argc, char **argv, struct cmd_console_opts *o, struct 
 
 int cmd_console(struct vmctl_ctx *ctx, int argc, char **argv)
 {
-	struct vm_error err = { 0 };
+	struct vm_error perr = { 0 };
+	struct vmc_error err = { 0 };
 	struct cmd_console_opts o;
 	struct termios saved, raw;
 	struct vmc_client *cl;
 	bool tty;
 	int r, fd;
 
-	r = cmd_console_parse(argc, argv, &o, &err);
+	r = cmd_console_parse(argc, argv, &o, &perr);
 	if (r < 0)
-		return vmctl_usage_error("console", &err);
+		return vmctl_usage_error("console", &perr);
 	if (r == VMCTL_PARSE_HELP) {
 		fputs(cmd_console_help, stdout);
 		return VMCTL_EXIT_OK;

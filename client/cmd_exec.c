@@ -2,23 +2,21 @@
  * command in a guest through the agent (a vsh), and `vmctl shell VM`
  * (cmd_shell.c) is `exec --tty VM -- /bin/sh`.
  *
- * Design. ConnectVsock(VM, 9100) hands back a stream socket to the guest's
- * vmagent; vmctl speaks ttrpc over it with the blocking client: one Exec
- * stream (Request with remote-open), ExecInput Data frames up, ExecOutput
- * Data frames down. A single poll() loop watches the socket, stdin and a
- * self-pipe for signals. Flow control: at most EXEC_WINDOW stdin bytes are
- * in flight beyond what the agent acknowledged (ExecOutput.stdin_written);
- * stdin is not read while the window is full, so a command that does not
- * read never makes either side buffer more. Output is written to stdout /
- * stderr with blocking writes: a slow reader of vmctl's stdout stops vmctl
- * reading the socket, which stops the agent reading the command's output.
+ * Design. The session is libvirtmgr-client's (vmc_exec_start(): a
+ * ConnectVsock to the agent port and one Exec stream; the protocol, the
+ * stdin window and the blocking output writes are the library's). This file
+ * holds what is vmctl's: the arguments, the local terminal and signals. One
+ * poll() loop watches the session's socket, stdin (while the library has
+ * stdin room) and a self-pipe for signals; output goes straight to fds 1
+ * and 2, so a slow reader of vmctl's stdout slows the command down.
  *
  * With --tty the local terminal (if stdin is one) is put in raw mode and
  * restored on every exit path; SIGWINCH sends the new window size. Without
  * a tty, SIGINT, SIGTERM, SIGHUP and SIGQUIT are forwarded to the remote
  * process group. vmctl exits with the remote exit status (128+signal for a
- * signal); 255 when the command could not run or the connection failed,
- * as ssh does.
+ * signal); 127 when CMD does not exist in the guest, 126 when the agent
+ * could not start it, 125 when vmctl, the daemon or the agent failed, as
+ * `docker exec` does (docs/vmctl.md).
  */
 #include "config.h"
 #include "client/vmctl.h"
@@ -35,20 +33,15 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include "lib/ttrpc.h"
-#include "protos/virtmgr.pb-c.h"
-
-#define EXEC_AGENT_PORT 9100
-#define EXEC_WINDOW (1u << 20)
 #define EXEC_CHUNK (64u << 10)
-#define EXEC_EXIT_FAILED 255
 
 const char cmd_exec_help[] =
 	"Usage: vmctl exec VM [OPTIONS] -- CMD [ARG]...\n"
 	"\n"
 	"Run CMD inside VM (an id or a name) through the guest agent, with stdin,\n"
 	"stdout and stderr connected to vmctl's. vmctl exits with CMD's exit status\n"
-	"(128+N if a signal N killed it), or 255 if it could not be run.\n"
+	"(128+N if a signal N killed it); 127 if CMD was not found in the guest, 126\n"
+	"if it could not be started, 125 if vmctl, the daemon or the agent failed.\n"
 	"\n"
 	"Options:\n"
 	"  -t, --tty                 run CMD on a pseudo-terminal (stdout and stderr\n"
@@ -137,17 +130,7 @@ void cmd_exec_opts_release(struct cmd_exec_opts *o)
 	o->env = NULL;
 }
 
-static int send_input(struct ttrpc_client *cl, uint32_t sid, const Virtmgr__V1__ExecInput *in, bool close,
-		      struct vm_error *err)
-{
-	cleanup_free uint8_t *buf = NULL;
-	size_t len = 0;
-
-	buf = ttrpc_pack(&in->base, &len);
-	return ttrpc_client_stream_send(cl, sid, buf, len, close, err);
-}
-
-static bool window_size(Virtmgr__V1__WindowSize *ws)
+static bool window_size(uint16_t *rows, uint16_t *cols)
 {
 	struct winsize w;
 
@@ -155,83 +138,37 @@ static bool window_size(Virtmgr__V1__WindowSize *ws)
 		return false;
 	if (!w.ws_row || !w.ws_col)
 		return false;
-	ws->rows = w.ws_row;
-	ws->cols = w.ws_col;
+	*rows = w.ws_row;
+	*cols = w.ws_col;
 	return true;
 }
 
-/* Output frames until none is waiting. Return: 1 more to come, 0 stream ended, -1 error. */
-static int drain_output(struct ttrpc_client *cl, uint32_t sid, uint64_t *acked, bool *exited, int *code,
-			struct vm_error *err)
+int vmctl_exec_exit_code(const struct vmc_error *err)
 {
-	for (;;) {
-		cleanup_free uint8_t *data = NULL;
-		Virtmgr__V1__ExecOutput *out;
-		size_t len;
-		int r = ttrpc_client_stream_recv(cl, sid, &data, &len, 0, err);
-
-		if (r < 0 && err->code == VM_DEADLINE_EXCEEDED)
-			return 1;
-		if (r <= 0)
-			return r;
-		out = virtmgr__v1__exec_output__unpack(NULL, len, data);
-		if (!out)
-			return vm_error_set(err, VM_INTERNAL, "the agent sent a Data frame that is not an ExecOutput");
-		if (out->stdout.len && write_all(STDOUT_FILENO, out->stdout.data, out->stdout.len) < 0 &&
-		    errno != EPIPE) {
-			protobuf_c_message_free_unpacked(&out->base, NULL);
-			return vm_error_set_errno(err, VM_UNAVAILABLE, errno, "writing stdout");
-		}
-		if (out->stderr.len && write_all(STDERR_FILENO, out->stderr.data, out->stderr.len) < 0) {
-			/* stderr closed: nothing to tell */
-		}
-		if (out->stdin_written > *acked)
-			*acked = out->stdin_written;
-		if (out->exited) {
-			*exited = true;
-			*code = out->exit_code;
-		}
-		protobuf_c_message_free_unpacked(&out->base, NULL);
+	switch (err->code) {
+	case VMC_STATUS_NOT_FOUND:
+		return VMCTL_EXIT_NOT_FOUND;
+	case VMC_STATUS_FAILED_PRECONDITION:
+	case VMC_STATUS_INVALID_ARGUMENT:
+	case VMC_STATUS_PERMISSION_DENIED:
+		return VMCTL_EXIT_CANNOT_RUN;
+	default:
+		return VMCTL_EXIT_FAILED;
 	}
 }
 
-int vmctl_exec_fd(int fd, const struct cmd_exec_opts *o)
+/* Signals and the local terminal, from now until restore_tty(). Return: 0, or -1 (message printed). */
+static int setup_terminal(bool tty)
 {
-	Virtmgr__V1__ExecRequest req = VIRTMGR__V1__EXEC_REQUEST__INIT;
-	Virtmgr__V1__WindowSize ws = VIRTMGR__V1__WINDOW_SIZE__INIT;
-	cleanup_free char **env = xcalloc(o->nenv + 2, sizeof(*env));
-	cleanup_free char *term = NULL;
-	struct ttrpc_client *cl = ttrpc_client_from_fd(fd);
-	struct vm_error err = { 0 };
 	static const int fwd[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT };
-	uint64_t sent = 0, acked = 0;
-	bool stdin_open = true, exited = false;
-	int code = EXEC_EXIT_FAILED, ret = EXEC_EXIT_FAILED;
-	size_t nenv = 0;
-	int64_t sid;
-
-	if (o->tty && getenv("TERM")) {
-		term = xasprintf("TERM=%s", getenv("TERM"));
-		env[nenv++] = term;
-	}
-	for (size_t i = 0; i < o->nenv; i++)
-		env[nenv++] = (char *)o->env[i];
-	req.argv = o->argv;
-	req.n_argv = (size_t)o->argc;
-	req.env = env;
-	req.n_env = nenv;
-	req.cwd = (char *)(o->cwd ? o->cwd : "");
-	req.tty = o->tty;
-	if (o->tty && window_size(&ws))
-		req.window = &ws;
 
 	if (pipe2(sig_pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
-		ttrpc_client_free(cl);
 		fprintf(stderr, "vmctl: exec: pipe: %s\n", strerror(errno));
-		return EXEC_EXIT_FAILED;
+		return -1;
 	}
+	/* the library writes output with write(): a closed stdout must not kill vmctl */
 	signal(SIGPIPE, SIG_IGN);
-	if (o->tty) {
+	if (tty) {
 		signal(SIGWINCH, on_signal);
 		if (isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &saved_tio) == 0) {
 			struct termios raw = saved_tio;
@@ -245,119 +182,148 @@ int vmctl_exec_fd(int fd, const struct cmd_exec_opts *o)
 		for (size_t i = 0; i < ARRAY_SIZE(fwd); i++)
 			signal(fwd[i], on_signal);
 	}
+	return 0;
+}
 
-	sid = ttrpc_client_stream_open(cl, "virtmgr.v1.Agent", "Exec", &req.base, TTRPC_FLAG_REMOTE_OPEN, 0, &err);
-	if (sid < 0)
-		goto fail;
+/* Forward the signals that arrived: SIGWINCH as a resize, the others as they are. */
+static int forward_signals(struct vmc_exec *ex, struct vmc_error *err)
+{
+	unsigned char sigs[16];
+	ssize_t n = read(sig_pipe[0], sigs, sizeof(sigs));
+
+	for (ssize_t i = 0; i < n; i++) {
+		uint16_t rows, cols;
+
+		if (sigs[i] == SIGWINCH) {
+			if (window_size(&rows, &cols) && vmc_exec_resize(ex, rows, cols, err) < 0)
+				return -1;
+		} else if (vmc_exec_signal(ex, sigs[i], err) < 0) {
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Stdin, signals and output until the command ended. Return: as vmc_exec_process(). */
+static int exec_loop(struct vmc_exec *ex, struct vmc_exec_status *st, struct vmc_error *err)
+{
+	static uint8_t buf[EXEC_CHUNK];
+
 	for (;;) {
-		struct pollfd p[3];
-		int r;
+		/* before every poll(): frames may already be buffered, and the
+		 * stdin room depends on the acknowledgements they carry */
+		int r = vmc_exec_process(ex, 0, st, err);
+		size_t room;
+		ssize_t n;
 
-		r = drain_output(cl, (uint32_t)sid, &acked, &exited, &code, &err);
-		if (r < 0)
-			goto fail;
-		if (r == 0)
-			break;
-		/* after drain_output(): the window depends on the acknowledgements it read */
-		p[0] = (struct pollfd){ .fd = ttrpc_client_fd(cl), .events = POLLIN };
-		p[1] = (struct pollfd){ .fd = sig_pipe[0], .events = POLLIN };
-		p[2] = (struct pollfd){ .fd = stdin_open && sent - acked < EXEC_WINDOW ? STDIN_FILENO : -1,
-					.events = POLLIN };
+		if (r <= 0)
+			return r;
+		room = vmc_exec_stdin_room(ex);
+		struct pollfd p[3] = {
+			{ .fd = vmc_exec_fd(ex), .events = POLLIN },
+			{ .fd = sig_pipe[0], .events = POLLIN },
+			{ .fd = room ? STDIN_FILENO : -1, .events = POLLIN },
+		};
 		if (poll(p, 3, -1) < 0) {
 			if (errno == EINTR)
 				continue;
-			vm_error_set_errno(&err, VM_INTERNAL, errno, "poll");
-			goto fail;
+			err->code = VMC_STATUS_INTERNAL;
+			snprintf(err->message, sizeof(err->message), "poll: %s", strerror(errno));
+			return -1;
 		}
-		if (p[1].revents & POLLIN) {
-			unsigned char sigs[16];
-			ssize_t n = read(sig_pipe[0], sigs, sizeof(sigs));
-
-			for (ssize_t i = 0; i < n; i++) {
-				Virtmgr__V1__ExecInput in = VIRTMGR__V1__EXEC_INPUT__INIT;
-				Virtmgr__V1__WindowSize nws = VIRTMGR__V1__WINDOW_SIZE__INIT;
-
-				if (sigs[i] == SIGWINCH) {
-					if (!window_size(&nws))
-						continue;
-					in.resize = &nws;
-				} else {
-					in.signal = sigs[i];
-				}
-				if (send_input(cl, (uint32_t)sid, &in, false, &err) < 0)
-					goto fail;
-			}
-		}
-		if (p[2].revents) {
-			static uint8_t buf[EXEC_CHUNK];
-			Virtmgr__V1__ExecInput in = VIRTMGR__V1__EXEC_INPUT__INIT;
-			ssize_t n = read(STDIN_FILENO, buf, MIN(sizeof(buf), EXEC_WINDOW - (size_t)(sent - acked)));
-
-			if (n < 0 && (errno == EINTR || errno == EAGAIN))
-				continue;
-			if (n > 0) {
-				in.stdin.data = buf;
-				in.stdin.len = (size_t)n;
-				sent += (uint64_t)n;
-			} else {
-				in.stdin_eof = true;
-				stdin_open = false;
-			}
-			if (send_input(cl, (uint32_t)sid, &in, !stdin_open, &err) < 0)
-				goto fail;
-		}
+		if ((p[1].revents & POLLIN) && forward_signals(ex, err) < 0)
+			return -1;
+		if (!p[2].revents)
+			continue;
+		n = read(STDIN_FILENO, buf, MIN(sizeof(buf), room));
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		/* a read error ends stdin like EOF does */
+		if (n > 0 ? vmc_exec_write_stdin(ex, buf, (size_t)n, err) < 0 : vmc_exec_close_stdin(ex, err) < 0)
+			return -1;
 	}
-	restore_tty();
-	ttrpc_client_free(cl);
-	if (!exited) {
-		fprintf(stderr, "vmctl: exec: the agent ended the call without an exit status\n");
-		return EXEC_EXIT_FAILED;
+}
+
+/* The Unix socket of a vmagent (--agent-socket), connected. Return: an fd, or -1 (message printed). */
+static int connect_agent_socket(const char *path)
+{
+	struct vmc_error err = { 0 };
+	struct vmc_client *cl = vmc_connect(path, &err);
+	int fd;
+
+	if (!cl) {
+		fprintf(stderr, "vmctl: exec: %s\n", err.message);
+		return -1;
 	}
-	return code;
-fail:
-	restore_tty();
-	ttrpc_client_free(cl);
-	if (err.code == VM_UNAVAILABLE)
-		fprintf(stderr, "vmctl: exec: lost the connection to the guest agent: %s\n", err.message);
-	else
-		fprintf(stderr, "vmctl: exec: %s: %s\n", vm_status_name(err.code), err.message);
-	return ret;
+	fd = fcntl(vmc_client_fd(cl), F_DUPFD_CLOEXEC, 0);
+	if (fd < 0)
+		fprintf(stderr, "vmctl: exec: dup: %s\n", strerror(errno));
+	vmc_close(cl);
+	return fd;
 }
 
 int vmctl_exec_run(struct vmctl_ctx *ctx, const struct cmd_exec_opts *o)
 {
-	struct vm_error err = { 0 };
-	struct vmc_client *cl;
-	int fd;
+	cleanup_free const char **env = xcalloc(o->nenv + 2, sizeof(*env));
+	cleanup_free char *term = NULL;
+	struct vmc_error err = { 0 };
+	struct vmc_exec_params p;
+	struct vmc_exec_status st;
+	struct vmc_exec *ex;
+	size_t nenv = 0;
+	int r;
+
+	vmc_exec_params_init(&p);
+	if (o->tty && getenv("TERM")) {
+		term = xasprintf("TERM=%s", getenv("TERM"));
+		env[nenv++] = term;
+	}
+	for (size_t i = 0; i < o->nenv; i++)
+		env[nenv++] = o->env[i];
+	p.argv = (const char *const *)o->argv;
+	p.argc = (size_t)o->argc;
+	p.env = env;
+	p.n_env = nenv;
+	p.cwd = o->cwd;
+	p.tty = o->tty;
+	if (o->tty)
+		window_size(&p.rows, &p.cols);
+	p.stdout_fd = STDOUT_FILENO;
+	p.stderr_fd = STDERR_FILENO;
 
 	if (o->agent_socket) {
-		struct ttrpc_client *tc = ttrpc_client_connect_unix(o->agent_socket, &err);
+		int fd = connect_agent_socket(o->agent_socket);
 
-		if (!tc) {
-			fprintf(stderr, "vmctl: exec: %s\n", err.message);
-			return EXEC_EXIT_FAILED;
-		}
-		fd = dup(ttrpc_client_fd(tc));
-		ttrpc_client_free(tc);
-		if (fd < 0) {
-			fprintf(stderr, "vmctl: exec: dup: %s\n", strerror(errno));
-			return EXEC_EXIT_FAILED;
-		}
-		fd_set_cloexec(fd, true);
-		return vmctl_exec_fd(fd, o);
+		if (fd < 0)
+			return VMCTL_EXIT_FAILED;
+		r = vmc_exec_start_fd(fd, &p, &ex, &err);
+	} else {
+		struct vmc_client *cl = vmctl_connect(ctx);
+
+		if (!cl)
+			return VMCTL_EXIT_FAILED;
+		r = vmc_exec_start(cl, o->vm, &p, &ex, &err);
+		vmc_close(cl);
 	}
-	cl = vmctl_connect(ctx);
-	if (!cl)
-		return EXEC_EXIT_FAILED;
-	fd = vmc_connect_vsock(cl, o->vm, EXEC_AGENT_PORT, &err);
-	vmc_close(cl);
-	if (fd < 0) {
-		fprintf(stderr, "vmctl: exec: cannot reach the guest agent of %s: %s: %s\n", o->vm,
-			vm_status_name(err.code), err.message);
-		return EXEC_EXIT_FAILED;
+	if (r < 0) {
+		fprintf(stderr, "vmctl: exec: cannot reach the guest agent of %s: %s: %s\n",
+			o->agent_socket ? o->agent_socket : o->vm, vmc_status_name(err.code), err.message);
+		return VMCTL_EXIT_FAILED;
 	}
-	fd_set_nonblock(fd, false);
-	return vmctl_exec_fd(fd, o);
+	if (setup_terminal(o->tty) < 0) {
+		vmc_exec_free(ex);
+		return VMCTL_EXIT_FAILED;
+	}
+	r = exec_loop(ex, &st, &err);
+	restore_tty();
+	vmc_exec_free(ex);
+	if (r == 0)
+		return st.exit_code;
+	if (err.code == VMC_STATUS_UNAVAILABLE)
+		fprintf(stderr, "vmctl: exec: lost the connection to the guest agent: %s\n", err.message);
+	else
+		fprintf(stderr, "vmctl: exec: %s: %s\n", vmc_status_name(err.code), err.message);
+	return vmctl_exec_exit_code(&err);
 }
 
 int cmd_exec(struct vmctl_ctx *ctx, int argc, char **argv)
@@ -369,7 +335,8 @@ int cmd_exec(struct vmctl_ctx *ctx, int argc, char **argv)
 	r = cmd_exec_parse(argc, argv, &o, &err);
 	if (r < 0) {
 		cmd_exec_opts_release(&o);
-		return vmctl_usage_error("exec", &err);
+		vmctl_usage_error("exec", &err);
+		return VMCTL_EXIT_FAILED;
 	}
 	if (r == VMCTL_PARSE_HELP) {
 		cmd_exec_opts_release(&o);

@@ -64,14 +64,15 @@ static void print_daemon_info(const struct vmctl_ctx *ctx, const struct vmc_daem
 
 int cmd_info(struct vmctl_ctx *ctx, int argc, char **argv)
 {
-	struct vm_error err = { 0 };
+	struct vm_error perr = { 0 };
+	struct vmc_error err = { 0 };
 	struct cmd_vm_opts o;
 	struct vmc_client *cl;
 	int r, ret = VMCTL_EXIT_OK;
 
-	r = cmd_vm_parse(argc, argv, false, &o, &err);
+	r = cmd_vm_parse(argc, argv, false, &o, &perr);
 	if (r < 0)
-		return vmctl_usage_error("info", &err);
+		return vmctl_usage_error("info", &perr);
 	if (r == VMCTL_PARSE_HELP) {
 		fputs(cmd_info_help, stdout);
 		return VMCTL_EXIT_OK;

@@ -37,15 +37,16 @@ static int width(int w, const char *s)
 
 int cmd_list(struct vmctl_ctx *ctx, int argc, char **argv)
 {
-	struct vm_error err = { 0 };
+	struct vm_error perr = { 0 };
+	struct vmc_error err = { 0 };
 	struct vmc_vm_info *vms = NULL;
 	struct vmc_client *cl;
 	size_t n = 0, i;
 	int r, wid = 2, wname = 4;
 
-	r = cmd_list_parse(argc, argv, &err);
+	r = cmd_list_parse(argc, argv, &perr);
 	if (r < 0)
-		return vmctl_usage_error("list", &err);
+		return vmctl_usage_error("list", &perr);
 	if (r == VMCTL_PARSE_HELP) {
 		fputs(cmd_list_help, stdout);
 		return VMCTL_EXIT_OK;

@@ -82,14 +82,15 @@ static int copy_available(int fd)
 int cmd_logs(struct vmctl_ctx *ctx, int argc, char **argv)
 {
 	const struct timespec pause = { .tv_sec = 0, .tv_nsec = 250 * 1000 * 1000 };
-	struct vm_error err = { 0 };
+	struct vm_error perr = { 0 };
+	struct vmc_error err = { 0 };
 	struct cmd_logs_opts o;
 	struct vmc_client *cl;
 	int r, fd;
 
-	r = cmd_logs_parse(argc, argv, &o, &err);
+	r = cmd_logs_parse(argc, argv, &o, &perr);
 	if (r < 0)
-		return vmctl_usage_error("logs", &err);
+		return vmctl_usage_error("logs", &perr);
 	if (r == VMCTL_PARSE_HELP) {
 		fputs(cmd_logs_help, stdout);
 		return VMCTL_EXIT_OK;
@@ -116,7 +117,7 @@ int cmd_logs(struct vmctl_ctx *ctx, int argc, char **argv)
 			break;
 		/* the state is asked after reading: bytes written before death are never lost */
 		if (vmc_get_vm_info(cl, o.vm, &vm, &err) < 0) {
-			gone = err.code == VM_NOT_FOUND;
+			gone = err.code == VMC_STATUS_NOT_FOUND;
 			if (!gone) {
 				r = vmctl_rpc_error(&err);
 				break;

@@ -11,7 +11,9 @@
  * owned by this connection, it also stops if vmctl dies.
  *
  * A VM that died without a payload exit code maps to a fixed code per death
- * reason (vmc_exit_code(), documented in docs/vmctl.md).
+ * reason (vmc_exit_code(), documented in docs/vmctl.md). vmctl's own
+ * failures (usage, connection, a failed call) exit 125, as `docker run`
+ * does, never 1 or 2, which a payload returns as often as anything.
  *
  * When stderr is a terminal (and without --json), a progress line
  * "vmctl: vm NAME: STATE 2.5s" is redrawn in place on stderr while the VM
@@ -68,7 +70,7 @@ const char cmd_run_help[] =
 	"  INVALID_PAYLOAD_CONFIG 126, PAYLOAD_ERROR 127, AGENT_FAILED_TO_CONNECT 124,\n"
 	"  INFRASTRUCTURE_ERROR 123, REBOOT 122, anything else 255;\n"
 	"  130/143 when vmctl was interrupted by SIGINT/SIGTERM (after stopping the VM);\n"
-	"  1 when a call to the daemon failed, 2 for usage errors.\n";
+	"  125 when vmctl or the daemon failed (usage errors, no daemon, a failed call).\n";
 
 enum {
 	OPT_KERNEL = 0x100,
@@ -331,8 +333,15 @@ static void progress_draw(struct run_state *st)
 	st->progress_shown = true;
 }
 
+/* A failed call: print it. Return: VMCTL_EXIT_FAILED, which a payload's own codes are told apart from. */
+static int run_failed(const struct vmc_error *err)
+{
+	vmctl_rpc_error(err);
+	return VMCTL_EXIT_FAILED;
+}
+
 /* Read every event already available. Return: 0, or -1 with @err. */
-static int drain_events(struct run_state *st, struct vm_error *err)
+static int drain_events(struct run_state *st, struct vmc_error *err)
 {
 	struct vmc_event ev;
 	int r;
@@ -340,7 +349,7 @@ static int drain_events(struct run_state *st, struct vm_error *err)
 	while (!st->dead) {
 		r = vmc_watch_next(st->watch, 0, &ev, err);
 		if (r < 0)
-			return err->code == VM_DEADLINE_EXCEEDED ? 0 : -1;
+			return err->code == VMC_STATUS_DEADLINE_EXCEEDED ? 0 : -1;
 		if (r == 0) {
 			/* the daemon ends the stream once the VM is dead */
 			st->dead = true;
@@ -362,7 +371,7 @@ static int drain_events(struct run_state *st, struct vm_error *err)
 
 static int run_attached(struct run_state *st, int console_fd, int sig_fd)
 {
-	struct vm_error err = { 0 };
+	struct vmc_error err = { 0 };
 	struct signalfd_siginfo si;
 	struct vmc_vm_info vm;
 	int code;
@@ -375,7 +384,7 @@ static int run_attached(struct run_state *st, int console_fd, int sig_fd)
 		};
 
 		if (drain_events(st, &err) < 0)
-			return vmctl_rpc_error(&err);
+			return run_failed(&err);
 		if (st->dead)
 			break;
 		progress_draw(st);
@@ -383,7 +392,7 @@ static int run_attached(struct run_state *st, int console_fd, int sig_fd)
 			if (errno == EINTR)
 				continue;
 			fprintf(stderr, "vmctl: run: poll: %s\n", strerror(errno));
-			return VMCTL_EXIT_RPC;
+			return VMCTL_EXIT_FAILED;
 		}
 		if (console_fd >= 0 && (p[2].revents & (POLLIN | POLLHUP | POLLERR))) {
 			/* the console shares the terminal: a half-written console line
@@ -422,7 +431,7 @@ static int run_attached(struct run_state *st, int console_fd, int sig_fd)
 		}
 	}
 	if (vmc_get_vm_info(st->cl, st->id, &vm, &err) < 0)
-		return vmctl_rpc_error(&err);
+		return run_failed(&err);
 	if (st->o->events && !st->ctx->json && !vm.has_exit_code && vm.death_reason != VMC_DEATH_SHUTDOWN)
 		fprintf(stderr, "vmctl: vm %s died: %s%s%s\n", st->name, vmc_death_reason_name(vm.death_reason),
 			*vm.message ? ": " : "", vm.message);
@@ -433,7 +442,8 @@ static int run_attached(struct run_state *st, int console_fd, int sig_fd)
 
 int cmd_run(struct vmctl_ctx *ctx, int argc, char **argv)
 {
-	struct vm_error err = { 0 };
+	struct vm_error perr = { 0 };
+	struct vmc_error err = { 0 };
 	struct cmd_run_opts o;
 	struct vmc_vm_info info;
 	struct run_state st = { .ctx = ctx, .o = &o };
@@ -443,10 +453,11 @@ int cmd_run(struct vmctl_ctx *ctx, int argc, char **argv)
 	sigset_t mask;
 	int r;
 
-	r = cmd_run_parse(argc, argv, &o, &err);
+	r = cmd_run_parse(argc, argv, &o, &perr);
 	if (r < 0) {
 		cmd_run_opts_release(&o);
-		return vmctl_usage_error("run", &err);
+		vmctl_usage_error("run", &perr);
+		return VMCTL_EXIT_FAILED;
 	}
 	if (r == VMCTL_PARSE_HELP) {
 		cmd_run_opts_release(&o);
@@ -458,7 +469,7 @@ int cmd_run(struct vmctl_ctx *ctx, int argc, char **argv)
 		if (console_w < 0) {
 			fprintf(stderr, "vmctl: run: cannot open --console %s: %s\n", o.console_file, strerror(errno));
 			cmd_run_opts_release(&o);
-			return VMCTL_EXIT_USAGE;
+			return VMCTL_EXIT_FAILED;
 		}
 	} else if (!o.detach) {
 		int p[2];
@@ -466,7 +477,7 @@ int cmd_run(struct vmctl_ctx *ctx, int argc, char **argv)
 		if (pipe2(p, O_CLOEXEC) < 0) {
 			fprintf(stderr, "vmctl: run: pipe: %s\n", strerror(errno));
 			cmd_run_opts_release(&o);
-			return VMCTL_EXIT_RPC;
+			return VMCTL_EXIT_FAILED;
 		}
 		console_r = p[0];
 		console_w = p[1];
@@ -477,7 +488,7 @@ int cmd_run(struct vmctl_ctx *ctx, int argc, char **argv)
 	st.cl = vmctl_connect(ctx);
 	if (!st.cl) {
 		cmd_run_opts_release(&o);
-		return VMCTL_EXIT_USAGE;
+		return VMCTL_EXIT_FAILED;
 	}
 	r = vmc_create_vm(st.cl, &o.cfg, &info, &err);
 	cmd_run_opts_release(&o);
@@ -486,13 +497,13 @@ int cmd_run(struct vmctl_ctx *ctx, int argc, char **argv)
 		close(steal_fd(&console_w));
 	if (r < 0) {
 		vmc_close(st.cl);
-		return vmctl_rpc_error(&err);
+		return run_failed(&err);
 	}
 	st.id = info.id;
 	st.name = *info.name ? info.name : info.id;
 
 	if (!o.detach && vmc_watch_vm(st.cl, st.id, false, &st.watch, &err) < 0) {
-		r = vmctl_rpc_error(&err);
+		r = run_failed(&err);
 		goto out;
 	}
 	/* block the signals before StartVm: from then on they stop the VM */
@@ -504,7 +515,7 @@ int cmd_run(struct vmctl_ctx *ctx, int argc, char **argv)
 		sig_fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 		if (sig_fd < 0) {
 			fprintf(stderr, "vmctl: run: signalfd: %s\n", strerror(errno));
-			r = VMCTL_EXIT_RPC;
+			r = VMCTL_EXIT_FAILED;
 			goto out;
 		}
 	}
@@ -512,7 +523,7 @@ int cmd_run(struct vmctl_ctx *ctx, int argc, char **argv)
 	st.progress = !o.detach && !ctx->json && isatty(STDERR_FILENO);
 	clock_gettime(CLOCK_MONOTONIC, &st.t0);
 	if (vmc_start_vm(st.cl, st.id, NULL, &err) < 0) {
-		r = vmctl_rpc_error(&err);
+		r = run_failed(&err);
 		goto out;
 	}
 	if (o.detach) {

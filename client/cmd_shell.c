@@ -1,7 +1,8 @@
 /* cmd_shell.c - `vmctl shell VM`: an interactive /bin/sh in the guest, i.e.
  * `vmctl exec --tty VM -- /bin/sh` (cmd_exec.c): the local terminal goes to
  * raw mode, window size changes follow, and vmctl exits with the shell's
- * status.
+ * status, or with exec's 125..127 when it could not run (usage errors
+ * included).
  */
 #include "config.h"
 #include "client/vmctl.h"
@@ -38,15 +39,18 @@ int cmd_shell(struct vmctl_ctx *ctx, int argc, char **argv)
 			return VMCTL_EXIT_OK;
 		}
 		vmctl_getopt_error(c, argv, &err);
-		return vmctl_usage_error("shell", &err);
+		vmctl_usage_error("shell", &err);
+		return VMCTL_EXIT_FAILED;
 	}
 	if (optind >= argc || !*argv[optind]) {
 		vm_error_set(&err, VM_INVALID_ARGUMENT, "missing VM (id or name)");
-		return vmctl_usage_error("shell", &err);
+		vmctl_usage_error("shell", &err);
+		return VMCTL_EXIT_FAILED;
 	}
 	if (optind + 1 < argc) {
 		vm_error_set(&err, VM_INVALID_ARGUMENT, "unexpected argument '%s'", argv[optind + 1]);
-		return vmctl_usage_error("shell", &err);
+		vmctl_usage_error("shell", &err);
+		return VMCTL_EXIT_FAILED;
 	}
 	o.vm = argv[optind];
 	o.tty = true;

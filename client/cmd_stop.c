@@ -57,15 +57,16 @@ int cmd_stop_parse(int argc, char **argv, struct cmd_stop_opts *o, struct vm_err
 
 int cmd_stop(struct vmctl_ctx *ctx, int argc, char **argv)
 {
-	struct vm_error err = { 0 };
+	struct vm_error perr = { 0 };
+	struct vmc_error err = { 0 };
 	struct cmd_stop_opts o;
 	struct vmc_vm_info vm;
 	struct vmc_client *cl;
 	int r;
 
-	r = cmd_stop_parse(argc, argv, &o, &err);
+	r = cmd_stop_parse(argc, argv, &o, &perr);
 	if (r < 0)
-		return vmctl_usage_error("stop", &err);
+		return vmctl_usage_error("stop", &perr);
 	if (r == VMCTL_PARSE_HELP) {
 		fputs(cmd_stop_help, stdout);
 		return VMCTL_EXIT_OK;

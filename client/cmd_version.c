@@ -19,17 +19,18 @@ const char cmd_version_help[] =
 
 int cmd_version(struct vmctl_ctx *ctx, int argc, char **argv)
 {
-	struct vm_error err = { 0 };
+	struct vm_error perr = { 0 };
+	struct vmc_error err = { 0 };
 	struct vmc_daemon_info di;
 	struct cmd_vm_opts o;
 	struct vmc_client *cl;
 	int r;
 
-	r = cmd_vm_parse(argc, argv, false, &o, &err);
+	r = cmd_vm_parse(argc, argv, false, &o, &perr);
 	if (r == 0 && o.vm)
-		r = vm_error_set(&err, VM_INVALID_ARGUMENT, "unexpected argument '%s'", o.vm);
+		r = vm_error_set(&perr, VM_INVALID_ARGUMENT, "unexpected argument '%s'", o.vm);
 	if (r < 0)
-		return vmctl_usage_error("version", &err);
+		return vmctl_usage_error("version", &perr);
 	if (r == VMCTL_PARSE_HELP) {
 		fputs(cmd_version_help, stdout);
 		return VMCTL_EXIT_OK;

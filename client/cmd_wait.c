@@ -68,15 +68,16 @@ int cmd_wait_parse(int argc, char **argv, struct cmd_wait_opts *o, struct vm_err
 
 int cmd_wait(struct vmctl_ctx *ctx, int argc, char **argv)
 {
-	struct vm_error err = { 0 };
+	struct vm_error perr = { 0 };
+	struct vmc_error err = { 0 };
 	struct cmd_wait_opts o;
 	struct vmc_vm_info vm;
 	struct vmc_client *cl;
 	int r;
 
-	r = cmd_wait_parse(argc, argv, &o, &err);
+	r = cmd_wait_parse(argc, argv, &o, &perr);
 	if (r < 0)
-		return vmctl_usage_error("wait", &err);
+		return vmctl_usage_error("wait", &perr);
 	if (r == VMCTL_PARSE_HELP) {
 		fputs(cmd_wait_help, stdout);
 		return VMCTL_EXIT_OK;
@@ -89,9 +90,10 @@ int cmd_wait(struct vmctl_ctx *ctx, int argc, char **argv)
 	if (r < 0)
 		return vmctl_rpc_error(&err);
 	if (r == 0) {
-		vm_error_set(&err, VM_DEADLINE_EXCEEDED, "vm %s did not reach %s within %llu.%03llu s (now %s)",
-			     o.vm, vmc_state_name(o.state), (unsigned long long)(o.timeout_ms / 1000),
-			     (unsigned long long)(o.timeout_ms % 1000), vmc_state_name(vm.state));
+		err.code = VMC_STATUS_DEADLINE_EXCEEDED;
+		snprintf(err.message, sizeof(err.message), "vm %s did not reach %s within %llu.%03llu s (now %s)",
+			 o.vm, vmc_state_name(o.state), (unsigned long long)(o.timeout_ms / 1000),
+			 (unsigned long long)(o.timeout_ms % 1000), vmc_state_name(vm.state));
 		vmc_vm_info_clear(&vm);
 		return vmctl_rpc_error(&err);
 	}

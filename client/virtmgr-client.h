@@ -1,17 +1,21 @@
 /* virtmgr-client.h - C client library for virtmgrd (libvirtmgr-client).
  *
  * A typed, blocking API over the daemon's ttrpc interface
- * (virtmgr.v1.VirtualizationService). One struct vmc_client is one
- * connection; calls on it are made one after another (use one client per
- * thread). Every fallible function returns a negative value and fills a
- * struct vm_error: err->code is the gRPC status code the daemon answered
- * with (or a local one: UNAVAILABLE when the socket cannot be reached,
- * DEADLINE_EXCEEDED when a timeout ran out, INVALID_ARGUMENT for bad
- * arguments), err->message says what failed.
+ * (virtmgr.v1.VirtualizationService), plus command execution in a guest
+ * through its agent (virtmgr.v1.Agent, reached with ConnectVsock). One
+ * struct vmc_client is one connection; calls on it are made one after
+ * another (use one client per thread). Every fallible function returns a
+ * negative value (or NULL) and fills a struct vmc_error: err->code is the
+ * gRPC status code the daemon answered with (VMC_STATUS_*; or a local one:
+ * VMC_STATUS_UNAVAILABLE when the socket cannot be reached,
+ * VMC_STATUS_DEADLINE_EXCEEDED when a timeout ran out,
+ * VMC_STATUS_INVALID_ARGUMENT for bad arguments), err->message says what
+ * failed.
  *
  * Results are returned in plain C structs that own their strings; free them
  * with the matching _clear() or _free() function. The header does not expose
- * protobuf-c types, so programs need only this header and -lvirtmgr-client.
+ * protobuf-c types, and every name it defines starts with vmc_ or VMC_, so
+ * programs need only this header and -lvirtmgr-client.
  *
  * VMs created by a connection belong to it: unless created with
  * config.detach, the daemon stops them when the connection closes.
@@ -33,15 +37,34 @@
 extern "C" {
 #endif
 
-#ifndef VIRTMGR_UTIL_H
-/* The error contract (same layout as virtmgr's internal lib/util.h, which
- * defines it when this header is used inside the virtmgr tree). */
-#define VM_ERROR_MSG_MAX 512
-struct vm_error {
-	int code;                       /* gRPC status code, 0 = OK */
-	char message[VM_ERROR_MSG_MAX];
+/* gRPC status codes (google.rpc.Code), the values of vmc_error.code. */
+enum vmc_status {
+	VMC_STATUS_OK = 0,
+	VMC_STATUS_CANCELLED = 1,
+	VMC_STATUS_UNKNOWN = 2,
+	VMC_STATUS_INVALID_ARGUMENT = 3,
+	VMC_STATUS_DEADLINE_EXCEEDED = 4,
+	VMC_STATUS_NOT_FOUND = 5,
+	VMC_STATUS_ALREADY_EXISTS = 6,
+	VMC_STATUS_PERMISSION_DENIED = 7,
+	VMC_STATUS_RESOURCE_EXHAUSTED = 8,
+	VMC_STATUS_FAILED_PRECONDITION = 9,
+	VMC_STATUS_ABORTED = 10,
+	VMC_STATUS_OUT_OF_RANGE = 11,
+	VMC_STATUS_UNIMPLEMENTED = 12,
+	VMC_STATUS_INTERNAL = 13,
+	VMC_STATUS_UNAVAILABLE = 14,
+	VMC_STATUS_DATA_LOSS = 15,
+	VMC_STATUS_UNAUTHENTICATED = 16,
 };
-#endif
+
+#define VMC_ERROR_MSG_MAX 512
+
+/* What a failed call fills. */
+struct vmc_error {
+	int code;                       /* enum vmc_status, never VMC_STATUS_OK after a failure */
+	char message[VMC_ERROR_MSG_MAX];
+};
 
 /* Default daemon socket, used when neither a path nor $VIRTMGR_SOCKET is given. */
 #define VMC_DEFAULT_SOCKET "/run/virtmgr/virtmgrd.sock"
@@ -190,7 +213,7 @@ const char *vmc_default_socket(void);
  * "cannot connect to PATH: <strerror>"; errno keeps the connect() error.
  * Return: a client, or NULL.
  */
-struct vmc_client *vmc_connect(const char *path, struct vm_error *err);
+struct vmc_client *vmc_connect(const char *path, struct vmc_error *err);
 
 /**
  * vmc_client_from_fd() - a client on an already connected stream socket
@@ -216,7 +239,7 @@ struct vmc_client *vmc_client_from_fd(int fd);
  * Return: a connected client, or NULL.
  */
 struct vmc_client *vmc_spawn_early(const char *virtmgrd_path, const char *const *extra_args,
-				   struct vm_error *err);
+				   struct vmc_error *err);
 
 /**
  * vmc_close() - close the connection (non-detached VMs it created are stopped
@@ -237,18 +260,18 @@ pid_t vmc_client_pid(const struct vmc_client *cl);
 /* ------------------------------------------------------------ daemon */
 
 /** vmc_get_daemon_info() - GetDaemonInfo. Return: 0 or -1; free @info with vmc_daemon_info_clear(). */
-int vmc_get_daemon_info(struct vmc_client *cl, struct vmc_daemon_info *info, struct vm_error *err);
+int vmc_get_daemon_info(struct vmc_client *cl, struct vmc_daemon_info *info, struct vmc_error *err);
 void vmc_daemon_info_clear(struct vmc_daemon_info *info);
 
 /** vmc_is_feature_enabled() - IsFeatureEnabled. Return: 1 enabled, 0 not, -1 error. */
-int vmc_is_feature_enabled(struct vmc_client *cl, const char *feature, struct vm_error *err);
+int vmc_is_feature_enabled(struct vmc_client *cl, const char *feature, struct vmc_error *err);
 
 /**
  * vmc_allocate_instance_id() - AllocateInstanceId
  * @id: receives VMC_INSTANCE_ID_SIZE bytes
  * Return: 0, or -1 (also when the daemon answers with another size: DATA_LOSS).
  */
-int vmc_allocate_instance_id(struct vmc_client *cl, uint8_t id[VMC_INSTANCE_ID_SIZE], struct vm_error *err);
+int vmc_allocate_instance_id(struct vmc_client *cl, uint8_t id[VMC_INSTANCE_ID_SIZE], struct vmc_error *err);
 
 /* ------------------------------------------------------------ VMs */
 
@@ -261,10 +284,10 @@ void vmc_vm_config_init(struct vmc_vm_config *cfg);
  * Return: 0 with @info filled (free with vmc_vm_info_clear()), or -1.
  */
 int vmc_create_vm(struct vmc_client *cl, const struct vmc_vm_config *cfg, struct vmc_vm_info *info,
-		  struct vm_error *err);
+		  struct vmc_error *err);
 
 /** vmc_start_vm() - StartVm @vm (id or name). @info may be NULL. Return: 0 or -1. */
-int vmc_start_vm(struct vmc_client *cl, const char *vm, struct vmc_vm_info *info, struct vm_error *err);
+int vmc_start_vm(struct vmc_client *cl, const char *vm, struct vmc_vm_info *info, struct vmc_error *err);
 
 /**
  * vmc_stop_vm() - StopVm: graceful shutdown for @timeout_ms (0 = daemon
@@ -272,25 +295,25 @@ int vmc_start_vm(struct vmc_client *cl, const char *vm, struct vmc_vm_info *info
  * Return: 0 or -1.
  */
 int vmc_stop_vm(struct vmc_client *cl, const char *vm, uint32_t timeout_ms, bool force,
-		struct vmc_vm_info *info, struct vm_error *err);
+		struct vmc_vm_info *info, struct vmc_error *err);
 
 /** vmc_kill_vm() - KillVm. @info may be NULL. Return: 0 or -1. */
-int vmc_kill_vm(struct vmc_client *cl, const char *vm, struct vmc_vm_info *info, struct vm_error *err);
+int vmc_kill_vm(struct vmc_client *cl, const char *vm, struct vmc_vm_info *info, struct vmc_error *err);
 
 /** vmc_suspend_vm() - SuspendVm. @info may be NULL. Return: 0 or -1. */
-int vmc_suspend_vm(struct vmc_client *cl, const char *vm, struct vmc_vm_info *info, struct vm_error *err);
+int vmc_suspend_vm(struct vmc_client *cl, const char *vm, struct vmc_vm_info *info, struct vmc_error *err);
 
 /** vmc_resume_vm() - ResumeVm. @info may be NULL. Return: 0 or -1. */
-int vmc_resume_vm(struct vmc_client *cl, const char *vm, struct vmc_vm_info *info, struct vm_error *err);
+int vmc_resume_vm(struct vmc_client *cl, const char *vm, struct vmc_vm_info *info, struct vmc_error *err);
 
 /** vmc_get_vm_info() - GetVmInfo. Return: 0 or -1. */
-int vmc_get_vm_info(struct vmc_client *cl, const char *vm, struct vmc_vm_info *info, struct vm_error *err);
+int vmc_get_vm_info(struct vmc_client *cl, const char *vm, struct vmc_vm_info *info, struct vmc_error *err);
 
 /**
  * vmc_list_vms() - ListVms: the VMs the caller may see
  * Return: 0 with *@vms (free with vmc_vm_info_array_free()) and *@n, or -1.
  */
-int vmc_list_vms(struct vmc_client *cl, struct vmc_vm_info **vms, size_t *n, struct vm_error *err);
+int vmc_list_vms(struct vmc_client *cl, struct vmc_vm_info **vms, size_t *n, struct vmc_error *err);
 
 void vmc_vm_info_clear(struct vmc_vm_info *info);
 void vmc_vm_info_array_free(struct vmc_vm_info *vms, size_t n);
@@ -302,7 +325,7 @@ void vmc_vm_info_array_free(struct vmc_vm_info *vms, size_t n);
  *         current state either way), -1 error.
  */
 int vmc_wait_vm(struct vmc_client *cl, const char *vm, enum vmc_vm_state state, uint32_t timeout_ms,
-		struct vmc_vm_info *info, struct vm_error *err);
+		struct vmc_vm_info *info, struct vmc_error *err);
 
 /**
  * vmc_watch_vm() - WatchVm: open a stream of events of @vm
@@ -311,7 +334,7 @@ int vmc_wait_vm(struct vmc_client *cl, const char *vm, enum vmc_vm_state state, 
  * open. Return: 0 with *@watch (free with vmc_watch_close()), or -1.
  */
 int vmc_watch_vm(struct vmc_client *cl, const char *vm, bool logs, struct vmc_watch **watch,
-		 struct vm_error *err);
+		 struct vmc_error *err);
 
 /**
  * vmc_watch_next() - next event of @watch
@@ -320,24 +343,178 @@ int vmc_watch_vm(struct vmc_client *cl, const char *vm, bool logs, struct vmc_wa
  *         daemon ended the stream; -1 on error, with err->code
  *         DEADLINE_EXCEEDED when @timeout_ms ran out (the stream stays usable).
  */
-int vmc_watch_next(struct vmc_watch *watch, int timeout_ms, struct vmc_event *ev, struct vm_error *err);
+int vmc_watch_next(struct vmc_watch *watch, int timeout_ms, struct vmc_event *ev, struct vmc_error *err);
 
 /** vmc_watch_close() - forget the stream (events still in flight are dropped). */
 void vmc_watch_close(struct vmc_watch *watch);
 void vmc_event_clear(struct vmc_event *ev);
 
 /** vmc_connect_vsock() - ConnectVsock to guest @port. Return: a connected stream fd, or -1. */
-int vmc_connect_vsock(struct vmc_client *cl, const char *vm, uint32_t port, struct vm_error *err);
+int vmc_connect_vsock(struct vmc_client *cl, const char *vm, uint32_t port, struct vmc_error *err);
 
 /** vmc_open_log() - OpenLog. Return: a read-only fd of the log file, or -1. */
-int vmc_open_log(struct vmc_client *cl, const char *vm, enum vmc_log_kind kind, struct vm_error *err);
+int vmc_open_log(struct vmc_client *cl, const char *vm, enum vmc_log_kind kind, struct vmc_error *err);
 
 /**
  * vmc_attach_console() - AttachConsole
  * Return: a socket (reads: console output from now on, writes: console
  *         input), or -1.
  */
-int vmc_attach_console(struct vmc_client *cl, const char *vm, struct vm_error *err);
+int vmc_attach_console(struct vmc_client *cl, const char *vm, struct vmc_error *err);
+
+/* ------------------------------------------------------------ exec
+ *
+ * Running a command in a guest through its agent (vmagent), as `vmctl exec`
+ * does. The exec session has a connection of its own to the agent (a
+ * ConnectVsock to VMC_AGENT_PORT, or a socket the caller connected), so
+ * the client stays free for other calls while it runs.
+ *
+ * Two forms:
+ * - vmc_exec_simple() runs a command to its end: stdin from an fd, output
+ *   to fds or a callback, the exit status returned.
+ * - vmc_exec_start() returns a session to drive from the caller's own
+ *   poll() loop: poll vmc_exec_fd() for POLLIN and call
+ *   vmc_exec_process(ex, 0, ...) after it turns readable, and also before
+ *   every poll() (frames may already be buffered); write stdin with
+ *   vmc_exec_write_stdin() while vmc_exec_stdin_room() is not 0; resize,
+ *   signal and close stdin at any time.
+ *
+ * Output is delivered as it arrives, to params.stdout_fd / stderr_fd (with
+ * blocking writes: a slow reader slows the command down instead of filling
+ * memory) or to params.output. Stdin is flow controlled: at most
+ * VMC_EXEC_WINDOW bytes are in flight beyond what the agent has written to
+ * the command, so a command that does not read makes no side buffer more.
+ *
+ * A command the agent cannot start fails the session (in
+ * vmc_exec_process() or vmc_exec_simple()) with the agent's status:
+ * VMC_STATUS_NOT_FOUND when the program does not exist,
+ * VMC_STATUS_FAILED_PRECONDITION when it cannot be executed,
+ * VMC_STATUS_INVALID_ARGUMENT for a bad argv or working directory. A lost
+ * connection to the agent fails it with VMC_STATUS_UNAVAILABLE.
+ */
+
+#define VMC_AGENT_PORT 9100             /* the agent's guest vsock port */
+#define VMC_EXEC_WINDOW (1u << 20)      /* stdin bytes in flight at most */
+
+enum vmc_exec_stream {
+	VMC_EXEC_STDOUT = 1,
+	VMC_EXEC_STDERR = 2,
+};
+
+/* Output callback: @len bytes of the command's @stream (not NUL-terminated). */
+typedef void (*vmc_exec_output_fn)(void *opaque, enum vmc_exec_stream stream, const void *data, size_t len);
+
+/* Initialise with vmc_exec_params_init() (all fds -1, everything else empty). */
+struct vmc_exec_params {
+	const char *const *argv;        /* the command; argv[0] is looked up in the guest's PATH */
+	size_t argc;
+	const char *const *env;         /* "KEY=VALUE", added to the agent's environment */
+	size_t n_env;
+	const char *cwd;                /* NULL = the agent's */
+	bool tty;                       /* on a pseudo-terminal: stdout and stderr merged */
+	uint16_t rows, cols;            /* the terminal's size with @tty; 0 = 24x80 */
+	int stdin_fd;                   /* vmc_exec_simple(): copied to stdin until EOF; -1 = empty stdin */
+	int stdout_fd, stderr_fd;       /* output written here; -1 = to @output (or dropped) */
+	vmc_exec_output_fn output;      /* output of streams without an fd; may be NULL */
+	void *opaque;                   /* passed to @output */
+};
+
+/* How the command ended. */
+struct vmc_exec_status {
+	int exit_code;                  /* 0..255: its exit status, or 128 + @signal */
+	int signal;                     /* the signal that killed it, or 0 */
+};
+
+struct vmc_exec;
+
+void vmc_exec_params_init(struct vmc_exec_params *p);
+
+/**
+ * vmc_exec_start() - start @p's command in @vm through the VM's agent
+ * @cl: the connection used for ConnectVsock (only during this call)
+ * @vm: VM id or name
+ * @p: the command; @p and what it points to may go once this returns
+ * @ex: receives the session
+ *
+ * Return: 0 with *@ex (free with vmc_exec_free()), or -1 when the agent
+ *         cannot be reached (the daemon's status, e.g. NOT_FOUND for no
+ *         such VM). Failures of the command itself come later, from
+ *         vmc_exec_process().
+ */
+int vmc_exec_start(struct vmc_client *cl, const char *vm, const struct vmc_exec_params *p, struct vmc_exec **ex,
+		   struct vmc_error *err);
+
+/**
+ * vmc_exec_start_fd() - like vmc_exec_start() over @fd, a stream socket
+ * already connected to an agent (e.g. `vmagent --agent-socket PATH`, or an
+ * fd from vmc_connect_vsock()); ownership of @fd passes to the session,
+ * also on failure.
+ * Return: 0 with *@ex, or -1.
+ */
+int vmc_exec_start_fd(int fd, const struct vmc_exec_params *p, struct vmc_exec **ex, struct vmc_error *err);
+
+/** vmc_exec_fd() - Return: the session's socket, to poll for POLLIN (owned by @ex). */
+int vmc_exec_fd(const struct vmc_exec *ex);
+
+/**
+ * vmc_exec_process() - handle what the agent sent: deliver output, take
+ * stdin acknowledgements, note the exit status
+ * @timeout_ms: how long to wait for the first frame: -1 blocks, 0 polls
+ * @st: filled when the session ended (return 0)
+ *
+ * Handles every frame already available, then returns.
+ * Return: 1 the command still runs (or its last output is still coming);
+ *         0 it ended and all its output was delivered, *@st filled;
+ *         -1 the session failed (see above), @err filled.
+ */
+int vmc_exec_process(struct vmc_exec *ex, int timeout_ms, struct vmc_exec_status *st, struct vmc_error *err);
+
+/** vmc_exec_stdin_room() - Return: how many stdin bytes vmc_exec_write_stdin() takes now (0 after close). */
+size_t vmc_exec_stdin_room(const struct vmc_exec *ex);
+
+/**
+ * vmc_exec_write_stdin() - send stdin bytes to the command
+ * Takes at most vmc_exec_stdin_room() bytes; the room grows again as
+ * vmc_exec_process() reads the agent's acknowledgements.
+ * Return: the number of bytes taken (0 when the window is full), or -1.
+ */
+ssize_t vmc_exec_write_stdin(struct vmc_exec *ex, const void *data, size_t len, struct vmc_error *err);
+
+/** vmc_exec_close_stdin() - end of the command's stdin (once; later calls do nothing). Return: 0 or -1. */
+int vmc_exec_close_stdin(struct vmc_exec *ex, struct vmc_error *err);
+
+/** vmc_exec_resize() - new terminal size for a @tty session. Return: 0 or -1. */
+int vmc_exec_resize(struct vmc_exec *ex, uint16_t rows, uint16_t cols, struct vmc_error *err);
+
+/** vmc_exec_signal() - deliver signal @sig to the command's process group. Return: 0 or -1. */
+int vmc_exec_signal(struct vmc_exec *ex, int sig, struct vmc_error *err);
+
+/**
+ * vmc_exec_free() - close the session's connection (a command still
+ * running is killed by the agent when it loses the connection)
+ * @ex may be NULL.
+ */
+void vmc_exec_free(struct vmc_exec *ex);
+
+/**
+ * vmc_exec_simple() - run @p's command in @vm to its end
+ *
+ * Copies @p->stdin_fd to the command's stdin (-1: closes it at once),
+ * writes its output to @p->stdout_fd / @p->stderr_fd or @p->output, and
+ * waits until it ends. Honours the client's per-call timeout
+ * (vmc_set_timeout()) for ConnectVsock only.
+ * Return: 0 with *@st filled, or -1 (as vmc_exec_start() and
+ *         vmc_exec_process(), or a read error on @p->stdin_fd).
+ */
+int vmc_exec_simple(struct vmc_client *cl, const char *vm, const struct vmc_exec_params *p,
+		    struct vmc_exec_status *st, struct vmc_error *err);
+
+/**
+ * vmc_exec_simple_fd() - vmc_exec_simple() over @fd, connected to an agent
+ * (ownership passes). Return: as vmc_exec_simple().
+ */
+int vmc_exec_simple_fd(int fd, const struct vmc_exec_params *p, struct vmc_exec_status *st,
+		       struct vmc_error *err);
 
 /* ------------------------------------------------------------ names */
 
@@ -347,6 +524,7 @@ const char *vmc_state_name(enum vmc_vm_state state);
 const char *vmc_death_reason_name(enum vmc_death_reason reason);
 const char *vmc_event_type_name(enum vmc_event_type type);
 const char *vmc_log_kind_name(enum vmc_log_kind kind);
+/* vmc_status_name(): the VMC_STATUS_ name without its prefix ("NOT_FOUND"). */
 const char *vmc_status_name(int code);
 
 /**

@@ -7,7 +7,8 @@
  * (cmd_NAME_parse) that the unit tests drive, then connects and calls the
  * daemon. Errors are printed in three shapes only: usage errors (exit 2),
  * connection errors (exit 2, with the socket path and a hint) and RPC
- * errors "vmctl: CODE: message" (exit 1).
+ * errors "vmctl: CODE: message" (exit 1). run, exec and shell, whose exit
+ * code is a payload's, exit 125 for all three instead (vmctl.h).
  */
 #include "config.h"
 #include "client/vmctl.h"
@@ -62,7 +63,8 @@ static void print_global_help(FILE *f)
 		fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].summary);
 	fputs("\n`vmctl help COMMAND` or `vmctl COMMAND --help` describes a command.\n"
 	      "Exit codes: 0 ok, 1 the daemon answered with an error, 2 usage error or cannot connect;\n"
-	      "`run` exits with the payload's exit code (see vmctl(1) / docs/vmctl.md).\n",
+	      "`run` exits with the payload's exit code and `exec`/`shell` with the command's;\n"
+	      "they exit 125 when vmctl or the daemon failed (see vmctl(1) / docs/vmctl.md).\n",
 	      f);
 }
 
@@ -169,11 +171,11 @@ int vmctl_parse_global(int argc, char **argv, struct vmctl_ctx *ctx, int *cmd_in
 
 struct vmc_client *vmctl_connect(const struct vmctl_ctx *ctx)
 {
-	struct vm_error err = { 0 };
+	struct vmc_error err = { 0 };
 	struct vmc_client *cl = vmc_connect(ctx->socket, &err);
 
 	if (!cl) {
-		if (err.code == VM_UNAVAILABLE)
+		if (err.code == VMC_STATUS_UNAVAILABLE)
 			fprintf(stderr, "vmctl: %s (is virtmgrd running?)\n", err.message);
 		else
 			fprintf(stderr, "vmctl: %s\n", err.message);
@@ -183,7 +185,7 @@ struct vmc_client *vmctl_connect(const struct vmctl_ctx *ctx)
 	return cl;
 }
 
-int vmctl_rpc_error(const struct vm_error *err)
+int vmctl_rpc_error(const struct vmc_error *err)
 {
 	fprintf(stderr, "vmctl: %s: %s\n", vmc_status_name(err->code), err->message);
 	return VMCTL_EXIT_RPC;
@@ -291,13 +293,13 @@ static int cmd_help(int argc, char **argv)
 int vmctl_main(int argc, char **argv)
 {
 	struct vmctl_ctx ctx;
-	struct vm_error err = { 0 };
+	struct vm_error perr = { 0 };
 	const struct vmctl_command *c;
 	int idx, r;
 
-	r = vmctl_parse_global(argc, argv, &ctx, &idx, &err);
+	r = vmctl_parse_global(argc, argv, &ctx, &idx, &perr);
 	if (r < 0)
-		return vmctl_usage_error(NULL, &err);
+		return vmctl_usage_error(NULL, &perr);
 	if (r == VMCTL_PARSE_HELP) {
 		print_global_help(stdout);
 		return VMCTL_EXIT_OK;
@@ -365,15 +367,16 @@ void vmctl_print_vm_brief(const struct vmctl_ctx *ctx, const struct vmc_vm_info 
 int vmctl_vm_command(struct vmctl_ctx *ctx, int argc, char **argv, const char *cmd, const char *help,
 		     vmctl_vm_call_fn call)
 {
-	struct vm_error err = { 0 };
+	struct vm_error perr = { 0 };
+	struct vmc_error err = { 0 };
 	struct cmd_vm_opts o;
 	struct vmc_vm_info vm;
 	struct vmc_client *cl;
 	int r;
 
-	r = cmd_vm_parse(argc, argv, true, &o, &err);
+	r = cmd_vm_parse(argc, argv, true, &o, &perr);
 	if (r < 0)
-		return vmctl_usage_error(cmd, &err);
+		return vmctl_usage_error(cmd, &perr);
 	if (r == VMCTL_PARSE_HELP) {
 		fputs(help, stdout);
 		return VMCTL_EXIT_OK;

@@ -13,10 +13,15 @@
 #include "lib/util.h"
 #include "client/virtmgr-client.h"
 
-/* Exit codes (docs/vmctl.md). `run` also exits with the payload's code. */
+/* Exit codes (the table in docs/vmctl.md and vmctl(1)). `run`, `exec` and
+ * `shell` exit with a payload's or command's code, so their own failures
+ * use codes that other commands do not: 125, and 126/127 for exec. */
 #define VMCTL_EXIT_OK 0
 #define VMCTL_EXIT_RPC 1       /* the daemon answered with an error status */
 #define VMCTL_EXIT_USAGE 2     /* bad arguments, or cannot connect */
+#define VMCTL_EXIT_FAILED 125  /* run, exec, shell: vmctl, the daemon or the agent failed (usage errors too) */
+#define VMCTL_EXIT_CANNOT_RUN 126 /* exec: the agent could not start CMD (not executable, bad cwd) */
+#define VMCTL_EXIT_NOT_FOUND 127  /* exec: CMD does not exist in the guest */
 
 struct vmctl_ctx {
 	const char *socket;        /* --socket, else $VIRTMGR_SOCKET, else the default */
@@ -50,8 +55,8 @@ int vmctl_parse_seconds(const char *s, const char *what, uint64_t *ms, struct vm
  * Return: the client, or NULL (exit with VMCTL_EXIT_USAGE).
  */
 struct vmc_client *vmctl_connect(const struct vmctl_ctx *ctx);
-/** vmctl_rpc_error() - print "vmctl: CODE: message". Return: VMCTL_EXIT_RPC. */
-int vmctl_rpc_error(const struct vm_error *err);
+/** vmctl_rpc_error() - print "vmctl: CODE: message" for a failed library call. Return: VMCTL_EXIT_RPC. */
+int vmctl_rpc_error(const struct vmc_error *err);
 /** vmctl_usage_error() - print the error, the command's usage line and a hint. Return: VMCTL_EXIT_USAGE. */
 int vmctl_usage_error(const char *cmd, const struct vm_error *err);
 /** vmctl_print_vm_info() - every VmInfo field, as "key: value" lines or one JSON object. */
@@ -109,11 +114,13 @@ void cmd_exec_opts_release(struct cmd_exec_opts *o);
 /**
  * vmctl_exec_run() - run @o's command in the guest (ConnectVsock to the
  * agent port, or @o->agent_socket) with stdio connected
- * Return: the remote exit status, or 255 if it could not run.
+ * Return: the remote exit status (128+N for signal N), VMCTL_EXIT_NOT_FOUND
+ *         or VMCTL_EXIT_CANNOT_RUN when the agent could not start it,
+ *         VMCTL_EXIT_FAILED when vmctl, the daemon or the agent failed.
  */
 int vmctl_exec_run(struct vmctl_ctx *ctx, const struct cmd_exec_opts *o);
-/** vmctl_exec_fd() - the Exec session over connected socket @fd (ownership passes). Return: as vmctl_exec_run(). */
-int vmctl_exec_fd(int fd, const struct cmd_exec_opts *o);
+/** vmctl_exec_exit_code() - the exit code of a failed exec session with @err. Return: 125, 126 or 127. */
+int vmctl_exec_exit_code(const struct vmc_error *err);
 
 extern const char cmd_info_help[], cmd_version_help[], cmd_run_help[], cmd_list_help[], cmd_stop_help[],
 	cmd_kill_help[], cmd_wait_help[], cmd_console_help[], cmd_logs_help[], cmd_suspend_help[],
@@ -145,7 +152,7 @@ int vmctl_take_vm_operand(int argc, char **argv, int *optind, const char **vm, s
 int vmctl_parse_vm_operand(int argc, char **argv, int optind, const char **vm, struct vm_error *err);
 
 typedef int (*vmctl_vm_call_fn)(struct vmc_client *cl, const char *vm, struct vmc_vm_info *info,
-				struct vm_error *err);
+				struct vmc_error *err);
 /**
  * vmctl_vm_command() - the body of "vmctl CMD VM" commands that make one call
  * naming a VM and print its new state (kill, suspend, resume)

@@ -82,7 +82,7 @@ static void usage(FILE *f)
 		"daemon failed; 2 for usage errors.\n");
 }
 
-static int rpc_error(const char *call, const struct vm_error *err)
+static int rpc_error(const char *call, const struct vmc_error *err)
 {
 	fprintf(stderr, PROG ": %s: %s: %s\n", call, vmc_status_name(err->code), err->message);
 	return EXIT_RPC;
@@ -121,7 +121,7 @@ static char *own_name(const char *argv0)
 
 /* Wait until @id is DEAD; on SIGTERM/SIGINT stop it first. */
 static int wait_dead(struct vmc_client *cl, const char *id, uint32_t stop_timeout_ms, struct vmc_vm_info *info,
-		     int *sig, struct vm_error *err)
+		     int *sig, struct vmc_error *err)
 {
 	bool stopping = false;
 
@@ -173,7 +173,7 @@ int main(int argc, char **argv)
 	struct vmc_vm_config cfg;
 	struct vmc_daemon_info di = { 0 };
 	struct vmc_vm_info info = { 0 };
-	struct vm_error err = { 0 };
+	struct vmc_error err = { 0 };
 	struct vmc_client *cl;
 	struct sigaction sa = { .sa_handler = on_signal };
 	cleanup_close int console_fd = -1;

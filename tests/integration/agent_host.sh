@@ -97,14 +97,14 @@ set +e
 ex -- /no/such/program 2>"$T/err"
 rc=$?
 set -e
-[[ $rc -eq 255 ]] || fail "missing program: exit $rc"
+[[ $rc -eq 127 ]] || fail "missing program: exit $rc"
 grep -q "NOT_FOUND.*/no/such/program" "$T/err" || fail "missing program: '$(cat "$T/err")'"
 set +e
 ex --cwd /no/such/dir -- true 2>"$T/err"
 rc=$?
 set -e
-[[ $rc -eq 255 ]] && grep -q "cwd: cannot change to /no/such/dir" "$T/err" || fail "bad cwd: $rc '$(cat "$T/err")'"
-ok "a missing program or directory fails with a message naming it (exit 255)"
+[[ $rc -eq 126 ]] && grep -q "cwd: cannot change to /no/such/dir" "$T/err" || fail "bad cwd: $rc '$(cat "$T/err")'"
+ok "a missing program (exit 127) or directory (exit 126) fails with a message naming it"
 
 # --- interactive pty under tmux
 tmux -L "$TMUX_SOCK" new-session -d -x 100 -y 30 \
@@ -148,7 +148,7 @@ set -e
 [[ $rc -eq 143 ]] || fail "SIGTERM forwarded to the remote command: exit $rc, want 143"
 ok "SIGTERM to vmctl exec is forwarded: the remote command dies of it (143)"
 
-# --- the agent killed under a running exec: a clear error, exit 255
+# --- the agent killed under a running exec: a clear error, exit 125
 ex -- sleep 60 2>"$T/killed.err" &
 exec_pid=$!
 sleeper=
@@ -162,9 +162,9 @@ wait "$exec_pid"
 rc=$?
 set -e
 kill "$sleeper" 2>/dev/null || true
-[[ $rc -eq 255 ]] || fail "exec under a killed agent exited $rc"
+[[ $rc -eq 125 ]] || fail "exec under a killed agent exited $rc"
 grep -q "lost the connection to the guest agent" "$T/killed.err" || fail "no clear error: $(cat "$T/killed.err")"
-ok "vmagent killed during an exec: vmctl reports the lost agent and exits 255"
+ok "vmagent killed during an exec: vmctl reports the lost agent and exits 125"
 
 # --- malformed configuration: rejected, naming the property
 printf '\xd0\x0d\xfe\xed\x00\x00\x00\x30garbage-garbage-garbage-garbage-garbage' >"$T/bad.dtb"

@@ -70,7 +70,7 @@ static bool read_until(int fd, const char *marker, bool poll_first)
 static void test_vm_fds(void)
 {
 	const char *args[] = { "/bin/sh", "-c", "echo " MARKER "; sleep 600" };
-	struct vm_error err = { 0 };
+	struct vmc_error err = { 0 };
 	struct vmc_vm_config cfg;
 	struct vmc_vm_info info, after;
 	struct vmc_watch *watch;
@@ -169,7 +169,7 @@ static void test_spawn_early(void)
 {
 	char root[128], run[128], xsd[512];
 	const char *extra[] = { "--root", root, "--run-dir", run, "--early-xsd", xsd, NULL };
-	struct vm_error err = { 0 };
+	struct vmc_error err = { 0 };
 	struct vmc_daemon_info di;
 	struct vmc_client *cl;
 	char path[512];

@@ -46,7 +46,7 @@ static pid_t daemon_pid;
 /* One call of three kinds, chosen by @i, with its answer checked. */
 static int checked_call(struct vmc_client *cl, unsigned i, char *why, size_t why_size)
 {
-	struct vm_error err = { 0 };
+	struct vmc_error err = { 0 };
 
 	switch (i % 3) {
 	case 0: {
@@ -92,8 +92,8 @@ static int checked_call(struct vmc_client *cl, unsigned i, char *why, size_t why
 static void child_work(int ready_w, int go_r)
 {
 	struct vmc_client *cl[NCONN];
-	struct vm_error err = { 0 };
-	char why[VM_ERROR_MSG_MAX + 64];
+	struct vmc_error err = { 0 };
+	char why[VMC_ERROR_MSG_MAX + 64];
 	char c = 1;
 
 	for (int i = 0; i < NCONN; i++) {
@@ -122,7 +122,7 @@ static void test_concurrent(void)
 	pid_t pids[NPROC];
 	struct vmc_client *cl;
 	struct vmc_daemon_info di;
-	struct vm_error err = { 0 };
+	struct vmc_error err = { 0 };
 	char c;
 
 	if (pipe2(ready, O_CLOEXEC) < 0 || pipe2(go, O_CLOEXEC) < 0)
@@ -206,9 +206,9 @@ static uint8_t *request_frame(uint32_t stream_id, size_t *len)
 
 static void expect_served(const char *after, int calls)
 {
-	struct vm_error err = { 0 };
+	struct vmc_error err = { 0 };
 	struct vmc_client *cl = vmc_connect(daemon_.sock, &err);
-	char why[VM_ERROR_MSG_MAX + 64];
+	char why[VMC_ERROR_MSG_MAX + 64];
 
 	if (!cl)
 		test_fail("after %s: %s", after, err.message);

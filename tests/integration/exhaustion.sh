@@ -95,7 +95,7 @@ set +e
 msg=$(vmctl run --detach --name full -- /bin/true 2>&1)
 rc=$?
 set -e
-((rc == 1)) || fail "StartVm on a full run dir: vmctl exited $rc: $msg"
+((rc == 125)) || fail "StartVm on a full run dir: vmctl exited $rc: $msg"
 grep -q RESOURCE_EXHAUSTED <<<"$msg" && grep -q "$T/full/run" <<<"$msg" ||
 	fail "StartVm on a full run dir: unclear error: $msg"
 [[ $(vm_field full state)/$(vm_field full death_reason) == DEAD/START_FAILED ]] ||
@@ -131,7 +131,7 @@ set +e
 msg=$(vmctl run --detach --name c -- /bin/sleep 600 2>&1)
 rc=$?
 set -e
-((rc == 1)) && grep -q RESOURCE_EXHAUSTED <<<"$msg" && grep -q "maximum of 2 VMs" <<<"$msg" ||
+((rc == 125)) && grep -q RESOURCE_EXHAUSTED <<<"$msg" && grep -q "maximum of 2 VMs" <<<"$msg" ||
 	fail "third VM with --max-vms 2: vmctl $rc: $msg"
 ok "--max-vms 2: the third CreateVm gets $msg"
 vmctl kill "$b" >/dev/null

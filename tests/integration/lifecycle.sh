@@ -64,7 +64,7 @@ set +e
 msg=$(vmctl run --kernel /nonexistent/vmlinuz -- /bin/true 2>&1)
 rc=$?
 set -e
-[[ $rc -eq 1 ]] || fail "bad kernel path: vmctl exited $rc"
+[[ $rc -eq 125 ]] || fail "bad kernel path: vmctl exited $rc"
 grep -q NOT_FOUND <<<"$msg" && grep -q "kernel" <<<"$msg" || fail "bad kernel path: $msg"
 ok "missing kernel -> NOT_FOUND naming the field ($msg)"
 

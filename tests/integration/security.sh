@@ -34,7 +34,7 @@ set +e
 msg=$(vmctl run --detach --name "" -- /bin/true 2>&1)
 rc=$?
 set -e
-((rc == 2)) && grep -q "empty" <<<"$msg" || fail "vmctl --name '': rc $rc: $msg"
+((rc == 125)) && grep -q "empty" <<<"$msg" || fail "vmctl --name '': rc $rc: $msg"
 ok "names ../x a/b .hidden -dash, 65 chars, space, newline, ';', non-ASCII -> INVALID_ARGUMENT; 64 chars OK; vmctl refuses an empty name"
 
 # ---------------------------------------------------------------- commas in paths
@@ -78,7 +78,7 @@ for path in "$T/link-to-root-only" "$T/root-only-kernel" "$T/adm-kernel"; do
 	msg=$(as 60002 run --detach --kernel "$path" --initrd "$T/member-initrd" -- /bin/true 2>&1)
 	rc=$?
 	set -e
-	((rc == 1)) && grep -q "PERMISSION_DENIED: kernel: cannot open $path: Permission denied" <<<"$msg" ||
+	((rc == 125)) && grep -q "PERMISSION_DENIED: kernel: cannot open $path: Permission denied" <<<"$msg" ||
 		fail "member opened $path through the daemon: rc $rc: $msg"
 done
 grep -Eq "^Groups:.*\b$secret_gid\b" "/proc/$DAEMON_PID/status" || fail "the daemon did not get its own groups back"
@@ -89,7 +89,7 @@ for path in "$T/fifo" /dev/zero; do
 	msg=$(timeout 30 "$VMCTL_BIN" --socket "$SOCK" run --detach --kernel "$path" -- /bin/true 2>&1)
 	rc=$?
 	set -e
-	((rc == 1)) && grep -q "kernel: $path is not a regular file" <<<"$msg" || fail "kernel $path: rc $rc: $msg"
+	((rc == 125)) && grep -q "kernel: $path is not a regular file" <<<"$msg" || fail "kernel $path: rc $rc: $msg"
 done
 vmctl version >/dev/null || fail "the daemon does not answer after a FIFO kernel"
 ok "a FIFO or a device as kernel -> INVALID_ARGUMENT (opened O_PATH first: open() never blocks the daemon)"

@@ -108,8 +108,8 @@ run "$vmctl" --socket "$tmp/not-a-socket" info
 ok "missing daemon: exit 2 with the path and errno text"
 
 # bad arguments: usage on stderr, exit 2, daemon never asked
-for args in "" "frob" "--bogus info" "--timeout x info" "stop" "stop a b" "run --mem lots" \
-	"run --accel xen" "wait --state BOOTED a" "logs --kind serial a" "connect a" "connect a port" \
+for args in "" "frob" "--bogus info" "--timeout x info" "stop" "stop a b" \
+	"wait --state BOOTED a" "logs --kind serial a" "connect a" "connect a port" \
 	"info a b" "list extra" "help nope"; do
 	# shellcheck disable=SC2086
 	run "$vmctl" $args
@@ -121,6 +121,25 @@ run "$vmctl" stop --nope x
 [[ $err == "vmctl stop: unknown option '--nope'"$'\n'"Usage: vmctl stop [--force] [--timeout SEC] VM"$'\n'"Try 'vmctl help stop'." ]] ||
 	fail "usage error format: '$err'"
 ok "bad arguments exit 2 with usage"
+
+# run, exec and shell exit with a payload's code: their own failures are 125
+for args in "run --mem lots" "run --accel xen" "exec" "exec a" "exec a --bogus -- true" "shell" "shell a b"; do
+	# shellcheck disable=SC2086
+	run "$vmctl" $args
+	[[ $rc == 125 ]] || fail "vmctl $args: exit $rc, expected 125"
+	[[ -z $out ]] || fail "vmctl $args: wrote to stdout: $out"
+	[[ $err == *"Usage: vmctl"* ]] || fail "vmctl $args: no usage line: '$err'"
+done
+run "$vmctl" --socket "$tmp/none.sock" run -- /bin/true
+[[ $rc == 125 && $err == "vmctl: cannot connect to $tmp/none.sock: "* ]] || fail "run without a daemon: $rc '$err'"
+run "$vmctl" --socket "$tmp/none.sock" exec a -- true
+[[ $rc == 125 && $err == "vmctl: cannot connect to $tmp/none.sock: "* ]] || fail "exec without a daemon: $rc '$err'"
+run "$vmctl" exec no-such-vm -- true
+[[ $rc == 125 && $err == "vmctl: exec: cannot reach the guest agent of no-such-vm: NOT_FOUND: "* ]] ||
+	fail "exec in a missing VM: $rc '$err'"
+run "$vmctl" run --kernel "$tmp/no-such-kernel" -- /bin/true
+[[ $rc == 125 && $err == "vmctl: "[A-Z_]*": "*no-such-kernel* ]] || fail "run with a missing kernel: $rc '$err'"
+ok "run, exec and shell: usage errors, no daemon and failed calls exit 125"
 
 for c in info version run list stop kill wait console logs suspend resume connect; do
 	run "$vmctl" --socket "$tmp/none.sock" "$c" --help

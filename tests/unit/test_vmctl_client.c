@@ -26,27 +26,27 @@
 
 Test(connect, missing_socket_names_path_and_keeps_errno)
 {
-	struct vm_error err = { 0 };
+	struct vmc_error err = { 0 };
 	struct vmc_client *cl;
 
 	errno = 0;
 	cl = vmc_connect("/nonexistent/dir/virtmgrd.sock", &err);
 	cr_assert_null(cl);
 	cr_assert_eq(errno, ENOENT);
-	cr_assert_eq(err.code, VM_UNAVAILABLE);
+	cr_assert_eq(err.code, VMC_STATUS_UNAVAILABLE);
 	cr_assert_str_eq(err.message, "cannot connect to /nonexistent/dir/virtmgrd.sock: No such file or directory");
 }
 
 Test(connect, path_too_long)
 {
-	struct vm_error err = { 0 };
+	struct vmc_error err = { 0 };
 	char path[200];
 
 	memset(path, 'a', sizeof(path) - 1);
 	path[0] = '/';
 	path[sizeof(path) - 1] = '\0';
 	cr_assert_null(vmc_connect(path, &err));
-	cr_assert_eq(err.code, VM_INVALID_ARGUMENT);
+	cr_assert_eq(err.code, VMC_STATUS_INVALID_ARGUMENT);
 	cr_assert(strstr(err.message, "socket path too long"));
 }
 
@@ -95,18 +95,18 @@ Test(config, init_sets_fds_to_none)
 
 Test(spawn_early, missing_binary_fails_with_status)
 {
-	struct vm_error err = { 0 };
+	struct vmc_error err = { 0 };
 
 	cr_assert_null(vmc_spawn_early("/nonexistent/virtmgrd", NULL, &err));
-	cr_assert_eq(err.code, VM_UNAVAILABLE);
+	cr_assert_eq(err.code, VMC_STATUS_UNAVAILABLE);
 	cr_assert(strstr(err.message, "/nonexistent/virtmgrd"), "%s", err.message);
 	cr_assert_null(vmc_spawn_early(NULL, NULL, &err));
-	cr_assert_eq(err.code, VM_INVALID_ARGUMENT);
+	cr_assert_eq(err.code, VMC_STATUS_INVALID_ARGUMENT);
 }
 
 Test(spawn_early, daemon_that_exits_before_ready)
 {
-	struct vm_error err = { 0 };
+	struct vmc_error err = { 0 };
 
 	/* /bin/false ignores its arguments and exits 1 without a ready byte */
 	cr_assert_null(vmc_spawn_early("/bin/false", NULL, &err));
@@ -215,13 +215,13 @@ static void short_instance_id(int fd, uint32_t sid)
 
 Test(fault, short_instance_id_is_data_loss)
 {
-	struct vm_error err = { 0 };
+	struct vmc_error err = { 0 };
 	uint8_t id[VMC_INSTANCE_ID_SIZE];
 	pid_t pid;
 	struct vmc_client *cl = fake_daemon(short_instance_id, &pid);
 
 	cr_assert_eq(vmc_allocate_instance_id(cl, id, &err), -1);
-	cr_assert_eq(err.code, VM_DATA_LOSS);
+	cr_assert_eq(err.code, VMC_STATUS_DATA_LOSS);
 	cr_assert_str_eq(err.message, "AllocateInstanceId: got 10 bytes, expected 64");
 	finish(cl, pid);
 }
@@ -238,12 +238,12 @@ static void fdref_without_fd(int fd, uint32_t sid)
 
 Test(fault, fd_reference_without_fd)
 {
-	struct vm_error err = { 0 };
+	struct vmc_error err = { 0 };
 	pid_t pid;
 	struct vmc_client *cl = fake_daemon(fdref_without_fd, &pid);
 
 	cr_assert_eq(vmc_open_log(cl, "vm", VMC_LOG_CONSOLE, &err), -1);
-	cr_assert_eq(err.code, VM_DATA_LOSS);
+	cr_assert_eq(err.code, VMC_STATUS_DATA_LOSS);
 	cr_assert_str_eq(err.message, "OpenLog: response carries no file descriptor (got 0)");
 	finish(cl, pid);
 }
@@ -255,13 +255,13 @@ static void status_error(int fd, uint32_t sid)
 
 Test(fault, status_passes_through)
 {
-	struct vm_error err = { 0 };
+	struct vmc_error err = { 0 };
 	struct vmc_vm_info info;
 	pid_t pid;
 	struct vmc_client *cl = fake_daemon(status_error, &pid);
 
 	cr_assert_eq(vmc_get_vm_info(cl, "vm", &info, &err), -1);
-	cr_assert_eq(err.code, VM_PERMISSION_DENIED);
+	cr_assert_eq(err.code, VMC_STATUS_PERMISSION_DENIED);
 	cr_assert_str_eq(err.message, "uid 1000 is not in group virtualmachine");
 	finish(cl, pid);
 }
@@ -285,7 +285,7 @@ static void bad_event(int fd, uint32_t sid)
 
 Test(fault, watch_decodes_events_and_rejects_junk)
 {
-	struct vm_error err = { 0 };
+	struct vmc_error err = { 0 };
 	struct vmc_watch *w;
 	struct vmc_event ev;
 	pid_t pid;
@@ -298,7 +298,7 @@ Test(fault, watch_decodes_events_and_rejects_junk)
 	cr_assert_eq(ev.death_reason, VMC_DEATH_CRASH);
 	vmc_event_clear(&ev);
 	cr_assert_eq(vmc_watch_next(w, -1, &ev, &err), -1);
-	cr_assert_eq(err.code, VM_DATA_LOSS);
+	cr_assert_eq(err.code, VMC_STATUS_DATA_LOSS);
 	cr_assert_eq(vmc_watch_next(w, -1, &ev, &err), 0, "the stream's OK Response ends it");
 	cr_assert_eq(vmc_watch_next(w, 0, &ev, &err), 0, "and it stays ended");
 	vmc_watch_close(w);
