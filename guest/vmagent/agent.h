@@ -19,6 +19,7 @@
 #include "guest/vmagent/agent_config.h"
 #include "lib/ttrpc.h"
 #include "protos/virtmgr.pb-c.h"
+#include "server/marker.h"
 
 #define AGENT_VERSION PACKAGE_VERSION
 #define AGENT_HOST_CID 2
@@ -43,6 +44,19 @@ struct agent {
 	int console;                    /* fd on /dev/console, or -1 */
 	struct agent_config cfg;
 	bool have_cfg;
+	/* the configuration blob PID 1 read before forking the agent (then the
+	 * fw_cfg file is gone): valid when boot_config_done */
+	bool boot_config_done;
+	int boot_config_r;              /* as agent_config_read() */
+	void *boot_config;
+	size_t boot_config_len;
+	struct vm_error boot_config_err;
+	/* console markers: signed when the configuration carried a key, which
+	 * lives only here (never in a child: agent_fork() wipes it) */
+	bool signed_markers;
+	struct marker_key marker_key;
+	uint64_t marker_seq;            /* last sequence number used */
+	double started_at;              /* CLOCK_MONOTONIC seconds, for Ping */
 	uint32_t cid;                   /* own CID, 0 if unknown */
 	/* transports (tests and service use: Unix sockets instead of vsock) */
 	const char *host_socket;        /* VirtualMachineService; NULL = vsock CID 2 */
@@ -52,6 +66,8 @@ struct agent {
 	char **payload_argv;
 	char **payload_env;             /* extra KEY=VALUE, NULL-terminated or NULL */
 	const char *payload_cwd;
+	bool has_payload_user;          /* else the payload runs as root */
+	uint32_t payload_uid, payload_gid;
 	pid_t payload;                  /* > 0 while it runs */
 	int exit_code;
 	int exit_signal;
@@ -83,8 +99,21 @@ void agent_pid1_start(struct agent *a);
 /* main.c */
 /** agent_log() - "vmagent: ..." on the console (stderr when not PID 1). Return: nothing. */
 void agent_log(struct agent *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/** agent_marker() - a whole console marker line ("\nVIRTMGR: ...\n") in one write(). Return: nothing. */
-void agent_marker(struct agent *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/**
+ * agent_marker() - a whole console marker line in one write(), after a
+ * newline so that it starts a line: signed (server/marker.h) when the
+ * configuration carried a key, else the unsigned "VIRTMGR: ..." of older
+ * daemons (which have no READY marker)
+ * @code: EXIT: the exit code; ERROR: a virtmgr.v1.ErrorCode
+ * @message: ERROR only
+ * Return: nothing.
+ */
+void agent_marker(struct agent *a, enum marker_kind kind, int code, const char *message);
+/**
+ * agent_set_marker_key() - sign markers with @cfg's key, if it has one, and
+ * wipe it from @cfg (the key stays in @a only). Return: nothing.
+ */
+void agent_set_marker_key(struct agent *a, struct agent_config *cfg);
 /**
  * agent_request() - power off / reboot (PID 1) or exit: stop the payload
  * (SIGTERM, then SIGKILL after a grace period), flush reports, then act.
@@ -95,12 +124,22 @@ void agent_request(struct agent *a, enum agent_action action, const char *why);
 /**
  * agent_fork() - fork() for the payload and Exec sessions: the child starts
  * with default dispositions and no blocked signals, and a signal sent to it
- * before that is held back rather than lost in the loop's handler.
+ * before that is held back rather than lost in the loop's handler. The
+ * child's copy of the marker key is wiped before fork() returns in it.
  * Return: as fork().
  */
-pid_t agent_fork(void);
+pid_t agent_fork(struct agent *a);
 /** agent_child_env() - set the base environment (PATH, HOME, TERM) in a forked child. Return: nothing. */
 void agent_child_env(void);
+/**
+ * agent_child_user() - in a forked child, become guest user @uid:@gid for
+ * good: no supplementary groups, setgid, setuid, PR_SET_NO_NEW_PRIVS, and
+ * HOME set to the user's home: its /etc/passwd entry if that directory
+ * exists, else (@make_home: the default image, whose /etc/passwd has only
+ * root) /run/home/<uid>, made for it, else "/"
+ * Return: 0, or the errno of the step that failed.
+ */
+int agent_child_user(uint32_t uid, uint32_t gid, bool make_home);
 
 /* host.c */
 /**

@@ -1,5 +1,5 @@
 /* exec.c - the Agent service vmagent serves to the host on guest vsock
- * port 9100 (or --agent-socket): Exec, Shutdown and GetGuestInfo.
+ * port 9100 (or --agent-socket): Exec, Shutdown, GetGuestInfo and Ping.
  *
  * Exec design. The request carries argv, extra environment, a working
  * directory and whether to use a pty. The process leads its own session
@@ -21,6 +21,15 @@
  * unacknowledged (vmctl does), and a client that sends more than
  * EXEC_STDIN_MAX unwritten bytes has its call failed with RESOURCE_EXHAUSTED.
  *
+ * ExecRequest.user runs the process as that guest user (agent_child_user():
+ * no supplementary groups, no new privileges, its HOME, and its HOME as the
+ * working directory unless cwd is given); a failure to switch fails the
+ * call like a failed exec.
+ *
+ * Ping is the host's health check: answered here, by the agent's loop, so
+ * it measures the agent and not the payload (a CPU-bound payload is another
+ * process; a stopped or wedged agent does not answer).
+ *
  * If the connection closes or the call's deadline passes, the process group
  * gets SIGKILL; the session is freed once the process is reaped (PID 1 reaps
  * everything, main.c hands Exec processes to agent_exec_reaped()).
@@ -39,6 +48,7 @@
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "guest/vmagent/agent.h"
@@ -376,7 +386,7 @@ void agent_exec_kill_all(struct agent *a, int sig)
 /* ---------------------------------------------------------------- spawn */
 
 struct spawn_error {
-	int stage;              /* 1 chdir, 2 exec, 3 terminal */
+	int stage;              /* 1 chdir, 2 exec, 3 terminal, 4 user */
 	int err;
 };
 
@@ -390,7 +400,7 @@ static void child_fail(int fd, int stage, int err)
 	_exit(stage == 2 && err == ENOENT ? 127 : 126);
 }
 
-static void exec_child(const Virtmgr__V1__ExecRequest *req, int in, int out, int err, const char *pts,
+static void exec_child(struct agent *a, const Virtmgr__V1__ExecRequest *req, int in, int out, int err, const char *pts,
 		       int errpipe)
 {
 	char **argv;
@@ -402,11 +412,22 @@ static void exec_child(const Virtmgr__V1__ExecRequest *req, int in, int out, int
 
 		if (t < 0 || ioctl(t, TIOCSCTTY, 0) < 0)
 			child_fail(errpipe, 3, errno);
+		/* the user's own terminal, as login(1) would make it */
+		if (req->user && fchown(t, req->user->uid, req->user->gid) < 0)
+			child_fail(errpipe, 3, errno);
 		in = out = err = t;
 	}
 	if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
 		child_fail(errpipe, 3, errno);
 	agent_child_env();
+	if (req->user) {
+		int e = agent_child_user(req->user->uid, req->user->gid, a->machine);
+
+		if (e)
+			child_fail(errpipe, 4, e);
+		if (!(req->cwd && *req->cwd) && chdir(getenv("HOME")) < 0)
+			child_fail(errpipe, 1, errno);
+	}
 	for (size_t i = 0; i < req->n_env; i++)
 		putenv(req->env[i]);
 	if (req->cwd && *req->cwd && chdir(req->cwd) < 0)
@@ -434,6 +455,9 @@ static int validate(const Virtmgr__V1__ExecRequest *req, struct vm_error *err)
 			return vm_error_set(err, VM_INVALID_ARGUMENT, "env[%zu]: \"%.64s\" is not KEY=VALUE", i,
 					    req->env[i]);
 	}
+	if (req->user && (req->user->uid == UINT32_MAX || req->user->gid == UINT32_MAX))
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "user: %u:%u is not a user", req->user->uid,
+				    req->user->gid);
 	if (n_sessions >= EXEC_MAX_SESSIONS)
 		return vm_error_set(err, VM_RESOURCE_EXHAUSTED, "already %u Exec sessions running", n_sessions);
 	return 0;
@@ -485,13 +509,13 @@ static void exec_handler(struct ttrpc_call *call, const ProtobufCMessage *msg, v
 	if (pipe2(p, O_CLOEXEC) < 0)
 		goto pipe_fail;
 	ep_r = p[0], ep_w = p[1];
-	pid = agent_fork();
+	pid = agent_fork(a);
 	if (pid < 0) {
 		ttrpc_call_fail(call, VM_RESOURCE_EXHAUSTED, "Exec: fork: %s", strerror(errno));
 		return;
 	}
 	if (pid == 0)
-		exec_child(req, in_r, out_w, err_w, req->tty ? pts : NULL, ep_w);
+		exec_child(a, req, in_r, out_w, err_w, req->tty ? pts : NULL, ep_w);
 	close(steal_fd(&ep_w));
 	do
 		n = read(ep_r, &se, sizeof(se));
@@ -504,8 +528,11 @@ static void exec_handler(struct ttrpc_call *call, const ProtobufCMessage *msg, v
 			ttrpc_call_fail(call, se.err == ENOENT ? VM_NOT_FOUND : VM_FAILED_PRECONDITION,
 					"Exec: cannot run %s: %s", req->argv[0], strerror(se.err));
 		else if (se.stage == 1)
-			ttrpc_call_fail(call, VM_INVALID_ARGUMENT, "cwd: cannot change to %s: %s", req->cwd,
-					strerror(se.err));
+			ttrpc_call_fail(call, VM_INVALID_ARGUMENT, "cwd: cannot change to %s: %s",
+					req->cwd && *req->cwd ? req->cwd : "the user's home", strerror(se.err));
+		else if (se.stage == 4)
+			ttrpc_call_fail(call, vm_status_from_errno(se.err), "user: cannot switch to %u:%u: %s",
+					req->user->uid, req->user->gid, strerror(se.err));
 		else
 			ttrpc_call_fail(call, VM_INTERNAL, "Exec: setting up the terminal: %s", strerror(se.err));
 		return;
@@ -615,6 +642,20 @@ static void info_handler(struct ttrpc_call *call, const ProtobufCMessage *msg, v
 	ttrpc_call_reply(call, &info.base, NULL, 0);
 }
 
+static void ping_handler(struct ttrpc_call *call, const ProtobufCMessage *msg, void *opaque)
+{
+	const Virtmgr__V1__PingRequest *req = (const Virtmgr__V1__PingRequest *)msg;
+	Virtmgr__V1__PingResponse resp = VIRTMGR__V1__PING_RESPONSE__INIT;
+	struct agent *a = opaque;
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	resp.nonce = req->nonce;
+	resp.uptime_ms = (uint64_t)(((double)now.tv_sec + (double)now.tv_nsec / 1e9 - a->started_at) * 1000.0);
+	resp.payload_running = a->payload > 0;
+	ttrpc_call_reply(call, &resp.base, NULL, 0);
+}
+
 /* Only the host (CID 2) may drive the agent over vsock. */
 static void conn_open(struct ttrpc_conn *conn, void *opaque)
 {
@@ -639,6 +680,8 @@ int agent_service_start(struct agent *a, uint32_t port, struct vm_error *err)
 				shutdown_handler, a);
 	ttrpc_server_add_method(a->server, AGENT_SERVICE, "GetGuestInfo", &virtmgr__v1__empty__descriptor,
 				info_handler, a);
+	ttrpc_server_add_method(a->server, AGENT_SERVICE, "Ping", &virtmgr__v1__ping_request__descriptor,
+				ping_handler, a);
 	if (a->agent_socket)
 		l = ttrpc_server_listen_unix(a->server, a->agent_socket, 0600, err);
 	else

@@ -14,9 +14,17 @@
  * the console and powers off.
  *
  * The host learns about the payload twice: through VirtualMachineService
- * and through the console markers "VIRTMGR: STARTED" and "VIRTMGR: EXIT
- * <code>", which virtmgrd also understands (guests without vsock, and the
- * time before the agent connects). Readiness: the payload gets the write end
+ * and through console markers (guests without vsock, and the time before
+ * the agent connects). The console is also the payload's stdout, so when
+ * the configuration carries a marker key the markers are signed with it
+ * (server/marker.h) and the key never reaches the payload: it is wiped in
+ * every child the agent forks, the agent is not dumpable (no ptrace, no
+ * /proc/<pid>/mem for other users), and PID 1 read the fw_cfg file and
+ * unloaded qemu_fw_cfg before any payload ran. Without a key (an older
+ * daemon) the unsigned "VIRTMGR: STARTED" / "VIRTMGR: EXIT <code>" lines
+ * are printed instead. The payload may run as an unprivileged guest user
+ * (payload-user), dropped to in the child before exec. Readiness: the
+ * payload gets the write end
  * of a pipe whose number is in $VIRTMGR_READY_FD and writes one byte to it
  * (`echo >&$VIRTMGR_READY_FD`); the interactive shell is ready at once.
  *
@@ -45,10 +53,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <grp.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/reboot.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "guest/vmagent/agent.h"
@@ -77,20 +89,40 @@ void agent_log(struct agent *a, const char *fmt, ...)
 }
 
 /* One write() so the line stays whole; leading newline so it starts a line. */
-void agent_marker(struct agent *a, const char *fmt, ...)
+void agent_marker(struct agent *a, enum marker_kind kind, int code, const char *message)
 {
-	char buf[600];
-	va_list ap;
+	char buf[600], line[MARKER_LINE_MAX + 1];
 	int n;
 
-	va_start(ap, fmt);
-	n = vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
+	if (a->signed_markers) {
+		if (!marker_format(&a->marker_key, ++a->marker_seq, kind, code, message, line, sizeof(line)))
+			return;
+		n = snprintf(buf, sizeof(buf), "\n%s\n", line);
+		explicit_bzero(line, sizeof(line));
+	} else if (kind == MARKER_STARTED) {
+		n = snprintf(buf, sizeof(buf), "\nVIRTMGR: STARTED\n");
+	} else if (kind == MARKER_EXIT) {
+		n = snprintf(buf, sizeof(buf), "\nVIRTMGR: EXIT %d\n", code);
+	} else if (kind == MARKER_ERROR) {
+		n = snprintf(buf, sizeof(buf), "\nVIRTMGR: ERROR %d %s\n", code, message);
+	} else {
+		return;
+	}
 	if (n < 0 || n >= (int)sizeof(buf))
 		return;
 	if (write(a->console >= 0 ? a->console : STDOUT_FILENO, buf, (size_t)n) < 0) {
 		/* nowhere left to report to */
 	}
+}
+
+void agent_set_marker_key(struct agent *a, struct agent_config *cfg)
+{
+	if (!cfg->has_marker_key)
+		return;
+	memcpy(a->marker_key.bytes, cfg->marker_key, sizeof(a->marker_key.bytes));
+	explicit_bzero(cfg->marker_key, sizeof(cfg->marker_key));
+	cfg->has_marker_key = false;
+	a->signed_markers = true;
 }
 
 static uint32_t local_cid(void)
@@ -114,7 +146,63 @@ void agent_child_env(void)
 		setenv("TERM", "linux", 1);
 }
 
-pid_t agent_fork(void)
+/* The home of @uid: its /etc/passwd entry if that directory exists. */
+static bool passwd_home(uint32_t uid, char *out, size_t size)
+{
+	FILE *f = fopen("/etc/passwd", "re");
+	char line[1024];
+	bool found = false;
+
+	while (f && !found && fgets(line, sizeof(line), f)) {
+		char *field[7], *p = line;
+		struct stat st;
+		int n = 0;
+
+		line[strcspn(line, "\n")] = '\0';
+		/* name:password:uid:gid:gecos:home:shell */
+		for (; n < 7 && p; n++) {
+			field[n] = p;
+			p = strchr(p, ':');
+			if (p)
+				*p++ = '\0';
+		}
+		if (n < 6 || strtoul(field[2], NULL, 10) != uid || field[5][0] != '/')
+			continue;
+		if (stat(field[5], &st) < 0 || !S_ISDIR(st.st_mode))
+			break;
+		snprintf(out, size, "%s", field[5]);
+		found = true;
+	}
+	if (f)
+		fclose(f);
+	return found;
+}
+
+int agent_child_user(uint32_t uid, uint32_t gid, bool make_home)
+{
+	char home[PATH_MAX] = "/";
+
+	if (uid != 0 && !passwd_home(uid, home, sizeof(home)) && make_home) {
+		struct stat st;
+
+		/* /run is PID 1's tmpfs, writable by root only: nobody else
+		 * can have put something at this path */
+		snprintf(home, sizeof(home), "/run/home/%u", uid);
+		mkdir("/run/home", 0755);
+		if (mkdir(home, 0700) == 0 && chown(home, uid, gid) < 0)
+			rmdir(home);
+		if (lstat(home, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid != uid)
+			snprintf(home, sizeof(home), "/");
+	}
+	if (setgroups(0, NULL) < 0 || setgid(gid) < 0 || setuid(uid) < 0)
+		return errno;
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		return errno;
+	setenv("HOME", home, 1);
+	return 0;
+}
+
+pid_t agent_fork(struct agent *a)
 {
 	static const int handled[] = { SIGTERM, SIGINT, SIGUSR2, SIGCHLD, SIGPIPE };
 	sigset_t all, saved;
@@ -131,6 +219,9 @@ pid_t agent_fork(void)
 	if (pid == 0) {
 		sigset_t none;
 
+		/* whatever this child becomes, it does not get the key */
+		explicit_bzero(&a->marker_key, sizeof(a->marker_key));
+		a->signed_markers = false;
 		for (size_t i = 0; i < sizeof(handled) / sizeof(handled[0]); i++)
 			signal(handled[i], SIG_DFL);
 		sigemptyset(&none);
@@ -144,6 +235,12 @@ pid_t agent_fork(void)
 
 static void finish(struct agent *a);
 
+static void payload_ready(struct agent *a)
+{
+	agent_marker(a, MARKER_READY, 0, NULL);
+	agent_host_ready(a->host);
+}
+
 static void ready_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct agent *a = w->data;
@@ -156,7 +253,7 @@ static void ready_cb(struct ev_loop *loop, ev_io *w, int revents)
 	ev_io_stop(loop, w);
 	close(steal_fd(&a->ready_fd));
 	if (n == 1)
-		agent_host_ready(a->host);
+		payload_ready(a);
 }
 
 static void spawn_payload(struct agent *a)
@@ -168,11 +265,11 @@ static void spawn_payload(struct agent *a)
 
 	if (argv == shell || pipe2(rp, O_CLOEXEC | O_NONBLOCK) < 0)
 		rp[0] = rp[1] = -1;
-	agent_marker(a, "\nVIRTMGR: STARTED\n");
+	agent_marker(a, MARKER_STARTED, 0, NULL);
 	agent_host_started(a->host);
 	if (argv == shell)
-		agent_host_ready(a->host);
-	pid = agent_fork();
+		payload_ready(a);
+	pid = agent_fork(a);
 	if (pid < 0) {
 		agent_log(a, "fork: %s", strerror(errno));
 		agent_host_error(a->host, VIRTMGR__V1__ERROR_CODE__ERROR_CODE_PAYLOAD_START_FAILED, "fork failed");
@@ -201,6 +298,18 @@ static void spawn_payload(struct agent *a)
 				snprintf(num, sizeof(num), "%d", fd);
 				setenv("VIRTMGR_READY_FD", num, 1);
 			}
+		}
+		if (a->has_payload_user) {
+			int e = agent_child_user(a->payload_uid, a->payload_gid, a->machine);
+
+			if (e) {
+				dprintf(STDERR_FILENO, "vmagent: cannot run the payload as %u:%u: %s\n", a->payload_uid,
+					a->payload_gid, strerror(e));
+				_exit(126);
+			}
+			/* somewhere it may write, unless told otherwise */
+			if (!a->payload_cwd && chdir(getenv("HOME")) < 0)
+				dprintf(STDERR_FILENO, "vmagent: chdir %s: %s\n", getenv("HOME"), strerror(errno));
 		}
 		if (a->payload_cwd && chdir(a->payload_cwd) < 0) {
 			dprintf(STDERR_FILENO, "vmagent: chdir %s: %s\n", a->payload_cwd, strerror(errno));
@@ -237,10 +346,10 @@ static void payload_exited(struct agent *a, int status)
 		/* the payload may have signalled readiness just before exiting */
 		ev_io_stop(a->loop, &a->ready_io);
 		if (read(a->ready_fd, &c, 1) == 1)
-			agent_host_ready(a->host);
+			payload_ready(a);
 		close(steal_fd(&a->ready_fd));
 	}
-	agent_marker(a, "\nVIRTMGR: EXIT %d\n", a->exit_code);
+	agent_marker(a, MARKER_EXIT, a->exit_code, NULL);
 	agent_host_finished(a->host, a->exit_code, a->exit_signal);
 	if (a->action == AGENT_ACTION_NONE)
 		agent_request(a, a->machine ? AGENT_ACTION_POWEROFF : AGENT_ACTION_EXIT, "payload exited");
@@ -391,7 +500,7 @@ static void usage(FILE *f)
 static void config_failed(struct agent *a, const char *message)
 {
 	agent_log(a, "invalid configuration: %s", message);
-	agent_marker(a, "\nVIRTMGR: ERROR %d %s\n", VIRTMGR__V1__ERROR_CODE__ERROR_CODE_PAYLOAD_INVALID_CONFIG, message);
+	agent_marker(a, MARKER_ERROR, VIRTMGR__V1__ERROR_CODE__ERROR_CODE_PAYLOAD_INVALID_CONFIG, message);
 	agent_host_error(a->host, VIRTMGR__V1__ERROR_CODE__ERROR_CODE_PAYLOAD_INVALID_CONFIG, message);
 	a->exit_code = 1;
 	agent_request(a, a->machine ? AGENT_ACTION_POWEROFF : AGENT_ACTION_EXIT, "invalid configuration");
@@ -408,8 +517,15 @@ int main(int argc, char **argv)
 	size_t blob_len = 0;
 	char **payload = argv + 1;
 	sigset_t none;
+	struct timespec now;
 	int r;
 
+	/* Not ptrace-able and no /proc/<pid>/mem for anyone but root with
+	 * CAP_SYS_PTRACE: the agent's memory holds the marker key. Children
+	 * that exec become dumpable again, as they should. */
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	a->started_at = (double)now.tv_sec + (double)now.tv_nsec / 1e9;
 	if (getpid() == 1) {
 		/* returns in the agent process; PID 1 itself stays in there */
 		log_init("vmagent", LOG_LVL_INFO);
@@ -481,10 +597,21 @@ int main(int argc, char **argv)
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 
-	r = agent_config_read(config_path, &blob, &blob_len, &err);
+	if (a->boot_config_done) {
+		/* PID 1 read it before the fw_cfg file went away */
+		r = a->boot_config_r;
+		blob = steal_pointer(&a->boot_config);
+		blob_len = a->boot_config_len;
+		err = a->boot_config_err;
+	} else {
+		r = agent_config_read(config_path, &blob, &blob_len, &err);
+	}
 	if (r > 0) {
 		r = agent_config_parse(blob, blob_len, &a->cfg, &err);
+		explicit_bzero(blob, blob_len);
 		a->have_cfg = r == 0;
+		if (a->have_cfg)
+			agent_set_marker_key(a, &a->cfg);
 		if (a->have_cfg && a->cfg.debug)
 			log_set_level(LOG_LVL_DEBUG);   /* VmConfig.debug */
 	}
@@ -505,6 +632,12 @@ int main(int argc, char **argv)
 		a->payload_cwd = a->cfg.payload_cwd;
 	} else {
 		a->payload_argv = payload;
+	}
+	if (a->have_cfg && a->cfg.has_payload_user) {
+		/* the payload of the tree, or the command line's: the same user */
+		a->has_payload_user = true;
+		a->payload_uid = a->cfg.payload_uid;
+		a->payload_gid = a->cfg.payload_gid;
 	}
 	if (a->machine || (a->payload_argv && a->payload_argv[0])) {
 		spawn_payload(a);

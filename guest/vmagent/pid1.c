@@ -22,6 +22,12 @@
  * PAYLOAD_ERROR, and powers the machine off at once. An agent that does not
  * finish a requested shutdown within PID1_STOP_S is killed and the request
  * carried out.
+ *
+ * The configuration (fw_cfg) is read here, before the fork, and the
+ * qemu_fw_cfg module unloaded right after: the agent gets the blob through
+ * fork(), and the marker key in it is not left in /sys for a payload to
+ * read. PID 1 keeps the key too, to sign its own "agent died" marker with
+ * sequence numbers from MARKER_SEQ_PID1 up (the agent counts from 1).
  */
 #include "config.h"
 
@@ -43,6 +49,7 @@
 #include "guest/vmagent/agent.h"
 
 #define PID1_LOAD_ORDER "/lib/modules/load-order"
+#define PID1_FW_CFG_MODULE "qemu_fw_cfg"
 #define PID1_MAX_INPUTS 16
 /* the agent's own deadlines (2 s payload grace, 5 s for the last reports) and slack */
 #define PID1_STOP_S 10.0
@@ -175,7 +182,7 @@ static void ctl_cb(struct ev_loop *loop, ev_io *w, int revents)
 static void agent_gone(struct pid1 *p, int status)
 {
 	const char *sig = WIFSIGNALED(status) ? sigabbrev_np(WTERMSIG(status)) : NULL;
-	char how[64];
+	char how[64], msg[128];
 
 	p->agent = 0;
 	if (ev_is_active(&p->stop_timer))
@@ -194,8 +201,8 @@ static void agent_gone(struct pid1 *p, int status)
 		power(p, p->requested);
 	}
 	agent_log(p->a, "the agent process died (%s): powering off", how);
-	agent_marker(p->a, "\nVIRTMGR: ERROR %d the guest agent process died (%s)\n",
-		     VIRTMGR__V1__ERROR_CODE__ERROR_CODE_UNKNOWN, how);
+	snprintf(msg, sizeof(msg), "the guest agent process died (%s)", how);
+	agent_marker(p->a, MARKER_ERROR, VIRTMGR__V1__ERROR_CODE__ERROR_CODE_UNKNOWN, msg);
 	power(p, AGENT_ACTION_POWEROFF);
 }
 
@@ -307,6 +314,28 @@ static void open_inputs(struct pid1 *p)
 
 /* ---------------------------------------------------------------- start */
 
+/* Read the configuration once, take the marker key, and make the fw_cfg
+ * file go away so that nothing started later can read it back. */
+static void read_config(struct agent *a)
+{
+	struct agent_config cfg;
+	struct vm_error err = { 0 };
+
+	a->boot_config_done = true;
+	a->boot_config_r = agent_config_read(AGENT_CONFIG_FW_CFG_PATH, &a->boot_config, &a->boot_config_len,
+					     &a->boot_config_err);
+	if (a->boot_config_r <= 0)
+		return;
+	if (agent_config_parse(a->boot_config, a->boot_config_len, &cfg, &err) == 0) {
+		agent_set_marker_key(a, &cfg);
+		agent_config_clear(&cfg);
+	}
+	/* ENOENT: built into a custom kernel; a root payload could read it
+	 * anyway (docs/guest.md, "Trust model") */
+	if (syscall(SYS_delete_module, PID1_FW_CFG_MODULE, O_NONBLOCK) < 0 && errno != ENOENT)
+		agent_log(a, "unloading %s: %s", PID1_FW_CFG_MODULE, strerror(errno));
+}
+
 void agent_pid1_start(struct agent *a)
 {
 	struct pid1 *p = &pid1;
@@ -320,6 +349,7 @@ void agent_pid1_start(struct agent *a)
 	/* Ctrl-Alt-Del becomes SIGINT to PID 1 instead of an immediate reboot */
 	reboot(RB_DISABLE_CAD);
 	load_modules(a);
+	read_config(a);
 	/* Held until each process's loop watches them: a SIGTERM that PID 1
 	 * passes on must not kill an agent that has no handler yet. */
 	sigemptyset(&mask);
@@ -348,6 +378,12 @@ void agent_pid1_start(struct agent *a)
 		return;
 	}
 	close(ctl[1]);
+	/* the agent has its copy of the blob; PID 1 keeps only the key */
+	if (a->boot_config) {
+		explicit_bzero(a->boot_config, a->boot_config_len);
+		free(steal_pointer(&a->boot_config));
+	}
+	a->marker_seq = MARKER_SEQ_PID1 - 1;
 	p->a = a;
 	p->agent = pid;
 	p->ctl_fd = ctl[0];

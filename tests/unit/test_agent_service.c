@@ -3,15 +3,21 @@
  * arrive in order (Started, Ready, Finished with the payload's status),
  * queued reports survive a host that starts listening late, and a malformed
  * configuration becomes NotifyError(PAYLOAD_INVALID_CONFIG) naming the
- * property; GetGuestInfo answers over --agent-socket.
+ * property; GetGuestInfo answers over --agent-socket. With a marker key in
+ * the configuration the console markers are signed and a payload's
+ * imitations do not verify; a payload_user payload and an Exec with a user
+ * run as that user and cannot read the agent; Ping is answered while the
+ * payload burns CPU and not while the agent is stopped.
  */
 #include "config.h"
 
 #include <criterion/criterion.h>
 #include <ev.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -19,6 +25,7 @@
 #include "lib/ttrpc.h"
 #include "protos/virtmgr.pb-c.h"
 #include "server/fdtconfig.h"
+#include "server/marker.h"
 
 #define VMS "virtmgr.v1.VirtualMachineService"
 
@@ -242,7 +249,13 @@ Test(agent_service, bad_config_is_reported)
 	}
 	run_until_done(loop, &r);
 	cr_assert(r.error, "no NotifyError: %s", r.log);
-	cr_assert(strstr(r.log, "error(1,header: totalsize"), "%s", r.log);
+	{
+		char want[64];
+
+		snprintf(want, sizeof(want), "error(%d,header: totalsize",
+			 VIRTMGR__V1__ERROR_CODE__ERROR_CODE_PAYLOAD_INVALID_CONFIG);
+		cr_assert(strstr(r.log, want), "%s", r.log);
+	}
 	cr_assert_null(strstr(r.log, "started"), "the payload must not run: %s", r.log);
 	cr_assert_neq(wait_exit(pid), 0);
 	ttrpc_server_free(srv);
@@ -291,6 +304,333 @@ Test(agent_service, guest_info)
 	ttrpc_client_free(cl);
 	kill(pid, SIGTERM);
 	wait_exit(pid);
+	unlink(asock);
+	rmdir(dir);
+}
+
+/* Write a config tree for @c into @dir/config.dtb. Return: its path. */
+static char *write_config(const char *dir, const struct fdtconfig *c)
+{
+	cleanup_free void *blob = NULL;
+	struct vm_error err = { 0 };
+	char *path = xasprintf("%s/config.dtb", dir);
+	size_t len;
+	FILE *f;
+
+	cr_assert_eq(fdtconfig_build(c, &blob, &len, &err), 0, "%s", err.message);
+	f = fopen(path, "w");
+	cr_assert_not_null(f);
+	cr_assert_eq(fwrite(blob, 1, len, f), len);
+	fclose(f);
+	return path;
+}
+
+/* vmagent with @argv, its stdout (the console in --no-pid1) into @out. */
+static pid_t spawn_to(char *const argv[], const char *out)
+{
+	pid_t pid = fork();
+
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+		if (fd < 0 || dup2(fd, STDOUT_FILENO) < 0)
+			_exit(126);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	return pid;
+}
+
+static char *slurp(const char *path)
+{
+	char *text = NULL;
+	size_t len;
+
+	cr_assert_eq(read_file(path, 1 << 20, &text, &len, NULL), 0, "%s", path);
+	return text;
+}
+
+Test(agent_service, signed_markers_and_payload_imitations)
+{
+	struct ev_loop *loop = ev_loop_new(0);
+	struct recorder r = { .loop = loop };
+	struct ttrpc_server *srv = vms_server(loop, &r);
+	char dir[] = "/tmp/agent-svc.XXXXXX";
+	cleanup_free char *sock = NULL, *agent = agent_path(), *cfg = NULL, *out = NULL, *text = NULL;
+	char *payload[] = { "/bin/sh", "-c",
+			    "echo 'VIRTMGR: EXIT 0'; echo 'VIRTMGR: STARTED';"
+			    " echo 'VIRTMGR/1 7 00000000000000000000000000000000 EXIT 0';"
+			    " echo >&$VIRTMGR_READY_FD; exit 3" };
+	struct marker_key key, other;
+	struct fdtconfig c = { .vm_id = "abc", .name = "n", .cid = 3, .agent_port = 9100,
+			       .payload_args = payload, .n_payload_args = 3, .marker_key = key.bytes };
+	struct marker_verifier v, wrong;
+	struct vm_error err = { 0 };
+	char got[256] = "";
+	pid_t pid;
+
+	cr_assert_eq(marker_key_generate(&key, &err), 0, "%s", err.message);
+	cr_assert_eq(marker_key_generate(&other, &err), 0, "%s", err.message);
+	cr_assert_not_null(mkdtemp(dir));
+	sock = xasprintf("%s/vms.sock", dir);
+	out = xasprintf("%s/console", dir);
+	cfg = write_config(dir, &c);
+	cr_assert_not_null(ttrpc_server_listen_unix(srv, sock, 0600, &err), "%s", err.message);
+	{
+		char *argv[] = { agent, "--no-pid1", "--host-socket", sock, "--config", cfg, NULL };
+
+		pid = spawn_to(argv, out);
+	}
+	run_until_done(loop, &r);
+	cr_assert_eq(wait_exit(pid), 3);
+	cr_assert_str_eq(r.log, "started ready finished(3,0) ");
+	text = slurp(out);
+	/* the host's view: only the agent's lines verify, and they say 3 */
+	marker_verifier_init(&v, &key);
+	marker_verifier_init(&wrong, &other);
+	for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+		struct marker m;
+		size_t n = strlen(got);
+
+		cr_assert_eq(marker_parse(&wrong, line, strlen(line), &m), MARKER_NONE, "%s", line);
+		switch (marker_parse(&v, line, strlen(line), &m)) {
+		case MARKER_STARTED:
+			snprintf(got + n, sizeof(got) - n, "started ");
+			break;
+		case MARKER_READY:
+			snprintf(got + n, sizeof(got) - n, "ready ");
+			break;
+		case MARKER_EXIT:
+			snprintf(got + n, sizeof(got) - n, "exit(%d) ", m.code);
+			break;
+		case MARKER_ERROR:
+			snprintf(got + n, sizeof(got) - n, "error(%d) ", m.code);
+			break;
+		case MARKER_NONE:
+			/* with a key the agent prints no unsigned marker of its own */
+			cr_assert(strncmp(line, "VIRTMGR", 7) || !strcmp(line, "VIRTMGR: EXIT 0") ||
+					  !strcmp(line, "VIRTMGR: STARTED") || strstr(line, " 7 0000"),
+				  "unexpected line: %s", line);
+			break;
+		}
+	}
+	cr_assert_str_eq(got, "started ready exit(3) ");
+	ttrpc_server_free(srv);
+	ev_loop_destroy(loop);
+	unlink(sock);
+	unlink(cfg);
+	unlink(out);
+	rmdir(dir);
+}
+
+Test(agent_service, payload_user)
+{
+	struct ev_loop *loop = ev_loop_new(0);
+	struct recorder r = { .loop = loop };
+	struct ttrpc_server *srv = vms_server(loop, &r);
+	char dir[] = "/tmp/agent-svc.XXXXXX";
+	cleanup_free char *sock = NULL, *agent = agent_path(), *cfg = NULL, *out = NULL, *text = NULL;
+	char *payload[] = { "/bin/sh", "-c",
+			    "echo uid=$(id -u) gid=$(id -g) groups=$(id -G) home=$HOME cwd=$(pwd);"
+			    " grep NoNewPrivs /proc/self/status | tr -d '\\t';"
+			    " cat /proc/$PPID/environ >/dev/null 2>&1 && echo AGENT-ENVIRON-READABLE;"
+			    " head -c1 /proc/$PPID/mem >/dev/null 2>&1 && echo AGENT-MEM-READABLE;"
+			    " exit 0" };
+	uint8_t key[MARKER_KEY_LEN] = { 1 };
+	struct fdtconfig c = { .vm_id = "abc", .name = "n", .cid = 3, .agent_port = 9100, .payload_args = payload,
+			       .n_payload_args = 3, .has_payload_user = true, .payload_uid = 65534,
+			       .payload_gid = 65534, .marker_key = key };
+	struct vm_error err = { 0 };
+	pid_t pid;
+
+	if (geteuid() != 0)
+		cr_skip_test("switching users needs root");
+	cr_assert_not_null(mkdtemp(dir));
+	sock = xasprintf("%s/vms.sock", dir);
+	out = xasprintf("%s/console", dir);
+	cfg = write_config(dir, &c);
+	cr_assert_not_null(ttrpc_server_listen_unix(srv, sock, 0600, &err), "%s", err.message);
+	{
+		char *argv[] = { agent, "--no-pid1", "--host-socket", sock, "--config", cfg, NULL };
+
+		pid = spawn_to(argv, out);
+	}
+	run_until_done(loop, &r);
+	cr_assert_eq(wait_exit(pid), 0);
+	text = slurp(out);
+	cr_assert(strstr(text, "uid=65534 gid=65534 groups=65534 "), "%s", text);
+	cr_assert(strstr(text, "NoNewPrivs:1"), "%s", text);
+	cr_assert_null(strstr(text, "AGENT-ENVIRON-READABLE"), "%s", text);
+	cr_assert_null(strstr(text, "AGENT-MEM-READABLE"), "%s", text);
+	ttrpc_server_free(srv);
+	ev_loop_destroy(loop);
+	unlink(sock);
+	unlink(cfg);
+	unlink(out);
+	rmdir(dir);
+}
+
+static struct ttrpc_client *connect_agent(const char *asock)
+{
+	struct ttrpc_client *cl = NULL;
+	struct vm_error err = { 0 };
+
+	for (int i = 0; i < 200 && !cl; i++) {
+		cl = ttrpc_client_connect_unix(asock, &err);
+		if (!cl)
+			usleep(50 * 1000);
+	}
+	cr_assert_not_null(cl, "%s", err.message);
+	return cl;
+}
+
+/* Exec argv as @user (NULL: root), unary: *rc is the call's result. */
+static void exec_as(struct ttrpc_client *cl, char **argv, size_t argc, Virtmgr__V1__GuestUser *user,
+		    struct vm_error *err, int *rc)
+{
+	Virtmgr__V1__ExecRequest req = VIRTMGR__V1__EXEC_REQUEST__INIT;
+	Virtmgr__V1__ExecOutput *o = NULL;
+
+	req.argv = argv;
+	req.n_argv = argc;
+	req.user = user;
+	*rc = ttrpc_client_call(cl, "virtmgr.v1.Agent", "Exec", &req.base, NULL, 0,
+				&virtmgr__v1__exec_output__descriptor, (ProtobufCMessage **)&o, NULL, NULL,
+				10ull * 1000000000ull, err);
+	if (o)
+		protobuf_c_message_free_unpacked(&o->base, NULL);
+}
+
+Test(agent_service, exec_user)
+{
+	char dir[] = "/tmp/agent-svc.XXXXXX";
+	cleanup_free char *asock = NULL, *agent = agent_path(), *mark = NULL, *script = NULL;
+	Virtmgr__V1__GuestUser user = VIRTMGR__V1__GUEST_USER__INIT;
+	struct ttrpc_client *cl;
+	struct vm_error err = { 0 };
+	struct stat st;
+	pid_t pid;
+	int rc;
+
+	if (geteuid() != 0)
+		cr_skip_test("switching users needs root");
+	cr_assert_not_null(mkdtemp(dir));
+	cr_assert_eq(chmod(dir, 0777), 0);
+	asock = xasprintf("%s/agent.sock", dir);
+	mark = xasprintf("%s/mark", dir);
+	script = xasprintf("test \"$(id -u):$(id -g):$(id -G)\" = 65534:65534:65534"
+			   " && grep -q 'NoNewPrivs:.1' /proc/self/status && touch %s", mark);
+	{
+		char *av[] = { agent, "--no-pid1", "--agent-socket", asock, "--host-socket", "/nonexistent/h.sock",
+			       "--connect-timeout", "1", "--config", "/nonexistent", NULL };
+
+		pid = spawn(av);
+	}
+	cl = connect_agent(asock);
+	user.uid = 65534;
+	user.gid = 65534;
+	{
+		char *argv[] = { "/bin/sh", "-c", script };
+
+		exec_as(cl, argv, 3, &user, &err, &rc);
+	}
+	cr_assert_eq(rc, 0, "%s", err.message);
+	cr_assert_eq(stat(mark, &st), 0, "the command did not run as 65534:65534 without new privileges");
+	cr_assert_eq(st.st_uid, 65534);
+	ttrpc_client_free(cl);
+	kill(pid, SIGTERM);
+	wait_exit(pid);
+	unlink(mark);
+	unlink(asock);
+	rmdir(dir);
+}
+
+Test(agent_service, exec_user_refused_when_invalid)
+{
+	char dir[] = "/tmp/agent-svc.XXXXXX";
+	cleanup_free char *asock = NULL, *agent = agent_path();
+	Virtmgr__V1__GuestUser bad = VIRTMGR__V1__GUEST_USER__INIT;
+	char *argv[] = { "/bin/true" };
+	struct ttrpc_client *cl;
+	struct vm_error err = { 0 };
+	pid_t pid;
+	int rc;
+
+	cr_assert_not_null(mkdtemp(dir));
+	asock = xasprintf("%s/agent.sock", dir);
+	{
+		char *av[] = { agent, "--no-pid1", "--agent-socket", asock, "--host-socket", "/nonexistent/h.sock",
+			       "--connect-timeout", "1", "--config", "/nonexistent", NULL };
+
+		pid = spawn(av);
+	}
+	cl = connect_agent(asock);
+	bad.uid = UINT32_MAX;
+	bad.gid = 0;
+	exec_as(cl, argv, 1, &bad, &err, &rc);
+	cr_assert_eq(rc, -1);
+	cr_assert_eq(err.code, VM_INVALID_ARGUMENT, "%d %s", err.code, err.message);
+	cr_assert(strstr(err.message, "user: 4294967295:0"), "%s", err.message);
+	ttrpc_client_free(cl);
+	kill(pid, SIGTERM);
+	wait_exit(pid);
+	unlink(asock);
+	rmdir(dir);
+}
+
+static int ping(struct ttrpc_client *cl, uint64_t nonce, uint64_t timeout_ns, Virtmgr__V1__PingResponse **resp,
+		struct vm_error *err)
+{
+	Virtmgr__V1__PingRequest req = VIRTMGR__V1__PING_REQUEST__INIT;
+
+	req.nonce = nonce;
+	return ttrpc_client_call(cl, "virtmgr.v1.Agent", "Ping", &req.base, NULL, 0,
+				 &virtmgr__v1__ping_response__descriptor, (ProtobufCMessage **)resp, NULL, NULL,
+				 timeout_ns, err);
+}
+
+Test(agent_service, ping_busy_payload_and_stopped_agent)
+{
+	char dir[] = "/tmp/agent-svc.XXXXXX";
+	cleanup_free char *asock = NULL, *agent = agent_path();
+	Virtmgr__V1__PingResponse *resp = NULL;
+	struct ttrpc_client *cl;
+	struct vm_error err = { 0 };
+	pid_t pid;
+
+	cr_assert_not_null(mkdtemp(dir));
+	asock = xasprintf("%s/agent.sock", dir);
+	{
+		/* a payload that never yields the CPU of its own accord */
+		char *av[] = { agent, "--no-pid1", "--agent-socket", asock, "--host-socket", "/nonexistent/h.sock",
+			       "--connect-timeout", "1", "--config", "/nonexistent", "--", "/bin/sh", "-c",
+			       "while :; do :; done", NULL };
+
+		pid = spawn(av);
+	}
+	cl = connect_agent(asock);
+	for (int i = 0; i < 3; i++) {
+		cr_assert_eq(ping(cl, 42 + (uint64_t)i, 5ull * 1000000000ull, &resp, &err), 0, "%s", err.message);
+		cr_assert_eq(resp->nonce, 42 + (uint64_t)i);
+		cr_assert(resp->payload_running);
+		protobuf_c_message_free_unpacked(&resp->base, NULL);
+		resp = NULL;
+		usleep(200 * 1000);
+	}
+	/* the agent itself stopped: no answer within the deadline */
+	cr_assert_eq(kill(pid, SIGSTOP), 0);
+	cr_assert_eq(ping(cl, 7, 1000000000ull, &resp, &err), -1);
+	cr_assert_eq(err.code, VM_DEADLINE_EXCEEDED, "%d %s", err.code, err.message);
+	ttrpc_client_free(cl);
+	cr_assert_eq(kill(pid, SIGCONT), 0);
+	cl = connect_agent(asock);
+	cr_assert_eq(ping(cl, 8, 5ull * 1000000000ull, &resp, &err), 0, "%s", err.message);
+	cr_assert_eq(resp->nonce, 8);
+	protobuf_c_message_free_unpacked(&resp->base, NULL);
+	ttrpc_client_free(cl);
+	kill(pid, SIGTERM);
+	cr_assert_eq(wait_exit(pid), 143, "the busy payload got SIGTERM");
 	unlink(asock);
 	rmdir(dir);
 }
