@@ -7,6 +7,7 @@
 #include "config.h"
 #include "server/api.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -71,6 +72,22 @@ static bool api_allowed(struct daemon *d, struct ttrpc_call *call)
 	return false;
 }
 
+/*
+ * A failed call always reaches the client with a status that says what
+ * failed. A fallible function that returned -1 without filling @err is a
+ * bug: debug builds (NDEBUG unset) stop on it here; release builds answer
+ * INTERNAL naming the method rather than an empty UNKNOWN.
+ */
+static void api_fail(struct ttrpc_call *call, struct vm_error *err)
+{
+	assert(err->code != VM_OK && err->message[0]);
+	if (err->code == VM_OK)
+		err->code = VM_INTERNAL;
+	if (!err->message[0])
+		snprintf(err->message, sizeof(err->message), "internal error in %s", ttrpc_call_method(call));
+	ttrpc_call_fail_error(call, err);
+}
+
 static struct vm *api_find(struct daemon *d, struct ttrpc_call *call, const char *ref)
 {
 	struct vm *vm;
@@ -108,7 +125,7 @@ static void api_create_vm(struct ttrpc_call *call, const ProtobufCMessage *msg, 
 	if (!api_allowed(d, call))
 		return;
 	if (vm_create(d, req->config, call, &vm, &err) < 0) {
-		ttrpc_call_fail_error(call, &err);
+		api_fail(call, &err);
 		return;
 	}
 	vm_fill_info(vm, &info);
@@ -126,7 +143,7 @@ static void api_start_vm(struct ttrpc_call *call, const ProtobufCMessage *msg, v
 	if (!api_allowed(d, call) || !(vm = api_find(d, call, req->vm)))
 		return;
 	if (vm_start(vm, &err) < 0) {
-		ttrpc_call_fail_error(call, &err);
+		api_fail(call, &err);
 		return;
 	}
 	reply_info(call, vm);
@@ -250,7 +267,10 @@ static void api_open_log(struct ttrpc_call *call, const ProtobufCMessage *msg, v
 	path = xasprintf("%s/%s", info.run_dir, files[req->kind]);
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0) {
-		ttrpc_call_fail(call, VM_NOT_FOUND, "vm %s: cannot open %s: %s", info.id, path, strerror(errno));
+		struct vm_error err = { 0 };
+
+		vm_error_errno(&err, errno, "vm %s: cannot open %s", info.id, path);
+		api_fail(call, &err);
 		return;
 	}
 	ref.index = 0;
@@ -268,7 +288,7 @@ static void api_connect_vsock(struct ttrpc_call *call, const ProtobufCMessage *m
 	if (!api_allowed(d, call) || !(vm = api_find(d, call, req->vm)))
 		return;
 	if (vm_connect_vsock(vm, req->port, call, &err) < 0)
-		ttrpc_call_fail_error(call, &err);
+		api_fail(call, &err);
 }
 
 static void api_attach_console(struct ttrpc_call *call, const ProtobufCMessage *msg, void *opaque)
@@ -284,7 +304,7 @@ static void api_attach_console(struct ttrpc_call *call, const ProtobufCMessage *
 	if (!api_allowed(d, call) || !(vm = api_find(d, call, req->vm)))
 		return;
 	if (vm_attach_console(vm, &fd, &err) < 0) {
-		ttrpc_call_fail_error(call, &err);
+		api_fail(call, &err);
 		return;
 	}
 	resp.fd = &ref;
@@ -303,7 +323,10 @@ static void api_allocate_instance_id(struct ttrpc_call *call, const ProtobufCMes
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			ttrpc_call_fail(call, VM_INTERNAL, "getrandom: %s", strerror(errno));
+			struct vm_error err = { 0 };
+
+			vm_error_errno(&err, errno, "getrandom");
+			api_fail(call, &err);
 			return;
 		}
 		got += (size_t)n;
@@ -357,7 +380,7 @@ static void api_pause(struct ttrpc_call *call, const Virtmgr__V1__VmRef *req, st
 	if (!api_allowed(d, call) || !(vm = api_find(d, call, req->vm)))
 		return;
 	if (vm_pause(vm, pause, &err) < 0) {
-		ttrpc_call_fail_error(call, &err);
+		api_fail(call, &err);
 		return;
 	}
 	reply_info(call, vm);

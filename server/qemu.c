@@ -199,8 +199,7 @@ static int open_input(const char *what, const char *path, int fd, int flags, str
 	} else {
 		out = open(path, flags | O_CLOEXEC | O_NOCTTY);
 		if (out < 0)
-			return vm_error_set_errno(err, errno == ENOENT ? VM_NOT_FOUND : VM_INVALID_ARGUMENT, errno,
-						  "%s %s", what, path);
+			return vm_error_errno(err, errno, "%s %s", what, path);
 	}
 	if (fstat(out, &st) < 0 || !(S_ISREG(st.st_mode) || S_ISBLK(st.st_mode))) {
 		close(out);
@@ -219,7 +218,7 @@ static int concat_initrd(int initrd_fd, const char *extra, struct vm_error *err)
 	int srcs[2];
 
 	if (mfd < 0)
-		return vm_error_set_errno(err, VM_INTERNAL, errno, "memfd for initrd");
+		return vm_error_errno(err, errno, "memfd for initrd");
 	xfd = open_input("extra initrd", extra, -1, O_RDONLY, err);
 	if (xfd < 0)
 		return -1;
@@ -237,15 +236,15 @@ static int concat_initrd(int initrd_fd, const char *extra, struct vm_error *err)
 			if (n > 0)
 				continue;
 			if (errno != EXDEV && errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP)
-				return vm_error_set_errno(err, VM_INTERNAL, errno, "copying initrd");
+				return vm_error_errno(err, errno, "copying initrd");
 			/* no in-kernel copy between these files: plain read/write */
 			n = pread(srcs[i], buf, sizeof(buf), off);
 			if (n < 0)
-				return vm_error_set_errno(err, VM_INTERNAL, errno, "reading initrd");
+				return vm_error_errno(err, errno, "reading initrd");
 			if (n == 0)
 				break;
 			if (write_all(mfd, buf, (size_t)n) < 0)
-				return vm_error_set_errno(err, VM_INTERNAL, errno, "writing initrd memfd");
+				return vm_error_errno(err, errno, "writing initrd memfd");
 			off += n;
 		}
 	}
@@ -265,13 +264,13 @@ static int unix_listen(const char *path, struct vm_error *err)
 	strcpy(sa.sun_path, path);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
-		return vm_error_set_errno(err, VM_INTERNAL, errno, "socket for %s", path);
+		return vm_error_errno(err, errno, "socket for %s", path);
 	if (unlink(path) < 0 && errno != ENOENT)
-		return vm_error_set_errno(err, VM_INTERNAL, errno, "removing stale %s", path);
+		return vm_error_errno(err, errno, "removing stale %s", path);
 	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-		return vm_error_set_errno(err, VM_INTERNAL, errno, "bind %s", path);
+		return vm_error_errno(err, errno, "bind %s", path);
 	if (listen(fd, 4) < 0)
-		return vm_error_set_errno(err, VM_INTERNAL, errno, "listen %s", path);
+		return vm_error_errno(err, errno, "listen %s", path);
 	return steal_fd(&fd);
 }
 
@@ -292,9 +291,9 @@ static int console_connect(const char *path, struct vm_error *err)
 	strcpy(sa.sun_path, path);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
-		return vm_error_set_errno(err, VM_RESOURCE_EXHAUSTED, errno, "console socket");
+		return vm_error_errno(err, errno, "console socket");
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-		return vm_error_set_errno(err, VM_INTERNAL, errno, "connect %s", path);
+		return vm_error_errno(err, errno, "connect %s", path);
 	fd_set_nonblock(fd, true);
 	return steal_fd(&fd);
 }
@@ -848,12 +847,12 @@ int qemu_start(struct ev_loop *loop, const struct qemu_config *cfg, const struct
 	}
 	stdin_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (stdin_fd < 0) {
-		vm_error_set_errno(err, VM_INTERNAL, errno, "/dev/null");
+		vm_error_errno(err, errno, "/dev/null");
 		goto out;
 	}
 	qemu_log = log_file_open(q->qemu_log_path);
 	if (qemu_log < 0) {
-		vm_error_set_errno(err, VM_INTERNAL, errno, "%s", q->qemu_log_path);
+		vm_error_errno(err, errno, "%s", q->qemu_log_path);
 		goto out;
 	}
 	q->qemu_log_start = lseek(qemu_log, 0, SEEK_END);
@@ -861,7 +860,7 @@ int qemu_start(struct ev_loop *loop, const struct qemu_config *cfg, const struct
 		q->qemu_log_start = 0;
 	q->console_log_fd = log_file_open(console_log);
 	if (q->console_log_fd < 0) {
-		vm_error_set_errno(err, VM_INTERNAL, errno, "%s", console_log);
+		vm_error_errno(err, errno, "%s", console_log);
 		goto out;
 	}
 	qmp_fd = unix_listen(q->qmp_path, err);
@@ -899,7 +898,7 @@ int qemu_start(struct ev_loop *loop, const struct qemu_config *cfg, const struct
 
 	pid = fork();
 	if (pid < 0) {
-		vm_error_set_errno(err, VM_RESOURCE_EXHAUSTED, errno, "fork for QEMU");
+		vm_error_errno(err, errno, "fork for QEMU");
 		goto out;
 	}
 	if (pid == 0)
@@ -911,7 +910,7 @@ int qemu_start(struct ev_loop *loop, const struct qemu_config *cfg, const struct
 		/* cannot supervise it: do not leave it running */
 		kill(pid, SIGKILL);
 		waitpid(pid, NULL, 0);
-		vm_error_set_errno(err, VM_INTERNAL, errno, "pidfd_open for QEMU pid %d", (int)pid);
+		vm_error_errno(err, errno, "pidfd_open for QEMU pid %d", (int)pid);
 		goto out;
 	}
 	fcntl(q->pidfd, F_SETFD, FD_CLOEXEC);

@@ -72,15 +72,15 @@ static int unix_listen(const char *path, int backlog, struct vm_error *err)
 		return -1;
 	cleanup_close int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
-		return vm_error_set_errno(err, VM_INTERNAL, errno, "socket for %s", path);
+		return vm_error_errno(err, errno, "socket for %s", path);
 	if (unlink(path) < 0 && errno != ENOENT)
-		return vm_error_set_errno(err, VM_INTERNAL, errno, "remove stale %s", path);
+		return vm_error_errno(err, errno, "remove stale %s", path);
 	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-		return vm_error_set_errno(err, VM_INTERNAL, errno, "bind %s", path);
+		return vm_error_errno(err, errno, "bind %s", path);
 	if (listen(fd, backlog) < 0) {
 		int e = errno;
 		unlink(path);
-		return vm_error_set_errno(err, VM_INTERNAL, e, "listen on %s", path);
+		return vm_error_errno(err, e, "listen on %s", path);
 	}
 	return steal_fd(&fd);
 }
@@ -156,7 +156,7 @@ int vsock_host_prepare(struct vsock_host_vm *vm, const char *run_dir, uint32_t c
 		unlink(vm->vhost_user_path);
 		unlink(vm->uds_path);
 		vm_clear(vm);
-		return vm_error_set_errno(err, VM_INTERNAL, e, "fork for the vsock backend");
+		return vm_error_errno(err, e, "fork for the vsock backend");
 	}
 	if (pid == 0) {
 		/* child: only async-signal-safe calls until exec */
@@ -189,7 +189,7 @@ int vsock_host_prepare(struct vsock_host_vm *vm, const char *run_dir, uint32_t c
 		unlink(vm->vhost_user_path);
 		unlink(vm->uds_path);
 		vm_clear(vm);
-		return vm_error_set_errno(err, VM_INTERNAL, e, "pidfd_open for the vsock backend");
+		return vm_error_errno(err, e, "pidfd_open for the vsock backend");
 	}
 	fd_set_cloexec(vm->backend_pidfd, true);
 	log_info("vsock backend %s pid %d for CID %" PRIu32 " (%s)", bin, (int)pid, cid, vm->uds_path);
@@ -258,9 +258,9 @@ int vsock_host_listen(const struct vsock_host_vm *vm, uint32_t port, struct vm_e
 	struct sockaddr_vm sa = {.svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_ANY, .svm_port = port};
 	cleanup_close int fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
-		return vm_error_set_errno(err, VM_INTERNAL, errno, "AF_VSOCK socket");
+		return vm_error_errno(err, errno, "AF_VSOCK socket");
 	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 128) < 0)
-		return vm_error_set_errno(err, VM_INTERNAL, errno, "listen on vsock port %" PRIu32, port);
+		return vm_error_errno(err, errno, "listen on vsock port %" PRIu32, port);
 	return steal_fd(&fd);
 }
 
@@ -279,7 +279,7 @@ int vsock_host_accept(const struct vsock_host_vm *vm, int lfd, struct vm_error *
 			}
 			return -1;
 		}
-		return vm_error_set_errno(err, VM_INTERNAL, errno, "accept");
+		return vm_error_errno(err, errno, "accept");
 	}
 	if (vm->mode == VSOCK_HOST_KERNEL && (sa.svm_family != AF_VSOCK || sa.svm_cid != vm->cid)) {
 		close(fd);
@@ -332,8 +332,7 @@ static int conn_step(struct vsock_host_conn *c)
 			return 1;
 		if (soerr == EINPROGRESS || soerr == EALREADY)
 			return 0;
-		return vm_error_set_errno(&c->err, soerr == ECONNRESET || soerr == ECONNREFUSED ? VM_UNAVAILABLE : VM_INTERNAL,
-					  soerr, "vsock connect to port %" PRIu32, c->port);
+		return vm_error_errno(&c->err, soerr, "vsock connect to port %" PRIu32, c->port);
 	}
 	if (!c->handshake_sent) {
 		char req[32];
@@ -414,7 +413,7 @@ struct vsock_host_conn *vsock_host_connect_async(struct ev_loop *loop, const str
 			goto fail;
 		c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 		if (c->fd < 0) {
-			vm_error_set_errno(err, VM_INTERNAL, errno, "socket");
+			vm_error_errno(err, errno, "socket");
 			goto fail;
 		}
 		if (connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
@@ -426,7 +425,7 @@ struct vsock_host_conn *vsock_host_connect_async(struct ev_loop *loop, const str
 		struct sockaddr_vm sa = {.svm_family = AF_VSOCK, .svm_cid = vm->cid, .svm_port = port};
 		c->fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 		if (c->fd < 0) {
-			vm_error_set_errno(err, VM_INTERNAL, errno, "AF_VSOCK socket");
+			vm_error_errno(err, errno, "AF_VSOCK socket");
 			goto fail;
 		}
 		if (connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 && errno != EINPROGRESS) {
