@@ -1,25 +1,27 @@
-/* early.c - early VM declarations, caller identity and run directories.
+/* early.c - early VM declarations, lookups, CID locks and run directories.
  *
  * Declarations live in <root>/<partition>/etc/avf/early_vms*.xml. Each file
- * goes through three gates, and a partition's table is replaced only when
- * every one of its files passes all of them:
+ * goes through three gates:
  *   1. bytes: valid UTF-8 without NUL, at most EARLY_XML_MAX;
  *   2. XML: well-formed, no DOCTYPE (so no entities and no DTD loading: the
  *      parser runs without XML_PARSE_NOENT/DTDLOAD, with XML_PARSE_NONET and
- *      an external-entity loader that refuses everything), root <early_vms>,
- *      valid against early_vms.xsd;
- *   3. rules the schema cannot express: CID fits and lies in the partition's
- *      range, the path is canonical and on the partition, names and CIDs are
- *      unique across the partition's files.
+ *      an external-entity loader that refuses everything), root <early_vms>;
+ *   3. per entry: valid against early_vms.xsd, then the rules the schema
+ *      cannot express: CID fits and lies in the partition's range, the path
+ *      is canonical and on the partition; across entries: a name declared
+ *      twice (in any of the partition's files) and a CID already used by an
+ *      earlier entry make those entries unusable.
+ * A file that fails gate 1 or 2 fails its whole partition: nothing in it
+ * can be trusted. Gate 3 follows AVF's find_early_vm: an entry's problem
+ * is logged once per load and fails only the lookups of its own name, so
+ * one vendor typo does not stop every other early VM of the partition.
  * libxml2 reports through a structured error handler into the vm_error, so
  * messages read "<file>:<line>: early_vm \"<name>\": <what>" and nothing goes
  * to stderr. Tables are loaded on first use per partition and cached until
  * early_registry_reload() (SIGHUP).
  *
- * The caller is identified by the executable of its process; the pid comes
- * from SO_PEERCRED (or SO_PEERPIDFD), and a pidfd taken at connect time
- * proves after the readlink of /proc/<pid>/exe that the pid still names the
- * same process (see early_caller_path_pidfd()).
+ * Who the caller is (its executable, read when it connected) is caller.c's;
+ * here it is only mapped to a partition and its declarations.
  */
 #include "config.h"
 
@@ -32,6 +34,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -40,12 +43,9 @@
 
 #include "lib/log.h"
 #include "lib/util.h"
+#include "server/caller.h"
 #include "server/early.h"
 #include "server/xmllib.h"
-
-#ifndef SO_PEERPIDFD
-#define SO_PEERPIDFD 77
-#endif
 
 #if LIBXML_VERSION >= 21200
 #define EARLY_XML_ERROR const xmlError
@@ -64,9 +64,18 @@ static const struct {
 	[EARLY_ODM] = { "odm", 300, 399 },
 };
 
+/* One <early_vm> as read: usable, or with the problem that makes it not.
+ * An entry with several <name>s (a schema violation) appears once per name,
+ * so that each of those names fails its lookup. */
+struct early_entry {
+	struct early_vm vm;      /* name, file, line always; cid and path when usable */
+	char *problem;           /* NULL: usable; else "<file>:<line>: <entry>: <what>" */
+	unsigned dup_of;         /* 1 + index of the first entry of this name, or 0 */
+};
+
 struct early_table {
-	struct early_vm *vms;
-	size_t n;
+	struct early_entry *e;
+	size_t n, cap;
 };
 
 struct early_part_state {
@@ -109,11 +118,13 @@ void early_partition_cid_range(enum early_partition p, uint32_t *lo, uint32_t *h
 
 static void table_clear(struct early_table *t)
 {
-	for (size_t i = 0; i < t->n; i++)
-		early_vm_clear(&t->vms[i]);
-	free(t->vms);
-	t->vms = NULL;
-	t->n = 0;
+	for (size_t i = 0; i < t->n; i++) {
+		early_vm_clear(&t->e[i].vm);
+		free(t->e[i].problem);
+	}
+	free(t->e);
+	t->e = NULL;
+	t->n = t->cap = 0;
 }
 
 void early_vm_clear(struct early_vm *vm)
@@ -396,9 +407,30 @@ static xmlDocPtr parse_xml(const char *file, const char *data, size_t len, struc
 	return doc;
 }
 
-static int validate_xml(xmlSchemaPtr schema, const char *file, xmlDocPtr doc, struct vm_error *err)
+/* Every error libxml2 reports while validating a document, in order. */
+struct xml_errors {
+	struct xml_capture *v;
+	size_t n;
+};
+
+static void collect_error(void *ctx, EARLY_XML_ERROR *e)
 {
-	struct xml_capture cap = { 0 };
+	struct xml_errors *all = ctx;
+	struct xml_capture *cap;
+
+	if (!e || e->level < XML_ERR_ERROR || all->n >= 64)
+		return;
+	all->v = xrealloc(all->v, (all->n + 1) * sizeof(*all->v));
+	cap = &all->v[all->n++];
+	memset(cap, 0, sizeof(*cap));
+	capture_error(cap, e);
+}
+
+/* Validate @doc against @schema; the errors go to @handler/@ctx.
+ * Return: 0 valid, 1 invalid, -1 internal failure (@err). */
+static int validate_doc(xmlSchemaPtr schema, const char *file, xmlDocPtr doc, xmlStructuredErrorFunc handler,
+			void *ctx, struct vm_error *err)
+{
 	xmlStructuredErrorFunc old_handler = xmlStructuredError;
 	void *old_ctx = xmlStructuredErrorContext;
 	xmlSchemaValidCtxtPtr vctxt = xmlSchemaNewValidCtxt(schema);
@@ -406,16 +438,54 @@ static int validate_xml(xmlSchemaPtr schema, const char *file, xmlDocPtr doc, st
 
 	if (!vctxt)
 		return vm_error_set(err, VM_INTERNAL, "%s: cannot create a schema validator", file);
-	xmlSchemaSetValidStructuredErrors(vctxt, capture_error, &cap);
-	xmlSetStructuredErrorFunc(&cap, capture_error);
+	xmlSchemaSetValidStructuredErrors(vctxt, handler, ctx);
+	xmlSetStructuredErrorFunc(ctx, handler);
 	rc = xmlSchemaValidateDoc(vctxt, doc);
 	xmlSetStructuredErrorFunc(old_ctx, old_handler);
 	xmlSchemaFreeValidCtxt(vctxt);
-	if (rc == 0)
-		return 0;
 	if (rc < 0)
 		return vm_error_set(err, VM_INTERNAL, "%s: schema validation failed internally", file);
-	return capture_to_error(err, file, &cap, "does not match early_vms.xsd");
+	return rc == 0 ? 0 : 1;
+}
+
+/*
+ * One entry against the schema, on its own: a copy of @vm under a fresh
+ * <early_vms>, so that an error elsewhere in the file cannot hide or cause
+ * one here. Return: 0 valid, 1 invalid (@problem set), -1 internal (@err).
+ */
+static int validate_entry(xmlSchemaPtr schema, const char *file, xmlNodePtr vm, char **problem,
+			  struct vm_error *err)
+{
+	struct xml_capture cap = { 0 };
+	struct vm_error e = { 0 };
+	xmlDocPtr doc = xmlNewDoc((const xmlChar *)"1.0");
+	xmlNodePtr root, copy;
+	int rc;
+
+	if (!doc)
+		return vm_error_set(err, VM_INTERNAL, "%s: out of memory", file);
+	root = xmlNewDocNode(doc, NULL, (const xmlChar *)"early_vms", NULL);
+	copy = root ? xmlDocCopyNode(vm, doc, 1) : NULL;
+	if (!copy) {
+		xmlFreeNode(root);
+		xmlFreeDoc(doc);
+		return vm_error_set(err, VM_INTERNAL, "%s: out of memory", file);
+	}
+	xmlDocSetRootElement(doc, root);
+	xmlAddChild(root, copy);
+	rc = validate_doc(schema, file, doc, capture_error, &cap, err);
+	if (rc == 1) {
+		int line = cap.line > 0 ? cap.line : (int)xmlGetLineNo(vm);
+
+		if (cap.count > 1)
+			entry_error(&e, file, vm, line, "does not match early_vms.xsd: %s (and %u more)", cap.message,
+				    cap.count - 1);
+		else
+			entry_error(&e, file, vm, line, "does not match early_vms.xsd: %s", cap.message);
+		*problem = xstrdup(e.message);
+	}
+	xmlFreeDoc(doc);
+	return rc;
 }
 
 /* ---- gate 3: rules ---- */
@@ -473,86 +543,233 @@ static char *node_text(xmlNodePtr vm, const char *name)
 	return s;
 }
 
-static const struct early_vm *table_find_name(const struct early_table *t, const char *name)
+/* The rules a schema-valid entry must also pass. Return: NULL or the problem. */
+static char *entry_rules(enum early_partition p, const char *file, xmlNodePtr vm, uint32_t *cid_out,
+			 char **path_out)
 {
-	for (size_t i = 0; i < t->n; i++)
-		if (strcmp(t->vms[i].name, name) == 0)
-			return &t->vms[i];
+	const char *pname = partitions[p].name;
+	int line = (int)xmlGetLineNo(vm);
+	cleanup_free char *cid_text = node_text(vm, "cid");
+	cleanup_free char *path = node_text(vm, "path");
+	cleanup_free char *norm = NULL;
+	enum early_partition path_part;
+	struct vm_error e = { 0 };
+	uint32_t cid;
+	char tmp[80];
+	int rc;
+
+	rc = parse_cid(cid_text, &cid);
+	if (rc == -ERANGE)
+		entry_error(&e, file, vm, line, "cid %s is too large", printable(cid_text, tmp, sizeof(tmp)));
+	else if (rc < 0)
+		entry_error(&e, file, vm, line, "cid \"%s\" is not a non-negative integer",
+			    printable(cid_text, tmp, sizeof(tmp)));
+	else if (cid < partitions[p].lo || cid > partitions[p].hi)
+		entry_error(&e, file, vm, line, "cid %u is outside %s's range %u..%u", cid, pname, partitions[p].lo,
+			    partitions[p].hi);
+	else if (!path_is_canonical(path))
+		entry_error(&e, file, vm, line, "path %s is not canonical (empty, . or .. component)", path);
+	else if (early_normalize_path(path, &path_part, &norm, NULL) < 0 || path_part != p || strcmp(norm, path) != 0)
+		entry_error(&e, file, vm, line, "path %s is not on partition %s (expected /%s/...)", path, pname, pname);
+	if (e.code != VM_OK)
+		return xstrdup(e.message);
+	*cid_out = cid;
+	*path_out = steal_pointer(&path);
 	return NULL;
 }
 
-static const struct early_vm *table_find_cid(const struct early_table *t, uint32_t cid)
+static void table_add(struct early_table *t, enum early_partition p, const char *file, unsigned line,
+		      const char *name, uint32_t cid, const char *path, const char *problem)
 {
-	for (size_t i = 0; i < t->n; i++)
-		if (t->vms[i].cid == cid)
-			return &t->vms[i];
-	return NULL;
+	if (t->n == t->cap) {
+		t->cap = t->cap ? 2 * t->cap : 8;
+		t->e = xrealloc(t->e, t->cap * sizeof(*t->e));
+	}
+	t->e[t->n++] = (struct early_entry){
+		.vm = {
+			.partition = p,
+			.name = xstrdup(name),
+			.cid = problem ? 0 : cid,
+			.path = xstrdup(problem || !path ? "" : path),
+			.file = xstrdup(file),
+			.line = line,
+		},
+		.problem = problem ? xstrdup(problem) : NULL,
+	};
 }
 
-/* Append the entries of @doc to @t (which holds the partition's earlier files). */
-static int apply_rules(enum early_partition p, const char *file, xmlDocPtr doc, struct early_table *t,
-		       struct vm_error *err)
+/*
+ * Append the entries of @doc to @t (which holds the partition's earlier
+ * files). An entry that breaks the schema or a rule is kept, with its
+ * problem, under each name it gives: a lookup of that name fails, others
+ * do not. What is not an entry at all (a stray element, text, an attribute
+ * of <early_vms>) declares nothing: it is logged and otherwise ignored.
+ * Return: 0, or -1 with @err for an internal failure.
+ */
+static int apply_rules(xmlSchemaPtr schema, enum early_partition p, const char *file, xmlDocPtr doc,
+		       struct early_table *t, struct vm_error *err)
 {
 	xmlNodePtr root = xmlDocGetRootElement(doc);
-	const char *pname = partitions[p].name;
+	struct xml_errors all = { 0 };
+	int valid;
+
+	/* the whole file first: when it is valid (the usual case) no entry
+	 * needs a check of its own, and what is wrong outside the entries is
+	 * only seen here */
+	valid = validate_doc(schema, file, doc, collect_error, &all, err);
+	if (valid < 0) {
+		free(all.v);
+		return -1;
+	}
+	for (size_t i = 0; i < all.n; i++) {
+		struct vm_error e = { 0 };
+
+		if (enclosing_vm(all.v[i].node))
+			continue;
+		entry_error(&e, file, NULL, all.v[i].line, "does not match early_vms.xsd: %s (ignored)",
+			    all.v[i].message);
+		log_warn("early VMs: %s", e.message);
+	}
+	free(all.v);
 
 	for (xmlNodePtr vm = root->children; vm; vm = vm->next) {
-		cleanup_free char *name = NULL;
-		cleanup_free char *cid_text = NULL;
+		cleanup_free char *problem = NULL;
 		cleanup_free char *path = NULL;
-		cleanup_free char *norm = NULL;
-		const struct early_vm *other;
-		enum early_partition path_part;
-		int line, rc;
-		uint32_t cid;
-		char tmp[80];
+		unsigned line, names = 0;
+		uint32_t cid = 0;
 
-		if (vm->type != XML_ELEMENT_NODE)
+		if (vm->type != XML_ELEMENT_NODE || vm->ns || strcmp((const char *)vm->name, "early_vm") != 0)
 			continue;
-		line = (int)xmlGetLineNo(vm);
-		name = node_text(vm, "name");
-		cid_text = node_text(vm, "cid");
-		path = node_text(vm, "path");
+		line = (unsigned)xmlGetLineNo(vm);
+		if (valid == 1 && validate_entry(schema, file, vm, &problem, err) < 0)
+			return -1;
+		if (!problem)
+			problem = entry_rules(p, file, vm, &cid, &path);
+		for (xmlNodePtr n = vm->children; n; n = n->next) {
+			xmlChar *content;
 
-		rc = parse_cid(cid_text, &cid);
-		if (rc == -ERANGE)
-			return entry_error(err, file, vm, line, "cid %s is too large",
-					   printable(cid_text, tmp, sizeof(tmp)));
-		if (rc < 0)
-			return entry_error(err, file, vm, line, "cid \"%s\" is not a non-negative integer",
-					   printable(cid_text, tmp, sizeof(tmp)));
-		if (cid < partitions[p].lo || cid > partitions[p].hi)
-			return entry_error(err, file, vm, line, "cid %u is outside %s's range %u..%u", cid,
-					   pname, partitions[p].lo, partitions[p].hi);
-		if (!path_is_canonical(path))
-			return entry_error(err, file, vm, line,
-					   "path %s is not canonical (empty, . or .. component)", path);
-		if (early_normalize_path(path, &path_part, &norm, NULL) < 0 || path_part != p ||
-		    strcmp(norm, path) != 0)
-			return entry_error(err, file, vm, line,
-					   "path %s is not on partition %s (expected /%s/...)", path, pname,
-					   pname);
-		other = table_find_name(t, name);
-		if (other)
-			return entry_error(err, file, vm, line, "duplicate name, first declared at %s:%u",
-					   other->file, other->line);
-		other = table_find_cid(t, cid);
-		if (other)
-			return entry_error(err, file, vm, line,
-					   "cid %u is already used by early_vm \"%s\" at %s:%u", cid,
-					   other->name, other->file, other->line);
-
-		t->vms = xrealloc(t->vms, (t->n + 1) * sizeof(*t->vms));
-		t->vms[t->n++] = (struct early_vm){
-			.partition = p,
-			.name = steal_pointer(&name),
-			.cid = cid,
-			.path = steal_pointer(&path),
-			.file = xstrdup(file),
-			.line = (unsigned)line,
-		};
+			if (n->type != XML_ELEMENT_NODE || strcmp((const char *)n->name, "name") != 0)
+				continue;
+			content = xmlNodeGetContent(n);
+			if (content && content[0]) {
+				table_add(t, p, file, line, (const char *)content, cid, path, problem);
+				names++;
+			}
+			xmlFree(content);
+		}
+		if (!names)     /* a problem no lookup can name; still logged */
+			table_add(t, p, file, line, "", cid, path, problem ? problem : "no name");
 	}
 	return 0;
+}
+
+static const struct early_table *sort_table;
+
+/* By name, then by position: the first declaration of a name comes first. */
+static int by_name(const void *a, const void *b)
+{
+	size_t i = *(const size_t *)a, j = *(const size_t *)b;
+	int c = strcmp(sort_table->e[i].vm.name, sort_table->e[j].vm.name);
+
+	return c ? c : (i > j) - (i < j);
+}
+
+static int by_cid(const void *a, const void *b)
+{
+	size_t i = *(const size_t *)a, j = *(const size_t *)b;
+	uint32_t x = sort_table->e[i].vm.cid, y = sort_table->e[j].vm.cid;
+
+	return x != y ? (x > y) - (x < y) : (i > j) - (i < j);
+}
+
+static bool entry_usable(const struct early_entry *e)
+{
+	return !e->problem && !e->dup_of;
+}
+
+/*
+ * Rules across the partition's entries, once all of its files are read:
+ * a name declared twice makes every declaration of it unusable (which one
+ * was meant cannot be told); a CID already used by an earlier usable entry
+ * makes the later one unusable. Sorting keeps this O(n log n) for files as
+ * large as EARLY_XML_MAX.
+ */
+static void table_finish(struct early_table *t)
+{
+	size_t *idx = xmalloc((t->n ? t->n : 1) * sizeof(*idx));
+	size_t n = 0;
+
+	sort_table = t;
+	for (size_t i = 0; i < t->n; i++)
+		if (t->e[i].vm.name[0])
+			idx[n++] = i;
+	qsort(idx, n, sizeof(*idx), by_name);
+	for (size_t k = 1; k < n; k++) {
+		struct early_entry *prev = &t->e[idx[k - 1]], *e = &t->e[idx[k]];
+
+		if (strcmp(prev->vm.name, e->vm.name) == 0)
+			e->dup_of = prev->dup_of ? prev->dup_of : (unsigned)idx[k - 1] + 1;
+	}
+	for (size_t k = 0; k < n; k++)
+		if (t->e[idx[k]].dup_of)
+			t->e[t->e[idx[k]].dup_of - 1].dup_of = t->e[idx[k]].dup_of;
+
+	n = 0;
+	for (size_t i = 0; i < t->n; i++)
+		if (entry_usable(&t->e[i]))
+			idx[n++] = i;
+	qsort(idx, n, sizeof(*idx), by_cid);
+	for (size_t k = 1, first = 0; k < n; k++) {
+		struct early_entry *owner = &t->e[idx[first]], *e = &t->e[idx[k]];
+		char msg[VM_ERROR_MSG_MAX];
+
+		if (owner->vm.cid != e->vm.cid) {
+			first = k;
+			continue;
+		}
+		snprintf(msg, sizeof(msg), "%s:%u: early_vm \"%s\": cid %u is already used by early_vm \"%s\" at %s:%u",
+			 e->vm.file, e->vm.line, e->vm.name, e->vm.cid, owner->vm.name, owner->vm.file, owner->vm.line);
+		e->problem = xstrdup(msg);
+	}
+	sort_table = NULL;
+	free(idx);
+}
+
+/* The message a lookup of the second declaration of a name gets. */
+static void dup_error(const struct early_table *t, const struct early_entry *second, struct vm_error *err)
+{
+	const struct early_vm *first = &t->e[second->dup_of - 1].vm;
+
+	vm_error_set(err, VM_FAILED_PRECONDITION, "%s:%u: early_vm \"%s\": duplicate name, first declared at %s:%u",
+		     second->vm.file, second->vm.line, second->vm.name, first->file, first->line);
+}
+
+/* Log, once per load, every entry no lookup will find usable. */
+static void table_log_problems(const struct early_table *t)
+{
+	for (size_t i = 0; i < t->n; i++) {
+		const struct early_entry *e = &t->e[i];
+		struct vm_error err = { 0 };
+
+		if (e->problem) {
+			/* an entry with several names is one problem */
+			if (i > 0 && t->e[i - 1].problem && strcmp(t->e[i - 1].problem, e->problem) == 0)
+				continue;
+			log_warn("early VMs: %s", e->problem);
+		} else if (e->dup_of && e->dup_of - 1 != i) {
+			dup_error(t, e, &err);
+			log_warn("early VMs: %s", err.message);
+		}
+	}
+}
+
+static size_t table_usable(const struct early_table *t)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < t->n; i++)
+		n += entry_usable(&t->e[i]);
+	return n;
 }
 
 /* All three gates for one file; entries are appended to @t. */
@@ -594,9 +811,7 @@ static int parse_buffer(struct early_registry *reg, enum early_partition p, cons
 		xmlFreeDoc(doc);
 		return rc;
 	}
-	rc = validate_xml(reg->schema, file, doc, err);
-	if (rc == 0)
-		rc = apply_rules(p, file, doc, t, err);
+	rc = apply_rules(reg->schema, p, file, doc, t, err);
 	xmlFreeDoc(doc);
 	return rc;
 }
@@ -675,8 +890,11 @@ out:
 	return rc;
 }
 
+/* Apply the cross-entry rules, log what is unusable, and make @t current. */
 static void install_table(struct early_part_state *ps, struct early_table *t)
 {
+	table_finish(t);
+	table_log_problems(t);
 	table_clear(&ps->table);
 	ps->table = *t;
 	*t = (struct early_table){ 0 };
@@ -744,8 +962,8 @@ int early_registry_load_buffer(struct early_registry *reg, enum early_partition 
 		table_clear(&t);
 		return -1;
 	}
-	n = (int)t.n;
 	install_table(&reg->parts[p], &t);
+	n = (int)table_usable(&reg->parts[p].table);
 	return n;
 }
 
@@ -753,7 +971,7 @@ int early_registry_count(struct early_registry *reg, enum early_partition p, str
 {
 	if (early_registry_load(reg, p, err) < 0 && !reg->parts[p].have_table)
 		return -1;
-	return (int)reg->parts[p].table.n;
+	return (int)table_usable(&reg->parts[p].table);
 }
 
 int early_registry_new(const char *root, const char *xsd_path, struct early_registry **out,
@@ -852,139 +1070,78 @@ int early_find_vm(struct early_registry *reg, const char *caller_path, const cha
 {
 	cleanup_free char *norm = NULL;
 	struct early_part_state *ps;
-	const struct early_vm *vm;
+	const struct early_entry *found = NULL;
 	enum early_partition p;
+	char tmp[80];
 
 	if (early_normalize_path(caller_path, &p, &norm, err) < 0)
 		return -1;
 	ps = &reg->parts[p];
 	if (early_registry_load(reg, p, err) < 0 && !ps->have_table)
 		return -1;
-	vm = table_find_name(&ps->table, vm_name);
-	if (!vm) {
-		char tmp[80];
+	/* only the entries of this name count (AVF's find_early_vm) */
+	for (size_t i = 0; i < ps->table.n; i++) {
+		const struct early_entry *e = &ps->table.e[i];
 
+		if (!vm_name[0] || strcmp(e->vm.name, vm_name) != 0)
+			continue;
+		if (e->dup_of && e->dup_of - 1 != i) {
+			dup_error(&ps->table, e, err);
+			return -1;
+		}
+		if (!found)
+			found = e;
+	}
+	if (!found)
 		return vm_error_set(err, VM_NOT_FOUND, "no early VM \"%s\" is declared for partition %s",
 				    printable(vm_name, tmp, sizeof(tmp)), partitions[p].name);
-	}
-	if (strcmp(vm->path, norm) != 0)
+	if (found->problem)
+		return vm_error_set(err, VM_FAILED_PRECONDITION, "%s", found->problem);
+	if (strcmp(found->vm.path, norm) != 0)
 		return vm_error_set(err, VM_PERMISSION_DENIED,
-				    "early VM \"%s\" in partition %s must be created by %s, not %s", vm->name,
-				    partitions[p].name, vm->path, norm);
-	early_vm_copy(out, vm);
+				    "early VM \"%s\" in partition %s must be created by %s, not %s", found->vm.name,
+				    partitions[p].name, found->vm.path, norm);
+	early_vm_copy(out, &found->vm);
 	return 0;
 }
 
-int early_caller_path(const char *root, const char *proc_dir, pid_t pid, char **out,
-		      struct vm_error *err)
+int early_caller_exe(const struct caller *c, const char *proc_dir, char **out, struct vm_error *err)
 {
-	static const char deleted[] = " (deleted)";
-	cleanup_free char *link = xasprintf("%s/%d/exe", proc_dir ? proc_dir : "/proc", (int)pid);
-	cleanup_free char *canon_root = NULL;
-	char target[PATH_MAX + 1];
-	const char *rest;
-	struct stat st;
-	ssize_t n;
-	size_t len;
+	enum early_partition p;
+	const char *exe;
 
-	n = readlink(link, target, sizeof(target));
-	if (n < 0)
-		return vm_error_set_errno(err, errno == ENOENT ? VM_NOT_FOUND : VM_PERMISSION_DENIED,
-					  errno, "cannot identify the executable of pid %d (%s)", (int)pid,
-					  link);
-	if ((size_t)n >= sizeof(target))
-		return vm_error_set(err, VM_PERMISSION_DENIED, "executable of pid %d has too long a path",
-				    (int)pid);
-	target[n] = '\0';
-	len = (size_t)n;
-	if ((len > strlen(deleted) && strcmp(target + len - strlen(deleted), deleted) == 0) ||
-	    (stat(link, &st) == 0 && st.st_nlink == 0))
-		return vm_error_set(err, VM_PERMISSION_DENIED, "executable of pid %d was deleted: %s",
-				    (int)pid, target);
-
-	rest = target;
-	if (root && root[0] && strcmp(root, "/") != 0) {
-		size_t rlen;
-
-		canon_root = realpath(root, NULL);
-		if (!canon_root)
-			return vm_error_set_errno(err, VM_INTERNAL, errno, "cannot resolve root %s", root);
-		rlen = strlen(canon_root);
-		if (strcmp(canon_root, "/") != 0) {
-			if (strncmp(target, canon_root, rlen) != 0 || target[rlen] != '/')
-				return vm_error_set(err, VM_PERMISSION_DENIED,
-						    "executable %s of pid %d is outside the root %s", target,
-						    (int)pid, canon_root);
-			rest = target + rlen;
-		}
-	}
-	{
-		enum early_partition p;
-
-		return early_normalize_path(rest, &p, out, err);
-	}
-}
-
-static int pidfd_alive(int pidfd)
-{
-	return (int)syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0);
-}
-
-int early_peer_pidfd(int sock, pid_t *pid, int *pidfd, struct vm_error *err)
-{
-	struct ucred cred;
-	socklen_t len = sizeof(cred);
-	int fd = -1;
-
-	/* SO_PEERPIDFD first: it pins the process that connected. */
-	len = sizeof(fd);
-	if (getsockopt(sock, SOL_SOCKET, SO_PEERPIDFD, &fd, &len) < 0 || fd < 0) {
-		if (errno != ENOPROTOOPT && errno != EINVAL && errno != ESRCH)
-			return vm_error_set_errno(err, VM_INTERNAL, errno, "SO_PEERPIDFD");
-		fd = -1;
-	}
-	len = sizeof(cred);
-	if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
-		int e = errno;
-
-		if (fd >= 0)
-			close(fd);
-		return vm_error_set_errno(err, VM_INTERNAL, e, "SO_PEERCRED");
-	}
-	if (cred.pid <= 0) {
-		if (fd >= 0)
-			close(fd);
-		return vm_error_set(err, VM_PERMISSION_DENIED, "peer has no pid in this pid namespace");
-	}
-	if (fd < 0) {
-		fd = (int)syscall(SYS_pidfd_open, cred.pid, 0);
-		if (fd < 0)
-			return vm_error_set_errno(err, errno == ESRCH ? VM_NOT_FOUND : VM_INTERNAL, errno,
-						  "pidfd_open(%d)", (int)cred.pid);
-	}
-	*pid = cred.pid;
-	*pidfd = fd;
-	return 0;
-}
-
-int early_caller_path_pidfd(const char *root, const char *proc_dir, pid_t pid, int pidfd,
-			    char **out, struct vm_error *err)
-{
-	cleanup_free char *path = NULL;
-
-	if (pidfd_alive(pidfd) < 0) {
-		if (errno != ESRCH)
-			return vm_error_set_errno(err, VM_INTERNAL, errno, "pidfd_send_signal(pid %d)", (int)pid);
-		return vm_error_set(err, VM_PERMISSION_DENIED, "caller pid %d has exited", (int)pid);
-	}
-	if (early_caller_path(root, proc_dir, pid, &path, err) < 0)
+	if (caller_exe_check(c, proc_dir, &exe, err) < 0)
 		return -1;
-	/* The readlink above went by pid; it named our process only if that
-	 * process is still alive now (its pid cannot have been reused). */
-	if (pidfd_alive(pidfd) < 0)
+	return early_normalize_path(exe, &p, out, err);
+}
+
+int early_caller_path_pidfd(const char *root, const char *proc_dir, pid_t pid, int pidfd, char **out,
+			    struct vm_error *err)
+{
+	const struct caller *c = caller_next_of_pid(NULL, pid);
+	cleanup_free char *first = NULL;
+
+	/* the root was applied when the caller connected */
+	(void)root;
+	(void)pidfd;
+	if (!c)
 		return vm_error_set(err, VM_PERMISSION_DENIED,
-				    "caller pid %d exited while it was being identified", (int)pid);
-	*out = steal_pointer(&path);
+				    "caller pid %d was not identified when it connected", (int)pid);
+	/* Without the connection, every connection of the process must still
+	 * run the file it connected with: one opened before an execve() and
+	 * used after it is refused even if another was opened after it. */
+	for (; c; c = caller_next_of_pid(c, pid)) {
+		cleanup_free char *path = NULL;
+
+		if (early_caller_exe(c, proc_dir, &path, err) < 0)
+			return -1;
+		if (first && strcmp(first, path) != 0)
+			return vm_error_set(err, VM_PERMISSION_DENIED,
+					    "caller pid %d connected as both %s and %s", (int)pid, first, path);
+		if (!first)
+			first = steal_pointer(&path);
+	}
+	*out = steal_pointer(&first);
 	return 0;
 }
 
@@ -1060,31 +1217,142 @@ static int run_dir_live_socket(const char *dir, char **live)
 	return found;
 }
 
+/*
+ * CID locks. Two early daemons (one per client in spawn mode) know nothing
+ * of each other's VMs, and the live-socket check above only sees a VM once
+ * its QEMU listens. An flock() on <root>/mnt/vm/early/<cid>.lock, taken
+ * before the run directory is touched and held while the VM lives, closes
+ * that window: the kernel drops it when the holder closes it or dies, so a
+ * crashed daemon never leaves a CID locked. The lock files stay (removing
+ * one would let two processes lock two different files of the same name).
+ */
+char *early_cid_lock_path(const char *root, uint32_t cid)
+{
+	cleanup_free char *dir = early_run_dir(root, cid);
+
+	return xasprintf("%s.lock", dir);
+}
+
+int early_cid_lock(const char *root, uint32_t cid, struct vm_error *err)
+{
+	cleanup_free char *path = early_cid_lock_path(root, cid);
+	cleanup_free char *parent = xstrdup(path);
+	int fd, rc;
+
+	*strrchr(parent, '/') = '\0';
+	rc = mkdir_p(parent, 0755);
+	if (rc < 0)
+		return vm_error_set_errno(err, VM_INTERNAL, -rc, "cannot create %s", parent);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return vm_error_set_errno(err, VM_INTERNAL, errno, "cannot open %s", path);
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		int e = errno;
+
+		close(fd);
+		if (e == EWOULDBLOCK)
+			return vm_error_set(err, VM_ALREADY_EXISTS,
+					    "cid %u is in use by a VM of another early daemon (%s is locked)", cid, path);
+		return vm_error_set_errno(err, VM_INTERNAL, e, "cannot lock %s", path);
+	}
+	return fd;
+}
+
+void early_cid_unlock(int fd)
+{
+	if (fd >= 0)
+		close(fd);
+}
+
+/* The CID locks early_run_dir_prepare() took, until early_run_dir_remove(). */
+struct held_lock {
+	char *path;
+	int fd;
+	struct held_lock *next;
+};
+
+static struct held_lock *held_locks;
+
+static struct held_lock **held_find(const char *path)
+{
+	struct held_lock **pp;
+
+	for (pp = &held_locks; *pp; pp = &(*pp)->next)
+		if (strcmp((*pp)->path, path) == 0)
+			break;
+	return pp;
+}
+
+static void held_release(const char *root, uint32_t cid)
+{
+	cleanup_free char *path = early_cid_lock_path(root, cid);
+	struct held_lock **pp = held_find(path);
+	struct held_lock *h = *pp;
+
+	if (!h)
+		return;
+	*pp = h->next;
+	early_cid_unlock(h->fd);
+	free(h->path);
+	free(h);
+}
+
 int early_run_dir_prepare(const char *root, uint32_t cid, char **out, struct vm_error *err)
 {
 	cleanup_free char *dir = early_run_dir(root, cid);
 	cleanup_free char *parent = xstrdup(dir);
 	cleanup_free char *live = NULL;
+	cleanup_free char *lock_path = early_cid_lock_path(root, cid);
+	bool locked_now = false;
 	int rc;
 
 	*strrchr(parent, '/') = '\0';
-	if (run_dir_live_socket(dir, &live))
-		return vm_error_set(err, VM_ALREADY_EXISTS,
-				    "cid %u is in use by a VM of another early daemon (%s is live)", cid, live);
+	/* this daemon may hold the lock already, from a VM of this CID that
+	 * has died since (its caller checked that no live VM has the CID) */
+	if (!*held_find(lock_path)) {
+		struct held_lock *h;
+		int fd = early_cid_lock(root, cid, err);
+
+		if (fd < 0)
+			return -1;
+		h = xzalloc(sizeof(*h));
+		h->path = steal_pointer(&lock_path);
+		h->fd = fd;
+		h->next = held_locks;
+		held_locks = h;
+		locked_now = true;
+	}
+	if (run_dir_live_socket(dir, &live)) {
+		rc = vm_error_set(err, VM_ALREADY_EXISTS, "cid %u is in use by a VM of another early daemon (%s is live)",
+				  cid, live);
+		goto fail;
+	}
 	rc = remove_tree(dir);
-	if (rc < 0 && rc != -ENOENT && rc != -ENOTDIR)
-		return vm_error_set_errno(err, VM_INTERNAL, -rc, "cannot remove %s", dir);
+	if (rc < 0 && rc != -ENOENT && rc != -ENOTDIR) {
+		rc = vm_error_set_errno(err, VM_INTERNAL, -rc, "cannot remove %s", dir);
+		goto fail;
+	}
 	rc = mkdir_p(parent, 0755);
-	if (rc < 0)
-		return vm_error_set_errno(err, VM_INTERNAL, -rc, "cannot create %s", parent);
-	if (mkdir(dir, 0700) < 0)
-		return vm_error_set_errno(err, VM_INTERNAL, errno, "cannot create %s", dir);
+	if (rc < 0) {
+		rc = vm_error_set_errno(err, VM_INTERNAL, -rc, "cannot create %s", parent);
+		goto fail;
+	}
+	if (mkdir(dir, 0700) < 0) {
+		rc = vm_error_set_errno(err, VM_INTERNAL, errno, "cannot create %s", dir);
+		goto fail;
+	}
 	/* mkdir() honours the umask; make the mode exact. */
-	if (chmod(dir, 0700) < 0)
-		return vm_error_set_errno(err, VM_INTERNAL, errno, "cannot chmod %s", dir);
+	if (chmod(dir, 0700) < 0) {
+		rc = vm_error_set_errno(err, VM_INTERNAL, errno, "cannot chmod %s", dir);
+		goto fail;
+	}
 	if (out)
 		*out = steal_pointer(&dir);
 	return 0;
+fail:
+	if (locked_now)
+		held_release(root, cid);
+	return rc;
 }
 
 int early_run_dir_remove(const char *root, uint32_t cid, struct vm_error *err)
@@ -1092,6 +1360,8 @@ int early_run_dir_remove(const char *root, uint32_t cid, struct vm_error *err)
 	cleanup_free char *dir = early_run_dir(root, cid);
 	int rc = remove_tree(dir);
 
+	/* the directory is gone (or no longer ours to keep): the CID is free */
+	held_release(root, cid);
 	if (rc < 0 && rc != -ENOENT && rc != -ENOTDIR)
 		return vm_error_set_errno(err, VM_INTERNAL, -rc, "cannot remove %s", dir);
 	return 0;

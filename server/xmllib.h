@@ -28,12 +28,18 @@
  * one (its dlsym() address is then a pointer to that variable). */
 #define XMLLIB_FUNCTIONS(X)                                                                        \
 	X(xmlCheckVersion)                                                                         \
+	X(xmlAddChild)                                                                             \
 	X(xmlCtxtReadMemory)                                                                       \
+	X(xmlDocCopyNode)                                                                          \
 	X(xmlDocGetRootElement)                                                                    \
+	X(xmlDocSetRootElement)                                                                    \
 	X(xmlFreeDoc)                                                                              \
+	X(xmlFreeNode)                                                                             \
 	X(xmlFreeParserCtxt)                                                                       \
 	X(xmlGetExternalEntityLoader)                                                              \
 	X(xmlGetLineNo)                                                                            \
+	X(xmlNewDoc)                                                                               \
+	X(xmlNewDocNode)                                                                           \
 	X(xmlNewParserCtxt)                                                                        \
 	X(xmlNodeGetContent)                                                                       \
 	X(xmlSAX2GetLineNumber)                                                                    \
@@ -75,12 +81,18 @@ int xmllib_open(struct vm_error *err);
 /* libxml2's own macros (xmlStructuredError, LIBXML_TEST_VERSION...) expand
  * to the names below, so they are covered too. */
 #define xmlCheckVersion (*xmllib.xmlCheckVersion)
+#define xmlAddChild (*xmllib.xmlAddChild)
 #define xmlCtxtReadMemory (*xmllib.xmlCtxtReadMemory)
+#define xmlDocCopyNode (*xmllib.xmlDocCopyNode)
 #define xmlDocGetRootElement (*xmllib.xmlDocGetRootElement)
+#define xmlDocSetRootElement (*xmllib.xmlDocSetRootElement)
 #define xmlFreeDoc (*xmllib.xmlFreeDoc)
+#define xmlFreeNode (*xmllib.xmlFreeNode)
 #define xmlFreeParserCtxt (*xmllib.xmlFreeParserCtxt)
 #define xmlGetExternalEntityLoader (*xmllib.xmlGetExternalEntityLoader)
 #define xmlGetLineNo (*xmllib.xmlGetLineNo)
+#define xmlNewDoc (*xmllib.xmlNewDoc)
+#define xmlNewDocNode (*xmllib.xmlNewDocNode)
 #define xmlNewParserCtxt (*xmllib.xmlNewParserCtxt)
 #define xmlNodeGetContent (*xmllib.xmlNodeGetContent)
 #define xmlSAX2GetLineNumber (*xmllib.xmlSAX2GetLineNumber)

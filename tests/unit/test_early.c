@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "lib/util.h"
+#include "server/caller.h"
 #include "server/early.h"
 
 static char *tmp_root;
@@ -106,24 +107,59 @@ static struct early_registry *new_registry(void)
 
 /* ---------------------------------------------------------------- AVF port */
 
-/* AVF's test_find_early_vms_from_xml: one file with a good entry, a
- * duplicated name and two invalid CIDs. Here a file is accepted or refused
- * as a whole, so the good entry is looked up in a file of its own and each
- * bad entry is added to it in turn. */
-static const char avf_good[] =
-	"  <early_vm>\n"
-	"    <name>vm_demo_native_early</name>\n"
-	"    <cid>123</cid>\n"
-	"    <path>/system/bin/vm_demo_native_early</path>\n"
-	"  </early_vm>\n";
+/* AVF's test_find_early_vms_from_xml, as it is: one file with a good
+ * entry, a duplicated name and two invalid CIDs. Each lookup considers only
+ * the entries of its name: the good one is found, each bad one fails with
+ * its own message. AVF's test passes a CID range of 100..1000; here the
+ * file is system's (100..199), which refuses 999999 just the same, and the
+ * duplicates (456, 789) fail as duplicates before their range is looked at. */
+static const char avf_xml[] =
+	"<?xml version=\"1.0\" encoding=\"utf-8\"?>\n"
+	"    <early_vms>\n"
+	"        <early_vm>\n"
+	"            <name>vm_demo_native_early</name>\n"
+	"            <cid>123</cid>\n"
+	"            <path>/system/bin/vm_demo_native_early</path>\n"
+	"        </early_vm>\n"
+	"        <early_vm>\n"
+	"            <name>vm_demo_duplicated_name</name>\n"
+	"            <cid>456</cid>\n"
+	"            <path>/system/bin/vm_demo_duplicated_name_1</path>\n"
+	"        </early_vm>\n"
+	"        <early_vm>\n"
+	"            <name>vm_demo_duplicated_name</name>\n"
+	"            <cid>789</cid>\n"
+	"            <path>/system/bin/vm_demo_duplicated_name_2</path>\n"
+	"        </early_vm>\n"
+	"        <early_vm>\n"
+	"            <name>vm_demo_invalid_cid_1</name>\n"
+	"            <cid>-1</cid>\n"
+	"            <path>/system/bin/vm_demo_invalid_cid_1</path>\n"
+	"        </early_vm>\n"
+	"        <early_vm>\n"
+	"            <name>vm_demo_invalid_cid_2</name>\n"
+	"            <cid>999999</cid>\n"
+	"            <path>/system/bin/vm_demo_invalid_cid_2</path>\n"
+	"        </early_vm>\n"
+	"    </early_vms>\n";
 
 TestSuite(avf, .init = setup_root, .fini = teardown_root);
 
-Test(avf, find_early_vms_from_xml_good)
+Test(avf, find_early_vms_from_xml)
 {
-	cleanup_free char *xml = xasprintf("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n"
-					   "<early_vms>\n%s</early_vms>\n", avf_good);
-	cleanup_free char *file = put_file("system/etc/avf/early_vms.xml", xml, -1);
+	static const struct {
+		const char *name;
+		const char *expect;     /* follows "<file>" */
+	} bad[] = {
+		{ "vm_demo_duplicated_name",
+		  ":13: early_vm \"vm_demo_duplicated_name\": duplicate name, first declared at " },
+		{ "vm_demo_invalid_cid_1",
+		  ":20: early_vm \"vm_demo_invalid_cid_1\": does not match early_vms.xsd: Element 'cid': "
+		  "'-1' is not a valid value" },
+		{ "vm_demo_invalid_cid_2",
+		  ":23: early_vm \"vm_demo_invalid_cid_2\": cid 999999 is outside system's range 100..199" },
+	};
+	cleanup_free char *file = put_file("system/etc/avf/early_vms.xml", avf_xml, -1);
 	struct early_registry *reg = new_registry();
 	struct early_vm vm = { 0 };
 	struct vm_error err = { 0 };
@@ -137,55 +173,22 @@ Test(avf, find_early_vms_from_xml_good)
 	cr_expect_eq(vm.line, 3);
 	cr_expect_eq(vm.partition, EARLY_SYSTEM);
 	early_vm_clear(&vm);
-	early_registry_free(reg);
-}
 
-struct avf_bad {
-	const char *entries;
-	const char *expect;
-};
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		cleanup_free char *exe = xasprintf("/system/bin/%s", bad[i].name);
 
-static const struct avf_bad avf_find_early_vms_from_xml_bad_cases[] = {
-	{ "  <early_vm>\n    <name>vm_demo_duplicated_name</name>\n    <cid>156</cid>\n"
-	  "    <path>/system/bin/vm_demo_duplicated_name_1</path>\n  </early_vm>\n"
-	  "  <early_vm>\n    <name>vm_demo_duplicated_name</name>\n    <cid>189</cid>\n"
-	  "    <path>/system/bin/vm_demo_duplicated_name_2</path>\n  </early_vm>\n",
-	  ":13: early_vm \"vm_demo_duplicated_name\": duplicate name, first declared at " },
-	/* AVF's CIDs 456 and 789 for the duplicates are out of system's range */
-	{ "  <early_vm>\n    <name>vm_demo_duplicated_name</name>\n    <cid>456</cid>\n"
-	  "    <path>/system/bin/vm_demo_duplicated_name_1</path>\n  </early_vm>\n",
-	  ":8: early_vm \"vm_demo_duplicated_name\": cid 456 is outside system's range 100..199" },
-	{ "  <early_vm>\n    <name>vm_demo_invalid_cid_1</name>\n    <cid>-1</cid>\n"
-	  "    <path>/system/bin/vm_demo_invalid_cid_1</path>\n  </early_vm>\n",
-	  ":10: early_vm \"vm_demo_invalid_cid_1\": does not match early_vms.xsd: Element 'cid': "
-	  "'-1' is not a valid value" },
-	{ "  <early_vm>\n    <name>vm_demo_invalid_cid_2</name>\n    <cid>999999</cid>\n"
-	  "    <path>/system/bin/vm_demo_invalid_cid_2</path>\n  </early_vm>\n",
-	  ":8: early_vm \"vm_demo_invalid_cid_2\": cid 999999 is outside system's range 100..199" },
-};
-
-ParameterizedTestParameters(avf, find_early_vms_from_xml_bad)
-{
-	INDEX_PARAMS(avf_find_early_vms_from_xml_bad_cases);
-}
-
-ParameterizedTest(size_t *index, avf, find_early_vms_from_xml_bad)
-{
-	const struct avf_bad *c = &avf_find_early_vms_from_xml_bad_cases[*index];
-	cleanup_free char *xml = xasprintf("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n"
-					   "<early_vms>\n%s%s</early_vms>\n", avf_good, c->entries);
-	cleanup_free char *file = put_file("system/etc/avf/early_vms.xml", xml, -1);
-	struct early_registry *reg = new_registry();
-	struct early_vm vm = { 0 };
-	struct vm_error err = { 0 };
-
-	/* even the good entry is refused: nothing half-applied */
-	cr_assert_lt(early_find_vm(reg, "/system/bin/vm_demo_native_early", "vm_demo_native_early",
+		memset(&err, 0, sizeof(err));
+		cr_expect_lt(early_find_vm(reg, exe, bad[i].name, &vm, &err), 0, "%s should fail", bad[i].name);
+		show(&err);
+		cr_expect_eq(err.code, VM_FAILED_PRECONDITION, "%s", err.message);
+		cr_expect(strncmp(err.message, file, strlen(file)) == 0, "%s", err.message);
+		cr_expect_not_null(strstr(err.message, bad[i].expect), "got: %s\nwant: %s", err.message,
+				   bad[i].expect);
+	}
+	/* the second declaration of the duplicated name is just as unusable */
+	cr_expect_lt(early_find_vm(reg, "/system/bin/vm_demo_duplicated_name_2", "vm_demo_duplicated_name",
 				   &vm, &err), 0);
-	show(&err);
-	cr_expect_eq(err.code, VM_FAILED_PRECONDITION, "%s", err.message);
-	cr_expect(strncmp(err.message, file, strlen(file)) == 0, "%s", err.message);
-	cr_expect_not_null(strstr(err.message, c->expect), "got: %s\nwant: %s", err.message, c->expect);
+	cr_expect_eq(early_registry_count(reg, EARLY_SYSTEM, &err), 1);
 	early_registry_free(reg);
 }
 
@@ -253,41 +256,50 @@ ParameterizedTest(size_t *index, ranges, boundaries, .init = setup_root, .fini =
 
 /* ------------------------------------------------------ refused files */
 
+/* What a bad file or entry refuses. */
+enum bad_kind {
+	BAD_ENTRY,               /* the lookup of "a" fails; the file still loads */
+	BAD_WHOLE,               /* every lookup of the partition fails */
+	BAD_NAMELESS,            /* the entry has no usable name: logged, "a" is NOT_FOUND */
+	BAD_ENTRY_B,             /* the lookup of "b" fails, "a" is found */
+};
+
 struct bad_file {
 	const char *part;
 	const char *body;
 	int len;                 /* -1: strlen(body) */
 	const char *expect;      /* follows "<file>" in the message */
+	enum bad_kind kind;
 };
 
 static const struct bad_file bad_files_cases[] = {
 	/* not well-formed */
 	{ "system", "<early_vms>\n  <early_vm>\n</early_vms>\n", -1,
-	  ":3: not well-formed XML: Opening and ending tag mismatch: early_vm line 2 and early_vms" },
-	{ "system", "", -1, ":1: not well-formed XML: Document is empty" },
-	{ "system", "<early_vms><early_vm>", -1, ":1: not well-formed XML: " },
+	  ":3: not well-formed XML: Opening and ending tag mismatch: early_vm line 2 and early_vms", BAD_WHOLE },
+	{ "system", "", -1, ":1: not well-formed XML: Document is empty", BAD_WHOLE },
+	{ "system", "<early_vms><early_vm>", -1, ":1: not well-formed XML: ", BAD_WHOLE },
 	/* not UTF-8 */
 	{ "system", "<early_vms>\n<!-- caf\xe9 -->\n</early_vms>\n", -1,
-	  ":2: not valid UTF-8 (byte 0xe9 at offset 20)" },
+	  ":2: not valid UTF-8 (byte 0xe9 at offset 20)", BAD_WHOLE },
 	{ "system", "<early_vms>\n\xc0\xaf</early_vms>\n", -1,
-	  ":2: not valid UTF-8 (byte 0xc0 at offset 12)" },
-	{ "system", "<early_vms>\0</early_vms>\n", 25, ":1: not valid UTF-8 (byte 0x00 at offset 11)" },
+	  ":2: not valid UTF-8 (byte 0xc0 at offset 12)", BAD_WHOLE },
+	{ "system", "<early_vms>\0</early_vms>\n", 25, ":1: not valid UTF-8 (byte 0x00 at offset 11)", BAD_WHOLE },
 	{ "system", "<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?>\n<early_vms/>\n", -1,
-	  ":1: encoding \"ISO-8859-1\" declared, only UTF-8 is accepted" },
+	  ":1: encoding \"ISO-8859-1\" declared, only UTF-8 is accepted", BAD_WHOLE },
 	/* wrong root */
 	{ "system", "<?xml version=\"1.0\"?>\n<vms>\n</vms>\n", -1,
-	  ":2: root element is <vms>, expected <early_vms>" },
+	  ":2: root element is <vms>, expected <early_vms>", BAD_WHOLE },
 	{ "system", "<early_vms xmlns=\"urn:x\"/>\n", -1,
-	  ":1: root element <early_vms> is in namespace \"urn:x\", expected no namespace" },
+	  ":1: root element <early_vms> is in namespace \"urn:x\", expected no namespace", BAD_WHOLE },
 	/* no DTD, no entities */
 	{ "system",
 	  "<?xml version=\"1.0\"?>\n<!DOCTYPE early_vms [\n<!ENTITY xxe SYSTEM \"file:///etc/passwd\">\n]>\n"
 	  "<early_vms><early_vm><name>&xxe;</name><cid>100</cid><path>/system/bin/x</path>"
 	  "</early_vm></early_vms>\n", -1,
-	  ":2: DOCTYPE declarations are not allowed" },
+	  ":2: DOCTYPE declarations are not allowed", BAD_WHOLE },
 	{ "system",
 	  "<!DOCTYPE early_vms [<!ENTITY a \"aaaaaaaaaa\"><!ENTITY b \"&a;&a;&a;&a;&a;&a;&a;&a;\">]>\n"
-	  "<early_vms/>\n", -1, ":1: DOCTYPE declarations are not allowed" },
+	  "<early_vms/>\n", -1, ":1: DOCTYPE declarations are not allowed", BAD_WHOLE },
 	/* schema violations */
 	{ "system", "<early_vms>\n  <early_vm>\n    <name>a</name>\n    <path>/system/bin/a</path>\n"
 	  "  </early_vm>\n</early_vms>\n", -1,
@@ -296,7 +308,7 @@ static const struct bad_file bad_files_cases[] = {
 	{ "system", "<early_vms>\n  <early_vm>\n    <cid>100</cid>\n    <path>/system/bin/a</path>\n"
 	  "  </early_vm>\n</early_vms>\n", -1,
 	  ":2: early_vm #1: does not match early_vms.xsd: Element 'early_vm': Missing child "
-	  "element(s). Expected is ( name )." },
+	  "element(s). Expected is ( name ).", BAD_NAMELESS },
 	{ "vendor", "<early_vms>\n  <early_vm>\n    <name>a</name>\n    <cid>abc</cid>\n"
 	  "    <path>/vendor/bin/a</path>\n  </early_vm>\n</early_vms>\n", -1,
 	  ":4: early_vm \"a\": does not match early_vms.xsd: Element 'cid': 'abc' is not a valid "
@@ -317,7 +329,7 @@ static const struct bad_file bad_files_cases[] = {
 	{ "vendor", "<early_vms>\n  <early_vm>\n    <name></name>\n    <cid>300</cid>\n"
 	  "    <path>/vendor/bin/a</path>\n  </early_vm>\n</early_vms>\n", -1,
 	  ":3: early_vm #1: does not match early_vms.xsd: Element 'name': [facet 'pattern'] The value '' "
-	  "is not accepted" },
+	  "is not accepted", BAD_NAMELESS },
 	{ "vendor", "<early_vms>\n  <early_vm>\n    <name>a</name>\n    <cid>300</cid>\n"
 	  "    <path>vendor/bin/a</path>\n  </early_vm>\n</early_vms>\n", -1,
 	  ":5: early_vm \"a\": does not match early_vms.xsd: Element 'path': [facet 'pattern'] The "
@@ -335,15 +347,16 @@ static const struct bad_file bad_files_cases[] = {
 	  ":2: early_vm \"a\": does not match early_vms.xsd: Element 'early_vm', attribute 'id': The "
 	  "attribute 'id' is not allowed." },
 	{ "vendor", "<early_vms>\n  <vm/>\n</early_vms>\n", -1,
-	  ":2: does not match early_vms.xsd: Element 'vm': This element is not expected." },
+	  ":2: does not match early_vms.xsd: Element 'vm': This element is not expected. (ignored)",
+	  BAD_NAMELESS },
 	/* rules beyond the schema */
 	{ "vendor", "<early_vms>\n  <early_vm>\n    <name>a</name>\n"
 	  "    <cid>99999999999999999999999</cid>\n"
 	  "    <path>/vendor/bin/a</path>\n  </early_vm>\n</early_vms>\n", -1,
 	  ":2: early_vm \"a\": cid 99999999999999999999999 is too large" },
-	{ "vendor", "<early_vms>\n  <early_vm>\n    <name>bar</name>\n    <cid>150</cid>\n"
-	  "    <path>/vendor/bin/bar</path>\n  </early_vm>\n</early_vms>\n", -1,
-	  ":2: early_vm \"bar\": cid 150 is outside vendor's range 300..399" },
+	{ "vendor", "<early_vms>\n  <early_vm>\n    <name>a</name>\n    <cid>150</cid>\n"
+	  "    <path>/vendor/bin/a</path>\n  </early_vm>\n</early_vms>\n", -1,
+	  ":2: early_vm \"a\": cid 150 is outside vendor's range 300..399" },
 	{ "vendor", "<early_vms>\n  <early_vm>\n    <name>a</name>\n    <cid>300</cid>\n"
 	  "    <path>/vendor/../system/bin/a</path>\n  </early_vm>\n</early_vms>\n", -1,
 	  ":2: early_vm \"a\": path /vendor/../system/bin/a is not canonical (empty, . or .. "
@@ -362,7 +375,7 @@ static const struct bad_file bad_files_cases[] = {
 	{ "odm", "<early_vms>\n  <early_vm>\n    <name>a</name>\n    <cid>300</cid>\n"
 	  "    <path>/odm/bin/a</path>\n  </early_vm>\n  <early_vm>\n    <name>b</name>\n"
 	  "    <cid>300</cid>\n    <path>/odm/bin/b</path>\n  </early_vm>\n</early_vms>\n", -1,
-	  ":7: early_vm \"b\": cid 300 is already used by early_vm \"a\" at " },
+	  ":7: early_vm \"b\": cid 300 is already used by early_vm \"a\" at ", BAD_ENTRY_B },
 };
 
 ParameterizedTestParameters(bad, files)
@@ -376,21 +389,88 @@ ParameterizedTest(size_t *index, bad, files, .init = setup_root, .fini = teardow
 	enum early_partition p;
 	cleanup_free char *rel = xasprintf("%s/etc/avf/early_vms.xml", c->part);
 	cleanup_free char *file = put_file(rel, c->body, c->len);
-	cleanup_free char *exe = xasprintf("/%s/bin/a", c->part);
+	const char *name = c->kind == BAD_ENTRY_B ? "b" : "a";
+	cleanup_free char *exe = xasprintf("/%s/bin/%s", c->part, name);
 	struct early_registry *reg = new_registry();
 	struct early_vm vm = { 0 };
 	struct vm_error err = { 0 };
+	int rc;
 
 	cr_assert_eq(early_partition_lookup(c->part, &p, NULL), 0);
-	cr_assert_lt(early_find_vm(reg, exe, "a", &vm, &err), 0, "file accepted: %s", c->body);
+	rc = early_find_vm(reg, exe, name, &vm, &err);
+	early_vm_clear(&vm);
+	cr_assert_lt(rc, 0, "entry accepted: %s", c->body);
 	show(&err);
+	if (c->kind == BAD_NAMELESS) {
+		/* declares no name: nothing to refuse but "a" is not declared */
+		cr_expect_eq(err.code, VM_NOT_FOUND, "%s", err.message);
+		cr_expect_eq(early_registry_count(reg, p, NULL), 0);
+		early_registry_free(reg);
+		return;
+	}
 	cr_expect_eq(err.code, VM_FAILED_PRECONDITION, "%s", err.message);
 	cr_expect(strncmp(err.message, file, strlen(file)) == 0, "no file name in: %s", err.message);
 	cr_expect_not_null(strstr(err.message + strlen(file), c->expect) == err.message + strlen(file) ?
 				   err.message : NULL,
 			   "got:  %s\nwant: %s%s", err.message, file, c->expect);
-	/* the failure is cached until reload, and nothing was half-applied */
-	cr_expect_lt(early_registry_count(reg, p, NULL), 0);
+	if (c->kind == BAD_WHOLE) {
+		/* the failure is cached until reload, and nothing of the file applies */
+		cr_expect_lt(early_registry_count(reg, p, NULL), 0);
+	} else {
+		/* only that name is refused: the partition still loads */
+		cr_expect_geq(early_registry_count(reg, p, NULL), 0);
+	}
+	if (c->kind == BAD_ENTRY_B) {
+		cleanup_free char *exe_a = xasprintf("/%s/bin/a", c->part);
+
+		cr_expect_eq(early_find_vm(reg, exe_a, "a", &vm, &err), 0, "%s", err.message);
+		early_vm_clear(&vm);
+	}
+	early_registry_free(reg);
+}
+
+/* A bad entry of another name never stands in the way: every refused entry
+ * above, next to a good one, leaves the good one usable. */
+ParameterizedTestParameters(bad, entries_beside_a_good_one)
+{
+	INDEX_PARAMS(bad_files_cases);
+}
+
+ParameterizedTest(size_t *index, bad, entries_beside_a_good_one, .init = setup_root, .fini = teardown_root)
+{
+	const struct bad_file *c = &bad_files_cases[*index];
+	cleanup_free char *rel = xasprintf("%s/etc/avf/early_vms_0good.xml", c->part);
+	cleanup_free char *rel_bad = xasprintf("%s/etc/avf/early_vms_1bad.xml", c->part);
+	cleanup_free char *exe = xasprintf("/%s/bin/good", c->part);
+	enum early_partition p;
+	uint32_t lo, hi;
+	cleanup_free char *cid = NULL;
+	cleanup_free char *xml = NULL;
+	struct early_registry *reg;
+	struct early_vm vm = { 0 };
+	struct vm_error err = { 0 };
+	int rc;
+
+	cr_assert_eq(early_partition_lookup(c->part, &p, NULL), 0);
+	early_partition_cid_range(p, &lo, &hi);
+	cid = xasprintf("%u", hi);
+	{
+		const char *t[] = { "good", cid, exe };
+
+		xml = vms_xml(t, 1);
+	}
+	free(put_file(rel, xml, -1));
+	free(put_file(rel_bad, c->body, c->len));
+	reg = new_registry();
+	rc = early_find_vm(reg, exe, "good", &vm, &err);
+	if (c->kind == BAD_WHOLE) {
+		cr_expect_lt(rc, 0, "a file that is not XML did not fail its partition");
+		cr_expect_eq(err.code, VM_FAILED_PRECONDITION);
+	} else {
+		cr_expect_eq(rc, 0, "%s", err.message);
+		cr_expect_eq(vm.cid, hi);
+	}
+	early_vm_clear(&vm);
 	early_registry_free(reg);
 }
 
@@ -445,10 +525,17 @@ Test(files, duplicate_across_files)
 	struct vm_error err = { 0 };
 	struct early_vm vm = { 0 };
 
-	cr_assert_lt(early_find_vm(reg, "/vendor/bin/y", "y", &vm, &err), 0);
+	/* y is not x's problem */
+	cr_assert_eq(early_find_vm(reg, "/vendor/bin/y", "y", &vm, &err), 0, "%s", err.message);
+	early_vm_clear(&vm);
+	/* x, declared in two files, is refused, whichever path asks */
+	cr_assert_lt(early_find_vm(reg, "/vendor/bin/x", "x", &vm, &err), 0);
 	show(&err);
 	cr_expect_eq(err.code, VM_FAILED_PRECONDITION);
 	cr_expect_str_eq(err.message, want);
+	cr_assert_lt(early_find_vm(reg, "/vendor/bin/x2", "x", &vm, &err), 0);
+	cr_expect_str_eq(err.message, want);
+	cr_expect_eq(early_registry_count(reg, EARLY_VENDOR, &err), 1);
 	early_registry_free(reg);
 }
 
@@ -464,9 +551,15 @@ Test(files, duplicate_cid_across_files)
 		"%s:3: early_vm \"y\": cid 300 is already used by early_vm \"x\" at %s:3", fb, fa);
 	struct early_registry *reg = new_registry();
 	struct vm_error err = { 0 };
+	struct early_vm vm = { 0 };
 
-	cr_assert_lt(early_registry_count(reg, EARLY_ODM, &err), 0);
+	/* the first declaration keeps the CID, the later one is refused */
+	cr_assert_eq(early_registry_count(reg, EARLY_ODM, &err), 1, "%s", err.message);
+	cr_assert_eq(early_find_vm(reg, "/odm/bin/x", "x", &vm, &err), 0, "%s", err.message);
+	early_vm_clear(&vm);
+	cr_assert_lt(early_find_vm(reg, "/odm/bin/y", "y", &vm, &err), 0);
 	show(&err);
+	cr_expect_eq(err.code, VM_FAILED_PRECONDITION);
 	cr_expect_str_eq(err.message, want);
 	early_registry_free(reg);
 }
@@ -544,6 +637,7 @@ Test(files, line_numbers_beyond_65535)
 {
 	size_t lines = 70000;
 	size_t len = 0;
+	struct early_vm vm = { 0 };
 	cleanup_free char *body = xmalloc(lines + 200);
 	cleanup_free char *file = NULL;
 	cleanup_free char *want = NULL;
@@ -558,7 +652,7 @@ Test(files, line_numbers_beyond_65535)
 	file = put_file("system/etc/avf/early_vms.xml", body, (ssize_t)len);
 	want = xasprintf("%s:70001: early_vm \"far\": cid 5 is outside system's range 100..199", file);
 	reg = new_registry();
-	cr_assert_lt(early_registry_count(reg, EARLY_SYSTEM, &err), 0);
+	cr_assert_lt(early_find_vm(reg, "/system/bin/far", "far", &vm, &err), 0);
 	cr_expect_str_eq(err.message, want);
 	early_registry_free(reg);
 }
@@ -740,10 +834,9 @@ Test(reload, failed_reload_keeps_previous_table)
 {
 	const char *good[] = { "a", "300", "/vendor/bin/a" };
 	const char *changed[] = { "a", "310", "/vendor/bin/a" };
-	const char *bad[] = { "b", "200", "/vendor/bin/b" };
 	cleanup_free char *xg = vms_xml(good, 1);
 	cleanup_free char *xc = vms_xml(changed, 1);
-	cleanup_free char *xb = vms_xml(bad, 1);
+	static const char xb[] = "<early_vms>\n  <early_vm>\n</early_vms>\n";
 	cleanup_free char *f = put_file("vendor/etc/avf/early_vms.xml", xg, -1);
 	cleanup_free char *f2 = NULL;
 	struct early_registry *reg = new_registry();
@@ -751,12 +844,12 @@ Test(reload, failed_reload_keeps_previous_table)
 	struct early_vm vm = { 0 };
 
 	cr_assert_eq(early_registry_count(reg, EARLY_VENDOR, &err), 1, "%s", err.message);
-	/* first file changes fine, a second file is broken: neither applies */
+	/* first file changes fine, a second file is not XML: neither applies */
 	free(put_file("vendor/etc/avf/early_vms.xml", xc, -1));
 	f2 = put_file("vendor/etc/avf/early_vms_z.xml", xb, -1);
 	cr_expect_eq(early_registry_reload(reg, &err), -1);
 	cr_expect_eq(err.code, VM_FAILED_PRECONDITION);
-	cr_expect_not_null(strstr(err.message, "cid 200 is outside vendor's range"), "%s", err.message);
+	cr_expect_not_null(strstr(err.message, "early_vms_z.xml:3: not well-formed XML"), "%s", err.message);
 	cr_assert_eq(early_find_vm(reg, "/vendor/bin/a", "a", &vm, &err), 0, "%s", err.message);
 	cr_expect_eq(vm.cid, 300);
 	early_vm_clear(&vm);
@@ -791,23 +884,58 @@ Test(reload, broken_at_first_load_then_fixed)
 	early_registry_free(reg);
 }
 
+Test(reload, bad_entry_does_not_block_reload)
+{
+	const char *v1[] = { "a", "300", "/vendor/bin/a" };
+	const char *v2[] = { "a", "310", "/vendor/bin/a", "b", "200", "/vendor/bin/b" };
+	cleanup_free char *x1 = vms_xml(v1, 1);
+	cleanup_free char *x2 = vms_xml(v2, 2);
+	cleanup_free char *f = put_file("vendor/etc/avf/early_vms.xml", x1, -1);
+	struct early_registry *reg = new_registry();
+	struct vm_error err = { 0 };
+	struct early_vm vm = { 0 };
+
+	cr_assert_eq(early_registry_count(reg, EARLY_VENDOR, &err), 1, "%s", err.message);
+	free(put_file("vendor/etc/avf/early_vms.xml", x2, -1));
+	/* b's CID is out of range: b is refused, a's change applies */
+	cr_assert_eq(early_registry_reload(reg, &err), 0, "%s", err.message);
+	cr_assert_eq(early_find_vm(reg, "/vendor/bin/a", "a", &vm, &err), 0, "%s", err.message);
+	cr_expect_eq(vm.cid, 310);
+	early_vm_clear(&vm);
+	cr_assert_lt(early_find_vm(reg, "/vendor/bin/b", "b", &vm, &err), 0);
+	cr_expect_not_null(strstr(err.message, "cid 200 is outside vendor's range"), "%s", err.message);
+	early_registry_free(reg);
+}
+
 Test(reload, load_buffer_all_or_nothing)
 {
 	struct early_registry *reg = new_registry();
+	struct early_vm vm = { 0 };
 	struct vm_error err = { 0 };
 	static const char good[] = "<early_vms><early_vm><name>a</name><cid>200</cid>"
 				   "<path>/system_ext/bin/a</path></early_vm></early_vms>";
-	static const char bad[] = "<early_vms><early_vm><name>b</name><cid>201</cid>"
-				  "<path>/system_ext/bin/b</path></early_vm><early_vm><name>c</name>"
-				  "<cid>100</cid><path>/system_ext/bin/c</path></early_vm></early_vms>";
+	static const char bad_entry[] = "<early_vms><early_vm><name>b</name><cid>201</cid>"
+					"<path>/system_ext/bin/b</path></early_vm><early_vm><name>c</name>"
+					"<cid>100</cid><path>/system_ext/bin/c</path></early_vm></early_vms>";
+	static const char not_xml[] = "<early_vms><early_vm><name>d</name>";
 
 	cr_assert_eq(early_registry_load_buffer(reg, EARLY_SYSTEM_EXT, "mem.xml", good, strlen(good),
 						&err), 1, "%s", err.message);
-	cr_assert_lt(early_registry_load_buffer(reg, EARLY_SYSTEM_EXT, "mem.xml", bad, strlen(bad), &err),
-		     0);
+	/* not XML: refused as a whole, the table stays */
+	cr_assert_lt(early_registry_load_buffer(reg, EARLY_SYSTEM_EXT, "mem.xml", not_xml, strlen(not_xml),
+						&err), 0);
+	cr_expect_eq(err.code, VM_FAILED_PRECONDITION);
+	cr_expect_eq(early_registry_count(reg, EARLY_SYSTEM_EXT, &err), 1);
+	cr_assert_eq(early_find_vm(reg, "/system_ext/bin/a", "a", &vm, &err), 0, "%s", err.message);
+	early_vm_clear(&vm);
+	/* one bad entry: the file applies, only c is refused */
+	cr_assert_eq(early_registry_load_buffer(reg, EARLY_SYSTEM_EXT, "mem.xml", bad_entry, strlen(bad_entry),
+						&err), 1, "%s", err.message);
+	cr_assert_lt(early_find_vm(reg, "/system_ext/bin/c", "c", &vm, &err), 0);
 	cr_expect_str_eq(err.message,
 			 "mem.xml:1: early_vm \"c\": cid 100 is outside system_ext's range 200..299");
-	cr_expect_eq(early_registry_count(reg, EARLY_SYSTEM_EXT, &err), 1);
+	cr_assert_eq(early_find_vm(reg, "/system_ext/bin/b", "b", &vm, &err), 0, "%s", err.message);
+	early_vm_clear(&vm);
 	early_registry_free(reg);
 }
 
@@ -877,6 +1005,28 @@ static void reap(pid_t pid)
 	waitpid(pid, NULL, 0);
 }
 
+/* The executable of @pid as early_find_vm() wants it (caller.c, then early.c). */
+static int caller_path(const char *root, const char *proc_dir, pid_t pid, char **out, struct vm_error *err)
+{
+	cleanup_free char *raw = NULL;
+	enum early_partition p;
+
+	if (caller_exe_path(root, proc_dir, pid, &raw, err) < 0)
+		return -1;
+	return early_normalize_path(raw, &p, out, err);
+}
+
+/* What the ttrpc layer sees of a process at accept: its pid and a pidfd. */
+static struct ttrpc_peer peer_of(pid_t pid)
+{
+	struct ttrpc_peer peer = { .family = AF_UNIX, .has_cred = true, .pid = pid, .uid = getuid(),
+				   .gid = getgid() };
+
+	peer.pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	cr_assert_geq(peer.pidfd, 0, "pidfd_open: %s", strerror(errno));
+	return peer;
+}
+
 Test(caller, real_process_in_root)
 {
 	const char *t[] = { "sleeper_vm", "111", "/system/bin/sleeper" };
@@ -890,7 +1040,7 @@ Test(caller, real_process_in_root)
 	struct early_vm vm = { 0 };
 	int rc;
 
-	rc = early_caller_path(tmp_root, NULL, pid, &path, &err);
+	rc = caller_path(tmp_root, NULL, pid, &path, &err);
 	reap(pid);
 	cr_assert_eq(rc, 0, "%s", err.message);
 	cr_expect_str_eq(path, "/system/bin/sleeper");
@@ -907,7 +1057,7 @@ Test(caller, root_with_trailing_slash_and_system_as_root)
 	pid_t pid = spawn(exe);
 	cleanup_free char *path = NULL;
 	struct vm_error err = { 0 };
-	int rc = early_caller_path(root, NULL, pid, &path, &err);
+	int rc = caller_path(root, NULL, pid, &path, &err);
 
 	reap(pid);
 	cr_assert_eq(rc, 0, "%s", err.message);
@@ -920,7 +1070,7 @@ Test(caller, wrong_partition)
 	pid_t pid = spawn(exe);
 	cleanup_free char *path = NULL;
 	struct vm_error err = { 0 };
-	int rc = early_caller_path(tmp_root, NULL, pid, &path, &err);
+	int rc = caller_path(tmp_root, NULL, pid, &path, &err);
 
 	reap(pid);
 	cr_assert_lt(rc, 0);
@@ -942,7 +1092,7 @@ Test(caller, outside_root)
 
 	cr_assert_eq(mkdir(root, 0755), 0);
 	pid = spawn(exe);
-	rc = early_caller_path(root, NULL, pid, &path, &err);
+	rc = caller_path(root, NULL, pid, &path, &err);
 	want = xasprintf("executable %s of pid %d is outside the root %s", exe, (int)pid, root);
 	reap(pid);
 	cr_assert_lt(rc, 0);
@@ -961,7 +1111,7 @@ Test(caller, deleted_executable)
 	int rc;
 
 	cr_assert_eq(unlink(exe), 0);
-	rc = early_caller_path(tmp_root, NULL, pid, &path, &err);
+	rc = caller_path(tmp_root, NULL, pid, &path, &err);
 	want = xasprintf("executable of pid %d was deleted: %s (deleted)", (int)pid, exe);
 	reap(pid);
 	cr_assert_lt(rc, 0);
@@ -981,7 +1131,7 @@ Test(caller, replaced_executable_is_refused)
 
 	cr_assert_eq(unlink(exe), 0);
 	free(install_sleeper("system/bin/sleeper"));
-	rc = early_caller_path(tmp_root, NULL, pid, &path, &err);
+	rc = caller_path(tmp_root, NULL, pid, &path, &err);
 	reap(pid);
 	cr_assert_lt(rc, 0);
 	cr_expect_eq(err.code, VM_PERMISSION_DENIED);
@@ -999,9 +1149,9 @@ Test(caller, proc_dir_override)
 
 	cr_assert_eq(mkdir_p(proc, 0755), 0);
 	cr_assert_eq(symlink(target, link), 0);
-	cr_assert_eq(early_caller_path(tmp_root, procdir, 4242, &path, &err), 0, "%s", err.message);
+	cr_assert_eq(caller_path(tmp_root, procdir, 4242, &path, &err), 0, "%s", err.message);
 	cr_expect_str_eq(path, "/odm/bin/tool");
-	cr_assert_lt(early_caller_path(tmp_root, procdir, 4243, &path, &err), 0);
+	cr_assert_lt(caller_path(tmp_root, procdir, 4243, &path, &err), 0);
 	show(&err);
 	cr_expect_eq(err.code, VM_NOT_FOUND);
 }
@@ -1010,42 +1160,199 @@ Test(caller, pidfd_identity)
 {
 	cleanup_free char *exe = install_sleeper("system/bin/sleeper");
 	pid_t pid = spawn(exe);
+	struct ttrpc_peer peer = peer_of(pid);
 	cleanup_free char *path = NULL;
 	cleanup_free char *want = NULL;
 	struct vm_error err = { 0 };
-	int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 
-	cr_assert_geq(pidfd, 0, "pidfd_open: %s", strerror(errno));
-	cr_expect(fcntl(pidfd, F_GETFD) & FD_CLOEXEC);
-	cr_assert_eq(early_caller_path_pidfd(tmp_root, NULL, pid, pidfd, &path, &err), 0, "%s",
+	caller_conn_open(41, &peer, true, tmp_root);
+	cr_assert_not_null(caller_of_conn(41));
+	cr_expect_str_eq(caller_of_conn(41)->exe, "/system/bin/sleeper");
+	cr_expect(fcntl(caller_of_conn(41)->pidfd, F_GETFD) & FD_CLOEXEC);
+	cr_expect(fcntl(caller_of_conn(41)->exe_fd, F_GETFD) & FD_CLOEXEC);
+	cr_assert_eq(early_caller_path_pidfd(tmp_root, NULL, pid, peer.pidfd, &path, &err), 0, "%s",
 		     err.message);
 	cr_expect_str_eq(path, "/system/bin/sleeper");
 	free(steal_pointer(&path));
 
 	/* once the process is gone (and its pid free for reuse), the pidfd says so */
 	reap(pid);
-	cr_assert_lt(early_caller_path_pidfd(tmp_root, NULL, pid, pidfd, &path, &err), 0);
+	cr_assert_lt(early_caller_exe(caller_of_conn(41), NULL, &path, &err), 0);
 	show(&err);
 	want = xasprintf("caller pid %d has exited", (int)pid);
 	cr_expect_eq(err.code, VM_PERMISSION_DENIED);
 	cr_expect_str_eq(err.message, want);
-	close(pidfd);
+	caller_conn_close(41);
+	cr_expect_null(caller_of_conn(41));
+	/* a process no connection identified is refused */
+	cr_assert_lt(early_caller_path_pidfd(tmp_root, NULL, pid, peer.pidfd, &path, &err), 0);
+	cr_expect_eq(err.code, VM_PERMISSION_DENIED);
+	close(peer.pidfd);
 }
 
-Test(caller, peer_pidfd)
+/* A client connects as one program, then execve()s the declared one and
+ * sends its request: the identity read at connect no longer holds. */
+Test(caller, exec_after_connect_is_refused)
+{
+	cleanup_free char *sh = install_sleeper("system/bin/sleeper");
+	cleanup_free char *declared = NULL;
+	cleanup_free char *shell = NULL;
+	cleanup_free char *data = NULL;
+	cleanup_free char *path = NULL;
+	cleanup_free char *want = NULL;
+	cleanup_free char *link = NULL;
+	struct ttrpc_peer peer;
+	struct vm_error err = { 0 };
+	const struct caller *c;
+	int go[2];
+	pid_t pid;
+	size_t len;
+
+	/* the first program: a copy of the shell that waits, then execs */
+	cr_assert_eq(read_file("/bin/sh", 16 << 20, &data, &len, &err), 0, "%s", err.message);
+	shell = put_file("system/bin/launcher", data, (ssize_t)len);
+	cr_assert_eq(chmod(shell, 0755), 0);
+	declared = xstrdup(sh);
+	cr_assert_eq(pipe2(go, O_CLOEXEC), 0);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		cleanup_free char *script = xasprintf("read x; exec %s 1000", declared);
+
+		dup2(go[0], 0);
+		execl(shell, "launcher", "-c", script, (char *)NULL);
+		_exit(127);
+	}
+	close(go[0]);
+	link = xasprintf("/proc/%d/exe", (int)pid);
+	for (int i = 0; i < 500; i++) {
+		char target[4096];
+		ssize_t n = readlink(link, target, sizeof(target) - 1);
+
+		if (n > 0 && (target[n] = '\0', strcmp(target, shell) == 0))
+			break;
+		usleep(10000);
+	}
+	peer = peer_of(pid);
+	caller_conn_open(7, &peer, true, tmp_root);
+	c = caller_of_conn(7);
+	cr_assert_not_null(c);
+	cr_assert_str_eq(c->exe, "/system/bin/launcher", "%s", c->exe_err.message);
+	cr_assert_eq(early_caller_exe(c, NULL, &path, &err), 0, "%s", err.message);
+	free(steal_pointer(&path));
+
+	/* now it execs the declared program, keeping its pid and connection */
+	cr_assert_eq(write(go[1], "\n", 1), 1);
+	for (int i = 0; i < 500; i++) {
+		char target[4096];
+		ssize_t n = readlink(link, target, sizeof(target) - 1);
+
+		if (n > 0 && (target[n] = '\0', strcmp(target, declared) == 0))
+			break;
+		usleep(10000);
+	}
+	cr_assert_lt(early_caller_exe(c, NULL, &path, &err), 0, "the exec'd process passed as %s", path);
+	show(&err);
+	want = xasprintf("caller pid %d no longer runs /system/bin/launcher, the executable it connected with "
+			 "(it called execve() since)", (int)pid);
+	cr_expect_eq(err.code, VM_PERMISSION_DENIED);
+	cr_expect_str_eq(err.message, want);
+	/* the path-only entry point says the same */
+	cr_assert_lt(early_caller_path_pidfd(tmp_root, NULL, pid, peer.pidfd, &path, &err), 0);
+	cr_expect_str_eq(err.message, want);
+	/* a connection made after the exec is fine on its own, but not while
+	 * the older one is open: which one carries a request is not known here */
+	{
+		struct ttrpc_peer peer2 = peer_of(pid);
+
+		caller_conn_open(8, &peer2, true, tmp_root);
+		cr_expect_eq(early_caller_exe(caller_of_conn(8), NULL, &path, &err), 0, "%s", err.message);
+		free(steal_pointer(&path));
+		cr_expect_lt(early_caller_path_pidfd(tmp_root, NULL, pid, peer2.pidfd, &path, &err), 0);
+		caller_conn_close(7);
+		cr_expect_eq(early_caller_path_pidfd(tmp_root, NULL, pid, peer2.pidfd, &path, &err), 0, "%s",
+			     err.message);
+		caller_conn_close(8);
+		close(peer2.pidfd);
+	}
+	close(go[1]);
+	close(peer.pidfd);
+	reap(pid);
+}
+
+Test(caller, deleted_since_connect)
+{
+	cleanup_free char *exe = install_sleeper("system/bin/sleeper");
+	pid_t pid = spawn(exe);
+	struct ttrpc_peer peer = peer_of(pid);
+	cleanup_free char *path = NULL;
+	struct vm_error err = { 0 };
+	struct caller *c = NULL;
+
+	cr_assert_eq(caller_identify(&peer, true, tmp_root, NULL, &c, &err), 0, "%s", err.message);
+	cr_assert_not_null(c->exe, "%s", c->exe_err.message);
+	/* replaced by a new file of the same name: the pinned inode is not it */
+	cr_assert_eq(unlink(exe), 0);
+	free(install_sleeper("system/bin/sleeper"));
+	cr_assert_lt(early_caller_exe(c, NULL, &path, &err), 0);
+	show(&err);
+	cr_expect_eq(err.code, VM_PERMISSION_DENIED);
+	cr_expect_not_null(strstr(err.message, "was deleted since it connected"), "%s", err.message);
+	caller_free(c);
+	close(peer.pidfd);
+	reap(pid);
+}
+
+Test(caller, not_identified_at_connect)
+{
+	cleanup_free char *exe = install_sleeper("data/bin/sleeper");
+	pid_t pid = spawn(exe);
+	struct ttrpc_peer peer = peer_of(pid);
+	cleanup_free char *path = NULL;
+	struct vm_error err = { 0 };
+	struct caller *c = NULL;
+
+	/* outside the root: recorded, and the reason is what a request gets */
+	cr_assert_eq(caller_identify(&peer, true, "/nonexistent-root", NULL, &c, &err), 0, "%s", err.message);
+	cr_expect_null(c->exe);
+	cr_assert_lt(early_caller_exe(c, NULL, &path, &err), 0);
+	show(&err);
+	cr_expect_eq(err.code, VM_INTERNAL);
+	cr_expect_not_null(strstr(err.message, "cannot resolve root /nonexistent-root"), "%s", err.message);
+	caller_free(c);
+	/* identified, but on no early partition */
+	cr_assert_eq(caller_identify(&peer, true, tmp_root, NULL, &c, &err), 0, "%s", err.message);
+	cr_expect_str_eq(c->exe, "/data/bin/sleeper");
+	cr_assert_lt(early_caller_exe(c, NULL, &path, &err), 0);
+	cr_expect_str_eq(err.message, "Early VMs are not supported for data");
+	caller_free(c);
+	close(peer.pidfd);
+	reap(pid);
+}
+
+/* The peer of a real socket, as the ttrpc layer hands it over. */
+Test(caller, socket_peer)
 {
 	int sv[2];
-	pid_t pid = 0;
-	int pidfd = -1;
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	struct ttrpc_peer peer;
 	struct vm_error err = { 0 };
+	struct caller *c = NULL;
 
 	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-	cr_assert_eq(early_peer_pidfd(sv[0], &pid, &pidfd, &err), 0, "%s", err.message);
-	cr_expect_eq(pid, getpid());
-	cr_expect_geq(pidfd, 0);
-	cr_expect(fcntl(pidfd, F_GETFD) & FD_CLOEXEC);
-	cr_expect_eq(syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0), 0);
-	close(pidfd);
+	cr_assert_eq(getsockopt(sv[0], SOL_SOCKET, SO_PEERCRED, &cred, &len), 0);
+	peer = peer_of(cred.pid);
+	cr_assert_eq(caller_identify(&peer, false, NULL, NULL, &c, &err), 0, "%s", err.message);
+	cr_expect_eq(c->pid, getpid());
+	cr_expect_eq(c->uid, getuid());
+	cr_expect_geq(c->pidfd, 0);
+	cr_expect_neq(c->pidfd, peer.pidfd, "the record must own its own pidfd");
+	cr_expect(fcntl(c->pidfd, F_GETFD) & FD_CLOEXEC);
+	cr_expect_eq(syscall(SYS_pidfd_send_signal, c->pidfd, 0, NULL, 0), 0);
+	cr_expect_null(c->exe, "the executable is read only when asked for");
+	caller_free(c);
+	close(peer.pidfd);
 	close(sv[0]);
 	close(sv[1]);
 }
@@ -1182,4 +1489,56 @@ Test(rundir, prepare_fails_with_a_clear_error)
 	show(&err);
 	cr_expect_eq(err.code, VM_INTERNAL);
 	cr_expect_str_eq(err.message, want);
+}
+
+/* Two early daemons cannot race for one CID: the first one's lock refuses
+ * the second before either has a socket the live-socket check could see. */
+Test(rundir, cid_lock_between_daemons)
+{
+	cleanup_free char *lock = xasprintf("%s/mnt/vm/early/200.lock", tmp_root);
+	cleanup_free char *want = xasprintf("cid 200 is in use by a VM of another early daemon (%s is locked)", lock);
+	struct vm_error err = { 0 };
+	int status, fd;
+	pid_t pid;
+
+	cr_assert_eq(early_run_dir_prepare(tmp_root, 200, NULL, &err), 0, "%s", err.message);
+	/* this daemon again (its VM of that CID died): fine */
+	cr_assert_eq(early_run_dir_prepare(tmp_root, 200, NULL, &err), 0, "%s", err.message);
+	/* another daemon (what its early_run_dir_prepare() does first; a
+	 * forked child would share this one's lock and table): refused */
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		struct vm_error e = { 0 };
+		int rc = early_cid_lock(tmp_root, 200, &e);
+
+		_exit(rc >= 0 ? 10 : e.code == VM_ALREADY_EXISTS && strcmp(e.message, want) == 0 ? 0 : 11);
+	}
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "second daemon: status %d", status);
+	fd = early_cid_lock(tmp_root, 200, &err);
+	cr_expect_lt(fd, 0);
+	show(&err);
+	cr_expect_eq(err.code, VM_ALREADY_EXISTS);
+	cr_expect_str_eq(err.message, want);
+
+	/* the VM is gone: the CID is free for anyone; the lock file stays */
+	cr_assert_eq(early_run_dir_remove(tmp_root, 200, &err), 0, "%s", err.message);
+	fd = early_cid_lock(tmp_root, 200, &err);
+	cr_expect_geq(fd, 0, "%s", err.message);
+	cr_expect(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+	early_cid_unlock(fd);
+	cr_expect_eq(access(lock, F_OK), 0);
+
+	/* a holder that dies releases it */
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		struct vm_error e = { 0 };
+
+		_exit(early_run_dir_prepare(tmp_root, 200, NULL, &e) == 0 ? 0 : 1);
+	}
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	cr_assert_eq(early_run_dir_prepare(tmp_root, 200, NULL, &err), 0, "%s", err.message);
 }
