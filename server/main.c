@@ -26,6 +26,7 @@
 #include "lib/log.h"
 #include "server/accel.h"
 #include "server/api.h"
+#include "server/caller.h"
 #include "server/daemon.h"
 #include "server/early.h"
 #include "server/vm.h"
@@ -295,6 +296,8 @@ static void on_conn_open(struct ttrpc_conn *conn, void *opaque)
 {
 	struct idle_exit *ie = opaque;
 
+	/* early mode identifies the caller's executable now, not at CreateVm */
+	caller_conn_open(ttrpc_conn_id(conn), ttrpc_conn_peer(conn), ie->d->cfg.early, ie->d->cfg.root);
 	ie->nconns++;
 	ev_timer_stop(ie->d->loop, &ie->timer);
 }
@@ -369,6 +372,7 @@ static void on_conn_close(struct ttrpc_conn *conn, void *opaque)
 	if (ie->secs && !ie->nconns)
 		ev_timer_again(d->loop, &ie->timer);
 	vm_conn_closed(d, ttrpc_conn_id(conn));
+	caller_conn_close(ttrpc_conn_id(conn));
 	if (d->cfg.client_fd >= 0 && !d->quitting) {
 		/*
 		 * Spawn-per-client: our one client is gone. Kill its VMs, then
