@@ -9,8 +9,9 @@
 # exit code; the same binary at an undeclared path, an undeclared name, an
 # executable outside the root and an out-of-range CID are refused with the
 # documented status and message; a second VM with a CID in use is
-# ALREADY_EXISTS, also through a second daemon; SIGHUP re-reads changed
-# files; GetDaemonInfo says "early";
+# ALREADY_EXISTS, also through a second daemon (the CID's lock); SIGHUP
+# re-reads changed files, a bad entry failing only its own name; GetDaemonInfo
+# says "early";
 # spawn-per-client mode (early_client --spawn) boots its VM and, when the
 # client is SIGKILLed, its daemon exits, QEMU is gone and the run dir
 # removed.
@@ -139,7 +140,9 @@ client_err "executable outside the root" PERMISSION_DENIED \
 client_err "CID out of its partition's range" FAILED_PRECONDITION \
 	"$R/odm/etc/avf/early_vms.xml:3: early_vm \"odm_vm\": cid 150 is outside odm's range 300..399" \
 	"$R/odm/bin/odm_vm" -s "$SOCK" -- /bin/true
-[[ -z $(ls -A "$R/mnt/vm/early") ]] || fail "refused requests left run dirs: $(ls "$R/mnt/vm/early")"
+# run dirs only: the <cid>.lock files (early_cid_lock()) stay by design
+run_dirs() { ls -A "$R/mnt/vm/early" 2>/dev/null | grep -v '\.lock$' || true; }
+[[ -z $(run_dirs) ]] || fail "refused requests left run dirs: $(run_dirs)"
 
 # --- the declared executable: static CID, run dir while it runs
 "$R/system/bin/vm_demo_early" -s "$SOCK" --console "$T/console1" -- /bin/sleep 600 >"$T/client1" 2>&1 &
@@ -200,14 +203,29 @@ grep -q early-payload-ran "$T/console3" || fail "payload output missing from the
 [[ ! -e $R/mnt/vm/early/124 ]] || fail "run dir of cid 124 left behind"
 ok "after SIGHUP the changed declaration applies (cid 124); payload exit code 42 returned"
 
-# a reload that breaks a file keeps the previous table
-declare_vm system early_vms.xml vm_demo_early 99
+# a reload that makes a file unreadable as XML keeps the previous table
+printf '<early_vms>\n  <early_vm>\n</early_vms>\n' >"$R/system/etc/avf/early_vms.xml"
 kill -HUP "$DAEMON_PID"
-wait_for 30 grep -q "cid 99 is outside system's range 100..199" "$T/daemon.log" ||
+wait_for 30 grep -q "early_vms.xml:3: not well-formed XML" "$T/daemon.log" ||
 	fail "broken reload not logged"
 "$R/system/bin/vm_demo_early" -s "$SOCK" -- /bin/true >"$T/client4" 2>&1 || fail "$(cat "$T/client4")"
 grep -q 'cid 124 run_dir' "$T/client4" || fail "a broken reload replaced the table: $(cat "$T/client4")"
-ok "a reload with a broken file keeps the previous declarations (cid 124 still)"
+ok "a reload with a file that is not XML keeps the previous declarations (cid 124 still)"
+
+# a bad entry refuses its own name only (AVF's per-name rule)
+printf '<?xml version="1.0" encoding="UTF-8"?>\n<early_vms>\n  <early_vm>\n    <name>vm_demo_early</name>\n    <cid>124</cid>\n    <path>/system/bin/vm_demo_early</path>\n  </early_vm>\n  <early_vm>\n    <name>typo_vm</name>\n    <cid>99</cid>\n    <path>/system/bin/typo_vm</path>\n  </early_vm>\n</early_vms>\n' \
+	>"$R/system/etc/avf/early_vms.xml"
+install_client system/bin/typo_vm
+kill -HUP "$DAEMON_PID"
+wait_for 30 grep -q "early_vm \"typo_vm\": cid 99 is outside system's range 100..199" "$T/daemon.log" ||
+	fail "the bad entry was not logged"
+"$R/system/bin/vm_demo_early" -s "$SOCK" -- /bin/true >"$T/client6" 2>&1 || fail "$(cat "$T/client6")"
+grep -q 'cid 124 run_dir' "$T/client6" || fail "the good entry beside a bad one: $(cat "$T/client6")"
+client_err "the bad entry itself" FAILED_PRECONDITION \
+	"$R/system/etc/avf/early_vms.xml:8: early_vm \"typo_vm\": cid 99 is outside system's range 100..199" \
+	"$R/system/bin/typo_vm" -s "$SOCK" -- /bin/true
+rm -f "$R/system/bin/typo_vm"
+ok "a bad entry fails only its own name; the good one in the same file boots"
 declare_vm system early_vms.xml vm_demo_early 124
 kill "$DAEMON_PID"
 set +e
@@ -239,7 +257,7 @@ ok "spawn mode: client forked virtmgrd --early --client-fd/--ready-fd (pid $daem
 # a second client with its own daemon asks for the same declared VM: that
 # daemon does not know the first one's VM, but its run dir is live
 client_err "the same VM through a second spawned daemon" ALREADY_EXISTS \
-	"cid 321 is in use by a VM of another early daemon ($R/mnt/vm/early/321/" \
+	"cid 321 is in use by a VM of another early daemon ($R/mnt/vm/early/321" \
 	"$R/vendor/bin/vendor_vm" --spawn "$VIRTMGRD" -D --root -D "$R" -D --early-xsd -D "$XSD" \
 	-D --guest-dir -D "$GUEST_DIR" -D --vsock-backend -D "$VSOCK_BACKEND" -- /bin/true
 [[ -d $R/mnt/vm/early/321 ]] && ! gone "$qemu5" || fail "the refused second daemon disturbed the running VM"
@@ -260,7 +278,7 @@ if grep -El "AddressSanitizer|LeakSanitizer|runtime error:" "$T/daemon.log" "$T"
 fi
 
 # --- nothing written outside the temp dir
-[[ -z $(ls -A "$R/mnt/vm/early") ]] || fail "left in $R/mnt/vm/early: $(ls -A "$R/mnt/vm/early")"
+[[ -z $(run_dirs) ]] || fail "left in $R/mnt/vm/early: $(run_dirs)"
 find "$R" | sort | grep -v "^$R/mnt" >"$T/root-after"
 diff -u <(grep -v "^$R/mnt" "$T/root-before") "$T/root-after" >&2 || fail "files changed under $R"
 [[ $(ls -la --time-style=full-iso /run/virtmgr 2>&1 || true) == "$run_virtmgr_before" ]] ||
