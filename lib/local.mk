@@ -4,8 +4,10 @@ noinst_LTLIBRARIES += lib/libvirtmgr.la
 lib_libvirtmgr_la_SOURCES = \
 	lib/util.c lib/util.h \
 	lib/log.c lib/log.h \
-	lib/ttrpc.c lib/ttrpc.h lib/ttrpc-client.c lib/ttrpc-priv.h
+	lib/ttrpc.h lib/ttrpc-priv.h lib/ttrpc-frame.c lib/ttrpc-io.c \
+	lib/ttrpc-server.c lib/ttrpc-client.c
 lib_libvirtmgr_la_CFLAGS = $(AM_CFLAGS) $(PROTOBUF_C_CFLAGS)
 lib_libvirtmgr_la_LIBADD = protos/libvmproto.la $(PROTOBUF_C_LIBS) $(EV_LIBS)
-# ttrpc.c includes the generated envelope header.
-lib/lib_libvirtmgr_la-ttrpc.lo lib/lib_libvirtmgr_la-ttrpc-client.lo: protos/ttrpc.pb-c.h
+# The ttrpc files include the generated envelope header.
+lib/lib_libvirtmgr_la-ttrpc-frame.lo lib/lib_libvirtmgr_la-ttrpc-io.lo \
+lib/lib_libvirtmgr_la-ttrpc-server.lo lib/lib_libvirtmgr_la-ttrpc-client.lo: protos/ttrpc.pb-c.h

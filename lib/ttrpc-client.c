@@ -1,6 +1,7 @@
-/* ttrpc-client.c - the blocking ttrpc client (vmctl, tests, tools).
+/* ttrpc-client.c - the ttrpc clients: blocking (vmctl, tests, tools) and
+ * asynchronous on a libev loop (the daemon and the agent).
  *
- * Design. One socket, calls made one after another by a single thread, but
+ * Design. The blocking client: one socket, calls made one after another by a single thread, but
  * several streams may be open at once, so every read decodes all complete
  * frames it delivers and parks those of other open streams in a FIFO until
  * their owner asks. Frames for streams nobody waits for (a unary call that
@@ -11,6 +12,12 @@
  * its first byte (see lib/ttrpc-priv.h for the fd rule). A send that stops
  * half way through a frame (timeout) or a corrupt input stream leaves the
  * client "broken": every later call fails with the reason.
+ *
+ * The asynchronous client is a struct ttrpc_conn of ttrpc-io.c without a
+ * server: requests go out through its output queue, each pending call has
+ * its stream id and an optional deadline timer, and its callback runs
+ * exactly once - with the Response, on the deadline, or UNAVAILABLE when
+ * the connection closes first.
  */
 #include "config.h"
 #include "lib/ttrpc.h"
@@ -24,6 +31,7 @@
 #include <sys/un.h>
 
 #include "lib/log.h"
+#include "protos/ttrpc.pb-c.h"
 
 /* Buffered frames of other streams beyond this break the connection. */
 #define CLIENT_MAX_PARKED (64u << 20)
@@ -534,4 +542,132 @@ void ttrpc_client_stream_abandon(struct ttrpc_client *cl, uint32_t stream_id)
 
 	if (s)
 		cl_abandon(cl, s);
+}
+
+/* ------------------------------------------------------ asynchronous client */
+
+static void pending_finish(struct pending *p, const struct vm_error *st, const uint8_t *payload, size_t len)
+{
+	struct ttrpc_conn *c = p->conn;
+	struct pending **pp;
+
+	for (pp = &c->pending; *pp; pp = &(*pp)->next)
+		if (*pp == p) {
+			*pp = p->next;
+			break;
+		}
+	ev_timer_stop(c->loop, &p->timer);
+	p->cb(st, payload, len, p->opaque);
+	free(p);
+}
+
+static struct pending *conn_find_pending(struct ttrpc_conn *c, uint32_t sid)
+{
+	for (struct pending *p = c->pending; p; p = p->next)
+		if (p->stream_id == sid)
+			return p;
+	return NULL;
+}
+
+void ttrpc_client_response(struct ttrpc_conn *c, const struct ttrpc_frame *fr)
+{
+	struct pending *p = conn_find_pending(c, fr->hdr.stream_id);
+	struct vm_error st = { 0 };
+	cleanup_free uint8_t *payload = NULL;
+	size_t plen;
+
+	if (!p)
+		return;
+	ttrpc_parse_response(fr->data, fr->hdr.length, &st, &payload, &plen);
+	pending_finish(p, &st, payload, plen);
+}
+
+void ttrpc_client_oversize(struct ttrpc_conn *c, const struct ttrpc_frame *fr, const char *msg)
+{
+	struct pending *p;
+	struct vm_error st = { .code = VM_RESOURCE_EXHAUSTED };
+
+	if (fr->hdr.type != TTRPC_TYPE_RESPONSE || !(p = conn_find_pending(c, fr->hdr.stream_id)))
+		return;
+	snprintf(st.message, sizeof(st.message), "response %s", msg);
+	pending_finish(p, &st, NULL, 0);
+}
+
+void ttrpc_client_conn_closing(struct ttrpc_conn *c)
+{
+	while (c->pending) {
+		struct vm_error st = { .code = VM_UNAVAILABLE };
+
+		snprintf(st.message, sizeof(st.message), "ttrpc connection closed before the response");
+		pending_finish(c->pending, &st, NULL, 0);
+	}
+	if (c->on_close)
+		c->on_close(c, c->close_opaque);
+}
+
+struct ttrpc_conn *ttrpc_client_conn_new(struct ev_loop *loop, int fd, ttrpc_conn_cb on_close, void *opaque)
+{
+	struct ttrpc_conn *c = ttrpc_conn_new(loop, fd);
+
+	c->on_close = on_close;
+	c->close_opaque = opaque;
+	return c;
+}
+
+static void pending_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct pending *p = w->data;
+	struct ttrpc_conn *c = p->conn;
+	struct vm_error st = { .code = VM_DEADLINE_EXCEEDED };
+
+	snprintf(st.message, sizeof(st.message), "ttrpc call on stream %u: deadline exceeded", p->stream_id);
+	c->depth++;
+	pending_finish(p, &st, NULL, 0);
+	c->depth--;
+	if (c->closed && !c->depth)
+		ttrpc_conn_free(c);
+}
+
+int ttrpc_conn_call(struct ttrpc_conn *conn, const char *service, const char *method,
+		    const ProtobufCMessage *req, uint64_t timeout_ns, ttrpc_reply_cb cb, void *opaque)
+{
+	struct pending *p;
+	uint8_t *buf;
+	size_t len;
+
+	if (conn->closed || conn->doomed || conn->srv) {
+		struct vm_error st = { .code = VM_UNAVAILABLE };
+
+		snprintf(st.message, sizeof(st.message), "ttrpc connection is %s",
+			 conn->srv ? "a server connection" : "closed");
+		cb(&st, NULL, 0, opaque);
+		return -1;
+	}
+	p = xzalloc(sizeof(*p));
+	p->conn = conn;
+	p->stream_id = conn->next_stream;
+	conn->next_stream += 2;
+	p->cb = cb;
+	p->opaque = opaque;
+	ev_timer_init(&p->timer, pending_timer_cb, (double)timeout_ns / 1e9, 0);
+	p->timer.data = p;
+	if (timeout_ns)
+		ev_timer_start(conn->loop, &p->timer);
+	p->next = conn->pending;
+	conn->pending = p;
+	buf = ttrpc_build_request(p->stream_id, 0, service, method, req, timeout_ns, &len);
+	if (len - TTRPC_HEADER_SIZE > TTRPC_MAX_DATA) {
+		struct vm_error st = { .code = VM_RESOURCE_EXHAUSTED };
+
+		free(buf);
+		snprintf(st.message, sizeof(st.message), "%s/%s: request exceeds the 4 MiB message limit", service,
+			 method);
+		pending_finish(p, &st, NULL, 0);
+		return -1;
+	}
+	if (ttrpc_conn_enqueue(conn, buf, len, NULL, 0) < 0)
+		return 0; /* the close timer completes the call with UNAVAILABLE */
+	if (!conn->depth)
+		ttrpc_conn_flush(conn);
+	return 0;
 }

@@ -23,7 +23,8 @@ EXTRA_DIST += tests/integration/suspend.sh
 FUZZ_TARGETS += vmctl
 # (vmctl's and the client library's sources, taken from client/local.mk)
 FUZZ_SRCS_vmctl = tests/fuzz/fuzz_vmctl.c $(filter %.c,$(client_libvmctl_la_SOURCES)) \
-	$(filter %.c,$(client_libvirtmgr_client_la_SOURCES)) lib/ttrpc.c lib/ttrpc-client.c lib/util.c lib/log.c \
+	$(filter %.c,$(client_libvirtmgr_client_la_SOURCES)) lib/ttrpc-frame.c lib/ttrpc-io.c lib/ttrpc-server.c lib/ttrpc-client.c \
+	lib/util.c lib/log.c \
 	protos/ttrpc.pb-c.c protos/virtmgr.pb-c.c
 FUZZ_LIBS_vmctl =
 check_PROGRAMS += tests/fuzz/replay_vmctl
@@ -36,7 +37,8 @@ EXTRA_DIST += tests/fuzz/corpus/vmctl
 # (server/libvirtmgrd.la: all of virtmgrd but main()).
 FUZZ_TARGETS += api
 FUZZ_SRCS_api = tests/fuzz/fuzz_api.c $(VIRTMGRD_CORE_C) server/vsock_host.c \
-	lib/ttrpc.c lib/ttrpc-client.c lib/util.c lib/log.c protos/ttrpc.pb-c.c protos/virtmgr.pb-c.c
+	lib/ttrpc-frame.c lib/ttrpc-io.c lib/ttrpc-server.c lib/ttrpc-client.c lib/util.c lib/log.c \
+	protos/ttrpc.pb-c.c protos/virtmgr.pb-c.c
 FUZZ_LIBS_api = $(FDT_LIBS)
 check_PROGRAMS += tests/fuzz/replay_api
 tests_fuzz_replay_api_SOURCES = tests/fuzz/replay.c tests/fuzz/fuzz_api.c

@@ -12,9 +12,9 @@ guest_vmagent_vmagent_SOURCES = \
 	guest/vmagent/host.c guest/vmagent/exec.c guest/vmagent/logfwd.c \
 	server/marker.c server/marker.h \
 	lib/util.c lib/util.h lib/log.c lib/log.h \
-	lib/ttrpc.c lib/ttrpc.h lib/ttrpc-client.c lib/ttrpc-priv.h
+	lib/ttrpc.h lib/ttrpc-priv.h lib/ttrpc-frame.c lib/ttrpc-io.c lib/ttrpc-server.c lib/ttrpc-client.c
 nodist_guest_vmagent_vmagent_SOURCES = $(PROTO_C) $(PROTO_H)
-# -Wno-use-after-free: without -fPIC, GCC 12 inlines lib/ttrpc.c's deferred
+# -Wno-use-after-free: without -fPIC, GCC 12 inlines lib/ttrpc-io.c's deferred
 # connection teardown (conn->depth) and misreads it as a use after free.
 guest_vmagent_vmagent_CFLAGS = -std=gnu11 $(WARN_CFLAGS) -Wno-use-after-free $(PROTOBUF_C_CFLAGS) $(FDT_CFLAGS)
 guest_vmagent_vmagent_LDFLAGS = -all-static

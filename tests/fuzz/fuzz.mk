@@ -31,7 +31,8 @@ PHONY_TARGETS += fuzz fuzz-smoke
 
 # ---- ttrpc: frame decoder and server dispatch over a socketpair ----
 FUZZ_TARGETS += ttrpc
-FUZZ_SRCS_ttrpc = tests/fuzz/fuzz_ttrpc.c lib/ttrpc.c lib/ttrpc-client.c lib/util.c lib/log.c \
+FUZZ_SRCS_ttrpc = tests/fuzz/fuzz_ttrpc.c lib/ttrpc-frame.c lib/ttrpc-io.c lib/ttrpc-server.c lib/ttrpc-client.c \
+	lib/util.c lib/log.c \
 	protos/ttrpc.pb-c.c protos/virtmgr.pb-c.c
 FUZZ_LIBS_ttrpc =
 check_PROGRAMS += tests/fuzz/replay_ttrpc
