@@ -19,9 +19,12 @@
 #include "lib/ttrpc-priv.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <linux/vm_sockets.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -601,6 +604,35 @@ struct ttrpc_conn *ttrpc_server_adopt(struct ttrpc_server *srv, int fd, struct v
 
 /* --------------------------------------------------------------- listeners */
 
+/*
+ * Connections accepted per wake-up of a listener. A burst larger than this
+ * waits in the backlog for the next loop iteration (the watcher is level
+ * triggered), so one burst cannot starve the connections already open.
+ */
+#define TTRPC_ACCEPT_BATCH 64
+
+/*
+ * The system's largest accept backlog (net.core.somaxconn; listen() caps
+ * any larger value to it). A burst of clients that connect at once, each
+ * sending a call before it reads, waits there instead of failing connect()
+ * with EAGAIN while the loop accepts them batch by batch.
+ */
+static int listen_backlog(void)
+{
+	char buf[32];
+	int fd = open("/proc/sys/net/core/somaxconn", O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+	long v;
+
+	if (fd >= 0)
+		close(fd);
+	if (n <= 0)
+		return SOMAXCONN;
+	buf[n] = 0;
+	v = strtol(buf, NULL, 10);
+	return v > 0 && v <= INT_MAX ? (int)v : SOMAXCONN;
+}
+
 static void listener_pause_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct ttrpc_listener *l = w->data;
@@ -613,7 +645,7 @@ static void listener_cb(struct ev_loop *loop, ev_io *w, int revents)
 	struct ttrpc_listener *l = w->data;
 	struct ttrpc_server *srv = l->srv;
 
-	for (int i = 0; i < 64; i++) {
+	for (int i = 0; i < TTRPC_ACCEPT_BATCH; i++) {
 		int fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 
 		if (fd < 0) {
@@ -706,7 +738,7 @@ struct ttrpc_listener *ttrpc_server_listen_unix(struct ttrpc_server *srv, const 
 		unlink(path);
 		return NULL;
 	}
-	if (listen(fd, 128) < 0) {
+	if (listen(fd, listen_backlog()) < 0) {
 		vm_error_set_errno(err, VM_INTERNAL, errno, "listen on %s", path);
 		unlink(path);
 		return NULL;
@@ -726,7 +758,7 @@ struct ttrpc_listener *ttrpc_server_listen_vsock(struct ttrpc_server *srv, uint3
 		return vm_error_set_errno(err, VM_UNAVAILABLE, errno, "vsock socket (port %u)", port), NULL;
 	if (bind(fd, (struct sockaddr *)&svm, sizeof(svm)) < 0)
 		return vm_error_set_errno(err, VM_UNAVAILABLE, errno, "bind vsock cid %u port %u", cid, port), NULL;
-	if (listen(fd, 128) < 0)
+	if (listen(fd, listen_backlog()) < 0)
 		return vm_error_set_errno(err, VM_UNAVAILABLE, errno, "listen on vsock port %u", port), NULL;
 	return listener_new(srv, steal_fd(&fd));
 }

@@ -20,3 +20,13 @@ tests_unit_test_ttrpc_CFLAGS = $(TEST_CFLAGS) -pthread
 tests_unit_test_ttrpc_LDADD = $(TEST_LDADD) -lpthread
 EXTRA_DIST += docs/protocol.md docs/testing.md
 
+
+# A burst of 1,000 clients connecting at once to a real virtmgrd, each with
+# one call sent before reading: all are answered (the listen backlog), and
+# the daemon's fd count comes back.
+check_PROGRAMS += tests/integration/client_burst
+TESTS += tests/integration/client_burst
+tests_integration_client_burst_SOURCES = tests/integration/client_burst.c \
+	tests/integration/client_daemon.c tests/integration/client_daemon.h
+tests_integration_client_burst_CFLAGS = $(TEST_CFLAGS)
+tests_integration_client_burst_LDADD = $(TEST_LDADD)
