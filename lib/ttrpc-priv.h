@@ -161,6 +161,7 @@ struct ttrpc_server {
 	struct ttrpc_call *free_calls;   /* ended calls' state, kept for the next ones */
 	unsigned nfree_calls;
 	struct out_chunk *spare;         /* a written output chunk, kept for the next batch */
+	struct ttrpc_arena *arena;       /* where requests are unpacked (ttrpc-server.c) */
 };
 
 #define TTRPC_FREE_CALLS_MAX 64

@@ -33,12 +33,15 @@
 #include "lib/log.h"
 #include "protos/ttrpc.pb-c.h"
 
+static struct ttrpc_arena *arena_new(void);
+
 struct ttrpc_server *ttrpc_server_new(struct ev_loop *loop)
 {
 	struct ttrpc_server *srv = xzalloc(sizeof(*srv));
 
 	srv->loop = loop;
 	srv->limits.max_out_bytes = TTRPC_DEFAULT_MAX_OUT;
+	srv->arena = arena_new();
 	return srv;
 }
 
@@ -67,6 +70,7 @@ void ttrpc_server_free(struct ttrpc_server *srv)
 		free(m);
 	}
 	free(srv->mtab);
+	free(srv->arena);
 	while (srv->free_calls) {
 		struct ttrpc_call *call = srv->free_calls;
 
@@ -429,17 +433,81 @@ static bool server_knows_service(const struct ttrpc_server *srv, const char *ser
 	return false;
 }
 
-static void request_free(Ttrpc__Request **req)
+/*
+ * Requests are unpacked by protobuf-c into a per-server arena: the
+ * ttrpc.Request envelope and the handler's input message live only until the
+ * handler returns, so instead of a malloc() and a free() per string, bytes
+ * field and message, allocations are carved from one block and the block is
+ * rewound afterwards. What does not fit goes to malloc() and is freed by
+ * protobuf_c_message_free_unpacked() (whose free is a no-op for arena
+ * memory). Marks nest, so a handler that somehow got another request
+ * unpacked before returning would still be safe. Off in AddressSanitizer
+ * builds (TTRPC_RECYCLE), where every allocation is its own.
+ */
+#define TTRPC_ARENA_SIZE 16384
+
+struct ttrpc_arena {
+	ProtobufCAllocator alloc;
+	size_t used;
+	unsigned spills;          /* allocations that went to malloc() */
+	_Alignas(16) uint8_t buf[TTRPC_ARENA_SIZE];
+};
+
+static void *arena_alloc(void *data, size_t size)
 {
-	if (*req)
-		ttrpc__request__free_unpacked(*req, NULL);
+	struct ttrpc_arena *ar = data;
+	size_t n = (size + 15) & ~(size_t)15;
+
+	if (TTRPC_RECYCLE && n >= size && TTRPC_ARENA_SIZE - ar->used >= n) {
+		void *p = ar->buf + ar->used;
+
+		ar->used += n;
+		return p;
+	}
+	ar->spills++;
+	return malloc(size);
+}
+
+static void arena_free(void *data, void *p)
+{
+	struct ttrpc_arena *ar = data;
+	uintptr_t u = (uintptr_t)p, lo = (uintptr_t)ar->buf;
+
+	if (u < lo || u >= lo + TTRPC_ARENA_SIZE)
+		free(p);
+}
+
+static struct ttrpc_arena *arena_new(void)
+{
+	struct ttrpc_arena *ar = xzalloc(sizeof(*ar));
+
+	ar->alloc.alloc = arena_alloc;
+	ar->alloc.free = arena_free;
+	ar->alloc.allocator_data = ar;
+	return ar;
+}
+
+/* Release what was unpacked since @used/@spills were read, rewind the arena. */
+static void arena_release(struct ttrpc_arena *ar, size_t used, unsigned spills, ProtobufCMessage *in,
+			  Ttrpc__Request *req)
+{
+	if (ar->spills != spills) {
+		if (in)
+			protobuf_c_message_free_unpacked(in, &ar->alloc);
+		if (req)
+			ttrpc__request__free_unpacked(req, &ar->alloc);
+	}
+	ar->used = used;
 }
 
 void ttrpc_server_request(struct ttrpc_conn *c, const struct ttrpc_frame *fr, int *fds, size_t nfds)
 {
 	struct ttrpc_server *srv = c->srv;
 	uint32_t sid = fr->hdr.stream_id;
-	__attribute__((cleanup(request_free))) Ttrpc__Request *req = NULL;
+	struct ttrpc_arena *ar = srv->arena;
+	size_t mark = ar->used;
+	unsigned spills = ar->spills;
+	Ttrpc__Request *req;
 	struct method_entry *m;
 	ProtobufCMessage *in;
 	struct ttrpc_call *call;
@@ -460,8 +528,9 @@ void ttrpc_server_request(struct ttrpc_conn *c, const struct ttrpc_frame *fr, in
 		ttrpc_close_fds(fds, nfds);
 		return;
 	}
-	req = ttrpc__request__unpack(NULL, fr->hdr.length, fr->data);
+	req = ttrpc__request__unpack(&ar->alloc, fr->hdr.length, fr->data);
 	if (!req) {
+		ar->used = mark;
 		send_status(c, sid, VM_INVALID_ARGUMENT, "cannot unpack ttrpc.Request");
 		ttrpc_close_fds(fds, nfds);
 		return;
@@ -477,13 +546,15 @@ void ttrpc_server_request(struct ttrpc_conn *c, const struct ttrpc_frame *fr, in
 				 req->method);
 		send_status(c, sid, VM_UNIMPLEMENTED, msg);
 		ttrpc_close_fds(fds, nfds);
+		arena_release(ar, mark, spills, NULL, req);
 		return;
 	}
-	in = protobuf_c_message_unpack(m->input, NULL, req->payload.len, req->payload.data);
+	in = protobuf_c_message_unpack(m->input, &ar->alloc, req->payload.len, req->payload.data);
 	if (!in) {
 		snprintf(msg, sizeof(msg), "%s: cannot unpack the payload as %s", m->name, m->input->name);
 		send_status(c, sid, VM_INVALID_ARGUMENT, msg);
 		ttrpc_close_fds(fds, nfds);
+		arena_release(ar, mark, spills, NULL, req);
 		return;
 	}
 	call = call_alloc(srv);
@@ -507,7 +578,7 @@ void ttrpc_server_request(struct ttrpc_conn *c, const struct ttrpc_frame *fr, in
 		ev_timer_start(c->loop, &call->timer);
 	}
 	m->fn(call, in, m->opaque);
-	protobuf_c_message_free_unpacked(in, NULL);
+	arena_release(ar, mark, spills, in, req);
 }
 
 void ttrpc_server_data(struct ttrpc_conn *c, const struct ttrpc_frame *fr)
