@@ -2,6 +2,7 @@
  *
  *   virtmgr-vsock (--vhost-user-fd N | --vhost-user PATH) --cid CID --uds PATH
  *                 [--uds-fd N] [--log-level error|warn|info|debug]
+ *                 [--seccomp kill|log|off] [--no-seccomp]
  *
  * The vhost-user socket is a listening Unix socket, either inherited as fd N
  * (the daemon created it) or created at PATH. Exactly one QEMU connection is
@@ -10,6 +11,11 @@
  * an infrastructure failure. Running the device in its own process means a
  * guest that breaks its device only takes down this process, and guest
  * memory is mapped here rather than in the daemon.
+ *
+ * Once QEMU is connected the process confines itself to the system calls
+ * of its event loop (seccomp.h); a forbidden call kills it (SIGSYS), or with
+ * --seccomp=log is logged and fails with EPERM, for development.
+ * --no-seccomp (= --seccomp=off) is for debugging only.
  */
 #include "config.h"
 
@@ -24,6 +30,7 @@
 #include <sys/un.h>
 
 #include "lib/log.h"
+#include "server/vsock/seccomp.h"
 #include "server/vsock/vhost_user.h"
 #include "server/vsock/vsock_dev.h"
 
@@ -77,7 +84,8 @@ static const struct vu_dev_ops backend_ops = {
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: virtmgr-vsock (--vhost-user-fd N | --vhost-user PATH) --cid CID --uds PATH\n"
-		   "                     [--uds-fd N] [--log-level error|warn|info|debug]\n");
+		   "                     [--uds-fd N] [--log-level error|warn|info|debug]\n"
+		   "                     [--seccomp kill|log|off] [--no-seccomp]\n");
 }
 
 static int parse_fd(const char *s, const char *what)
@@ -122,6 +130,8 @@ int main(int argc, char **argv)
 		{"uds", required_argument, NULL, 'u'},
 		{"uds-fd", required_argument, NULL, 'U'},
 		{"log-level", required_argument, NULL, 'l'},
+		{"seccomp", required_argument, NULL, 'S'},
+		{"no-seccomp", no_argument, NULL, 'N'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -129,6 +139,7 @@ int main(int argc, char **argv)
 	const char *vpath = NULL, *uds = NULL;
 	uint64_t cid = 0;
 	enum log_level lvl = LOG_LVL_INFO;
+	enum vsock_seccomp_mode sc = VSOCK_SECCOMP_KILL;
 	int o;
 
 	log_init("virtmgr-vsock", LOG_LVL_INFO);
@@ -172,6 +183,15 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			break;
+		case 'S':
+			if (vsock_seccomp_parse(optarg, &sc) < 0) {
+				fprintf(stderr, "virtmgr-vsock: --seccomp: \"%s\" is not kill, log or off\n", optarg);
+				return 2;
+			}
+			break;
+		case 'N':
+			sc = VSOCK_SECCOMP_OFF;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -213,6 +233,13 @@ int main(int argc, char **argv)
 	close(vfd);
 	log_info("QEMU connected; guest CID %" PRIu64 ", host sockets %s", cid, uds);
 	vu_init(&b.vu, loop, cfd, &backend_ops, &b);
+	/* set-up is over: from here on only the event loop's calls */
+	if (vsock_seccomp_install(sc, &err) < 0) {
+		log_error("%s", err.message);
+		return 1;
+	}
+	if (sc == VSOCK_SECCOMP_OFF)
+		log_warn("running without a seccomp filter (--no-seccomp)");
 	ev_run(loop, 0);
 	int status = b.vu.status < 0 ? 1 : b.vu.status;
 	vsock_dev_free(b.dev);

@@ -11,8 +11,9 @@ server_vsock_libvsockdev_la_CFLAGS = $(AM_CFLAGS)
 server_vsock_libvsockdev_la_LIBADD = lib/libvirtmgr.la $(EV_LIBS)
 
 pkglibexec_PROGRAMS += server/virtmgr-vsock
-server_virtmgr_vsock_SOURCES = server/vsock/main.c
-server_virtmgr_vsock_LDADD = server/vsock/libvsockdev.la lib/libvirtmgr.la $(EV_LIBS)
+server_virtmgr_vsock_SOURCES = server/vsock/main.c server/vsock/seccomp.c server/vsock/seccomp.h
+server_virtmgr_vsock_CFLAGS = $(AM_CFLAGS) $(SECCOMP_CFLAGS)
+server_virtmgr_vsock_LDADD = server/vsock/libvsockdev.la lib/libvirtmgr.la $(EV_LIBS) $(SECCOMP_LIBS)
 
 # The daemon's side (server/vsock_host.c): kernel vhost-vsock or this backend
 # behind one interface. virtmgrd links this library.
