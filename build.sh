@@ -16,7 +16,7 @@ cd "$top"
 PACKAGES=(
 	build-essential autoconf automake libtool pkg-config
 	libprotobuf-c-dev protobuf-c-compiler protobuf-compiler
-	libxml2-dev libxml2-utils libev-dev libfdt-dev libcriterion-dev
+	libxml2-dev libxml2-utils libev-dev libfdt-dev libjson-c-dev libcriterion-dev
 	libseccomp-dev
 	python3 python3-protobuf
 	qemu-system-x86 busybox-static cpio gzip kmod lz4

@@ -8,9 +8,9 @@ server_libvirtmgrd_la_SOURCES = $(VIRTMGRD_CORE_C) \
 	server/daemon.h server/api.h server/vm.h server/vm-priv.h server/vm-config.h server/vm-console.h \
 	server/vm-persist.h server/accel.h server/fdtconfig.h server/vms.h \
 	server/statefile.h server/early.h server/caller.h server/xmllib.h server/qemu.h server/qmp.h
-server_libvirtmgrd_la_CFLAGS = $(AM_CFLAGS) $(PROTOBUF_C_CFLAGS) $(LIBXML_CFLAGS) $(FDT_CFLAGS)
+server_libvirtmgrd_la_CFLAGS = $(AM_CFLAGS) $(PROTOBUF_C_CFLAGS) $(LIBXML_CFLAGS) $(FDT_CFLAGS) $(JSON_C_CFLAGS)
 server_libvirtmgrd_la_LIBADD = server/vsock/libvsockhost.la lib/libvirtmgr.la $(PROTOBUF_C_LIBS) \
-	$(FDT_LIBS) $(EV_LIBS)
+	$(FDT_LIBS) $(EV_LIBS) $(JSON_C_LIBS)
 
 sbin_PROGRAMS += server/virtmgrd
 server_virtmgrd_SOURCES = server/main.c

@@ -443,16 +443,15 @@ static void qemu_pidfd_cb(struct ev_loop *loop, ev_io *w, int revents)
 
 /* ------------------------------------------------------------ QMP */
 
-static void qemu_qmp_event(void *opaque, const char *name, const char *data, size_t len)
+static void qemu_qmp_event(void *opaque, const char *name, struct json_object *data)
 {
 	struct qemu *q = opaque;
 
 	if (strcmp(name, "SHUTDOWN") == 0) {
-		const char *v;
-		size_t vlen;
+		const char *reason = qmp_get_string(data, "reason");
 
-		if (qmp_json_get(data, len, "reason", &v, &vlen) == 0)
-			qmp_json_string(v, vlen, q->exit.shutdown_reason, sizeof(q->exit.shutdown_reason));
+		if (reason)
+			snprintf(q->exit.shutdown_reason, sizeof(q->exit.shutdown_reason), "%s", reason);
 	} else if (strcmp(name, "GUEST_PANICKED") == 0) {
 		q->exit.panicked = true;
 	}
@@ -474,10 +473,10 @@ static const struct qmp_callbacks qemu_qmp_cb = {
 	.on_close = qemu_qmp_close,
 };
 
-static void qemu_log_reply(void *opaque, bool ok, const char *json, size_t len)
+static void qemu_log_reply(void *opaque, struct json_object *ret, const char *error)
 {
-	if (!ok)
-		log_warn("qemu: QMP %s failed: %.*s", (const char *)opaque, (int)MIN(len, (size_t)400), json);
+	if (error)
+		log_warn("qemu: QMP %s failed: %.400s", (const char *)opaque, error);
 }
 
 static int qemu_command(struct qemu *q, const char *cmd)
@@ -487,22 +486,15 @@ static int qemu_command(struct qemu *q, const char *cmd)
 	return qmp_command(q->qmp, cmd, NULL, qemu_log_reply, (void *)cmd);
 }
 
-static void qemu_status_reply(void *opaque, bool ok, const char *json, size_t len)
+static void qemu_status_reply(void *opaque, struct json_object *ret, const char *error)
 {
 	struct qemu *q = opaque;
 	struct qemu_status_query *sq = q->queries;
-	char status[32];
-	const char *v;
-	size_t vlen;
 
 	if (!sq)
 		return;
 	q->queries = sq->next;
-	if (!ok || qmp_json_get(json, len, "status", &v, &vlen) < 0 ||
-	    qmp_json_string(v, vlen, status, sizeof(status)) < 0)
-		sq->fn(sq->opaque, NULL);
-	else
-		sq->fn(sq->opaque, status);
+	sq->fn(sq->opaque, error ? NULL : qmp_get_string(ret, "status"));
 	free(sq);
 }
 

@@ -6,6 +6,16 @@
  * longer than QMP_MAX_LINE ends the session instead of growing memory
  * without bound. Output is a byte queue flushed when the socket is writable.
  *
+ * Each line is parsed whole by one reused json-c tokener in strict mode with
+ * UTF-8 validation and a nesting limit (QMP_MAX_DEPTH): QEMU runs a guest, so
+ * what it writes is treated as input from a peer that may misbehave. A line
+ * that is not exactly one JSON object, or an event without a string name,
+ * ends the session with a reason naming the violation; members of
+ * unexpected types are otherwise read as absent (a reply whose "id" is not
+ * a non-negative integer is not one of ours). json-c's strict mode still
+ * takes a few liberties (single-quoted strings, NaN, raw control characters
+ * in strings) that are unambiguous and harmless here.
+ *
  * Session: greeting ({"QMP": ...}) -> our {"execute":"qmp_capabilities",
  * "id":0} -> its {"return":{}} -> ready. Commands carry increasing numeric
  * ids starting at 1; a reply is matched to its command by id, not by order,
@@ -21,16 +31,17 @@
 #include "server/qmp.h"
 
 #include <errno.h>
-#include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <json.h>
+
 #include "lib/log.h"
 
-#define QMP_JSON_MAX_DEPTH 64
 #define QMP_READ_CHUNK 16384
 
 enum qmp_state { QMP_GREETING, QMP_NEGOTIATING, QMP_READY, QMP_CLOSED };
@@ -55,6 +66,7 @@ struct qmp {
 	size_t rx_len, rx_cap;
 	char *tx;
 	size_t tx_len, tx_cap;
+	struct json_tokener *tok;  /* reused for every line */
 
 	struct qmp_cmd *cmds;      /* FIFO: queued (text != NULL) and in flight */
 	struct qmp_cmd **cmds_tail;
@@ -66,313 +78,47 @@ struct qmp {
 
 /* ---------------------------------------------------------------- JSON */
 
-static const char *json_ws(const char *p, const char *end)
+/* json-c returns NULL when out of memory; treat it like xmalloc does. */
+static struct json_object *qmp_json_check(struct json_object *o)
 {
-	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
-		p++;
-	return p;
-}
-
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-static bool json_hex4(const char *p, const char *end, unsigned *out)
-{
-	unsigned v = 0;
-
-	if (end - p < 4)
-		return false;
-	for (int i = 0; i < 4; i++) {
-		int h = hexval(p[i]);
-
-		if (h < 0)
-			return false;
-		v = v << 4 | (unsigned)h;
+	if (!o) {
+		log_error("out of memory building a QMP command");
+		abort();
 	}
-	*out = v;
-	return true;
+	return o;
 }
 
-/* @p at the opening quote; Return: pointer after the closing quote or NULL. */
-static const char *json_skip_string(const char *p, const char *end)
+/* One command as a line of JSON (without the newline). */
+static char *qmp_build_command(const char *command, struct json_object *args, uint64_t id)
 {
-	unsigned u;
+	struct json_object *msg = qmp_json_check(json_object_new_object());
+	char *text;
 
-	p++;
-	while (p < end) {
-		unsigned char c = (unsigned char)*p;
-
-		if (c == '"')
-			return p + 1;
-		if (c < 0x20)
-			return NULL;
-		if (c != '\\') {
-			p++;
-			continue;
-		}
-		if (++p >= end)
-			return NULL;
-		switch (*p) {
-		case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
-			p++;
-			break;
-		case 'u':
-			if (!json_hex4(p + 1, end, &u))
-				return NULL;
-			p += 5;
-			break;
-		default:
-			return NULL;
-		}
-	}
-	return NULL;
+	json_object_object_add(msg, "execute", qmp_json_check(json_object_new_string(command)));
+	if (args)
+		json_object_object_add(msg, "arguments", json_object_get(args));
+	json_object_object_add(msg, "id", qmp_json_check(json_object_new_uint64(id)));
+	text = xstrdup(json_object_to_json_string_ext(msg, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(msg);
+	return text;
 }
 
-static const char *json_skip_digits(const char *p, const char *end)
+/* Member @key of @obj if it has type @type, else NULL. */
+static struct json_object *qmp_member(struct json_object *obj, const char *key, enum json_type type)
 {
-	const char *start = p;
+	struct json_object *v;
 
-	while (p < end && *p >= '0' && *p <= '9')
-		p++;
-	return p == start ? NULL : p;
-}
-
-static const char *json_skip_number(const char *p, const char *end)
-{
-	if (p < end && *p == '-')
-		p++;
-	if (!(p = json_skip_digits(p, end)))
+	if (!obj || !json_object_is_type(obj, json_type_object) || !json_object_object_get_ex(obj, key, &v) ||
+	    !json_object_is_type(v, type))
 		return NULL;
-	if (p < end && *p == '.' && !(p = json_skip_digits(p + 1, end)))
-		return NULL;
-	if (p < end && (*p == 'e' || *p == 'E')) {
-		p++;
-		if (p < end && (*p == '+' || *p == '-'))
-			p++;
-		if (!(p = json_skip_digits(p, end)))
-			return NULL;
-	}
-	return p;
+	return v;
 }
 
-static const char *json_skip_literal(const char *p, const char *end, const char *lit)
+const char *qmp_get_string(struct json_object *obj, const char *key)
 {
-	size_t n = strlen(lit);
+	struct json_object *v = qmp_member(obj, key, json_type_string);
 
-	if ((size_t)(end - p) < n || memcmp(p, lit, n) != 0)
-		return NULL;
-	return p + n;
-}
-
-static const char *json_skip_value(const char *p, const char *end, int depth)
-{
-	if (depth > QMP_JSON_MAX_DEPTH)
-		return NULL;
-	p = json_ws(p, end);
-	if (p >= end)
-		return NULL;
-	switch (*p) {
-	case '{':
-	case '[': {
-		char close = *p == '{' ? '}' : ']';
-		bool object = *p == '{';
-
-		p = json_ws(p + 1, end);
-		if (p < end && *p == close)
-			return p + 1;
-		for (;;) {
-			if (object) {
-				p = json_ws(p, end);
-				if (p >= end || *p != '"' || !(p = json_skip_string(p, end)))
-					return NULL;
-				p = json_ws(p, end);
-				if (p >= end || *p != ':')
-					return NULL;
-				p++;
-			}
-			if (!(p = json_skip_value(p, end, depth + 1)))
-				return NULL;
-			p = json_ws(p, end);
-			if (p >= end)
-				return NULL;
-			if (*p == close)
-				return p + 1;
-			if (*p != ',')
-				return NULL;
-			p++;
-		}
-	}
-	case '"':
-		return json_skip_string(p, end);
-	case 't':
-		return json_skip_literal(p, end, "true");
-	case 'f':
-		return json_skip_literal(p, end, "false");
-	case 'n':
-		return json_skip_literal(p, end, "null");
-	default:
-		return json_skip_number(p, end);
-	}
-}
-
-const char *qmp_json_skip(const char *p, const char *end)
-{
-	p = json_skip_value(p, end, 0);
-	return p ? json_ws(p, end) : NULL;
-}
-
-static size_t utf8_put(char *buf, unsigned cp)
-{
-	if (cp < 0x80) {
-		buf[0] = (char)cp;
-		return 1;
-	}
-	if (cp < 0x800) {
-		buf[0] = (char)(0xc0 | cp >> 6);
-		buf[1] = (char)(0x80 | (cp & 0x3f));
-		return 2;
-	}
-	if (cp < 0x10000) {
-		buf[0] = (char)(0xe0 | cp >> 12);
-		buf[1] = (char)(0x80 | (cp >> 6 & 0x3f));
-		buf[2] = (char)(0x80 | (cp & 0x3f));
-		return 3;
-	}
-	buf[0] = (char)(0xf0 | cp >> 18);
-	buf[1] = (char)(0x80 | (cp >> 12 & 0x3f));
-	buf[2] = (char)(0x80 | (cp >> 6 & 0x3f));
-	buf[3] = (char)(0x80 | (cp & 0x3f));
-	return 4;
-}
-
-int qmp_json_string(const char *val, size_t vlen, char *out, size_t size)
-{
-	const char *p = val, *end = val + vlen;
-	size_t n = 0;
-
-	if (size == 0)
-		return -1;
-	p = json_ws(p, end);
-	while (end > p && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\n' || end[-1] == '\r'))
-		end--;
-	if (p >= end || *p != '"' || json_skip_string(p, end) != end)
-		return -1;
-	p++;
-	end--; /* closing quote */
-	while (p < end) {
-		char enc[4];
-		size_t elen = 1;
-		unsigned cp;
-
-		if (*p != '\\') {
-			enc[0] = *p++;
-		} else {
-			p++;
-			switch (*p) {
-			case 'b': enc[0] = '\b'; p++; break;
-			case 'f': enc[0] = '\f'; p++; break;
-			case 'n': enc[0] = '\n'; p++; break;
-			case 'r': enc[0] = '\r'; p++; break;
-			case 't': enc[0] = '\t'; p++; break;
-			case 'u':
-				json_hex4(p + 1, end, &cp); /* validated by json_skip_string */
-				p += 5;
-				if (cp >= 0xd800 && cp < 0xdc00) {
-					unsigned lo;
-
-					if (end - p >= 6 && p[0] == '\\' && p[1] == 'u' && json_hex4(p + 2, end, &lo) &&
-					    lo >= 0xdc00 && lo < 0xe000) {
-						cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-						p += 6;
-					} else {
-						cp = 0xfffd;
-					}
-				} else if (cp >= 0xdc00 && cp < 0xe000) {
-					cp = 0xfffd;
-				}
-				if (cp == 0)
-					return -1;
-				elen = utf8_put(enc, cp);
-				break;
-			default: /* '"', '\\', '/' */
-				enc[0] = *p++;
-				break;
-			}
-		}
-		if (n + elen < size) {
-			memcpy(out + n, enc, elen);
-			n += elen;
-		}
-	}
-	out[n] = '\0';
-	return (int)MIN(n, (size_t)INT32_MAX);
-}
-
-int qmp_json_get(const char *obj, size_t len, const char *key, const char **val, size_t *vlen)
-{
-	const char *p = obj, *end = obj + len;
-
-	/* Validate the whole object first, so members are only read from
-	 * well-formed input. */
-	p = json_ws(p, end);
-	if (p >= end || *p != '{' || !json_skip_value(p, end, 0))
-		return -1;
-	p = json_ws(p + 1, end);
-	if (*p == '}')
-		return -1;
-	for (;;) {
-		const char *kstart = p, *vstart, *vend;
-		char kbuf[64];
-		int klen;
-
-		p = json_skip_string(p, end);
-		klen = qmp_json_string(kstart, (size_t)(p - kstart), kbuf, sizeof(kbuf));
-		p = json_ws(p, end) + 1; /* ':' */
-		vstart = json_ws(p, end);
-		vend = json_skip_value(vstart, end, 1);
-		if (!vend)
-			return -1;
-		if (klen >= 0 && (size_t)klen < sizeof(kbuf) - 1 && strcmp(kbuf, key) == 0) {
-			*val = vstart;
-			*vlen = (size_t)(vend - vstart);
-			return 0;
-		}
-		p = json_ws(vend, end);
-		if (*p == '}')
-			return -1;
-		p = json_ws(p + 1, end); /* ',' */
-	}
-}
-
-char *qmp_json_quote(const char *s)
-{
-	size_t cap = strlen(s) * 6 + 3, n = 0;
-	char *out = xmalloc(cap);
-
-	out[n++] = '"';
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c == '"' || c == '\\') {
-			out[n++] = '\\';
-			out[n++] = (char)c;
-		} else if (c < 0x20) {
-			n += (size_t)snprintf(out + n, cap - n, "\\u%04x", c);
-		} else {
-			out[n++] = (char)c;
-		}
-	}
-	out[n++] = '"';
-	out[n] = '\0';
-	return out;
+	return v ? json_object_get_string(v) : NULL;
 }
 
 /* ---------------------------------------------------------------- I/O */
@@ -417,6 +163,7 @@ static void qmp_destroy(struct qmp *q)
 		ev_io_stop(q->loop, &q->io);
 		close(q->fd);
 	}
+	json_tokener_free(q->tok);
 	free(q->rx);
 	free(q->tx);
 	free(q);
@@ -443,7 +190,7 @@ static void qmp_close(struct qmp *q, const char *why)
 		struct qmp_cmd *next = c->next;
 
 		if (c->fn && !q->freed)
-			c->fn(c->opaque, false, "connection closed", strlen("connection closed"));
+			c->fn(c->opaque, NULL, "connection closed");
 		free(c->text);
 		free(c);
 		c = next;
@@ -464,39 +211,30 @@ static void qmp_flush_queued(struct qmp *q)
 	}
 }
 
-static void qmp_handle_reply(struct qmp *q, const char *msg, size_t len)
+static void qmp_handle_reply(struct qmp *q, struct json_object *msg)
 {
-	const char *v, *idv;
-	size_t vlen, idlen;
-	bool ok = qmp_json_get(msg, len, "return", &v, &vlen) == 0;
+	struct json_object *ret = NULL, *error = NULL, *idv;
 	char desc[512] = "";
 	struct qmp_cmd **pp, *c;
-	uint64_t id;
-	char *endp;
-	char idbuf[24];
+	int64_t id;
 
-	if (!ok && qmp_json_get(msg, len, "error", &v, &vlen) < 0)
+	if (!json_object_object_get_ex(msg, "return", &ret) && !json_object_object_get_ex(msg, "error", &error))
 		return; /* neither event nor reply: ignore */
-	if (!ok) {
-		const char *d;
-		size_t dlen;
+	if (error) {
+		const char *d = qmp_get_string(error, "desc");
 
-		if (qmp_json_get(v, vlen, "desc", &d, &dlen) < 0 || qmp_json_string(d, dlen, desc, sizeof(desc)) < 0)
-			snprintf(desc, sizeof(desc), "%.*s", (int)MIN(vlen, sizeof(desc) - 1), v);
+		snprintf(desc, sizeof(desc), "%s",
+			 d ? d : json_object_to_json_string_ext(error, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
 	}
-	if (qmp_json_get(msg, len, "id", &idv, &idlen) < 0 || idlen == 0 || idlen >= sizeof(idbuf))
-		return; /* a reply we did not ask for */
-	memcpy(idbuf, idv, idlen);
-	idbuf[idlen] = '\0';
-	errno = 0;
-	id = strtoull(idbuf, &endp, 10);
-	if (errno || *endp || idbuf[0] == '-')
+	/* Our ids are non-negative integers; anything else is not our reply. */
+	idv = qmp_member(msg, "id", json_type_int);
+	if (!idv || (id = json_object_get_int64(idv)) < 0)
 		return;
 
 	if (id == 0) {
 		if (q->state != QMP_NEGOTIATING)
 			return;
-		if (!ok) {
+		if (error) {
 			char why[600];
 
 			snprintf(why, sizeof(why), "qmp_capabilities failed: %s", desc);
@@ -511,7 +249,7 @@ static void qmp_handle_reply(struct qmp *q, const char *msg, size_t len)
 	}
 
 	for (pp = &q->cmds; (c = *pp); pp = &c->next)
-		if (c->id == id && !c->text)
+		if (c->id == (uint64_t)id && !c->text)
 			break;
 	if (!c)
 		return;
@@ -519,55 +257,73 @@ static void qmp_handle_reply(struct qmp *q, const char *msg, size_t len)
 	if (q->cmds_tail == &c->next)
 		q->cmds_tail = pp;
 	if (c->fn) {
-		if (ok)
-			c->fn(c->opaque, true, v, vlen);
+		if (error)
+			c->fn(c->opaque, NULL, desc);
 		else
-			c->fn(c->opaque, false, desc, strlen(desc));
+			c->fn(c->opaque, ret, NULL);
 	}
 	free(c);
 }
 
+/* Parse @line as exactly one JSON object. Return: the object (owned by the
+ * caller), or NULL with @why set. */
+static struct json_object *qmp_parse_line(struct qmp *q, const char *line, size_t len, char *why, size_t whylen)
+{
+	struct json_object *msg;
+	enum json_tokener_error jerr;
+
+	json_tokener_reset(q->tok);
+	msg = json_tokener_parse_ex(q->tok, line, (int)len);
+	jerr = json_tokener_get_error(q->tok);
+	if (jerr == json_tokener_continue) {
+		snprintf(why, whylen, "malformed QMP message: truncated");
+	} else if (jerr != json_tokener_success) {
+		snprintf(why, whylen, "malformed QMP message: %s", json_tokener_error_desc(jerr));
+	} else if (json_tokener_get_parse_end(q->tok) != len) {
+		snprintf(why, whylen, "malformed QMP message: data after the JSON value");
+	} else if (!json_object_is_type(msg, json_type_object)) {
+		snprintf(why, whylen, "malformed QMP message: not a JSON object");
+	} else {
+		return msg;
+	}
+	json_object_put(msg);
+	return NULL;
+}
+
+/* @line/@len ends with its '\n', which tells the tokener that a bare
+ * number or literal is complete. */
 static void qmp_handle_line(struct qmp *q, const char *line, size_t len)
 {
-	const char *v, *start;
-	size_t vlen;
+	struct json_object *msg, *ev, *data;
+	char why[128];
 
-	while (len && (line[len - 1] == '\r' || line[len - 1] == ' '))
-		len--;
-	if (len == 0)
+	if (strspn(line, " \t\r\n") >= len)
 		return;
-	start = json_ws(line, line + len);
-	if (start == line + len || *start != '{' || qmp_json_skip(start, line + len) != line + len) {
-		qmp_close(q, "malformed QMP message");
+	msg = qmp_parse_line(q, line, len, why, sizeof(why));
+	if (!msg) {
+		qmp_close(q, why);
 		return;
 	}
 
 	if (q->state == QMP_GREETING) {
-		if (qmp_json_get(line, len, "QMP", &v, &vlen) < 0) {
+		if (!json_object_object_get_ex(msg, "QMP", NULL)) {
 			qmp_close(q, "QMP greeting missing");
-			return;
-		}
-		q->state = QMP_NEGOTIATING;
-		qmp_queue_text(q, "{\"execute\":\"qmp_capabilities\",\"id\":0}");
-		return;
-	}
+		} else {
+			cleanup_free char *text = qmp_build_command("qmp_capabilities", NULL, 0);
 
-	if (qmp_json_get(line, len, "event", &v, &vlen) == 0) {
-		char name[64];
-		const char *data = "";
-		size_t dlen = 0;
-
-		if (qmp_json_string(v, vlen, name, sizeof(name)) < 0)
-			return;
-		if (qmp_json_get(line, len, "data", &data, &dlen) < 0) {
-			data = "";
-			dlen = 0;
+			q->state = QMP_NEGOTIATING;
+			qmp_queue_text(q, text);
 		}
-		if (q->cb.on_event)
-			q->cb.on_event(q->opaque, name, data, dlen);
-		return;
+	} else if (json_object_object_get_ex(msg, "event", &ev)) {
+		if (!json_object_is_type(ev, json_type_string))
+			qmp_close(q, "malformed QMP event: name is not a string");
+		else if (q->cb.on_event)
+			q->cb.on_event(q->opaque, json_object_get_string(ev),
+				       json_object_object_get_ex(msg, "data", &data) ? data : NULL);
+	} else {
+		qmp_handle_reply(q, msg);
 	}
-	qmp_handle_reply(q, line, len);
+	json_object_put(msg);
 }
 
 /* Dispatch every complete line in rx; stops early if the session ends. */
@@ -580,7 +336,7 @@ static void qmp_dispatch(struct qmp *q)
 
 		if (!nl)
 			break;
-		qmp_handle_line(q, q->rx + off, (size_t)(nl - (q->rx + off)));
+		qmp_handle_line(q, q->rx + off, (size_t)(nl - (q->rx + off)) + 1);
 		off = (size_t)(nl - q->rx) + 1;
 	}
 	if (q->state == QMP_CLOSED || q->freed) {
@@ -676,6 +432,12 @@ struct qmp *qmp_new(struct ev_loop *loop, int fd, const struct qmp_callbacks *cb
 	q->opaque = opaque;
 	q->cmds_tail = &q->cmds;
 	q->next_id = 1;
+	q->tok = json_tokener_new_ex(QMP_MAX_DEPTH);
+	if (!q->tok) {
+		log_error("out of memory for a QMP parser");
+		abort();
+	}
+	json_tokener_set_flags(q->tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
 	fd_set_nonblock(fd, true);
 	ev_io_init(&q->io, qmp_io_cb, fd, EV_READ);
 	q->io.data = q;
@@ -701,19 +463,14 @@ int qmp_connect(struct ev_loop *loop, const char *path, const struct qmp_callbac
 	return 0;
 }
 
-int qmp_command(struct qmp *q, const char *command, const char *args_json, qmp_reply_fn reply, void *opaque)
+int qmp_command(struct qmp *q, const char *command, struct json_object *args, qmp_reply_fn reply, void *opaque)
 {
 	struct qmp_cmd *c;
-	cleanup_free char *name = NULL;
 	char *text;
 
 	if (q->state == QMP_CLOSED || q->freed)
 		return -1;
-	name = qmp_json_quote(command);
-	if (args_json)
-		text = xasprintf("{\"execute\":%s,\"arguments\":%s,\"id\":%" PRIu64 "}", name, args_json, q->next_id);
-	else
-		text = xasprintf("{\"execute\":%s,\"id\":%" PRIu64 "}", name, q->next_id);
+	text = qmp_build_command(command, args, q->next_id);
 	c = xzalloc(sizeof(*c));
 	c->id = q->next_id++;
 	c->fn = reply;

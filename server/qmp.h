@@ -3,10 +3,11 @@
  * One struct qmp per QEMU monitor socket. The client reads the greeting,
  * negotiates capabilities, then sends commands whose replies are matched by
  * a numeric "id"; asynchronous events go to a callback by name. Commands
- * issued before negotiation finishes are queued and sent afterwards. JSON is
- * handled by a small bounded scanner (qmp_json_*): QEMU writes one message
- * per line, so a line is a message, and values are only ever located and
- * decoded, never built into trees.
+ * issued before negotiation finishes are queued and sent afterwards. QEMU
+ * writes one message per line, so a line is a message; it is parsed with
+ * json-c (bounded in length and nesting, as QEMU runs a guest and is not
+ * trusted to be well-behaved) and handed to callbacks as json-c objects.
+ * Commands are built with json-c too.
  */
 #ifndef VIRTMGR_QMP_H
 #define VIRTMGR_QMP_H
@@ -18,27 +19,32 @@
 #include "lib/util.h"
 
 struct qmp;
+struct json_object; /* json-c */
 
 /* Longest message accepted from QEMU; longer lines close the connection. */
 #define QMP_MAX_LINE (256 * 1024)
+/* Deepest nesting of arrays and objects accepted from QEMU (its replies
+ * nest a few levels); deeper messages close the connection. */
+#define QMP_MAX_DEPTH 64
 
 struct qmp_callbacks {
 	/* Capabilities negotiated: commands now go out directly. May be NULL. */
 	void (*on_ready)(void *opaque);
-	/* An event; @data/@data_len is the raw JSON of its "data" member
-	 * (empty when absent). May be NULL. */
-	void (*on_event)(void *opaque, const char *name, const char *data, size_t data_len);
+	/* An event; @data is its "data" member (NULL when absent), borrowed
+	 * for the duration of the call. May be NULL. */
+	void (*on_event)(void *opaque, const char *name, struct json_object *data);
 	/* The connection ended (EOF, error, or a protocol violation named by
 	 * @why). No callback follows. May be NULL. */
 	void (*on_close)(void *opaque, const char *why);
 };
 
 /*
- * Reply to one command: @ok and either the raw JSON of "return" (@ok) or the
- * error's "desc" decoded as a string (!@ok). When the connection closes before
- * the reply arrives, @ok is false and @json is "connection closed".
+ * Reply to one command: on success @error is NULL and @ret is the "return"
+ * member (borrowed for the duration of the call); on failure @ret is NULL and
+ * @error is the error's "desc" (or the error as JSON text when it has none),
+ * "connection closed" when the connection ends before the reply arrives.
  */
-typedef void (*qmp_reply_fn)(void *opaque, bool ok, const char *json, size_t len);
+typedef void (*qmp_reply_fn)(void *opaque, struct json_object *ret, const char *error);
 
 /**
  * qmp_new() - start a QMP session on @fd (connected, or connecting
@@ -55,11 +61,12 @@ int qmp_connect(struct ev_loop *loop, const char *path, const struct qmp_callbac
 		struct qmp **out, struct vm_error *err);
 
 /**
- * qmp_command() - send @command with optional @args_json (a JSON object, or
- *                 NULL); @reply (may be NULL) is called once with the answer
+ * qmp_command() - send @command with optional @args (a JSON object, or NULL;
+ *                 borrowed); @reply (may be NULL) is called once with the
+ *                 answer
  * Return: 0 if sent or queued, -1 if the connection is closed.
  */
-int qmp_command(struct qmp *q, const char *command, const char *args_json, qmp_reply_fn reply, void *opaque);
+int qmp_command(struct qmp *q, const char *command, struct json_object *args, qmp_reply_fn reply, void *opaque);
 
 /**
  * qmp_drain() - read and dispatch whatever is already buffered on the socket
@@ -78,33 +85,12 @@ bool qmp_is_ready(const struct qmp *q);
  */
 void qmp_free(struct qmp *q);
 
-/* ---- JSON scanning (exposed for tests and for reading replies) ---- */
-
 /**
- * qmp_json_skip() - skip one JSON value (with surrounding whitespace) at @p
- * Return: pointer just after it, or NULL if malformed or nested too deep.
+ * qmp_get_string() - read the string member @key of the JSON object @obj
+ *                    (for reading replies and event data)
+ * Return: the string (owned by @obj), or NULL if @obj is NULL or not an
+ *         object, or the member is absent or not a string.
  */
-const char *qmp_json_skip(const char *p, const char *end);
-
-/**
- * qmp_json_get() - find member @key of the JSON object @obj/@len
- * Return: 0 with *@val and *@vlen set to the raw member value, -1 if @obj is not
- *         a well-formed object or has no such member.
- */
-int qmp_json_get(const char *obj, size_t len, const char *key, const char **val, size_t *vlen);
-
-/**
- * qmp_json_string() - decode the JSON string @val/@vlen into @out (NUL
- *                     terminated, truncated to @size - 1 bytes)
- * Return: decoded length, or -1 if @val is not a valid string (or contains
- *         a NUL character).
- */
-int qmp_json_string(const char *val, size_t vlen, char *out, size_t size);
-
-/**
- * qmp_json_quote() - @s as a JSON string literal (quotes included)
- * Return: newly allocated string.
- */
-char *qmp_json_quote(const char *s);
+const char *qmp_get_string(struct json_object *obj, const char *key);
 
 #endif

@@ -5,6 +5,14 @@ TEST_LDADD = lib/libvirtmgr.la $(CRITERION_LIBS) $(PROTOBUF_C_LIBS) $(EV_LIBS)
 FUZZ_TARGETS =
 EXTRA_DIST += tests/demo.sh
 
+# The QMP client against a socketpair playing a misbehaving QEMU (no QEMU
+# needed; test_qemu in tests/qemu.mk talks to the real one).
+check_PROGRAMS += tests/unit/test_qmp
+TESTS += tests/unit/test_qmp
+tests_unit_test_qmp_SOURCES = tests/unit/test_qmp.c server/qmp.c server/qmp.h
+tests_unit_test_qmp_CFLAGS = $(TEST_CFLAGS) $(JSON_C_CFLAGS)
+tests_unit_test_qmp_LDADD = $(TEST_LDADD) $(JSON_C_LIBS)
+
 # Tests with real guests need the default image: `make check` builds it first
 # (check_SCRIPTS are made before any test runs). The stamp follows vmagent
 # and the image builder, so an up-to-date image is not rebuilt.

@@ -6,5 +6,5 @@ check_PROGRAMS += tests/unit/test_qemu
 TESTS += tests/unit/test_qemu
 tests_unit_test_qemu_SOURCES = tests/unit/test_qemu.c \
 	server/qemu.c server/qemu.h server/qmp.c server/qmp.h
-tests_unit_test_qemu_CFLAGS = $(TEST_CFLAGS) -DQEMU_TEST_BINARY='"$(QEMU_SYSTEM)"'
-tests_unit_test_qemu_LDADD = $(TEST_LDADD)
+tests_unit_test_qemu_CFLAGS = $(TEST_CFLAGS) $(JSON_C_CFLAGS) -DQEMU_TEST_BINARY='"$(QEMU_SYSTEM)"'
+tests_unit_test_qemu_LDADD = $(TEST_LDADD) $(JSON_C_LIBS)

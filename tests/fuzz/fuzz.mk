@@ -21,7 +21,7 @@
 # with the replay programs, built with the normal compiler.
 FUZZ_SECONDS = 60
 FUZZ_CFLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-omit-frame-pointer \
-	$(DEFS) $(AM_CPPFLAGS) $(PROTOBUF_C_CFLAGS) $(LIBXML_CFLAGS) $(FDT_CFLAGS)
+	$(DEFS) $(AM_CPPFLAGS) $(PROTOBUF_C_CFLAGS) $(LIBXML_CFLAGS) $(FDT_CFLAGS) $(JSON_C_CFLAGS)
 FUZZ_LIBS = $(PROTOBUF_C_LIBS) $(EV_LIBS)
 
 EXTRA_DIST += tests/fuzz/replay.c tests/fuzz/replay.sh
