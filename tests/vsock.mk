@@ -50,3 +50,10 @@ TESTS += tests/unit/test_vsock_dev
 tests_unit_test_vsock_dev_SOURCES = tests/unit/test_vsock_dev.c server/vsock/vq_synth.h
 tests_unit_test_vsock_dev_CFLAGS = $(TEST_CFLAGS)
 tests_unit_test_vsock_dev_LDADD = $(VSOCK_TEST_LDADD)
+
+# virtmgr-vsock's seccomp allow-list, loaded in forked children.
+check_PROGRAMS += tests/unit/test_vsock_seccomp
+TESTS += tests/unit/test_vsock_seccomp
+tests_unit_test_vsock_seccomp_SOURCES = tests/unit/test_vsock_seccomp.c server/vsock/seccomp.c server/vsock/seccomp.h
+tests_unit_test_vsock_seccomp_CFLAGS = $(TEST_CFLAGS) $(SECCOMP_CFLAGS)
+tests_unit_test_vsock_seccomp_LDADD = $(TEST_LDADD) $(SECCOMP_LIBS)

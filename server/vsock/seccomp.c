@@ -54,7 +54,7 @@ static const int allowed_sanitizer[] = {
 	SCMP_SYS(rt_sigaction), SCMP_SYS(sigaltstack), SCMP_SYS(getdents), SCMP_SYS(getdents64), SCMP_SYS(open),
 	SCMP_SYS(openat), SCMP_SYS(readlink), SCMP_SYS(readlinkat), SCMP_SYS(futex), SCMP_SYS(tgkill),
 	SCMP_SYS(uname), SCMP_SYS(prlimit64), SCMP_SYS(getrlimit), SCMP_SYS(lseek), SCMP_SYS(pread64),
-	SCMP_SYS(newfstatat), SCMP_SYS(fstat), SCMP_SYS(stat), SCMP_SYS(mprotect), SCMP_SYS(mmap),
+	SCMP_SYS(newfstatat), SCMP_SYS(fstat), SCMP_SYS(stat),
 	SCMP_SYS(getppid), SCMP_SYS(set_robust_list), SCMP_SYS(sysinfo),
 };
 #endif

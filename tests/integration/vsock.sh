@@ -13,6 +13,7 @@
 #    retry succeeds once it listens;
 #  - a guest reader and a host reader that never read stall only their own
 #    connection (every other transfer above runs while they are stuck);
+#  - the backend runs under its seccomp filter (Seccomp: 2) while it works;
 #  - the backend exits 0 when QEMU goes away.
 # Nothing here measures time; timeouts are hang guards only.
 #
@@ -101,6 +102,12 @@ wait_line "\[stall\] listening"
 $H 1250 --source 268435456 >"$tmp/stall.out" 2>&1 &
 stall_pid=$!
 pids+=($stall_pid)
+
+# once QEMU is connected the backend runs under its seccomp allow-list
+# (server/vsock/seccomp.h): everything below runs with it in force
+grep -q '^Seccomp:[[:space:]]*2$' "/proc/$bpid/status" ||
+	fail "backend runs without its seccomp filter: $(grep Seccomp "/proc/$bpid/status")"
+grep -q '^NoNewPrivs:[[:space:]]*1$' "/proc/$bpid/status" || fail "backend lacks NO_NEW_PRIVS"
 
 echo "# guest -> host port 5000 (<uds>_5000), guest-side reader of 5002 stalled"
 wait_line "\[g2u\] peer received"
