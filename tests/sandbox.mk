@@ -13,3 +13,5 @@ TESTS += tests/unit/test_sandbox
 tests_unit_test_sandbox_SOURCES = tests/unit/test_sandbox.c server/sandbox.c server/sandbox.h
 tests_unit_test_sandbox_CFLAGS = $(TEST_CFLAGS) $(SECCOMP_CFLAGS)
 tests_unit_test_sandbox_LDADD = $(TEST_LDADD) $(SECCOMP_LIBS)
+
+EXTRA_DIST += docs/sandbox.md
