@@ -43,6 +43,13 @@ tests_integration_client_load_LDADD = client/libvirtmgr-client.la $(TEST_LDADD)
 tests_integration_client_fds_SOURCES = tests/integration/client_fds.c $(CLIENT_IT_SOURCES)
 tests_integration_client_fds_CFLAGS = $(TEST_CFLAGS)
 tests_integration_client_fds_LDADD = client/libvirtmgr-client.la $(TEST_LDADD)
+# client_exec is written as a library user's program: the installed header
+# (included as <virtmgr-client.h>) and libvirtmgr-client only.
+check_PROGRAMS += tests/integration/client_exec
+TESTS += tests/integration/client_exec
+tests_integration_client_exec_SOURCES = tests/integration/client_exec.c $(CLIENT_IT_SOURCES)
+tests_integration_client_exec_CFLAGS = $(AM_CFLAGS) -I$(top_srcdir)/client
+tests_integration_client_exec_LDADD = client/libvirtmgr-client.la
 # The ones that boot guests need the image (as guest_boot.sh does).
-tests/integration/vmctl_run.log tests/integration/client_fds.log: guest-image
+tests/integration/vmctl_run.log tests/integration/client_fds.log tests/integration/client_exec.log: guest-image
 tests/integration/vmctl_connect.log: guest-image tests/guest-tools/vsock-tool$(EXEEXT)

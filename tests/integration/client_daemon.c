@@ -8,6 +8,7 @@
 #include "tests/integration/client_daemon.h"
 
 #include <errno.h>
+#include <ftw.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -20,9 +21,19 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "lib/util.h"
 
 static struct test_daemon *current;
+
+/* Without libvirtmgr's helpers: the tests that use this file link only
+ * libvirtmgr-client, as its users do. */
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	remove(path);
+	return 0;
+}
 
 static void dump_log(void)
 {
@@ -106,7 +117,7 @@ void test_daemon_start(struct test_daemon *d, const char *const *extra_args)
 	argv[argc++] = d->sock;
 	argv[argc++] = "--run-dir";
 	argv[argc++] = run_dir;
-	for (size_t i = 0; extra_args && extra_args[i] && argc < ARRAY_SIZE(argv) - 1; i++)
+	for (size_t i = 0; extra_args && extra_args[i] && argc < (sizeof(argv) / sizeof(argv[0])) - 1; i++)
 		argv[argc++] = extra_args[i];
 	argv[argc] = NULL;
 
@@ -150,7 +161,7 @@ bool test_daemon_stop(struct test_daemon *d)
 		fprintf(stderr, "virtmgrd exit status %d\n", status);
 		dump_log();
 	}
-	remove_tree(d->tmp);
+	nftw(d->tmp, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 	current = NULL;
 	return WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
