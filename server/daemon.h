@@ -38,6 +38,8 @@ struct daemon_config {
 	bool sandbox;                 /* -sandbox on for QEMU */
 	const char *vsock_backend;    /* virtmgr-vsock binary, NULL = installed one */
 	uint32_t agent_timeout_ms;    /* default image: the agent's first connection; 0 = none */
+	uint32_t health_interval_ms;  /* Agent/Ping every so often (vm-health.c); 0 = no checks */
+	uint32_t health_misses;       /* unanswered checks in a row that make a guest hung */
 };
 
 struct daemon {
@@ -55,6 +57,7 @@ struct daemon {
 	uint32_t next_cid;
 	struct early_registry *early;
 	bool quitting;
+	ev_timer health_timer;        /* the guest health checks (vm-health.c) */
 	ev_signal sigterm, sigint, sighup;
 };
 

@@ -30,6 +30,7 @@
 #include "server/daemon.h"
 #include "server/early.h"
 #include "server/vm.h"
+#include "server/vm-health.h"
 #include "server/vms.h"
 #include "server/vsock_host.h"
 
@@ -59,6 +60,10 @@ static void usage(FILE *f)
 		"  --boot-timeout SEC     DEAD/HANGUP when not STARTED by then (default 60)\n"
 		"  --stop-timeout SEC     graceful phase of StopVm (default 10)\n"
 		"  --agent-timeout SEC    default image: kill a VM whose agent has not connected by then (default 120, 0 = never)\n"
+		"  --health-interval SEC  call each STARTED/READY VM's agent (Agent/Ping) this often\n"
+		"                         (default 5, 0 = no checks)\n"
+		"  --health-misses N      unanswered checks in a row that make the guest unresponsive:\n"
+		"                         an ERROR event, then the VM's on_hang policy (default 3)\n"
 		"  --no-sandbox           do not run QEMU with -sandbox on\n"
 		"  --vsock-backend PATH   the vhost-user-vsock backend (default " LIBEXECDIR "/virtmgr-vsock)\n"
 		"  --early                early-boot mode (AVF early_virtmgr rules): declared VMs\n"
@@ -94,6 +99,7 @@ enum {
 	OPT_CID_RANGE, OPT_VSOCK_PORT, OPT_MAX_VMS, OPT_MAX_CONN, OPT_MAX_STREAMS, OPT_BOOT_TIMEOUT,
 	OPT_STOP_TIMEOUT, OPT_NO_SANDBOX, OPT_EARLY, OPT_ROOT, OPT_EARLY_XSD, OPT_CLIENT_FD, OPT_READY_FD,
 	OPT_LOG_LEVEL, OPT_HELP, OPT_VERSION, OPT_AGENT_TIMEOUT, OPT_VSOCK_BACKEND, OPT_IDLE_EXIT,
+	OPT_HEALTH_INTERVAL, OPT_HEALTH_MISSES,
 };
 
 /* --idle-exit state: lives in main()'s frame, reached through on_conn_*. */
@@ -122,6 +128,8 @@ static int parse_args(int argc, char **argv, struct daemon_config *c, bool *sock
 		{ "boot-timeout", required_argument, NULL, OPT_BOOT_TIMEOUT },
 		{ "stop-timeout", required_argument, NULL, OPT_STOP_TIMEOUT },
 		{ "agent-timeout", required_argument, NULL, OPT_AGENT_TIMEOUT },
+		{ "health-interval", required_argument, NULL, OPT_HEALTH_INTERVAL },
+		{ "health-misses", required_argument, NULL, OPT_HEALTH_MISSES },
 		{ "no-sandbox", no_argument, NULL, OPT_NO_SANDBOX },
 		{ "vsock-backend", required_argument, NULL, OPT_VSOCK_BACKEND },
 		{ "early", no_argument, NULL, OPT_EARLY },
@@ -219,6 +227,16 @@ static int parse_args(int argc, char **argv, struct daemon_config *c, bool *sock
 			if (parse_u32("--agent-timeout", optarg, 0, 86400, &v) < 0)
 				return -1;
 			c->agent_timeout_ms = v * 1000;
+			break;
+		case OPT_HEALTH_INTERVAL:
+			if (parse_u32("--health-interval", optarg, 0, 3600, &v) < 0)
+				return -1;
+			c->health_interval_ms = v * 1000;
+			break;
+		case OPT_HEALTH_MISSES:
+			if (parse_u32("--health-misses", optarg, 1, 1000, &v) < 0)
+				return -1;
+			c->health_misses = v;
 			break;
 		case OPT_NO_SANDBOX:
 			c->sandbox = false;
@@ -530,6 +548,8 @@ int main(int argc, char **argv)
 		.default_boot_timeout_ms = 60000,
 		.default_stop_timeout_ms = 10000,
 		.agent_timeout_ms = VMS_DEFAULT_AGENT_TIMEOUT_MS,
+		.health_interval_ms = VM_HEALTH_DEFAULT_INTERVAL_MS,
+		.health_misses = VM_HEALTH_DEFAULT_MISSES,
 		.root = NULL,
 		.client_fd = -1,
 		.ready_fd = -1,
@@ -574,6 +594,7 @@ int main(int argc, char **argv)
 	ttrpc_server_set_conn_callbacks(d.api, on_conn_open, on_conn_close, &idle);
 	api_register(&d);
 	d.vms_server = vms_server_new(d.loop, d.cfg.agent_timeout_ms);
+	vm_health_start(&d);
 
 	if (d.cfg.client_fd >= 0) {
 		fd_set_cloexec(d.cfg.client_fd, true);
@@ -639,6 +660,7 @@ int main(int argc, char **argv)
 		ev_timer_stop(d.loop, &drain_timer);
 	}
 
+	vm_health_stop(&d);
 	ttrpc_server_free(d.api);
 	vms_server_free(d.vms_server);
 	early_registry_free(d.early);

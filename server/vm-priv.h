@@ -23,6 +23,7 @@ typedef Virtmgr__V1__DeathReason death_t;
 
 struct vm_watcher;
 struct vm_waiter;
+struct vm_health;
 
 struct vm {
 	struct vm *next;
@@ -66,6 +67,8 @@ struct vm {
 	struct vm_watcher *watchers;
 	struct vm_waiter *waiters;
 	struct vms_vm *vms;             /* guest agent protocol (vms.c) */
+	Virtmgr__V1__OnHang on_hang;    /* what a hung guest gets (vm-health.c) */
+	struct vm_health *health;       /* its checks, while it is checked */
 };
 
 /* "STARTING" for VM_STATE_STARTING. Return: static string. */
@@ -76,6 +79,9 @@ struct vm *vm_alloc(struct daemon *d);
 void vm_free(struct vm *vm);
 /* Return: true if a live VM has @cid. */
 bool vm_cid_in_use(struct daemon *d, uint32_t cid);
+/* Send a VmEvent of @type (state, death reason and exit code as they are)
+ * to @vm's WatchVm streams. */
+void vm_event(struct vm *vm, Virtmgr__V1__EventType type, const char *message);
 /* What QEMU reports, turned into the VM's state (vm.c). */
 extern const struct qemu_callbacks vm_qemu_callbacks;
 /* Watch @vm's vsock backend (prepared in vm->vsock); @ours: it is our child. */

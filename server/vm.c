@@ -30,6 +30,7 @@
 #include "lib/log.h"
 #include "server/early.h"
 #include "server/vm-config.h"
+#include "server/vm-health.h"
 #include "server/vm-persist.h"
 #include "server/vm-priv.h"
 
@@ -84,6 +85,11 @@ static void event_send(struct vm *vm, Virtmgr__V1__EventType type, const char *m
 	ev.timestamp_ns = now_real_ns();
 	for (struct vm_watcher *w = vm->watchers; w; w = w->next)
 		ttrpc_call_send(w->call, &ev.base);
+}
+
+void vm_event(struct vm *vm, Virtmgr__V1__EventType type, const char *message)
+{
+	event_send(vm, type, message);
 }
 
 static void waiter_unlink(struct vm_waiter *wt)
@@ -174,6 +180,7 @@ static void vm_release_runtime(struct vm *vm)
 {
 	struct ev_loop *loop = vm->d->loop;
 
+	vm_health_release(vm);          /* its connection goes through the vsock device */
 	vsock_host_watch_release(&vm->vsock_watch);
 	if (ev_is_active(&vm->boot_timer))
 		ev_timer_stop(loop, &vm->boot_timer);
@@ -251,7 +258,8 @@ static void on_qemu_exit(void *opaque, const struct qemu_exit *ex)
 		msg[n - 1] = '\0';
 	if (vm->forced_reason == VIRTMGR__V1__DEATH_REASON__DEATH_REASON_HANGUP)
 		snprintf(msg, sizeof(msg), "the guest did not start within %u ms", vm->boot_timeout_ms);
-	else if (vm->forced_reason == VIRTMGR__V1__DEATH_REASON__DEATH_REASON_AGENT_FAILED_TO_CONNECT)
+	else if (vm->forced_reason == VIRTMGR__V1__DEATH_REASON__DEATH_REASON_AGENT_FAILED_TO_CONNECT ||
+		 vm->forced_reason == VIRTMGR__V1__DEATH_REASON__DEATH_REASON_WATCHDOG)
 		snprintf(msg, sizeof(msg), "%s", vm->message);
 	else if (vm->forced_reason == VIRTMGR__V1__DEATH_REASON__DEATH_REASON_INFRASTRUCTURE_ERROR)
 		snprintf(msg, sizeof(msg), "%s", vm->message);  /* says which part failed */
@@ -659,7 +667,7 @@ int vm_create(struct daemon *d, const Virtmgr__V1__VmConfig *config, struct ttrp
 		return vm_error_set(err, VM_RESOURCE_EXHAUSTED, "the daemon already runs its maximum of %u VMs",
 				    d->cfg.max_vms);
 	vm = vm_alloc(d);
-	if (vm_config_validate(d, config, vm, call, err) < 0) {
+	if (vm_config_validate(d, config, vm, call, err) < 0 || vm_health_configure(vm, config, err) < 0) {
 		vm_free(vm);
 		return -1;
 	}
