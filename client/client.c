@@ -459,6 +459,7 @@ static int create_vm(struct vmc_client *cl, const struct vmc_vm_config *cfg, str
 	c.detach = cfg->detach;
 	c.boot_timeout_ms = cfg->boot_timeout_ms;
 	c.debug = cfg->debug;
+	c.on_hang = (Virtmgr__V1__OnHang)cfg->on_hang;
 	if (cfg->instance_id && cfg->instance_id_len) {
 		c.instance_id.data = (uint8_t *)cfg->instance_id;
 		c.instance_id.len = cfg->instance_id_len;
@@ -1019,6 +1020,7 @@ static const char *const state_names[] = {
 static const char *const death_names[] = {
 	"NONE", "INFRASTRUCTURE_ERROR", "KILLED", "UNKNOWN", "SHUTDOWN", "START_FAILED", "REBOOT",
 	"CRASH", "HANGUP", "AGENT_FAILED_TO_CONNECT", "INVALID_PAYLOAD_CONFIG", "PAYLOAD_ERROR",
+	"WATCHDOG",
 };
 
 static const char *const event_names[] = {
@@ -1090,6 +1092,8 @@ int vmc_exit_code(const struct vmc_vm_info *vm)
 		return 123;
 	case VMC_DEATH_REBOOT:
 		return 122;
+	case VMC_DEATH_WATCHDOG:
+		return 121;
 	case VMC_DEATH_NONE:
 	case VMC_DEATH_UNKNOWN:
 	default:

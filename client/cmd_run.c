@@ -62,13 +62,16 @@ const char cmd_run_help[] =
 	"  -e, --env KEY=VALUE      payload environment (repeatable)\n"
 	"      --cwd DIR            payload working directory\n"
 	"      --debug              debug VM (more guest logging)\n"
+	"      --on-hang none|kill  when the guest agent stops answering the daemon's\n"
+	"                           health check: an ERROR event only, or also kill\n"
+	"                           the VM (DEAD/WATCHDOG); default: the daemon's, kill\n"
 	"  -h, --help               this help\n"
 	"\n"
 	"EXIT CODES (without --detach)\n"
 	"  the payload's exit code if it reported one; otherwise by death reason:\n"
 	"  SHUTDOWN 0, HANGUP 129, CRASH 134, KILLED 137, START_FAILED 125,\n"
 	"  INVALID_PAYLOAD_CONFIG 126, PAYLOAD_ERROR 127, AGENT_FAILED_TO_CONNECT 124,\n"
-	"  INFRASTRUCTURE_ERROR 123, REBOOT 122, anything else 255;\n"
+	"  INFRASTRUCTURE_ERROR 123, REBOOT 122, WATCHDOG 121, anything else 255;\n"
 	"  130/143 when vmctl was interrupted by SIGINT/SIGTERM (after stopping the VM);\n"
 	"  125 when vmctl or the daemon failed (usage errors, no daemon, a failed call).\n";
 
@@ -83,6 +86,7 @@ enum {
 	OPT_BOOT_TIMEOUT,
 	OPT_CWD,
 	OPT_DEBUG,
+	OPT_ON_HANG,
 };
 
 void cmd_run_opts_release(struct cmd_run_opts *o)
@@ -128,6 +132,7 @@ int cmd_run_parse(int argc, char **argv, struct cmd_run_opts *o, struct vm_error
 		{ "env", required_argument, NULL, 'e' },
 		{ "cwd", required_argument, NULL, OPT_CWD },
 		{ "debug", no_argument, NULL, OPT_DEBUG },
+		{ "on-hang", required_argument, NULL, OPT_ON_HANG },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -222,6 +227,15 @@ int cmd_run_parse(int argc, char **argv, struct cmd_run_opts *o, struct vm_error
 			break;
 		case OPT_DEBUG:
 			cfg->debug = true;
+			break;
+		case OPT_ON_HANG:
+			if (!strcmp(optarg, "none"))
+				cfg->on_hang = VMC_ON_HANG_NONE;
+			else if (!strcmp(optarg, "kill"))
+				cfg->on_hang = VMC_ON_HANG_KILL;
+			else
+				return vm_error_set(err, VM_INVALID_ARGUMENT,
+						    "invalid --on-hang '%s': expected none or kill", optarg);
 			break;
 		case 'h':
 			return VMCTL_PARSE_HELP;

@@ -95,6 +95,14 @@ enum vmc_death_reason {
 	VMC_DEATH_AGENT_FAILED_TO_CONNECT = 9,
 	VMC_DEATH_INVALID_PAYLOAD_CONFIG = 10,
 	VMC_DEATH_PAYLOAD_ERROR = 11,
+	VMC_DEATH_WATCHDOG = 12,        /* the agent stopped answering; on_hang kill */
+};
+
+/* What the daemon does when the VM's agent stops answering its health check. */
+enum vmc_on_hang {
+	VMC_ON_HANG_DEFAULT = 0,        /* the daemon's default: kill */
+	VMC_ON_HANG_NONE = 1,           /* an ERROR event only */
+	VMC_ON_HANG_KILL = 2,           /* an ERROR event, then DEAD/WATCHDOG */
 };
 
 enum vmc_event_type {
@@ -162,6 +170,7 @@ struct vmc_vm_config {
 	const char *accel;              /* NULL/"" = daemon's choice, "kvm", "tcg" */
 	uint32_t boot_timeout_ms;
 	bool debug;
+	enum vmc_on_hang on_hang;
 };
 
 struct vmc_vm_info {
@@ -534,7 +543,8 @@ const char *vmc_status_name(int code);
  * The payload's own exit code when it has one; else by death reason:
  * SHUTDOWN 0, HANGUP 129, CRASH 134, KILLED 137, START_FAILED 125,
  * INVALID_PAYLOAD_CONFIG 126, PAYLOAD_ERROR 127, AGENT_FAILED_TO_CONNECT
- * 124, INFRASTRUCTURE_ERROR 123, REBOOT 122, anything else 255. `vmctl run`
+ * 124, INFRASTRUCTURE_ERROR 123, REBOOT 122, WATCHDOG 121, anything else
+ * 255. `vmctl run`
  * exits with it (docs/vmctl.md).
  *
  * Return: 0..255.
