@@ -34,6 +34,12 @@ TESTS += tests/integration/agent_faults.sh
 EXTRA_DIST += tests/integration/agent_faults.sh
 tests/integration/agent_faults.log: guest-image
 
+# A hung guest (its agent SIGSTOPped) is noticed by the daemon's health
+# check: ERROR event, on_hang kill/none; a busy payload is not a hang.
+TESTS += tests/integration/health.sh
+EXTRA_DIST += tests/integration/health.sh
+tests/integration/health.log: guest-image
+
 # vmctl exec's argument parsing.
 check_PROGRAMS += tests/unit/test_agent_exec_args
 TESTS += tests/unit/test_agent_exec_args
