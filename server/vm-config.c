@@ -305,6 +305,11 @@ int vm_config_validate(struct daemon *d, const Virtmgr__V1__VmConfig *c, struct 
 	if (c->payload_cwd && *c->payload_cwd && c->payload_cwd[0] != '/')
 		return vm_error_set(err, VM_INVALID_ARGUMENT, "payload_cwd: \"%s\" is not an absolute path",
 				    c->payload_cwd);
+	/* (uid_t)-1 means "unchanged" to setuid()/setgid(): never a user */
+	if (c->payload_user && c->payload_user->uid == UINT32_MAX)
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "payload_user.uid: 4294967295 is not a user id");
+	if (c->payload_user && c->payload_user->gid == UINT32_MAX)
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "payload_user.gid: 4294967295 is not a group id");
 	vm->accel = xstrdup(c->accel && *c->accel ? c->accel : d->accel);
 	if (!strcmp(vm->accel, "kvm") && access("/dev/kvm", R_OK | W_OK) < 0)
 		return vm_error_errno(err, errno, "accel: kvm requested but /dev/kvm");

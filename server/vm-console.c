@@ -4,10 +4,14 @@
  * non-blocking sink, so a client that does not read loses output instead of
  * growing the daemon or blocking the loop; what the client writes (its
  * console_in fd, AttachConsole sockets) goes to the console input, dropped
- * when QEMU does not take it, as a serial line would. The console lines
- * are also scanned for the progress markers of a guest init without the
- * agent ("VIRTMGR: STARTED", "VIRTMGR: EXIT <code>", "VIRTMGR: ERROR <code>
- * <message>"), in console_marker() alone.
+ * when QEMU does not take it, as a serial line would. The client's own fds
+ * are never switched to O_NONBLOCK (that flag lives in the file description
+ * the client shares, e.g. its terminal): vm_client_fd_own() reopens them
+ * into descriptions of the daemon's own, or uses MSG_DONTWAIT on sockets.
+ * The console lines
+ * are also scanned for vmagent's progress markers, in console_marker()
+ * alone: only lines signed with the boot's marker key count (marker.h);
+ * the console is the payload's stdout, so anything else is its text.
  */
 #include "config.h"
 #include "server/vm-console.h"
@@ -23,9 +27,6 @@
 #include "server/vm-priv.h"
 
 #define CONSOLE_SINK_MAX (1u << 20) /* console bytes buffered for a slow client fd */
-#define MARKER_STARTED "VIRTMGR: STARTED"
-#define MARKER_EXIT "VIRTMGR: EXIT "
-#define MARKER_ERROR "VIRTMGR: ERROR "  /* "<ErrorCode> <message>", from vmagent */
 
 /* One AttachConsole client: console output is mirrored to it (bounded),
  * what it writes goes to the console input. */
@@ -210,27 +211,32 @@ void vm_console_start(struct vm *vm)
 
 /*
  * The progress markers of a console line. This is the one place that reads
- * them: a guest init without the agent prints them, and vmagent repeats its
- * reports there. Everything else on the console is the guest's own text.
+ * them: vmagent (and PID 1 of the default image) repeats its reports there,
+ * signed with the boot's key. A line without a valid MAC and a fresh
+ * sequence number (the payload's own "VIRTMGR: EXIT 0", a wrong MAC, a
+ * replay) is the guest's text and changes nothing.
  */
-static void console_marker(struct vm *vm, const char *line)
+static void console_marker(struct vm *vm, const char *line, size_t len)
 {
-	if (!strncmp(line, MARKER_STARTED, strlen(MARKER_STARTED))) {
+	struct marker m;
+
+	if (!vm->has_marker_key)
+		return;
+	switch (marker_parse(&vm->markers, line, len, &m)) {
+	case MARKER_STARTED:
 		vm_guest_started(vm);
-	} else if (!strncmp(line, MARKER_EXIT, strlen(MARKER_EXIT))) {
-		char *end;
-		long code = strtol(line + strlen(MARKER_EXIT), &end, 10);
-
-		if (end == line + strlen(MARKER_EXIT) || code < 0 || code > 255)
-			return;
-		vm_guest_finished(vm, (int)code);
-	} else if (!strncmp(line, MARKER_ERROR, strlen(MARKER_ERROR))) {
-		char *end;
-		long code = strtol(line + strlen(MARKER_ERROR), &end, 10);
-
-		if (end == line + strlen(MARKER_ERROR) || code < 0 || code > 255 || *end != ' ')
-			return;
-		vm_guest_error(vm, (int)code, end + 1);
+		break;
+	case MARKER_READY:
+		vm_guest_ready(vm);
+		break;
+	case MARKER_EXIT:
+		vm_guest_finished(vm, m.code);
+		break;
+	case MARKER_ERROR:
+		vm_guest_error(vm, m.code, m.message);
+		break;
+	case MARKER_NONE:
+		break;
 	}
 }
 
@@ -249,7 +255,7 @@ void vm_console_output(struct vm *vm, const char *buf, size_t len)
 
 		if (c == '\n') {
 			vm->console.line[vm->console.line_len] = '\0';
-			console_marker(vm, vm->console.line);
+			console_marker(vm, vm->console.line, vm->console.line_len);
 			vm->console.line_len = 0;
 		} else if (c != '\r' && vm->console.line_len < sizeof(vm->console.line) - 1) {
 			vm->console.line[vm->console.line_len++] = c;

@@ -49,6 +49,14 @@ void vm_persist(struct vm *vm)
 	statefile_set_u64(&sf, "started_ns", vm->started_ns);
 	if (vm->has_exit_code)
 		statefile_set_u64(&sf, "exit_code", (uint64_t)vm->exit_code);
+	if (vm->has_marker_key) {
+		char hex[2 * MARKER_KEY_LEN + 1];
+
+		/* the file is 0600 in the daemon's run directory, like config.dtb */
+		statefile_set(&sf, "marker_key", marker_key_to_hex(&vm->markers.key, hex));
+		statefile_set_u64(&sf, "marker_seq", vm->markers.last_seq);
+		explicit_bzero(hex, sizeof(hex));
+	}
 	if (vm->vsock_watch.vm && vm->vsock.backend_pid > 0 && proc_start_time(vm->vsock.backend_pid, &bst) == 0) {
 		statefile_set_u64(&sf, "backend_pid", (uint64_t)vm->vsock.backend_pid);
 		statefile_set_u64(&sf, "backend_start_time", bst);
@@ -146,6 +154,22 @@ static int restore_one(struct daemon *d, const char *dir, struct vm_error *err)
 	if (statefile_get_u64(&sf, "exit_code", 255, &code, NULL) == 0) {
 		vm->exit_code = (int)code;
 		vm->has_exit_code = true;
+	}
+	if (statefile_get(&sf, "marker_key")) {
+		struct marker_key key;
+		uint64_t seq = 0;
+
+		/* the guest goes on signing with the key of its boot */
+		if (marker_key_from_hex(&key, statefile_get(&sf, "marker_key"), err) < 0 ||
+		    statefile_get_u64(&sf, "marker_seq", UINT64_MAX, &seq, err) < 0) {
+			vm_error_prefix(err, "%s: marker_key", path);
+			vm_free(vm);
+			goto out;
+		}
+		marker_verifier_init(&vm->markers, &key);
+		vm->markers.last_seq = seq;
+		vm->has_marker_key = true;
+		explicit_bzero(&key, sizeof(key));
 	}
 	vm->run_dir = xstrdup(dir);
 	if (qemu_adopt(d->loop, (pid_t)qpid, qst, dir, &vm_qemu_callbacks, vm, &vm->qemu, err) < 0) {

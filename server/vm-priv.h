@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "server/marker.h"
 #include "server/qemu.h"
 #include "server/vm-console.h"
 #include "server/vm.h"
@@ -69,6 +70,10 @@ struct vm {
 	struct vms_vm *vms;             /* guest agent protocol (vms.c) */
 	Virtmgr__V1__OnHang on_hang;    /* what a hung guest gets (vm-health.c) */
 	struct vm_health *health;       /* its checks, while it is checked */
+	/* this boot's console marker key and the last sequence accepted
+	 * (marker.h): only lines signed with it are progress reports */
+	struct marker_verifier markers;
+	bool has_marker_key;
 };
 
 /* "STARTING" for VM_STATE_STARTING. Return: static string. */

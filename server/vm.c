@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "lib/log.h"
+#include "server/caller.h"
 #include "server/early.h"
 #include "server/vm-config.h"
 #include "server/vm-health.h"
@@ -201,6 +202,16 @@ static void vm_release_runtime(struct vm *vm)
 			close(steal_fd(&vm->disks[i].fd));
 }
 
+/* An early VM's CID lock (taken with its run directory) goes with the VM. */
+static void early_release(struct vm *vm)
+{
+	struct daemon *d = vm->d;
+	struct vm_error e = { 0 };
+
+	if (early_run_dir_remove(d->cfg.root ? d->cfg.root : "", vm->cid, &e) < 0)
+		log_warn("vm %s: %s", vm->id, e.message);
+}
+
 static void vm_died(struct vm *vm, death_t reason, const char *message)
 {
 	struct daemon *d = vm->d;
@@ -223,6 +234,8 @@ static void vm_died(struct vm *vm, death_t reason, const char *message)
 		if (r < 0)
 			log_warn("cannot remove %s: %s", vm->run_dir, strerror(-r));
 	}
+	if (d->cfg.early && vm->run_dir)
+		early_release(vm);
 	if (d->nvms_alive)
 		d->nvms_alive--;
 	set_state(vm, VIRTMGR__V1__VM_STATE__VM_STATE_DEAD);
@@ -568,6 +581,10 @@ struct vm *vm_alloc(struct daemon *d)
 
 void vm_free(struct vm *vm)
 {
+	/* never started (created, then its owner went away or CreateVm failed
+	 * late): vm_died() did not run, so the early CID is still locked */
+	if (vm->d->cfg.early && vm->run_dir && vm->state == VIRTMGR__V1__VM_STATE__VM_STATE_NOT_STARTED)
+		early_release(vm);
 	vm_release_runtime(vm);
 	if (vm->qemu)
 		qemu_free(vm->qemu, false);
@@ -615,13 +632,15 @@ static void evict_dead(struct daemon *d)
  * Early mode (AVF early_virtmgr): the caller's executable decides which
  * declarations apply; the VM gets the declared static CID and its run
  * directory under <root>/mnt/vm/early/<cid>, wiped now and on destroy.
- * The pidfd, taken when the caller connected (SO_PEERPIDFD), pins the
- * caller while /proc/<pid>/exe is read: no pid reuse can fool the check.
+ * The executable is the one the request's own connection was opened with
+ * (caller.c reads it from the pidfd at connect) and must still be the same
+ * file now: a client cannot connect, then execve() the declared binary.
  */
-static int early_assign(struct daemon *d, const Virtmgr__V1__VmConfig *c, const struct ttrpc_peer *peer,
+static int early_assign(struct daemon *d, const Virtmgr__V1__VmConfig *c, struct ttrpc_call *call,
 			struct vm *vm, struct vm_error *err)
 {
-	cleanup_close int pidfd = -1;
+	const struct ttrpc_peer *peer = ttrpc_call_peer(call);
+	const struct caller *caller;
 	cleanup_free char *exe = NULL;
 	struct early_vm evm = { 0 };
 	int r;
@@ -631,15 +650,11 @@ static int early_assign(struct daemon *d, const Virtmgr__V1__VmConfig *c, const 
 	if (c->detach && d->cfg.client_fd >= 0)
 		return vm_error_set(err, VM_INVALID_ARGUMENT,
 				    "detach: this daemon serves one client (--client-fd) and exits with it, so its VMs cannot outlive the client");
-	if (peer->pidfd < 0)
-		return vm_error_set(err, VM_PERMISSION_DENIED, "cannot identify caller pid %d: no pidfd for it",
+	caller = caller_of_conn(ttrpc_conn_id(ttrpc_call_conn(call)));
+	if (!caller)
+		return vm_error_set(err, VM_PERMISSION_DENIED, "caller pid %d was not identified when it connected",
 				    (int)peer->pid);
-	pidfd = fcntl(peer->pidfd, F_DUPFD_CLOEXEC, 3);
-	if (pidfd < 0)
-		return vm_error_set_errno(err, VM_INTERNAL, errno, "cannot duplicate the pidfd of caller pid %d",
-					  (int)peer->pid);
-	if (early_caller_path_pidfd(d->cfg.root ? d->cfg.root : "", NULL, peer->pid, pidfd, &exe, err) < 0 ||
-	    early_find_vm(d->early, exe, c->name, &evm, err) < 0)
+	if (early_caller_exe(caller, NULL, &exe, err) < 0 || early_find_vm(d->early, exe, c->name, &evm, err) < 0)
 		return -1;
 	if (vm_cid_in_use(d, evm.cid)) {
 		r = vm_error_set(err, VM_ALREADY_EXISTS, "early VM \"%s\": cid %u is in use by a running VM",
@@ -671,7 +686,7 @@ int vm_create(struct daemon *d, const Virtmgr__V1__VmConfig *config, struct ttrp
 		vm_free(vm);
 		return -1;
 	}
-	if (d->cfg.early ? early_assign(d, config, peer, vm, err) < 0 : cid_allocate(d, &vm->cid, err) < 0) {
+	if (d->cfg.early ? early_assign(d, config, call, vm, err) < 0 : cid_allocate(d, &vm->cid, err) < 0) {
 		vm_free(vm);
 		return -1;
 	}
@@ -792,6 +807,7 @@ int vm_start(struct vm *vm, struct vm_error *err)
 	struct daemon *d = vm->d;
 	struct qemu_config qc = { 0 };
 	const char *fw_cfg_config = NULL;
+	struct marker_key key;
 	int r;
 
 	if (vm->state != VIRTMGR__V1__VM_STATE__VM_STATE_NOT_STARTED)
@@ -805,7 +821,16 @@ int vm_start(struct vm *vm, struct vm_error *err)
 		vm_died(vm, VIRTMGR__V1__DEATH_REASON__DEATH_REASON_START_FAILED, err->message);
 		return -1;
 	}
-	if (run_dir_check_space(vm->run_dir, err) < 0 || vms_prepare(vm->vms, &fw_cfg_config, err) < 0) {
+	/* a fresh key per boot: console markers are believed only when signed with it */
+	if (run_dir_check_space(vm->run_dir, err) < 0 || marker_key_generate(&key, err) < 0) {
+		vm_died(vm, VIRTMGR__V1__DEATH_REASON__DEATH_REASON_START_FAILED, err->message);
+		return -1;
+	}
+	marker_verifier_init(&vm->markers, &key);
+	vm->has_marker_key = true;
+	r = vms_prepare(vm->vms, &key, &fw_cfg_config, err);
+	explicit_bzero(&key, sizeof(key));
+	if (r < 0) {
 		vm_died(vm, VIRTMGR__V1__DEATH_REASON__DEATH_REASON_START_FAILED, err->message);
 		return -1;
 	}

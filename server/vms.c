@@ -6,7 +6,19 @@
  * state, and each accepted connection is tagged the same way, so a handler
  * always knows which VM is calling from the connection alone: a guest can
  * only ever report about itself. Kernel-mode (AF_VSOCK) connections whose
- * source CID is not the VM's are closed at once. Everything from the guest
+ * source CID is not the VM's are closed at once.
+ *
+ * One agent connection per boot. AF_VSOCK needs no privilege in the guest,
+ * so a payload running as an unprivileged user could open its own
+ * connection to this port and report for the agent. The agent connects
+ * before it starts such a payload (guest/vmagent/main.c) and keeps its
+ * connection for the boot (it survives a pause), so the first connection
+ * is the agent's: every later one, while or after it, is refused, counted
+ * and said in the daemon's log and the VM's guest log, and never reaches
+ * a handler. A daemon restarted under a running VM takes the first
+ * connection after adoption (the agent reconnects within seconds); a
+ * payload running as guest root can do all the agent can (docs/guest.md,
+ * "Trust model"). Everything from the guest
  * is untrusted: a report reaches the VM core only through the struct
  * vms_events callbacks it gave (the core ignores backward moves), bad
  * values are refused with INVALID_ARGUMENT, log records are capped in
@@ -36,7 +48,7 @@
 #include "server/fdtconfig.h"
 
 #define VMS_LOST_DELAY_S 10.0
-#define VMS_MAX_CONNS 4
+#define VMS_REFUSED_LOGGED 8            /* refused connections said one by one; then at powers of 2 */
 
 struct vms_conn {
 	struct vms_conn *next;
@@ -60,6 +72,8 @@ struct vms_vm {
 	char **args, **env;
 	size_t nargs, nenv;
 	char *cwd;
+	bool has_payload_user;
+	uint32_t payload_uid, payload_gid;
 	bool has_instance_id;
 	uint8_t instance_id[64];
 	bool debug;
@@ -67,7 +81,8 @@ struct vms_vm {
 	struct ttrpc_listener *listener;
 	struct vms_conn *conns;
 	unsigned nconns;
-	bool connected_once;
+	bool connected_once;            /* the boot's agent connection was taken */
+	uint64_t refused;               /* connections refused after it */
 	ev_timer agent_timer, lost_timer;
 };
 
@@ -107,6 +122,11 @@ struct vms_vm *vms_vm_new(struct vms_server *s, const struct vms_identity *id, c
 	v->env = strv_dup(c->payload_env, c->n_payload_env);
 	v->nenv = c->n_payload_env;
 	v->cwd = c->payload_cwd && *c->payload_cwd ? xstrdup(c->payload_cwd) : NULL;
+	if (c->payload_user) {
+		v->has_payload_user = true;
+		v->payload_uid = c->payload_user->uid;
+		v->payload_gid = c->payload_user->gid;
+	}
 	if (c->instance_id.len == sizeof(v->instance_id)) {
 		memcpy(v->instance_id, c->instance_id.data, sizeof(v->instance_id));
 		v->has_instance_id = true;
@@ -130,12 +150,13 @@ void vms_vm_free(struct vms_vm *v)
 	free(v);
 }
 
-int vms_prepare(struct vms_vm *v, const char **path, struct vm_error *err)
+int vms_prepare(struct vms_vm *v, const struct marker_key *key, const char **path, struct vm_error *err)
 {
 	struct fdtconfig fc = { 0 };
 	cleanup_free void *blob = NULL;
 	const char *trunc = getenv("VIRTMGR_TEST_CONFIG_TRUNCATE");
 	size_t len;
+	int r;
 
 	fc.vm_id = v->id;
 	fc.name = v->name;
@@ -146,6 +167,10 @@ int vms_prepare(struct vms_vm *v, const char **path, struct vm_error *err)
 	fc.payload_env = v->env;
 	fc.n_payload_env = v->nenv;
 	fc.payload_cwd = v->cwd;
+	fc.has_payload_user = v->has_payload_user;
+	fc.payload_uid = v->payload_uid;
+	fc.payload_gid = v->payload_gid;
+	fc.marker_key = key->bytes;
 	fc.agent_port = VIRTMGR_AGENT_PORT;
 	fc.host_port = v->cid;
 	fc.debug = v->debug;
@@ -160,7 +185,10 @@ int vms_prepare(struct vms_vm *v, const char **path, struct vm_error *err)
 	}
 	free(v->config_path);
 	v->config_path = xasprintf("%s/config.dtb", v->run_dir);
-	if (write_file_atomic(v->config_path, blob, len, 0600, err) < 0)
+	/* the key is in it: 0600 in the daemon's run directory */
+	r = write_file_atomic(v->config_path, blob, len, 0600, err);
+	explicit_bzero(blob, len);
+	if (r < 0)
 		return vm_error_prefix(err, "vm %s: guest configuration", v->id);
 	*path = v->config_path;
 	return 0;
@@ -282,6 +310,23 @@ static void lost_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		      "the guest agent's connection closed before the payload finished (the agent died)");
 }
 
+/* A connection after the boot's agent connection: not the agent's. */
+static void refuse(struct vms_vm *v, struct ttrpc_conn *conn)
+{
+	char msg[200];
+
+	v->refused++;
+	ttrpc_conn_close(conn);
+	/* a payload may try in a loop: say the first ones, then at powers of two */
+	if (v->refused > VMS_REFUSED_LOGGED && (v->refused & (v->refused - 1)))
+		return;
+	snprintf(msg, sizeof(msg),
+		 "VirtualMachineService: refused connection #%llu: the agent's connection of this boot %s",
+		 (unsigned long long)v->refused, v->nconns ? "is open" : "was closed");
+	log_warn("vm %s: %s", v->id, msg);
+	v->ev->log(v->opaque, now_real_ns(), VMS_LOG_DAEMON_WARNING, "virtmgrd", msg);
+}
+
 static void conn_open(struct ttrpc_conn *conn, void *opaque)
 {
 	struct ttrpc_listener *l = ttrpc_conn_listener(conn);
@@ -299,10 +344,8 @@ static void conn_open(struct ttrpc_conn *conn, void *opaque)
 		ttrpc_conn_close(conn);
 		return;
 	}
-	if (v->nconns >= VMS_MAX_CONNS) {
-		log_warn("vm %s: VirtualMachineService: more than %u agent connections, refusing one", v->id,
-			 VMS_MAX_CONNS);
-		ttrpc_conn_close(conn);
+	if (v->connected_once) {
+		refuse(v, conn);
 		return;
 	}
 	c = xzalloc(sizeof(*c));
@@ -417,4 +460,9 @@ void vms_close(struct vms_vm *v)
 		ttrpc_conn_close(c->conn);
 		free(c);
 	}
+}
+
+uint64_t vms_refused(const struct vms_vm *v)
+{
+	return v ? v->refused : 0;
 }

@@ -12,7 +12,7 @@
  *
  *   s = vms_server_new(loop, agent_timeout_ms);              // once per daemon
  *   v = vms_vm_new(s, &id, config, default_image, &ev, vm);  // vm_create
- *   vms_prepare(v, &fw_cfg_path, &err);   // vm_start, run dir exists, before QEMU
+ *   vms_prepare(v, &key, &fw_cfg_path, &err); // vm_start, run dir exists, before QEMU
  *   vms_listen(v, lfd, &err);             // listener for host port = CID
  *   vms_close(v);                         // VM dead (idempotent)
  *   vms_vm_free(v);                       // VM record freed
@@ -33,11 +33,13 @@
 
 #include "lib/util.h"
 #include "protos/virtmgr.pb-c.h"
+#include "server/marker.h"
 
 #define VMS_SERVICE "virtmgr.v1.VirtualMachineService"
 #define VMS_DEFAULT_AGENT_TIMEOUT_MS 120000
 #define VMS_MAX_LOG_RECORDS 256         /* per ForwardLog call */
 #define VMS_MAX_LOG_MESSAGE 4096        /* bytes per record; longer ones are cut */
+#define VMS_LOG_DAEMON_WARNING 28       /* syslog priority (daemon.warning) of the host's own notes */
 
 struct vms_server;
 struct vms_vm;
@@ -102,6 +104,8 @@ void vms_vm_free(struct vms_vm *v);
 /**
  * vms_prepare() - write <run_dir>/config.dtb for QEMU's
  * `-fw_cfg name=opt/virtmgr/config,file=<path>`
+ * @key: this boot's console marker key (marker.h), written into the tree
+ *       (the file is 0600, in the daemon's run directory)
  * @path: set to the file's path (owned by @v)
  *
  * Test hook: when the daemon's environment has
@@ -109,7 +113,10 @@ void vms_vm_free(struct vms_vm *v);
  * check how the agent reports a malformed configuration.
  * Return: 0, or -1 with @err.
  */
-int vms_prepare(struct vms_vm *v, const char **path, struct vm_error *err);
+int vms_prepare(struct vms_vm *v, const struct marker_key *key, const char **path, struct vm_error *err);
+
+/* Connections refused since the boot's agent connection (one per boot). Return: the count. */
+uint64_t vms_refused(const struct vms_vm *v);
 
 /**
  * vms_listen() - serve VirtualMachineService for @v on listening socket @fd

@@ -163,6 +163,14 @@ bool agent_host_idle(const struct agent_host *h);
  * agent_host_idle() is true (at once if it already is). Return: nothing.
  */
 void agent_host_on_idle(struct agent_host *h, void (*cb)(struct agent *a));
+/**
+ * agent_host_on_settled() - call @cb once the first connection to
+ * VirtualMachineService is made or given up on (at once if it already is).
+ * The host accepts one agent connection per boot, so an unprivileged
+ * payload must not run before the agent holds it.
+ * Return: nothing.
+ */
+void agent_host_on_settled(struct agent_host *h, void (*cb)(struct agent *a));
 
 /* exec.c */
 /**

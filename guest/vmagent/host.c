@@ -70,6 +70,7 @@ struct agent_host {
 	ev_timer log_timer;
 	ev_timer heartbeat;
 	void (*idle_cb)(struct agent *a);
+	void (*settled_cb)(struct agent *a);    /* once connected or given up */
 };
 
 static void host_connect(struct agent_host *h);
@@ -91,6 +92,23 @@ bool agent_host_idle(const struct agent_host *h)
 	if (h->gave_up)
 		return true;
 	return !h->queue && !h->in_flight && !h->nlogs && !h->log_in_flight;
+}
+
+/* The first connection is made or will never be: run what waited for it. */
+static void settled(struct agent_host *h)
+{
+	void (*cb)(struct agent *a) = h->settled_cb;
+
+	h->settled_cb = NULL;
+	if (cb)
+		cb(h->a);
+}
+
+void agent_host_on_settled(struct agent_host *h, void (*cb)(struct agent *a))
+{
+	h->settled_cb = cb;
+	if (h->connected_once || h->gave_up)
+		settled(h);
 }
 
 void agent_host_on_idle(struct agent_host *h, void (*cb)(struct agent *a))
@@ -124,6 +142,7 @@ static void give_up(struct agent_host *h, const char *why)
 		protobuf_c_message_free_unpacked(&h->logs[i]->base, NULL);
 	h->nlogs = 0;
 	check_idle(h);
+	settled(h);
 }
 
 static void schedule_retry(struct agent_host *h, const char *why)
@@ -169,6 +188,7 @@ static void connected(struct agent_host *h, int fd)
 		log_debug("connected to VirtualMachineService");
 	h->connected_once = true;
 	host_flush(h);
+	settled(h);
 }
 
 static void connect_cb(struct ev_loop *loop, ev_io *w, int revents)

@@ -20,10 +20,13 @@
  * (server/marker.h) and the key never reaches the payload: it is wiped in
  * every child the agent forks, the agent is not dumpable (no ptrace, no
  * /proc/<pid>/mem for other users), and PID 1 read the fw_cfg file and
- * unloaded qemu_fw_cfg before any payload ran. Without a key (an older
- * daemon) the unsigned "VIRTMGR: STARTED" / "VIRTMGR: EXIT <code>" lines
- * are printed instead. The payload may run as an unprivileged guest user
- * (payload-user), dropped to in the child before exec. Readiness: the
+ * unloaded qemu_fw_cfg before any payload ran. virtmgrd always sends a key
+ * and believes nothing else; without one (no configuration, or one too
+ * broken to parse, whose error goes through NotifyError) the unsigned
+ * "VIRTMGR: STARTED" / "VIRTMGR: EXIT <code>" lines are printed for a
+ * human reading the console. The payload may run as an unprivileged guest
+ * user (payload-user), dropped to in the child before exec, and then only
+ * once the agent holds its one VirtualMachineService connection. Readiness: the
  * payload gets the write end
  * of a pipe whose number is in $VIRTMGR_READY_FD and writes one byte to it
  * (`echo >&$VIRTMGR_READY_FD`); the interactive shell is ready at once.
@@ -640,7 +643,13 @@ int main(int argc, char **argv)
 		a->payload_gid = a->cfg.payload_gid;
 	}
 	if (a->machine || (a->payload_argv && a->payload_argv[0])) {
-		spawn_payload(a);
+		/* VirtualMachineService takes one agent connection per boot: an
+		 * unprivileged payload starts only once the agent holds it (or
+		 * runs without it), so it cannot connect first and speak for it */
+		if (a->has_payload_user)
+			agent_host_on_settled(a->host, spawn_payload);
+		else
+			spawn_payload(a);
 	} else {
 		/* a service with nothing to run: ready at once, serve until told to stop */
 		agent_host_started(a->host);

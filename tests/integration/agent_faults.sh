@@ -52,7 +52,8 @@ state=$(vm_field "$victim" state)
 reason=$(vm_field "$victim" death_reason)
 [[ $state == DEAD && $reason == PAYLOAD_ERROR ]] ||
 	fail "victim is $state/$reason, expected DEAD/PAYLOAD_ERROR ($(vm_field "$victim" message))"
-grep -q "VIRTMGR: ERROR 0 the guest agent process died (killed by SIGKILL)" "$T/console.out" ||
+# signed with the boot's key (PID 1's sequence numbers start at 2^32)
+grep -qE "VIRTMGR/1 [0-9]+ [0-9a-f]+ ERROR 0 the guest agent process died \(killed by SIGKILL\)" "$T/console.out" ||
 	fail "no ERROR marker naming the agent's death on the console: $(tail -5 "$T/console.out")"
 grep -q "vm $victim: guest error 0: the guest agent process died (killed by SIGKILL)" "$T/daemon.log" ||
 	fail "virtmgrd did not take the agent's death as a guest error"

@@ -245,7 +245,7 @@ daemon5=$(pgrep -P "$client5" -x virtmgrd || pgrep -P "$client5" -x lt-virtmgrd)
 	fail "the client's own daemon is not its child"
 tr '\0' ' ' <"/proc/$daemon5/cmdline" | grep -- "--early --client-fd [0-9]* --ready-fd [0-9]*" >/dev/null ||
 	fail "spawned daemon's command line: $(tr '\0' ' ' <"/proc/$daemon5/cmdline")"
-wait_for 120 grep -q "VIRTMGR: STARTED" "$T/console5" || fail "spawned VM did not start: $(cat "$T/client5.err")"
+wait_for 120 grep -qE "VIRTMGR/1 [0-9]+ [0-9a-f]+ STARTED" "$T/console5" || fail "spawned VM did not start: $(cat "$T/client5.err")"
 qemu5=$(pgrep -P "$daemon5" -f qemu-system) || fail "no QEMU child of the spawned daemon"
 backend5=
 if grep -q " vsock user$" "$T/info"; then

@@ -3,8 +3,10 @@
  * client connections on the same loop, and a recorder in place of the
  * core's struct vms_events. Every guest report reaches its callback,
  * guest text is sanitized, bad guest input is refused with a status that
- * names the field and never reaches the core, and the agent deadline
- * reports failed(VMS_AGENT_TIMEOUT).
+ * names the field and never reaches the core, the agent deadline
+ * reports failed(VMS_AGENT_TIMEOUT), and only the boot's first connection
+ * (the agent's) is served: a payload's own connection, while the agent's
+ * is open or after it closed, is refused and changes nothing.
  */
 #include "config.h"
 
@@ -99,6 +101,7 @@ static void setup(struct fixture *f, uint32_t agent_timeout_ms, bool default_ima
 	struct vms_identity id = { .id = "0123456789ab", .name = "t", .cid = 2049 };
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct vm_error err = { 0 };
+	struct marker_key key = { { 0 } };
 	const char *path = NULL;
 	int lfd;
 
@@ -111,7 +114,7 @@ static void setup(struct fixture *f, uint32_t agent_timeout_ms, bool default_ima
 	f->loop = ev_loop_new(0);
 	f->s = vms_server_new(f->loop, agent_timeout_ms);
 	f->v = vms_vm_new(f->s, &id, &c, default_image, &events, &f->r);
-	cr_assert_eq(vms_prepare(f->v, &path, &err), 0, "%s", err.message);
+	cr_assert_eq(vms_prepare(f->v, &key, &path, &err), 0, "%s", err.message);
 	cr_assert_eq(access(path, R_OK), 0, "no %s", path);
 
 	f->sock = xasprintf("%s/vms.sock", f->dir);
@@ -274,6 +277,66 @@ Test(vms, a_closed_vm_refuses_reports)
 	r = call(&f, conn, "NotifyPayloadReady", &empty.base);
 	cr_assert_neq(r.code, 0);
 	cr_assert_str_eq(f.r.log, "started ");
+	teardown(&f);
+}
+
+/* What a payload sees from its own connection: the connection closes. */
+static struct reply call_refused(struct fixture *f, const char *method, const ProtobufCMessage *req)
+{
+	struct ttrpc_conn *conn = agent_connect(f);
+	struct reply r = { 0 };
+
+	if (ttrpc_conn_call(conn, VMS_SERVICE, method, req, 0, reply_cb, &r) == 0)
+		run_until(f, &r.done, 10);
+	if (!r.done)
+		ttrpc_conn_close(conn);
+	return r;
+}
+
+Test(vms, one_agent_connection_per_boot)
+{
+	Virtmgr__V1__Empty empty = VIRTMGR__V1__EMPTY__INIT;
+	Virtmgr__V1__NotifyPayloadFinishedRequest fin = VIRTMGR__V1__NOTIFY_PAYLOAD_FINISHED_REQUEST__INIT;
+	Virtmgr__V1__NotifyErrorRequest er = VIRTMGR__V1__NOTIFY_ERROR_REQUEST__INIT;
+	struct fixture f;
+	struct ttrpc_conn *agent;
+	struct reply r;
+	bool never = false;
+
+	setup(&f, 0, true);
+	agent = agent_connect(&f);
+	cr_assert_eq(call(&f, agent, "NotifyPayloadStarted", &empty.base).code, 0);
+	cr_assert_eq(f.r.connected, 1);
+
+	/* a second connection while the agent's is open */
+	fin.exit_code = 0;
+	r = call_refused(&f, "NotifyPayloadFinished", &fin.base);
+	cr_assert(!r.done || r.code != 0, "a second connection was served");
+	er.code = 1;
+	er.message = "x";
+	r = call_refused(&f, "NotifyError", &er.base);
+	cr_assert(!r.done || r.code != 0, "a third connection was served");
+	cr_assert_eq(vms_refused(f.v), 2);
+	cr_assert_eq(f.r.connected, 1);
+	cr_assert(strstr(f.r.log, "virtmgrd,VirtualMachineService: refused connection #1: the agent's connection of this boot is open"),
+		  "%s", f.r.log);
+
+	/* the agent's connection still works */
+	cr_assert_eq(call(&f, agent, "NotifyPayloadReady", &empty.base).code, 0);
+
+	/* after it closed: nobody takes its place */
+	ttrpc_conn_close(agent);
+	run_until(&f, &never, 0.2);
+	fin.exit_code = 0;
+	r = call_refused(&f, "NotifyPayloadFinished", &fin.base);
+	cr_assert(!r.done || r.code != 0, "a connection after the agent's was served");
+	cr_assert_eq(vms_refused(f.v), 3);
+	cr_assert(strstr(f.r.log, "refused connection #3: the agent's connection of this boot was closed"), "%s",
+		  f.r.log);
+	/* no report but the agent's reached the core */
+	cr_assert_null(strstr(f.r.log, "finished"), "%s", f.r.log);
+	cr_assert_null(strstr(f.r.log, "error("), "%s", f.r.log);
+	cr_assert(!strncmp(f.r.log, "started ", 8) && strstr(f.r.log, " ready "), "%s", f.r.log);
 	teardown(&f);
 }
 
