@@ -437,6 +437,7 @@ static int create_vm(struct vmc_client *cl, const struct vmc_vm_config *cfg, str
 {
 	Virtmgr__V1__CreateVmRequest req = VIRTMGR__V1__CREATE_VM_REQUEST__INIT;
 	Virtmgr__V1__VmConfig c = VIRTMGR__V1__VM_CONFIG__INIT;
+	Virtmgr__V1__GuestUser user = VIRTMGR__V1__GUEST_USER__INIT;
 	Virtmgr__V1__CreateVmResponse *resp = NULL;
 	Virtmgr__V1__FdRef refs[5];
 	int fds[TTRPC_MAX_FDS];
@@ -455,6 +456,11 @@ static int create_vm(struct vmc_client *cl, const struct vmc_vm_config *cfg, str
 	c.memory_mib = cfg->memory_mib;
 	c.cpus = cfg->cpus;
 	c.payload_cwd = pb_str(cfg->payload_cwd);
+	if (cfg->has_payload_user) {
+		user.uid = cfg->payload_uid;
+		user.gid = cfg->payload_gid;
+		c.payload_user = &user;
+	}
 	c.accel = pb_str(cfg->accel);
 	c.detach = cfg->detach;
 	c.boot_timeout_ms = cfg->boot_timeout_ms;
@@ -732,6 +738,7 @@ static void exec_free(struct vmc_exec *ex)
 static int exec_open(int fd, const struct vmc_exec_params *p, struct vmc_exec **out, struct vm_error *err)
 {
 	Virtmgr__V1__ExecRequest req = VIRTMGR__V1__EXEC_REQUEST__INIT;
+	Virtmgr__V1__GuestUser user = VIRTMGR__V1__GUEST_USER__INIT;
 	Virtmgr__V1__WindowSize ws = VIRTMGR__V1__WINDOW_SIZE__INIT;
 	struct vmc_exec *ex;
 	int64_t id;
@@ -756,6 +763,11 @@ static int exec_open(int fd, const struct vmc_exec_params *p, struct vmc_exec **
 	req.env = (char **)p->env;
 	req.n_env = p->env ? p->n_env : 0;
 	req.cwd = pb_str(p->cwd);
+	if (p->has_user) {
+		user.uid = p->uid;
+		user.gid = p->gid;
+		req.user = &user;
+	}
 	req.tty = p->tty;
 	if (p->tty && p->rows && p->cols) {
 		ws.rows = p->rows;

@@ -1,4 +1,4 @@
-/* cmd_exec.c - `vmctl exec VM [--tty] [-e K=V] [--cwd D] -- CMD...` runs a
+/* cmd_exec.c - `vmctl exec VM [--tty] [-e K=V] [--cwd D] [--user U[:G]] -- CMD...` runs a
  * command in a guest through the agent (a vsh), and `vmctl shell VM`
  * (cmd_shell.c) is `exec --tty VM -- /bin/sh`.
  *
@@ -48,6 +48,8 @@ const char cmd_exec_help[] =
 	"                            merged; the local terminal goes to raw mode)\n"
 	"  -e, --env KEY=VALUE       add to CMD's environment (repeatable)\n"
 	"  -C, --cwd DIR             working directory in the guest\n"
+	"  -u, --user UID[:GID]      run CMD as this guest user (GID defaults to UID;\n"
+	"                            default root)\n"
 	"      --agent-socket PATH   talk to a vmagent serving a Unix socket\n"
 	"                            (vmagent --agent-socket) instead of a VM; no VM\n"
 	"  -h, --help                this help\n";
@@ -81,6 +83,7 @@ int cmd_exec_parse(int argc, char **argv, struct cmd_exec_opts *o, struct vm_err
 		{ "tty", no_argument, NULL, 't' },
 		{ "env", required_argument, NULL, 'e' },
 		{ "cwd", required_argument, NULL, 'C' },
+		{ "user", required_argument, NULL, 'u' },
 		{ "agent-socket", required_argument, NULL, 'A' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -91,7 +94,7 @@ int cmd_exec_parse(int argc, char **argv, struct cmd_exec_opts *o, struct vm_err
 	o->env = xcalloc((size_t)argc + 1, sizeof(*o->env));
 	optind = 0;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":te:C:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":te:C:u:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 't':
 			o->tty = true;
@@ -103,6 +106,11 @@ int cmd_exec_parse(int argc, char **argv, struct cmd_exec_opts *o, struct vm_err
 			break;
 		case 'C':
 			o->cwd = optarg;
+			break;
+		case 'u':
+			if (vmctl_parse_user(optarg, "--user", &o->uid, &o->gid, err) < 0)
+				return -1;
+			o->has_user = true;
 			break;
 		case 'A':
 			o->agent_socket = optarg;
@@ -285,6 +293,9 @@ int vmctl_exec_run(struct vmctl_ctx *ctx, const struct cmd_exec_opts *o)
 	p.env = env;
 	p.n_env = nenv;
 	p.cwd = o->cwd;
+	p.has_user = o->has_user;
+	p.uid = o->uid;
+	p.gid = o->gid;
 	p.tty = o->tty;
 	if (o->tty)
 		window_size(&p.rows, &p.cols);

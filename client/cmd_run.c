@@ -61,6 +61,9 @@ const char cmd_run_help[] =
 	"      --boot-timeout SEC   the VM must be STARTED within SEC seconds\n"
 	"  -e, --env KEY=VALUE      payload environment (repeatable)\n"
 	"      --cwd DIR            payload working directory\n"
+	"  -u, --user UID[:GID]     run the payload as this guest user (GID defaults to\n"
+	"                           UID; default root); an unprivileged payload cannot\n"
+	"                           forge what the daemon reports about it\n"
 	"      --debug              debug VM (more guest logging)\n"
 	"      --on-hang none|kill  when the guest agent stops answering the daemon's\n"
 	"                           health check: an ERROR event only, or also kill\n"
@@ -131,6 +134,7 @@ int cmd_run_parse(int argc, char **argv, struct cmd_run_opts *o, struct vm_error
 		{ "boot-timeout", required_argument, NULL, OPT_BOOT_TIMEOUT },
 		{ "env", required_argument, NULL, 'e' },
 		{ "cwd", required_argument, NULL, OPT_CWD },
+		{ "user", required_argument, NULL, 'u' },
 		{ "debug", no_argument, NULL, OPT_DEBUG },
 		{ "on-hang", required_argument, NULL, OPT_ON_HANG },
 		{ "help", no_argument, NULL, 'h' },
@@ -150,7 +154,7 @@ int cmd_run_parse(int argc, char **argv, struct cmd_run_opts *o, struct vm_error
 	optind = 0;
 	opterr = 0;
 	/* '+': the payload command starts at the first non-option */
-	while ((c = getopt_long(argc, argv, "+:n:m:c:d:e:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+:n:m:c:d:e:u:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'n':
 			if (!*optarg)
@@ -224,6 +228,11 @@ int cmd_run_parse(int argc, char **argv, struct cmd_run_opts *o, struct vm_error
 				return vm_error_set(err, VM_INVALID_ARGUMENT,
 						    "invalid --cwd '%s': must be an absolute path in the guest", optarg);
 			cfg->payload_cwd = optarg;
+			break;
+		case 'u':
+			if (vmctl_parse_user(optarg, "--user", &cfg->payload_uid, &cfg->payload_gid, err) < 0)
+				return -1;
+			cfg->has_payload_user = true;
 			break;
 		case OPT_DEBUG:
 			cfg->debug = true;

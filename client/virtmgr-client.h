@@ -163,6 +163,8 @@ struct vmc_vm_config {
 	const char *const *payload_env; /* "KEY=VALUE" */
 	size_t n_payload_env;
 	const char *payload_cwd;
+	bool has_payload_user;          /* run the payload as this guest user, not root */
+	uint32_t payload_uid, payload_gid;
 	int console_out;                /* console output is also written here; -1 = none */
 	int console_in;
 	int log_out;
@@ -420,6 +422,8 @@ struct vmc_exec_params {
 	const char *const *env;         /* "KEY=VALUE", added to the agent's environment */
 	size_t n_env;
 	const char *cwd;                /* NULL = the agent's */
+	bool has_user;                  /* run as this guest user, not root */
+	uint32_t uid, gid;
 	bool tty;                       /* on a pseudo-terminal: stdout and stderr merged */
 	uint16_t rows, cols;            /* the terminal's size with @tty; 0 = 24x80 */
 	int stdin_fd;                   /* vmc_exec_simple(): copied to stdin until EOF; -1 = empty stdin */

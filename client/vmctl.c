@@ -96,6 +96,24 @@ int vmctl_parse_u32(const char *s, const char *what, uint32_t *out, struct vm_er
 	return 0;
 }
 
+int vmctl_parse_user(const char *s, const char *what, uint32_t *uid, uint32_t *gid, struct vm_error *err)
+{
+	cleanup_free char *copy = xstrdup(s ? s : "");
+	char *colon = strchr(copy, ':');
+
+	if (colon)
+		*colon = '\0';
+	if (vmctl_parse_u32(copy, what, uid, err) < 0 || (colon && vmctl_parse_u32(colon + 1, what, gid, err) < 0))
+		return vm_error_prefix(err, "%s expects UID[:GID]", what);
+	if (!colon)
+		*gid = *uid;
+	/* (uid_t)-1 means "unchanged" to setuid(): never a user */
+	if (*uid == UINT32_MAX || *gid == UINT32_MAX)
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "invalid %s '%s': 4294967295 is not a user or group id",
+				    what, s);
+	return 0;
+}
+
 int vmctl_parse_seconds(const char *s, const char *what, uint64_t *ms, struct vm_error *err)
 {
 	uint64_t whole = 0, frac = 0, scale = 1000;

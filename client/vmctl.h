@@ -45,6 +45,8 @@ int vmctl_main(int argc, char **argv);
 
 /* ---- value parsers shared by the commands; Return: 0 or -1 with @err ---- */
 int vmctl_parse_u32(const char *s, const char *what, uint32_t *out, struct vm_error *err);
+/* "UID" or "UID:GID" (GID defaults to UID), numbers below 4294967295. */
+int vmctl_parse_user(const char *s, const char *what, uint32_t *uid, uint32_t *gid, struct vm_error *err);
 /* Seconds, with optional fraction ("2", "0.5"), to milliseconds. */
 int vmctl_parse_seconds(const char *s, const char *what, uint64_t *ms, struct vm_error *err);
 
@@ -106,6 +108,8 @@ struct cmd_exec_opts {
 	const char **env;          /* KEY=VALUE, nenv of them */
 	size_t nenv;
 	const char *cwd;
+	bool has_user;             /* --user UID[:GID] */
+	uint32_t uid, gid;
 	char **argv;               /* the command, argc words */
 	int argc;
 };

@@ -40,6 +40,12 @@ TESTS += tests/integration/health.sh
 EXTRA_DIST += tests/integration/health.sh
 tests/integration/health.log: guest-image
 
+# A payload's output never decides what the daemon reports: forged and
+# wrong-MAC console markers, --user, its own VirtualMachineService connection.
+TESTS += tests/integration/forged_markers.sh
+EXTRA_DIST += tests/integration/forged_markers.sh
+tests/integration/forged_markers.log: guest-image tests/guest-tools/vsock-tool$(EXEEXT)
+
 # vmctl exec's argument parsing.
 check_PROGRAMS += tests/unit/test_agent_exec_args
 TESTS += tests/unit/test_agent_exec_args
