@@ -91,6 +91,33 @@ stop_daemon() {
 
 vmctl() { "$VMCTL_BIN" --socket "$SOCK" "$@"; }
 
+# for_other_users PROGRAM: print the path of a copy of the built PROGRAM
+# (relative to top_builddir, e.g. client/vmctl) that any uid may run. Tests
+# run programs as other users (setpriv), and the build tree may sit where
+# they cannot enter (a clone in /root, mode 0700); client/vmctl is besides a
+# libtool wrapper script around client/.libs/vmctl and the uninstalled
+# shared libraries. So the real binary and the libraries of the build tree
+# it links (found through libtool's execute mode, as the wrapper finds them)
+# are copied into $T/others (0755, under /tmp), behind a small script that
+# points the loader there.
+for_other_users() {
+	local prog=$top_builddir/$1 name=${1##*/} dir=$T/others real _ arrow lib
+	mkdir -p "$dir/lib"
+	chmod 0755 "$dir" "$dir/lib"
+	real=$("$top_builddir/libtool" --mode=execute echo "$prog")
+	install -m 0755 "$real" "$dir/lib/$name"
+	"$top_builddir/libtool" --mode=execute ldd "$prog" >"$dir/$name.ldd" || fail "ldd $prog"
+	while read -r _ arrow lib _; do
+		if [[ $arrow == "=>" && $lib == "$top_builddir"/* ]]; then
+			install -m 0644 "$lib" "$dir/lib/"
+		fi
+	done <"$dir/$name.ldd"
+	rm -f "$dir/$name.ldd"
+	printf '#!/bin/sh\nLD_LIBRARY_PATH='"'%s'"' exec '"'%s'"' "$@"\n' "$dir/lib" "$dir/lib/$name" >"$dir/$name"
+	chmod 0755 "$dir/$name"
+	echo "$dir/$name"
+}
+
 fail() { echo "FAIL: $*" >&2; exit 1; }
 ok() { NTESTS=$((NTESTS + 1)); echo "ok $NTESTS - $*"; }
 

@@ -11,7 +11,9 @@ group=nogroup
 gid=$(getent group "$group" | cut -d: -f3)
 secret_gid=$(getent group adm | cut -d: -f3)
 [[ -n $gid && -n $secret_gid ]] || fail "groups nogroup and adm must exist"
-as() { local uid=$1; shift; setpriv --reuid "$uid" --regid "$gid" --clear-groups "$VMCTL_BIN" --socket "$SOCK" "$@"; }
+# other uids run a copy of vmctl they can reach (the build tree may not be)
+vmctl_others=$(for_other_users client/vmctl)
+as() { local uid=$1; shift; setpriv --reuid "$uid" --regid "$gid" --clear-groups "$vmctl_others" --socket "$SOCK" "$@"; }
 
 # The daemon runs with a supplementary group (adm) that its clients lack, as
 # a daemon started from an administrator's shell may.
