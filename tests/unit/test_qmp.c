@@ -318,34 +318,25 @@ Test(qmp, overlong_message_closes)
 	free(big);
 }
 
-Test(qmp, bad_greeting_closes)
+/* A session fed @text from the start (greeting included) closes for @why. */
+static void fq_expect_close_early(const char *text, const char *why)
 {
 	struct fakeqmp f = { 0 };
 	int sv[2];
 
 	f.loop = ev_loop_new(EVFLAG_AUTO);
 	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	f.peer = sv[1];
 	f.qmp = qmp_new(f.loop, sv[0], &fq_cb, &f);
-	dprintf(sv[1], "{\"hello\": 1}\n");
+	dprintf(f.peer, "%s", text);
 	fq_run_until_closed(&f);
-	cr_assert_str_eq(f.why, "QMP greeting missing");
-	close(sv[1]);
-	qmp_free(f.qmp);
-	ev_loop_destroy(f.loop);
+	cr_assert_str_eq(f.why, why);
+	fq_teardown(&f);
 }
 
-Test(qmp, failed_negotiation_closes)
+Test(qmp, bad_greeting_closes)
 {
-	struct fakeqmp f = { 0 };
-	int sv[2];
-
-	f.loop = ev_loop_new(EVFLAG_AUTO);
-	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-	f.qmp = qmp_new(f.loop, sv[0], &fq_cb, &f);
-	dprintf(sv[1], "{\"QMP\": {}}\n{\"error\": {\"desc\": \"no capabilities today\"}, \"id\": 0}\n");
-	fq_run_until_closed(&f);
-	cr_assert_str_eq(f.why, "qmp_capabilities failed: no capabilities today");
-	close(sv[1]);
-	qmp_free(f.qmp);
-	ev_loop_destroy(f.loop);
+	fq_expect_close_early("{\"hello\": 1}\n", "QMP greeting missing");
+	fq_expect_close_early("{\"QMP\": {}}\n{\"error\": {\"desc\": \"no capabilities today\"}, \"id\": 0}\n",
+			      "qmp_capabilities failed: no capabilities today");
 }
