@@ -11,6 +11,7 @@
 #include <sys/types.h>
 
 #include "lib/ttrpc.h"
+#include "server/logfile.h"
 
 struct vm;
 struct early_registry;
@@ -38,6 +39,7 @@ struct daemon_config {
 	bool sandbox;                 /* -sandbox on for QEMU */
 	const char *vsock_backend;    /* virtmgr-vsock binary, NULL = installed one */
 	uint32_t agent_timeout_ms;    /* default image: the agent's first connection; 0 = none */
+	struct logfile_limits log_limits; /* console.log, guest.log, qemu.log of every VM */
 	uint32_t health_interval_ms;  /* Agent/Ping every so often (vm-health.c); 0 = no checks */
 	uint32_t health_misses;       /* unanswered checks in a row that make a guest hung */
 };

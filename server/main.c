@@ -16,6 +16,7 @@
 #include <getopt.h>
 #include <grp.h>
 #include <libgen.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -64,6 +65,9 @@ static void usage(FILE *f)
 		"                         (default 5, 0 = no checks)\n"
 		"  --health-misses N      unanswered checks in a row that make the guest unresponsive:\n"
 		"                         an ERROR event, then the VM's on_hang policy (default 3)\n"
+		"  --log-max-size BYTES   rotate each VM log (console, guest, qemu) at this size;\n"
+		"                         K and M suffixes (default 2M, at least 4K)\n"
+		"  --log-keep N           rotated files kept per VM log, 0..15 (default 3)\n"
 		"  --no-sandbox           do not run QEMU with -sandbox on\n"
 		"  --vsock-backend PATH   the vhost-user-vsock backend (default " LIBEXECDIR "/virtmgr-vsock)\n"
 		"  --early                early-boot mode (AVF early_virtmgr rules): declared VMs\n"
@@ -94,13 +98,43 @@ static int parse_u32(const char *opt, const char *s, uint32_t min, uint32_t max,
 	return 0;
 }
 
+/* BYTES with an optional K or M suffix (powers of 1024), as --log-max-size takes it. */
+static int parse_size(const char *opt, const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+	unsigned long long v;
+	char *end;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (!errno && end != s && s[0] != '-') {
+		if ((*end == 'K' || *end == 'k') && v <= (ULLONG_MAX >> 10)) {
+			v <<= 10;
+			end++;
+		} else if ((*end == 'M' || *end == 'm') && v <= (ULLONG_MAX >> 20)) {
+			v <<= 20;
+			end++;
+		}
+	}
+	if (errno || end == s || *end || s[0] == '-' || v < min || v > max) {
+		fprintf(stderr, "virtmgrd: %s: \"%s\" is not a size in %llu..%llu bytes (K and M suffixes allowed)\n",
+			opt, s, (unsigned long long)min, (unsigned long long)max);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
 enum {
 	OPT_SOCKET = 256, OPT_RUN_DIR, OPT_GROUP, OPT_GUEST_DIR, OPT_QEMU, OPT_ACCEL, OPT_VSOCK_MODE,
 	OPT_CID_RANGE, OPT_VSOCK_PORT, OPT_MAX_VMS, OPT_MAX_CONN, OPT_MAX_STREAMS, OPT_BOOT_TIMEOUT,
 	OPT_STOP_TIMEOUT, OPT_NO_SANDBOX, OPT_EARLY, OPT_ROOT, OPT_EARLY_XSD, OPT_CLIENT_FD, OPT_READY_FD,
 	OPT_LOG_LEVEL, OPT_HELP, OPT_VERSION, OPT_AGENT_TIMEOUT, OPT_VSOCK_BACKEND, OPT_IDLE_EXIT,
 	OPT_HEALTH_INTERVAL, OPT_HEALTH_MISSES,
+	OPT_LOG_MAX_SIZE, OPT_LOG_KEEP,
 };
+
+/* OpenLog passes a log and its rotated files in one reply. */
+#define LOG_KEEP_MAX (TTRPC_MAX_FDS - 1)
 
 /* --idle-exit state: lives in main()'s frame, reached through on_conn_*. */
 struct idle_exit {
@@ -130,6 +164,8 @@ static int parse_args(int argc, char **argv, struct daemon_config *c, bool *sock
 		{ "agent-timeout", required_argument, NULL, OPT_AGENT_TIMEOUT },
 		{ "health-interval", required_argument, NULL, OPT_HEALTH_INTERVAL },
 		{ "health-misses", required_argument, NULL, OPT_HEALTH_MISSES },
+		{ "log-max-size", required_argument, NULL, OPT_LOG_MAX_SIZE },
+		{ "log-keep", required_argument, NULL, OPT_LOG_KEEP },
 		{ "no-sandbox", no_argument, NULL, OPT_NO_SANDBOX },
 		{ "vsock-backend", required_argument, NULL, OPT_VSOCK_BACKEND },
 		{ "early", no_argument, NULL, OPT_EARLY },
@@ -237,6 +273,15 @@ static int parse_args(int argc, char **argv, struct daemon_config *c, bool *sock
 			if (parse_u32("--health-misses", optarg, 1, 1000, &v) < 0)
 				return -1;
 			c->health_misses = v;
+			break;
+		case OPT_LOG_MAX_SIZE:
+			if (parse_size("--log-max-size", optarg, LOGFILE_MIN_BYTES, 1ull << 40, &c->log_limits.max_bytes) < 0)
+				return -1;
+			break;
+		case OPT_LOG_KEEP:
+			if (parse_u32("--log-keep", optarg, 0, LOG_KEEP_MAX, &v) < 0)
+				return -1;
+			c->log_limits.keep = v;
 			break;
 		case OPT_NO_SANDBOX:
 			c->sandbox = false;
@@ -554,6 +599,7 @@ int main(int argc, char **argv)
 		.client_fd = -1,
 		.ready_fd = -1,
 		.sandbox = true,
+		.log_limits = logfile_limits_default(),
 	};
 	if (parse_args(argc, argv, &d.cfg, &socket_given, &idle.secs) < 0)
 		return 2;

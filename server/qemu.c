@@ -20,6 +20,12 @@
  * prints while no daemon is connected is discarded by QEMU. QEMU's stdin is
  * /dev/null, its stderr is appended to qemu.log.
  *
+ * Logs: console.log is written here through a logfile writer, so it is
+ * rotated at the configured bound as the bytes arrive; qemu.log is QEMU's
+ * own stderr, so a timer checks it every few seconds and bounds it by
+ * copy-and-truncate (logfile_rotate_copy()). An adopted QEMU continues both
+ * files under the bound qemu_set_log_limits() gives.
+ *
  * Exit: a pidfd watched by an ev_io turns readable when QEMU exits, child or
  * not. For a child it is reaped with waitid(P_PIDFD, WNOHANG). libev's
  * default loop reaps every child itself on SIGCHLD (waitpid(-1)), so on that
@@ -53,9 +59,14 @@
 #include <unistd.h>
 
 #include "lib/log.h"
+#include "server/logfile.h"
 #include "server/qmp.h"
 
 #define QEMU_CONSOLE_CHUNK 65536
+/* How often qemu.log, which QEMU appends to itself, is checked against the
+ * bound: QEMU writes only its own diagnostics, so a few seconds' worth past
+ * the bound is the most it can hold. */
+#define QEMU_LOG_CHECK_SEC 5.0
 
 struct qemu_status_query {
 	struct qemu_status_query *next;
@@ -77,11 +88,13 @@ struct qemu {
 
 	int console_fd;           /* connection to QEMU's console chardev, or -1 */
 	ev_io console_io;
-	int console_log_fd;       /* run_dir/console.log, or -1 */
+	struct logfile *console_log; /* run_dir/console.log, or NULL */
 	uint64_t console_lost;    /* bytes not written to console.log since it failed */
+	struct logfile_limits log_lim; /* console.log and qemu.log */
 
 	char *qemu_log_path;
 	off_t qemu_log_start;     /* size of qemu.log before this QEMU wrote to it */
+	ev_timer qemu_log_timer;  /* bounds qemu.log */
 	char *qmp_path;
 	char *console_path;       /* run_dir/console.sock */
 	struct qmp *qmp;
@@ -274,10 +287,42 @@ static int unix_listen(const char *path, struct vm_error *err)
 	return steal_fd(&fd);
 }
 
-/* qemu.log or console.log of a run dir, opened for appending. */
+/* qemu.log of a run dir, opened for appending (QEMU's stdout and stderr). */
 static int log_file_open(const char *path)
 {
 	return open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0600);
+}
+
+/* Bound qemu.log; its tail is then read from the start of the new file. */
+static void qemu_log_check(struct qemu *q)
+{
+	struct vm_error err = { 0 };
+	int r;
+
+	if (!q->qemu_log_path)
+		return;
+	r = logfile_rotate_copy(q->qemu_log_path, &q->log_lim, &err);
+	if (r < 0)
+		log_warn("qemu %d: %s", (int)q->pid, err.message);
+	else if (r > 0)
+		q->qemu_log_start = 0;
+}
+
+static void qemu_log_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	qemu_log_check(w->data);
+}
+
+static void qemu_log_timer_start(struct qemu *q)
+{
+	ev_timer_set(&q->qemu_log_timer, QEMU_LOG_CHECK_SEC, QEMU_LOG_CHECK_SEC);
+	ev_timer_start(q->loop, &q->qemu_log_timer);
+}
+
+static void qemu_log_timer_stop(struct qemu *q)
+{
+	if (ev_is_active(&q->qemu_log_timer))
+		ev_timer_stop(q->loop, &q->qemu_log_timer);
 }
 
 /* A non-blocking connection to the console chardev listening at @path. */
@@ -308,7 +353,12 @@ static void read_stderr_tail(const char *path, off_t start, char *out, size_t si
 	char *nl;
 
 	out[0] = '\0';
-	if (fd < 0 || fstat(fd, &st) < 0 || st.st_size <= start)
+	if (fd < 0 || fstat(fd, &st) < 0)
+		return;
+	/* shorter than where this QEMU started: it was rotated (truncated) since */
+	if (st.st_size < start)
+		start = 0;
+	if (st.st_size <= start)
 		return;
 	from = MAX(start, st.st_size - (off_t)(size - 1));
 	n = pread(fd, out, size - 1, from);
@@ -342,12 +392,12 @@ static void qemu_console_read(struct qemu *q)
 			return;
 		}
 		/* a full file system fails every write: say so once, and when it passes again */
-		if (q->console_log_fd >= 0 && write_all(q->console_log_fd, buf, (size_t)n) < 0) {
+		if (q->console_log && logfile_write(q->console_log, buf, (size_t)n) < 0) {
 			if (!q->console_lost)
 				log_warn("qemu %d: writing console.log: %s (console output is lost until it works again)",
 					 (int)q->pid, strerror(errno));
 			q->console_lost += (uint64_t)n;
-		} else if (q->console_log_fd >= 0 && q->console_lost) {
+		} else if (q->console_log && q->console_lost) {
 			log_info("qemu %d: console.log is written again; %" PRIu64 " bytes were lost", (int)q->pid,
 				 q->console_lost);
 			q->console_lost = 0;
@@ -385,6 +435,7 @@ static void qemu_finish(struct qemu *q)
 		return;
 	q->exited = true;
 	ev_io_stop(q->loop, &q->pid_io);
+	qemu_log_timer_stop(q);
 	if (ev_is_active(&q->child_w))
 		ev_child_stop(q->loop, &q->child_w);
 	if (q->qmp)
@@ -598,13 +649,15 @@ static struct qemu *qemu_new(struct ev_loop *loop, const struct qemu_callbacks *
 	q->opaque = opaque;
 	q->pidfd = -1;
 	q->console_fd = -1;
-	q->console_log_fd = -1;
+	q->log_lim = logfile_limits_default();
 	q->exit.wait_status = -1;
 	q->exit.exit_code = -1;
 	ev_init(&q->pid_io, qemu_pidfd_cb);
 	q->pid_io.data = q;
 	ev_init(&q->console_io, qemu_console_cb);
 	q->console_io.data = q;
+	ev_init(&q->qemu_log_timer, qemu_log_timer_cb);
+	q->qemu_log_timer.data = q;
 	ev_init(&q->child_w, qemu_child_cb);
 	q->child_w.data = q;
 	return q;
@@ -619,8 +672,7 @@ static void qemu_discard(struct qemu *q)
 		close(q->pidfd);
 	if (q->console_fd >= 0)
 		close(q->console_fd);
-	if (q->console_log_fd >= 0)
-		close(q->console_log_fd);
+	logfile_free(q->console_log);
 	qemu_release(q);
 }
 
@@ -850,11 +902,11 @@ int qemu_start(struct ev_loop *loop, const struct qemu_config *cfg, const struct
 	q->qemu_log_start = lseek(qemu_log, 0, SEEK_END);
 	if (q->qemu_log_start < 0)
 		q->qemu_log_start = 0;
-	q->console_log_fd = log_file_open(console_log);
-	if (q->console_log_fd < 0) {
-		vm_error_errno(err, errno, "%s", console_log);
+	if (cfg->log_limits)
+		q->log_lim = *cfg->log_limits;
+	q->console_log = logfile_open(console_log, &q->log_lim, err);
+	if (!q->console_log)
 		goto out;
-	}
 	qmp_fd = unix_listen(q->qmp_path, err);
 	if (qmp_fd < 0)
 		goto out;
@@ -916,6 +968,7 @@ int qemu_start(struct ev_loop *loop, const struct qemu_config *cfg, const struct
 	}
 	ev_io_set(&q->console_io, q->console_fd, EV_READ);
 	ev_io_start(loop, &q->console_io);
+	qemu_log_timer_start(q);
 	/* the socket already listens: this connect completes whenever QEMU gets going */
 	if (qmp_connect(loop, q->qmp_path, &qemu_qmp_cb, q, &q->qmp, err) < 0)
 		log_warn("qemu %d: %s (no QMP control)", (int)pid, err ? err->message : "QMP connect failed");
@@ -972,16 +1025,33 @@ int qemu_adopt(struct ev_loop *loop, pid_t pid, uint64_t start_time, const char 
 	} else {
 		cleanup_free char *console_log = xasprintf("%s/console.log", run_dir);
 
-		q->console_log_fd = log_file_open(console_log);
-		if (q->console_log_fd < 0)
-			log_warn("qemu %d: %s: %s (console output is not logged)", (int)pid, console_log,
-				 strerror(errno));
+		q->console_log = logfile_open(console_log, &q->log_lim, &qerr);
+		if (!q->console_log)
+			log_warn("qemu %d: %s (console output is not logged)", (int)pid, qerr.message);
 		ev_io_set(&q->console_io, q->console_fd, EV_READ);
 		ev_io_start(loop, &q->console_io);
 	}
+	qemu_log_timer_start(q);
 	log_info("qemu %d: adopted (%s)", (int)pid, run_dir);
 	*out = q;
 	return 0;
+}
+
+void qemu_set_log_limits(struct qemu *q, const struct logfile_limits *lim)
+{
+	struct vm_error err = { 0 };
+
+	q->log_lim = *lim;
+	if (q->console_log) {
+		cleanup_free char *path = xstrdup(logfile_path(q->console_log));
+
+		/* reopened: the writer continues the file, counting its size toward the new bound */
+		logfile_free(q->console_log);
+		q->console_log = logfile_open(path, &q->log_lim, &err);
+		if (!q->console_log)
+			log_warn("qemu %d: %s (console output is not logged)", (int)q->pid, err.message);
+	}
+	qemu_log_check(q);
 }
 
 pid_t qemu_pid(const struct qemu *q)
@@ -1098,10 +1168,9 @@ void qemu_free(struct qemu *q, bool leave_running)
 		close(q->console_fd);
 		q->console_fd = -1;
 	}
-	if (q->console_log_fd >= 0) {
-		close(q->console_log_fd);
-		q->console_log_fd = -1;
-	}
+	logfile_free(q->console_log);
+	q->console_log = NULL;
+	qemu_log_timer_stop(q);
 	q->freed = true;
 	if (q->refs == 0)
 		qemu_release(q);

@@ -15,6 +15,7 @@
 #include "lib/util.h"
 
 struct qemu;
+struct logfile_limits;
 
 struct qemu_disk {
 	const char *path;         /* host path, or NULL when fd >= 0 (a path wins over fd) */
@@ -42,6 +43,7 @@ struct qemu_config {
 	uint32_t vhost_vsock_cid;            /* kernel vhost-vsock: guest-cid (0 = none) */
 	bool sandbox;             /* -sandbox on */
 	const char *run_as_user;  /* -run-with user=... or NULL */
+	const struct logfile_limits *log_limits; /* console.log, qemu.log; NULL: logfile_limits_default() */
 };
 
 struct qemu_exit {
@@ -81,6 +83,12 @@ int qemu_start(struct ev_loop *loop, const struct qemu_config *cfg, const struct
  */
 int qemu_adopt(struct ev_loop *loop, pid_t pid, uint64_t start_time, const char *run_dir,
 	       const struct qemu_callbacks *cb, void *opaque, struct qemu **out, struct vm_error *err);
+/**
+ * qemu_set_log_limits() - bound console.log and qemu.log by @lim from now on
+ * @q: the QEMU (an adopted one: qemu_adopt() starts with the defaults)
+ * @lim: the bound; the current files are continued and count toward it
+ */
+void qemu_set_log_limits(struct qemu *q, const struct logfile_limits *lim);
 pid_t qemu_pid(const struct qemu *q);
 uint64_t qemu_start_time(const struct qemu *q);  /* /proc/<pid>/stat field 22 */
 /* Graceful: QMP system_powerdown. Return: 0 if sent, -1 if QMP is not connected. */

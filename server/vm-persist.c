@@ -178,6 +178,8 @@ static int restore_one(struct daemon *d, const char *dir, struct vm_error *err)
 		vm_error_prefix(err, "%s: vm %s", path, id);
 		goto out;
 	}
+	/* console.log and qemu.log go on under the bound of this daemon */
+	qemu_set_log_limits(vm->qemu, &d->cfg.log_limits);
 	vm->next = d->vms;
 	d->vms = vm;
 	d->nvms_alive++;

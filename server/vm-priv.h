@@ -24,6 +24,7 @@ typedef Virtmgr__V1__DeathReason death_t;
 
 struct vm_watcher;
 struct vm_waiter;
+struct logfile;
 struct vm_health;
 
 struct vm {
@@ -56,7 +57,8 @@ struct vm {
 	struct qemu *qemu;
 	struct vm_console console;
 	int log_out_fd;
-	int guest_log_fd;
+	struct logfile *guest_log;      /* run_dir/guest.log, opened at the first record */
+	bool guest_log_failed;          /* opening it failed: said once */
 	death_t guest_error_reason;     /* from NotifyError, used if it dies afterwards */
 	struct vsock_host_vm vsock;     /* guest vsock device (backend in user mode) */
 	struct vsock_host_watch vsock_watch; /* .vm set while the device is prepared */

@@ -30,6 +30,7 @@
 #include "lib/log.h"
 #include "server/caller.h"
 #include "server/early.h"
+#include "server/logfile.h"
 #include "server/vm-config.h"
 #include "server/vm-health.h"
 #include "server/vm-persist.h"
@@ -190,8 +191,7 @@ static void vm_release_runtime(struct vm *vm)
 	vm_console_release(vm);
 	if (vm->log_out_fd >= 0)
 		close(steal_fd(&vm->log_out_fd));
-	if (vm->guest_log_fd >= 0)
-		close(steal_fd(&vm->guest_log_fd));
+	logfile_free(steal_pointer(&vm->guest_log));
 	if (vm->kernel_fd >= 0)
 		close(steal_fd(&vm->kernel_fd));
 	if (vm->initrd_fd >= 0)
@@ -348,12 +348,17 @@ static void vm_guest_log(struct vm *vm, uint64_t timestamp_ns, uint32_t priority
 			 (unsigned long long)(timestamp_ns % 1000000000ull / 1000), vm->id, priority,
 			 source && *source ? source : "guest", message ? message : "");
 	len = strlen(line);
-	if (vm->guest_log_fd < 0) {
+	/* bounded like console.log: the guest decides how much it logs */
+	if (!vm->guest_log) {
 		cleanup_free char *path = xasprintf("%s/guest.log", vm->run_dir);
+		struct vm_error err = { 0 };
 
-		vm->guest_log_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+		vm->guest_log = logfile_open(path, &vm->d->cfg.log_limits, &err);
+		if (!vm->guest_log && !vm->guest_log_failed)
+			log_warn("vm %s: %s (guest log records are not kept)", vm->id, err.message);
+		vm->guest_log_failed = !vm->guest_log;
 	}
-	if (vm->guest_log_fd >= 0 && write(vm->guest_log_fd, line, len) < 0)
+	if (vm->guest_log && logfile_write(vm->guest_log, line, len) < 0)
 		log_warn("vm %s: cannot write guest.log: %s", vm->id, strerror(errno));
 	if (vm->log_out_fd >= 0 && write(vm->log_out_fd, line, len) < 0 && errno != EAGAIN)
 		close(steal_fd(&vm->log_out_fd));
@@ -572,7 +577,7 @@ struct vm *vm_alloc(struct daemon *d)
 	struct vm *vm = xzalloc(sizeof(*vm));
 
 	vm->d = d;
-	vm->kernel_fd = vm->initrd_fd = vm->log_out_fd = vm->guest_log_fd = -1;
+	vm->kernel_fd = vm->initrd_fd = vm->log_out_fd = -1;
 	vm->vsock.backend_pid = -1;
 	vm->vsock.backend_pidfd = -1;
 	vm_console_init(&vm->console);
@@ -846,6 +851,7 @@ int vm_start(struct vm *vm, struct vm_error *err)
 	qc.disks = vm->disks;
 	qc.ndisks = vm->ndisks;
 	qc.sandbox = d->cfg.sandbox;
+	qc.log_limits = &d->cfg.log_limits;
 	if (vsock_prepare(vm, &qc, err) < 0 || vm_vms_listen(vm, err) < 0) {
 		vm_died(vm, VIRTMGR__V1__DEATH_REASON__DEATH_REASON_START_FAILED, err->message);
 		return -1;
