@@ -667,22 +667,50 @@ static int connect_vsock(struct vmc_client *cl, const char *vm, uint32_t port, s
 	return fd;
 }
 
-static int open_log(struct vmc_client *cl, const char *vm, enum vmc_log_kind kind, struct vm_error *err)
+/* OpenLog: the rotated files (the newest that fit in @max - 1), then the current one. */
+static int open_log(struct vmc_client *cl, const char *vm, enum vmc_log_kind kind, int *fds, size_t max,
+		    struct vm_error *err)
 {
 	Virtmgr__V1__OpenLogRequest req = VIRTMGR__V1__OPEN_LOG_REQUEST__INIT;
 	Virtmgr__V1__OpenLogResponse *resp = NULL;
 	int rfds[TTRPC_MAX_FDS];
-	size_t nrfds = ARRAY_SIZE(rfds);
-	int fd;
+	size_t nrfds = ARRAY_SIZE(rfds), first, n = 0;
 
+	if (max < 1)
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "OpenLog: no room for a file descriptor");
 	req.vm = pb_str(vm);
 	req.kind = (Virtmgr__V1__LogKind)kind;
 	if (vmc_call(cl, "OpenLog", &req.base, NULL, 0, &virtmgr__v1__open_log_response__descriptor,
 		     (ProtobufCMessage **)&resp, rfds, &nrfds, 0, err) < 0)
 		return -1;
-	fd = take_fd("OpenLog", resp->fd, rfds, nrfds, err);
+	if (!resp->fd || resp->fd->index >= nrfds) {
+		protobuf_c_message_free_unpacked(&resp->base, NULL);
+		return take_fd("OpenLog", NULL, rfds, nrfds, err);
+	}
+	for (size_t i = 0; i < resp->n_older; i++)
+		if (!resp->older[i] || resp->older[i]->index >= nrfds || resp->older[i]->index == resp->fd->index)
+			goto bad;
+	first = resp->n_older > max - 1 ? resp->n_older - (max - 1) : 0;
+	for (size_t i = first; i < resp->n_older; i++) {
+		uint32_t idx = resp->older[i]->index;
+
+		if (rfds[idx] < 0)
+			goto bad_taken;     /* one fd named twice */
+		fds[n++] = steal_fd(&rfds[idx]);
+	}
+	fds[n++] = steal_fd(&rfds[resp->fd->index]);
+	for (size_t i = 0; i < n; i++)
+		fd_set_cloexec(fds[i], true);
+	close_fds(rfds, nrfds);
 	protobuf_c_message_free_unpacked(&resp->base, NULL);
-	return fd;
+	return (int)n;
+bad_taken:
+	close_fds(fds, n);
+bad:
+	close_fds(rfds, nrfds);
+	protobuf_c_message_free_unpacked(&resp->base, NULL);
+	return vm_error_set(err, VM_DATA_LOSS, "OpenLog: response names file descriptors it does not carry (got %zu)",
+			    nrfds);
 }
 
 static int attach_console(struct vmc_client *cl, const char *vm, struct vm_error *err)
@@ -1286,8 +1314,19 @@ int vmc_connect_vsock(struct vmc_client *cl, const char *vm, uint32_t port, stru
 int vmc_open_log(struct vmc_client *cl, const char *vm, enum vmc_log_kind kind, struct vmc_error *err)
 {
 	struct vm_error e = { 0 };
+	int fd;
 
-	return result(open_log(cl, vm, kind, &e), &e, err);
+	if (open_log(cl, vm, kind, &fd, 1, &e) < 0)
+		return result(-1, &e, err);
+	return result(fd, &e, err);
+}
+
+int vmc_open_log_all(struct vmc_client *cl, const char *vm, enum vmc_log_kind kind, int *fds, size_t max,
+		     struct vmc_error *err)
+{
+	struct vm_error e = { 0 };
+
+	return result(open_log(cl, vm, kind, fds, max, &e), &e, err);
 }
 
 int vmc_attach_console(struct vmc_client *cl, const char *vm, struct vmc_error *err)

@@ -1,8 +1,14 @@
 /* cmd_logs.c - `vmctl logs VM [--kind console|guest|qemu] [-f]`: OpenLog
- * hands back a read-only fd of the log file in the VM's run directory;
- * vmctl copies it to stdout. With -f it keeps reading like `tail -f`: at
- * end of file it sleeps a little and retries, and stops once the VM is
- * DEAD (or gone) and the file has no more bytes.
+ * hands back read-only fds of the log file in the VM's run directory and of
+ * the files the daemon rotated out of it (virtmgrd --log-max-size,
+ * --log-keep), oldest first; vmctl copies them to stdout in that order.
+ * With -f it keeps reading the current file like `tail -f`: at end of file
+ * it sleeps a little and retries, and stops once the VM is DEAD (or gone)
+ * and the file has no more bytes. When the file it follows stops growing it
+ * asks OpenLog again: a current file with another inode means the log was
+ * rotated under it, so it drains the old fd, prints the files rotated after
+ * it, and follows the new one. qemu.log is rotated by copy-and-truncate
+ * (same inode, shorter file): then it reads the file again from its start.
  */
 #include "config.h"
 #include "client/vmctl.h"
@@ -11,6 +17,7 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 const char cmd_logs_help[] =
@@ -60,10 +67,11 @@ int cmd_logs_parse(int argc, char **argv, struct cmd_logs_opts *o, struct vm_err
 	return vmctl_parse_vm_operand(argc, argv, optind, &o->vm, err);
 }
 
-/* Copy what @fd has now. Return: 0 at end of file, -1 on error. */
-static int copy_available(int fd)
+/* Copy what @fd has now. Return: the bytes copied, -1 on error. */
+static ssize_t copy_available(int fd)
 {
 	char buf[65536];
+	ssize_t total = 0;
 
 	for (;;) {
 		ssize_t n = read(fd, buf, sizeof(buf));
@@ -73,10 +81,74 @@ static int copy_available(int fd)
 		if (n < 0)
 			return -1;
 		if (n == 0)
-			return 0;
+			return total;
 		if (write_all(STDOUT_FILENO, buf, (size_t)n) < 0)
 			return -1;
+		total += n;
 	}
+}
+
+static bool same_file(int a, int b)
+{
+	struct stat sa, sb;
+
+	return fstat(a, &sa) == 0 && fstat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+/* Copy the rotated files fds[from..n-2], close fds[0..n-2]. */
+static int copy_older(int *fds, int n, int from)
+{
+	int r = 0;
+
+	for (int i = 0; i < n - 1; i++) {
+		if (i >= from && r == 0 && copy_available(fds[i]) < 0)
+			r = -1;
+		close(fds[i]);
+	}
+	return r;
+}
+
+/*
+ * The file *cur follows stopped growing: if OpenLog's current file is
+ * another one, the log was rotated under it. Drain *cur, print what was
+ * rotated after it, and make *cur the new current file.
+ * Return: 0, or -1 with errno (output) or @err (RPC) set.
+ */
+static int follow_rotation(struct vmc_client *cl, const struct cmd_logs_opts *o, int *cur, struct vmc_error *err)
+{
+	int fds[VMC_LOG_FILES_MAX];
+	int n, from = 0, r;
+	struct stat st;
+	off_t pos;
+
+	/* copy-and-truncate (qemu.log): the same file, now shorter than where we are */
+	pos = lseek(*cur, 0, SEEK_CUR);
+	if (fstat(*cur, &st) == 0 && pos > st.st_size)
+		lseek(*cur, 0, SEEK_SET);
+	memset(err, 0, sizeof(*err));
+	n = vmc_open_log_all(cl, o->vm, o->kind, fds, ARRAY_SIZE(fds), err);
+	if (n < 0)
+		return -1;
+	if (same_file(fds[n - 1], *cur)) {
+		copy_older(fds, n, n);
+		close(fds[n - 1]);
+		return 0;
+	}
+	/* nothing is written to the old file any more: what it has is all there is */
+	r = copy_available(*cur) < 0 ? -1 : 0;
+	while (from < n - 1 && !same_file(fds[from], *cur))
+		from++;
+	if (from == n - 1) {
+		fprintf(stderr, "vmctl: logs: output was rotated away before it could be read\n");
+		from = 0;
+	} else {
+		from++;
+	}
+	if (copy_older(fds, n, r < 0 ? n : from) < 0)
+		r = -1;
+	close(*cur);
+	*cur = fds[n - 1];
+	return r;
 }
 
 int cmd_logs(struct vmctl_ctx *ctx, int argc, char **argv)
@@ -84,9 +156,10 @@ int cmd_logs(struct vmctl_ctx *ctx, int argc, char **argv)
 	const struct timespec pause = { .tv_sec = 0, .tv_nsec = 250 * 1000 * 1000 };
 	struct vm_error perr = { 0 };
 	struct vmc_error err = { 0 };
+	int fds[VMC_LOG_FILES_MAX];
 	struct cmd_logs_opts o;
 	struct vmc_client *cl;
-	int r, fd;
+	int r, n, fd;
 
 	r = cmd_logs_parse(argc, argv, &o, &perr);
 	if (r < 0)
@@ -98,16 +171,25 @@ int cmd_logs(struct vmctl_ctx *ctx, int argc, char **argv)
 	cl = vmctl_connect(ctx);
 	if (!cl)
 		return VMCTL_EXIT_USAGE;
-	fd = vmc_open_log(cl, o.vm, o.kind, &err);
-	if (fd < 0) {
+	n = vmc_open_log_all(cl, o.vm, o.kind, fds, ARRAY_SIZE(fds), &err);
+	if (n < 0) {
 		vmc_close(cl);
 		return vmctl_rpc_error(&err);
 	}
+	fd = fds[n - 1];
+	if (copy_older(fds, n, 0) < 0) {
+		fprintf(stderr, "vmctl: logs: %s\n", strerror(errno));
+		close(fd);
+		vmc_close(cl);
+		return VMCTL_EXIT_RPC;
+	}
 	for (;;) {
 		struct vmc_vm_info vm;
+		ssize_t got;
 		bool gone;
 
-		if (copy_available(fd) < 0) {
+		got = copy_available(fd);
+		if (got < 0) {
 			fprintf(stderr, "vmctl: logs: %s\n", strerror(errno));
 			r = VMCTL_EXIT_RPC;
 			break;
@@ -131,7 +213,14 @@ int cmd_logs(struct vmctl_ctx *ctx, int argc, char **argv)
 				r = VMCTL_EXIT_RPC;
 			break;
 		}
-		nanosleep(&pause, NULL);
+		/* an OpenLog that fails here (the VM died since) is seen by the next state check */
+		if (got == 0 && follow_rotation(cl, &o, &fd, &err) < 0 && !err.code) {
+			fprintf(stderr, "vmctl: logs: %s\n", strerror(errno));
+			r = VMCTL_EXIT_RPC;
+			break;
+		}
+		if (got == 0)
+			nanosleep(&pause, NULL);
 	}
 	close(fd);
 	vmc_close(cl);

@@ -363,8 +363,26 @@ void vmc_event_clear(struct vmc_event *ev);
 /** vmc_connect_vsock() - ConnectVsock to guest @port. Return: a connected stream fd, or -1. */
 int vmc_connect_vsock(struct vmc_client *cl, const char *vm, uint32_t port, struct vmc_error *err);
 
-/** vmc_open_log() - OpenLog. Return: a read-only fd of the log file, or -1. */
+/** vmc_open_log() - OpenLog. Return: a read-only fd of the current log file, or -1. */
 int vmc_open_log(struct vmc_client *cl, const char *vm, enum vmc_log_kind kind, struct vmc_error *err);
+
+/* Room for every file OpenLog can pass: the current one and the rotated ones. */
+#define VMC_LOG_FILES_MAX 16
+
+/**
+ * vmc_open_log_all() - OpenLog, with the files the daemon rotated out of the log
+ * @fds: out: read-only fds, oldest first, the current file last
+ * @max: room in @fds (VMC_LOG_FILES_MAX holds all); the oldest files beyond it are dropped
+ *
+ * The daemon bounds each log (virtmgrd --log-max-size, --log-keep): when
+ * the current file is full it becomes the newest rotated file and a new
+ * current file starts. A reader that follows the last fd sees it stop
+ * growing then; opening again gives the new current file.
+ * Return: the number of fds (at least 1), or -1.
+ */
+int vmc_open_log_all(struct vmc_client *cl, const char *vm, enum vmc_log_kind kind, int *fds, size_t max,
+		     struct vmc_error *err);
+
 
 /**
  * vmc_attach_console() - AttachConsole

@@ -10,6 +10,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
@@ -18,6 +19,8 @@
 
 #include "lib/log.h"
 #include "protos/virtmgr.pb-c.h"
+#include "server/logfile.h"
+#include "server/uidpool.h"
 #include "server/vm.h"
 
 #define SERVICE "virtmgr.v1.VirtualizationService"
@@ -247,11 +250,14 @@ static void api_open_log(struct ttrpc_call *call, const ProtobufCMessage *msg, v
 	static const char *const files[] = { "console.log", "guest.log", "qemu.log" };
 	Virtmgr__V1__VmInfo info = VIRTMGR__V1__VM_INFO__INIT;
 	Virtmgr__V1__OpenLogResponse resp = VIRTMGR__V1__OPEN_LOG_RESPONSE__INIT;
-	Virtmgr__V1__FdRef ref = VIRTMGR__V1__FD_REF__INIT;
+	Virtmgr__V1__FdRef refs[TTRPC_MAX_FDS], *older[TTRPC_MAX_FDS];
 	struct daemon *d = opaque;
 	cleanup_free char *path = NULL;
+	struct vm_error err = { 0 };
+	int fds[TTRPC_MAX_FDS];
 	struct vm *vm;
-	int fd;
+	unsigned keep;
+	int n;
 
 	if (!api_allowed(d, call) || !(vm = api_find(d, call, req->vm)))
 		return;
@@ -265,17 +271,23 @@ static void api_open_log(struct ttrpc_call *call, const ProtobufCMessage *msg, v
 		return;
 	}
 	path = xasprintf("%s/%s", info.run_dir, files[req->kind]);
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0) {
-		struct vm_error err = { 0 };
-
-		vm_error_errno(&err, errno, "vm %s: cannot open %s", info.id, path);
+	/* the rotated files too, oldest first, so a reader sees what the bound kept */
+	keep = MIN(d->cfg.log_limits.keep, (unsigned)TTRPC_MAX_FDS - 1);
+	n = logfile_open_all(path, keep, fds, &err);
+	if (n < 0) {
+		vm_error_prefix(&err, "vm %s", info.id);
 		api_fail(call, &err);
 		return;
 	}
-	ref.index = 0;
-	resp.fd = &ref;
-	ttrpc_call_reply(call, &resp.base, &fd, 1);
+	for (int i = 0; i < n; i++) {
+		virtmgr__v1__fd_ref__init(&refs[i]);
+		refs[i].index = (uint32_t)i;
+		older[i] = &refs[i];
+	}
+	resp.fd = &refs[n - 1];
+	resp.n_older = (size_t)n - 1;
+	resp.older = older;
+	ttrpc_call_reply(call, &resp.base, fds, (size_t)n);
 }
 
 static void api_connect_vsock(struct ttrpc_call *call, const ProtobufCMessage *msg, void *opaque)
@@ -342,6 +354,8 @@ static void api_get_daemon_info(struct ttrpc_call *call, const ProtobufCMessage 
 	static pid_t self;
 	struct daemon *d = opaque;
 	Virtmgr__V1__DaemonInfo info = VIRTMGR__V1__DAEMON_INFO__INIT;
+	char range[32], reason[128];
+	uint32_t lo, hi;
 
 	info.version = PACKAGE_VERSION;
 	info.mode = d->cfg.early ? "early" : "regular";
@@ -358,6 +372,15 @@ static void api_get_daemon_info(struct ttrpc_call *call, const ProtobufCMessage 
 	info.run_dir = (char *)d->cfg.run_dir;
 	info.vm_count = d->nvms_alive;
 	info.connection_count = ttrpc_server_conn_count(d->api);
+	uidpool_range(d->uids, &lo, &hi);
+	snprintf(range, sizeof(range), "%" PRIu32 "-%" PRIu32, lo, hi);
+	info.vm_sandbox = d->sandboxed;
+	info.vm_uid_range = d->sandboxed ? range : "";
+	if (d->sandboxed)
+		snprintf(reason, sizeof(reason), "uid range %s, no capabilities, seccomp (virtmgr-vsock)", range);
+	else
+		snprintf(reason, sizeof(reason), "not root: VMs run as uid %u, like the daemon", (unsigned)geteuid());
+	info.vm_sandbox_reason = reason;
 	ttrpc_call_reply(call, &info.base, NULL, 0);
 }
 
