@@ -21,6 +21,10 @@ TESTS += tests/unit/test_logfile
 tests_unit_test_logfile_SOURCES = tests/unit/test_logfile.c server/logfile.c server/logfile.h
 tests_unit_test_logfile_CFLAGS = $(TEST_CFLAGS)
 tests_unit_test_logfile_LDADD = $(TEST_LDADD)
+# a guest flooding its console and guest log under a small --log-max-size
+TESTS += tests/integration/logs_bound.sh
+EXTRA_DIST += tests/integration/logs_bound.sh
+tests/integration/logs_bound.log: guest-image
 
 # VirtualMachineService on its own: real sockets and ttrpc connections, no VM core.
 check_PROGRAMS += tests/unit/test_vms
