@@ -233,6 +233,16 @@ static bool cmdline_payload(const Virtmgr__V1__VmConfig *c, char *buf, size_t ca
  * for guests whose init has no agent, whenever it can be written there and
  * fits.
  */
+/* A stream fd the daemon keeps using (console_out, console_in, log_out):
+ * never through the client's own file description (vm_client_fd_own). */
+static int take_client_fd(struct ttrpc_call *call, const Virtmgr__V1__FdRef *ref, const char *field, int mode,
+			  bool *sock, struct vm_error *err)
+{
+	int fd = take_fdref(call, ref, field, err);
+
+	return fd < 0 ? -1 : vm_client_fd_own(fd, mode, field, sock, err);
+}
+
 static int build_cmdline(const Virtmgr__V1__VmConfig *c, char **out, struct vm_error *err)
 {
 	char buf[CMDLINE_MAX + 1], payload[CMDLINE_MAX + 1];
@@ -365,14 +375,16 @@ int vm_config_validate(struct daemon *d, const Virtmgr__V1__VmConfig *c, struct 
 	}
 	if (build_cmdline(c, &vm->cmdline, err) < 0)
 		return -1;
-	if (c->console_out) {
-		if ((vm->console.out.fd = take_fdref(call, c->console_out, "console_out", err)) < 0)
-			return -1;
-		fd_set_nonblock(vm->console.out.fd, true);
-	}
-	if (c->console_in && (vm->console.in_fd = take_fdref(call, c->console_in, "console_in", err)) < 0)
+	if (c->console_out &&
+	    (vm->console.out.fd = take_client_fd(call, c->console_out, "console_out", O_WRONLY, &vm->console.out.sock,
+						  err)) < 0)
 		return -1;
-	if (c->log_out && (vm->log_out_fd = take_fdref(call, c->log_out, "log_out", err)) < 0)
+	if (c->console_in &&
+	    (vm->console.in_fd = take_client_fd(call, c->console_in, "console_in", O_RDONLY, &vm->console.in_sock,
+						 err)) < 0)
+		return -1;
+	if (c->log_out &&
+	    (vm->log_out_fd = take_client_fd(call, c->log_out, "log_out", O_WRONLY, &vm->log_out_sock, err)) < 0)
 		return -1;
 	return 0;
 }

@@ -8,19 +8,21 @@
  * are never switched to O_NONBLOCK (that flag lives in the file description
  * the client shares, e.g. its terminal): vm_client_fd_own() reopens them
  * into descriptions of the daemon's own, or uses MSG_DONTWAIT on sockets.
- * The console lines
- * are also scanned for vmagent's progress markers, in console_marker()
- * alone: only lines signed with the boot's marker key count (marker.h);
- * the console is the payload's stdout, so anything else is its text.
+ * The console lines are also scanned for vmagent's progress markers, in
+ * console_marker() alone: only lines signed with the boot's marker key
+ * count (marker.h); the console is the payload's stdout, so anything else
+ * is its text.
  */
 #include "config.h"
 #include "server/vm-console.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "lib/log.h"
@@ -44,10 +46,53 @@ void vm_console_init(struct vm_console *c)
 	c->in_fd = -1;
 }
 
+int vm_client_fd_own(int fd, int mode, const char *what, bool *sock, struct vm_error *err)
+{
+	char proc[32];
+	struct stat st;
+	int fl, acc, nfd;
+
+	*sock = false;
+	fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || fstat(fd, &st) < 0) {
+		vm_error_errno(err, errno, "%s: fd", what);
+		close(fd);
+		return -1;
+	}
+	acc = fl & O_ACCMODE;
+	/* never more access than the client's own description grants */
+	if (acc != O_RDWR && acc != mode) {
+		close(fd);
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "%s: the fd is not open for %s", what,
+				    mode == O_WRONLY ? "writing" : "reading");
+	}
+	if (S_ISSOCK(st.st_mode)) {
+		*sock = true;
+		return fd;
+	}
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	nfd = open(proc, mode | O_NONBLOCK | O_CLOEXEC | O_NOCTTY |
+			 (S_ISREG(st.st_mode) && mode == O_WRONLY ? O_APPEND : 0));
+	if (nfd < 0) {
+		vm_error_errno(err, errno, "%s: cannot reopen the fd for non-blocking use", what);
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	return nfd;
+}
+
+ssize_t vm_client_fd_write(int fd, bool sock, const void *buf, size_t len)
+{
+	if (sock)
+		return send(fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+	return write(fd, buf, len);
+}
+
 static void sink_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct fd_sink *s = w->data;
-	ssize_t n = write(s->fd, s->buf, s->len);
+	ssize_t n = vm_client_fd_write(s->fd, s->sock, s->buf, s->len);
 
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
@@ -71,7 +116,7 @@ static void sink_write(struct ev_loop *loop, struct fd_sink *s, const char *data
 	if (s->fd < 0)
 		return;
 	if (!s->len) {
-		ssize_t n = write(s->fd, data, len);
+		ssize_t n = vm_client_fd_write(s->fd, s->sock, data, len);
 
 		if (n < 0 && errno != EAGAIN && errno != EINTR) {
 			if (!s->borrowed)
@@ -108,7 +153,7 @@ static void sink_close(struct ev_loop *loop, struct fd_sink *s)
 		ev_io_stop(loop, &s->io);
 	if (s->fd >= 0) {
 		/* a last blocking-free attempt to flush what is buffered */
-		if (s->len && write(s->fd, s->buf, s->len) < 0)
+		if (s->len && vm_client_fd_write(s->fd, s->sock, s->buf, s->len) < 0)
 			s->len = 0;
 		if (!s->borrowed)
 			close(s->fd);
@@ -137,10 +182,10 @@ static void console_detach(struct console_attach *a)
 
 /* Console input: whatever arrives goes into QEMU's console socket; when
  * QEMU is not taking it the bytes are dropped, as a serial line would. */
-static void console_input(struct vm *vm, int from, bool *eof)
+static void console_input(struct vm *vm, int from, bool sock, bool *eof)
 {
 	char buf[4096];
-	ssize_t n = read(from, buf, sizeof(buf));
+	ssize_t n = sock ? recv(from, buf, sizeof(buf), MSG_DONTWAIT) : read(from, buf, sizeof(buf));
 	ssize_t w;
 
 	*eof = n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR);
@@ -153,7 +198,7 @@ static void attach_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 	struct console_attach *a = w->data;
 	bool eof;
 
-	console_input(a->vm, a->fd, &eof);
+	console_input(a->vm, a->fd, false, &eof);
 	if (eof)
 		console_detach(a);
 }
@@ -163,7 +208,7 @@ static void console_in_cb(struct ev_loop *loop, ev_io *w, int revents)
 	struct vm *vm = w->data;
 	bool eof;
 
-	console_input(vm, vm->console.in_fd, &eof);
+	console_input(vm, vm->console.in_fd, vm->console.in_sock, &eof);
 	if (eof) {
 		ev_io_stop(loop, w);
 		close(steal_fd(&vm->console.in_fd));
@@ -197,12 +242,12 @@ int vm_attach_console(struct vm *vm, int *client_fd, struct vm_error *err)
 
 
 /* Console input from the client's console_in fd (as from AttachConsole
- * sockets) is relayed into QEMU's console socket. */
+ * sockets) is relayed into QEMU's console socket; the fd came through
+ * vm_client_fd_own(), so reading it never blocks. */
 void vm_console_start(struct vm *vm)
 {
 	if (vm->console.in_fd < 0)
 		return;
-	fd_set_nonblock(vm->console.in_fd, true);
 	ev_io_init(&vm->console.in_io, console_in_cb, vm->console.in_fd, EV_READ);
 	vm->console.in_io.data = vm;
 	ev_io_start(vm->d->loop, &vm->console.in_io);

@@ -57,6 +57,7 @@ struct vm {
 	struct qemu *qemu;
 	struct vm_console console;
 	int log_out_fd;
+	bool log_out_sock;              /* log_out is a socket: send(MSG_DONTWAIT) */
 	struct logfile *guest_log;      /* run_dir/guest.log, opened at the first record */
 	bool guest_log_failed;          /* opening it failed: said once */
 	death_t guest_error_reason;     /* from NotifyError, used if it dies afterwards */

@@ -360,7 +360,9 @@ static void vm_guest_log(struct vm *vm, uint64_t timestamp_ns, uint32_t priority
 	}
 	if (vm->guest_log && logfile_write(vm->guest_log, line, len) < 0)
 		log_warn("vm %s: cannot write guest.log: %s", vm->id, strerror(errno));
-	if (vm->log_out_fd >= 0 && write(vm->log_out_fd, line, len) < 0 && errno != EAGAIN)
+	/* a client that does not read loses records; it never blocks the daemon */
+	if (vm->log_out_fd >= 0 && vm_client_fd_write(vm->log_out_fd, vm->log_out_sock, line, len) < 0 &&
+	    errno != EAGAIN)
 		close(steal_fd(&vm->log_out_fd));
 	ev.vm = vm->id;
 	ev.type = VIRTMGR__V1__EVENT_TYPE__EVENT_TYPE_LOG;

@@ -96,7 +96,6 @@ static void test_vm_fds(void)
 		test_fail("CreateVm: %s: %s", vmc_status_name(err.code), err.message);
 	close(cfg.kernel_fd);
 	close(cfg.initrd_fd);
-	close(pipefd[1]);
 	if (strcmp(info.name, "fds") || info.state != VMC_STATE_NOT_STARTED || !*info.id)
 		test_fail("CreateVm answered name %s state %s id '%s'", info.name, vmc_state_name(info.state), info.id);
 	if (vmc_watch_vm(cl, info.id, false, &watch, &err) < 0)
@@ -108,6 +107,12 @@ static void test_vm_fds(void)
 	if (!read_until(pipefd[0], MARKER, true))
 		test_fail("the payload's output never came through the console_out pipe");
 	printf("ok: console_out fd passed with CreateVm carries the payload's output\n");
+	/* our own copy shares its file description with what we sent: the
+	 * daemon must not have made it non-blocking under us */
+	if (fcntl(pipefd[1], F_GETFL) & O_NONBLOCK)
+		test_fail("the daemon switched the client's console_out file description to O_NONBLOCK");
+	close(pipefd[1]);
+	printf("ok: the client's console_out file description is still blocking\n");
 
 	r = vmc_wait_vm(cl, info.id, VMC_STATE_STARTED, 0, &after, &err);
 	if (r != 1)
