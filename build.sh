@@ -64,7 +64,7 @@ demo)
 check)
 	install_packages
 	autoreconf -fi
-	configure_in _build/check --enable-werror --enable-asan --enable-ubsan
+	configure_in _build/check --enable-werror --enable-asan --enable-ubsan --enable-test-hooks
 	make -C _build/check -j"$jobs"
 	make -C _build/check guest-image
 	# CI also fuzzes every target for 30 s under ASan+UBSan and soaks real
