@@ -6,14 +6,16 @@
  * that is STARTED or READY, over a connection of its own to the agent's
  * guest port (made through the same vsock path as ConnectVsock, once the
  * VM is STARTED: the agent serves its port before it runs the payload).
+ * Each check makes its connection and closes it once answered, so between
+ * checks the daemon holds no fd for it.
  * Ping is answered by the agent's own event loop, not by the payload, so a
  * payload that is merely busy does not trip the check; a stopped or wedged
  * agent, or a hung guest kernel, does.
  *
- * A round is one tick: a ping with a fresh nonce, whose answer must come
- * before the next tick. A timeout, an error, a failed connect or a lost
- * connection leave the round unanswered (a lost or failed connection is
- * made again in the next round). After --health-misses unanswered rounds
+ * A round is one tick: a connection and a ping with a fresh nonce, whose
+ * answer must come before the next tick. A timeout, an error, a failed
+ * connect or a lost connection leave the round unanswered. After
+ * --health-misses unanswered rounds
  * in a row the VM gets an ERROR event "guest unresponsive" and its on_hang
  * policy applies: NONE leaves it running (the checks go on, and an answer
  * ends the hang), KILL (the default) kills QEMU and the VM dies with
@@ -41,11 +43,10 @@
 
 struct vm_health {
 	struct vm *vm;
-	struct ttrpc_conn *conn;            /* to the agent port; NULL between connections */
-	struct vsock_host_conn *connecting; /* a connect under way */
+	struct ttrpc_conn *conn;            /* this round's, to the agent port; NULL once done */
+	struct vsock_host_conn *connecting; /* this round's connect, while under way */
 	uint64_t nonce;                     /* of the current round */
 	bool waiting;                       /* the current round has no answer yet */
-	bool broken;                        /* the connection failed: a new one next round */
 	bool releasing;                     /* the calls a close cancels are not misses */
 	unsigned misses;                    /* unanswered rounds in a row */
 	bool reported;                      /* "guest unresponsive" was said for this hang */
@@ -81,33 +82,30 @@ static void health_answered(struct vm_health *h)
 	h->misses = 0;
 }
 
+static void health_close(struct vm_health *h);
+
 static void health_pong(const struct vm_error *status, const uint8_t *payload, size_t len, void *opaque)
 {
 	struct vm_health *h = opaque;
 	Virtmgr__V1__PingResponse *resp;
-	bool ours;
 
 	if (h->releasing)
 		return;
 	if (status->code == VM_UNIMPLEMENTED) {
 		/* an agent without Ping still answered: it is alive */
 		health_answered(h);
-		return;
-	}
-	if (status->code != VM_OK) {
-		/* a late answer may still come on a live connection; anything else needs a new one */
-		if (status->code != VM_DEADLINE_EXCEEDED)
-			h->broken = true;
+	} else if (status->code != VM_OK) {
 		log_debug("vm %s: health check: %s", h->vm->id, status->message);
-		return;
+	} else {
+		resp = virtmgr__v1__ping_response__unpack(NULL, len, payload);
+		/* a wrong nonce is no answer to this round */
+		if (resp && resp->nonce == h->nonce)
+			health_answered(h);
+		if (resp)
+			protobuf_c_message_free_unpacked(&resp->base, NULL);
 	}
-	resp = virtmgr__v1__ping_response__unpack(NULL, len, payload);
-	ours = resp && resp->nonce == h->nonce;
-	if (resp)
-		protobuf_c_message_free_unpacked(&resp->base, NULL);
-	if (ours)
-		health_answered(h);
-	/* else: the answer to an earlier round, which already counted as missed */
+	/* the round is over either way (ttrpc lets a reply callback close its connection) */
+	health_close(h);
 }
 
 static void health_ping(struct vm_health *h)
@@ -115,7 +113,7 @@ static void health_ping(struct vm_health *h)
 	Virtmgr__V1__PingRequest req = VIRTMGR__V1__PING_REQUEST__INIT;
 
 	req.nonce = h->nonce;
-	/* on failure health_pong() has already run and marked the connection broken */
+	/* on failure health_pong() has already run and closed the connection */
 	ttrpc_conn_call(h->conn, AGENT_SERVICE, "Ping", &req.base, (uint64_t)h->vm->d->cfg.health_interval_ms * 1000000u,
 			health_pong, h);
 }
@@ -139,8 +137,7 @@ static void health_connected(void *opaque, int fd, const struct vm_error *err)
 		return;
 	}
 	h->conn = ttrpc_client_conn_new(h->vm->d->loop, fd, health_conn_closed, h);
-	if (h->waiting)
-		health_ping(h);
+	health_ping(h);
 }
 
 static void health_close(struct vm_health *h)
@@ -194,17 +191,12 @@ static void health_check(struct vm *vm)
 		if (h->misses >= vm->d->cfg.health_misses && !h->reported && health_unresponsive(h))
 			return;
 	}
-	if (h->broken)
-		health_close(h);
-	h->broken = false;
+	/* what is left of the last round (an unanswered call) goes */
+	if (h->connecting)
+		vsock_host_connect_cancel(steal_pointer(&h->connecting));
+	health_close(h);
 	h->nonce++;
 	h->waiting = true;
-	if (h->conn) {
-		health_ping(h);
-		return;
-	}
-	if (h->connecting)
-		return;         /* still connecting from the last round */
 	h->connecting = vsock_host_connect_async(vm->d->loop, &vm->vsock, VIRTMGR_AGENT_PORT,
 						 health_interval_s(vm->d), health_connected, h, &err);
 	if (!h->connecting)
