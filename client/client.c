@@ -298,6 +298,9 @@ static int get_daemon_info(struct vmc_client *cl, struct vmc_daemon_info *info, 
 	info->run_dir = dup_str(di->run_dir);
 	info->vm_count = di->vm_count;
 	info->connection_count = di->connection_count;
+	info->vm_sandbox = di->vm_sandbox;
+	info->vm_uid_range = dup_str(di->vm_uid_range);
+	info->vm_sandbox_reason = dup_str(di->vm_sandbox_reason);
 	protobuf_c_message_free_unpacked(&di->base, NULL);
 	return 0;
 }
@@ -311,6 +314,8 @@ void vmc_daemon_info_clear(struct vmc_daemon_info *info)
 	free(info->hypervisor);
 	free(info->hypervisor_reason);
 	free(info->vsock_mode);
+	free(info->vm_uid_range);
+	free(info->vm_sandbox_reason);
 	for (size_t i = 0; info->features && i < info->n_features; i++)
 		free(info->features[i]);
 	free(info->features);

@@ -1,6 +1,6 @@
 /* cmd_info.c - `vmctl info [VM]`: without a VM, the daemon (GetDaemonInfo:
  * version, mode, hypervisor and why, vsock mode, CID range, features,
- * counts); with one, every field of that VM (GetVmInfo).
+ * counts, who VMs' processes run as); with one, every field of that VM (GetVmInfo).
  */
 #include "config.h"
 #include "client/vmctl.h"
@@ -14,7 +14,8 @@ const char cmd_info_help[] =
 	"\n"
 	"Without VM: show the daemon - version, mode (regular or early), hypervisor\n"
 	"(kvm or tcg) and why it was chosen, vsock mode, CID range, features and\n"
-	"the number of VMs and connections.\n"
+	"the number of VMs and connections, and who VMs' processes run as (a uid\n"
+	"of their own from the daemon's --vm-uid-range, or the daemon's user).\n"
 	"With VM (an id or a name): show every field of that VM.\n"
 	"\n"
 	"Options:\n"
@@ -39,6 +40,9 @@ static void print_daemon_info(const struct vmctl_ctx *ctx, const struct vmc_daem
 		json_str(&o, "run_dir", di->run_dir);
 		json_uint(&o, "vm_count", di->vm_count);
 		json_uint(&o, "connection_count", di->connection_count);
+		json_bool(&o, "vm_sandbox", di->vm_sandbox);
+		json_str(&o, "vm_uid_range", di->vm_uid_range);
+		json_str(&o, "vm_sandbox_reason", di->vm_sandbox_reason);
 		json_end(&o);
 		return;
 	}
@@ -60,6 +64,8 @@ static void print_daemon_info(const struct vmctl_ctx *ctx, const struct vmc_daem
 	printf("run dir:     %s\n", di->run_dir);
 	printf("VMs:         %u\n", di->vm_count);
 	printf("connections: %u\n", di->connection_count);
+	if (di->vm_sandbox_reason && *di->vm_sandbox_reason)
+		printf("VMs run as:  %s\n", di->vm_sandbox_reason);
 }
 
 int cmd_info(struct vmctl_ctx *ctx, int argc, char **argv)

@@ -137,6 +137,9 @@ struct vmc_daemon_info {
 	char *run_dir;
 	uint32_t vm_count;
 	uint32_t connection_count;
+	bool vm_sandbox;                /* VMs' processes get uids of their own */
+	char *vm_uid_range;             /* "MIN-MAX" when vm_sandbox, else "" */
+	char *vm_sandbox_reason;        /* who VMs' processes run as, in words */
 };
 
 struct vmc_disk {

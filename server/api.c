@@ -10,6 +10,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
@@ -19,6 +20,7 @@
 #include "lib/log.h"
 #include "protos/virtmgr.pb-c.h"
 #include "server/logfile.h"
+#include "server/uidpool.h"
 #include "server/vm.h"
 
 #define SERVICE "virtmgr.v1.VirtualizationService"
@@ -352,6 +354,8 @@ static void api_get_daemon_info(struct ttrpc_call *call, const ProtobufCMessage 
 	static pid_t self;
 	struct daemon *d = opaque;
 	Virtmgr__V1__DaemonInfo info = VIRTMGR__V1__DAEMON_INFO__INIT;
+	char range[32], reason[128];
+	uint32_t lo, hi;
 
 	info.version = PACKAGE_VERSION;
 	info.mode = d->cfg.early ? "early" : "regular";
@@ -368,6 +372,15 @@ static void api_get_daemon_info(struct ttrpc_call *call, const ProtobufCMessage 
 	info.run_dir = (char *)d->cfg.run_dir;
 	info.vm_count = d->nvms_alive;
 	info.connection_count = ttrpc_server_conn_count(d->api);
+	uidpool_range(d->uids, &lo, &hi);
+	snprintf(range, sizeof(range), "%" PRIu32 "-%" PRIu32, lo, hi);
+	info.vm_sandbox = d->sandboxed;
+	info.vm_uid_range = d->sandboxed ? range : "";
+	if (d->sandboxed)
+		snprintf(reason, sizeof(reason), "uid range %s, no capabilities, seccomp (virtmgr-vsock)", range);
+	else
+		snprintf(reason, sizeof(reason), "not root: VMs run as uid %u, like the daemon", (unsigned)geteuid());
+	info.vm_sandbox_reason = reason;
 	ttrpc_call_reply(call, &info.base, NULL, 0);
 }
 

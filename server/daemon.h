@@ -16,6 +16,7 @@
 struct vm;
 struct early_registry;
 struct vms_server;
+struct uidpool;
 
 struct daemon_config {
 	const char *socket_path;      /* Unix socket; NULL when serving only inherited fds */
@@ -37,6 +38,7 @@ struct daemon_config {
 	int client_fd;                /* early spawn-per-client: the one client */
 	int ready_fd;
 	bool sandbox;                 /* -sandbox on for QEMU */
+	const char *vm_uid_range;     /* --vm-uid-range MIN-MAX (used when root) */
 	const char *vsock_backend;    /* virtmgr-vsock binary, NULL = installed one */
 	uint32_t agent_timeout_ms;    /* default image: the agent's first connection; 0 = none */
 	struct logfile_limits log_limits; /* console.log, guest.log, qemu.log of every VM */
@@ -58,6 +60,8 @@ struct daemon {
 	unsigned nvms_alive;
 	uint32_t next_cid;
 	struct early_registry *early;
+	bool sandboxed;               /* root: each VM's processes get a uid of their own */
+	struct uidpool *uids;         /* those uids (--vm-uid-range) */
 	bool quitting;
 	ev_timer health_timer;        /* the guest health checks (vm-health.c) */
 	ev_signal sigterm, sigint, sighup;

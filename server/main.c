@@ -30,6 +30,7 @@
 #include "server/caller.h"
 #include "server/daemon.h"
 #include "server/early.h"
+#include "server/uidpool.h"
 #include "server/vm.h"
 #include "server/vm-health.h"
 #include "server/vms.h"
@@ -69,6 +70,8 @@ static void usage(FILE *f)
 		"                         K and M suffixes (default 2M, at least 4K)\n"
 		"  --log-keep N           rotated files kept per VM log, 0..15 (default 3)\n"
 		"  --no-sandbox           do not run QEMU with -sandbox on\n"
+		"  --vm-uid-range MIN-MAX when root: the uids (and equal gids) VMs' processes run\n"
+		"                         under, one per VM (default " UIDPOOL_DEFAULT_RANGE ")\n"
 		"  --vsock-backend PATH   the vhost-user-vsock backend (default " LIBEXECDIR "/virtmgr-vsock)\n"
 		"  --early                early-boot mode (AVF early_virtmgr rules): declared VMs\n"
 		"                         only, static CIDs, run dirs in ROOT" EARLY_RUN_DIR ",\n"
@@ -127,7 +130,7 @@ static int parse_size(const char *opt, const char *s, uint64_t min, uint64_t max
 enum {
 	OPT_SOCKET = 256, OPT_RUN_DIR, OPT_GROUP, OPT_GUEST_DIR, OPT_QEMU, OPT_ACCEL, OPT_VSOCK_MODE,
 	OPT_CID_RANGE, OPT_VSOCK_PORT, OPT_MAX_VMS, OPT_MAX_CONN, OPT_MAX_STREAMS, OPT_BOOT_TIMEOUT,
-	OPT_STOP_TIMEOUT, OPT_NO_SANDBOX, OPT_EARLY, OPT_ROOT, OPT_EARLY_XSD, OPT_CLIENT_FD, OPT_READY_FD,
+	OPT_STOP_TIMEOUT, OPT_NO_SANDBOX, OPT_VM_UID_RANGE, OPT_EARLY, OPT_ROOT, OPT_EARLY_XSD, OPT_CLIENT_FD, OPT_READY_FD,
 	OPT_LOG_LEVEL, OPT_HELP, OPT_VERSION, OPT_AGENT_TIMEOUT, OPT_VSOCK_BACKEND, OPT_IDLE_EXIT,
 	OPT_HEALTH_INTERVAL, OPT_HEALTH_MISSES,
 	OPT_LOG_MAX_SIZE, OPT_LOG_KEEP,
@@ -167,6 +170,7 @@ static int parse_args(int argc, char **argv, struct daemon_config *c, bool *sock
 		{ "log-max-size", required_argument, NULL, OPT_LOG_MAX_SIZE },
 		{ "log-keep", required_argument, NULL, OPT_LOG_KEEP },
 		{ "no-sandbox", no_argument, NULL, OPT_NO_SANDBOX },
+		{ "vm-uid-range", required_argument, NULL, OPT_VM_UID_RANGE },
 		{ "vsock-backend", required_argument, NULL, OPT_VSOCK_BACKEND },
 		{ "early", no_argument, NULL, OPT_EARLY },
 		{ "root", required_argument, NULL, OPT_ROOT },
@@ -285,6 +289,9 @@ static int parse_args(int argc, char **argv, struct daemon_config *c, bool *sock
 			break;
 		case OPT_NO_SANDBOX:
 			c->sandbox = false;
+			break;
+		case OPT_VM_UID_RANGE:
+			c->vm_uid_range = optarg;
 			break;
 		case OPT_VSOCK_BACKEND:
 			c->vsock_backend = optarg;
@@ -603,12 +610,24 @@ int main(int argc, char **argv)
 		.client_fd = -1,
 		.ready_fd = -1,
 		.sandbox = true,
+		.vm_uid_range = UIDPOOL_DEFAULT_RANGE,
 		.log_limits = logfile_limits_default(),
 	};
 	if (parse_args(argc, argv, &d.cfg, &socket_given, &idle.secs) < 0)
 		return 2;
 	if (d.cfg.early && early_config(&d.cfg, socket_given, &early_root, &early_run_dir, &early_socket) < 0)
 		return 2;
+	{
+		uint32_t lo, hi;
+
+		if (uidpool_parse_range(d.cfg.vm_uid_range, geteuid(), &lo, &hi, &err) < 0) {
+			fprintf(stderr, "virtmgrd: --vm-uid-range: %s\n", err.message);
+			return 2;
+		}
+		/* only root can give each VM's processes a uid of their own */
+		d.sandboxed = geteuid() == 0;
+		d.uids = uidpool_new(lo, hi);
+	}
 	signal(SIGPIPE, SIG_IGN);
 
 	d.loop = ev_default_loop(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
@@ -632,6 +651,16 @@ int main(int argc, char **argv)
 	if (mkdir_p(d.cfg.run_dir, 0755) < 0) {
 		log_error("cannot create run directory %s: %s", d.cfg.run_dir, strerror(errno));
 		return 1;
+	}
+	if (d.sandboxed && !d.cfg.early) {
+		/* each VM's uid must reach its own run dir (and the sockets in it)
+		 * by path, without listing the others: search-only */
+		cleanup_free char *vms = xasprintf("%s/vms", d.cfg.run_dir);
+
+		if (mkdir_p(vms, 0711) < 0 || chmod(vms, 0711) < 0) {
+			log_error("cannot create %s: %s", vms, strerror(errno));
+			return 1;
+		}
 	}
 
 	if (d.cfg.early && early_registry_new(d.cfg.root, d.cfg.early_xsd, &d.early, &err) < 0) {
@@ -679,6 +708,14 @@ int main(int argc, char **argv)
 	log_info("virtmgrd %s ready: mode %s, accelerator %s (%s), vsock %s, CIDs %u..%u", PACKAGE_VERSION,
 		 d.cfg.early ? "early" : "regular", d.accel, d.accel_reason, d.vsock_mode, d.cfg.cid_min,
 		 d.cfg.cid_max);
+	if (d.sandboxed) {
+		uint32_t lo, hi;
+
+		uidpool_range(d.uids, &lo, &hi);
+		log_info("VMs run as: uid range %u-%u, no capabilities, seccomp", lo, hi);
+	} else {
+		log_info("not root: VMs run as uid %u, like the daemon", (unsigned)geteuid());
+	}
 	if (d.cfg.early)
 		log_info("early mode: root %s, declarations in <root>/<partition>/etc/avf/early_vms*.xml, run dirs in %s",
 			 *d.cfg.root ? d.cfg.root : "/", d.cfg.run_dir);
@@ -714,6 +751,7 @@ int main(int argc, char **argv)
 	ttrpc_server_free(d.api);
 	vms_server_free(d.vms_server);
 	early_registry_free(d.early);
+	uidpool_free(d.uids);
 	if (d.cfg.socket_path && !inherited && d.cfg.client_fd < 0)
 		unlink(d.cfg.socket_path);
 	ev_loop_destroy(d.loop);

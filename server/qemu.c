@@ -47,10 +47,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/sysmacros.h>
 #include <sys/pidfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -61,6 +65,7 @@
 #include "lib/log.h"
 #include "server/logfile.h"
 #include "server/qmp.h"
+#include "server/sandbox.h"
 
 #define QEMU_CONSOLE_CHUNK 65536
 /* How often qemu.log, which QEMU appends to itself, is checked against the
@@ -222,22 +227,14 @@ static int open_input(const char *what, const char *path, int fd, int flags, str
 	return out;
 }
 
-/* initrd followed by extra_initrd in one sealed memfd (Linux unpacks
- * concatenated cpio archives, compressed or not, in order). */
-static int concat_initrd(int initrd_fd, const char *extra, struct vm_error *err)
+/* @srcs one after the other in one sealed memfd named @what. */
+static int memfd_of(const char *what, const int *srcs, int nsrcs, struct vm_error *err)
 {
-	cleanup_close int mfd = memfd_create("virtmgr-initrd", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-	cleanup_close int xfd = -1;
-	int srcs[2];
+	cleanup_close int mfd = memfd_create(what, MFD_CLOEXEC | MFD_ALLOW_SEALING);
 
 	if (mfd < 0)
-		return vm_error_errno(err, errno, "memfd for initrd");
-	xfd = open_input("extra initrd", extra, -1, O_RDONLY, err);
-	if (xfd < 0)
-		return -1;
-	srcs[0] = initrd_fd;
-	srcs[1] = xfd;
-	for (int i = 0; i < 2; i++) {
+		return vm_error_errno(err, errno, "memfd for %s", what);
+	for (int i = 0; i < nsrcs; i++) {
 		off_t off = 0;
 
 		for (;;) {
@@ -249,20 +246,56 @@ static int concat_initrd(int initrd_fd, const char *extra, struct vm_error *err)
 			if (n > 0)
 				continue;
 			if (errno != EXDEV && errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP)
-				return vm_error_errno(err, errno, "copying initrd");
+				return vm_error_errno(err, errno, "copying %s", what);
 			/* no in-kernel copy between these files: plain read/write */
 			n = pread(srcs[i], buf, sizeof(buf), off);
 			if (n < 0)
-				return vm_error_errno(err, errno, "reading initrd");
+				return vm_error_errno(err, errno, "reading %s", what);
 			if (n == 0)
 				break;
 			if (write_all(mfd, buf, (size_t)n) < 0)
-				return vm_error_errno(err, errno, "writing initrd memfd");
+				return vm_error_errno(err, errno, "writing %s memfd", what);
 			off += n;
 		}
 	}
 	fcntl(mfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL);
 	return steal_fd(&mfd);
+}
+
+/* initrd followed by extra_initrd in one sealed memfd (Linux unpacks
+ * concatenated cpio archives, compressed or not, in order). */
+static int concat_initrd(int initrd_fd, const char *extra, struct vm_error *err)
+{
+	cleanup_close int xfd = open_input("extra initrd", extra, -1, O_RDONLY, err);
+	int srcs[2] = { initrd_fd, -1 };
+
+	if (xfd < 0)
+		return -1;
+	srcs[1] = xfd;
+	return memfd_of("virtmgr-initrd", srcs, 2, err);
+}
+
+/*
+ * QEMU opens -kernel and -initrd as /proc/self/fd/N, which checks the file's
+ * own permissions again: under a VM's uid, a file that only its owner may
+ * read fails. Hand QEMU a memfd copy of such a file instead (@fd is
+ * replaced). Return: 0, or -1 with @err filled.
+ */
+static int readable_for_vm(int *fd, const char *what, struct vm_error *err)
+{
+	struct stat st;
+	int m;
+
+	if (fstat(*fd, &st) < 0)
+		return vm_error_errno(err, errno, "%s", what);
+	if (S_ISREG(st.st_mode) && (st.st_mode & S_IROTH))
+		return 0;
+	m = memfd_of(what, fd, 1, err);
+	if (m < 0)
+		return -1;
+	close(*fd);
+	*fd = m;
+	return 0;
 }
 
 /* A listening Unix socket at @path (a stale one is replaced). */
@@ -556,7 +589,70 @@ struct qemu_spawn {
 	int fds[64];              /* fds[i] becomes fd i in QEMU */
 	size_t nfds;
 	char exec_err[512];       /* prefix written to stderr if exec fails */
+	struct sandbox sb;        /* applied when confine */
+	bool confine;
+	int report_fd;            /* write end of the sandbox report pipe, or -1 */
+	/* KVM for a VM's uid: a node of its own in a private mount namespace */
+	bool kvm_node;
+	char kvm_dir[PATH_MAX];   /* run_dir/.dev, where the node is made */
+	char kvm_path[PATH_MAX];  /* run_dir/.dev/kvm */
 };
+
+/* Write "what: errno N" to the report pipe; async-signal-safe. */
+static void spawn_report(int fd, const char *what, int e)
+{
+	char num[16];
+	int i = (int)sizeof(num);
+
+	num[--i] = '\n';
+	do {
+		num[--i] = (char)('0' + e % 10);
+		e /= 10;
+	} while (e && i > 0);
+	if (fd < 0 || write(fd, what, strlen(what)) < 0 || write(fd, ": errno ", 8) < 0 ||
+	    write(fd, num + i, sizeof(num) - (size_t)i) < 0) {
+		/* nothing left to report to */
+	}
+}
+
+/*
+ * /dev/kvm is usually root's or the kvm group's, and a VM's uid has neither.
+ * In a mount namespace of this child only, a fresh node of the same device,
+ * owned by the VM's uid, is bind-mounted over /dev/kvm. The node is made on
+ * a tmpfs of its own, since run directories often live on nodev mounts.
+ * Return: 0, or -1 with the step in *what and errno set.
+ */
+static int spawn_kvm_node(const struct qemu_spawn *sp, const char **what)
+{
+	struct stat st;
+
+	*what = "kvm: stat /dev/kvm";
+	if (stat("/dev/kvm", &st) < 0 || !S_ISCHR(st.st_mode))
+		return -1;
+	*what = "kvm: unshare mount namespace";
+	if (unshare(CLONE_NEWNS) < 0)
+		return -1;
+	*what = "kvm: make / a slave";
+	if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
+		return -1;
+	*what = "kvm: mount tmpfs";
+	if (mount("virtmgr-dev", sp->kvm_dir, "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=0700,size=4k") < 0)
+		return -1;
+	*what = "kvm: mknod";
+	if (mknod(sp->kvm_path, S_IFCHR | 0600, st.st_rdev) < 0)
+		return -1;
+	*what = "kvm: chown";
+	if (chown(sp->kvm_path, sp->sb.uid, sp->sb.gid) < 0)
+		return -1;
+	*what = "kvm: bind mount over /dev/kvm";
+	if (mount(sp->kvm_path, "/dev/kvm", NULL, MS_BIND, NULL) < 0)
+		return -1;
+	/* the bind mount keeps the node; the tmpfs itself is not needed */
+	*what = "kvm: unmount tmpfs";
+	if (umount2(sp->kvm_dir, MNT_DETACH) < 0)
+		return -1;
+	return 0;
+}
 
 static int spawn_add_fd(struct qemu_spawn *sp, int fd)
 {
@@ -572,7 +668,8 @@ static __attribute__((noreturn)) void spawn_child(struct qemu_spawn *sp, const c
 	int tmp[ARRAY_SIZE(sp->fds)];
 	sigset_t none;
 	char num[16];
-	int e, i;
+	int e, i, rep = -1;
+	const char *what;
 
 	setsid();
 	for (int sig = 1; sig < NSIG; sig++)
@@ -580,6 +677,12 @@ static __attribute__((noreturn)) void spawn_child(struct qemu_spawn *sp, const c
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 
+	/* the report pipe goes above the target range, where no dup2 reaches */
+	if (sp->report_fd >= 0) {
+		rep = fcntl(sp->report_fd, F_DUPFD_CLOEXEC, (int)sp->nfds);
+		if (rep < 0)
+			goto fail;
+	}
 	/* move every fd above the target range first, so no dup2 clobbers a source */
 	for (size_t k = 0; k < sp->nfds; k++) {
 		tmp[k] = fcntl(sp->fds[k], F_DUPFD_CLOEXEC, (int)sp->nfds);
@@ -589,9 +692,28 @@ static __attribute__((noreturn)) void spawn_child(struct qemu_spawn *sp, const c
 	for (size_t k = 0; k < sp->nfds; k++)
 		if (dup2(tmp[k], (int)k) < 0)
 			goto fail;
-	if (close_range((unsigned)sp->nfds, ~0U, 0) < 0)
-		for (int fd = (int)sp->nfds; fd < 65536; fd++)
+	if (rep < 0) {
+		if (close_range((unsigned)sp->nfds, ~0U, 0) < 0)
+			for (int fd = (int)sp->nfds; fd < 65536; fd++)
+				close(fd);
+	} else {
+		for (int fd = (int)sp->nfds; fd < rep; fd++)
 			close(fd);
+		if (close_range((unsigned)rep + 1, ~0U, 0) < 0)
+			for (int fd = rep + 1; fd < 65536; fd++)
+				close(fd);
+	}
+	if (sp->confine) {
+		struct sandbox sb = sp->sb;
+
+		if (sp->kvm_node && spawn_kvm_node(sp, &what) < 0) {
+			spawn_report(rep, what, errno);
+			_exit(SANDBOX_EXIT_FAILED);
+		}
+		sb.report_fd = rep;
+		if (sandbox_enter(&sb) < 0)
+			_exit(SANDBOX_EXIT_FAILED);
+	}
 	execv(binary, sp->argv);
 fail:
 	e = errno;
@@ -678,7 +800,7 @@ static void qemu_discard(struct qemu *q)
 
 static int qemu_build_argv(const struct qemu_config *cfg, struct qemu_spawn *sp, const char *binary,
 			   const int *disk_fds, int kernel_fd, int initrd_fd, int qmp_fd, int console_fd,
-			   struct vm_error *err)
+			   int fw_cfg_fd, struct vm_error *err)
 {
 	char **argv = NULL;
 	size_t n = 0, cap = 0;
@@ -730,11 +852,10 @@ static int qemu_build_argv(const struct qemu_config *cfg, struct qemu_spawn *sp,
 		ADD("-append");
 		ADD(cfg->cmdline);
 	}
-	if (cfg->fw_cfg_config) {
-		cleanup_free char *path = opts_escape(cfg->fw_cfg_config);
-
+	if (fw_cfg_fd >= 0) {
+		/* an fd, so the file need not be the VM uid's to read */
 		ADD("-fw_cfg");
-		ADDF("name=opt/virtmgr/config,file=%s", path);
+		ADDF("name=opt/virtmgr/config,file=/proc/self/fd/%d", fw_cfg_fd);
 	}
 	for (size_t i = 0; i < cfg->ndisks; i++) {
 		fdn = spawn_add_fd(sp, disk_fds[i]);
@@ -843,9 +964,9 @@ int qemu_start(struct ev_loop *loop, const struct qemu_config *cfg, const struct
 	struct qemu_spawn sp = { 0 };
 	cleanup_free char *binary = NULL, *console_log = NULL;
 	cleanup_close int qemu_log = -1, kernel_fd = -1, initrd_fd = -1, qmp_fd = -1, stdin_fd = -1;
-	cleanup_close int console_listen = -1;
+	cleanup_close int console_listen = -1, fw_cfg_fd = -1, report_r = -1, report_w = -1;
 	int disk_fds[32];
-	int k_n, i_n = -1, q_n, c_n, ret = -1;
+	int k_n, i_n = -1, q_n, c_n, f_n = -1, ret = -1;
 	struct qemu *q = NULL;
 	pid_t pid;
 
@@ -924,11 +1045,52 @@ int qemu_start(struct ev_loop *loop, const struct qemu_config *cfg, const struct
 	spawn_add_fd(&sp, qemu_log);
 	q_n = spawn_add_fd(&sp, qmp_fd);
 	c_n = spawn_add_fd(&sp, console_listen);
+	if (cfg->confine && cfg->confine->change_ids &&
+	    (readable_for_vm(&kernel_fd, "virtmgr-kernel", err) < 0 ||
+	     (initrd_fd >= 0 && readable_for_vm(&initrd_fd, "virtmgr-initrd", err) < 0)))
+		goto out;
 	k_n = spawn_add_fd(&sp, kernel_fd);
 	if (initrd_fd >= 0)
 		i_n = spawn_add_fd(&sp, initrd_fd);
-	if (qemu_build_argv(cfg, &sp, binary, disk_fds, k_n, i_n, q_n, c_n, err) < 0)
+	if (cfg->fw_cfg_config) {
+		fw_cfg_fd = open(cfg->fw_cfg_config, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (fw_cfg_fd < 0) {
+			vm_error_errno(err, errno, "%s", cfg->fw_cfg_config);
+			goto out;
+		}
+		f_n = spawn_add_fd(&sp, fw_cfg_fd);
+	}
+	if (qemu_build_argv(cfg, &sp, binary, disk_fds, k_n, i_n, q_n, c_n, f_n, err) < 0)
 		goto out;
+	/* QEMU reopens it by /proc/self/fd: it must be the VM uid's to read */
+	if (fw_cfg_fd >= 0 && cfg->confine && cfg->confine->change_ids &&
+	    fchown(fw_cfg_fd, cfg->confine->uid, cfg->confine->gid) < 0) {
+		vm_error_errno(err, errno, "chown %s to uid %u", cfg->fw_cfg_config, (unsigned)cfg->confine->uid);
+		goto out;
+	}
+	sp.report_fd = -1;
+	if (cfg->confine) {
+		int p[2];
+
+		sp.confine = true;
+		sp.sb = *cfg->confine;
+		if (pipe2(p, O_CLOEXEC) < 0) {
+			vm_error_errno(err, errno, "pipe for QEMU's sandbox report");
+			goto out;
+		}
+		report_r = p[0];
+		report_w = p[1];
+		sp.report_fd = report_w;
+		if (sp.sb.change_ids && !strcmp(cfg->accel, "kvm")) {
+			sp.kvm_node = true;
+			snprintf(sp.kvm_dir, sizeof(sp.kvm_dir), "%s/.dev", cfg->run_dir);
+			snprintf(sp.kvm_path, sizeof(sp.kvm_path), "%s/.dev/kvm", cfg->run_dir);
+			if (mkdir(sp.kvm_dir, 0700) < 0 && errno != EEXIST) {
+				vm_error_errno(err, errno, "%s", sp.kvm_dir);
+				goto out;
+			}
+		}
+	}
 	snprintf(sp.exec_err, sizeof(sp.exec_err), "virtmgr: cannot execute %s: errno ", binary);
 	{
 		/* the command line, for whoever reads qemu.log later */
@@ -947,6 +1109,24 @@ int qemu_start(struct ev_loop *loop, const struct qemu_config *cfg, const struct
 	}
 	if (pid == 0)
 		spawn_child(&sp, binary);
+	if (report_r >= 0) {
+		/* EOF: the exec went ahead (the pipe is close-on-exec); a line: the
+		 * child could not confine itself and exits instead of running */
+		char why[256];
+		ssize_t n;
+
+		close(steal_fd(&report_w));
+		do
+			n = read(report_r, why, sizeof(why) - 1);
+		while (n < 0 && errno == EINTR);
+		if (n > 0) {
+			why[n] = '\0';
+			why[strcspn(why, "\n")] = '\0';
+			waitpid(pid, NULL, 0);
+			vm_error_set(err, VM_FAILED_PRECONDITION, "QEMU could not be sandboxed: %s", why);
+			goto out;
+		}
+	}
 
 	q->pid = pid;
 	q->pidfd = pidfd_open(pid, 0);

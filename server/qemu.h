@@ -16,6 +16,7 @@
 
 struct qemu;
 struct logfile_limits;
+struct sandbox;
 
 struct qemu_disk {
 	const char *path;         /* host path, or NULL when fd >= 0 (a path wins over fd) */
@@ -42,6 +43,7 @@ struct qemu_config {
 	const char *vhost_user_vsock_socket; /* path of the vhost-user backend's socket */
 	uint32_t vhost_vsock_cid;            /* kernel vhost-vsock: guest-cid (0 = none) */
 	bool sandbox;             /* -sandbox on */
+	const struct sandbox *confine; /* sandbox_enter() before exec; NULL: none */
 	const char *run_as_user;  /* -run-with user=... or NULL */
 	const struct logfile_limits *log_limits; /* console.log, qemu.log; NULL: logfile_limits_default() */
 };

@@ -12,14 +12,17 @@
 #include "server/vm-persist.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include "lib/log.h"
 #include "server/statefile.h"
+#include "server/uidpool.h"
 #include "server/vm-config.h"
 #include "server/vm-priv.h"
 
@@ -38,6 +41,8 @@ void vm_persist(struct vm *vm)
 	statefile_set_u64(&sf, "cid", vm->cid);
 	statefile_set_u64(&sf, "state", (uint64_t)vm->state);
 	statefile_set_u64(&sf, "owner_uid", vm->owner_uid);
+	if (vm->uid)
+		statefile_set_u64(&sf, "uid", vm->uid);
 	statefile_set_u64(&sf, "owner_pid", (uint64_t)vm->owner_pid);
 	statefile_set_u64(&sf, "detached", vm->detached);
 	statefile_set_u64(&sf, "qemu_pid", (uint64_t)qemu_pid(vm->qemu));
@@ -78,6 +83,7 @@ static void restore_backend(struct vm *vm, const struct statefile *sf)
 	vm->vsock.uds_path = xasprintf("%s/vsock.sock", vm->run_dir);
 	vm->vsock.backend_pid = -1;
 	vm->vsock.backend_pidfd = -1;
+	vm->vsock.uid = vm->uid;
 	if (statefile_get_u64(sf, "backend_pid", INT32_MAX, &pid, &err) < 0 ||
 	    statefile_get_u64(sf, "backend_start_time", UINT64_MAX, &st, &err) < 0) {
 		if (!strcmp(vm->d->vsock_mode, "kernel"))
@@ -101,11 +107,56 @@ static void restore_backend(struct vm *vm, const struct statefile *sf)
 	vm_vsock_watch(vm, false);      /* not ours to reap: PID 1 does */
 }
 
+/* Whether every uid of process @pid (real, effective, saved, fs) is @uid. */
+static bool proc_runs_as(pid_t pid, uid_t uid)
+{
+	cleanup_free char *path = xasprintf("/proc/%d/status", (int)pid);
+	FILE *f = fopen(path, "re");
+	char line[256];
+	unsigned r, e, s, fs;
+	bool ok = false;
+
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "Uid: %u %u %u %u", &r, &e, &s, &fs) == 4) {
+			ok = r == uid && e == uid && s == uid && fs == uid;
+			break;
+		}
+	if (f)
+		fclose(f);
+	return ok;
+}
+
+/*
+ * A sandboxed VM's uid owns its run directory and so can replace what is in
+ * it: believe vm.state only when it is the daemon's own file, and its uid
+ * only when the directory and the QEMU process really are that uid's.
+ */
+static int restore_check(const char *dir, const char *path, uint64_t uid, uint64_t qpid, struct vm_error *err)
+{
+	struct stat st;
+
+	if (lstat(path, &st) < 0)
+		return vm_error_errno(err, errno, "%s", path);
+	if (!S_ISREG(st.st_mode) || st.st_uid != geteuid() || st.st_nlink != 1)
+		return vm_error_set(err, VM_DATA_LOSS, "%s: not a file of the daemon's (uid %u, links %u)", path,
+				    (unsigned)st.st_uid, (unsigned)st.st_nlink);
+	if (!uid)
+		return 0;
+	if (lstat(dir, &st) < 0)
+		return vm_error_errno(err, errno, "%s", dir);
+	if (!S_ISDIR(st.st_mode) || st.st_uid != (uid_t)uid)
+		return vm_error_set(err, VM_DATA_LOSS, "%s: not owned by the VM's uid %" PRIu64, dir, uid);
+	if (!proc_runs_as((pid_t)qpid, (uid_t)uid))
+		return vm_error_set(err, VM_DATA_LOSS, "QEMU pid %" PRIu64 " does not run as the VM's uid %" PRIu64,
+				    qpid, uid);
+	return 0;
+}
+
 static int restore_one(struct daemon *d, const char *dir, struct vm_error *err)
 {
 	cleanup_free char *path = xasprintf("%s/vm.state", dir);
 	struct statefile sf = { 0 };
-	uint64_t cid, state, uid, opid, det, qpid, qst, mem, cpus, cns, sns, code;
+	uint64_t cid, state, uid, opid, det, qpid, qst, mem, cpus, cns, sns, code, vuid = 0;
 	const char *id, *name, *accel;
 	struct vm *vm;
 	int r = -1;
@@ -133,11 +184,31 @@ static int restore_one(struct daemon *d, const char *dir, struct vm_error *err)
 		vm_error_prefix(err, "%s", path);
 		goto out;
 	}
+	if (statefile_get(&sf, "uid") && statefile_get_u64(&sf, "uid", UINT32_MAX, &vuid, err) < 0) {
+		vm_error_prefix(err, "%s", path);
+		goto out;
+	}
+	if (restore_check(dir, path, vuid, qpid, err) < 0)
+		goto out;
 	if (vm_cid_in_use(d, (uint32_t)cid)) {
 		vm_error_set(err, VM_DATA_LOSS, "%s: cid %" PRIu64 " is already taken", path, cid);
 		goto out;
 	}
 	vm = vm_alloc(d);
+	if (vuid) {
+		/* before any new VM is given a uid */
+		int m = uidpool_mark_used(d->uids, (uid_t)vuid, err);
+
+		if (m < 0) {
+			vm_free(vm);
+			vm_error_prefix(err, "%s: uid", path);
+			goto out;
+		}
+		if (m == 1)
+			log_warn("%s: uid %" PRIu64 " is outside the configured range (--vm-uid-range); keeping it", path,
+				 vuid);
+		vm->uid = (uid_t)vuid;
+	}
 	snprintf(vm->id, sizeof(vm->id), "%s", id);
 	vm->name = xstrdup(name);
 	vm->accel = xstrdup(accel);

@@ -47,6 +47,7 @@ struct vm {
 	uint32_t memory_mib, cpus;
 	uint64_t created_ns, started_ns;
 	char *run_dir;
+	uid_t uid;                      /* its processes' uid and gid; 0: the daemon's (not sandboxed) */
 	/* configuration kept for start */
 	int kernel_fd, initrd_fd;
 	struct qemu_disk *disks;

@@ -31,6 +31,8 @@
 #include "server/caller.h"
 #include "server/early.h"
 #include "server/logfile.h"
+#include "server/sandbox.h"
+#include "server/uidpool.h"
 #include "server/vm-config.h"
 #include "server/vm-health.h"
 #include "server/vm-persist.h"
@@ -212,6 +214,15 @@ static void early_release(struct vm *vm)
 		log_warn("vm %s: %s", vm->id, e.message);
 }
 
+/* The VM's processes are gone (QEMU reaped, the backend told to go): its
+ * uid may serve another VM. Releasing twice is harmless. */
+static void vm_uid_release(struct vm *vm)
+{
+	if (vm->uid && vm->d->uids)
+		uidpool_release(vm->d->uids, vm->uid);
+	vm->uid = 0;
+}
+
 static void vm_died(struct vm *vm, death_t reason, const char *message)
 {
 	struct daemon *d = vm->d;
@@ -228,6 +239,7 @@ static void vm_died(struct vm *vm, death_t reason, const char *message)
 		vm->qemu = NULL;
 	}
 	vm_release_runtime(vm);
+	vm_uid_release(vm);
 	if (vm->run_dir) {
 		int r = remove_tree(vm->run_dir);
 
@@ -595,6 +607,7 @@ void vm_free(struct vm *vm)
 	vm_release_runtime(vm);
 	if (vm->qemu)
 		qemu_free(vm->qemu, false);
+	vm_uid_release(vm);
 	free(vm->name);
 	free(vm->accel);
 	free(vm->run_dir);
@@ -768,8 +781,9 @@ static int vsock_prepare(struct vm *vm, struct qemu_config *qc, struct vm_error 
 	static const char *const levels[] = { [LOG_LVL_ERROR] = "error", [LOG_LVL_WARN] = "warning",
 					      [LOG_LVL_INFO] = "info", [LOG_LVL_DEBUG] = "debug" };
 	/* the backend logs to our stderr at our level */
+	struct sandbox sb = { .change_ids = vm->uid != 0, .uid = vm->uid, .gid = (gid_t)vm->uid, .report_fd = -1 };
 	struct vsock_host_opts opts = { .backend = d->cfg.vsock_backend, .log_level = levels[log_get_level()],
-					.log_fd = -1 };
+					.log_fd = -1, .confine = &sb };
 
 	if (strcmp(d->vsock_mode, "kernel") && d->cfg.vsock_backend && access(d->cfg.vsock_backend, X_OK) < 0)
 		return vm_error_set_errno(err, VM_FAILED_PRECONDITION, errno, "vm %s: vsock backend %s", vm->id,
@@ -809,6 +823,33 @@ static int run_dir_check_space(const char *run_dir, struct vm_error *err)
 	return 0;
 }
 
+/* A fresh run directory, given to the VM's own uid when the daemon is root
+ * (docs/sandbox.md); that uid is allocated here and held until the VM dies. */
+static int vm_run_dir_create(struct vm *vm, struct vm_error *err)
+{
+	struct daemon *d = vm->d;
+	struct sandbox sb = { .change_ids = d->sandboxed, .report_fd = -1 };
+	cleanup_free char *parent = xstrdup(vm->run_dir);
+	char *slash = strrchr(parent, '/');
+	int r;
+
+	/* the VM's uid reaches its directory by path but lists no other */
+	if (slash && slash != parent) {
+		*slash = '\0';
+		r = mkdir_p(parent, d->sandboxed ? 0711 : 0700);
+		if (r < 0)
+			return vm_error_set_errno(err, r == -ENOSPC ? VM_RESOURCE_EXHAUSTED : VM_INTERNAL, -r,
+						  "cannot create %s", parent);
+	}
+	if (sb.change_ids) {
+		if (!vm->uid && uidpool_alloc(d->uids, &vm->uid, err) < 0)
+			return vm_error_prefix(err, "vm %s", vm->id);
+		sb.uid = vm->uid;
+		sb.gid = (gid_t)vm->uid;
+	}
+	return sandbox_run_dir_prepare(vm->run_dir, &sb, err);
+}
+
 int vm_start(struct vm *vm, struct vm_error *err)
 {
 	struct daemon *d = vm->d;
@@ -821,10 +862,7 @@ int vm_start(struct vm *vm, struct vm_error *err)
 		return vm_error_set(err, VM_FAILED_PRECONDITION, "vm %s is %s, not NOT_STARTED", vm->id,
 				    vm_state_name(vm->state));
 	remove_tree(vm->run_dir);
-	r = mkdir_p(vm->run_dir, 0700);
-	if (r < 0 || chmod(vm->run_dir, 0700) < 0) {
-		vm_error_set_errno(err, r == -ENOSPC ? VM_RESOURCE_EXHAUSTED : VM_INTERNAL, r < 0 ? -r : errno,
-				   "cannot create run directory %s", vm->run_dir);
+	if (vm_run_dir_create(vm, err) < 0) {
 		vm_died(vm, VIRTMGR__V1__DEATH_REASON__DEATH_REASON_START_FAILED, err->message);
 		return -1;
 	}
@@ -854,6 +892,9 @@ int vm_start(struct vm *vm, struct vm_error *err)
 	qc.ndisks = vm->ndisks;
 	qc.sandbox = d->cfg.sandbox;
 	qc.log_limits = &d->cfg.log_limits;
+	/* the VM's own uid, no capabilities, no new privileges (docs/sandbox.md) */
+	struct sandbox sb = { .change_ids = vm->uid != 0, .uid = vm->uid, .gid = (gid_t)vm->uid, .report_fd = -1 };
+	qc.confine = &sb;
 	if (vsock_prepare(vm, &qc, err) < 0 || vm_vms_listen(vm, err) < 0) {
 		vm_died(vm, VIRTMGR__V1__DEATH_REASON__DEATH_REASON_START_FAILED, err->message);
 		return -1;

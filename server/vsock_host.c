@@ -25,6 +25,7 @@
 
 #include "lib/log.h"
 #include "server/qemu.h"
+#include "server/sandbox.h"
 #include "server/vsock_host.h"
 
 #define VHOST_USER_NAME "vsock-vhost.sock"
@@ -85,6 +86,14 @@ static int unix_listen(const char *path, int backlog, struct vm_error *err)
 	return steal_fd(&fd);
 }
 
+/* A socket the VM's processes connect to by path must be theirs to write. */
+static int socket_give(const char *path, uid_t uid, struct vm_error *err)
+{
+	if (uid && chown(path, uid, (gid_t)uid) < 0)
+		return vm_error_errno(err, errno, "chown %s to uid %u", path, (unsigned)uid);
+	return 0;
+}
+
 static const char *backend_binary(const struct vsock_host_opts *opts)
 {
 	const char *env = getenv("VIRTMGR_VSOCK_BACKEND");
@@ -141,6 +150,29 @@ int vsock_host_prepare(struct vsock_host_vm *vm, const char *run_dir, uint32_t c
 		vm_clear(vm);
 		return -1;
 	}
+	/* QEMU, under the VM's uid, connects to the vhost-user socket by path */
+	const struct sandbox *confine = opts ? opts->confine : NULL;
+	if (confine && confine->change_ids)
+		vm->uid = confine->uid;
+	cleanup_close int report_r = -1, report_w = -1;
+	if (socket_give(vm->vhost_user_path, vm->uid, err) < 0 || socket_give(vm->uds_path, vm->uid, err) < 0) {
+		unlink(vm->vhost_user_path);
+		unlink(vm->uds_path);
+		vm_clear(vm);
+		return -1;
+	}
+	if (confine) {
+		int p[2];
+
+		if (pipe2(p, O_CLOEXEC) < 0) {
+			unlink(vm->vhost_user_path);
+			unlink(vm->uds_path);
+			vm_clear(vm);
+			return vm_error_errno(err, errno, "pipe for the vsock backend's sandbox report");
+		}
+		report_r = p[0];
+		report_w = p[1];
+	}
 
 	const char *bin = backend_binary(opts);
 	char cidbuf[16];
@@ -168,18 +200,47 @@ int vsock_host_prepare(struct vsock_host_vm *vm, const char *run_dir, uint32_t c
 		}
 		if (log_fd >= 0)
 			dup2(log_fd, 2);
-		/* move the sockets to 3 and 4 without clobbering each other */
+		/* move the sockets to 3 and 4 without clobbering each other, and the
+		 * report pipe (close-on-exec) above them */
+		int rep = report_w >= 0 ? fcntl(report_w, F_DUPFD_CLOEXEC, 10) : -1;
 		int v = fcntl(vfd, F_DUPFD, 10), u = fcntl(ufd, F_DUPFD, 10);
-		if (v < 0 || u < 0 || dup2(v, 3) < 0 || dup2(u, 4) < 0)
+		if (v < 0 || u < 0 || dup2(v, 3) < 0 || dup2(u, 4) < 0 || (report_w >= 0 && rep < 0))
 			_exit(127);
-		int keep[] = {0, 1, 2, 3, 4};
-		fd_close_from(5, keep, ARRAY_SIZE(keep));
+		int keep[] = {0, 1, 2, 3, 4, rep};
+		fd_close_from(5, keep, ARRAY_SIZE(keep) - (rep < 0));
 		sigset_t none;
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		signal(SIGPIPE, SIG_DFL);
+		if (confine) {
+			struct sandbox sb = *confine;
+
+			sb.report_fd = rep;
+			if (sandbox_enter(&sb) < 0)
+				_exit(SANDBOX_EXIT_FAILED);
+		}
 		execv(bin, argv);
 		_exit(127);
+	}
+	if (report_r >= 0) {
+		/* EOF: the exec went ahead; a line: the child could not confine itself */
+		char why[256];
+		ssize_t n;
+
+		close(steal_fd(&report_w));
+		do
+			n = read(report_r, why, sizeof(why) - 1);
+		while (n < 0 && errno == EINTR);
+		if (n > 0) {
+			why[n] = '\0';
+			why[strcspn(why, "\n")] = '\0';
+			waitpid(pid, NULL, 0);
+			unlink(vm->vhost_user_path);
+			unlink(vm->uds_path);
+			vm_clear(vm);
+			return vm_error_set(err, VM_FAILED_PRECONDITION, "the vsock backend could not be sandboxed: %s",
+					    why);
+		}
 	}
 	vm->backend_pid = pid;
 	vm->backend_pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
@@ -253,7 +314,14 @@ int vsock_host_listen(const struct vsock_host_vm *vm, uint32_t port, struct vm_e
 {
 	if (vm->mode == VSOCK_HOST_USER) {
 		cleanup_free char *path = vsock_host_listen_path(vm, port);
-		return unix_listen(path, 128, err);
+		/* the backend, under the VM's uid, connects to it by path */
+		cleanup_close int fd = unix_listen(path, 128, err);
+		if (fd < 0 || socket_give(path, vm->uid, err) < 0) {
+			if (fd >= 0)
+				unlink(path);
+			return -1;
+		}
+		return steal_fd(&fd);
 	}
 	struct sockaddr_vm sa = {.svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_ANY, .svm_port = port};
 	cleanup_close int fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -625,8 +693,12 @@ static void watch_exit_cb(struct ev_loop *loop, ev_io *io, int revents)
 		return;
 	ev_io_stop(loop, io);
 	w->reaped = true;
-	snprintf(w->death, sizeof(w->death), "the vsock backend (pid %d) %s %d", (int)w->vm->backend_pid,
-		 si.si_code == CLD_EXITED ? "exited with status" : "was killed by signal", si.si_status);
+	if (si.si_code != CLD_EXITED && si.si_status == SIGSYS)
+		snprintf(w->death, sizeof(w->death), "the vsock backend (pid %d) was killed by its seccomp filter (SIGSYS)",
+			 (int)w->vm->backend_pid);
+	else
+		snprintf(w->death, sizeof(w->death), "the vsock backend (pid %d) %s %d", (int)w->vm->backend_pid,
+			 si.si_code == CLD_EXITED ? "exited with status" : "was killed by signal", si.si_status);
 	/* Status 0: the backend saw QEMU close the vhost-user socket, i.e. QEMU
 	 * is exiting (a guest power-off); on a loaded machine that exit can take
 	 * longer than the short grace meant for a crashed backend. */

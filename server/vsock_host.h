@@ -47,6 +47,7 @@
 #include "lib/util.h"
 
 struct qemu_config;
+struct sandbox;
 
 enum vsock_host_mode {
 	VSOCK_HOST_AUTO = 0,
@@ -59,6 +60,7 @@ struct vsock_host_opts {
 				* (or $VIRTMGR_VSOCK_BACKEND when set) */
 	const char *log_level; /* backend --log-level; NULL = "info" */
 	int log_fd;            /* backend stderr; -1 = the daemon's stderr */
+	const struct sandbox *confine; /* sandbox_enter() before exec; NULL: none */
 };
 
 struct vsock_host_vm {
@@ -68,6 +70,7 @@ struct vsock_host_vm {
 	char *uds_path;            /* user: hybrid socket */
 	pid_t backend_pid;         /* user: the backend, else -1 */
 	int backend_pidfd;         /* user: pidfd of the backend (readable when it exits), else -1 */
+	uid_t uid;                 /* user: owner of the sockets the backend and QEMU connect to; 0 = ours */
 };
 
 /**

@@ -36,13 +36,13 @@ EXTRA_DIST += tests/fuzz/corpus/vmctl
 # The daemon's API dispatch: real handlers and VM state machine in process
 # (server/libvirtmgrd.la: all of virtmgrd but main()).
 FUZZ_TARGETS += api
-FUZZ_SRCS_api = tests/fuzz/fuzz_api.c $(VIRTMGRD_CORE_C) server/vsock_host.c \
+FUZZ_SRCS_api = tests/fuzz/fuzz_api.c $(VIRTMGRD_CORE_C) server/vsock_host.c server/sandbox.c \
 	lib/ttrpc-frame.c lib/ttrpc-io.c lib/ttrpc-server.c lib/ttrpc-client.c lib/util.c lib/log.c \
 	protos/ttrpc.pb-c.c protos/virtmgr.pb-c.c
-FUZZ_LIBS_api = $(FDT_LIBS) $(JSON_C_LIBS)
+FUZZ_LIBS_api = $(FDT_LIBS) $(JSON_C_LIBS) $(SECCOMP_LIBS)
 check_PROGRAMS += tests/fuzz/replay_api
 tests_fuzz_replay_api_SOURCES = tests/fuzz/replay.c tests/fuzz/fuzz_api.c
-tests_fuzz_replay_api_CFLAGS = $(AM_CFLAGS) $(PROTOBUF_C_CFLAGS) $(LIBXML_CFLAGS) $(FDT_CFLAGS)
+tests_fuzz_replay_api_CFLAGS = $(AM_CFLAGS) $(PROTOBUF_C_CFLAGS) $(LIBXML_CFLAGS) $(FDT_CFLAGS) $(SECCOMP_CFLAGS)
 tests_fuzz_replay_api_LDADD = server/libvirtmgrd.la
 EXTRA_DIST += tests/fuzz/corpus/api
 

@@ -15,3 +15,8 @@ tests_unit_test_sandbox_CFLAGS = $(TEST_CFLAGS) $(SECCOMP_CFLAGS)
 tests_unit_test_sandbox_LDADD = $(TEST_LDADD) $(SECCOMP_LIBS)
 
 EXTRA_DIST += docs/sandbox.md
+
+# two VMs of a root daemon under two uids of the range (needs root for the
+# uid checks; without it only the not-root report is tested)
+TESTS += tests/integration/sandbox.sh
+EXTRA_DIST += tests/integration/sandbox.sh

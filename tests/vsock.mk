@@ -41,7 +41,7 @@ TESTS += tests/unit/test_vsock_host
 tests_unit_test_vsock_host_SOURCES = tests/unit/test_vsock_host.c
 tests_unit_test_vsock_host_CPPFLAGS = $(AM_CPPFLAGS) \
 	-DVSOCK_BACKEND_PATH='"$(abs_top_builddir)/server/virtmgr-vsock$(EXEEXT)"'
-tests_unit_test_vsock_host_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_vsock_host_CFLAGS = $(TEST_CFLAGS) $(SECCOMP_CFLAGS)
 tests_unit_test_vsock_host_LDADD = server/vsock/libvsockhost.la $(TEST_LDADD)
 
 # The device between synthetic rings and real Unix sockets.

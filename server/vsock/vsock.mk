@@ -18,7 +18,7 @@ server_virtmgr_vsock_LDADD = server/vsock/libvsockdev.la lib/libvirtmgr.la $(EV_
 # The daemon's side (server/vsock_host.c): kernel vhost-vsock or this backend
 # behind one interface. virtmgrd links this library.
 noinst_LTLIBRARIES += server/vsock/libvsockhost.la
-server_vsock_libvsockhost_la_SOURCES = server/vsock_host.c server/vsock_host.h
-server_vsock_libvsockhost_la_CFLAGS = $(AM_CFLAGS)
-server_vsock_libvsockhost_la_LIBADD = lib/libvirtmgr.la $(EV_LIBS)
+server_vsock_libvsockhost_la_SOURCES = server/vsock_host.c server/vsock_host.h server/sandbox.c server/sandbox.h
+server_vsock_libvsockhost_la_CFLAGS = $(AM_CFLAGS) $(SECCOMP_CFLAGS)
+server_vsock_libvsockhost_la_LIBADD = lib/libvirtmgr.la $(EV_LIBS) $(SECCOMP_LIBS)
 EXTRA_DIST += docs/vsock.md
