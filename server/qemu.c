@@ -320,10 +320,11 @@ static int unix_listen(const char *path, struct vm_error *err)
 	return steal_fd(&fd);
 }
 
-/* qemu.log of a run dir, opened for appending (QEMU's stdout and stderr). */
+/* qemu.log of a run dir, opened for appending (QEMU's stdout and stderr).
+ * The run dir may belong to the VM's uid, which could plant a symlink. */
 static int log_file_open(const char *path)
 {
-	return open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0600);
+	return open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW, 0600);
 }
 
 /* Bound qemu.log; its tail is then read from the start of the new file. */
@@ -379,14 +380,14 @@ static int console_connect(const char *path, struct vm_error *err)
 /* The last lines QEMU wrote to qemu.log since @start. */
 static void read_stderr_tail(const char *path, off_t start, char *out, size_t size)
 {
-	cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC);
+	cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	struct stat st;
 	off_t from;
 	ssize_t n;
 	char *nl;
 
 	out[0] = '\0';
-	if (fd < 0 || fstat(fd, &st) < 0)
+	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
 		return;
 	/* shorter than where this QEMU started: it was rotated (truncated) since */
 	if (st.st_size < start)
