@@ -38,9 +38,35 @@ struct logfile {
 	struct logfile_limits lim;
 };
 
+/* The run directory may belong to the VM's own uid (docs/sandbox.md), which
+ * could put a FIFO or a device where a log should be: every log is opened
+ * O_NONBLOCK (a FIFO then never blocks the daemon's loop) and used only if
+ * it is a regular file. */
+static int log_open_regular(const char *path, int flags)
+{
+	struct stat st;
+	int fd = open(path, flags | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW | O_NONBLOCK, 0600);
+
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &st) < 0) {
+		int e = errno;
+
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		errno = EINVAL;
+		return -1;
+	}
+	return fd;
+}
+
 static int log_open_append(const char *path)
 {
-	return open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW, 0600);
+	return log_open_regular(path, O_WRONLY | O_CREAT | O_APPEND);
 }
 
 /* FILE.(keep-1) -> FILE.keep, ..., FILE.1 -> FILE.2: room for a new FILE.1. */
@@ -194,7 +220,7 @@ int logfile_rotate_copy(const char *path, const struct logfile_limits *lim, stru
 	struct stat st;
 	off_t off;
 
-	in = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+	in = log_open_regular(path, O_RDWR);
 	if (in < 0)
 		return errno == ENOENT ? 0 : vm_error_errno(err, errno, "opening %s", path);
 	if (fstat(in, &st) < 0)
@@ -205,7 +231,7 @@ int logfile_rotate_copy(const char *path, const struct logfile_limits *lim, stru
 		if (shift_rotated(path, lim->keep) < 0)
 			return vm_error_errno(err, errno, "rotating %s", path);
 		first = xasprintf("%s.1", path);
-		out = open(first, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
+		out = log_open_regular(first, O_WRONLY | O_CREAT | O_TRUNC);
 		if (out < 0)
 			return vm_error_errno(err, errno, "creating %s", first);
 		off = st.st_size - (off_t)lim->max_bytes;
@@ -246,11 +272,11 @@ int logfile_open_all(const char *path, unsigned keep, int *fds, struct vm_error 
 	for (unsigned i = keep; i >= 1; i--) {
 		cleanup_free char *old = xasprintf("%s.%u", path, i);
 
-		fd = open(old, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+		fd = log_open_regular(old, O_RDONLY);
 		if (fd >= 0)
 			fds[n++] = fd;
 	}
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+	fd = log_open_regular(path, O_RDONLY);
 	if (fd < 0) {
 		int e = errno;
 

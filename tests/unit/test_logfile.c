@@ -167,6 +167,25 @@ Test(logfile, bad_limits_and_symlinks_are_refused)
 	cr_assert(strstr(err.message, "link.log"), "%s", err.message);
 }
 
+Test(logfile, a_fifo_in_place_of_a_log_never_blocks)
+{
+	struct logfile_limits lim = logfile_limits_default();
+	cleanup_free char *path = xasprintf("%s/console.log", dir);
+	struct vm_error err = { 0 };
+	cleanup_close int reader = -1;
+	int fds[4];
+
+	/* what a VM's uid could plant in a run directory it owns */
+	cr_assert_eq(mkfifo(path, 0600), 0);
+	cr_assert_null(logfile_open(path, &lim, &err), "no reader: refused, not blocked");
+	reader = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	cr_assert_geq(reader, 0);
+	cr_assert_null(logfile_open(path, &lim, &err), "with a reader: still not a regular file");
+	cr_assert(strstr(err.message, "console.log"), "%s", err.message);
+	cr_assert_eq(logfile_open_all(path, 2, fds, &err), -1);
+	cr_assert_lt(logfile_rotate_copy(path, &lim, &err), 0);
+}
+
 Test(logfile, copy_and_truncate_bounds_a_file_another_process_writes)
 {
 	struct logfile_limits lim = { .max_bytes = 4096, .keep = 2 };
