@@ -193,8 +193,7 @@ int main(int argc, char **argv)
 		}
 	}
 	if (!path || strlen(path) >= sizeof(sa.sun_path)) {
-		fprintf(stderr, "bench-echo: --socket PATH is required (at most %zu bytes)\n",
-			sizeof(sa.sun_path) - 1);
+		fprintf(stderr, "bench-echo: --socket PATH is required (at most %zu bytes)\n", sizeof(sa.sun_path) - 1);
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);

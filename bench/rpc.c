@@ -65,9 +65,9 @@ struct opts {
 /* One request as both servers get it. */
 struct req {
 	const char *method;
-	uint8_t *frame[2];        /* [0] daemon, [1] echo */
-	size_t len;               /* both frames */
-	size_t resp_body;         /* the daemon's answer body, requested from the echo server */
+	uint8_t *frame[2]; /* [0] daemon, [1] echo */
+	size_t len;	   /* both frames */
+	size_t resp_body;  /* the daemon's answer body, requested from the echo server */
 };
 
 struct rbuf {
@@ -224,7 +224,8 @@ static void req_prepare(struct req *r, const struct opts *o, const char *method,
 	protobuf_c_message_free_unpacked(m, NULL);
 	r->resp_body = blen;
 	r->frame[1] = xcalloc(1, r->len);
-	struct ttrpc_header h = { .length = (uint32_t)(r->len - TTRPC_HEADER_SIZE), .stream_id = 1,
+	struct ttrpc_header h = { .length = (uint32_t)(r->len - TTRPC_HEADER_SIZE),
+				  .stream_id = 1,
 				  .type = TTRPC_TYPE_REQUEST };
 
 	ttrpc_header_encode(&h, r->frame[1]);
@@ -521,8 +522,8 @@ static Virtmgr__V1__DaemonInfo *daemon_info(struct ttrpc_client *cl)
 	ProtobufCMessage *resp = NULL;
 	struct vm_error err = { 0 };
 
-	if (ttrpc_client_call(cl, SERVICE, "GetDaemonInfo", &req.base, NULL, 0,
-			      &virtmgr__v1__daemon_info__descriptor, &resp, NULL, NULL, 0, &err) < 0)
+	if (ttrpc_client_call(cl, SERVICE, "GetDaemonInfo", &req.base, NULL, 0, &virtmgr__v1__daemon_info__descriptor,
+			      &resp, NULL, NULL, 0, &err) < 0)
 		die("GetDaemonInfo: %s", err.message);
 	return (Virtmgr__V1__DaemonInfo *)resp;
 }
@@ -659,16 +660,17 @@ static bool want(const struct opts *o, const char *section)
 
 static void usage(FILE *f)
 {
-	fprintf(f, "Usage: bench-rpc --daemon SOCK --echo SOCK [OPTIONS]\n"
-		   "  --reps N          measured pairs per figure (default 5)\n"
-		   "  --warmup N        unmeasured pairs first (default 1)\n"
-		   "  --calls N         round trips per latency sample (default 2000)\n"
-		   "  --duration-ms MS  throughput window per sample (default 500)\n"
-		   "  --idle N          idle connections for the scale test (default 1000)\n"
-		   "  --vms N           NOT_STARTED VMs for ListVms (default 50)\n"
-		   "  --depth N         calls outstanding per pipelined client (default 16)\n"
-		   "  --only LIST       sections: latency,list,throughput,scale (default all)\n"
-		   "  --smoke           one tiny pass of everything (does it run)\n");
+	fprintf(f,
+		"Usage: bench-rpc --daemon SOCK --echo SOCK [OPTIONS]\n"
+		"  --reps N          measured pairs per figure (default 5)\n"
+		"  --warmup N        unmeasured pairs first (default 1)\n"
+		"  --calls N         round trips per latency sample (default 2000)\n"
+		"  --duration-ms MS  throughput window per sample (default 500)\n"
+		"  --idle N          idle connections for the scale test (default 1000)\n"
+		"  --vms N           NOT_STARTED VMs for ListVms (default 50)\n"
+		"  --depth N         calls outstanding per pipelined client (default 16)\n"
+		"  --only LIST       sections: latency,list,throughput,scale (default all)\n"
+		"  --smoke           one tiny pass of everything (does it run)\n");
 }
 
 int main(int argc, char **argv)
@@ -688,8 +690,9 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct opts o = { .reps = 5, .warmup = 1, .calls = 2000, .duration_ms = 500, .idle = 1000, .vms = 50,
-			  .depth = 16 };
+	struct opts o = {
+		.reps = 5, .warmup = 1, .calls = 2000, .duration_ms = 500, .idle = 1000, .vms = 50, .depth = 16
+	};
 	struct req info = { 0 }, list = { 0 };
 	struct vm_error err = { 0 };
 	struct rlimit rl;
@@ -697,16 +700,36 @@ int main(int argc, char **argv)
 
 	while ((opt = getopt_long(argc, argv, "h", lopts, NULL)) != -1) {
 		switch (opt) {
-		case 'D': o.daemon = optarg; break;
-		case 'E': o.echo = optarg; break;
-		case 'r': o.reps = atoi(optarg); break;
-		case 'w': o.warmup = atoi(optarg); break;
-		case 'c': o.calls = atoi(optarg); break;
-		case 't': o.duration_ms = atoi(optarg); break;
-		case 'i': o.idle = atoi(optarg); break;
-		case 'v': o.vms = atoi(optarg); break;
-		case 'd': o.depth = atoi(optarg); break;
-		case 'o': o.only = optarg; break;
+		case 'D':
+			o.daemon = optarg;
+			break;
+		case 'E':
+			o.echo = optarg;
+			break;
+		case 'r':
+			o.reps = atoi(optarg);
+			break;
+		case 'w':
+			o.warmup = atoi(optarg);
+			break;
+		case 'c':
+			o.calls = atoi(optarg);
+			break;
+		case 't':
+			o.duration_ms = atoi(optarg);
+			break;
+		case 'i':
+			o.idle = atoi(optarg);
+			break;
+		case 'v':
+			o.vms = atoi(optarg);
+			break;
+		case 'd':
+			o.depth = atoi(optarg);
+			break;
+		case 'o':
+			o.only = optarg;
+			break;
 		case 's':
 			o.reps = 1;
 			o.warmup = 0;

@@ -48,7 +48,7 @@
 struct vmc_client {
 	struct ttrpc_client *tc;
 	uint64_t timeout_ns;
-	pid_t child;                    /* daemon started by vmc_spawn_early(), or 0 */
+	pid_t child; /* daemon started by vmc_spawn_early(), or 0 */
 };
 
 struct vmc_watch {
@@ -121,8 +121,7 @@ struct vmc_client *vmc_client_from_fd(int fd)
 	return cl;
 }
 
-static struct vmc_client *spawn_early(const char *virtmgrd_path, const char *const *extra_args,
-				   struct vm_error *err)
+static struct vmc_client *spawn_early(const char *virtmgrd_path, const char *const *extra_args, struct vm_error *err)
 {
 	int sv[2], ready[2];
 	char client_fd[16], ready_fd[16];
@@ -236,9 +235,9 @@ pid_t vmc_client_pid(const struct vmc_client *cl)
 }
 
 /* One unary call of VirtualizationService/@method. */
-static int vmc_call(struct vmc_client *cl, const char *method, const ProtobufCMessage *req, const int *fds,
-		    size_t nfds, const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp,
-		    int *rfds, size_t *nrfds, uint64_t timeout_ns, struct vm_error *err)
+static int vmc_call(struct vmc_client *cl, const char *method, const ProtobufCMessage *req, const int *fds, size_t nfds,
+		    const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp, int *rfds, size_t *nrfds,
+		    uint64_t timeout_ns, struct vm_error *err)
 {
 	size_t none = 0;
 
@@ -262,8 +261,7 @@ static int take_fd(const char *method, const Virtmgr__V1__FdRef *ref, int *fds, 
 
 	if (!ref || ref->index >= n) {
 		close_fds(fds, n);
-		return vm_error_set(err, VM_DATA_LOSS, "%s: response carries no file descriptor (got %zu)", method,
-				    n);
+		return vm_error_set(err, VM_DATA_LOSS, "%s: response carries no file descriptor (got %zu)", method, n);
 	}
 	fd = fds[ref->index];
 	fds[ref->index] = -1;
@@ -422,8 +420,8 @@ void vmc_vm_info_array_free(struct vmc_vm_info *vms, size_t n)
 }
 
 /* Add @fd to the request's fd list and point @ref at it. */
-static int add_fd(int fd, const char *what, int *fds, size_t *nfds, Virtmgr__V1__FdRef *ref,
-		  Virtmgr__V1__FdRef **slot, struct vm_error *err)
+static int add_fd(int fd, const char *what, int *fds, size_t *nfds, Virtmgr__V1__FdRef *ref, Virtmgr__V1__FdRef **slot,
+		  struct vm_error *err)
 {
 	if (fd < 0)
 		return 0;
@@ -438,7 +436,7 @@ static int add_fd(int fd, const char *what, int *fds, size_t *nfds, Virtmgr__V1_
 }
 
 static int create_vm(struct vmc_client *cl, const struct vmc_vm_config *cfg, struct vmc_vm_info *info,
-		  struct vm_error *err)
+		     struct vm_error *err)
 {
 	Virtmgr__V1__CreateVmRequest req = VIRTMGR__V1__CREATE_VM_REQUEST__INIT;
 	Virtmgr__V1__VmConfig c = VIRTMGR__V1__VM_CONFIG__INIT;
@@ -524,8 +522,8 @@ static int vm_ref_call(struct vmc_client *cl, const char *method, const char *vm
 	return 0;
 }
 
-static int stop_vm(struct vmc_client *cl, const char *vm, uint32_t timeout_ms, bool force,
-		struct vmc_vm_info *info, struct vm_error *err)
+static int stop_vm(struct vmc_client *cl, const char *vm, uint32_t timeout_ms, bool force, struct vmc_vm_info *info,
+		   struct vm_error *err)
 {
 	Virtmgr__V1__StopVmRequest req = VIRTMGR__V1__STOP_VM_REQUEST__INIT;
 	Virtmgr__V1__VmInfoResponse *resp = NULL;
@@ -565,7 +563,7 @@ static int list_vms(struct vmc_client *cl, struct vmc_vm_info **vms, size_t *n, 
 }
 
 static int wait_vm(struct vmc_client *cl, const char *vm, enum vmc_vm_state state, uint32_t timeout_ms,
-		struct vmc_vm_info *info, struct vm_error *err)
+		   struct vmc_vm_info *info, struct vm_error *err)
 {
 	Virtmgr__V1__WaitVmRequest req = VIRTMGR__V1__WAIT_VM_REQUEST__INIT;
 	Virtmgr__V1__WaitVmResponse *resp = NULL;
@@ -587,8 +585,7 @@ static int wait_vm(struct vmc_client *cl, const char *vm, enum vmc_vm_state stat
 	return ret;
 }
 
-static int watch_vm(struct vmc_client *cl, const char *vm, bool logs, struct vmc_watch **watch,
-		 struct vm_error *err)
+static int watch_vm(struct vmc_client *cl, const char *vm, bool logs, struct vmc_watch **watch, struct vm_error *err)
 {
 	Virtmgr__V1__WatchVmRequest req = VIRTMGR__V1__WATCH_VM_REQUEST__INIT;
 	int64_t id;
@@ -700,7 +697,7 @@ static int open_log(struct vmc_client *cl, const char *vm, enum vmc_log_kind kin
 		uint32_t idx = resp->older[i]->index;
 
 		if (rfds[idx] < 0)
-			goto bad_taken;     /* one fd named twice */
+			goto bad_taken; /* one fd named twice */
 		fds[n++] = steal_fd(&rfds[idx]);
 	}
 	fds[n++] = steal_fd(&rfds[resp->fd->index]);
@@ -737,16 +734,16 @@ static int attach_console(struct vmc_client *cl, const char *vm, struct vm_error
 
 /* ------------------------------------------------------------ exec */
 
-#define EXEC_CHUNK (64u << 10)          /* stdin read size of vmc_exec_simple() */
+#define EXEC_CHUNK (64u << 10) /* stdin read size of vmc_exec_simple() */
 
 struct vmc_exec {
 	struct ttrpc_client *tc;
 	uint32_t stream_id;
-	int out_fd[3];                  /* [VMC_EXEC_STDOUT], [VMC_EXEC_STDERR]; -1 = to output() */
-	bool dropped[3];                /* the fd's reader went away (EPIPE): output discarded */
+	int out_fd[3];	 /* [VMC_EXEC_STDOUT], [VMC_EXEC_STDERR]; -1 = to output() */
+	bool dropped[3]; /* the fd's reader went away (EPIPE): output discarded */
 	vmc_exec_output_fn output;
 	void *opaque;
-	uint64_t sent, acked;           /* stdin bytes sent, and written to the command by the agent */
+	uint64_t sent, acked; /* stdin bytes sent, and written to the command by the agent */
 	bool stdin_closed;
 	bool exited, ended;
 	struct vmc_exec_status status;
@@ -807,8 +804,7 @@ static int exec_open(int fd, const struct vmc_exec_params *p, struct vmc_exec **
 		ws.cols = p->cols;
 		req.window = &ws;
 	}
-	id = ttrpc_client_stream_open(ex->tc, "virtmgr.v1.Agent", "Exec", &req.base, TTRPC_FLAG_REMOTE_OPEN, 0,
-				      err);
+	id = ttrpc_client_stream_open(ex->tc, "virtmgr.v1.Agent", "Exec", &req.base, TTRPC_FLAG_REMOTE_OPEN, 0, err);
 	if (id < 0) {
 		exec_free(ex);
 		return -1;
@@ -908,7 +904,8 @@ static int exec_process(struct vmc_exec *ex, int timeout_ms, struct vmc_exec_sta
 		out = virtmgr__v1__exec_output__unpack(NULL, len, data);
 		if (!out)
 			return vm_error_set(err, VM_DATA_LOSS,
-					    "exec: the agent sent a Data frame that is not an ExecOutput (%zu bytes)", len);
+					    "exec: the agent sent a Data frame that is not an ExecOutput (%zu bytes)",
+					    len);
 		if (exec_deliver(ex, VMC_EXEC_STDOUT, out->stdout.data, out->stdout.len, err) < 0 ||
 		    exec_deliver(ex, VMC_EXEC_STDERR, out->stderr.data, out->stderr.len, err) < 0) {
 			virtmgr__v1__exec_output__free_unpacked(out, NULL);
@@ -1031,8 +1028,7 @@ static int exec_run(struct vmc_exec *ex, int stdin_fd, struct vmc_exec_status *s
 	return r < 0 ? -1 : 0;
 }
 
-static int exec_simple_fd(int fd, const struct vmc_exec_params *p, struct vmc_exec_status *st,
-			  struct vm_error *err)
+static int exec_simple_fd(int fd, const struct vmc_exec_params *p, struct vmc_exec_status *st, struct vm_error *err)
 {
 	struct vmc_exec *ex;
 	int r;
@@ -1063,8 +1059,18 @@ static const char *const state_names[] = {
 };
 
 static const char *const death_names[] = {
-	"NONE", "INFRASTRUCTURE_ERROR", "KILLED", "UNKNOWN", "SHUTDOWN", "START_FAILED", "REBOOT",
-	"CRASH", "HANGUP", "AGENT_FAILED_TO_CONNECT", "INVALID_PAYLOAD_CONFIG", "PAYLOAD_ERROR",
+	"NONE",
+	"INFRASTRUCTURE_ERROR",
+	"KILLED",
+	"UNKNOWN",
+	"SHUTDOWN",
+	"START_FAILED",
+	"REBOOT",
+	"CRASH",
+	"HANGUP",
+	"AGENT_FAILED_TO_CONNECT",
+	"INVALID_PAYLOAD_CONFIG",
+	"PAYLOAD_ERROR",
 	"WATCHDOG",
 };
 
@@ -1196,8 +1202,7 @@ struct vmc_client *vmc_connect(const char *path, struct vmc_error *err)
 	return cl;
 }
 
-struct vmc_client *vmc_spawn_early(const char *virtmgrd_path, const char *const *extra_args,
-				   struct vmc_error *err)
+struct vmc_client *vmc_spawn_early(const char *virtmgrd_path, const char *const *extra_args, struct vmc_error *err)
 {
 	struct vm_error e = { 0 };
 	struct vmc_client *cl = spawn_early(virtmgrd_path, extra_args, &e);
@@ -1271,8 +1276,8 @@ int vmc_get_vm_info(struct vmc_client *cl, const char *vm, struct vmc_vm_info *i
 	return result(vm_ref_call(cl, "GetVmInfo", vm, info, &e), &e, err);
 }
 
-int vmc_stop_vm(struct vmc_client *cl, const char *vm, uint32_t timeout_ms, bool force,
-		struct vmc_vm_info *info, struct vmc_error *err)
+int vmc_stop_vm(struct vmc_client *cl, const char *vm, uint32_t timeout_ms, bool force, struct vmc_vm_info *info,
+		struct vmc_error *err)
 {
 	struct vm_error e = { 0 };
 
@@ -1294,8 +1299,7 @@ int vmc_wait_vm(struct vmc_client *cl, const char *vm, enum vmc_vm_state state, 
 	return result(wait_vm(cl, vm, state, timeout_ms, info, &e), &e, err);
 }
 
-int vmc_watch_vm(struct vmc_client *cl, const char *vm, bool logs, struct vmc_watch **watch,
-		 struct vmc_error *err)
+int vmc_watch_vm(struct vmc_client *cl, const char *vm, bool logs, struct vmc_watch **watch, struct vmc_error *err)
 {
 	struct vm_error e = { 0 };
 
@@ -1409,16 +1413,15 @@ void vmc_exec_free(struct vmc_exec *ex)
 	exec_free(ex);
 }
 
-int vmc_exec_simple(struct vmc_client *cl, const char *vm, const struct vmc_exec_params *p,
-		    struct vmc_exec_status *st, struct vmc_error *err)
+int vmc_exec_simple(struct vmc_client *cl, const char *vm, const struct vmc_exec_params *p, struct vmc_exec_status *st,
+		    struct vmc_error *err)
 {
 	struct vm_error e = { 0 };
 
 	return result(exec_simple(cl, vm, p, st, &e), &e, err);
 }
 
-int vmc_exec_simple_fd(int fd, const struct vmc_exec_params *p, struct vmc_exec_status *st,
-		       struct vmc_error *err)
+int vmc_exec_simple_fd(int fd, const struct vmc_exec_params *p, struct vmc_exec_status *st, struct vmc_error *err)
 {
 	struct vm_error e = { 0 };
 

@@ -180,7 +180,8 @@ int cmd_run_parse(int argc, char **argv, struct cmd_run_opts *o, struct vm_error
 			if (vmctl_parse_u32(optarg, "--cpus", &cfg->cpus, err) < 0)
 				return -1;
 			if (!cfg->cpus)
-				return vm_error_set(err, VM_INVALID_ARGUMENT, "invalid --cpus '0': must be more than 0");
+				return vm_error_set(err, VM_INVALID_ARGUMENT,
+						    "invalid --cpus '0': must be more than 0");
 			break;
 		case 'd':
 			if (parse_disk(optarg, &o->disks[cfg->n_disks], err) < 0)
@@ -189,8 +190,8 @@ int cmd_run_parse(int argc, char **argv, struct cmd_run_opts *o, struct vm_error
 			break;
 		case OPT_ACCEL:
 			if (strcmp(optarg, "kvm") && strcmp(optarg, "tcg"))
-				return vm_error_set(err, VM_INVALID_ARGUMENT, "invalid --accel '%s': expected kvm or tcg",
-						    optarg);
+				return vm_error_set(err, VM_INVALID_ARGUMENT,
+						    "invalid --accel '%s': expected kvm or tcg", optarg);
 			cfg->accel = optarg;
 			break;
 		case OPT_DETACH:
@@ -226,7 +227,8 @@ int cmd_run_parse(int argc, char **argv, struct cmd_run_opts *o, struct vm_error
 		case OPT_CWD:
 			if (optarg[0] != '/')
 				return vm_error_set(err, VM_INVALID_ARGUMENT,
-						    "invalid --cwd '%s': must be an absolute path in the guest", optarg);
+						    "invalid --cwd '%s': must be an absolute path in the guest",
+						    optarg);
 			cfg->payload_cwd = optarg;
 			break;
 		case 'u':
@@ -293,8 +295,8 @@ static void print_event(const struct vmctl_ctx *ctx, const char *name, const str
 		fprintf(stderr, "vmctl: vm %s: ERROR %d: %s\n", name, ev->error_code, ev->message);
 		break;
 	default:
-		fprintf(stderr, "vmctl: vm %s: %s%s%s\n", name, vmc_event_type_name(ev->type),
-			*ev->message ? ": " : "", ev->message);
+		fprintf(stderr, "vmctl: vm %s: %s%s%s\n", name, vmc_event_type_name(ev->type), *ev->message ? ": " : "",
+			ev->message);
 		break;
 	}
 }

@@ -91,8 +91,8 @@ int cmd_wait(struct vmctl_ctx *ctx, int argc, char **argv)
 		return vmctl_rpc_error(&err);
 	if (r == 0) {
 		err.code = VMC_STATUS_DEADLINE_EXCEEDED;
-		snprintf(err.message, sizeof(err.message), "vm %s did not reach %s within %llu.%03llu s (now %s)",
-			 o.vm, vmc_state_name(o.state), (unsigned long long)(o.timeout_ms / 1000),
+		snprintf(err.message, sizeof(err.message), "vm %s did not reach %s within %llu.%03llu s (now %s)", o.vm,
+			 vmc_state_name(o.state), (unsigned long long)(o.timeout_ms / 1000),
 			 (unsigned long long)(o.timeout_ms % 1000), vmc_state_name(vm.state));
 		vmc_vm_info_clear(&vm);
 		return vmctl_rpc_error(&err);

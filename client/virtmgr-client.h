@@ -62,7 +62,7 @@ enum vmc_status {
 
 /* What a failed call fills. */
 struct vmc_error {
-	int code;                       /* enum vmc_status, never VMC_STATUS_OK after a failure */
+	int code; /* enum vmc_status, never VMC_STATUS_OK after a failure */
 	char message[VMC_ERROR_MSG_MAX];
 };
 
@@ -95,14 +95,14 @@ enum vmc_death_reason {
 	VMC_DEATH_AGENT_FAILED_TO_CONNECT = 9,
 	VMC_DEATH_INVALID_PAYLOAD_CONFIG = 10,
 	VMC_DEATH_PAYLOAD_ERROR = 11,
-	VMC_DEATH_WATCHDOG = 12,        /* the agent stopped answering; on_hang kill */
+	VMC_DEATH_WATCHDOG = 12, /* the agent stopped answering; on_hang kill */
 };
 
 /* What the daemon does when the VM's agent stops answering its health check. */
 enum vmc_on_hang {
-	VMC_ON_HANG_DEFAULT = 0,        /* the daemon's default: kill */
-	VMC_ON_HANG_NONE = 1,           /* an ERROR event only */
-	VMC_ON_HANG_KILL = 2,           /* an ERROR event, then DEAD/WATCHDOG */
+	VMC_ON_HANG_DEFAULT = 0, /* the daemon's default: kill */
+	VMC_ON_HANG_NONE = 1,	 /* an ERROR event only */
+	VMC_ON_HANG_KILL = 2,	 /* an ERROR event, then DEAD/WATCHDOG */
 };
 
 enum vmc_event_type {
@@ -126,10 +126,10 @@ struct vmc_watch;
 
 struct vmc_daemon_info {
 	char *version;
-	char *mode;                     /* "regular" or "early" */
-	char *hypervisor;               /* "kvm" or "tcg" */
+	char *mode;	  /* "regular" or "early" */
+	char *hypervisor; /* "kvm" or "tcg" */
 	char *hypervisor_reason;
-	char *vsock_mode;               /* "kernel" or "user" */
+	char *vsock_mode; /* "kernel" or "user" */
 	uint32_t cid_min, cid_max;
 	char **features;
 	size_t n_features;
@@ -137,42 +137,42 @@ struct vmc_daemon_info {
 	char *run_dir;
 	uint32_t vm_count;
 	uint32_t connection_count;
-	bool vm_sandbox;                /* VMs' processes get uids of their own */
-	char *vm_uid_range;             /* "MIN-MAX" when vm_sandbox, else "" */
-	char *vm_sandbox_reason;        /* who VMs' processes run as, in words */
+	bool vm_sandbox;	 /* VMs' processes get uids of their own */
+	char *vm_uid_range;	 /* "MIN-MAX" when vm_sandbox, else "" */
+	char *vm_sandbox_reason; /* who VMs' processes run as, in words */
 };
 
 struct vmc_disk {
-	const char *path;               /* host path, or NULL with fd >= 0 */
-	int fd;                         /* -1 = none */
+	const char *path; /* host path, or NULL with fd >= 0 */
+	int fd;		  /* -1 = none */
 	bool read_only;
 };
 
 /* Initialise with vmc_vm_config_init() (all fds -1, everything else empty). */
 struct vmc_vm_config {
 	const char *name;
-	const char *kernel;             /* NULL = the daemon's default guest kernel */
+	const char *kernel; /* NULL = the daemon's default guest kernel */
 	const char *initrd;
-	int kernel_fd, initrd_fd;       /* instead of kernel/initrd paths; -1 = none */
+	int kernel_fd, initrd_fd; /* instead of kernel/initrd paths; -1 = none */
 	const char *cmdline;
-	uint32_t memory_mib;            /* 0 = default */
-	uint32_t cpus;                  /* 0 = default */
+	uint32_t memory_mib; /* 0 = default */
+	uint32_t cpus;	     /* 0 = default */
 	const struct vmc_disk *disks;
 	size_t n_disks;
-	const uint8_t *instance_id;     /* VMC_INSTANCE_ID_SIZE bytes, or NULL */
+	const uint8_t *instance_id; /* VMC_INSTANCE_ID_SIZE bytes, or NULL */
 	size_t instance_id_len;
 	const char *const *payload_args;
 	size_t n_payload_args;
 	const char *const *payload_env; /* "KEY=VALUE" */
 	size_t n_payload_env;
 	const char *payload_cwd;
-	bool has_payload_user;          /* run the payload as this guest user, not root */
+	bool has_payload_user; /* run the payload as this guest user, not root */
 	uint32_t payload_uid, payload_gid;
-	int console_out;                /* console output is also written here; -1 = none */
+	int console_out; /* console output is also written here; -1 = none */
 	int console_in;
 	int log_out;
 	bool detach;
-	const char *accel;              /* NULL/"" = daemon's choice, "kvm", "tcg" */
+	const char *accel; /* NULL/"" = daemon's choice, "kvm", "tcg" */
 	uint32_t boot_timeout_ms;
 	bool debug;
 	enum vmc_on_hang on_hang;
@@ -184,7 +184,7 @@ struct vmc_vm_info {
 	uint32_t cid;
 	enum vmc_vm_state state;
 	enum vmc_death_reason death_reason;
-	int32_t exit_code;              /* valid when has_exit_code */
+	int32_t exit_code; /* valid when has_exit_code */
 	bool has_exit_code;
 	char *message;
 	int32_t qemu_pid;
@@ -194,7 +194,7 @@ struct vmc_vm_info {
 	char *accel;
 	uint32_t memory_mib;
 	uint32_t cpus;
-	uint64_t created_ns;            /* CLOCK_REALTIME */
+	uint64_t created_ns; /* CLOCK_REALTIME */
 	uint64_t started_ns;
 	bool detached;
 	bool early;
@@ -252,8 +252,7 @@ struct vmc_client *vmc_client_from_fd(int fd);
  * SIGTERM and reaps it.
  * Return: a connected client, or NULL.
  */
-struct vmc_client *vmc_spawn_early(const char *virtmgrd_path, const char *const *extra_args,
-				   struct vmc_error *err);
+struct vmc_client *vmc_spawn_early(const char *virtmgrd_path, const char *const *extra_args, struct vmc_error *err);
 
 /**
  * vmc_close() - close the connection (non-detached VMs it created are stopped
@@ -308,8 +307,8 @@ int vmc_start_vm(struct vmc_client *cl, const char *vm, struct vmc_vm_info *info
  * default), then kill; @force skips the graceful phase. @info may be NULL.
  * Return: 0 or -1.
  */
-int vmc_stop_vm(struct vmc_client *cl, const char *vm, uint32_t timeout_ms, bool force,
-		struct vmc_vm_info *info, struct vmc_error *err);
+int vmc_stop_vm(struct vmc_client *cl, const char *vm, uint32_t timeout_ms, bool force, struct vmc_vm_info *info,
+		struct vmc_error *err);
 
 /** vmc_kill_vm() - KillVm. @info may be NULL. Return: 0 or -1. */
 int vmc_kill_vm(struct vmc_client *cl, const char *vm, struct vmc_vm_info *info, struct vmc_error *err);
@@ -347,8 +346,7 @@ int vmc_wait_vm(struct vmc_client *cl, const char *vm, enum vmc_vm_state state, 
  * The stream shares the connection: unary calls may be made while it is
  * open. Return: 0 with *@watch (free with vmc_watch_close()), or -1.
  */
-int vmc_watch_vm(struct vmc_client *cl, const char *vm, bool logs, struct vmc_watch **watch,
-		 struct vmc_error *err);
+int vmc_watch_vm(struct vmc_client *cl, const char *vm, bool logs, struct vmc_watch **watch, struct vmc_error *err);
 
 /**
  * vmc_watch_next() - next event of @watch
@@ -424,8 +422,8 @@ int vmc_attach_console(struct vmc_client *cl, const char *vm, struct vmc_error *
  * connection to the agent fails it with VMC_STATUS_UNAVAILABLE.
  */
 
-#define VMC_AGENT_PORT 9100             /* the agent's guest vsock port */
-#define VMC_EXEC_WINDOW (1u << 20)      /* stdin bytes in flight at most */
+#define VMC_AGENT_PORT 9100	   /* the agent's guest vsock port */
+#define VMC_EXEC_WINDOW (1u << 20) /* stdin bytes in flight at most */
 
 enum vmc_exec_stream {
 	VMC_EXEC_STDOUT = 1,
@@ -437,25 +435,25 @@ typedef void (*vmc_exec_output_fn)(void *opaque, enum vmc_exec_stream stream, co
 
 /* Initialise with vmc_exec_params_init() (all fds -1, everything else empty). */
 struct vmc_exec_params {
-	const char *const *argv;        /* the command; argv[0] is looked up in the guest's PATH */
+	const char *const *argv; /* the command; argv[0] is looked up in the guest's PATH */
 	size_t argc;
-	const char *const *env;         /* "KEY=VALUE", added to the agent's environment */
+	const char *const *env; /* "KEY=VALUE", added to the agent's environment */
 	size_t n_env;
-	const char *cwd;                /* NULL = the agent's */
-	bool has_user;                  /* run as this guest user, not root */
+	const char *cwd; /* NULL = the agent's */
+	bool has_user;	 /* run as this guest user, not root */
 	uint32_t uid, gid;
-	bool tty;                       /* on a pseudo-terminal: stdout and stderr merged */
-	uint16_t rows, cols;            /* the terminal's size with @tty; 0 = 24x80 */
-	int stdin_fd;                   /* vmc_exec_simple(): copied to stdin until EOF; -1 = empty stdin */
-	int stdout_fd, stderr_fd;       /* output written here; -1 = to @output (or dropped) */
-	vmc_exec_output_fn output;      /* output of streams without an fd; may be NULL */
-	void *opaque;                   /* passed to @output */
+	bool tty;		   /* on a pseudo-terminal: stdout and stderr merged */
+	uint16_t rows, cols;	   /* the terminal's size with @tty; 0 = 24x80 */
+	int stdin_fd;		   /* vmc_exec_simple(): copied to stdin until EOF; -1 = empty stdin */
+	int stdout_fd, stderr_fd;  /* output written here; -1 = to @output (or dropped) */
+	vmc_exec_output_fn output; /* output of streams without an fd; may be NULL */
+	void *opaque;		   /* passed to @output */
 };
 
 /* How the command ended. */
 struct vmc_exec_status {
-	int exit_code;                  /* 0..255: its exit status, or 128 + @signal */
-	int signal;                     /* the signal that killed it, or 0 */
+	int exit_code; /* 0..255: its exit status, or 128 + @signal */
+	int signal;    /* the signal that killed it, or 0 */
 };
 
 struct vmc_exec;
@@ -539,15 +537,14 @@ void vmc_exec_free(struct vmc_exec *ex);
  * Return: 0 with *@st filled, or -1 (as vmc_exec_start() and
  *         vmc_exec_process(), or a read error on @p->stdin_fd).
  */
-int vmc_exec_simple(struct vmc_client *cl, const char *vm, const struct vmc_exec_params *p,
-		    struct vmc_exec_status *st, struct vmc_error *err);
+int vmc_exec_simple(struct vmc_client *cl, const char *vm, const struct vmc_exec_params *p, struct vmc_exec_status *st,
+		    struct vmc_error *err);
 
 /**
  * vmc_exec_simple_fd() - vmc_exec_simple() over @fd, connected to an agent
  * (ownership passes). Return: as vmc_exec_simple().
  */
-int vmc_exec_simple_fd(int fd, const struct vmc_exec_params *p, struct vmc_exec_status *st,
-		       struct vmc_error *err);
+int vmc_exec_simple_fd(int fd, const struct vmc_exec_params *p, struct vmc_exec_status *st, struct vmc_error *err);
 
 /* ------------------------------------------------------------ names */
 

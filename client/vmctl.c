@@ -24,8 +24,7 @@
 static const struct vmctl_command commands[] = {
 	{ "info", "show the daemon, or one VM", cmd_info_help, cmd_info },
 	{ "version", "show vmctl's and the daemon's versions", cmd_version_help, cmd_version },
-	{ "run", "create and start a VM, stream its console, exit with its payload's code", cmd_run_help,
-	  cmd_run },
+	{ "run", "create and start a VM, stream its console, exit with its payload's code", cmd_run_help, cmd_run },
 	{ "list", "list VMs", cmd_list_help, cmd_list },
 	{ "stop", "stop a VM (graceful, then forced)", cmd_stop_help, cmd_stop },
 	{ "kill", "kill a VM now", cmd_kill_help, cmd_kill },
@@ -54,7 +53,8 @@ static void print_global_help(FILE *f)
 	fputs(global_usage, f);
 	fputs("\nControl virtual machines of virtmgrd.\n\n"
 	      "Global options:\n"
-	      "  --socket PATH   daemon socket (default: $VIRTMGR_SOCKET, else " VMC_DEFAULT_SOCKET ")\n"
+	      "  --socket PATH   daemon socket (default: $VIRTMGR_SOCKET, else " VMC_DEFAULT_SOCKET
+	      ")\n"
 	      "  --json          machine-readable output: one JSON object per line\n"
 	      "  --timeout SEC   deadline for each call to the daemon (default: none)\n"
 	      "  -h, --help      this help\n\nCommands:\n",
@@ -122,11 +122,11 @@ int vmctl_parse_seconds(const char *s, const char *what, uint64_t *ms, struct vm
 	if (!s || !*s)
 		return vm_error_set(err, VM_INVALID_ARGUMENT, "invalid %s '': expected seconds", what);
 	if (*p < '0' || *p > '9')
-		return vm_error_set(err, VM_INVALID_ARGUMENT, "invalid %s '%s': expected seconds, e.g. 10 or 0.5",
-				    what, s);
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "invalid %s '%s': expected seconds, e.g. 10 or 0.5", what,
+				    s);
 	for (; *p >= '0' && *p <= '9'; p++) {
 		whole = whole * 10 + (uint64_t)(*p - '0');
-		if (whole > 100000000ull)  /* > 3 years: surely a mistake */
+		if (whole > 100000000ull) /* > 3 years: surely a mistake */
 			return vm_error_set(err, VM_INVALID_ARGUMENT, "invalid %s '%s': too large", what, s);
 	}
 	if (*p == '.') {
@@ -140,8 +140,8 @@ int vmctl_parse_seconds(const char *s, const char *what, uint64_t *ms, struct vm
 		}
 	}
 	if (*p)
-		return vm_error_set(err, VM_INVALID_ARGUMENT, "invalid %s '%s': expected seconds, e.g. 10 or 0.5",
-				    what, s);
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "invalid %s '%s': expected seconds, e.g. 10 or 0.5", what,
+				    s);
 	*ms = whole * 1000 + frac;
 	return 0;
 }

@@ -17,21 +17,21 @@
  * `shell` exit with a payload's or command's code, so their own failures
  * use codes that other commands do not: 125, and 126/127 for exec. */
 #define VMCTL_EXIT_OK 0
-#define VMCTL_EXIT_RPC 1       /* the daemon answered with an error status */
-#define VMCTL_EXIT_USAGE 2     /* bad arguments, or cannot connect */
-#define VMCTL_EXIT_FAILED 125  /* run, exec, shell: vmctl, the daemon or the agent failed (usage errors too) */
+#define VMCTL_EXIT_RPC 1	  /* the daemon answered with an error status */
+#define VMCTL_EXIT_USAGE 2	  /* bad arguments, or cannot connect */
+#define VMCTL_EXIT_FAILED 125	  /* run, exec, shell: vmctl, the daemon or the agent failed (usage errors too) */
 #define VMCTL_EXIT_CANNOT_RUN 126 /* exec: the agent could not start CMD (not executable, bad cwd) */
 #define VMCTL_EXIT_NOT_FOUND 127  /* exec: CMD does not exist in the guest */
 
 struct vmctl_ctx {
-	const char *socket;        /* --socket, else $VIRTMGR_SOCKET, else the default */
-	bool json;                 /* --json: one JSON object per line */
-	uint64_t timeout_ms;       /* --timeout: per-call deadline, 0 = none */
+	const char *socket;  /* --socket, else $VIRTMGR_SOCKET, else the default */
+	bool json;	     /* --json: one JSON object per line */
+	uint64_t timeout_ms; /* --timeout: per-call deadline, 0 = none */
 };
 
 /* What a parse function returns besides -1 (error, @err filled). */
 #define VMCTL_PARSE_OK 0
-#define VMCTL_PARSE_HELP 1     /* --help was given: print help, exit 0 */
+#define VMCTL_PARSE_HELP 1 /* --help was given: print help, exit 0 */
 
 /**
  * vmctl_parse_global() - parse the options before the command
@@ -72,7 +72,7 @@ char *vmctl_format_time(uint64_t real_ns, char *buf, size_t size);
 struct vmctl_command {
 	const char *name;
 	const char *summary;
-	const char *help;          /* first line is the usage line */
+	const char *help; /* first line is the usage line */
 	int (*run)(struct vmctl_ctx *ctx, int argc, char **argv);
 };
 
@@ -102,15 +102,15 @@ extern const char cmd_exec_help[], cmd_shell_help[];
 
 /* exec and shell (cmd_exec.c) */
 struct cmd_exec_opts {
-	const char *vm;            /* NULL with agent_socket */
-	const char *agent_socket;  /* --agent-socket: a vmagent's Unix socket */
+	const char *vm;		  /* NULL with agent_socket */
+	const char *agent_socket; /* --agent-socket: a vmagent's Unix socket */
 	bool tty;
-	const char **env;          /* KEY=VALUE, nenv of them */
+	const char **env; /* KEY=VALUE, nenv of them */
 	size_t nenv;
 	const char *cwd;
-	bool has_user;             /* --user UID[:GID] */
+	bool has_user; /* --user UID[:GID] */
 	uint32_t uid, gid;
-	char **argv;               /* the command, argc words */
+	char **argv; /* the command, argc words */
 	int argc;
 };
 int cmd_exec_parse(int argc, char **argv, struct cmd_exec_opts *o, struct vm_error *err);
@@ -127,12 +127,12 @@ int vmctl_exec_run(struct vmctl_ctx *ctx, const struct cmd_exec_opts *o);
 int vmctl_exec_exit_code(const struct vmc_error *err);
 
 extern const char cmd_info_help[], cmd_version_help[], cmd_run_help[], cmd_list_help[], cmd_stop_help[],
-	cmd_kill_help[], cmd_wait_help[], cmd_console_help[], cmd_logs_help[], cmd_suspend_help[],
-	cmd_resume_help[], cmd_connect_help[];
+	cmd_kill_help[], cmd_wait_help[], cmd_console_help[], cmd_logs_help[], cmd_suspend_help[], cmd_resume_help[],
+	cmd_connect_help[];
 
 /* Commands taking nothing but one VM (kill, suspend, resume) and info's optional VM. */
 struct cmd_vm_opts {
-	const char *vm;            /* NULL if none given and allowed */
+	const char *vm; /* NULL if none given and allowed */
 };
 /**
  * cmd_vm_parse() - parse "CMD [VM]"
@@ -155,8 +155,7 @@ int vmctl_take_vm_operand(int argc, char **argv, int *optind, const char **vm, s
  */
 int vmctl_parse_vm_operand(int argc, char **argv, int optind, const char **vm, struct vm_error *err);
 
-typedef int (*vmctl_vm_call_fn)(struct vmc_client *cl, const char *vm, struct vmc_vm_info *info,
-				struct vmc_error *err);
+typedef int (*vmctl_vm_call_fn)(struct vmc_client *cl, const char *vm, struct vmc_vm_info *info, struct vmc_error *err);
 /**
  * vmctl_vm_command() - the body of "vmctl CMD VM" commands that make one call
  * naming a VM and print its new state (kill, suspend, resume)
@@ -166,7 +165,7 @@ int vmctl_vm_command(struct vmctl_ctx *ctx, int argc, char **argv, const char *c
 		     vmctl_vm_call_fn call);
 
 struct cmd_run_opts {
-	struct vmc_vm_config cfg;  /* pointers into argv and the arrays below */
+	struct vmc_vm_config cfg; /* pointers into argv and the arrays below */
 	struct vmc_disk *disks;
 	const char **env;
 	bool detach;
@@ -190,7 +189,7 @@ int cmd_stop_parse(int argc, char **argv, struct cmd_stop_opts *o, struct vm_err
 
 struct cmd_wait_opts {
 	const char *vm;
-	enum vmc_vm_state state;   /* default DEAD */
+	enum vmc_vm_state state; /* default DEAD */
 	uint64_t timeout_ms;
 };
 int cmd_wait_parse(int argc, char **argv, struct cmd_wait_opts *o, struct vm_error *err);

@@ -36,8 +36,10 @@ enum log_level log_get_level(void)
 
 void log_msg(enum log_level lvl, const char *fmt, ...)
 {
-	static const char *const words[] = { [LOG_LVL_ERROR] = "error", [LOG_LVL_WARN] = "warning",
-					     [LOG_LVL_INFO] = "info", [LOG_LVL_DEBUG] = "debug" };
+	static const char *const words[] = { [LOG_LVL_ERROR] = "error",
+					     [LOG_LVL_WARN] = "warning",
+					     [LOG_LVL_INFO] = "info",
+					     [LOG_LVL_DEBUG] = "debug" };
 	char line[2048];
 	struct timespec ts;
 	va_list ap;
@@ -46,8 +48,8 @@ void log_msg(enum log_level lvl, const char *fmt, ...)
 	if (lvl > log_threshold)
 		return;
 	clock_gettime(CLOCK_REALTIME, &ts);
-	n = snprintf(line, sizeof(line), "%s[%d] %ld.%03ld %s: ", log_prog, (int)getpid(),
-		     (long)ts.tv_sec, ts.tv_nsec / 1000000, words[lvl] ? words[lvl] : "log");
+	n = snprintf(line, sizeof(line), "%s[%d] %ld.%03ld %s: ", log_prog, (int)getpid(), (long)ts.tv_sec,
+		     ts.tv_nsec / 1000000, words[lvl] ? words[lvl] : "log");
 	va_start(ap, fmt);
 	vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
 	va_end(ap);

@@ -48,8 +48,8 @@ struct cl_frame {
 struct cl_stream {
 	struct cl_stream *next;
 	uint32_t id;
-	bool abandoned;           /* nobody reads it any more: drop its frames */
-	bool ended;               /* Data with remote-closed seen */
+	bool abandoned; /* nobody reads it any more: drop its frames */
+	bool ended;	/* Data with remote-closed seen */
 };
 
 struct ttrpc_client {
@@ -379,9 +379,8 @@ static int cl_response_status(const struct cl_frame *f, uint8_t **payload, size_
 	return 0;
 }
 
-int ttrpc_client_call(struct ttrpc_client *cl, const char *service, const char *method,
-		      const ProtobufCMessage *req, const int *fds, size_t nfds,
-		      const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp,
+int ttrpc_client_call(struct ttrpc_client *cl, const char *service, const char *method, const ProtobufCMessage *req,
+		      const int *fds, size_t nfds, const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp,
 		      int *rfds, size_t *nrfds, uint64_t timeout_ns, struct vm_error *err)
 {
 	uint64_t deadline = timeout_ns ? now_mono_ns() + timeout_ns : 0;
@@ -398,8 +397,7 @@ int ttrpc_client_call(struct ttrpc_client *cl, const char *service, const char *
 	if (nrfds)
 		*nrfds = 0;
 	if (nfds > TTRPC_MAX_FDS)
-		return vm_error_set(err, VM_INVALID_ARGUMENT, "%zu fds for one call, at most %d", nfds,
-				    TTRPC_MAX_FDS);
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "%zu fds for one call, at most %d", nfds, TTRPC_MAX_FDS);
 	if (cl->broken)
 		return cl_break(cl, err, 0, "", NULL);
 	s = cl_add_stream(cl);
@@ -450,8 +448,7 @@ int ttrpc_client_call(struct ttrpc_client *cl, const char *service, const char *
 }
 
 int64_t ttrpc_client_stream_open(struct ttrpc_client *cl, const char *service, const char *method,
-				 const ProtobufCMessage *req, uint8_t flags, uint64_t timeout_ns,
-				 struct vm_error *err)
+				 const ProtobufCMessage *req, uint8_t flags, uint64_t timeout_ns, struct vm_error *err)
 {
 	cleanup_free uint8_t *buf = NULL;
 	struct cl_stream *s;
@@ -470,8 +467,8 @@ int64_t ttrpc_client_stream_open(struct ttrpc_client *cl, const char *service, c
 	return s->id;
 }
 
-int ttrpc_client_stream_send(struct ttrpc_client *cl, uint32_t stream_id, const uint8_t *data, size_t len,
-			     bool close, struct vm_error *err)
+int ttrpc_client_stream_send(struct ttrpc_client *cl, uint32_t stream_id, const uint8_t *data, size_t len, bool close,
+			     struct vm_error *err)
 {
 	cleanup_free uint8_t *buf = NULL;
 	size_t flen;
@@ -482,8 +479,8 @@ int ttrpc_client_stream_send(struct ttrpc_client *cl, uint32_t stream_id, const 
 	return cl_send(cl, buf, flen, NULL, 0, 0, err);
 }
 
-int ttrpc_client_stream_recv(struct ttrpc_client *cl, uint32_t stream_id, uint8_t **data, size_t *len,
-			     int timeout_ms, struct vm_error *err)
+int ttrpc_client_stream_recv(struct ttrpc_client *cl, uint32_t stream_id, uint8_t **data, size_t *len, int timeout_ms,
+			     struct vm_error *err)
 {
 	uint64_t deadline = 0;
 	struct cl_stream *s = cl_find_stream(cl, stream_id);
@@ -628,8 +625,8 @@ static void pending_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		ttrpc_conn_free(c);
 }
 
-int ttrpc_conn_call(struct ttrpc_conn *conn, const char *service, const char *method,
-		    const ProtobufCMessage *req, uint64_t timeout_ns, ttrpc_reply_cb cb, void *opaque)
+int ttrpc_conn_call(struct ttrpc_conn *conn, const char *service, const char *method, const ProtobufCMessage *req,
+		    uint64_t timeout_ns, ttrpc_reply_cb cb, void *opaque)
 {
 	struct pending *p;
 	uint8_t *buf;

@@ -65,8 +65,8 @@ void ttrpc_decoder_release(struct ttrpc_decoder *d)
 	d->body_cap = 0;
 }
 
-enum ttrpc_decode_status ttrpc_decoder_feed(struct ttrpc_decoder *d, const uint8_t *buf, size_t len,
-					    size_t *consumed, struct ttrpc_frame *frame)
+enum ttrpc_decode_status ttrpc_decoder_feed(struct ttrpc_decoder *d, const uint8_t *buf, size_t len, size_t *consumed,
+					    struct ttrpc_frame *frame)
 {
 	size_t pos = 0, n;
 
@@ -223,9 +223,10 @@ size_t ttrpc_frame_append(struct ttrpc_buf *b, uint32_t stream_id, uint8_t type,
 		protobuf_c_message_pack(inner, payload->data);
 	}
 	protobuf_c_message_pack(body, f + TTRPC_HEADER_SIZE);
-	ttrpc_header_encode(&(struct ttrpc_header){ .length = (uint32_t)blen, .stream_id = stream_id,
-						    .type = type, .flags = flags },
-			    f);
+	ttrpc_header_encode(
+		&(struct ttrpc_header){
+			.length = (uint32_t)blen, .stream_id = stream_id, .type = type, .flags = flags },
+		f);
 	b->len += TTRPC_HEADER_SIZE + blen;
 	return TTRPC_HEADER_SIZE + blen;
 }
@@ -256,8 +257,7 @@ uint8_t *ttrpc_build_request(uint32_t stream_id, uint8_t flags, const char *serv
 	return b.p;
 }
 
-int ttrpc_parse_response(const uint8_t *body, size_t len, struct vm_error *status, uint8_t **payload,
-			 size_t *plen)
+int ttrpc_parse_response(const uint8_t *body, size_t len, struct vm_error *status, uint8_t **payload, size_t *plen)
 {
 	Ttrpc__Response *r = ttrpc__response__unpack(NULL, len, body);
 

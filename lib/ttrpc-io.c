@@ -167,8 +167,8 @@ ssize_t ttrpc_sock_send(int fd, const struct iovec *iov, int iovcnt, const int *
 	return n < 0 ? -errno : n;
 }
 
-void ttrpc_input_fds(struct ttrpc_fdq *q, const struct ttrpc_decoder *d, const uint8_t *buf, size_t len,
-		     const int *fds, size_t nfds)
+void ttrpc_input_fds(struct ttrpc_fdq *q, const struct ttrpc_decoder *d, const uint8_t *buf, size_t len, const int *fds,
+		     size_t nfds)
 {
 	ssize_t start;
 
@@ -421,8 +421,7 @@ static bool conn_handle_frame(struct ttrpc_conn *c, enum ttrpc_decode_status ds,
 	size_t nfds = ttrpc_fdq_take(&c->fdq, fr->offset, fds);
 
 	if (fr->hdr.type < TTRPC_TYPE_REQUEST || fr->hdr.type > TTRPC_TYPE_DATA) {
-		log_warn("ttrpc: conn %llu: unknown frame type %u; closing", (unsigned long long)c->id,
-			 fr->hdr.type);
+		log_warn("ttrpc: conn %llu: unknown frame type %u; closing", (unsigned long long)c->id, fr->hdr.type);
 		ttrpc_close_fds(fds, nfds);
 		ttrpc_conn_close(c);
 		return false;
@@ -481,7 +480,8 @@ static void conn_read(struct ttrpc_conn *c)
 		while (pos < (size_t)n && !c->closed && !c->doomed) {
 			struct ttrpc_frame fr;
 			size_t used;
-			enum ttrpc_decode_status ds = ttrpc_decoder_feed(&c->dec, buf + pos, (size_t)n - pos, &used, &fr);
+			enum ttrpc_decode_status ds = ttrpc_decoder_feed(&c->dec, buf + pos, (size_t)n - pos, &used,
+									 &fr);
 
 			pos += used;
 			if (ds == TTRPC_DECODE_ERROR) {

@@ -101,8 +101,8 @@ ssize_t ttrpc_sock_send(int fd, const struct iovec *iov, int iovcnt, const int *
  * Feed one recvmsg() worth of input: if @nfds, queue the fds under the last
  * frame starting in @buf. Then the caller runs the decoder over @buf.
  */
-void ttrpc_input_fds(struct ttrpc_fdq *q, const struct ttrpc_decoder *d, const uint8_t *buf, size_t len,
-		     const int *fds, size_t nfds);
+void ttrpc_input_fds(struct ttrpc_fdq *q, const struct ttrpc_decoder *d, const uint8_t *buf, size_t len, const int *fds,
+		     size_t nfds);
 
 /* A packed Request frame (header + body) for @service/@method. Return: buffer, length in *len. */
 uint8_t *ttrpc_build_request(uint32_t stream_id, uint8_t flags, const char *service, const char *method,
@@ -112,14 +112,13 @@ uint8_t *ttrpc_build_frame(uint32_t stream_id, uint8_t type, uint8_t flags, cons
 			   size_t *out_len);
 /* Unpack a Response body into @err (code and message; OK = code 0) and its payload.
  * Return: 0, or -1 when the body is not a ttrpc.Response (err filled). */
-int ttrpc_parse_response(const uint8_t *body, size_t len, struct vm_error *status, uint8_t **payload,
-			 size_t *plen);
+int ttrpc_parse_response(const uint8_t *body, size_t len, struct vm_error *status, uint8_t **payload, size_t *plen);
 
 void ttrpc_close_fds(int *fds, size_t n);
 
-#define TTRPC_DEFAULT_MAX_OUT (8u << 20)   /* output bytes a peer may leave unread */
-#define TTRPC_READ_CHUNK 65536              /* bytes per recvmsg() */
-#define TTRPC_IOV_MAX 64                    /* chunks per sendmsg() */
+#define TTRPC_DEFAULT_MAX_OUT (8u << 20) /* output bytes a peer may leave unread */
+#define TTRPC_READ_CHUNK 65536		 /* bytes per recvmsg() */
+#define TTRPC_IOV_MAX 64		 /* chunks per sendmsg() */
 
 /* ------------------------------------------------------------ shared state */
 
@@ -127,7 +126,7 @@ struct method_entry {
 	struct method_entry *next;
 	char *service;
 	char *method;
-	char *name;                      /* "Service/Method", shared by its calls */
+	char *name; /* "Service/Method", shared by its calls */
 	size_t service_len, method_len;
 	const ProtobufCMessageDescriptor *input;
 	ttrpc_handler_fn fn;
@@ -138,11 +137,11 @@ struct ttrpc_listener {
 	struct ttrpc_listener *next;
 	struct ttrpc_server *srv;
 	ev_io io;
-	ev_timer pause;           /* accept paused after EMFILE/ENFILE */
+	ev_timer pause; /* accept paused after EMFILE/ENFILE */
 	int fd;
-	char *path;               /* Unix socket we created (unlinked on close) */
+	char *path; /* Unix socket we created (unlinked on close) */
 	void *data;
-	bool starved;             /* out of fds: logged once until accept works again */
+	bool starved; /* out of fds: logged once until accept works again */
 };
 
 struct ttrpc_server {
@@ -154,14 +153,14 @@ struct ttrpc_server {
 	struct ttrpc_limits limits;
 	ttrpc_conn_cb on_open, on_close;
 	void *conn_opaque;
-	double refuse_logged;     /* ev_now() of the last "limit reached" line */
-	unsigned refused;         /* refused since that line */
-	struct method_entry **mtab;      /* by (service, method), open addressing; newest entry wins */
-	size_t mtab_size;                /* a power of two, at least twice the methods */
-	struct ttrpc_call *free_calls;   /* ended calls' state, kept for the next ones */
+	double refuse_logged;	       /* ev_now() of the last "limit reached" line */
+	unsigned refused;	       /* refused since that line */
+	struct method_entry **mtab;    /* by (service, method), open addressing; newest entry wins */
+	size_t mtab_size;	       /* a power of two, at least twice the methods */
+	struct ttrpc_call *free_calls; /* ended calls' state, kept for the next ones */
 	unsigned nfree_calls;
-	struct out_chunk *spare;         /* a written output chunk, kept for the next batch */
-	struct ttrpc_arena *arena;       /* where requests are unpacked (ttrpc-server.c) */
+	struct out_chunk *spare;   /* a written output chunk, kept for the next batch */
+	struct ttrpc_arena *arena; /* where requests are unpacked (ttrpc-server.c) */
 };
 
 #define TTRPC_FREE_CALLS_MAX 64
@@ -174,16 +173,16 @@ struct ttrpc_server {
  */
 struct out_chunk {
 	struct out_chunk *next;
-	struct ttrpc_buf b;       /* the bytes; sent up to off */
+	struct ttrpc_buf b; /* the bytes; sent up to off */
 	size_t off;
 	int fds[TTRPC_MAX_FDS];
-	size_t nfds;              /* still to send with the first byte */
-	bool sealed;              /* nothing more is appended */
+	size_t nfds; /* still to send with the first byte */
+	bool sealed; /* nothing more is appended */
 };
 
-#define TTRPC_CHUNK_MAX 65536          /* a chunk past this takes no more frames */
+#define TTRPC_CHUNK_MAX 65536 /* a chunk past this takes no more frames */
 
-#define TTRPC_SPARE_MAX (256u << 10)   /* the server keeps one written chunk up to this size */
+#define TTRPC_SPARE_MAX (256u << 10) /* the server keeps one written chunk up to this size */
 
 /* A pending call of the asynchronous client. */
 struct pending {
@@ -196,8 +195,8 @@ struct pending {
 };
 
 struct ttrpc_conn {
-	struct ttrpc_conn *next, *prev;  /* in srv->conns */
-	struct ttrpc_server *srv;        /* NULL for a client connection */
+	struct ttrpc_conn *next, *prev; /* in srv->conns */
+	struct ttrpc_server *srv;	/* NULL for a client connection */
 	struct ttrpc_listener *listener;
 	struct ev_loop *loop;
 	int fd;
@@ -214,9 +213,9 @@ struct ttrpc_conn {
 	struct pending *pending;
 	uint32_t next_stream;
 	unsigned depth;
-	bool closed;                     /* torn down; freed when depth drops to 0 */
-	bool doomed;                     /* output overflow: closing from close_timer */
-	ttrpc_conn_cb on_close;          /* client connections */
+	bool closed;		/* torn down; freed when depth drops to 0 */
+	bool doomed;		/* output overflow: closing from close_timer */
+	ttrpc_conn_cb on_close; /* client connections */
 	void *close_opaque;
 	ttrpc_conn_cb drain_cb;
 	void *drain_opaque;
@@ -229,7 +228,7 @@ struct ttrpc_call {
 	struct ttrpc_call *next, *prev;
 	struct ttrpc_conn *conn;
 	uint32_t stream_id;
-	const char *name;                /* "Service/Method", the method entry's */
+	const char *name; /* "Service/Method", the method entry's */
 	struct method_entry *method;
 	bool stream;
 	uint64_t deadline_ns;
@@ -240,9 +239,8 @@ struct ttrpc_call {
 	void *cancel_opaque;
 	ttrpc_data_cb data_cb;
 	void *data_opaque;
-	bool ending;                     /* being cancelled: ends are ignored */
+	bool ending; /* being cancelled: ends are ignored */
 };
-
 
 /* ------------------------------------------- connections (ttrpc-io.c) */
 

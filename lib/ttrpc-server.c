@@ -102,7 +102,7 @@ void ttrpc_server_set_conn_callbacks(struct ttrpc_server *srv, ttrpc_conn_cb on_
 /* The method's name and the service's length: services are few, methods tell entries apart. */
 static size_t method_hash(size_t slen, const char *method, size_t mlen)
 {
-	uint64_t h = 0xcbf29ce484222325ull ^ slen;  /* FNV-1a */
+	uint64_t h = 0xcbf29ce484222325ull ^ slen; /* FNV-1a */
 
 	for (size_t i = 0; i < mlen; i++)
 		h = (h ^ (uint8_t)method[i]) * 0x100000001b3ull;
@@ -192,8 +192,7 @@ static int send_status(struct ttrpc_conn *c, uint32_t stream_id, int code, const
 	st.message = (char *)(msg ? msg : "");
 	r.status = &st;
 	/* no limit to check: messages are VM_ERROR_MSG_MAX bytes at most */
-	len = ttrpc_frame_append(ttrpc_out_tail(c), stream_id, TTRPC_TYPE_RESPONSE, 0, &r.base, NULL, NULL,
-				 SIZE_MAX);
+	len = ttrpc_frame_append(ttrpc_out_tail(c), stream_id, TTRPC_TYPE_RESPONSE, 0, &r.base, NULL, NULL, SIZE_MAX);
 	if (ttrpc_out_commit(c, len) < 0)
 		return -1;
 	ttrpc_conn_update_wio(c);
@@ -449,7 +448,7 @@ static bool server_knows_service(const struct ttrpc_server *srv, const char *ser
 struct ttrpc_arena {
 	ProtobufCAllocator alloc;
 	size_t used;
-	unsigned spills;          /* allocations that went to malloc() */
+	unsigned spills; /* allocations that went to malloc() */
 	_Alignas(16) uint8_t buf[TTRPC_ARENA_SIZE];
 };
 
@@ -542,8 +541,7 @@ void ttrpc_server_request(struct ttrpc_conn *c, const struct ttrpc_frame *fr, in
 		if (server_knows_service(srv, req->service, slen))
 			snprintf(msg, sizeof(msg), "method %s/%s not implemented", req->service, req->method);
 		else
-			snprintf(msg, sizeof(msg), "service %s not implemented (method %s)", req->service,
-				 req->method);
+			snprintf(msg, sizeof(msg), "service %s not implemented (method %s)", req->service, req->method);
 		send_status(c, sid, VM_UNIMPLEMENTED, msg);
 		ttrpc_close_fds(fds, nfds);
 		arena_release(ar, mark, spills, NULL, req);

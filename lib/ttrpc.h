@@ -27,7 +27,7 @@
 
 #define TTRPC_HEADER_SIZE 10
 #define TTRPC_MAX_DATA (4u << 20)
-#define TTRPC_MAX_FDS 16                 /* per frame */
+#define TTRPC_MAX_FDS 16 /* per frame */
 
 enum ttrpc_type {
 	TTRPC_TYPE_REQUEST = 1,
@@ -55,16 +55,16 @@ void ttrpc_header_decode(const uint8_t in[TTRPC_HEADER_SIZE], struct ttrpc_heade
  * I/O), so unit tests and the fuzzer drive it directly.
  */
 enum ttrpc_decode_status {
-	TTRPC_DECODE_NEED_MORE,   /* consumed everything, no complete frame yet */
-	TTRPC_DECODE_FRAME,       /* *frame holds a complete frame (valid until the next call) */
-	TTRPC_DECODE_OVERSIZE,    /* *frame holds the header of a frame over the limit; its body is skipped */
-	TTRPC_DECODE_ERROR,       /* stream is corrupt (first byte not zero); stop reading */
+	TTRPC_DECODE_NEED_MORE, /* consumed everything, no complete frame yet */
+	TTRPC_DECODE_FRAME,	/* *frame holds a complete frame (valid until the next call) */
+	TTRPC_DECODE_OVERSIZE,	/* *frame holds the header of a frame over the limit; its body is skipped */
+	TTRPC_DECODE_ERROR,	/* stream is corrupt (first byte not zero); stop reading */
 };
 
 struct ttrpc_frame {
 	struct ttrpc_header hdr;
-	const uint8_t *data;      /* hdr.length bytes */
-	uint64_t offset;          /* stream offset of the frame's first header byte */
+	const uint8_t *data; /* hdr.length bytes */
+	uint64_t offset;     /* stream offset of the frame's first header byte */
 };
 
 struct ttrpc_decoder {
@@ -75,11 +75,11 @@ struct ttrpc_decoder {
 	uint8_t *body;
 	size_t body_have;
 	size_t body_cap;
-	uint32_t skip;            /* bytes of an oversize body still to discard */
+	uint32_t skip; /* bytes of an oversize body still to discard */
 	bool in_body;
 	bool failed;
-	uint64_t offset;          /* bytes consumed so far */
-	uint64_t frame_offset;    /* stream offset of the current frame's header */
+	uint64_t offset;       /* bytes consumed so far */
+	uint64_t frame_offset; /* stream offset of the current frame's header */
 };
 
 void ttrpc_decoder_init(struct ttrpc_decoder *d, uint32_t max_data);
@@ -89,8 +89,8 @@ void ttrpc_decoder_release(struct ttrpc_decoder *d);
  * @consumed: how many bytes of @buf were used; call again with the rest.
  * Return: what happened.
  */
-enum ttrpc_decode_status ttrpc_decoder_feed(struct ttrpc_decoder *d, const uint8_t *buf, size_t len,
-					    size_t *consumed, struct ttrpc_frame *frame);
+enum ttrpc_decode_status ttrpc_decoder_feed(struct ttrpc_decoder *d, const uint8_t *buf, size_t len, size_t *consumed,
+					    struct ttrpc_frame *frame);
 
 /**
  * ttrpc_decoder_last_start() - where the last frame beginning in @buf starts
@@ -112,12 +112,12 @@ struct ttrpc_call;
 
 /* Who is on the other end of a connection. */
 struct ttrpc_peer {
-	int family;               /* AF_UNIX or AF_VSOCK */
-	bool has_cred;            /* SO_PEERCRED available (AF_UNIX) */
+	int family;    /* AF_UNIX or AF_VSOCK */
+	bool has_cred; /* SO_PEERCRED available (AF_UNIX) */
 	pid_t pid;
 	uid_t uid;
 	gid_t gid;
-	uint32_t cid;             /* AF_VSOCK source CID */
+	uint32_t cid; /* AF_VSOCK source CID */
 	uint32_t port;
 	/* AF_UNIX: a pidfd of the peer taken when the connection was set up
 	 * (SO_PEERPIDFD, else pidfd_open(pid)), so the peer process can be
@@ -136,14 +136,13 @@ struct ttrpc_peer {
 typedef void (*ttrpc_handler_fn)(struct ttrpc_call *call, const ProtobufCMessage *req, void *opaque);
 typedef void (*ttrpc_call_cb)(struct ttrpc_call *call, void *opaque);
 /* Data frame from the client on a streaming call; @closed = remote closed. */
-typedef void (*ttrpc_data_cb)(struct ttrpc_call *call, const uint8_t *data, size_t len, bool closed,
-			      void *opaque);
+typedef void (*ttrpc_data_cb)(struct ttrpc_call *call, const uint8_t *data, size_t len, bool closed, void *opaque);
 typedef void (*ttrpc_conn_cb)(struct ttrpc_conn *conn, void *opaque);
 
 struct ttrpc_limits {
-	unsigned max_connections;         /* 0 = unlimited */
-	unsigned max_streams_per_conn;    /* concurrent calls per connection; 0 = unlimited */
-	size_t max_out_bytes;             /* buffered output per connection before it is dropped */
+	unsigned max_connections;      /* 0 = unlimited */
+	unsigned max_streams_per_conn; /* concurrent calls per connection; 0 = unlimited */
+	size_t max_out_bytes;	       /* buffered output per connection before it is dropped */
 };
 
 struct ttrpc_server *ttrpc_server_new(struct ev_loop *loop);
@@ -151,8 +150,8 @@ void ttrpc_server_free(struct ttrpc_server *srv);
 void ttrpc_server_set_limits(struct ttrpc_server *srv, const struct ttrpc_limits *limits);
 /* Called when a connection is accepted / before it is freed. on_open may
  * refuse the peer with ttrpc_conn_close() (then on_close runs at once). */
-void ttrpc_server_set_conn_callbacks(struct ttrpc_server *srv, ttrpc_conn_cb on_open,
-				     ttrpc_conn_cb on_close, void *opaque);
+void ttrpc_server_set_conn_callbacks(struct ttrpc_server *srv, ttrpc_conn_cb on_open, ttrpc_conn_cb on_close,
+				     void *opaque);
 /**
  * ttrpc_server_add_method() - register @fn for @service/@method
  * @service: fully qualified, e.g. "virtmgr.v1.VirtualizationService"
@@ -181,7 +180,7 @@ struct ttrpc_conn *ttrpc_server_adopt(struct ttrpc_server *srv, int fd, struct v
 unsigned ttrpc_server_conn_count(const struct ttrpc_server *srv);
 
 const struct ttrpc_peer *ttrpc_conn_peer(const struct ttrpc_conn *conn);
-uint64_t ttrpc_conn_id(const struct ttrpc_conn *conn);           /* unique per process */
+uint64_t ttrpc_conn_id(const struct ttrpc_conn *conn);			   /* unique per process */
 struct ttrpc_listener *ttrpc_conn_listener(const struct ttrpc_conn *conn); /* NULL if adopted */
 void ttrpc_conn_set_data(struct ttrpc_conn *conn, void *data);
 void *ttrpc_conn_get_data(const struct ttrpc_conn *conn);
@@ -193,7 +192,7 @@ void ttrpc_conn_set_drain_cb(struct ttrpc_conn *conn, size_t low_water, ttrpc_co
 
 struct ttrpc_conn *ttrpc_call_conn(const struct ttrpc_call *call);
 const struct ttrpc_peer *ttrpc_call_peer(const struct ttrpc_call *call);
-const char *ttrpc_call_method(const struct ttrpc_call *call);   /* "Service/Method" */
+const char *ttrpc_call_method(const struct ttrpc_call *call); /* "Service/Method" */
 /* Absolute CLOCK_MONOTONIC deadline from timeout_nano, or 0 for none. */
 uint64_t ttrpc_call_deadline_ns(const struct ttrpc_call *call);
 /* The request had flag remote-open or remote-closed: a streaming call. */
@@ -206,8 +205,7 @@ void ttrpc_call_set_data_cb(struct ttrpc_call *call, ttrpc_data_cb cb, void *opa
 
 /* End the call with status OK and @msg; @fds (ownership passes, closed after sending). */
 void ttrpc_call_reply(struct ttrpc_call *call, const ProtobufCMessage *msg, const int *fds, size_t nfds);
-void ttrpc_call_fail(struct ttrpc_call *call, int code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+void ttrpc_call_fail(struct ttrpc_call *call, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void ttrpc_call_fail_error(struct ttrpc_call *call, const struct vm_error *err);
 /* Streaming: send @msg as a Data frame. Return: 0, or -1 if the connection is gone. */
 int ttrpc_call_send(struct ttrpc_call *call, const ProtobufCMessage *msg);
@@ -233,20 +231,18 @@ int ttrpc_client_fd(const struct ttrpc_client *cl);
  * @timeout_ns: sent as timeout_nano and enforced locally; 0 = none
  * Return: 0, or -1 with @err holding the remote Status or the local failure.
  */
-int ttrpc_client_call(struct ttrpc_client *cl, const char *service, const char *method,
-		      const ProtobufCMessage *req, const int *fds, size_t nfds,
-		      const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp,
+int ttrpc_client_call(struct ttrpc_client *cl, const char *service, const char *method, const ProtobufCMessage *req,
+		      const int *fds, size_t nfds, const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp,
 		      int *rfds, size_t *nrfds, uint64_t timeout_ns, struct vm_error *err);
 
 /* Streaming: open a stream (Request with @flags = TTRPC_FLAG_REMOTE_CLOSED
  * for server streaming, TTRPC_FLAG_REMOTE_OPEN when the client sends data).
  * Return: the stream id (> 0), or -1. */
 int64_t ttrpc_client_stream_open(struct ttrpc_client *cl, const char *service, const char *method,
-				 const ProtobufCMessage *req, uint8_t flags, uint64_t timeout_ns,
-				 struct vm_error *err);
+				 const ProtobufCMessage *req, uint8_t flags, uint64_t timeout_ns, struct vm_error *err);
 /* Send a Data frame (raw bytes, usually a packed message); @close sets remote closed. */
-int ttrpc_client_stream_send(struct ttrpc_client *cl, uint32_t stream_id, const uint8_t *data, size_t len,
-			     bool close, struct vm_error *err);
+int ttrpc_client_stream_send(struct ttrpc_client *cl, uint32_t stream_id, const uint8_t *data, size_t len, bool close,
+			     struct vm_error *err);
 /**
  * ttrpc_client_stream_recv() - next Data frame of @stream_id
  * @timeout_ms: -1 blocks, 0 polls
@@ -255,23 +251,22 @@ int ttrpc_client_stream_send(struct ttrpc_client *cl, uint32_t stream_id, const 
  *         -1 with @err on a failed status, I/O error or timeout
  *            (err->code DEADLINE_EXCEEDED when @timeout_ms ran out).
  */
-int ttrpc_client_stream_recv(struct ttrpc_client *cl, uint32_t stream_id, uint8_t **data, size_t *len,
-			     int timeout_ms, struct vm_error *err);
+int ttrpc_client_stream_recv(struct ttrpc_client *cl, uint32_t stream_id, uint8_t **data, size_t *len, int timeout_ms,
+			     struct vm_error *err);
 
 /* Stop reading @stream_id: its parked and future frames are dropped (the
  * server is not told; its final Response is absorbed when it comes). */
 void ttrpc_client_stream_abandon(struct ttrpc_client *cl, uint32_t stream_id);
 
 /* Asynchronous client connection on a libev loop. */
-typedef void (*ttrpc_reply_cb)(const struct vm_error *status, const uint8_t *payload, size_t len,
-			       void *opaque);
+typedef void (*ttrpc_reply_cb)(const struct vm_error *status, const uint8_t *payload, size_t len, void *opaque);
 
 struct ttrpc_conn *ttrpc_client_conn_new(struct ev_loop *loop, int fd, ttrpc_conn_cb on_close, void *opaque);
 /* Unary call; @cb runs exactly once (status->code 0 = OK), also on close or timeout.
  * When the call cannot be sent (connection closed: UNAVAILABLE; request over
  * TTRPC_MAX_DATA: RESOURCE_EXHAUSTED), @cb runs before this returns -1.
  * Return: 0 once the call is queued. */
-int ttrpc_conn_call(struct ttrpc_conn *conn, const char *service, const char *method,
-		    const ProtobufCMessage *req, uint64_t timeout_ns, ttrpc_reply_cb cb, void *opaque);
+int ttrpc_conn_call(struct ttrpc_conn *conn, const char *service, const char *method, const ProtobufCMessage *req,
+		    uint64_t timeout_ns, ttrpc_reply_cb cb, void *opaque);
 
 #endif

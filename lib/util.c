@@ -116,18 +116,17 @@ int vm_error_prefix(struct vm_error *err, const char *fmt, ...)
 	size_t n = strnlen(prefix, sizeof(err->message) - 3);
 	memcpy(err->message, prefix, n);
 	memcpy(err->message + n, ": ", 2);
-	snprintf(err->message + n + 2, sizeof(err->message) - n - 2, "%.*s",
-		 (int)(sizeof(err->message) - n - 3), old);
+	snprintf(err->message + n + 2, sizeof(err->message) - n - 2, "%.*s", (int)(sizeof(err->message) - n - 3), old);
 	return -1;
 }
 
 const char *vm_status_name(int code)
 {
 	static const char *const names[] = {
-		"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED",
-		"NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED",
-		"FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED",
-		"INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED",
+		"OK",	     "CANCELLED",	"UNKNOWN",	     "INVALID_ARGUMENT",   "DEADLINE_EXCEEDED",
+		"NOT_FOUND", "ALREADY_EXISTS",	"PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
+		"ABORTED",   "OUT_OF_RANGE",	"UNIMPLEMENTED",     "INTERNAL",	   "UNAVAILABLE",
+		"DATA_LOSS", "UNAUTHENTICATED",
 	};
 
 	if (code < 0 || (size_t)code >= ARRAY_SIZE(names))

@@ -41,7 +41,7 @@ enum vm_status {
 #define VM_ERROR_MSG_MAX 512
 
 struct vm_error {
-	int code;                       /* enum vm_status */
+	int code; /* enum vm_status */
 	char message[VM_ERROR_MSG_MAX];
 };
 
@@ -49,8 +49,7 @@ struct vm_error {
  * vm_error_set() - fill @err (may be NULL) with @code and a formatted message
  * Return: always -1, so callers can write `return vm_error_set(...)`.
  */
-int vm_error_set(struct vm_error *err, int code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+int vm_error_set(struct vm_error *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /**
  * vm_error_set_errno() - like vm_error_set() with ": strerror(errnum)" appended
@@ -81,15 +80,13 @@ int vm_status_from_errno(int errnum);
  * caller's (the daemon's own installation, say) and the code says so.
  * Return: always -1.
  */
-int vm_error_errno(struct vm_error *err, int errnum, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+int vm_error_errno(struct vm_error *err, int errnum, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /**
  * vm_error_prefix() - prepend "prefix: " to an already filled message
  * Return: always -1.
  */
-int vm_error_prefix(struct vm_error *err, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+int vm_error_prefix(struct vm_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /** vm_status_name() - "INVALID_ARGUMENT" for 3, ... Return: static string. */
 const char *vm_status_name(int code);

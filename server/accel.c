@@ -25,7 +25,7 @@ static bool cpu_has_virt(const char *cpuinfo)
 		for (tok = strtok_r(line, " \t\n", &save); tok; tok = strtok_r(NULL, " \t\n", &save))
 			if (!strcmp(tok, "vmx") || !strcmp(tok, "svm"))
 				found = true;
-		break;          /* the first CPU's flags speak for all */
+		break; /* the first CPU's flags speak for all */
 	}
 	fclose(f);
 	return found;
@@ -43,15 +43,15 @@ const char *accel_detect(const char *cpuinfo, const char *kvm_dev, char *reason,
 		if (access(kvm_dev, F_OK) == 0) {
 			size_t n = strlen(reason);
 
-			snprintf(reason + n, reason_len - n, "%s is nested or paravirtual KVM that cannot boot stock kernels)",
-				 kvm_dev);
+			snprintf(reason + n, reason_len - n,
+				 "%s is nested or paravirtual KVM that cannot boot stock kernels)", kvm_dev);
 		}
 		return "tcg";
 	}
 	fd = open(kvm_dev, O_RDWR | O_CLOEXEC);
 	if (fd < 0) {
-		snprintf(reason, reason_len, "the CPU has hardware virtualization but %s cannot be opened: %s",
-			 kvm_dev, strerror(errno));
+		snprintf(reason, reason_len, "the CPU has hardware virtualization but %s cannot be opened: %s", kvm_dev,
+			 strerror(errno));
 		return "tcg";
 	}
 	close(fd);

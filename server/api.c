@@ -27,8 +27,8 @@
 
 /* What IsFeatureEnabled and GetDaemonInfo report. */
 static const char *const api_features[] = {
-	"create-vm", "console-fds", "detach", "watch-events", "wait", "suspend-resume",
-	"open-log", "attach-console", "instance-id", "vsock",
+	"create-vm",	  "console-fds", "detach",	   "watch-events", "wait",
+	"suspend-resume", "open-log",	 "attach-console", "instance-id",  "vsock",
 };
 
 static bool peer_in_group(const struct daemon *d, const struct ttrpc_peer *peer)
@@ -440,8 +440,7 @@ void api_register(struct daemon *d)
 		{ "AllocateInstanceId", &virtmgr__v1__allocate_instance_id_request__descriptor,
 		  api_allocate_instance_id },
 		{ "GetDaemonInfo", &virtmgr__v1__get_daemon_info_request__descriptor, api_get_daemon_info },
-		{ "IsFeatureEnabled", &virtmgr__v1__is_feature_enabled_request__descriptor,
-		  api_is_feature_enabled },
+		{ "IsFeatureEnabled", &virtmgr__v1__is_feature_enabled_request__descriptor, api_is_feature_enabled },
 		{ "SuspendVm", &virtmgr__v1__vm_ref__descriptor, api_suspend_vm },
 		{ "ResumeVm", &virtmgr__v1__vm_ref__descriptor, api_resume_vm },
 	};

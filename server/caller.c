@@ -124,8 +124,8 @@ static int identify_exe(struct caller *c, const char *root, const char *proc_dir
 	 * the pid must still be the process that connected */
 	if (stat(link, &st) < 0 || st.st_dev != c->exe_st.st_dev || st.st_ino != c->exe_st.st_ino ||
 	    pidfd_alive(c->pidfd) < 0)
-		return vm_error_set(err, VM_PERMISSION_DENIED,
-				    "caller pid %d changed while it was being identified", (int)c->pid);
+		return vm_error_set(err, VM_PERMISSION_DENIED, "caller pid %d changed while it was being identified",
+				    (int)c->pid);
 	c->exe = steal_pointer(&path);
 	return 0;
 }
@@ -188,8 +188,8 @@ int caller_exe_check(const struct caller *c, const char *proc_dir, const char **
 				    "(it called execve() since)",
 				    (int)c->pid, c->exe);
 	if (pidfd_alive(c->pidfd) < 0)
-		return vm_error_set(err, VM_PERMISSION_DENIED,
-				    "caller pid %d exited while it was being identified", (int)c->pid);
+		return vm_error_set(err, VM_PERMISSION_DENIED, "caller pid %d exited while it was being identified",
+				    (int)c->pid);
 	*exe = c->exe;
 	return 0;
 }

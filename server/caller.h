@@ -30,17 +30,17 @@
 
 /* One identified peer; owned by the registry while its connection lives. */
 struct caller {
-	uint64_t conn_id;          /* ttrpc_conn_id() of its connection, 0 if none */
-	bool has_cred;             /* pid/uid/gid from SO_PEERCRED */
+	uint64_t conn_id; /* ttrpc_conn_id() of its connection, 0 if none */
+	bool has_cred;	  /* pid/uid/gid from SO_PEERCRED */
 	pid_t pid;
 	uid_t uid;
 	gid_t gid;
-	int pidfd;                 /* our own copy (O_CLOEXEC), -1 if none */
+	int pidfd; /* our own copy (O_CLOEXEC), -1 if none */
 	/* The executable at connect time, when asked for: */
-	char *exe;                 /* path under the root, e.g. /system/bin/x; NULL if not identified */
-	int exe_fd;                /* O_PATH (O_CLOEXEC) of that file: pins its inode; -1 */
-	struct stat exe_st;        /* its identity (st_dev, st_ino, ...) */
-	struct vm_error exe_err;   /* why @exe is NULL, when it was asked for */
+	char *exe;		 /* path under the root, e.g. /system/bin/x; NULL if not identified */
+	int exe_fd;		 /* O_PATH (O_CLOEXEC) of that file: pins its inode; -1 */
+	struct stat exe_st;	 /* its identity (st_dev, st_ino, ...) */
+	struct vm_error exe_err; /* why @exe is NULL, when it was asked for */
 	struct caller *next, *prev;
 };
 

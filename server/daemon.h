@@ -19,51 +19,51 @@ struct vms_server;
 struct uidpool;
 
 struct daemon_config {
-	const char *socket_path;      /* Unix socket; NULL when serving only inherited fds */
-	const char *run_dir;          /* /run/virtmgr; VMs live in <run_dir>/vms/<cid> */
-	const char *group;            /* members may create VMs (regular mode) */
-	const char *guest_dir;        /* default kernel + initramfs */
+	const char *socket_path; /* Unix socket; NULL when serving only inherited fds */
+	const char *run_dir;	 /* /run/virtmgr; VMs live in <run_dir>/vms/<cid> */
+	const char *group;	 /* members may create VMs (regular mode) */
+	const char *guest_dir;	 /* default kernel + initramfs */
 	const char *qemu_binary;
-	const char *accel;            /* NULL = detect */
-	const char *vsock_mode;       /* "auto", "kernel" or "user" */
+	const char *accel;	/* NULL = detect */
+	const char *vsock_mode; /* "auto", "kernel" or "user" */
 	uint32_t cid_min, cid_max;
-	uint32_t vsock_port;          /* 0 = no AF_VSOCK listener */
+	uint32_t vsock_port; /* 0 = no AF_VSOCK listener */
 	unsigned max_vms;
 	struct ttrpc_limits limits;
 	uint32_t default_boot_timeout_ms;
 	uint32_t default_stop_timeout_ms;
 	bool early;
-	const char *root;             /* early mode: prefix for every path ("" = /) */
+	const char *root; /* early mode: prefix for every path ("" = /) */
 	const char *early_xsd;
-	int client_fd;                /* early spawn-per-client: the one client */
+	int client_fd; /* early spawn-per-client: the one client */
 	int ready_fd;
-	bool sandbox;                 /* -sandbox on for QEMU */
-	const char *vm_uid_range;     /* --vm-uid-range MIN-MAX (used when root) */
-	const char *vsock_backend;    /* virtmgr-vsock binary, NULL = installed one */
-	uint32_t agent_timeout_ms;    /* default image: the agent's first connection; 0 = none */
+	bool sandbox;			  /* -sandbox on for QEMU */
+	const char *vm_uid_range;	  /* --vm-uid-range MIN-MAX (used when root) */
+	const char *vsock_backend;	  /* virtmgr-vsock binary, NULL = installed one */
+	uint32_t agent_timeout_ms;	  /* default image: the agent's first connection; 0 = none */
 	struct logfile_limits log_limits; /* console.log, guest.log, qemu.log of every VM */
-	uint32_t health_interval_ms;  /* Agent/Ping every so often (vm-health.c); 0 = no checks */
-	uint32_t health_misses;       /* unanswered checks in a row that make a guest hung */
+	uint32_t health_interval_ms;	  /* Agent/Ping every so often (vm-health.c); 0 = no checks */
+	uint32_t health_misses;		  /* unanswered checks in a row that make a guest hung */
 };
 
 struct daemon {
 	struct ev_loop *loop;
 	struct daemon_config cfg;
-	struct ttrpc_server *api;     /* VirtualizationService */
+	struct ttrpc_server *api;      /* VirtualizationService */
 	struct vms_server *vms_server; /* VirtualMachineService, for every VM (vms.c) */
-	const char *accel;            /* chosen accelerator */
+	const char *accel;	       /* chosen accelerator */
 	char accel_reason[256];
-	const char *vsock_mode;       /* resolved: "kernel" or "user" */
+	const char *vsock_mode; /* resolved: "kernel" or "user" */
 	gid_t group_gid;
 	bool group_exists;
-	struct vm *vms;               /* list of every VM, alive or dead */
+	struct vm *vms; /* list of every VM, alive or dead */
 	unsigned nvms_alive;
 	uint32_t next_cid;
 	struct early_registry *early;
-	bool sandboxed;               /* root: each VM's processes get a uid of their own */
-	struct uidpool *uids;         /* those uids (--vm-uid-range) */
+	bool sandboxed;	      /* root: each VM's processes get a uid of their own */
+	struct uidpool *uids; /* those uids (--vm-uid-range) */
 	bool quitting;
-	ev_timer health_timer;        /* the guest health checks (vm-health.c) */
+	ev_timer health_timer; /* the guest health checks (vm-health.c) */
 	ev_signal sigterm, sigint, sighup;
 };
 

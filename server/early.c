@@ -57,10 +57,8 @@ static const struct {
 	const char *name;
 	uint32_t lo, hi;
 } partitions[EARLY_PARTITION_COUNT] = {
-	[EARLY_SYSTEM] = { "system", 100, 199 },
-	[EARLY_SYSTEM_EXT] = { "system_ext", 200, 299 },
-	[EARLY_PRODUCT] = { "product", 200, 299 },
-	[EARLY_VENDOR] = { "vendor", 300, 399 },
+	[EARLY_SYSTEM] = { "system", 100, 199 },   [EARLY_SYSTEM_EXT] = { "system_ext", 200, 299 },
+	[EARLY_PRODUCT] = { "product", 200, 299 }, [EARLY_VENDOR] = { "vendor", 300, 399 },
 	[EARLY_ODM] = { "odm", 300, 399 },
 };
 
@@ -68,9 +66,9 @@ static const struct {
  * An entry with several <name>s (a schema violation) appears once per name,
  * so that each of those names fails its lookup. */
 struct early_entry {
-	struct early_vm vm;      /* name, file, line always; cid and path when usable */
-	char *problem;           /* NULL: usable; else "<file>:<line>: <entry>: <what>" */
-	unsigned dup_of;         /* 1 + index of the first entry of this name, or 0 */
+	struct early_vm vm; /* name, file, line always; cid and path when usable */
+	char *problem;	    /* NULL: usable; else "<file>:<line>: <entry>: <what>" */
+	unsigned dup_of;    /* 1 + index of the first entry of this name, or 0 */
 };
 
 struct early_table {
@@ -79,15 +77,15 @@ struct early_table {
 };
 
 struct early_part_state {
-	bool tried;              /* files read at least once since the last reload */
-	bool have_table;         /* @table holds a successfully loaded set */
-	bool failed;             /* the last load failed with @load_err */
+	bool tried;	 /* files read at least once since the last reload */
+	bool have_table; /* @table holds a successfully loaded set */
+	bool failed;	 /* the last load failed with @load_err */
 	struct early_table table;
 	struct vm_error load_err;
 };
 
 struct early_registry {
-	char *root;              /* "" for the real root, no trailing slash */
+	char *root; /* "" for the real root, no trailing slash */
 	xmlSchemaPtr schema;
 	struct early_part_state parts[EARLY_PARTITION_COUNT];
 };
@@ -247,8 +245,7 @@ struct doctype_seen {
 };
 
 /* SAX hook for <!DOCTYPE ...>: stop before any declaration is parsed. */
-static void refuse_doctype(void *ctx, const xmlChar *name, const xmlChar *external_id,
-			   const xmlChar *system_id)
+static void refuse_doctype(void *ctx, const xmlChar *name, const xmlChar *external_id, const xmlChar *system_id)
 {
 	xmlParserCtxtPtr ctxt = ctx;
 	struct doctype_seen *seen = ctxt->_private;
@@ -320,12 +317,11 @@ static xmlNodePtr enclosing_vm(xmlNodePtr node)
 	return NULL;
 }
 
-static int entry_error(struct vm_error *err, const char *file, xmlNodePtr vm, int line,
-		       const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static int entry_error(struct vm_error *err, const char *file, xmlNodePtr vm, int line, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
 
 /* "<file>:<line>: <entry>: <what>", FAILED_PRECONDITION. */
-static int entry_error(struct vm_error *err, const char *file, xmlNodePtr vm, int line,
-		       const char *fmt, ...)
+static int entry_error(struct vm_error *err, const char *file, xmlNodePtr vm, int line, const char *fmt, ...)
 {
 	char what[VM_ERROR_MSG_MAX];
 	char label[100];
@@ -343,8 +339,7 @@ static int entry_error(struct vm_error *err, const char *file, xmlNodePtr vm, in
 	return vm_error_set(err, VM_FAILED_PRECONDITION, "%s: %s", file, what);
 }
 
-static int capture_to_error(struct vm_error *err, const char *file, const struct xml_capture *cap,
-			    const char *what)
+static int capture_to_error(struct vm_error *err, const char *file, const struct xml_capture *cap, const char *what)
 {
 	xmlNodePtr vm = enclosing_vm(cap->node);
 	int line = cap->line > 0 ? cap->line : (cap->node ? xmlGetLineNo(cap->node) : 0);
@@ -352,8 +347,7 @@ static int capture_to_error(struct vm_error *err, const char *file, const struct
 	if (!cap->have)
 		return entry_error(err, file, NULL, 0, "%s", what);
 	if (cap->count > 1)
-		return entry_error(err, file, vm, line, "%s: %s (and %u more)", what, cap->message,
-				   cap->count - 1);
+		return entry_error(err, file, vm, line, "%s: %s (and %u more)", what, cap->message, cap->count - 1);
 	return entry_error(err, file, vm, line, "%s: %s", what, cap->message);
 }
 
@@ -378,8 +372,8 @@ static xmlDocPtr parse_xml(const char *file, const char *data, size_t len, struc
 	ctxt->sax->internalSubset = refuse_doctype;
 	xmlSetStructuredErrorFunc(&cap, capture_error);
 	xmlSetExternalEntityLoader(refuse_entity);
-	doc = xmlCtxtReadMemory(ctxt, data, (int)len, file, NULL, XML_PARSE_NONET | XML_PARSE_NOWARNING |
-				 XML_PARSE_BIG_LINES);
+	doc = xmlCtxtReadMemory(ctxt, data, (int)len, file, NULL,
+				XML_PARSE_NONET | XML_PARSE_NOWARNING | XML_PARSE_BIG_LINES);
 	xmlSetExternalEntityLoader(old_loader);
 	xmlSetStructuredErrorFunc(old_ctx, old_handler);
 	well_formed = ctxt->wellFormed;
@@ -428,8 +422,8 @@ static void collect_error(void *ctx, EARLY_XML_ERROR *e)
 
 /* Validate @doc against @schema; the errors go to @handler/@ctx.
  * Return: 0 valid, 1 invalid, -1 internal failure (@err). */
-static int validate_doc(xmlSchemaPtr schema, const char *file, xmlDocPtr doc, xmlStructuredErrorFunc handler,
-			void *ctx, struct vm_error *err)
+static int validate_doc(xmlSchemaPtr schema, const char *file, xmlDocPtr doc, xmlStructuredErrorFunc handler, void *ctx,
+			struct vm_error *err)
 {
 	xmlStructuredErrorFunc old_handler = xmlStructuredError;
 	void *old_ctx = xmlStructuredErrorContext;
@@ -453,8 +447,7 @@ static int validate_doc(xmlSchemaPtr schema, const char *file, xmlDocPtr doc, xm
  * <early_vms>, so that an error elsewhere in the file cannot hide or cause
  * one here. Return: 0 valid, 1 invalid (@problem set), -1 internal (@err).
  */
-static int validate_entry(xmlSchemaPtr schema, const char *file, xmlNodePtr vm, char **problem,
-			  struct vm_error *err)
+static int validate_entry(xmlSchemaPtr schema, const char *file, xmlNodePtr vm, char **problem, struct vm_error *err)
 {
 	struct xml_capture cap = { 0 };
 	struct vm_error e = { 0 };
@@ -544,8 +537,7 @@ static char *node_text(xmlNodePtr vm, const char *name)
 }
 
 /* The rules a schema-valid entry must also pass. Return: NULL or the problem. */
-static char *entry_rules(enum early_partition p, const char *file, xmlNodePtr vm, uint32_t *cid_out,
-			 char **path_out)
+static char *entry_rules(enum early_partition p, const char *file, xmlNodePtr vm, uint32_t *cid_out, char **path_out)
 {
 	const char *pname = partitions[p].name;
 	int line = (int)xmlGetLineNo(vm);
@@ -570,7 +562,8 @@ static char *entry_rules(enum early_partition p, const char *file, xmlNodePtr vm
 	else if (!path_is_canonical(path))
 		entry_error(&e, file, vm, line, "path %s is not canonical (empty, . or .. component)", path);
 	else if (early_normalize_path(path, &path_part, &norm, NULL) < 0 || path_part != p || strcmp(norm, path) != 0)
-		entry_error(&e, file, vm, line, "path %s is not on partition %s (expected /%s/...)", path, pname, pname);
+		entry_error(&e, file, vm, line, "path %s is not on partition %s (expected /%s/...)", path, pname,
+			    pname);
 	if (e.code != VM_OK)
 		return xstrdup(e.message);
 	*cid_out = cid;
@@ -578,8 +571,8 @@ static char *entry_rules(enum early_partition p, const char *file, xmlNodePtr vm
 	return NULL;
 }
 
-static void table_add(struct early_table *t, enum early_partition p, const char *file, unsigned line,
-		      const char *name, uint32_t cid, const char *path, const char *problem)
+static void table_add(struct early_table *t, enum early_partition p, const char *file, unsigned line, const char *name,
+		      uint32_t cid, const char *path, const char *problem)
 {
 	if (t->n == t->cap) {
 		t->cap = t->cap ? 2 * t->cap : 8;
@@ -657,7 +650,7 @@ static int apply_rules(xmlSchemaPtr schema, enum early_partition p, const char *
 			}
 			xmlFree(content);
 		}
-		if (!names)     /* a problem no lookup can name; still logged */
+		if (!names) /* a problem no lookup can name; still logged */
 			table_add(t, p, file, line, "", cid, path, problem ? problem : "no name");
 	}
 	return 0;
@@ -773,8 +766,8 @@ static size_t table_usable(const struct early_table *t)
 }
 
 /* All three gates for one file; entries are appended to @t. */
-static int parse_buffer(struct early_registry *reg, enum early_partition p, const char *file,
-			const char *data, size_t len, struct early_table *t, struct vm_error *err)
+static int parse_buffer(struct early_registry *reg, enum early_partition p, const char *file, const char *data,
+			size_t len, struct early_table *t, struct vm_error *err)
 {
 	xmlDocPtr doc;
 	xmlNodePtr root;
@@ -785,8 +778,7 @@ static int parse_buffer(struct early_registry *reg, enum early_partition p, cons
 	if (len > EARLY_XML_MAX)
 		return entry_error(err, file, NULL, 0, "larger than %d bytes", EARLY_XML_MAX);
 	if (check_utf8((const unsigned char *)data, len, &bad_line, &bad_off) < 0)
-		return entry_error(err, file, NULL, (int)bad_line,
-				   "not valid UTF-8 (byte 0x%02x at offset %zu)",
+		return entry_error(err, file, NULL, (int)bad_line, "not valid UTF-8 (byte 0x%02x at offset %zu)",
 				   (unsigned char)data[bad_off], bad_off);
 	doc = parse_xml(file, data, len, err);
 	if (!doc)
@@ -797,8 +789,7 @@ static int parse_buffer(struct early_registry *reg, enum early_partition p, cons
 
 		rc = entry_error(err, file, NULL, xmlGetLineNo(root),
 				 "root element <early_vms> is in namespace \"%s\", expected no namespace",
-				 printable(root->ns->href ? (const char *)root->ns->href : "", tmp,
-					   sizeof(tmp)));
+				 printable(root->ns->href ? (const char *)root->ns->href : "", tmp, sizeof(tmp)));
 		xmlFreeDoc(doc);
 		return rc;
 	}
@@ -829,8 +820,8 @@ static void free_names(char **names, size_t n)
 }
 
 /* Read every early_vms*.xml of @p, sorted by name, into @t. */
-static int load_partition_files(struct early_registry *reg, enum early_partition p,
-				struct early_table *t, struct vm_error *err)
+static int load_partition_files(struct early_registry *reg, enum early_partition p, struct early_table *t,
+				struct vm_error *err)
 {
 	cleanup_free char *dir_path = xasprintf("%s/%s/etc/avf", reg->root, partitions[p].name);
 	char **names = NULL;
@@ -950,8 +941,8 @@ int early_registry_reload(struct early_registry *reg, struct vm_error *err)
 	return -failed;
 }
 
-int early_registry_load_buffer(struct early_registry *reg, enum early_partition p, const char *file,
-			       const void *data, size_t len, struct vm_error *err)
+int early_registry_load_buffer(struct early_registry *reg, enum early_partition p, const char *file, const void *data,
+			       size_t len, struct vm_error *err)
 {
 	struct early_table t = { 0 };
 	int n;
@@ -974,8 +965,7 @@ int early_registry_count(struct early_registry *reg, enum early_partition p, str
 	return (int)table_usable(&reg->parts[p].table);
 }
 
-int early_registry_new(const char *root, const char *xsd_path, struct early_registry **out,
-		       struct vm_error *err)
+int early_registry_new(const char *root, const char *xsd_path, struct early_registry **out, struct vm_error *err)
 {
 	struct early_registry *reg;
 	struct xml_capture cap = { 0 };
@@ -985,8 +975,7 @@ int early_registry_new(const char *root, const char *xsd_path, struct early_regi
 	if (!xsd_path)
 		xsd_path = EARLY_XSD_DEFAULT;
 	if (access(xsd_path, R_OK) < 0)
-		return vm_error_set_errno(err, VM_FAILED_PRECONDITION, errno, "cannot read schema %s",
-					  xsd_path);
+		return vm_error_set_errno(err, VM_FAILED_PRECONDITION, errno, "cannot read schema %s", xsd_path);
 	if (xmllib_open(err) < 0)
 		return -1;
 	pctxt = xmlSchemaNewParserCtxt(xsd_path);
@@ -1004,10 +993,9 @@ int early_registry_new(const char *root, const char *xsd_path, struct early_regi
 		xmlSchemaFreeParserCtxt(pctxt);
 		if (!schema) {
 			if (cap.have)
-				return vm_error_set(err, VM_FAILED_PRECONDITION, "schema %s:%d: %s", xsd_path,
-						    cap.line, cap.message);
-			return vm_error_set(err, VM_FAILED_PRECONDITION, "schema %s cannot be loaded",
-					    xsd_path);
+				return vm_error_set(err, VM_FAILED_PRECONDITION, "schema %s:%d: %s", xsd_path, cap.line,
+						    cap.message);
+			return vm_error_set(err, VM_FAILED_PRECONDITION, "schema %s cannot be loaded", xsd_path);
 		}
 		reg = xzalloc(sizeof(*reg));
 		reg->schema = schema;
@@ -1033,8 +1021,7 @@ void early_registry_free(struct early_registry *reg)
 
 /* ---- callers ---- */
 
-int early_normalize_path(const char *path, enum early_partition *part, char **norm,
-			 struct vm_error *err)
+int early_normalize_path(const char *path, enum early_partition *part, char **norm, struct vm_error *err)
 {
 	static const char *const under_system[] = { "system_ext", "product", "vendor", "odm" };
 	cleanup_free char *first = NULL;
@@ -1056,8 +1043,7 @@ int early_normalize_path(const char *path, enum early_partition *part, char **no
 	end = strchrnul(p + 1, '/');
 	first = xstrndup(p + 1, (size_t)(end - (p + 1)));
 	if (!*end)
-		return vm_error_set(err, VM_PERMISSION_DENIED, "executable %s is not on a partition",
-				    path);
+		return vm_error_set(err, VM_PERMISSION_DENIED, "executable %s is not on a partition", path);
 	if (early_partition_lookup(first, part, err) < 0)
 		return -1;
 	if (norm)
@@ -1065,8 +1051,8 @@ int early_normalize_path(const char *path, enum early_partition *part, char **no
 	return 0;
 }
 
-int early_find_vm(struct early_registry *reg, const char *caller_path, const char *vm_name,
-		  struct early_vm *out, struct vm_error *err)
+int early_find_vm(struct early_registry *reg, const char *caller_path, const char *vm_name, struct early_vm *out,
+		  struct vm_error *err)
 {
 	cleanup_free char *norm = NULL;
 	struct early_part_state *ps;
@@ -1125,8 +1111,8 @@ int early_caller_path_pidfd(const char *root, const char *proc_dir, pid_t pid, i
 	(void)root;
 	(void)pidfd;
 	if (!c)
-		return vm_error_set(err, VM_PERMISSION_DENIED,
-				    "caller pid %d was not identified when it connected", (int)pid);
+		return vm_error_set(err, VM_PERMISSION_DENIED, "caller pid %d was not identified when it connected",
+				    (int)pid);
 	/* Without the connection, every connection of the process must still
 	 * run the file it connected with: one opened before an execve() and
 	 * used after it is refused even if another was opened after it. */
@@ -1136,8 +1122,8 @@ int early_caller_path_pidfd(const char *root, const char *proc_dir, pid_t pid, i
 		if (early_caller_exe(c, proc_dir, &path, err) < 0)
 			return -1;
 		if (first && strcmp(first, path) != 0)
-			return vm_error_set(err, VM_PERMISSION_DENIED,
-					    "caller pid %d connected as both %s and %s", (int)pid, first, path);
+			return vm_error_set(err, VM_PERMISSION_DENIED, "caller pid %d connected as both %s and %s",
+					    (int)pid, first, path);
 		if (!first)
 			first = steal_pointer(&path);
 	}
@@ -1147,8 +1133,8 @@ int early_caller_path_pidfd(const char *root, const char *proc_dir, pid_t pid, i
 
 /* ---- config and run directory ---- */
 
-int early_check_config(const char *vendor_modules, char *const *assigned_devices,
-		       size_t n_assigned_devices, struct vm_error *err)
+int early_check_config(const char *vendor_modules, char *const *assigned_devices, size_t n_assigned_devices,
+		       struct vm_error *err)
 {
 	char tmp[80];
 
@@ -1160,8 +1146,7 @@ int early_check_config(const char *vendor_modules, char *const *assigned_devices
 		return vm_error_set(err, VM_INVALID_ARGUMENT,
 				    "assigned_devices is not allowed for early VMs (got %zu, first \"%s\")",
 				    n_assigned_devices,
-				    printable(assigned_devices[0] ? assigned_devices[0] : "", tmp,
-					      sizeof(tmp)));
+				    printable(assigned_devices[0] ? assigned_devices[0] : "", tmp, sizeof(tmp)));
 	return 0;
 }
 
@@ -1252,7 +1237,8 @@ int early_cid_lock(const char *root, uint32_t cid, struct vm_error *err)
 		close(fd);
 		if (e == EWOULDBLOCK)
 			return vm_error_set(err, VM_ALREADY_EXISTS,
-					    "cid %u is in use by a VM of another early daemon (%s is locked)", cid, path);
+					    "cid %u is in use by a VM of another early daemon (%s is locked)", cid,
+					    path);
 		return vm_error_set_errno(err, VM_INTERNAL, e, "cannot lock %s", path);
 	}
 	return fd;
@@ -1323,8 +1309,8 @@ int early_run_dir_prepare(const char *root, uint32_t cid, char **out, struct vm_
 		locked_now = true;
 	}
 	if (run_dir_live_socket(dir, &live)) {
-		rc = vm_error_set(err, VM_ALREADY_EXISTS, "cid %u is in use by a VM of another early daemon (%s is live)",
-				  cid, live);
+		rc = vm_error_set(err, VM_ALREADY_EXISTS,
+				  "cid %u is in use by a VM of another early daemon (%s is live)", cid, live);
 		goto fail;
 	}
 	rc = remove_tree(dir);

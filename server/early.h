@@ -53,9 +53,9 @@ struct early_vm {
 	enum early_partition partition;
 	char *name;
 	uint32_t cid;
-	char *path;     /* as declared, e.g. /vendor/bin/x (no root prefix) */
-	char *file;     /* the declaring file, with root prefix */
-	unsigned line;  /* line of its <early_vm> in @file */
+	char *path;    /* as declared, e.g. /vendor/bin/x (no root prefix) */
+	char *file;    /* the declaring file, with root prefix */
+	unsigned line; /* line of its <early_vm> in @file */
 };
 
 struct early_registry;
@@ -97,8 +97,7 @@ void early_partition_cid_range(enum early_partition p, uint32_t *lo, uint32_t *h
  * lookup and cached, successful or not, until early_registry_reload().
  * Return: 0 or -1.
  */
-int early_registry_new(const char *root, const char *xsd_path, struct early_registry **out,
-		       struct vm_error *err);
+int early_registry_new(const char *root, const char *xsd_path, struct early_registry **out, struct vm_error *err);
 
 /** early_registry_free() - free @reg (NULL is fine). */
 void early_registry_free(struct early_registry *reg);
@@ -141,8 +140,8 @@ int early_registry_reload(struct early_registry *reg, struct vm_error *err);
  * For tools and fuzzing: the same checks as a file on disk.
  * Return: number of usable declared VMs, or -1 (table unchanged).
  */
-int early_registry_load_buffer(struct early_registry *reg, enum early_partition p, const char *file,
-			       const void *data, size_t len, struct vm_error *err);
+int early_registry_load_buffer(struct early_registry *reg, enum early_partition p, const char *file, const void *data,
+			       size_t len, struct vm_error *err);
 
 /**
  * early_registry_count() - number of usable VMs @p declares (after loading it)
@@ -162,8 +161,7 @@ int early_registry_count(struct early_registry *reg, enum early_partition p, str
  * (system-as-root layouts), then the first component is the partition.
  * Return: 0 or -1.
  */
-int early_normalize_path(const char *path, enum early_partition *part, char **norm,
-			 struct vm_error *err);
+int early_normalize_path(const char *path, enum early_partition *part, char **norm, struct vm_error *err);
 
 /**
  * early_find_vm() - the declaration a caller may create
@@ -183,8 +181,8 @@ int early_normalize_path(const char *path, enum early_partition *part, char **no
  * problems of other entries do not fail this lookup.
  * Return: 0 or -1.
  */
-int early_find_vm(struct early_registry *reg, const char *caller_path, const char *vm_name,
-		  struct early_vm *out, struct vm_error *err);
+int early_find_vm(struct early_registry *reg, const char *caller_path, const char *vm_name, struct early_vm *out,
+		  struct vm_error *err);
 
 /** early_vm_clear() - free the strings of @vm and zero it. */
 void early_vm_clear(struct early_vm *vm);
@@ -228,8 +226,8 @@ int early_caller_path_pidfd(const char *root, const char *proc_dir, pid_t pid, i
  * @err: INVALID_ARGUMENT naming the field
  * Return: 0 or -1.
  */
-int early_check_config(const char *vendor_modules, char *const *assigned_devices,
-		       size_t n_assigned_devices, struct vm_error *err);
+int early_check_config(const char *vendor_modules, char *const *assigned_devices, size_t n_assigned_devices,
+		       struct vm_error *err);
 
 /**
  * early_run_dir() - <root>/mnt/vm/early/<cid>

@@ -36,10 +36,10 @@ static int build(const struct fdtconfig *c, void *buf, int size)
 	size_t args_len, env_len;
 	int r = 0;
 
-#define TRY(x)                  \
-	do {                    \
+#define TRY(x)                     \
+	do {                       \
 		if ((r = (x)) < 0) \
-			return r; \
+			return r;  \
 	} while (0)
 	TRY(fdt_create(buf, size));
 	TRY(fdt_finish_reservemap(buf));

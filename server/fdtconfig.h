@@ -30,21 +30,21 @@
 #define FDTCONFIG_COMPATIBLE "virtmgr,config-v1"
 #define FDTCONFIG_MAX_SIZE (256u << 10)
 #define VIRTMGR_AGENT_PORT 9100
-#define FDTCONFIG_MARKER_KEY_LEN 32  /* MARKER_KEY_LEN */
+#define FDTCONFIG_MARKER_KEY_LEN 32 /* MARKER_KEY_LEN */
 
 struct fdtconfig {
 	const char *vm_id;
 	const char *name;
 	uint32_t cid;
-	const uint8_t *instance_id;     /* 64 bytes or NULL */
+	const uint8_t *instance_id; /* 64 bytes or NULL */
 	char *const *payload_args;
 	size_t n_payload_args;
 	char *const *payload_env;
 	size_t n_payload_env;
-	const char *payload_cwd;        /* NULL or "" = none */
+	const char *payload_cwd; /* NULL or "" = none */
 	bool has_payload_user;
 	uint32_t payload_uid, payload_gid;
-	const uint8_t *marker_key;      /* FDTCONFIG_MARKER_KEY_LEN bytes or NULL */
+	const uint8_t *marker_key; /* FDTCONFIG_MARKER_KEY_LEN bytes or NULL */
 	uint32_t agent_port;
 	uint32_t host_port;
 	uint32_t debug;

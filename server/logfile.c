@@ -236,7 +236,8 @@ int logfile_rotate_copy(const char *path, const struct logfile_limits *lim, stru
 			return vm_error_errno(err, errno, "creating %s", first);
 		off = st.st_size - (off_t)lim->max_bytes;
 		while (off < st.st_size) {
-			size_t want = (size_t)(st.st_size - off) < sizeof(buf) ? (size_t)(st.st_size - off) : sizeof(buf);
+			size_t want = (size_t)(st.st_size - off) < sizeof(buf) ? (size_t)(st.st_size - off)
+									       : sizeof(buf);
 			ssize_t n = pread(in, buf, want, off);
 
 			if (n < 0 && errno == EINTR)

@@ -18,7 +18,7 @@ struct logfile;
 
 struct logfile_limits {
 	uint64_t max_bytes; /* a file never grows past this */
-	unsigned keep;      /* rotated files kept: FILE.1 .. FILE.keep */
+	unsigned keep;	    /* rotated files kept: FILE.1 .. FILE.keep */
 };
 
 struct logfile_limits logfile_limits_default(void);

@@ -47,11 +47,15 @@ static void usage(FILE *f)
 	fprintf(f,
 		"Usage: virtmgrd [OPTION]...\n"
 		"The virtmgr VM manager daemon.\n\n"
-		"  --socket PATH          listen on this Unix socket (default " DEFAULT_SOCKET ")\n"
-		"  --run-dir DIR          VM run directories under DIR/vms (default " DEFAULT_RUN_DIR ")\n"
+		"  --socket PATH          listen on this Unix socket (default " DEFAULT_SOCKET
+		")\n"
+		"  --run-dir DIR          VM run directories under DIR/vms (default " DEFAULT_RUN_DIR
+		")\n"
 		"  --group NAME           members may create VMs (default virtualmachine)\n"
-		"  --guest-dir DIR        default guest kernel + initramfs (default " PKGDATADIR "/guest)\n"
-		"  --qemu PATH            QEMU binary (default " QEMU_SYSTEM ")\n"
+		"  --guest-dir DIR        default guest kernel + initramfs (default " PKGDATADIR
+		"/guest)\n"
+		"  --qemu PATH            QEMU binary (default " QEMU_SYSTEM
+		")\n"
 		"  --accel kvm|tcg        override the accelerator choice\n"
 		"  --vsock-mode MODE      auto, kernel (vhost-vsock) or user (vhost-user backend)\n"
 		"  --cid-range MIN-MAX    CIDs for regular VMs (default 2048-65535)\n"
@@ -71,11 +75,15 @@ static void usage(FILE *f)
 		"  --log-keep N           rotated files kept per VM log, 0..15 (default 3)\n"
 		"  --no-sandbox           do not run QEMU with -sandbox on\n"
 		"  --vm-uid-range MIN-MAX when root: the uids (and equal gids) VMs' processes run\n"
-		"                         under, one per VM (default " UIDPOOL_DEFAULT_RANGE ")\n"
-		"  --vsock-backend PATH   the vhost-user-vsock backend (default " LIBEXECDIR "/virtmgr-vsock)\n"
+		"                         under, one per VM (default " UIDPOOL_DEFAULT_RANGE
+		")\n"
+		"  --vsock-backend PATH   the vhost-user-vsock backend (default " LIBEXECDIR
+		"/virtmgr-vsock)\n"
 		"  --early                early-boot mode (AVF early_virtmgr rules): declared VMs\n"
-		"                         only, static CIDs, run dirs in ROOT" EARLY_RUN_DIR ",\n"
-		"                         socket ROOT" EARLY_SOCKET " unless --socket is given\n"
+		"                         only, static CIDs, run dirs in ROOT" EARLY_RUN_DIR
+		",\n"
+		"                         socket ROOT" EARLY_SOCKET
+		" unless --socket is given\n"
 		"  --root DIR             early mode: prefix of every path (tests)\n"
 		"  --early-xsd PATH       early mode: schema for early_vms*.xml\n"
 		"  --client-fd N          serve only this connected socket; exit when it closes\n"
@@ -128,12 +136,37 @@ static int parse_size(const char *opt, const char *s, uint64_t min, uint64_t max
 }
 
 enum {
-	OPT_SOCKET = 256, OPT_RUN_DIR, OPT_GROUP, OPT_GUEST_DIR, OPT_QEMU, OPT_ACCEL, OPT_VSOCK_MODE,
-	OPT_CID_RANGE, OPT_VSOCK_PORT, OPT_MAX_VMS, OPT_MAX_CONN, OPT_MAX_STREAMS, OPT_BOOT_TIMEOUT,
-	OPT_STOP_TIMEOUT, OPT_NO_SANDBOX, OPT_VM_UID_RANGE, OPT_EARLY, OPT_ROOT, OPT_EARLY_XSD, OPT_CLIENT_FD, OPT_READY_FD,
-	OPT_LOG_LEVEL, OPT_HELP, OPT_VERSION, OPT_AGENT_TIMEOUT, OPT_VSOCK_BACKEND, OPT_IDLE_EXIT,
-	OPT_HEALTH_INTERVAL, OPT_HEALTH_MISSES,
-	OPT_LOG_MAX_SIZE, OPT_LOG_KEEP,
+	OPT_SOCKET = 256,
+	OPT_RUN_DIR,
+	OPT_GROUP,
+	OPT_GUEST_DIR,
+	OPT_QEMU,
+	OPT_ACCEL,
+	OPT_VSOCK_MODE,
+	OPT_CID_RANGE,
+	OPT_VSOCK_PORT,
+	OPT_MAX_VMS,
+	OPT_MAX_CONN,
+	OPT_MAX_STREAMS,
+	OPT_BOOT_TIMEOUT,
+	OPT_STOP_TIMEOUT,
+	OPT_NO_SANDBOX,
+	OPT_VM_UID_RANGE,
+	OPT_EARLY,
+	OPT_ROOT,
+	OPT_EARLY_XSD,
+	OPT_CLIENT_FD,
+	OPT_READY_FD,
+	OPT_LOG_LEVEL,
+	OPT_HELP,
+	OPT_VERSION,
+	OPT_AGENT_TIMEOUT,
+	OPT_VSOCK_BACKEND,
+	OPT_IDLE_EXIT,
+	OPT_HEALTH_INTERVAL,
+	OPT_HEALTH_MISSES,
+	OPT_LOG_MAX_SIZE,
+	OPT_LOG_KEEP,
 };
 
 /* OpenLog passes a log and its rotated files in one reply. */
@@ -143,7 +176,7 @@ enum {
 struct idle_exit {
 	struct daemon *d;
 	ev_timer timer;
-	uint32_t secs;                /* 0 = never */
+	uint32_t secs; /* 0 = never */
 	unsigned nconns;
 };
 
@@ -279,7 +312,8 @@ static int parse_args(int argc, char **argv, struct daemon_config *c, bool *sock
 			c->health_misses = v;
 			break;
 		case OPT_LOG_MAX_SIZE:
-			if (parse_size("--log-max-size", optarg, LOGFILE_MIN_BYTES, 1ull << 40, &c->log_limits.max_bytes) < 0)
+			if (parse_size("--log-max-size", optarg, LOGFILE_MIN_BYTES, 1ull << 40,
+				       &c->log_limits.max_bytes) < 0)
 				return -1;
 			break;
 		case OPT_LOG_KEEP:
@@ -383,12 +417,12 @@ static void on_idle_timer(struct ev_loop *loop, ev_timer *w, int revents)
 
 	if (ie->nconns || d->nvms_alive || d->quitting) {
 		if (!ie->nconns && !d->quitting)
-			ev_timer_again(loop, w);   /* VMs still run: look again later */
+			ev_timer_again(loop, w); /* VMs still run: look again later */
 		return;
 	}
 	log_info("idle for %u s with no connection and no VM, exiting", ie->secs);
 	d->quitting = true;
-	vm_shutdown_all(d);     /* frees the records of dead VMs */
+	vm_shutdown_all(d); /* frees the records of dead VMs */
 	ev_break(loop, EVBREAK_ALL);
 }
 
@@ -461,7 +495,7 @@ static void on_conn_close(struct ttrpc_conn *conn, void *opaque)
 		vm_shutdown_all(d);
 		ev_timer_init(&drain_timer, on_drain_timeout, CLIENT_GONE_DRAIN_S, 0);
 		ev_timer_start(d->loop, &drain_timer);
-		for (int i = 0; i < 4; i++)     /* sigterm, sigint, sighup, drain_timer */
+		for (int i = 0; i < 4; i++) /* sigterm, sigint, sighup, drain_timer */
 			ev_unref(d->loop);
 	}
 }
@@ -640,7 +674,7 @@ int main(int argc, char **argv)
 	resolve_vsock_mode(&d);
 	if (!d.cfg.vsock_backend)
 		d.cfg.vsock_backend = getenv("VIRTMGR_VSOCK_BACKEND") ? getenv("VIRTMGR_VSOCK_BACKEND")
-								   : LIBEXECDIR "/virtmgr-vsock";
+								      : LIBEXECDIR "/virtmgr-vsock";
 	if (!strcmp(d.vsock_mode, "user") && access(d.cfg.vsock_backend, X_OK) < 0)
 		log_warn("vsock backend %s: %s (VMs will fail to start; see --vsock-backend)", d.cfg.vsock_backend,
 			 strerror(errno));
@@ -717,8 +751,9 @@ int main(int argc, char **argv)
 		log_info("not root: VMs run as uid %u, like the daemon", (unsigned)geteuid());
 	}
 	if (d.cfg.early)
-		log_info("early mode: root %s, declarations in <root>/<partition>/etc/avf/early_vms*.xml, run dirs in %s",
-			 *d.cfg.root ? d.cfg.root : "/", d.cfg.run_dir);
+		log_info(
+			"early mode: root %s, declarations in <root>/<partition>/etc/avf/early_vms*.xml, run dirs in %s",
+			*d.cfg.root ? d.cfg.root : "/", d.cfg.run_dir);
 
 	ev_signal_init(&d.sigterm, on_signal, SIGTERM);
 	ev_signal_init(&d.sigint, on_signal, SIGINT);

@@ -208,8 +208,7 @@ static bool unhex(const char *s, uint8_t *out, size_t n)
 int marker_key_from_hex(struct marker_key *key, const char *hex, struct vm_error *err)
 {
 	if (strlen(hex) != 2 * MARKER_KEY_LEN || !unhex(hex, key->bytes, MARKER_KEY_LEN))
-		return vm_error_set(err, VM_INVALID_ARGUMENT, "marker key: expected %d hex digits",
-				    2 * MARKER_KEY_LEN);
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "marker key: expected %d hex digits", 2 * MARKER_KEY_LEN);
 	return 0;
 }
 
@@ -235,8 +234,8 @@ static bool is_control(unsigned char c)
 	return c < 0x20 || c == 0x7f;
 }
 
-size_t marker_format(const struct marker_key *key, uint64_t seq, enum marker_kind kind, int code,
-		     const char *message, char *buf, size_t size)
+size_t marker_format(const struct marker_key *key, uint64_t seq, enum marker_kind kind, int code, const char *message,
+		     char *buf, size_t size)
 {
 	char body[MARKER_LINE_MAX + 1], msg[MARKER_MESSAGE_MAX + 1];
 	uint8_t mac[32];

@@ -34,7 +34,7 @@
 #include "lib/util.h"
 
 #define MARKER_KEY_LEN 32
-#define MARKER_MAC_LEN 16               /* bytes of the HMAC kept in a line */
+#define MARKER_MAC_LEN 16 /* bytes of the HMAC kept in a line */
 #define MARKER_PREFIX "VIRTMGR/1 "
 /* Longest marker line without its newline; fits virtmgrd's 256-byte console
  * line buffer. ERROR messages are cut to MARKER_MESSAGE_MAX bytes (the full
@@ -51,7 +51,7 @@ struct marker_key {
 };
 
 enum marker_kind {
-	MARKER_NONE,                    /* plain console text */
+	MARKER_NONE, /* plain console text */
 	MARKER_STARTED,
 	MARKER_READY,
 	MARKER_EXIT,
@@ -60,8 +60,8 @@ enum marker_kind {
 
 struct marker {
 	enum marker_kind kind;
-	int code;                       /* EXIT: the exit code; ERROR: a virtmgr.v1.ErrorCode */
-	char message[MARKER_MESSAGE_MAX + 1];   /* ERROR only; NUL-terminated */
+	int code;			      /* EXIT: the exit code; ERROR: a virtmgr.v1.ErrorCode */
+	char message[MARKER_MESSAGE_MAX + 1]; /* ERROR only; NUL-terminated */
 };
 
 /* One boot's verifier: the key and the last sequence number accepted. */
@@ -124,8 +124,8 @@ enum marker_kind marker_parse(struct marker_verifier *v, const char *line, size_
  * @size: at least MARKER_LINE_MAX + 1
  * Return: the line's length, or 0 if @kind, @code or @size is invalid.
  */
-size_t marker_format(const struct marker_key *key, uint64_t seq, enum marker_kind kind, int code,
-		     const char *message, char *buf, size_t size);
+size_t marker_format(const struct marker_key *key, uint64_t seq, enum marker_kind kind, int code, const char *message,
+		     char *buf, size_t size);
 
 /**
  * marker_hmac_sha256() - HMAC-SHA256 (RFC 2104, FIPS 180-4) of @msg under @key

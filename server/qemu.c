@@ -89,19 +89,19 @@ struct qemu {
 	bool is_child;
 	int pidfd;
 	ev_io pid_io;
-	ev_child child_w;         /* only on libev's default loop, for children */
+	ev_child child_w; /* only on libev's default loop, for children */
 
-	int console_fd;           /* connection to QEMU's console chardev, or -1 */
+	int console_fd; /* connection to QEMU's console chardev, or -1 */
 	ev_io console_io;
-	struct logfile *console_log; /* run_dir/console.log, or NULL */
-	uint64_t console_lost;    /* bytes not written to console.log since it failed */
+	struct logfile *console_log;   /* run_dir/console.log, or NULL */
+	uint64_t console_lost;	       /* bytes not written to console.log since it failed */
 	struct logfile_limits log_lim; /* console.log and qemu.log */
 
 	char *qemu_log_path;
-	off_t qemu_log_start;     /* size of qemu.log before this QEMU wrote to it */
-	ev_timer qemu_log_timer;  /* bounds qemu.log */
+	off_t qemu_log_start;	 /* size of qemu.log before this QEMU wrote to it */
+	ev_timer qemu_log_timer; /* bounds qemu.log */
 	char *qmp_path;
-	char *console_path;       /* run_dir/console.sock */
+	char *console_path; /* run_dir/console.sock */
 	struct qmp *qmp;
 	struct qemu_status_query *queries; /* FIFO of query-status in flight */
 
@@ -428,8 +428,9 @@ static void qemu_console_read(struct qemu *q)
 		/* a full file system fails every write: say so once, and when it passes again */
 		if (q->console_log && logfile_write(q->console_log, buf, (size_t)n) < 0) {
 			if (!q->console_lost)
-				log_warn("qemu %d: writing console.log: %s (console output is lost until it works again)",
-					 (int)q->pid, strerror(errno));
+				log_warn(
+					"qemu %d: writing console.log: %s (console output is lost until it works again)",
+					(int)q->pid, strerror(errno));
 			q->console_lost += (uint64_t)n;
 		} else if (q->console_log && q->console_lost) {
 			log_info("qemu %d: console.log is written again; %" PRIu64 " bytes were lost", (int)q->pid,
@@ -478,8 +479,7 @@ static void qemu_finish(struct qemu *q)
 		qemu_console_read(q);
 	q->exit.kill_sent = q->kill_sent;
 	if (q->qemu_log_path)
-		read_stderr_tail(q->qemu_log_path, q->qemu_log_start, q->exit.stderr_tail,
-				 sizeof(q->exit.stderr_tail));
+		read_stderr_tail(q->qemu_log_path, q->qemu_log_start, q->exit.stderr_tail, sizeof(q->exit.stderr_tail));
 	if (q->qmp_path)
 		unlink(q->qmp_path);
 	if (q->console_path)
@@ -587,16 +587,16 @@ static void qemu_status_reply(void *opaque, struct json_object *ret, const char 
 
 struct qemu_spawn {
 	char **argv;
-	int fds[64];              /* fds[i] becomes fd i in QEMU */
+	int fds[64]; /* fds[i] becomes fd i in QEMU */
 	size_t nfds;
-	char exec_err[512];       /* prefix written to stderr if exec fails */
-	struct sandbox sb;        /* applied when confine */
+	char exec_err[512]; /* prefix written to stderr if exec fails */
+	struct sandbox sb;  /* applied when confine */
 	bool confine;
-	int report_fd;            /* write end of the sandbox report pipe, or -1 */
+	int report_fd; /* write end of the sandbox report pipe, or -1 */
 	/* KVM for a VM's uid: a node of its own in a private mount namespace */
 	bool kvm_node;
-	char kvm_dir[PATH_MAX];   /* run_dir/.dev, where the node is made */
-	char kvm_path[PATH_MAX];  /* run_dir/.dev/kvm */
+	char kvm_dir[PATH_MAX];	 /* run_dir/.dev, where the node is made */
+	char kvm_path[PATH_MAX]; /* run_dir/.dev/kvm */
 };
 
 /* Write "what: errno N" to the report pipe; async-signal-safe. */
@@ -724,8 +724,7 @@ fail:
 		num[--i] = (char)('0' + e % 10);
 		e /= 10;
 	} while (e && i > 0);
-	if (write(2, sp->exec_err, strlen(sp->exec_err)) < 0 ||
-	    write(2, num + i, sizeof(num) - (size_t)i) < 0) {
+	if (write(2, sp->exec_err, strlen(sp->exec_err)) < 0 || write(2, num + i, sizeof(num) - (size_t)i) < 0) {
 		/* nothing left to report to */
 	}
 	_exit(127);
@@ -736,8 +735,8 @@ static bool valid_user_name(const char *s)
 	if (!*s || strlen(s) > 32)
 		return false;
 	for (; *s; s++)
-		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
-		      *s == '_' || *s == '-' || *s == '.'))
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') || *s == '_' ||
+		      *s == '-' || *s == '.'))
 			return false;
 	return true;
 }
@@ -800,8 +799,8 @@ static void qemu_discard(struct qemu *q)
 }
 
 static int qemu_build_argv(const struct qemu_config *cfg, struct qemu_spawn *sp, const char *binary,
-			   const int *disk_fds, int kernel_fd, int initrd_fd, int qmp_fd, int console_fd,
-			   int fw_cfg_fd, struct vm_error *err)
+			   const int *disk_fds, int kernel_fd, int initrd_fd, int qmp_fd, int console_fd, int fw_cfg_fd,
+			   struct vm_error *err)
 {
 	char **argv = NULL;
 	size_t n = 0, cap = 0;
@@ -920,7 +919,8 @@ static int qemu_check_config(const struct qemu_config *cfg, struct vm_error *err
 	if (cfg->vhost_user_vsock_socket && cfg->vhost_vsock_cid)
 		return vm_error_set(err, VM_INVALID_ARGUMENT, "both vhost-user-vsock and vhost-vsock requested");
 	if (cfg->vhost_vsock_cid && cfg->vhost_vsock_cid < 3)
-		return vm_error_set(err, VM_INVALID_ARGUMENT, "guest CID %" PRIu32 " is reserved", cfg->vhost_vsock_cid);
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "guest CID %" PRIu32 " is reserved",
+				    cfg->vhost_vsock_cid);
 	if (cfg->extra_initrd && !cfg->initrd && cfg->initrd_fd < 0)
 		return vm_error_set(err, VM_INVALID_ARGUMENT, "extra initrd without a base initrd");
 	if (cfg->run_as_user && !valid_user_name(cfg->run_as_user))
@@ -959,8 +959,8 @@ static int open_disk(const struct qemu_disk *d, size_t i, struct vm_error *err)
 			    d->fd);
 }
 
-int qemu_start(struct ev_loop *loop, const struct qemu_config *cfg, const struct qemu_callbacks *cb,
-	       void *opaque, struct qemu **out, struct vm_error *err)
+int qemu_start(struct ev_loop *loop, const struct qemu_config *cfg, const struct qemu_callbacks *cb, void *opaque,
+	       struct qemu **out, struct vm_error *err)
 {
 	struct qemu_spawn sp = { 0 };
 	cleanup_free char *binary = NULL, *console_log = NULL;

@@ -19,45 +19,45 @@ struct logfile_limits;
 struct sandbox;
 
 struct qemu_disk {
-	const char *path;         /* host path, or NULL when fd >= 0 (a path wins over fd) */
-	int fd;                   /* -1, or an open fd handed to QEMU (add-fd) */
+	const char *path; /* host path, or NULL when fd >= 0 (a path wins over fd) */
+	int fd;		  /* -1, or an open fd handed to QEMU (add-fd) */
 	bool read_only;
 };
 
 struct qemu_config {
-	const char *binary;       /* qemu-system-x86_64 */
-	const char *accel;        /* "kvm" or "tcg" */
-	const char *run_dir;      /* existing, 0700; qmp.sock, console.log, qemu.log go here */
-	const char *kernel;       /* path, or NULL when kernel_fd >= 0 (a path wins over the fd) */
+	const char *binary;  /* qemu-system-x86_64 */
+	const char *accel;   /* "kvm" or "tcg" */
+	const char *run_dir; /* existing, 0700; qmp.sock, console.log, qemu.log go here */
+	const char *kernel;  /* path, or NULL when kernel_fd >= 0 (a path wins over the fd) */
 	int kernel_fd;
-	const char *initrd;       /* path or NULL (then initrd_fd if >= 0, else no initrd) */
+	const char *initrd; /* path or NULL (then initrd_fd if >= 0, else no initrd) */
 	int initrd_fd;
-	const char *extra_initrd; /* optional per-VM initramfs concatenated after initrd, or NULL */
-	const char *cmdline;      /* full kernel command line */
+	const char *extra_initrd;  /* optional per-VM initramfs concatenated after initrd, or NULL */
+	const char *cmdline;	   /* full kernel command line */
 	const char *fw_cfg_config; /* file for fw_cfg "opt/virtmgr/config" (the guest's config tree), or NULL */
 	uint32_t memory_mib;
 	uint32_t cpus;
 	const struct qemu_disk *disks;
 	size_t ndisks;
 	/* vsock: exactly one of these, or neither */
-	const char *vhost_user_vsock_socket; /* path of the vhost-user backend's socket */
-	uint32_t vhost_vsock_cid;            /* kernel vhost-vsock: guest-cid (0 = none) */
-	bool sandbox;             /* -sandbox on */
-	const struct sandbox *confine; /* sandbox_enter() before exec; NULL: none */
-	const char *run_as_user;  /* -run-with user=... or NULL */
+	const char *vhost_user_vsock_socket;	 /* path of the vhost-user backend's socket */
+	uint32_t vhost_vsock_cid;		 /* kernel vhost-vsock: guest-cid (0 = none) */
+	bool sandbox;				 /* -sandbox on */
+	const struct sandbox *confine;		 /* sandbox_enter() before exec; NULL: none */
+	const char *run_as_user;		 /* -run-with user=... or NULL */
 	const struct logfile_limits *log_limits; /* console.log, qemu.log; NULL: logfile_limits_default() */
 };
 
 struct qemu_exit {
-	int wait_status;          /* as from waitpid when known (child), else -1 */
-	int signal;               /* killing signal, 0 if exited */
-	int exit_code;            /* exit code if exited, else -1 */
+	int wait_status; /* as from waitpid when known (child), else -1 */
+	int signal;	 /* killing signal, 0 if exited */
+	int exit_code;	 /* exit code if exited, else -1 */
 	/* Last QMP SHUTDOWN event's reason ("guest-shutdown", "guest-reset",
 	 * "guest-panic", "host-qmp-quit", ...) or "" if none was seen. */
 	char shutdown_reason[32];
-	bool panicked;            /* GUEST_PANICKED was seen */
-	char stderr_tail[1024];   /* last lines of QEMU's stderr (qemu.log) */
-	bool kill_sent;           /* qemu_kill() (or qemu_free() killing it) was called;
+	bool panicked;		/* GUEST_PANICKED was seen */
+	char stderr_tail[1024]; /* last lines of QEMU's stderr (qemu.log) */
+	bool kill_sent;		/* qemu_kill() (or qemu_free() killing it) was called;
 	                           * the only hint for an adopted QEMU, whose status is unknown */
 };
 
@@ -75,8 +75,8 @@ struct qemu_callbacks {
  * Return: 0 with *out set, or -1 with @err (START_FAILED material: message
  *         names what could not be set up).
  */
-int qemu_start(struct ev_loop *loop, const struct qemu_config *cfg, const struct qemu_callbacks *cb,
-	       void *opaque, struct qemu **out, struct vm_error *err);
+int qemu_start(struct ev_loop *loop, const struct qemu_config *cfg, const struct qemu_callbacks *cb, void *opaque,
+	       struct qemu **out, struct vm_error *err);
 /**
  * qemu_adopt() - watch an already running QEMU (after a daemon restart)
  * @pid, @start_time: the process and its /proc/<pid>/stat start time, checked
@@ -92,7 +92,7 @@ int qemu_adopt(struct ev_loop *loop, pid_t pid, uint64_t start_time, const char 
  */
 void qemu_set_log_limits(struct qemu *q, const struct logfile_limits *lim);
 pid_t qemu_pid(const struct qemu *q);
-uint64_t qemu_start_time(const struct qemu *q);  /* /proc/<pid>/stat field 22 */
+uint64_t qemu_start_time(const struct qemu *q); /* /proc/<pid>/stat field 22 */
 /* Graceful: QMP system_powerdown. Return: 0 if sent, -1 if QMP is not connected. */
 int qemu_powerdown(struct qemu *q);
 /* QMP quit. */

@@ -49,7 +49,7 @@ enum qmp_state { QMP_GREETING, QMP_NEGOTIATING, QMP_READY, QMP_CLOSED };
 struct qmp_cmd {
 	struct qmp_cmd *next;
 	uint64_t id;
-	char *text;        /* unsent message, or NULL once sent */
+	char *text; /* unsent message, or NULL once sent */
 	qmp_reply_fn fn;
 	void *opaque;
 };
@@ -66,14 +66,14 @@ struct qmp {
 	size_t rx_len, rx_cap;
 	char *tx;
 	size_t tx_len, tx_cap;
-	struct json_tokener *tok;  /* reused for every line */
+	struct json_tokener *tok; /* reused for every line */
 
-	struct qmp_cmd *cmds;      /* FIFO: queued (text != NULL) and in flight */
+	struct qmp_cmd *cmds; /* FIFO: queued (text != NULL) and in flight */
 	struct qmp_cmd **cmds_tail;
 	uint64_t next_id;
 
-	int refs;                  /* held while dispatching */
-	bool freed;                /* qmp_free() called while dispatching */
+	int refs;   /* held while dispatching */
+	bool freed; /* qmp_free() called while dispatching */
 };
 
 /* ---------------------------------------------------------------- JSON */
@@ -224,7 +224,9 @@ static void qmp_handle_reply(struct qmp *q, struct json_object *msg)
 		const char *d = qmp_get_string(error, "desc");
 
 		snprintf(desc, sizeof(desc), "%s",
-			 d ? d : json_object_to_json_string_ext(error, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+			 d ? d
+			   : json_object_to_json_string_ext(error,
+							    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
 	}
 	/* Our ids are non-negative integers; anything else is not our reply. */
 	idv = qmp_member(msg, "id", json_type_int);
@@ -445,8 +447,8 @@ struct qmp *qmp_new(struct ev_loop *loop, int fd, const struct qmp_callbacks *cb
 	return q;
 }
 
-int qmp_connect(struct ev_loop *loop, const char *path, const struct qmp_callbacks *cb, void *opaque,
-		struct qmp **out, struct vm_error *err)
+int qmp_connect(struct ev_loop *loop, const char *path, const struct qmp_callbacks *cb, void *opaque, struct qmp **out,
+		struct vm_error *err)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	cleanup_close int fd = -1;

@@ -57,8 +57,8 @@ struct qmp *qmp_new(struct ev_loop *loop, int fd, const struct qmp_callbacks *cb
  * qmp_connect() - connect to the monitor socket at @path and start a session
  * Return: 0 with *@out set, or -1 with @err naming @path.
  */
-int qmp_connect(struct ev_loop *loop, const char *path, const struct qmp_callbacks *cb, void *opaque,
-		struct qmp **out, struct vm_error *err);
+int qmp_connect(struct ev_loop *loop, const char *path, const struct qmp_callbacks *cb, void *opaque, struct qmp **out,
+		struct vm_error *err);
 
 /**
  * qmp_command() - send @command with optional @args (a JSON object, or NULL;

@@ -119,15 +119,15 @@ static int fail(const struct sandbox *sb, const char *step, int errnum)
 
 static int caps_get(struct __user_cap_data_struct data[2])
 {
-	struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3};
+	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
 
 	return (int)syscall(SYS_capget, &hdr, data);
 }
 
 static int caps_clear(void)
 {
-	struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3};
-	struct __user_cap_data_struct data[2] = {0};
+	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct data[2] = { 0 };
 
 	return (int)syscall(SYS_capset, &hdr, data);
 }
@@ -185,7 +185,7 @@ int sandbox_enter(const struct sandbox *sb)
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		return fail(sb, "PR_SET_NO_NEW_PRIVS", errno);
 	if (sb->filter) {
-		struct sock_fprog prog = {.len = sb->filter->len, .filter = sb->filter->insns};
+		struct sock_fprog prog = { .len = sb->filter->len, .filter = sb->filter->insns };
 
 		if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) < 0)
 			return fail(sb, "loading the seccomp filter", errno);
@@ -212,8 +212,7 @@ int sandbox_run_dir_prepare(const char *path, const struct sandbox *sb, struct v
 		return vm_error_set(err, VM_PERMISSION_DENIED, "run directory %s belongs to uid %u, not to the daemon",
 				    path, (unsigned)st.st_uid);
 	if (sb->change_ids && fchown(fd, sb->uid, sb->gid) < 0)
-		return vm_error_errno(err, errno, "cannot hand run directory %s to uid %u", path,
-				      (unsigned)sb->uid);
+		return vm_error_errno(err, errno, "cannot hand run directory %s to uid %u", path, (unsigned)sb->uid);
 	if (fchmod(fd, 0700) < 0)
 		return vm_error_errno(err, errno, "chmod 0700 %s", path);
 	return 0;

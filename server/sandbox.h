@@ -43,11 +43,11 @@ struct sandbox_filter {
 };
 
 struct sandbox {
-	bool change_ids;        /* false when the daemon is not root */
-	uid_t uid;              /* the VM's uid (when change_ids) */
-	gid_t gid;              /* the VM's gid (when change_ids) */
+	bool change_ids;		     /* false when the daemon is not root */
+	uid_t uid;			     /* the VM's uid (when change_ids) */
+	gid_t gid;			     /* the VM's gid (when change_ids) */
 	const struct sandbox_filter *filter; /* NULL: the program installs its own */
-	int report_fd;          /* a failure's message goes here; -1: none */
+	int report_fd;			     /* a failure's message goes here; -1: none */
 };
 
 /**

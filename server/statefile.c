@@ -36,7 +36,7 @@ void statefile_set(struct statefile *sf, const char *key, const char *value)
 {
 	value = value ? value : "";
 	if (sf->n >= STATEFILE_MAX_KEYS || !key_valid(key, strlen(key)) || !value_valid(value, strlen(value)))
-		abort();        /* a programming error: keys and values are ours */
+		abort(); /* a programming error: keys and values are ours */
 	sf->keys[sf->n] = xstrdup(key);
 	sf->values[sf->n] = xstrdup(value);
 	sf->n++;
@@ -131,8 +131,7 @@ const char *statefile_get(const struct statefile *sf, const char *key)
 	return NULL;
 }
 
-int statefile_get_u64(const struct statefile *sf, const char *key, uint64_t max, uint64_t *out,
-		      struct vm_error *err)
+int statefile_get_u64(const struct statefile *sf, const char *key, uint64_t max, uint64_t *out, struct vm_error *err)
 {
 	const char *v = statefile_get(sf, key);
 	char *end;

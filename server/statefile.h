@@ -41,8 +41,7 @@ int statefile_read(struct statefile *sf, const char *path, struct vm_error *err)
 /* Value of @key, or NULL. */
 const char *statefile_get(const struct statefile *sf, const char *key);
 /* Unsigned decimal value of @key within [0, max]. Return: 0, or -1 with @err naming the key. */
-int statefile_get_u64(const struct statefile *sf, const char *key, uint64_t max, uint64_t *out,
-		      struct vm_error *err);
+int statefile_get_u64(const struct statefile *sf, const char *key, uint64_t max, uint64_t *out, struct vm_error *err);
 void statefile_clear(struct statefile *sf);
 
 /* Start time of process @pid (field 22 of /proc/<pid>/stat). Return: 0 or -1. */

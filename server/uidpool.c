@@ -14,10 +14,10 @@
 
 struct uidpool {
 	uint32_t min, max;
-	uint32_t next;          /* where the next search starts */
-	uint32_t nused;         /* bits set */
+	uint32_t next;	/* where the next search starts */
+	uint32_t nused; /* bits set */
 	uint8_t *bits;
-	uid_t *outside;         /* re-adopted uids outside [min, max] */
+	uid_t *outside; /* re-adopted uids outside [min, max] */
 	size_t noutside;
 };
 
@@ -50,11 +50,10 @@ int uidpool_parse_range(const char *s, uid_t self, uint32_t *min, uint32_t *max,
 
 	if (!s || parse_u32(s, &p, &lo) < 0 || *p != '-' || parse_u32(p + 1, &p, &hi) < 0 || *p)
 		return vm_error_set(err, VM_INVALID_ARGUMENT,
-				    "VM uid range \"%s\": expected MIN-MAX, two decimal uids below %u",
-				    s ? s : "", UIDPOOL_LIMIT);
+				    "VM uid range \"%s\": expected MIN-MAX, two decimal uids below %u", s ? s : "",
+				    UIDPOOL_LIMIT);
 	if (lo > hi)
-		return vm_error_set(err, VM_INVALID_ARGUMENT, "VM uid range %s: MIN %u is above MAX %u", s, lo,
-				    hi);
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "VM uid range %s: MIN %u is above MAX %u", s, lo, hi);
 	if (hi >= UIDPOOL_LIMIT)
 		return vm_error_set(err, VM_INVALID_ARGUMENT,
 				    "VM uid range %s: uids from %u up are refused (signed-int and (uid_t)-1 "
@@ -62,13 +61,13 @@ int uidpool_parse_range(const char *s, uid_t self, uint32_t *min, uint32_t *max,
 				    s, UIDPOOL_LIMIT);
 	if (hi - lo >= UIDPOOL_MAX_SIZE)
 		return vm_error_set(err, VM_INVALID_ARGUMENT,
-				    "VM uid range %s: %u uids, more than the %u a range may hold", s,
-				    hi - lo + 1, UIDPOOL_MAX_SIZE);
+				    "VM uid range %s: %u uids, more than the %u a range may hold", s, hi - lo + 1,
+				    UIDPOOL_MAX_SIZE);
 	if (lo == 0)
 		return vm_error_set(err, VM_INVALID_ARGUMENT, "VM uid range %s holds uid 0 (root)", s);
 	if ((uint32_t)self >= lo && (uint32_t)self <= hi)
-		return vm_error_set(err, VM_INVALID_ARGUMENT, "VM uid range %s holds the daemon's own uid %u",
-				    s, (unsigned)self);
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "VM uid range %s holds the daemon's own uid %u", s,
+				    (unsigned)self);
 	if (lo <= 65535 && hi >= 65534)
 		return vm_error_set(err, VM_INVALID_ARGUMENT,
 				    "VM uid range %s holds 65534 (nobody) or 65535 (16-bit -1)", s);
@@ -117,7 +116,7 @@ static void bit_put(struct uidpool *pool, uint32_t u, bool on)
 	if (on)
 		pool->bits[i / 8] |= (uint8_t)(1u << (i % 8));
 	else
-		pool->bits[i / 8] &= (uint8_t)~(1u << (i % 8));
+		pool->bits[i / 8] &= (uint8_t) ~(1u << (i % 8));
 }
 
 static ssize_t outside_find(const struct uidpool *pool, uid_t uid)

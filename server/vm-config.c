@@ -31,7 +31,7 @@
 #include "server/early.h"
 #include "server/vm-priv.h"
 
-#define CMDLINE_MAX 2047            /* x86 COMMAND_LINE_SIZE - 1 */
+#define CMDLINE_MAX 2047 /* x86 COMMAND_LINE_SIZE - 1 */
 
 bool vm_config_name_valid(const char *s)
 {
@@ -123,7 +123,7 @@ static int open_as_peer(const struct ttrpc_peer *peer, const char *field, const 
 	} else {
 		fd = -1;
 		if (pathfd >= 0)
-			errno = 0;   /* not a regular file */
+			errno = 0; /* not a regular file */
 	}
 	e = errno;
 	if (switch_ids) {
@@ -139,8 +139,7 @@ static int open_as_peer(const struct ttrpc_peer *peer, const char *field, const 
 	return fd;
 }
 
-static int take_fdref(struct ttrpc_call *call, const Virtmgr__V1__FdRef *ref, const char *field,
-		      struct vm_error *err)
+static int take_fdref(struct ttrpc_call *call, const Virtmgr__V1__FdRef *ref, const char *field, struct vm_error *err)
 {
 	int fd;
 
@@ -251,9 +250,10 @@ static int build_cmdline(const Virtmgr__V1__VmConfig *c, char **out, struct vm_e
 
 	for (size_t i = 0; i < c->n_payload_env; i++)
 		if (!env_valid_key(c->payload_env[i]))
-			return vm_error_set(err, VM_INVALID_ARGUMENT,
-					    "payload_env[%zu]: \"%s\" is not KEY=VALUE with a key of [A-Za-z_][A-Za-z0-9_]*",
-					    i, c->payload_env[i]);
+			return vm_error_set(
+				err, VM_INVALID_ARGUMENT,
+				"payload_env[%zu]: \"%s\" is not KEY=VALUE with a key of [A-Za-z_][A-Za-z0-9_]*", i,
+				c->payload_env[i]);
 	/* no_timer_check: under TCG on a loaded host the kernel's early timer
 	 * interrupt check can fail and panic before init runs (docs/guest.md) */
 	append(buf, sizeof(buf), &len, &overflow, "console=ttyS0 quiet panic=-1 no_timer_check");
@@ -264,14 +264,13 @@ static int build_cmdline(const Virtmgr__V1__VmConfig *c, char **out, struct vm_e
 		append(buf, sizeof(buf), &len, &overflow, " %s", c->cmdline);
 	}
 	if (overflow)
-		return vm_error_set(err, VM_INVALID_ARGUMENT, "cmdline: the kernel command line is longer than %d bytes",
-				    CMDLINE_MAX);
+		return vm_error_set(err, VM_INVALID_ARGUMENT,
+				    "cmdline: the kernel command line is longer than %d bytes", CMDLINE_MAX);
 	if (cmdline_payload(c, payload, sizeof(payload)) && len + strlen(payload) <= CMDLINE_MAX)
 		append(buf, sizeof(buf), &len, &overflow, "%s", payload);
 	*out = xstrdup(buf);
 	return 0;
 }
-
 
 int vm_config_validate(struct daemon *d, const Virtmgr__V1__VmConfig *c, struct vm *vm, struct ttrpc_call *call,
 		       struct vm_error *err)
@@ -282,9 +281,10 @@ int vm_config_validate(struct daemon *d, const Virtmgr__V1__VmConfig *c, struct 
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 
 	if (c->name && *c->name && !vm_config_name_valid(c->name))
-		return vm_error_set(err, VM_INVALID_ARGUMENT,
-				    "name: \"%s\" must be 1-64 characters of [A-Za-z0-9._-], not starting with '.' or '-'",
-				    c->name);
+		return vm_error_set(
+			err, VM_INVALID_ARGUMENT,
+			"name: \"%s\" must be 1-64 characters of [A-Za-z0-9._-], not starting with '.' or '-'",
+			c->name);
 	if (c->name && *c->name) {
 		for (struct vm *o = d->vms; o; o = o->next)
 			if (o->owner_uid == peer->uid && o->state != VIRTMGR__V1__VM_STATE__VM_STATE_DEAD &&
@@ -305,8 +305,7 @@ int vm_config_validate(struct daemon *d, const Virtmgr__V1__VmConfig *c, struct 
 				    c->instance_id.len);
 	if (c->accel && *c->accel && strcmp(c->accel, "kvm") && strcmp(c->accel, "tcg"))
 		return vm_error_set(err, VM_INVALID_ARGUMENT, "accel: \"%s\" is not kvm or tcg", c->accel);
-	if (d->cfg.early &&
-	    early_check_config(c->vendor_modules, c->assigned_devices, c->n_assigned_devices, err) < 0)
+	if (d->cfg.early && early_check_config(c->vendor_modules, c->assigned_devices, c->n_assigned_devices, err) < 0)
 		return -1;
 	if (c->vendor_modules && *c->vendor_modules)
 		return vm_error_set(err, VM_INVALID_ARGUMENT, "vendor_modules: vendor modules are not supported");
@@ -339,7 +338,8 @@ int vm_config_validate(struct daemon *d, const Virtmgr__V1__VmConfig *c, struct 
 		/* not vm_error_errno(): the daemon's installation is at fault, not the caller */
 		if (vm->kernel_fd < 0)
 			return vm_error_set_errno(err, VM_FAILED_PRECONDITION, errno,
-						  "kernel: no kernel given and the default guest kernel %s is missing", k);
+						  "kernel: no kernel given and the default guest kernel %s is missing",
+						  k);
 	}
 	if (c->initrd_fd) {
 		if ((vm->initrd_fd = take_fdref(call, c->initrd_fd, "initrd_fd", err)) < 0)
@@ -375,13 +375,11 @@ int vm_config_validate(struct daemon *d, const Virtmgr__V1__VmConfig *c, struct 
 	}
 	if (build_cmdline(c, &vm->cmdline, err) < 0)
 		return -1;
-	if (c->console_out &&
-	    (vm->console.out.fd = take_client_fd(call, c->console_out, "console_out", O_WRONLY, &vm->console.out.sock,
-						  err)) < 0)
+	if (c->console_out && (vm->console.out.fd = take_client_fd(call, c->console_out, "console_out", O_WRONLY,
+								   &vm->console.out.sock, err)) < 0)
 		return -1;
-	if (c->console_in &&
-	    (vm->console.in_fd = take_client_fd(call, c->console_in, "console_in", O_RDONLY, &vm->console.in_sock,
-						 err)) < 0)
+	if (c->console_in && (vm->console.in_fd = take_client_fd(call, c->console_in, "console_in", O_RDONLY,
+								 &vm->console.in_sock, err)) < 0)
 		return -1;
 	if (c->log_out &&
 	    (vm->log_out_fd = take_client_fd(call, c->log_out, "log_out", O_WRONLY, &vm->log_out_sock, err)) < 0)

@@ -71,8 +71,8 @@ int vm_client_fd_own(int fd, int mode, const char *what, bool *sock, struct vm_e
 		return fd;
 	}
 	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
-	nfd = open(proc, mode | O_NONBLOCK | O_CLOEXEC | O_NOCTTY |
-			 (S_ISREG(st.st_mode) && mode == O_WRONLY ? O_APPEND : 0));
+	nfd = open(proc,
+		   mode | O_NONBLOCK | O_CLOEXEC | O_NOCTTY | (S_ISREG(st.st_mode) && mode == O_WRONLY ? O_APPEND : 0));
 	if (nfd < 0) {
 		vm_error_errno(err, errno, "%s: cannot reopen the fd for non-blocking use", what);
 		close(fd);
@@ -164,7 +164,6 @@ static void sink_close(struct ev_loop *loop, struct fd_sink *s)
 	s->len = 0;
 }
 
-
 static void console_detach(struct console_attach *a)
 {
 	struct ev_loop *loop = a->vm->d->loop;
@@ -175,7 +174,7 @@ static void console_detach(struct console_attach *a)
 			break;
 		}
 	ev_io_stop(loop, &a->rio);
-	sink_close(loop, &a->out);      /* borrows a->fd, closed below */
+	sink_close(loop, &a->out); /* borrows a->fd, closed below */
 	close(a->fd);
 	free(a);
 }
@@ -240,7 +239,6 @@ int vm_attach_console(struct vm *vm, int *client_fd, struct vm_error *err)
 	return 0;
 }
 
-
 /* Console input from the client's console_in fd (as from AttachConsole
  * sockets) is relayed into QEMU's console socket; the fd came through
  * vm_client_fd_own(), so reading it never blocks. */
@@ -252,7 +250,6 @@ void vm_console_start(struct vm *vm)
 	vm->console.in_io.data = vm;
 	ev_io_start(vm->d->loop, &vm->console.in_io);
 }
-
 
 /*
  * The progress markers of a console line. This is the one place that reads
@@ -285,7 +282,6 @@ static void console_marker(struct vm *vm, const char *line, size_t len)
 	}
 }
 
-
 void vm_console_output(struct vm *vm, const char *buf, size_t len)
 {
 	sink_write(vm->d->loop, &vm->console.out, buf, len);
@@ -293,7 +289,7 @@ void vm_console_output(struct vm *vm, const char *buf, size_t len)
 		next = a->next;
 		sink_write(vm->d->loop, &a->out, buf, len);
 		if (a->out.fd < 0)
-			console_detach(a);      /* the client went away */
+			console_detach(a); /* the client went away */
 	}
 	for (size_t i = 0; i < len; i++) {
 		char c = buf[i];
@@ -307,7 +303,6 @@ void vm_console_output(struct vm *vm, const char *buf, size_t len)
 		}
 	}
 }
-
 
 void vm_console_release(struct vm *vm)
 {

@@ -17,8 +17,8 @@ struct vm_error;
 /* Bounded, non-blocking writer for a client-supplied fd (console mirror). */
 struct fd_sink {
 	int fd;
-	bool borrowed;          /* fd owned by someone else: never closed here */
-	bool sock;              /* a socket shared with the client: send(MSG_DONTWAIT) */
+	bool borrowed; /* fd owned by someone else: never closed here */
+	bool sock;     /* a socket shared with the client: send(MSG_DONTWAIT) */
 	char *buf;
 	size_t len;
 	size_t dropped;
@@ -28,12 +28,12 @@ struct fd_sink {
 struct console_attach;
 
 struct vm_console {
-	struct fd_sink out;             /* the client's console_out fd */
-	int in_fd;                      /* the client's console_in fd (relayed) */
-	bool in_sock;                   /* it is a socket shared with the client: recv(MSG_DONTWAIT) */
+	struct fd_sink out; /* the client's console_out fd */
+	int in_fd;	    /* the client's console_in fd (relayed) */
+	bool in_sock;	    /* it is a socket shared with the client: recv(MSG_DONTWAIT) */
 	ev_io in_io;
 	struct console_attach *attached;
-	char line[256];                 /* the console line being assembled */
+	char line[256]; /* the console line being assembled */
 	size_t line_len;
 };
 

@@ -43,13 +43,13 @@
 
 struct vm_health {
 	struct vm *vm;
-	struct ttrpc_conn *conn;            /* this round's, to the agent port; NULL once done */
+	struct ttrpc_conn *conn;	    /* this round's, to the agent port; NULL once done */
 	struct vsock_host_conn *connecting; /* this round's connect, while under way */
-	uint64_t nonce;                     /* of the current round */
-	bool waiting;                       /* the current round has no answer yet */
-	bool releasing;                     /* the calls a close cancels are not misses */
-	unsigned misses;                    /* unanswered rounds in a row */
-	bool reported;                      /* "guest unresponsive" was said for this hang */
+	uint64_t nonce;			    /* of the current round */
+	bool waiting;			    /* the current round has no answer yet */
+	bool releasing;			    /* the calls a close cancels are not misses */
+	unsigned misses;		    /* unanswered rounds in a row */
+	bool reported;			    /* "guest unresponsive" was said for this hang */
 };
 
 static double health_interval_s(const struct daemon *d)
@@ -114,8 +114,8 @@ static void health_ping(struct vm_health *h)
 
 	req.nonce = h->nonce;
 	/* on failure health_pong() has already run and closed the connection */
-	ttrpc_conn_call(h->conn, AGENT_SERVICE, "Ping", &req.base, (uint64_t)h->vm->d->cfg.health_interval_ms * 1000000u,
-			health_pong, h);
+	ttrpc_conn_call(h->conn, AGENT_SERVICE, "Ping", &req.base,
+			(uint64_t)h->vm->d->cfg.health_interval_ms * 1000000u, health_pong, h);
 }
 
 static void health_conn_closed(struct ttrpc_conn *conn, void *opaque)
@@ -132,8 +132,8 @@ static void health_connected(void *opaque, int fd, const struct vm_error *err)
 
 	h->connecting = NULL;
 	if (fd < 0) {
-		log_debug("vm %s: health check: cannot reach the agent on port %u: %s", h->vm->id,
-			  VIRTMGR_AGENT_PORT, err->message);
+		log_debug("vm %s: health check: cannot reach the agent on port %u: %s", h->vm->id, VIRTMGR_AGENT_PORT,
+			  err->message);
 		return;
 	}
 	h->conn = ttrpc_client_conn_new(h->vm->d->loop, fd, health_conn_closed, h);
@@ -197,8 +197,8 @@ static void health_check(struct vm *vm)
 	health_close(h);
 	h->nonce++;
 	h->waiting = true;
-	h->connecting = vsock_host_connect_async(vm->d->loop, &vm->vsock, VIRTMGR_AGENT_PORT,
-						 health_interval_s(vm->d), health_connected, h, &err);
+	h->connecting = vsock_host_connect_async(vm->d->loop, &vm->vsock, VIRTMGR_AGENT_PORT, health_interval_s(vm->d),
+						 health_connected, h, &err);
 	if (!h->connecting)
 		log_debug("vm %s: health check: %s", vm->id, err.message);
 }

@@ -104,7 +104,7 @@ static void restore_backend(struct vm *vm, const struct statefile *sf)
 	}
 	fd_set_cloexec(vm->vsock.backend_pidfd, true);
 	vm->vsock.backend_pid = (pid_t)pid;
-	vm_vsock_watch(vm, false);      /* not ours to reap: PID 1 does */
+	vm_vsock_watch(vm, false); /* not ours to reap: PID 1 does */
 }
 
 /* Whether every uid of process @pid (real, effective, saved, fs) is @uid. */
@@ -205,8 +205,8 @@ static int restore_one(struct daemon *d, const char *dir, struct vm_error *err)
 			goto out;
 		}
 		if (m == 1)
-			log_warn("%s: uid %" PRIu64 " is outside the configured range (--vm-uid-range); keeping it", path,
-				 vuid);
+			log_warn("%s: uid %" PRIu64 " is outside the configured range (--vm-uid-range); keeping it",
+				 path, vuid);
 		vm->uid = (uid_t)vuid;
 	}
 	snprintf(vm->id, sizeof(vm->id), "%s", id);
@@ -217,7 +217,7 @@ static int restore_one(struct daemon *d, const char *dir, struct vm_error *err)
 	vm->owner_uid = (uid_t)uid;
 	vm->owner_pid = (pid_t)opid;
 	vm->detached = det;
-	vm->owner_conn = det ? 0 : UINT64_MAX;  /* an owned VM's owner died with the old daemon */
+	vm->owner_conn = det ? 0 : UINT64_MAX; /* an owned VM's owner died with the old daemon */
 	vm->memory_mib = (uint32_t)mem;
 	vm->cpus = (uint32_t)cpus;
 	vm->created_ns = cns;
@@ -264,8 +264,8 @@ static int restore_one(struct daemon *d, const char *dir, struct vm_error *err)
 	} else {
 		struct vm_error verr = { 0 };
 
-		log_info("vm %s (%s, cid %u): adopted running QEMU %d (%s)", vm->id, vm->name, vm->cid,
-			 (int)qpid, vm_state_name(vm->state));
+		log_info("vm %s (%s, cid %u): adopted running QEMU %d (%s)", vm->id, vm->name, vm->cid, (int)qpid,
+			 vm_state_name(vm->state));
 		/* the guest agent reconnects to VirtualMachineService */
 		vm_vms_new(vm, NULL, false);
 		if (vm_vms_listen(vm, &verr) < 0)
@@ -305,4 +305,3 @@ unsigned vm_restore_all(struct daemon *d)
 	closedir(dir);
 	return n;
 }
-

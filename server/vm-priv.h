@@ -40,14 +40,14 @@ struct vm {
 	char message[VM_ERROR_MSG_MAX];
 	uid_t owner_uid;
 	pid_t owner_pid;
-	uint64_t owner_conn;            /* 0 when detached */
+	uint64_t owner_conn; /* 0 when detached */
 	bool detached;
 	bool suspended;
 	char *accel;
 	uint32_t memory_mib, cpus;
 	uint64_t created_ns, started_ns;
 	char *run_dir;
-	uid_t uid;                      /* its processes' uid and gid; 0: the daemon's (not sandboxed) */
+	uid_t uid; /* its processes' uid and gid; 0: the daemon's (not sandboxed) */
 	/* configuration kept for start */
 	int kernel_fd, initrd_fd;
 	struct qemu_disk *disks;
@@ -58,22 +58,22 @@ struct vm {
 	struct qemu *qemu;
 	struct vm_console console;
 	int log_out_fd;
-	bool log_out_sock;              /* log_out is a socket: send(MSG_DONTWAIT) */
-	struct logfile *guest_log;      /* run_dir/guest.log, opened at the first record */
-	bool guest_log_failed;          /* opening it failed: said once */
-	death_t guest_error_reason;     /* from NotifyError, used if it dies afterwards */
-	struct vsock_host_vm vsock;     /* guest vsock device (backend in user mode) */
+	bool log_out_sock;		     /* log_out is a socket: send(MSG_DONTWAIT) */
+	struct logfile *guest_log;	     /* run_dir/guest.log, opened at the first record */
+	bool guest_log_failed;		     /* opening it failed: said once */
+	death_t guest_error_reason;	     /* from NotifyError, used if it dies afterwards */
+	struct vsock_host_vm vsock;	     /* guest vsock device (backend in user mode) */
 	struct vsock_host_watch vsock_watch; /* .vm set while the device is prepared */
-	bool stop_requested;            /* StopVm: death is SHUTDOWN whatever the path */
-	bool kill_requested;            /* KillVm: death is KILLED */
-	death_t forced_reason;          /* set by a timer that killed it (HANGUP) */
+	bool stop_requested;		     /* StopVm: death is SHUTDOWN whatever the path */
+	bool kill_requested;		     /* KillVm: death is KILLED */
+	death_t forced_reason;		     /* set by a timer that killed it (HANGUP) */
 	ev_timer boot_timer, stop_timer;
 	int stop_phase;
 	struct vm_watcher *watchers;
 	struct vm_waiter *waiters;
-	struct vms_vm *vms;             /* guest agent protocol (vms.c) */
-	Virtmgr__V1__OnHang on_hang;    /* what a hung guest gets (vm-health.c) */
-	struct vm_health *health;       /* its checks, while it is checked */
+	struct vms_vm *vms;	     /* guest agent protocol (vms.c) */
+	Virtmgr__V1__OnHang on_hang; /* what a hung guest gets (vm-health.c) */
+	struct vm_health *health;    /* its checks, while it is checked */
 	/* this boot's console marker key and the last sequence accepted
 	 * (marker.h): only lines signed with it are progress reports */
 	struct marker_verifier markers;

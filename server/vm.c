@@ -68,8 +68,7 @@ const char *vm_state_name(vm_state_t s)
 
 static const char *death_name(death_t r)
 {
-	const ProtobufCEnumValue *v =
-		protobuf_c_enum_descriptor_get_value(&virtmgr__v1__death_reason__descriptor, r);
+	const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(&virtmgr__v1__death_reason__descriptor, r);
 
 	return v ? v->name + strlen("DEATH_REASON_") : "?";
 }
@@ -184,7 +183,7 @@ static void vm_release_runtime(struct vm *vm)
 {
 	struct ev_loop *loop = vm->d->loop;
 
-	vm_health_release(vm);          /* its connection goes through the vsock device */
+	vm_health_release(vm); /* its connection goes through the vsock device */
 	vsock_host_watch_release(&vm->vsock_watch);
 	if (ev_is_active(&vm->boot_timer))
 		ev_timer_stop(loop, &vm->boot_timer);
@@ -271,8 +270,8 @@ static void on_qemu_exit(void *opaque, const struct qemu_exit *ex)
 
 	if (reason == VIRTMGR__V1__DEATH_REASON__DEATH_REASON_START_FAILED ||
 	    reason == VIRTMGR__V1__DEATH_REASON__DEATH_REASON_INFRASTRUCTURE_ERROR)
-		snprintf(msg, sizeof(msg), "QEMU exited with status %d before the guest started: %.400s",
-			 ex->exit_code, *ex->stderr_tail ? ex->stderr_tail : "(no output)");
+		snprintf(msg, sizeof(msg), "QEMU exited with status %d before the guest started: %.400s", ex->exit_code,
+			 *ex->stderr_tail ? ex->stderr_tail : "(no output)");
 	else if (ex->signal)
 		snprintf(msg, sizeof(msg), "QEMU was killed by signal %d", ex->signal);
 	else if (*ex->shutdown_reason)
@@ -287,9 +286,9 @@ static void on_qemu_exit(void *opaque, const struct qemu_exit *ex)
 		 vm->forced_reason == VIRTMGR__V1__DEATH_REASON__DEATH_REASON_WATCHDOG)
 		snprintf(msg, sizeof(msg), "%s", vm->message);
 	else if (vm->forced_reason == VIRTMGR__V1__DEATH_REASON__DEATH_REASON_INFRASTRUCTURE_ERROR)
-		snprintf(msg, sizeof(msg), "%s", vm->message);  /* says which part failed */
+		snprintf(msg, sizeof(msg), "%s", vm->message); /* says which part failed */
 	else if (reason == vm->guest_error_reason)
-		snprintf(msg, sizeof(msg), "%s", vm->message);  /* the guest's own words */
+		snprintf(msg, sizeof(msg), "%s", vm->message); /* the guest's own words */
 	vm_died(vm, reason, msg);
 }
 
@@ -319,7 +318,7 @@ void vm_guest_finished(struct vm *vm, int exit_code)
 	vm_guest_started(vm);
 	vm->exit_code = exit_code;
 	vm->has_exit_code = true;
-	set_state(vm, VIRTMGR__V1__VM_STATE__VM_STATE_FINISHED);     /* persists the exit code too */
+	set_state(vm, VIRTMGR__V1__VM_STATE__VM_STATE_FINISHED); /* persists the exit code too */
 	event_send(vm, VIRTMGR__V1__EVENT_TYPE__EVENT_TYPE_PAYLOAD_FINISHED, NULL);
 }
 
@@ -348,7 +347,7 @@ void vm_guest_error(struct vm *vm, int code, const char *message)
 }
 
 static void vm_guest_log(struct vm *vm, uint64_t timestamp_ns, uint32_t priority, const char *source,
-		  const char *message)
+			 const char *message)
 {
 	Virtmgr__V1__VmEvent ev = VIRTMGR__V1__VM_EVENT__INIT;
 	cleanup_free char *line = NULL;
@@ -508,8 +507,7 @@ struct vm *vm_lookup(struct daemon *d, const char *ref, const struct ttrpc_peer 
 		if (!strcmp(vm->id, ref))
 			return vm;
 		/* among several with one name, prefer the live one */
-		if (!strcmp(vm->name, ref) &&
-		    (!byname || byname->state == VIRTMGR__V1__VM_STATE__VM_STATE_DEAD))
+		if (!strcmp(vm->name, ref) && (!byname || byname->state == VIRTMGR__V1__VM_STATE__VM_STATE_DEAD))
 			byname = vm;
 	}
 	return byname;
@@ -582,8 +580,7 @@ static int cid_allocate(struct daemon *d, uint32_t *cid, struct vm_error *err)
 			return 0;
 		}
 	}
-	return vm_error_set(err, VM_RESOURCE_EXHAUSTED, "no free CID in %u..%u", d->cfg.cid_min,
-			    d->cfg.cid_max);
+	return vm_error_set(err, VM_RESOURCE_EXHAUSTED, "no free CID in %u..%u", d->cfg.cid_min, d->cfg.cid_max);
 }
 
 struct vm *vm_alloc(struct daemon *d)
@@ -647,7 +644,6 @@ static void evict_dead(struct daemon *d)
 	}
 }
 
-
 /*
  * Early mode (AVF early_virtmgr): the caller's executable decides which
  * declarations apply; the VM gets the declared static CID and its run
@@ -656,8 +652,8 @@ static void evict_dead(struct daemon *d)
  * (caller.c reads it from the pidfd at connect) and must still be the same
  * file now: a client cannot connect, then execve() the declared binary.
  */
-static int early_assign(struct daemon *d, const Virtmgr__V1__VmConfig *c, struct ttrpc_call *call,
-			struct vm *vm, struct vm_error *err)
+static int early_assign(struct daemon *d, const Virtmgr__V1__VmConfig *c, struct ttrpc_call *call, struct vm *vm,
+			struct vm_error *err)
 {
 	const struct ttrpc_peer *peer = ttrpc_call_peer(call);
 	const struct caller *caller;
@@ -668,8 +664,9 @@ static int early_assign(struct daemon *d, const Virtmgr__V1__VmConfig *c, struct
 	if (!c->name || !*c->name)
 		return vm_error_set(err, VM_INVALID_ARGUMENT, "name: early VMs must name a declared VM");
 	if (c->detach && d->cfg.client_fd >= 0)
-		return vm_error_set(err, VM_INVALID_ARGUMENT,
-				    "detach: this daemon serves one client (--client-fd) and exits with it, so its VMs cannot outlive the client");
+		return vm_error_set(
+			err, VM_INVALID_ARGUMENT,
+			"detach: this daemon serves one client (--client-fd) and exits with it, so its VMs cannot outlive the client");
 	caller = caller_of_conn(ttrpc_conn_id(ttrpc_call_conn(call)));
 	if (!caller)
 		return vm_error_set(err, VM_PERMISSION_DENIED, "caller pid %d was not identified when it connected",
@@ -677,8 +674,8 @@ static int early_assign(struct daemon *d, const Virtmgr__V1__VmConfig *c, struct
 	if (early_caller_exe(caller, NULL, &exe, err) < 0 || early_find_vm(d->early, exe, c->name, &evm, err) < 0)
 		return -1;
 	if (vm_cid_in_use(d, evm.cid)) {
-		r = vm_error_set(err, VM_ALREADY_EXISTS, "early VM \"%s\": cid %u is in use by a running VM",
-				 evm.name, evm.cid);
+		r = vm_error_set(err, VM_ALREADY_EXISTS, "early VM \"%s\": cid %u is in use by a running VM", evm.name,
+				 evm.cid);
 		early_vm_clear(&evm);
 		return r;
 	}
@@ -729,8 +726,8 @@ int vm_create(struct daemon *d, const Virtmgr__V1__VmConfig *config, struct ttrp
 	vm->next = d->vms;
 	d->vms = vm;
 	d->nvms_alive++;
-	log_info("vm %s (%s): created for uid %u pid %d, cid %u", vm->id, vm->name, vm->owner_uid,
-		 (int)vm->owner_pid, vm->cid);
+	log_info("vm %s (%s): created for uid %u pid %d, cid %u", vm->id, vm->name, vm->owner_uid, (int)vm->owner_pid,
+		 vm->cid);
 	*out = vm;
 	return 0;
 }
@@ -778,12 +775,15 @@ void vm_vsock_watch(struct vm *vm, bool ours)
 static int vsock_prepare(struct vm *vm, struct qemu_config *qc, struct vm_error *err)
 {
 	struct daemon *d = vm->d;
-	static const char *const levels[] = { [LOG_LVL_ERROR] = "error", [LOG_LVL_WARN] = "warning",
-					      [LOG_LVL_INFO] = "info", [LOG_LVL_DEBUG] = "debug" };
+	static const char *const levels[] = { [LOG_LVL_ERROR] = "error",
+					      [LOG_LVL_WARN] = "warning",
+					      [LOG_LVL_INFO] = "info",
+					      [LOG_LVL_DEBUG] = "debug" };
 	/* the backend logs to our stderr at our level */
 	struct sandbox sb = { .change_ids = vm->uid != 0, .uid = vm->uid, .gid = (gid_t)vm->uid, .report_fd = -1 };
-	struct vsock_host_opts opts = { .backend = d->cfg.vsock_backend, .log_level = levels[log_get_level()],
-					.log_fd = -1, .confine = &sb };
+	struct vsock_host_opts opts = {
+		.backend = d->cfg.vsock_backend, .log_level = levels[log_get_level()], .log_fd = -1, .confine = &sb
+	};
 
 	if (strcmp(d->vsock_mode, "kernel") && d->cfg.vsock_backend && access(d->cfg.vsock_backend, X_OK) < 0)
 		return vm_error_set_errno(err, VM_FAILED_PRECONDITION, errno, "vm %s: vsock backend %s", vm->id,
@@ -951,10 +951,9 @@ void vm_stop(struct vm *vm, uint32_t timeout_ms, bool force)
 	vm->stop_phase = qemu_powerdown(vm->qemu) == 0 ? 0 : 1;
 	if (vm->stop_phase == 1 && qemu_quit(vm->qemu) < 0)
 		vm->stop_phase = 2;
-	ev_timer_init(&vm->stop_timer, stop_timer_cb,
-		      vm->stop_phase == 0 ? (timeout_ms ? timeout_ms : vm->d->cfg.default_stop_timeout_ms) / 1000.0
-					  : 2.0,
-		      0);
+	ev_timer_init(
+		&vm->stop_timer, stop_timer_cb,
+		vm->stop_phase == 0 ? (timeout_ms ? timeout_ms : vm->d->cfg.default_stop_timeout_ms) / 1000.0 : 2.0, 0);
 	vm->stop_timer.data = vm;
 	if (vm->stop_phase == 2)
 		qemu_kill(vm->qemu);
@@ -1146,7 +1145,7 @@ void vm_conn_closed(struct daemon *d, uint64_t conn_id)
 			vm_unlink(d, vm);
 			vm_free(vm);
 		} else {
-			vm->owner_conn = UINT64_MAX;    /* orphaned: dropped once dead */
+			vm->owner_conn = UINT64_MAX; /* orphaned: dropped once dead */
 		}
 	}
 	/* drop orphaned records that have died meanwhile */

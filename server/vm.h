@@ -18,8 +18,8 @@
  * @call: the CreateVm call (its peer owns the VM; fds referenced by FdRef are taken from it)
  * Return: 0 with *out, or -1 with @err naming the bad field.
  */
-int vm_create(struct daemon *d, const Virtmgr__V1__VmConfig *config, struct ttrpc_call *call,
-	      struct vm **out, struct vm_error *err);
+int vm_create(struct daemon *d, const Virtmgr__V1__VmConfig *config, struct ttrpc_call *call, struct vm **out,
+	      struct vm_error *err);
 /* Spawn QEMU. Return: 0, or -1 with @err (the VM is then DEAD/START_FAILED). */
 int vm_start(struct vm *vm, struct vm_error *err);
 /* Graceful stop: power-off request, then QMP quit after @timeout_ms, then SIGKILL. */
@@ -33,7 +33,7 @@ bool vm_visible_to(const struct vm *vm, const struct ttrpc_peer *peer);
 /* Fill @info; strings point into @vm and stay valid until the VM changes. */
 void vm_fill_info(const struct vm *vm, Virtmgr__V1__VmInfo *info);
 Virtmgr__V1__VmState vm_state(const struct vm *vm);
-struct vm *vm_next(struct daemon *d, struct vm *prev);   /* iterate; prev NULL = first */
+struct vm *vm_next(struct daemon *d, struct vm *prev); /* iterate; prev NULL = first */
 
 /* Stream VmEvents to @call until the VM is DEAD (then the stream ends OK). */
 void vm_watch(struct vm *vm, struct ttrpc_call *call, bool logs);

@@ -48,7 +48,7 @@
 #include "server/fdtconfig.h"
 
 #define VMS_LOST_DELAY_S 10.0
-#define VMS_REFUSED_LOGGED 8            /* refused connections said one by one; then at powers of 2 */
+#define VMS_REFUSED_LOGGED 8 /* refused connections said one by one; then at powers of 2 */
 
 struct vms_conn {
 	struct vms_conn *next;
@@ -81,8 +81,8 @@ struct vms_vm {
 	struct ttrpc_listener *listener;
 	struct vms_conn *conns;
 	unsigned nconns;
-	bool connected_once;            /* the boot's agent connection was taken */
-	uint64_t refused;               /* connections refused after it */
+	bool connected_once; /* the boot's agent connection was taken */
+	uint64_t refused;    /* connections refused after it */
 	ev_timer agent_timer, lost_timer;
 };
 
@@ -116,7 +116,7 @@ struct vms_vm *vms_vm_new(struct vms_server *s, const struct vms_identity *id, c
 	v->cid = id->cid;
 	v->default_image = default_image;
 	if (!c)
-		return v;       /* a VM adopted after a restart: it is configured already */
+		return v; /* a VM adopted after a restart: it is configured already */
 	v->args = strv_dup(c->payload_args, c->n_payload_args);
 	v->nargs = c->n_payload_args;
 	v->env = strv_dup(c->payload_env, c->n_payload_env);
@@ -216,11 +216,11 @@ static void reply_empty(struct ttrpc_call *call)
 	ttrpc_call_reply(call, &empty.base, NULL, 0);
 }
 
-#define VMS_HANDLER_PROLOGUE                                                        \
-	struct vms_vm *v = call_vm(call);                                            \
-	if (!v) {                                                                    \
+#define VMS_HANDLER_PROLOGUE                                                     \
+	struct vms_vm *v = call_vm(call);                                        \
+	if (!v) {                                                                \
 		ttrpc_call_fail(call, VM_FAILED_PRECONDITION, "the VM is gone"); \
-		return;                                                              \
+		return;                                                          \
 	}
 
 static void on_started(struct ttrpc_call *call, const ProtobufCMessage *msg, void *opaque)
@@ -345,8 +345,8 @@ static void conn_open(struct ttrpc_conn *conn, void *opaque)
 		return;
 	}
 	if (peer->family == AF_VSOCK && peer->cid != v->cid) {
-		log_warn("vm %s: VirtualMachineService: refusing a connection from CID %u (the VM is CID %u)",
-			 v->id, peer->cid, v->cid);
+		log_warn("vm %s: VirtualMachineService: refusing a connection from CID %u (the VM is CID %u)", v->id,
+			 peer->cid, v->cid);
 		ttrpc_conn_close(conn);
 		return;
 	}
@@ -406,8 +406,8 @@ struct vms_server *vms_server_new(struct ev_loop *loop, uint32_t agent_timeout_m
 	ttrpc_server_set_conn_callbacks(s->srv, conn_open, conn_close, NULL);
 	ttrpc_server_add_method(s->srv, VMS_SERVICE, "NotifyPayloadStarted", &virtmgr__v1__empty__descriptor,
 				on_started, NULL);
-	ttrpc_server_add_method(s->srv, VMS_SERVICE, "NotifyPayloadReady", &virtmgr__v1__empty__descriptor,
-				on_ready, NULL);
+	ttrpc_server_add_method(s->srv, VMS_SERVICE, "NotifyPayloadReady", &virtmgr__v1__empty__descriptor, on_ready,
+				NULL);
 	ttrpc_server_add_method(s->srv, VMS_SERVICE, "NotifyPayloadFinished",
 				&virtmgr__v1__notify_payload_finished_request__descriptor, on_finished, NULL);
 	ttrpc_server_add_method(s->srv, VMS_SERVICE, "NotifyError", &virtmgr__v1__notify_error_request__descriptor,

@@ -37,17 +37,17 @@
 
 #define VMS_SERVICE "virtmgr.v1.VirtualMachineService"
 #define VMS_DEFAULT_AGENT_TIMEOUT_MS 120000
-#define VMS_MAX_LOG_RECORDS 256         /* per ForwardLog call */
-#define VMS_MAX_LOG_MESSAGE 4096        /* bytes per record; longer ones are cut */
-#define VMS_LOG_DAEMON_WARNING 28       /* syslog priority (daemon.warning) of the host's own notes */
+#define VMS_MAX_LOG_RECORDS 256	  /* per ForwardLog call */
+#define VMS_MAX_LOG_MESSAGE 4096  /* bytes per record; longer ones are cut */
+#define VMS_LOG_DAEMON_WARNING 28 /* syslog priority (daemon.warning) of the host's own notes */
 
 struct vms_server;
 struct vms_vm;
 
 /* Why the guest agent is considered failed. */
 enum vms_failure {
-	VMS_AGENT_TIMEOUT,      /* it never connected within the agent timeout */
-	VMS_AGENT_LOST,         /* its last connection closed a while ago and none came back */
+	VMS_AGENT_TIMEOUT, /* it never connected within the agent timeout */
+	VMS_AGENT_LOST,	   /* its last connection closed a while ago and none came back */
 };
 
 /*
@@ -62,8 +62,7 @@ struct vms_events {
 	void (*finished)(void *opaque, int exit_code);
 	/* @code: virtmgr.v1.ErrorCode as the guest sent it */
 	void (*error)(void *opaque, int code, const char *message);
-	void (*log)(void *opaque, uint64_t timestamp_ns, uint32_t priority, const char *source,
-		    const char *message);
+	void (*log)(void *opaque, uint64_t timestamp_ns, uint32_t priority, const char *source, const char *message);
 	/* an agent connection was accepted (the agent deadline is stopped) */
 	void (*connected)(void *opaque);
 	void (*failed)(void *opaque, enum vms_failure why, const char *message);
@@ -95,9 +94,8 @@ void vms_server_free(struct vms_server *s);
  *                 agent deadline applies only then)
  * Return: per-VM state (never NULL).
  */
-struct vms_vm *vms_vm_new(struct vms_server *s, const struct vms_identity *id,
-			  const Virtmgr__V1__VmConfig *config, bool default_image,
-			  const struct vms_events *events, void *opaque);
+struct vms_vm *vms_vm_new(struct vms_server *s, const struct vms_identity *id, const Virtmgr__V1__VmConfig *config,
+			  bool default_image, const struct vms_events *events, void *opaque);
 /* Free @v (NULL is fine); closes it first. */
 void vms_vm_free(struct vms_vm *v);
 

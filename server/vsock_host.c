@@ -179,8 +179,8 @@ int vsock_host_prepare(struct vsock_host_vm *vm, const char *run_dir, uint32_t c
 	snprintf(cidbuf, sizeof(cidbuf), "%" PRIu32, cid);
 	const char *level = opts && opts->log_level ? opts->log_level : "info";
 	int log_fd = opts ? opts->log_fd : -1;
-	char *const argv[] = {(char *)bin, "--vhost-user-fd", "3", "--uds-fd", "4", "--uds", vm->uds_path,
-			      "--cid", cidbuf, "--log-level", (char *)level, NULL};
+	char *const argv[] = { (char *)bin,  "--vhost-user-fd", "3",	"--uds-fd",    "4",	      "--uds",
+			       vm->uds_path, "--cid",		cidbuf, "--log-level", (char *)level, NULL };
 
 	pid_t pid = fork();
 	if (pid < 0) {
@@ -206,7 +206,7 @@ int vsock_host_prepare(struct vsock_host_vm *vm, const char *run_dir, uint32_t c
 		int v = fcntl(vfd, F_DUPFD, 10), u = fcntl(ufd, F_DUPFD, 10);
 		if (v < 0 || u < 0 || dup2(v, 3) < 0 || dup2(u, 4) < 0 || (report_w >= 0 && rep < 0))
 			_exit(127);
-		int keep[] = {0, 1, 2, 3, 4, rep};
+		int keep[] = { 0, 1, 2, 3, 4, rep };
 		fd_close_from(5, keep, ARRAY_SIZE(keep) - (rep < 0));
 		sigset_t none;
 		sigemptyset(&none);
@@ -280,14 +280,16 @@ size_t vsock_host_qemu_args(const struct vsock_host_vm *vm, bool microvm, uint32
 		a[n++] = xstrdup("-chardev");
 		a[n++] = xasprintf("socket,id=vsock0,path=%s", vm->vhost_user_path);
 		a[n++] = xstrdup("-device");
-		a[n++] = xstrdup(microvm ? "vhost-user-vsock-device,chardev=vsock0" : "vhost-user-vsock-pci,chardev=vsock0");
+		a[n++] = xstrdup(microvm ? "vhost-user-vsock-device,chardev=vsock0"
+					 : "vhost-user-vsock-pci,chardev=vsock0");
 		if (microvm) {
 			a[n++] = xstrdup("-global");
 			a[n++] = xstrdup("virtio-mmio.force-legacy=false");
 		}
 	} else if (vm->mode == VSOCK_HOST_KERNEL) {
 		a[n++] = xstrdup("-device");
-		a[n++] = xasprintf("%s,guest-cid=%" PRIu32, microvm ? "vhost-vsock-device" : "vhost-vsock-pci", vm->cid);
+		a[n++] = xasprintf("%s,guest-cid=%" PRIu32, microvm ? "vhost-vsock-device" : "vhost-vsock-pci",
+				   vm->cid);
 	}
 	a[n] = NULL;
 	*out = a;
@@ -323,7 +325,7 @@ int vsock_host_listen(const struct vsock_host_vm *vm, uint32_t port, struct vm_e
 		}
 		return steal_fd(&fd);
 	}
-	struct sockaddr_vm sa = {.svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_ANY, .svm_port = port};
+	struct sockaddr_vm sa = { .svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_ANY, .svm_port = port };
 	cleanup_close int fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return vm_error_errno(err, errno, "AF_VSOCK socket");
@@ -351,8 +353,8 @@ int vsock_host_accept(const struct vsock_host_vm *vm, int lfd, struct vm_error *
 	}
 	if (vm->mode == VSOCK_HOST_KERNEL && (sa.svm_family != AF_VSOCK || sa.svm_cid != vm->cid)) {
 		close(fd);
-		return vm_error_set(err, VM_PERMISSION_DENIED, "vsock connection from CID %u refused (expected %" PRIu32 ")",
-				    sa.svm_cid, vm->cid);
+		return vm_error_set(err, VM_PERMISSION_DENIED,
+				    "vsock connection from CID %u refused (expected %" PRIu32 ")", sa.svm_cid, vm->cid);
 	}
 	return fd;
 }
@@ -407,8 +409,8 @@ static int conn_step(struct vsock_host_conn *c)
 		int n = snprintf(req, sizeof(req), "CONNECT %" PRIu32 "\n", c->port);
 		/* a fresh socket's send buffer takes these few bytes at once */
 		if (send(c->fd, req, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) != n)
-			return vm_error_set_errno(&c->err, VM_UNAVAILABLE, errno, "vsock backend handshake for port %" PRIu32,
-						  c->port);
+			return vm_error_set_errno(&c->err, VM_UNAVAILABLE, errno,
+						  "vsock backend handshake for port %" PRIu32, c->port);
 		c->handshake_sent = true;
 	}
 	/* one byte at a time: the guest may send data right after "OK" */
@@ -421,7 +423,8 @@ static int conn_step(struct vsock_host_conn *c)
 			return 0;
 		if (r <= 0)
 			return vm_error_set(&c->err, VM_UNAVAILABLE,
-					    "guest vsock port %" PRIu32 ": connection refused (nothing listening in the guest)",
+					    "guest vsock port %" PRIu32
+					    ": connection refused (nothing listening in the guest)",
 					    c->port);
 		if (ch == '\n')
 			break;
@@ -431,7 +434,8 @@ static int conn_step(struct vsock_host_conn *c)
 	}
 	c->line[c->linelen] = '\0';
 	if (strncmp(c->line, "OK ", 3) != 0)
-		return vm_error_set(&c->err, VM_INTERNAL, "vsock backend replied \"%s\" instead of \"OK <port>\"", c->line);
+		return vm_error_set(&c->err, VM_INTERNAL, "vsock backend replied \"%s\" instead of \"OK <port>\"",
+				    c->line);
 	return 1;
 }
 
@@ -462,9 +466,9 @@ static void conn_idle_cb(struct ev_loop *loop, ev_idle *w, int revents)
 	conn_finish(w->data, false);
 }
 
-struct vsock_host_conn *vsock_host_connect_async(struct ev_loop *loop, const struct vsock_host_vm *vm,
-						 uint32_t port, double timeout_s, vsock_host_connect_cb cb,
-						 void *opaque, struct vm_error *err)
+struct vsock_host_conn *vsock_host_connect_async(struct ev_loop *loop, const struct vsock_host_vm *vm, uint32_t port,
+						 double timeout_s, vsock_host_connect_cb cb, void *opaque,
+						 struct vm_error *err)
 {
 	struct vsock_host_conn *c = xzalloc(sizeof(*c));
 	bool failed = false;
@@ -490,15 +494,15 @@ struct vsock_host_conn *vsock_host_connect_async(struct ev_loop *loop, const str
 			failed = true;
 		}
 	} else if (vm->mode == VSOCK_HOST_KERNEL) {
-		struct sockaddr_vm sa = {.svm_family = AF_VSOCK, .svm_cid = vm->cid, .svm_port = port};
+		struct sockaddr_vm sa = { .svm_family = AF_VSOCK, .svm_cid = vm->cid, .svm_port = port };
 		c->fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 		if (c->fd < 0) {
 			vm_error_errno(err, errno, "AF_VSOCK socket");
 			goto fail;
 		}
 		if (connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 && errno != EINPROGRESS) {
-			vm_error_set_errno(&c->err, VM_UNAVAILABLE, errno, "vsock connect to %" PRIu32 ":%" PRIu32, vm->cid,
-					   port);
+			vm_error_set_errno(&c->err, VM_UNAVAILABLE, errno, "vsock connect to %" PRIu32 ":%" PRIu32,
+					   vm->cid, port);
 			failed = true;
 		}
 	} else {
@@ -556,7 +560,7 @@ static void sync_cb(void *opaque, int fd, const struct vm_error *err)
 int vsock_host_connect(const struct vsock_host_vm *vm, uint32_t port, int timeout_ms, struct vm_error *err)
 {
 	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
-	struct sync_result r = {.fd = -1};
+	struct sync_result r = { .fd = -1 };
 
 	if (!loop)
 		return vm_error_set(err, VM_INTERNAL, "cannot create an event loop");
@@ -694,7 +698,8 @@ static void watch_exit_cb(struct ev_loop *loop, ev_io *io, int revents)
 	ev_io_stop(loop, io);
 	w->reaped = true;
 	if (si.si_code != CLD_EXITED && si.si_status == SIGSYS)
-		snprintf(w->death, sizeof(w->death), "the vsock backend (pid %d) was killed by its seccomp filter (SIGSYS)",
+		snprintf(w->death, sizeof(w->death),
+			 "the vsock backend (pid %d) was killed by its seccomp filter (SIGSYS)",
 			 (int)w->vm->backend_pid);
 	else
 		snprintf(w->death, sizeof(w->death), "the vsock backend (pid %d) %s %d", (int)w->vm->backend_pid,
@@ -708,8 +713,8 @@ static void watch_exit_cb(struct ev_loop *loop, ev_io *io, int revents)
 	ev_timer_start(loop, &w->grace);
 }
 
-void vsock_host_watch_start(struct vsock_host_watch *w, struct ev_loop *loop, struct vsock_host_vm *vm,
-			    bool ours, const struct vsock_host_watch_ops *ops, void *opaque)
+void vsock_host_watch_start(struct vsock_host_watch *w, struct ev_loop *loop, struct vsock_host_vm *vm, bool ours,
+			    const struct vsock_host_watch_ops *ops, void *opaque)
 {
 	w->loop = loop;
 	w->vm = vm;

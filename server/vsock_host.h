@@ -56,21 +56,21 @@ enum vsock_host_mode {
 };
 
 struct vsock_host_opts {
-	const char *backend;   /* virtmgr-vsock binary; NULL = LIBEXECDIR/virtmgr-vsock
+	const char *backend;	       /* virtmgr-vsock binary; NULL = LIBEXECDIR/virtmgr-vsock
 				* (or $VIRTMGR_VSOCK_BACKEND when set) */
-	const char *log_level; /* backend --log-level; NULL = "info" */
-	int log_fd;            /* backend stderr; -1 = the daemon's stderr */
+	const char *log_level;	       /* backend --log-level; NULL = "info" */
+	int log_fd;		       /* backend stderr; -1 = the daemon's stderr */
 	const struct sandbox *confine; /* sandbox_enter() before exec; NULL: none */
 };
 
 struct vsock_host_vm {
 	enum vsock_host_mode mode; /* KERNEL or USER once prepared */
 	uint32_t cid;
-	char *vhost_user_path;     /* user: QEMU's chardev path */
-	char *uds_path;            /* user: hybrid socket */
-	pid_t backend_pid;         /* user: the backend, else -1 */
-	int backend_pidfd;         /* user: pidfd of the backend (readable when it exits), else -1 */
-	uid_t uid;                 /* user: owner of the sockets the backend and QEMU connect to; 0 = ours */
+	char *vhost_user_path; /* user: QEMU's chardev path */
+	char *uds_path;	       /* user: hybrid socket */
+	pid_t backend_pid;     /* user: the backend, else -1 */
+	int backend_pidfd;     /* user: pidfd of the backend (readable when it exits), else -1 */
+	uid_t uid;	       /* user: owner of the sockets the backend and QEMU connect to; 0 = ours */
 };
 
 /**
@@ -170,9 +170,9 @@ typedef void (*vsock_host_connect_cb)(void *opaque, int fd, const struct vm_erro
  * are copied.
  * Return: a handle, or NULL with @err if the attempt could not even start.
  */
-struct vsock_host_conn *vsock_host_connect_async(struct ev_loop *loop, const struct vsock_host_vm *vm,
-						 uint32_t port, double timeout_s, vsock_host_connect_cb cb,
-						 void *opaque, struct vm_error *err);
+struct vsock_host_conn *vsock_host_connect_async(struct ev_loop *loop, const struct vsock_host_vm *vm, uint32_t port,
+						 double timeout_s, vsock_host_connect_cb cb, void *opaque,
+						 struct vm_error *err);
 
 /** vsock_host_connect_cancel() - abandon an attempt; the callback never runs. */
 void vsock_host_connect_cancel(struct vsock_host_conn *c);
@@ -211,10 +211,10 @@ struct vsock_host_watch {
 	struct vsock_host_vm *vm;
 	const struct vsock_host_watch_ops *ops;
 	void *opaque;
-	bool reaped;               /* nothing left to reap (or not ours to reap) */
-	int phase;                 /* 0 grace, 1 asking QEMU, 2 QEMU is shutting down */
-	char death[96];            /* how the backend ended */
-	ev_io io;                  /* the backend's pidfd */
+	bool reaped;	/* nothing left to reap (or not ours to reap) */
+	int phase;	/* 0 grace, 1 asking QEMU, 2 QEMU is shutting down */
+	char death[96]; /* how the backend ended */
+	ev_io io;	/* the backend's pidfd */
 	ev_timer grace;
 };
 
@@ -222,8 +222,8 @@ struct vsock_host_watch {
  * vsock_host_watch_start() - watch @vm's backend (if it has one)
  * @ours: the backend is our child (false after adoption: PID 1 reaps it)
  */
-void vsock_host_watch_start(struct vsock_host_watch *w, struct ev_loop *loop, struct vsock_host_vm *vm,
-			    bool ours, const struct vsock_host_watch_ops *ops, void *opaque);
+void vsock_host_watch_start(struct vsock_host_watch *w, struct ev_loop *loop, struct vsock_host_vm *vm, bool ours,
+			    const struct vsock_host_watch_ops *ops, void *opaque);
 
 /**
  * vsock_host_watch_release() - stop watching and release @w's vsock_host_vm

@@ -21,12 +21,11 @@ int xmllib_open(struct vm_error *err)
 		return vm_error_set(err, VM_FAILED_PRECONDITION,
 				    "early VMs need libxml2 (%s), which cannot be loaded: %s", XMLLIB_SONAME,
 				    dlerror());
-#define XMLLIB_RESOLVE(f)                                                                          \
-	xmllib.f = (__typeof__(f) *)dlsym(handle, #f);                                             \
-	if (!xmllib.f) {                                                                           \
-		dlclose(handle);                                                                   \
-		return vm_error_set(err, VM_FAILED_PRECONDITION, "%s lacks %s: too old a libxml2", \
-				    XMLLIB_SONAME, #f);                                            \
+#define XMLLIB_RESOLVE(f)                                                                                              \
+	xmllib.f = (__typeof__(f) *)dlsym(handle, #f);                                                                 \
+	if (!xmllib.f) {                                                                                               \
+		dlclose(handle);                                                                                       \
+		return vm_error_set(err, VM_FAILED_PRECONDITION, "%s lacks %s: too old a libxml2", XMLLIB_SONAME, #f); \
 	}
 	XMLLIB_FUNCTIONS(XMLLIB_RESOLVE)
 #undef XMLLIB_RESOLVE

@@ -188,7 +188,7 @@ static int guest(const char *name)
 			usleep(5000);
 			continue;
 		}
-		struct sum s = {0xcbf29ce484222325ull, 0};
+		struct sum s = { 0xcbf29ce484222325ull, 0 };
 		char *end;
 		if (!strncmp(line, "sink ", 5)) {
 			uint64_t bytes = strtoull(line + 5, &end, 10);
@@ -214,8 +214,8 @@ static int guest(const char *name)
 
 static int host(const char *cmd, const char *path, uint64_t bytes)
 {
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	struct sum s = {0xcbf29ce484222325ull, 0};
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sum s = { 0xcbf29ce484222325ull, 0 };
 	char line[128];
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
@@ -248,7 +248,8 @@ int main(int argc, char **argv)
 		return guest(argv[2]);
 	if (argc == 4 && (!strcmp(argv[1], "sink") || !strcmp(argv[1], "source")))
 		return host(argv[1], argv[2], strtoull(argv[3], NULL, 10));
-	fprintf(stderr, "usage: vport-tool guest NAME\n"
-			"       vport-tool sink|source SOCK BYTES\n");
+	fprintf(stderr,
+		"usage: vport-tool guest NAME\n"
+		"       vport-tool sink|source SOCK BYTES\n");
 	return 2;
 }

@@ -58,28 +58,29 @@ static void on_signal(int sig)
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"Usage: " PROG " [OPTIONS] [-- CMD [ARGS...]]\n"
-		"Create the early VM declared for this executable, run CMD as its payload,\n"
-		"and exit with the payload's exit code.\n\n"
-		"  -s, --socket PATH        connect to a running virtmgrd --early on PATH\n"
-		"                           (default $" VMC_SOCKET_ENV ")\n"
-		"      --spawn VIRTMGRD     fork a private `VIRTMGRD --early` for this client\n"
-		"  -D, --daemon-arg ARG     pass ARG to the spawned daemon (repeatable),\n"
-		"                           e.g. -D --root -D /mnt/root\n"
-		"  -n, --name NAME          VM name (default: basename of this executable)\n"
-		"  -m, --mem MIB            memory in MiB (default: the daemon's)\n"
-		"  -e, --env KEY=VALUE      payload environment (repeatable)\n"
-		"      --console FILE       append the VM's console to FILE\n"
-		"      --boot-timeout SEC   the VM must be STARTED within SEC seconds\n"
-		"      --stop-timeout SEC   graceful stop on SIGTERM/SIGINT (default 10)\n"
-		"      --info               print the daemon's mode, CID range and run\n"
-		"                           directory (GetDaemonInfo) and exit\n"
-		"  -h, --help               this help\n\n"
-		"Exit status: the payload's exit code; else by death reason: SHUTDOWN 0,\n"
-		"HANGUP 129, CRASH 134, KILLED 137, START_FAILED 125, others 122..127 or\n"
-		"255 (as vmctl run); 128+signal after SIGTERM/SIGINT; 1 when a call to the\n"
-		"daemon failed; 2 for usage errors.\n");
+	fprintf(f, "Usage: " PROG
+		   " [OPTIONS] [-- CMD [ARGS...]]\n"
+		   "Create the early VM declared for this executable, run CMD as its payload,\n"
+		   "and exit with the payload's exit code.\n\n"
+		   "  -s, --socket PATH        connect to a running virtmgrd --early on PATH\n"
+		   "                           (default $" VMC_SOCKET_ENV
+		   ")\n"
+		   "      --spawn VIRTMGRD     fork a private `VIRTMGRD --early` for this client\n"
+		   "  -D, --daemon-arg ARG     pass ARG to the spawned daemon (repeatable),\n"
+		   "                           e.g. -D --root -D /mnt/root\n"
+		   "  -n, --name NAME          VM name (default: basename of this executable)\n"
+		   "  -m, --mem MIB            memory in MiB (default: the daemon's)\n"
+		   "  -e, --env KEY=VALUE      payload environment (repeatable)\n"
+		   "      --console FILE       append the VM's console to FILE\n"
+		   "      --boot-timeout SEC   the VM must be STARTED within SEC seconds\n"
+		   "      --stop-timeout SEC   graceful stop on SIGTERM/SIGINT (default 10)\n"
+		   "      --info               print the daemon's mode, CID range and run\n"
+		   "                           directory (GetDaemonInfo) and exit\n"
+		   "  -h, --help               this help\n\n"
+		   "Exit status: the payload's exit code; else by death reason: SHUTDOWN 0,\n"
+		   "HANGUP 129, CRASH 134, KILLED 137, START_FAILED 125, others 122..127 or\n"
+		   "255 (as vmctl run); 128+signal after SIGTERM/SIGINT; 1 when a call to the\n"
+		   "daemon failed; 2 for usage errors.\n");
 }
 
 static int rpc_error(const char *call, const struct vmc_error *err)
@@ -275,9 +276,8 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	if (info_only) {
-		printf(PROG ": virtmgrd %s pid %d mode %s cids %u..%u run_dir %s hypervisor %s vsock %s\n",
-		       di.version, (int)di.pid, di.mode, di.cid_min, di.cid_max, di.run_dir, di.hypervisor,
-		       di.vsock_mode);
+		printf(PROG ": virtmgrd %s pid %d mode %s cids %u..%u run_dir %s hypervisor %s vsock %s\n", di.version,
+		       (int)di.pid, di.mode, di.cid_min, di.cid_max, di.run_dir, di.hypervisor, di.vsock_mode);
 		rc = 0;
 		goto out;
 	}
@@ -308,8 +308,8 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	rc = sig ? 128 + sig : vmc_exit_code(&info);
-	printf(PROG ": vm \"%s\" DEAD (%s)%s%s, exit code %d\n", info.name,
-	       vmc_death_reason_name(info.death_reason), *info.message ? ": " : "", info.message, rc);
+	printf(PROG ": vm \"%s\" DEAD (%s)%s%s, exit code %d\n", info.name, vmc_death_reason_name(info.death_reason),
+	       *info.message ? ": " : "", info.message, rc);
 	fflush(stdout);
 	vmc_vm_info_clear(&info);
 out:

@@ -29,7 +29,7 @@ enum agent_action {
 	AGENT_ACTION_NONE,
 	AGENT_ACTION_POWEROFF,
 	AGENT_ACTION_REBOOT,
-	AGENT_ACTION_EXIT,              /* not PID 1: just exit */
+	AGENT_ACTION_EXIT, /* not PID 1: just exit */
 };
 
 struct agent_host;
@@ -40,14 +40,14 @@ struct agent {
 	/* the default image's agent (PID 1's child): runs the payload, ends
 	 * by powering the machine off; false for a service (--no-pid1) */
 	bool machine;
-	int init_fd;                    /* pipe to PID 1 for the final action, or -1 */
-	int console;                    /* fd on /dev/console, or -1 */
+	int init_fd; /* pipe to PID 1 for the final action, or -1 */
+	int console; /* fd on /dev/console, or -1 */
 	struct agent_config cfg;
 	bool have_cfg;
 	/* the configuration blob PID 1 read before forking the agent (then the
 	 * fw_cfg file is gone): valid when boot_config_done */
 	bool boot_config_done;
-	int boot_config_r;              /* as agent_config_read() */
+	int boot_config_r; /* as agent_config_read() */
 	void *boot_config;
 	size_t boot_config_len;
 	struct vm_error boot_config_err;
@@ -55,29 +55,29 @@ struct agent {
 	 * lives only here (never in a child: agent_fork() wipes it) */
 	bool signed_markers;
 	struct marker_key marker_key;
-	uint64_t marker_seq;            /* last sequence number used */
-	double started_at;              /* CLOCK_MONOTONIC seconds, for Ping */
-	uint32_t cid;                   /* own CID, 0 if unknown */
+	uint64_t marker_seq; /* last sequence number used */
+	double started_at;   /* CLOCK_MONOTONIC seconds, for Ping */
+	uint32_t cid;	     /* own CID, 0 if unknown */
 	/* transports (tests and service use: Unix sockets instead of vsock) */
-	const char *host_socket;        /* VirtualMachineService; NULL = vsock CID 2 */
-	const char *agent_socket;       /* Agent listener; NULL = vsock agent port */
+	const char *host_socket;  /* VirtualMachineService; NULL = vsock CID 2 */
+	const char *agent_socket; /* Agent listener; NULL = vsock agent port */
 	double connect_timeout_s;
 	/* payload */
 	char **payload_argv;
-	char **payload_env;             /* extra KEY=VALUE, NULL-terminated or NULL */
+	char **payload_env; /* extra KEY=VALUE, NULL-terminated or NULL */
 	const char *payload_cwd;
-	bool has_payload_user;          /* else the payload runs as root */
+	bool has_payload_user; /* else the payload runs as root */
 	uint32_t payload_uid, payload_gid;
-	pid_t payload;                  /* > 0 while it runs */
+	pid_t payload; /* > 0 while it runs */
 	int exit_code;
 	int exit_signal;
 	bool payload_done;
-	int ready_fd;                   /* read end of the readiness pipe, -1 once used */
+	int ready_fd; /* read end of the readiness pipe, -1 once used */
 	ev_io ready_io;
 	/* shutdown */
 	enum agent_action action;
-	ev_timer grace_timer;           /* payload's SIGTERM grace period */
-	ev_timer final_timer;           /* last reports' deadline before powering off */
+	ev_timer grace_timer; /* payload's SIGTERM grace period */
+	ev_timer final_timer; /* last reports' deadline before powering off */
 	ev_signal sig_term, sig_usr2, sig_int;
 	ev_child child;
 	struct agent_host *host;

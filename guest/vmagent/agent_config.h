@@ -18,8 +18,8 @@
 #define AGENT_CONFIG_FW_CFG_PATH "/sys/firmware/qemu_fw_cfg/by_name/opt/virtmgr/config/raw"
 #define AGENT_CONFIG_COMPATIBLE "virtmgr,config-v1"
 #define AGENT_CONFIG_MAX_SIZE (256u << 10)
-#define AGENT_CONFIG_MAX_STRING 4096u       /* vm-id, name, payload-cwd */
-#define AGENT_CONFIG_MAX_LIST 1024u         /* entries of payload-args / payload-env */
+#define AGENT_CONFIG_MAX_STRING 4096u /* vm-id, name, payload-cwd */
+#define AGENT_CONFIG_MAX_LIST 1024u   /* entries of payload-args / payload-env */
 #define AGENT_DEFAULT_PORT 9100
 
 struct agent_config {
@@ -28,14 +28,14 @@ struct agent_config {
 	uint32_t cid;
 	bool has_instance_id;
 	uint8_t instance_id[64];
-	char **payload_args;            /* NULL-terminated; NULL when absent */
+	char **payload_args; /* NULL-terminated; NULL when absent */
 	size_t n_payload_args;
-	char **payload_env;             /* NULL-terminated; NULL when absent */
+	char **payload_env; /* NULL-terminated; NULL when absent */
 	size_t n_payload_env;
-	char *payload_cwd;              /* NULL when absent */
-	bool has_payload_user;          /* else the payload runs as root */
+	char *payload_cwd;     /* NULL when absent */
+	bool has_payload_user; /* else the payload runs as root */
 	uint32_t payload_uid, payload_gid;
-	bool has_marker_key;            /* sign console markers (server/marker.h) */
+	bool has_marker_key; /* sign console markers (server/marker.h) */
 	uint8_t marker_key[32];
 	uint32_t agent_port;
 	uint32_t host_port;

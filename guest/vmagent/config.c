@@ -180,12 +180,14 @@ static int parse_prop(const char *name, const void *val, int len, struct agent_c
 		if (cfg->payload_cwd[0] != '/')
 			return bad(err, name, "\"%.64s\" is not an absolute path", cfg->payload_cwd);
 	} else if (!strcmp(name, "agent-port")) {
-		if (check_seen(seen, SEEN_AGENT_PORT, name, err) < 0 || get_u32(name, val, len, &cfg->agent_port, err) < 0)
+		if (check_seen(seen, SEEN_AGENT_PORT, name, err) < 0 ||
+		    get_u32(name, val, len, &cfg->agent_port, err) < 0)
 			return -1;
 		if (cfg->agent_port == 0 || cfg->agent_port == UINT32_MAX)
 			return bad(err, name, "%u is not a usable vsock port", cfg->agent_port);
 	} else if (!strcmp(name, "host-port")) {
-		if (check_seen(seen, SEEN_HOST_PORT, name, err) < 0 || get_u32(name, val, len, &cfg->host_port, err) < 0)
+		if (check_seen(seen, SEEN_HOST_PORT, name, err) < 0 ||
+		    get_u32(name, val, len, &cfg->host_port, err) < 0)
 			return -1;
 		if (cfg->host_port == UINT32_MAX)
 			return bad(err, name, "%u is not a usable vsock port", cfg->host_port);
@@ -285,7 +287,7 @@ int agent_config_parse(const void *blob, size_t len, struct agent_config *cfg, s
 	buf = xmalloc(len);
 	memcpy(buf, blob, len);
 	r = parse(buf, len, cfg, err);
-	explicit_bzero(buf, len);       /* it may hold the marker key */
+	explicit_bzero(buf, len); /* it may hold the marker key */
 	if (r < 0)
 		agent_config_clear(cfg);
 	return r;

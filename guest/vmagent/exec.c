@@ -66,13 +66,13 @@
 struct exec_session {
 	struct exec_session *next;
 	struct agent *a;
-	struct ttrpc_call *call;        /* NULL once cancelled */
+	struct ttrpc_call *call; /* NULL once cancelled */
 	struct ttrpc_conn *conn;
 	pid_t pid;
 	bool exited;
 	int status;
 	bool tty;
-	int in_fd, out_fd, err_fd;      /* -1 once closed */
+	int in_fd, out_fd, err_fd; /* -1 once closed */
 	ev_io in_io, out_io, err_io;
 	uint8_t *inbuf;
 	size_t in_len, in_cap;
@@ -164,7 +164,7 @@ static void read_output(struct exec_session *s, ev_io *w, int *fd, bool is_err)
 	n = read(*fd, buf, sizeof(buf));
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
-	if (n <= 0) {           /* EOF; EIO on a pty master once the last slave fd closed */
+	if (n <= 0) { /* EOF; EIO on a pty master once the last slave fd closed */
 		if (s->tty && *fd == s->out_fd && s->in_fd >= 0)
 			close_io(s, &s->in_io, &s->in_fd);
 		close_io(s, w, fd);
@@ -172,7 +172,7 @@ static void read_output(struct exec_session *s, ev_io *w, int *fd, bool is_err)
 		return;
 	}
 	if (!s->call)
-		return;         /* cancelled: drain and drop until the process is gone */
+		return; /* cancelled: drain and drop until the process is gone */
 	if (is_err) {
 		out.stderr.data = buf;
 		out.stderr.len = (size_t)n;
@@ -310,8 +310,9 @@ static void data_cb(struct ttrpc_call *call, const uint8_t *data, size_t len, bo
 	if (in && in->stdin.len && !s->in_eof && s->in_fd >= 0) {
 		if (s->in_len + in->stdin.len > EXEC_STDIN_MAX) {
 			protobuf_c_message_free_unpacked(&in->base, NULL);
-			fail_session(s, VM_RESOURCE_EXHAUSTED,
-				     "Exec: more than 8 MiB of stdin not yet read by the process (the client ignores stdin_written)");
+			fail_session(
+				s, VM_RESOURCE_EXHAUSTED,
+				"Exec: more than 8 MiB of stdin not yet read by the process (the client ignores stdin_written)");
 			return;
 		}
 		if (s->in_len + in->stdin.len > s->in_cap) {
@@ -386,7 +387,7 @@ void agent_exec_kill_all(struct agent *a, int sig)
 /* ---------------------------------------------------------------- spawn */
 
 struct spawn_error {
-	int stage;              /* 1 chdir, 2 exec, 3 terminal, 4 user */
+	int stage; /* 1 chdir, 2 exec, 3 terminal, 4 user */
 	int err;
 };
 
@@ -674,14 +675,14 @@ int agent_service_start(struct agent *a, uint32_t port, struct vm_error *err)
 
 	a->server = ttrpc_server_new(a->loop);
 	ttrpc_server_set_conn_callbacks(a->server, conn_open, NULL, a);
-	ttrpc_server_add_method(a->server, AGENT_SERVICE, "Exec", &virtmgr__v1__exec_request__descriptor,
-				exec_handler, a);
+	ttrpc_server_add_method(a->server, AGENT_SERVICE, "Exec", &virtmgr__v1__exec_request__descriptor, exec_handler,
+				a);
 	ttrpc_server_add_method(a->server, AGENT_SERVICE, "Shutdown", &virtmgr__v1__shutdown_request__descriptor,
 				shutdown_handler, a);
-	ttrpc_server_add_method(a->server, AGENT_SERVICE, "GetGuestInfo", &virtmgr__v1__empty__descriptor,
-				info_handler, a);
-	ttrpc_server_add_method(a->server, AGENT_SERVICE, "Ping", &virtmgr__v1__ping_request__descriptor,
-				ping_handler, a);
+	ttrpc_server_add_method(a->server, AGENT_SERVICE, "GetGuestInfo", &virtmgr__v1__empty__descriptor, info_handler,
+				a);
+	ttrpc_server_add_method(a->server, AGENT_SERVICE, "Ping", &virtmgr__v1__ping_request__descriptor, ping_handler,
+				a);
 	if (a->agent_socket)
 		l = ttrpc_server_listen_unix(a->server, a->agent_socket, 0600, err);
 	else

@@ -52,13 +52,13 @@ struct report {
 struct agent_host {
 	struct agent *a;
 	struct ttrpc_conn *conn;
-	int fd;                         /* connecting socket, -1 if none */
+	int fd; /* connecting socket, -1 if none */
 	ev_io connect_io;
 	ev_timer retry_timer;
 	double retry_s;
 	uint64_t deadline_ns;
 	bool gave_up;
-	bool conn_broken;               /* a call failed UNAVAILABLE: wait for on_close */
+	bool conn_broken; /* a call failed UNAVAILABLE: wait for on_close */
 	bool connected_once;
 	struct report *queue, **queue_tail;
 	unsigned in_flight;
@@ -66,11 +66,11 @@ struct agent_host {
 	size_t nlogs;
 	uint64_t dropped;
 	bool log_in_flight;
-	size_t log_sent;                /* records in the call in flight */
+	size_t log_sent; /* records in the call in flight */
 	ev_timer log_timer;
 	ev_timer heartbeat;
 	void (*idle_cb)(struct agent *a);
-	void (*settled_cb)(struct agent *a);    /* once connected or given up */
+	void (*settled_cb)(struct agent *a); /* once connected or given up */
 };
 
 static void host_connect(struct agent_host *h);
@@ -79,7 +79,7 @@ static void heartbeat_cb(struct ev_loop *loop, ev_timer *w, int revents);
 
 static void check_idle(struct agent_host *h)
 {
-	void (*cb)(struct agent *a) = h->idle_cb;
+	void (*cb)(struct agent * a) = h->idle_cb;
 
 	if (cb && agent_host_idle(h)) {
 		h->idle_cb = NULL;
@@ -97,7 +97,7 @@ bool agent_host_idle(const struct agent_host *h)
 /* The first connection is made or will never be: run what waited for it. */
 static void settled(struct agent_host *h)
 {
-	void (*cb)(struct agent *a) = h->settled_cb;
+	void (*cb)(struct agent * a) = h->settled_cb;
 
 	h->settled_cb = NULL;
 	if (cb)
@@ -251,7 +251,7 @@ static void host_connect(struct agent_host *h)
 
 		close(fd);
 		if (e == ENODEV || e == EAFNOSUPPORT || e == EPROTONOSUPPORT)
-			give_up(h, strerror(e));        /* no vsock transport: waiting will not help */
+			give_up(h, strerror(e)); /* no vsock transport: waiting will not help */
 		else
 			schedule_retry(h, strerror(e));
 		return;
@@ -384,7 +384,7 @@ static void log_reply(const struct vm_error *status, const uint8_t *payload, siz
 	h->log_in_flight = false;
 	if (status->code == VM_UNAVAILABLE && !h->gave_up) {
 		h->conn_broken = true;
-		return;         /* keep the records: sent again after reconnecting */
+		return; /* keep the records: sent again after reconnecting */
 	}
 	if (status->code)
 		log_warn("ForwardLog failed: %s: %s", vm_status_name(status->code), status->message);

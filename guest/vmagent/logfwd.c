@@ -86,7 +86,7 @@ static void kmsg_cb(struct ev_loop *loop, ev_io *w, int revents)
 		char *text, *nl;
 
 		if (n < 0 && errno == EPIPE)
-			continue;       /* records were overwritten before we read them */
+			continue; /* records were overwritten before we read them */
 		if (n < 0 && errno == EAGAIN)
 			return;
 		if (n <= 0) {

@@ -457,7 +457,9 @@ void agent_request(struct agent *a, enum agent_action action, const char *why)
 	a->action = action;
 	if (action != AGENT_ACTION_EXIT || a->machine)
 		agent_log(a, "%s: %s", why,
-			  action == AGENT_ACTION_REBOOT ? "rebooting" : action == AGENT_ACTION_EXIT ? "exiting" : "powering off");
+			  action == AGENT_ACTION_REBOOT ? "rebooting"
+			  : action == AGENT_ACTION_EXIT ? "exiting"
+							: "powering off");
 	agent_exec_kill_all(a, SIGTERM);
 	if (a->payload > 0) {
 		/* the payload leads its own session: this reaches its children too */
@@ -564,14 +566,16 @@ int main(int argc, char **argv)
 			case 't':
 				a->connect_timeout_s = strtod(optarg, NULL);
 				if (a->connect_timeout_s <= 0) {
-					fprintf(stderr, "vmagent: --connect-timeout: '%s' is not a positive number\n", optarg);
+					fprintf(stderr, "vmagent: --connect-timeout: '%s' is not a positive number\n",
+						optarg);
 					return 2;
 				}
 				break;
 			case 'l':
-				log_set_level(!strcmp(optarg, "debug") ? LOG_LVL_DEBUG
-					      : !strcmp(optarg, "warn") ? LOG_LVL_WARN
-					      : !strcmp(optarg, "error") ? LOG_LVL_ERROR : LOG_LVL_INFO);
+				log_set_level(!strcmp(optarg, "debug")	 ? LOG_LVL_DEBUG
+					      : !strcmp(optarg, "warn")	 ? LOG_LVL_WARN
+					      : !strcmp(optarg, "error") ? LOG_LVL_ERROR
+									 : LOG_LVL_INFO);
 				break;
 			case 'h':
 				usage(stdout);
@@ -616,7 +620,7 @@ int main(int argc, char **argv)
 		if (a->have_cfg)
 			agent_set_marker_key(a, &a->cfg);
 		if (a->have_cfg && a->cfg.debug)
-			log_set_level(LOG_LVL_DEBUG);   /* VmConfig.debug */
+			log_set_level(LOG_LVL_DEBUG); /* VmConfig.debug */
 	}
 	a->cid = a->have_cfg ? a->cfg.cid : local_cid();
 	a->host = agent_host_new(a);

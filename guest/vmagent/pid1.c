@@ -55,13 +55,13 @@
 #define PID1_STOP_S 10.0
 
 struct pid1 {
-	struct agent *a;                /* for the console only: the agent runs elsewhere */
+	struct agent *a; /* for the console only: the agent runs elsewhere */
 	struct ev_loop *loop;
-	pid_t agent;                    /* the agent process, 0 once reaped */
-	int ctl_fd;                     /* read end of the agent's "what to do" pipe */
-	enum agent_action requested;    /* by a signal or the power button */
-	enum agent_action declared;     /* by the agent, through the pipe */
-	bool forced;                    /* the agent was killed after PID1_STOP_S */
+	pid_t agent;		     /* the agent process, 0 once reaped */
+	int ctl_fd;		     /* read end of the agent's "what to do" pipe */
+	enum agent_action requested; /* by a signal or the power button */
+	enum agent_action declared;  /* by the agent, through the pipe */
+	bool forced;		     /* the agent was killed after PID1_STOP_S */
 	ev_io ctl_io;
 	ev_timer stop_timer;
 	ev_signal sig_term, sig_usr2, sig_int;
@@ -74,8 +74,8 @@ static struct pid1 pid1 = { .ctl_fd = -1 };
 
 /* ---------------------------------------------------------------- set-up */
 
-static void do_mount(struct agent *a, const char *src, const char *target, const char *fstype,
-		     unsigned long flags, const char *data)
+static void do_mount(struct agent *a, const char *src, const char *target, const char *fstype, unsigned long flags,
+		     const char *data)
 {
 	if (mkdir(target, 0755) < 0 && errno != EEXIST)
 		agent_log(a, "mkdir %s: %s", target, strerror(errno));

@@ -83,9 +83,10 @@ static const struct vu_dev_ops backend_ops = {
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: virtmgr-vsock (--vhost-user-fd N | --vhost-user PATH) --cid CID --uds PATH\n"
-		   "                     [--uds-fd N] [--log-level error|warn|info|debug]\n"
-		   "                     [--seccomp kill|log|off] [--no-seccomp]\n");
+	fprintf(f,
+		"usage: virtmgr-vsock (--vhost-user-fd N | --vhost-user PATH) --cid CID --uds PATH\n"
+		"                     [--uds-fd N] [--log-level error|warn|info|debug]\n"
+		"                     [--seccomp kill|log|off] [--no-seccomp]\n");
 }
 
 static int parse_fd(const char *s, const char *what)
@@ -102,7 +103,7 @@ static int parse_fd(const char *s, const char *what)
 
 static int listen_path(const char *path)
 {
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 
 	if (strlen(path) >= sizeof(sa.sun_path)) {
 		log_error("%s: path too long", path);
@@ -124,16 +125,16 @@ static int listen_path(const char *path)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"vhost-user-fd", required_argument, NULL, 'f'},
-		{"vhost-user", required_argument, NULL, 's'},
-		{"cid", required_argument, NULL, 'c'},
-		{"uds", required_argument, NULL, 'u'},
-		{"uds-fd", required_argument, NULL, 'U'},
-		{"log-level", required_argument, NULL, 'l'},
-		{"seccomp", required_argument, NULL, 'S'},
-		{"no-seccomp", no_argument, NULL, 'N'},
-		{"help", no_argument, NULL, 'h'},
-		{0},
+		{ "vhost-user-fd", required_argument, NULL, 'f' },
+		{ "vhost-user", required_argument, NULL, 's' },
+		{ "cid", required_argument, NULL, 'c' },
+		{ "uds", required_argument, NULL, 'u' },
+		{ "uds-fd", required_argument, NULL, 'U' },
+		{ "log-level", required_argument, NULL, 'l' },
+		{ "seccomp", required_argument, NULL, 'S' },
+		{ "no-seccomp", no_argument, NULL, 'N' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
 	};
 	int vfd = -1, ufd = -1;
 	const char *vpath = NULL, *uds = NULL;
@@ -214,7 +215,7 @@ int main(int argc, char **argv)
 	fd_set_nonblock(vfd, false);
 
 	struct ev_loop *loop = ev_default_loop(EVFLAG_AUTO);
-	struct backend b = {.cid = cid};
+	struct backend b = { .cid = cid };
 	struct vm_error err;
 	/* the host-side socket exists before QEMU connects, so clients never race it */
 	b.dev = vsock_dev_new(loop, cid, uds, ufd, vu_queue(&b.vu, 0), vu_queue(&b.vu, 1), backend_fatal, &b, &err);

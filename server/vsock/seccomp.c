@@ -35,27 +35,51 @@
 
 static const int allowed[] = {
 	/* the event loop (libev's epoll backend) and time */
-	SCMP_SYS(epoll_wait), SCMP_SYS(epoll_pwait), SCMP_SYS(epoll_ctl),
-	SCMP_SYS(clock_gettime), SCMP_SYS(gettimeofday), SCMP_SYS(nanosleep), SCMP_SYS(clock_nanosleep),
+	SCMP_SYS(epoll_wait),
+	SCMP_SYS(epoll_pwait),
+	SCMP_SYS(epoll_ctl),
+	SCMP_SYS(clock_gettime),
+	SCMP_SYS(gettimeofday),
+	SCMP_SYS(nanosleep),
+	SCMP_SYS(clock_nanosleep),
 	/* sockets and eventfds it holds */
-	SCMP_SYS(read), SCMP_SYS(readv), SCMP_SYS(write), SCMP_SYS(writev),
-	SCMP_SYS(recvfrom), SCMP_SYS(recvmsg), SCMP_SYS(sendto), SCMP_SYS(sendmsg),
-	SCMP_SYS(accept4), SCMP_SYS(connect), SCMP_SYS(shutdown), SCMP_SYS(close), SCMP_SYS(fcntl),
+	SCMP_SYS(read),
+	SCMP_SYS(readv),
+	SCMP_SYS(write),
+	SCMP_SYS(writev),
+	SCMP_SYS(recvfrom),
+	SCMP_SYS(recvmsg),
+	SCMP_SYS(sendto),
+	SCMP_SYS(sendmsg),
+	SCMP_SYS(accept4),
+	SCMP_SYS(connect),
+	SCMP_SYS(shutdown),
+	SCMP_SYS(close),
+	SCMP_SYS(fcntl),
 	/* memory: malloc, and unmapping old memory tables */
-	SCMP_SYS(brk), SCMP_SYS(munmap), SCMP_SYS(mremap), SCMP_SYS(madvise),
+	SCMP_SYS(brk),
+	SCMP_SYS(munmap),
+	SCMP_SYS(mremap),
+	SCMP_SYS(madvise),
 	/* log lines, signal return, exit, abort() */
-	SCMP_SYS(getpid), SCMP_SYS(gettid), SCMP_SYS(rt_sigreturn), SCMP_SYS(rt_sigprocmask),
-	SCMP_SYS(restart_syscall), SCMP_SYS(exit), SCMP_SYS(exit_group),
+	SCMP_SYS(getpid),
+	SCMP_SYS(gettid),
+	SCMP_SYS(rt_sigreturn),
+	SCMP_SYS(rt_sigprocmask),
+	SCMP_SYS(restart_syscall),
+	SCMP_SYS(exit),
+	SCMP_SYS(exit_group),
 };
 
 #ifdef VSOCK_SECCOMP_SANITIZER
 static const int allowed_sanitizer[] = {
-	SCMP_SYS(clone), SCMP_SYS(wait4), SCMP_SYS(ptrace), SCMP_SYS(prctl), SCMP_SYS(sched_yield),
-	SCMP_SYS(rt_sigaction), SCMP_SYS(sigaltstack), SCMP_SYS(getdents), SCMP_SYS(getdents64), SCMP_SYS(open),
-	SCMP_SYS(openat), SCMP_SYS(readlink), SCMP_SYS(readlinkat), SCMP_SYS(futex), SCMP_SYS(tgkill),
-	SCMP_SYS(uname), SCMP_SYS(prlimit64), SCMP_SYS(getrlimit), SCMP_SYS(lseek), SCMP_SYS(pread64),
-	SCMP_SYS(newfstatat), SCMP_SYS(fstat), SCMP_SYS(stat),
-	SCMP_SYS(getppid), SCMP_SYS(set_robust_list), SCMP_SYS(sysinfo),
+	SCMP_SYS(clone),	   SCMP_SYS(wait4),	   SCMP_SYS(ptrace),	  SCMP_SYS(prctl),
+	SCMP_SYS(sched_yield),	   SCMP_SYS(rt_sigaction), SCMP_SYS(sigaltstack), SCMP_SYS(getdents),
+	SCMP_SYS(getdents64),	   SCMP_SYS(open),	   SCMP_SYS(openat),	  SCMP_SYS(readlink),
+	SCMP_SYS(readlinkat),	   SCMP_SYS(futex),	   SCMP_SYS(tgkill),	  SCMP_SYS(uname),
+	SCMP_SYS(prlimit64),	   SCMP_SYS(getrlimit),	   SCMP_SYS(lseek),	  SCMP_SYS(pread64),
+	SCMP_SYS(newfstatat),	   SCMP_SYS(fstat),	   SCMP_SYS(stat),	  SCMP_SYS(getppid),
+	SCMP_SYS(set_robust_list), SCMP_SYS(sysinfo),
 };
 #endif
 
@@ -101,9 +125,8 @@ scmp_filter_ctx vsock_seccomp_build(enum vsock_seccomp_mode mode, struct vm_erro
 		if (add(ctx, allowed[i], 0, NULL, err) < 0)
 			goto fail;
 	if (add(ctx, SCMP_SYS(mmap), 1, &no_exec, err) < 0 || add(ctx, SCMP_SYS(mprotect), 1, &no_exec, err) < 0 ||
-	    add(ctx, SCMP_SYS(socket), 1, &unix_only, err) < 0 ||
-	    add(ctx, SCMP_SYS(newfstatat), 1, &on_fd, err) < 0 || add(ctx, SCMP_SYS(fstat), 0, NULL, err) < 0 ||
-	    add(ctx, SCMP_SYS(tgkill), 1, &self, err) < 0)
+	    add(ctx, SCMP_SYS(socket), 1, &unix_only, err) < 0 || add(ctx, SCMP_SYS(newfstatat), 1, &on_fd, err) < 0 ||
+	    add(ctx, SCMP_SYS(fstat), 0, NULL, err) < 0 || add(ctx, SCMP_SYS(tgkill), 1, &self, err) < 0)
 		goto fail;
 #ifdef VSOCK_SECCOMP_SANITIZER
 	for (size_t i = 0; i < ARRAY_SIZE(allowed_sanitizer); i++)
@@ -155,7 +178,7 @@ int vsock_seccomp_install(enum vsock_seccomp_mode mode, struct vm_error *err)
 	if (mode == VSOCK_SECCOMP_OFF)
 		return 0;
 	if (mode == VSOCK_SECCOMP_LOG) {
-		struct sigaction sa = {.sa_sigaction = sigsys_log, .sa_flags = SA_SIGINFO};
+		struct sigaction sa = { .sa_sigaction = sigsys_log, .sa_flags = SA_SIGINFO };
 
 		sigemptyset(&sa.sa_mask);
 		if (sigaction(SIGSYS, &sa, NULL) < 0)

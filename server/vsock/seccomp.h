@@ -20,9 +20,9 @@
 #include "lib/util.h"
 
 enum vsock_seccomp_mode {
-	VSOCK_SECCOMP_OFF,      /* --no-seccomp: for debugging only */
-	VSOCK_SECCOMP_KILL,     /* default: a forbidden call kills the process */
-	VSOCK_SECCOMP_LOG,      /* development: log the call, fail it with EPERM */
+	VSOCK_SECCOMP_OFF,  /* --no-seccomp: for debugging only */
+	VSOCK_SECCOMP_KILL, /* default: a forbidden call kills the process */
+	VSOCK_SECCOMP_LOG,  /* development: log the call, fail it with EPERM */
 };
 
 /**

@@ -155,9 +155,10 @@ static int read_msg(struct vu *vu, struct vu_msg *m)
 		char buf[CMSG_SPACE(VHOST_USER_MAX_FDS * sizeof(int))];
 		struct cmsghdr align;
 	} cbuf;
-	struct iovec iov = {&m->hdr, sizeof(m->hdr)};
-	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf.buf,
-			    .msg_controllen = sizeof(cbuf.buf)};
+	struct iovec iov = { &m->hdr, sizeof(m->hdr) };
+	struct msghdr mh = {
+		.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf.buf, .msg_controllen = sizeof(cbuf.buf)
+	};
 	ssize_t r;
 
 	m->nfds = 0;
@@ -190,9 +191,9 @@ static int read_msg(struct vu *vu, struct vu_msg *m)
 
 static int send_reply(struct vu *vu, const struct vu_msg *req, const void *payload, uint32_t size)
 {
-	struct vu_hdr h = {req->hdr.request, VHOST_USER_VERSION | VHOST_USER_REPLY, size};
-	struct iovec iov[2] = {{&h, sizeof(h)}, {(void *)payload, size}};
-	struct msghdr mh = {.msg_iov = iov, .msg_iovlen = 2};
+	struct vu_hdr h = { req->hdr.request, VHOST_USER_VERSION | VHOST_USER_REPLY, size };
+	struct iovec iov[2] = { { &h, sizeof(h) }, { (void *)payload, size } };
+	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = 2 };
 	size_t want = sizeof(h) + size;
 	ssize_t r;
 
@@ -290,14 +291,16 @@ static int set_mem_table(struct vu *vu, struct vu_msg *m)
 			return fail(vu, "memory region %u: bad size/offset", i);
 		/* a mapping past the end of the file faults (SIGBUS) when touched */
 		if (fstat(m->fds[i], &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size < len)
-			return fail(vu, "memory region %u: %" PRIu64 " bytes at offset %" PRIu64 " exceed its %lld-byte file",
+			return fail(vu,
+				    "memory region %u: %" PRIu64 " bytes at offset %" PRIu64
+				    " exceed its %lld-byte file",
 				    i, r->size, r->mmap_offset, (long long)st.st_size);
 		void *p = mmap(NULL, (size_t)len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, m->fds[i], 0);
 		if (p == MAP_FAILED)
 			return fail(vu, "memory region %u (%" PRIu64 " bytes): mmap: %s", i, len, strerror(errno));
 		vu->map_base[i] = p;
 		vu->map_len[i] = (size_t)len;
-		vu->mem.r[i] = (struct vq_region){r->gpa, r->size, r->uaddr, (uint8_t *)p + r->mmap_offset};
+		vu->mem.r[i] = (struct vq_region){ r->gpa, r->size, r->uaddr, (uint8_t *)p + r->mmap_offset };
 		vu->mem.n = i + 1;
 		log_debug("region %u: gpa 0x%" PRIx64 " size 0x%" PRIx64 " uaddr 0x%" PRIx64, i, r->gpa, r->size,
 			  r->uaddr);
@@ -320,7 +323,8 @@ static int handle(struct vu *vu, struct vu_msg *m)
 		if (need_size(vu, m, 8) < 0)
 			return -1;
 		if (m->p.u64 & ~VU_FEATURES)
-			return fail(vu, "frontend set unoffered features 0x%" PRIx64, (uint64_t)(m->p.u64 & ~VU_FEATURES));
+			return fail(vu, "frontend set unoffered features 0x%" PRIx64,
+				    (uint64_t)(m->p.u64 & ~VU_FEATURES));
 		vu->features = m->p.u64;
 		break;
 	case VHOST_USER_GET_PROTOCOL_FEATURES:
@@ -364,9 +368,10 @@ static int handle(struct vu *vu, struct vu_msg *m)
 		if (need_size(vu, m, sizeof(struct vu_state)) < 0 || !(r = ring_of(vu, m->p.state.index)))
 			return -1;
 		if (r->stopped && (uint16_t)m->p.state.num != r->stop_base) {
-			log_info("vhost-user: queue %u restarts at %u, not at %u where it stopped: the guest reset "
-				 "the device, dropping its connections",
-				 m->p.state.index, m->p.state.num, r->stop_base);
+			log_info(
+				"vhost-user: queue %u restarts at %u, not at %u where it stopped: the guest reset "
+				"the device, dropping its connections",
+				m->p.state.index, m->p.state.num, r->stop_base);
 			vu->ops->reset(vu->opaque);
 		}
 		r->stopped = false;
@@ -375,7 +380,7 @@ static int handle(struct vu *vu, struct vu_msg *m)
 	case VHOST_USER_GET_VRING_BASE: {
 		if (need_size(vu, m, sizeof(struct vu_state)) < 0 || !(r = ring_of(vu, m->p.state.index)))
 			return -1;
-		struct vu_state st = {m->p.state.index, r->vq.last_avail};
+		struct vu_state st = { m->p.state.index, r->vq.last_avail };
 		ring_stop(vu, r);
 		r->addr_set = false;
 		/* stopped, not reset (a pause): connections wait for the restart */

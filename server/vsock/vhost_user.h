@@ -33,8 +33,8 @@ struct vu_vring {
 	int kick_fd, err_fd;
 	ev_io kick_w;
 	bool enabled;
-	bool stopped;             /* by GET_VRING_BASE, until SET_VRING_BASE */
-	uint16_t stop_base;       /* the index GET_VRING_BASE returned */
+	bool stopped;	    /* by GET_VRING_BASE, until SET_VRING_BASE */
+	uint16_t stop_base; /* the index GET_VRING_BASE returned */
 };
 
 struct vu {

@@ -47,13 +47,13 @@ void *vq_mem_uaddr(const struct vq_mem *mem, uint64_t uaddr, uint64_t len)
 static int check_num(unsigned num, struct vm_error *err)
 {
 	if (num == 0 || num > VQ_MAX_SIZE || (num & (num - 1)))
-		return vm_error_set(err, VM_INVALID_ARGUMENT, "queue size %u is not a power of two in 1..%u",
-				    num, VQ_MAX_SIZE);
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "queue size %u is not a power of two in 1..%u", num,
+				    VQ_MAX_SIZE);
 	return 0;
 }
 
-static int setup_common(struct virtq *vq, const struct vq_mem *mem, unsigned num, void *desc,
-			void *avail, void *used, struct vm_error *err)
+static int setup_common(struct virtq *vq, const struct vq_mem *mem, unsigned num, void *desc, void *avail, void *used,
+			struct vm_error *err)
 {
 	if (!desc || !avail || !used)
 		return vm_error_set(err, VM_INVALID_ARGUMENT, "vring (size %u) not inside guest memory", num);
@@ -68,8 +68,8 @@ static int setup_common(struct virtq *vq, const struct vq_mem *mem, unsigned num
 	return 0;
 }
 
-int virtq_setup(struct virtq *vq, const struct vq_mem *mem, unsigned num, uint64_t desc_ua,
-		uint64_t avail_ua, uint64_t used_ua, struct vm_error *err)
+int virtq_setup(struct virtq *vq, const struct vq_mem *mem, unsigned num, uint64_t desc_ua, uint64_t avail_ua,
+		uint64_t used_ua, struct vm_error *err)
 {
 	if (check_num(num, err) < 0)
 		return -1;
@@ -81,8 +81,8 @@ int virtq_setup(struct virtq *vq, const struct vq_mem *mem, unsigned num, uint64
 	return setup_common(vq, mem, num, desc, avail, used, err);
 }
 
-int virtq_setup_host(struct virtq *vq, const struct vq_mem *mem, unsigned num, void *desc,
-		     void *avail, void *used, struct vm_error *err)
+int virtq_setup_host(struct virtq *vq, const struct vq_mem *mem, unsigned num, void *desc, void *avail, void *used,
+		     struct vm_error *err)
 {
 	if (check_num(num, err) < 0)
 		return -1;
@@ -90,8 +90,8 @@ int virtq_setup_host(struct virtq *vq, const struct vq_mem *mem, unsigned num, v
 }
 
 /* Append the guest range [addr, addr+len) to the chain, split by region. */
-static int chain_add(const struct virtq *vq, struct vq_chain *c, bool writable, uint64_t addr,
-		     uint32_t len, struct vm_error *err)
+static int chain_add(const struct virtq *vq, struct vq_chain *c, bool writable, uint64_t addr, uint32_t len,
+		     struct vm_error *err)
 {
 	uint64_t left = len;
 
@@ -109,7 +109,8 @@ static int chain_add(const struct virtq *vq, struct vq_chain *c, bool writable, 
 		}
 		if (!hit)
 			return vm_error_set(err, VM_OUT_OF_RANGE,
-					    "descriptor address 0x%" PRIx64 " (len %u) outside guest memory", addr, len);
+					    "descriptor address 0x%" PRIx64 " (len %u) outside guest memory", addr,
+					    len);
 		if (c->nout + c->nin >= VQ_CHAIN_MAX_IOV)
 			return vm_error_set(err, VM_OUT_OF_RANGE, "descriptor chain needs more than %d segments",
 					    VQ_CHAIN_MAX_IOV);
@@ -141,8 +142,8 @@ int virtq_pop(struct virtq *vq, struct vq_chain *c, struct vm_error *err)
 	if (pending == 0)
 		return 0;
 	if (pending > vq->num)
-		return vm_error_set(err, VM_OUT_OF_RANGE, "available index moved by %u on a queue of %u",
-				    pending, vq->num);
+		return vm_error_set(err, VM_OUT_OF_RANGE, "available index moved by %u on a queue of %u", pending,
+				    vq->num);
 	uint16_t head = le16toh(__atomic_load_n(&vq->avail->ring[vq->last_avail % vq->num], __ATOMIC_RELAXED));
 	if (head >= vq->num)
 		return vm_error_set(err, VM_OUT_OF_RANGE, "chain head %u beyond queue size %u", head, vq->num);
@@ -154,8 +155,8 @@ int virtq_pop(struct virtq *vq, struct vq_chain *c, struct vm_error *err)
 	/* A well-formed chain has at most num descriptors; more means a loop. */
 	for (unsigned count = 0;; count++) {
 		if (count >= vq->num)
-			return vm_error_set(err, VM_OUT_OF_RANGE, "descriptor chain at %u longer than queue size %u (loop?)",
-					    head, vq->num);
+			return vm_error_set(err, VM_OUT_OF_RANGE,
+					    "descriptor chain at %u longer than queue size %u (loop?)", head, vq->num);
 		struct vring_desc d;
 		memcpy(&d, &vq->desc[idx], sizeof(d));
 		uint64_t addr = le64toh(d.addr);
@@ -168,7 +169,8 @@ int virtq_pop(struct virtq *vq, struct vq_chain *c, struct vm_error *err)
 		if (flags & VRING_DESC_F_WRITE) {
 			seen_write = true;
 		} else if (seen_write) {
-			return vm_error_set(err, VM_INVALID_ARGUMENT, "readable descriptor %u after a writable one", idx);
+			return vm_error_set(err, VM_INVALID_ARGUMENT, "readable descriptor %u after a writable one",
+					    idx);
 		}
 		/* zero-length descriptors carry nothing and are skipped */
 		if (len > 0 && chain_add(vq, c, seen_write, addr, len, err) < 0)
@@ -176,8 +178,8 @@ int virtq_pop(struct virtq *vq, struct vq_chain *c, struct vm_error *err)
 		if (!(flags & VRING_DESC_F_NEXT))
 			break;
 		if (next >= vq->num)
-			return vm_error_set(err, VM_OUT_OF_RANGE, "descriptor %u: next %u beyond queue size %u", idx, next,
-					    vq->num);
+			return vm_error_set(err, VM_OUT_OF_RANGE, "descriptor %u: next %u beyond queue size %u", idx,
+					    next, vq->num);
 		idx = next;
 	}
 	vq->last_avail++;
@@ -256,8 +258,8 @@ size_t vq_chain_write(const struct vq_chain *c, uint64_t off, const void *src, s
 	return chain_copy(c, true, off, (uint8_t *)src, len);
 }
 
-unsigned vq_chain_slice(const struct vq_chain *c, bool writable, uint64_t off, uint64_t len,
-			struct vq_iov *out, unsigned max)
+unsigned vq_chain_slice(const struct vq_chain *c, bool writable, uint64_t off, uint64_t len, struct vq_iov *out,
+			unsigned max)
 {
 	unsigned first = writable ? c->nout : 0;
 	unsigned end = writable ? c->nout + c->nin : c->nout;

@@ -29,10 +29,10 @@
 #define VRING_AVAIL_F_NO_INTERRUPT 1
 
 struct vq_region {
-	uint64_t gpa;   /* guest physical address */
+	uint64_t gpa; /* guest physical address */
 	uint64_t size;
 	uint64_t uaddr; /* frontend (QEMU) virtual address, for ring addresses */
-	uint8_t *host;  /* where it is mapped here */
+	uint8_t *host;	/* where it is mapped here */
 };
 
 struct vq_mem {
@@ -110,16 +110,16 @@ void *vq_mem_uaddr(const struct vq_mem *mem, uint64_t uaddr, uint64_t len);
  * and picks up the used index the driver/previous backend left.
  * Return: 0, or -1 with @err filled.
  */
-int virtq_setup(struct virtq *vq, const struct vq_mem *mem, unsigned num, uint64_t desc_ua,
-		uint64_t avail_ua, uint64_t used_ua, struct vm_error *err);
+int virtq_setup(struct virtq *vq, const struct vq_mem *mem, unsigned num, uint64_t desc_ua, uint64_t avail_ua,
+		uint64_t used_ua, struct vm_error *err);
 
 /**
  * virtq_setup_host() - like virtq_setup() for rings given as host pointers
  * (tests and the fuzzer build rings in plain memory).
  * Return: 0, or -1 with @err filled.
  */
-int virtq_setup_host(struct virtq *vq, const struct vq_mem *mem, unsigned num, void *desc,
-		     void *avail, void *used, struct vm_error *err);
+int virtq_setup_host(struct virtq *vq, const struct vq_mem *mem, unsigned num, void *desc, void *avail, void *used,
+		     struct vm_error *err);
 
 /**
  * virtq_pop() - take the next available chain and translate it into @chain
@@ -170,7 +170,7 @@ size_t vq_chain_write(const struct vq_chain *chain, uint64_t off, const void *sr
  * (@writable false) or the writable part (true), at most @max of them.
  * Return: number of iovecs filled.
  */
-unsigned vq_chain_slice(const struct vq_chain *chain, bool writable, uint64_t off, uint64_t len,
-			struct vq_iov *out, unsigned max);
+unsigned vq_chain_slice(const struct vq_chain *chain, bool writable, uint64_t off, uint64_t len, struct vq_iov *out,
+			unsigned max);
 
 #endif

@@ -43,7 +43,7 @@ static inline int vq_synth_init(struct vq_synth *s, unsigned num, size_t ram_siz
 	memset(s->ram, 0, ram_size);
 	s->num = num;
 	s->mem.n = 1;
-	s->mem.r[0] = (struct vq_region){VQ_SYNTH_GPA, ram_size, 0x7f0000000000ull, s->ram};
+	s->mem.r[0] = (struct vq_region){ VQ_SYNTH_GPA, ram_size, 0x7f0000000000ull, s->ram };
 	size_t avail_off = 16 * (size_t)num;
 	size_t used_off = (avail_off + 6 + 2 * (size_t)num + 3) & ~(size_t)3;
 	s->desc = (struct vring_desc *)s->ram;

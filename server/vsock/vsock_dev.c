@@ -122,8 +122,8 @@ static struct vconn *conn_find(struct vsock_dev *dev, uint32_t gport, uint32_t h
 	struct vconn *c;
 
 	LIST_FOREACH(c, &dev->hash[hash_key(gport, hport)], hlink)
-		if (c->guest_port == gport && c->host_port == hport)
-			return c;
+	if (c->guest_port == gport && c->host_port == hport)
+		return c;
 	return NULL;
 }
 
@@ -239,7 +239,7 @@ static void rx_run(struct vsock_dev *dev);
 
 static ssize_t send_iov(int fd, struct iovec *iov, unsigned n)
 {
-	struct msghdr msg = {.msg_iov = iov, .msg_iovlen = n};
+	struct msghdr msg = { .msg_iov = iov, .msg_iovlen = n };
 	ssize_t r;
 
 	do
@@ -256,9 +256,9 @@ static int conn_flush(struct vconn *c)
 		size_t first = MIN(c->len, VSOCK_DEV_BUF_ALLOC - c->head);
 		unsigned n = 1;
 
-		iov[0] = (struct iovec){c->buf + c->head, first};
+		iov[0] = (struct iovec){ c->buf + c->head, first };
 		if (first < c->len) {
-			iov[1] = (struct iovec){c->buf, c->len - first};
+			iov[1] = (struct iovec){ c->buf, c->len - first };
 			n = 2;
 		}
 		ssize_t r = send_iov(c->fd, iov, n);
@@ -298,8 +298,8 @@ static void conn_recv_guest(struct vconn *c, const struct vq_chain *chain, uint3
 	if (len == 0)
 		return;
 	if (c->len + len > VSOCK_DEV_BUF_ALLOC) {
-		log_warn("guest port %u -> host port %u: %u bytes exceed the credit granted, resetting",
-			 c->guest_port, c->host_port, len);
+		log_warn("guest port %u -> host port %u: %u bytes exceed the credit granted, resetting", c->guest_port,
+			 c->host_port, len);
 		conn_reset(c);
 		return;
 	}
@@ -309,7 +309,7 @@ static void conn_recv_guest(struct vconn *c, const struct vq_chain *chain, uint3
 		unsigned n = vq_chain_slice(chain, false, off, len, sl, VQ_CHAIN_MAX_IOV);
 
 		for (unsigned i = 0; i < n; i++)
-			iov[i] = (struct iovec){sl[i].base, sl[i].len};
+			iov[i] = (struct iovec){ sl[i].base, sl[i].len };
 		ssize_t r = send_iov(c->fd, iov, n);
 		if (r < 0 && errno != EAGAIN) {
 			log_debug("host port %u: write failed: %s", c->host_port, strerror(errno));
@@ -344,14 +344,14 @@ static void queue_rst(struct vsock_dev *dev, uint64_t peer_cid, uint32_t host_po
 		log_debug("RST queue full, dropping RST to guest port %u", guest_port);
 		return;
 	}
-	dev->rsts[(dev->rst_head + dev->rst_n) % RST_QUEUE] = (struct rst_ent){peer_cid, host_port, guest_port};
+	dev->rsts[(dev->rst_head + dev->rst_n) % RST_QUEUE] = (struct rst_ent){ peer_cid, host_port, guest_port };
 	dev->rst_n++;
 }
 
 /* Guest REQUEST to host port P: connect to "<uds>_P". */
 static void guest_connect(struct vsock_dev *dev, const struct vsock_hdr *h)
 {
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	int n = snprintf(sa.sun_path, sizeof(sa.sun_path), "%s_%" PRIu32, dev->uds, h->dst_port);
 
 	if (dev->nconns >= VSOCK_DEV_MAX_CONNS || n < 0 || (size_t)n >= sizeof(sa.sun_path)) {
@@ -521,7 +521,7 @@ static uint32_t conn_fill(struct vconn *c, const struct vq_chain *chain)
 			struct iovec iov[VQ_CHAIN_MAX_IOV];
 			unsigned n = vq_chain_slice(chain, true, VSOCK_HDR_SIZE, max, sl, VQ_CHAIN_MAX_IOV);
 			for (unsigned i = 0; i < n; i++)
-				iov[i] = (struct iovec){sl[i].base, sl[i].len};
+				iov[i] = (struct iovec){ sl[i].base, sl[i].len };
 			ssize_t r;
 			do
 				r = readv(c->fd, iov, (int)n);
@@ -672,8 +672,7 @@ static void conn_handshake(struct vconn *c)
 		errno = 0;
 		port = strtoul(num, &end, 10);
 	}
-	if (strncmp(c->line, "CONNECT ", 8) != 0 || *num < '0' || *num > '9' || errno || *end ||
-	    port > UINT32_MAX) {
+	if (strncmp(c->line, "CONNECT ", 8) != 0 || *num < '0' || *num > '9' || errno || *end || port > UINT32_MAX) {
 		log_warn("host client: bad handshake \"%s\" (want \"CONNECT <port>\"), closing", c->line);
 		conn_free(c);
 		return;
@@ -753,7 +752,7 @@ static void listen_cb(struct ev_loop *loop, ev_io *w, int revents)
 
 static int listen_uds(const char *path, struct vm_error *err)
 {
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 
 	if (strlen(path) >= sizeof(sa.sun_path))
 		return vm_error_set(err, VM_INVALID_ARGUMENT, "socket path %s too long", path);

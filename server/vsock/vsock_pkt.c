@@ -19,10 +19,10 @@ void vsock_hdr_decode(const uint8_t w[VSOCK_HDR_SIZE], struct vsock_hdr *h)
 	uint32_t u32;
 	uint16_t u16;
 
-#define GET(field, var, off, conv)                  \
-	do {                                        \
+#define GET(field, var, off, conv)                    \
+	do {                                          \
 		memcpy(&var, w + (off), sizeof(var)); \
-		h->field = conv(var);               \
+		h->field = conv(var);                 \
 	} while (0)
 	GET(src_cid, u64, 0, le64toh);
 	GET(dst_cid, u64, 8, le64toh);
@@ -43,9 +43,9 @@ void vsock_hdr_encode(const struct vsock_hdr *h, uint8_t w[VSOCK_HDR_SIZE])
 	uint32_t u32;
 	uint16_t u16;
 
-#define PUT(field, var, off, conv)                  \
-	do {                                        \
-		var = conv(h->field);               \
+#define PUT(field, var, off, conv)                    \
+	do {                                          \
+		var = conv(h->field);                 \
 		memcpy(w + (off), &var, sizeof(var)); \
 	} while (0)
 	PUT(src_cid, u64, 0, htole64);
@@ -63,13 +63,12 @@ void vsock_hdr_encode(const struct vsock_hdr *h, uint8_t w[VSOCK_HDR_SIZE])
 
 const char *vsock_op_name(unsigned op)
 {
-	static const char *const names[] = {"INVALID", "REQUEST", "RESPONSE", "RST",
-					    "SHUTDOWN", "RW", "CREDIT_UPDATE", "CREDIT_REQUEST"};
+	static const char *const names[] = { "INVALID",	 "REQUEST", "RESPONSE",	     "RST",
+					     "SHUTDOWN", "RW",	    "CREDIT_UPDATE", "CREDIT_REQUEST" };
 	return op < ARRAY_SIZE(names) ? names[op] : "UNKNOWN";
 }
 
-enum vsock_verdict vsock_pkt_parse(const struct vq_chain *c, uint64_t guest_cid, struct vsock_hdr *h,
-				   const char **why)
+enum vsock_verdict vsock_pkt_parse(const struct vq_chain *c, uint64_t guest_cid, struct vsock_hdr *h, const char **why)
 {
 	uint8_t wire[VSOCK_HDR_SIZE];
 

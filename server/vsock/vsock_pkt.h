@@ -47,9 +47,9 @@ struct vsock_hdr {
 };
 
 enum vsock_verdict {
-	VSOCK_PKT_OK,    /* dispatch it */
-	VSOCK_PKT_RST,   /* answer with RST, nothing else */
-	VSOCK_PKT_DROP,  /* ignore (never answer an RST with an RST) */
+	VSOCK_PKT_OK,	 /* dispatch it */
+	VSOCK_PKT_RST,	 /* answer with RST, nothing else */
+	VSOCK_PKT_DROP,	 /* ignore (never answer an RST with an RST) */
 	VSOCK_PKT_FATAL, /* the chain cannot be a packet: stop the device */
 };
 

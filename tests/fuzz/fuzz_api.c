@@ -43,9 +43,9 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const char *const fuzz_methods[16] = {
-	"CreateVm", "StartVm", "StopVm", "KillVm", "GetVmInfo", "ListVms", "WatchVm", "WaitVm",
-	"ConnectVsock", "OpenLog", "AttachConsole", "AllocateInstanceId", "GetDaemonInfo", "IsFeatureEnabled",
-	"SuspendVm", "ResumeVm",
+	"CreateVm",	 "StartVm",	     "StopVm",	     "KillVm",	 "GetVmInfo",	  "ListVms",
+	"WatchVm",	 "WaitVm",	     "ConnectVsock", "OpenLog",	 "AttachConsole", "AllocateInstanceId",
+	"GetDaemonInfo", "IsFeatureEnabled", "SuspendVm",    "ResumeVm",
 };
 
 static char fuzz_dir[64];
@@ -110,8 +110,7 @@ static void drain(int fd)
 		;
 }
 
-static void send_record(int sock, uint32_t sid, uint8_t method, uint8_t flags, const uint8_t *payload,
-			size_t len)
+static void send_record(int sock, uint32_t sid, uint8_t method, uint8_t flags, const uint8_t *payload, size_t len)
 {
 	Ttrpc__Request req = TTRPC__REQUEST__INIT;
 	struct ttrpc_header h = { .stream_id = sid, .type = TTRPC_TYPE_REQUEST, .flags = flags & 3 };

@@ -98,7 +98,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (early_find_vm(reg, exe, names[i], &vm, &err) < 0) {
 				/* a refused entry names its file; else not declared, or another path */
 				if (!(err.code == VM_NOT_FOUND || err.code == VM_PERMISSION_DENIED ||
-				      (err.code == VM_FAILED_PRECONDITION && strncmp(err.message, "fuzz.xml", 8) == 0))) {
+				      (err.code == VM_FAILED_PRECONDITION &&
+				       strncmp(err.message, "fuzz.xml", 8) == 0))) {
 					fprintf(stderr, "fuzz_early: bad lookup refusal %d: %s\n", err.code,
 						err.message);
 					abort();
@@ -107,8 +108,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			}
 			early_partition_cid_range((enum early_partition)p, &lo, &hi);
 			if (vm.cid < lo || vm.cid > hi || strcmp(vm.path, exe) != 0) {
-				fprintf(stderr, "fuzz_early: accepted %s cid %u path %s\n", vm.name, vm.cid,
-					vm.path);
+				fprintf(stderr, "fuzz_early: accepted %s cid %u path %s\n", vm.name, vm.cid, vm.path);
 				abort();
 			}
 			early_vm_clear(&vm);

@@ -57,7 +57,7 @@ static void dev_kick(void *opaque, unsigned idx)
 
 static int dev_get_config(void *opaque, uint32_t off, uint8_t *buf, uint32_t len)
 {
-	static const uint8_t cfg[8] = { 0x00, 0x08 };   /* guest_cid 2048 */
+	static const uint8_t cfg[8] = { 0x00, 0x08 }; /* guest_cid 2048 */
 
 	if (off > sizeof(cfg) || len > sizeof(cfg) - off)
 		return -1;
@@ -78,7 +78,7 @@ static struct ev_loop *fuzz_loop(void)
 	if (!loop) {
 		loop = ev_loop_new(EVFLAG_AUTO);
 		log_init("fuzz_vhost_user", LOG_LVL_ERROR);
-		log_set_level((enum log_level)0);   /* every refusal logs an error: keep quiet */
+		log_set_level((enum log_level)0); /* every refusal logs an error: keep quiet */
 	}
 	return loop;
 }

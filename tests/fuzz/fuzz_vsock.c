@@ -72,7 +72,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			static uint8_t sink[1 << 16];
 			vq_chain_read(&chain, VSOCK_HDR_SIZE, sink, MIN((size_t)h.len, sizeof(sink)));
 		}
-		uint8_t wire[VSOCK_HDR_SIZE] = {0};
+		uint8_t wire[VSOCK_HDR_SIZE] = { 0 };
 		vq_chain_write(&chain, 0, wire, sizeof(wire));
 		struct vq_iov sl[8];
 		vq_chain_slice(&chain, true, VSOCK_HDR_SIZE, 1 << 20, sl, 8);

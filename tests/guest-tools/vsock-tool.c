@@ -95,7 +95,7 @@ static int write_all(int fd, const void *buf, size_t len)
 static int serve(int fd)
 {
 	static uint8_t buf[BLOCK];
-	struct sum s = {0xcbf29ce484222325ull, 0};
+	struct sum s = { 0xcbf29ce484222325ull, 0 };
 	char line[128];
 	ssize_t r;
 
@@ -199,8 +199,9 @@ typedef int (*connect_fn)(const char *a, const char *b);
 
 static int vsock_connect(const char *cid, const char *port)
 {
-	struct sockaddr_vm sa = {.svm_family = AF_VSOCK, .svm_cid = (unsigned)strtoul(cid, NULL, 0),
-				 .svm_port = (unsigned)strtoul(port, NULL, 0)};
+	struct sockaddr_vm sa = { .svm_family = AF_VSOCK,
+				  .svm_cid = (unsigned)strtoul(cid, NULL, 0),
+				  .svm_port = (unsigned)strtoul(port, NULL, 0) };
 	int fd = socket(AF_VSOCK, SOCK_STREAM, 0);
 
 	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
@@ -212,7 +213,7 @@ static int vsock_connect(const char *cid, const char *port)
 
 static int unix_socket(const char *path, bool do_bind)
 {
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
 
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
@@ -288,12 +289,13 @@ static int do_connect(connect_fn fn, const char *a, const char *b)
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: vsock-tool listen PORT MODE [--count N]\n"
-			"       vsock-tool connect CID PORT MODE [--parallel K]\n"
-			"       vsock-tool hconnect UDS PORT MODE [--parallel K]\n"
-			"       vsock-tool ulisten PATH MODE [--count N]\n"
-			"       vsock-tool uconnect PATH MODE [--parallel K]\n"
-			"MODE: --sink | --source BYTES | --echo | --stall; --tag NAME prefixes output\n");
+	fprintf(stderr,
+		"usage: vsock-tool listen PORT MODE [--count N]\n"
+		"       vsock-tool connect CID PORT MODE [--parallel K]\n"
+		"       vsock-tool hconnect UDS PORT MODE [--parallel K]\n"
+		"       vsock-tool ulisten PATH MODE [--count N]\n"
+		"       vsock-tool uconnect PATH MODE [--parallel K]\n"
+		"MODE: --sink | --source BYTES | --echo | --stall; --tag NAME prefixes output\n");
 	return 2;
 }
 
@@ -329,8 +331,9 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	if (!strcmp(argv[1], "listen")) {
-		struct sockaddr_vm sa = {.svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_ANY,
-					 .svm_port = (unsigned)strtoul(argv[2], NULL, 0)};
+		struct sockaddr_vm sa = { .svm_family = AF_VSOCK,
+					  .svm_cid = VMADDR_CID_ANY,
+					  .svm_port = (unsigned)strtoul(argv[2], NULL, 0) };
 		int fd = socket(AF_VSOCK, SOCK_STREAM, 0);
 		if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
 			return die("bind");

@@ -39,7 +39,7 @@
 struct burst_client {
 	int fd;
 	uint8_t hdr[TTRPC_HEADER_SIZE];
-	size_t have;              /* bytes of header, then of body */
+	size_t have; /* bytes of header, then of body */
 	uint8_t *body;
 	uint32_t len;
 	bool done;
@@ -108,8 +108,8 @@ static void raise_nofile(void)
 			test_fail("setrlimit: %s", strerror(errno));
 	}
 	if (rl.rlim_cur < NCLIENTS + 64)
-		test_fail("RLIMIT_NOFILE hard limit %llu is too low for %d clients",
-			  (unsigned long long)rl.rlim_max, NCLIENTS);
+		test_fail("RLIMIT_NOFILE hard limit %llu is too low for %d clients", (unsigned long long)rl.rlim_max,
+			  NCLIENTS);
 }
 
 /* Read what @c has; check the answer once complete. Return: true when done. */

@@ -81,7 +81,7 @@ static void send_all(int fd, const void *buf, size_t len)
 		ssize_t n = write(fd, p, len);
 
 		if (n <= 0)
-			return;     /* the daemon may have dropped us: fine */
+			return; /* the daemon may have dropped us: fine */
 		p += n;
 		len -= (size_t)n;
 	}
@@ -116,8 +116,8 @@ static int daemon_info(struct ttrpc_client *cl, uint64_t timeout_ns, struct vm_e
 	Virtmgr__V1__GetDaemonInfoRequest req = VIRTMGR__V1__GET_DAEMON_INFO_REQUEST__INIT;
 	ProtobufCMessage *resp = NULL;
 
-	if (ttrpc_client_call(cl, SERVICE, "GetDaemonInfo", &req.base, NULL, 0,
-			      &virtmgr__v1__daemon_info__descriptor, &resp, NULL, NULL, timeout_ns, err) < 0)
+	if (ttrpc_client_call(cl, SERVICE, "GetDaemonInfo", &req.base, NULL, 0, &virtmgr__v1__daemon_info__descriptor,
+			      &resp, NULL, NULL, timeout_ns, err) < 0)
 		return -1;
 	protobuf_c_message_free_unpacked(resp, NULL);
 	return 0;
@@ -143,23 +143,23 @@ static void churn_one(unsigned i, const char *vm)
 	if (fd < 0)
 		return;
 	switch (i % 6) {
-	case 0:     /* connect and vanish */
+	case 0: /* connect and vanish */
 		break;
-	case 1:     /* half a frame, then close */
+	case 1: /* half a frame, then close */
 		len = request_frame("GetDaemonInfo", &info.base, 1, 0, &frame);
 		send_all(fd, frame, len / 2);
 		break;
-	case 2:     /* a request, then close without reading the answer */
+	case 2: /* a request, then close without reading the answer */
 		len = request_frame("ListVms", &info.base, 1, 0, &frame);
 		send_all(fd, frame, len);
 		break;
-	case 3:     /* a well-behaved call */
+	case 3: /* a well-behaved call */
 		cl = ttrpc_client_from_fd(fd);
 		if (daemon_info(cl, 5000000000ull, &err) < 0)
 			fprintf(stderr, "client_churn: GetDaemonInfo: %s\n", err.message);
 		ttrpc_client_free(cl);
 		return;
-	case 4: {   /* a WatchVm stream, read once and dropped */
+	case 4: { /* a WatchVm stream, read once and dropped */
 		int64_t id;
 
 		cl = ttrpc_client_from_fd(fd);
@@ -173,7 +173,7 @@ static void churn_one(unsigned i, const char *vm)
 		ttrpc_client_free(cl);
 		return;
 	}
-	case 5: {   /* a frame header announcing more than will ever come */
+	case 5: { /* a frame header announcing more than will ever come */
 		uint8_t junk[64];
 		struct ttrpc_header h = { .length = 1000, .stream_id = 1, .type = TTRPC_TYPE_REQUEST };
 
@@ -280,7 +280,8 @@ static int cmd_streams(unsigned n, const char *vm)
 int main(int argc, char **argv)
 {
 	if (argc < 3) {
-		fprintf(stderr, "usage: client_churn SOCK churn|half-frame|watch|connect-vsock|hold|probe|streams ...\n");
+		fprintf(stderr,
+			"usage: client_churn SOCK churn|half-frame|watch|connect-vsock|hold|probe|streams ...\n");
 		return 2;
 	}
 	sock_path = argv[1];

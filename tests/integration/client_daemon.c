@@ -21,7 +21,6 @@
 #include <time.h>
 #include <unistd.h>
 
-
 static struct test_daemon *current;
 
 /* Without libvirtmgr's helpers: the tests that use this file link only

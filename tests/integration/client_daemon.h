@@ -8,7 +8,7 @@
 #include <sys/types.h>
 
 struct test_daemon {
-	char tmp[64];              /* temp dir: socket, run dir, log */
+	char tmp[64]; /* temp dir: socket, run dir, log */
 	char sock[128];
 	pid_t pid;
 };

@@ -101,7 +101,8 @@ static char *slurp(int fd)
 
 static void test_simple(void)
 {
-	const char *argv[] = { "/bin/sh", "-c", "read line; echo \"out:$line:$(pwd)\"; echo \"err:$GREETING\" >&2; exit 7" };
+	const char *argv[] = { "/bin/sh", "-c",
+			       "read line; echo \"out:$line:$(pwd)\"; echo \"err:$GREETING\" >&2; exit 7" };
 	const char *env[] = { "GREETING=hello" };
 	struct vmc_error err = { 0 };
 	struct vmc_exec_params p;

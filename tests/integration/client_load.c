@@ -149,8 +149,7 @@ static void test_concurrent(void)
 		test_fail("GetDaemonInfo: %s", err.message);
 	printf("connections open at once: %u\n", di.connection_count);
 	if (di.connection_count < NPROC * NCONN + 1)
-		test_fail("daemon counts %u connections, expected at least %d", di.connection_count,
-			  NPROC * NCONN + 1);
+		test_fail("daemon counts %u connections, expected at least %d", di.connection_count, NPROC * NCONN + 1);
 	vmc_daemon_info_clear(&di);
 	for (int p = 0; p < NPROC; p++)
 		if (write(go[1], "g", 1) != 1)

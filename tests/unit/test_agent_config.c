@@ -21,9 +21,18 @@ static uint8_t iid[64];
 static void *valid_blob(size_t *len)
 {
 	struct fdtconfig c = {
-		.vm_id = "0123456789ab", .name = "demo", .cid = 2049, .instance_id = iid,
-		.payload_args = args, .n_payload_args = 4, .payload_env = env, .n_payload_env = 2,
-		.payload_cwd = "/tmp", .agent_port = VIRTMGR_AGENT_PORT, .host_port = 2049, .debug = 1,
+		.vm_id = "0123456789ab",
+		.name = "demo",
+		.cid = 2049,
+		.instance_id = iid,
+		.payload_args = args,
+		.n_payload_args = 4,
+		.payload_env = env,
+		.n_payload_env = 2,
+		.payload_cwd = "/tmp",
+		.agent_port = VIRTMGR_AGENT_PORT,
+		.host_port = 2049,
+		.debug = 1,
 	};
 	struct vm_error err = { 0 };
 	void *blob = NULL;
@@ -128,8 +137,14 @@ Test(agent_config, minimal_defaults)
 Test(agent_config, payload_user_and_marker_key)
 {
 	uint8_t key[FDTCONFIG_MARKER_KEY_LEN];
-	struct fdtconfig c = { .vm_id = "x", .name = "n", .cid = 3, .agent_port = 9100, .has_payload_user = true,
-			       .payload_uid = 65534, .payload_gid = 0, .marker_key = key };
+	struct fdtconfig c = { .vm_id = "x",
+			       .name = "n",
+			       .cid = 3,
+			       .agent_port = 9100,
+			       .has_payload_user = true,
+			       .payload_uid = 65534,
+			       .payload_gid = 0,
+			       .marker_key = key };
 	struct agent_config cfg;
 	struct vm_error err = { 0 };
 	cleanup_free void *blob = NULL;

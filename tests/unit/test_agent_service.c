@@ -174,8 +174,17 @@ Test(agent_service, reports_in_order)
 	sock = xasprintf("%s/vms.sock", dir);
 	cr_assert_not_null(ttrpc_server_listen_unix(srv, sock, 0600, &err), "%s", err.message);
 	{
-		char *argv[] = { agent, "--no-pid1", "--host-socket", sock, "--config", "/nonexistent", "--",
-				 "/bin/sh", "-c", "echo >&$VIRTMGR_READY_FD; exit 7", NULL };
+		char *argv[] = { agent,
+				 "--no-pid1",
+				 "--host-socket",
+				 sock,
+				 "--config",
+				 "/nonexistent",
+				 "--",
+				 "/bin/sh",
+				 "-c",
+				 "echo >&$VIRTMGR_READY_FD; exit 7",
+				 NULL };
 
 		pid = spawn(argv);
 	}
@@ -202,8 +211,8 @@ Test(agent_service, killed_payload_and_late_host)
 	cr_assert_not_null(mkdtemp(dir));
 	sock = xasprintf("%s/vms.sock", dir);
 	{
-		char *argv[] = { agent, "--no-pid1", "--host-socket", sock, "--config", "/nonexistent", "--",
-				 "/bin/sh", "-c", "kill -TERM $$", NULL };
+		char *argv[] = { agent,	    "--no-pid1", "--host-socket", sock, "--config", "/nonexistent", "--",
+				 "/bin/sh", "-c",	 "kill -TERM $$", NULL };
 
 		pid = spawn(argv);
 	}
@@ -239,7 +248,7 @@ Test(agent_service, bad_config_is_reported)
 	cr_assert_eq(fdtconfig_build(&c, &blob, &len, &err), 0);
 	f = fopen(cfg, "w");
 	cr_assert_not_null(f);
-	fwrite(blob, 1, len - 4, f);     /* truncated */
+	fwrite(blob, 1, len - 4, f); /* truncated */
 	fclose(f);
 	cr_assert_not_null(ttrpc_server_listen_unix(srv, sock, 0600, &err), "%s", err.message);
 	{
@@ -279,8 +288,17 @@ Test(agent_service, guest_info)
 	cr_assert_not_null(mkdtemp(dir));
 	asock = xasprintf("%s/agent.sock", dir);
 	{
-		char *argv[] = { agent, "--no-pid1", "--agent-socket", asock, "--host-socket", "/nonexistent/h.sock",
-				 "--connect-timeout", "1", "--config", "/nonexistent", NULL };
+		char *argv[] = { agent,
+				 "--no-pid1",
+				 "--agent-socket",
+				 asock,
+				 "--host-socket",
+				 "/nonexistent/h.sock",
+				 "--connect-timeout",
+				 "1",
+				 "--config",
+				 "/nonexistent",
+				 NULL };
 
 		pid = spawn(argv);
 	}
@@ -363,8 +381,13 @@ Test(agent_service, signed_markers_and_payload_imitations)
 			    " echo 'VIRTMGR/1 7 00000000000000000000000000000000 EXIT 0';"
 			    " echo >&$VIRTMGR_READY_FD; exit 3" };
 	struct marker_key key, other;
-	struct fdtconfig c = { .vm_id = "abc", .name = "n", .cid = 3, .agent_port = 9100,
-			       .payload_args = payload, .n_payload_args = 3, .marker_key = key.bytes };
+	struct fdtconfig c = { .vm_id = "abc",
+			       .name = "n",
+			       .cid = 3,
+			       .agent_port = 9100,
+			       .payload_args = payload,
+			       .n_payload_args = 3,
+			       .marker_key = key.bytes };
 	struct marker_verifier v, wrong;
 	struct vm_error err = { 0 };
 	char got[256] = "";
@@ -438,9 +461,16 @@ Test(agent_service, payload_user)
 			    " head -c1 /proc/$PPID/mem >/dev/null 2>&1 && echo AGENT-MEM-READABLE;"
 			    " exit 0" };
 	uint8_t key[MARKER_KEY_LEN] = { 1 };
-	struct fdtconfig c = { .vm_id = "abc", .name = "n", .cid = 3, .agent_port = 9100, .payload_args = payload,
-			       .n_payload_args = 3, .has_payload_user = true, .payload_uid = 65534,
-			       .payload_gid = 65534, .marker_key = key };
+	struct fdtconfig c = { .vm_id = "abc",
+			       .name = "n",
+			       .cid = 3,
+			       .agent_port = 9100,
+			       .payload_args = payload,
+			       .n_payload_args = 3,
+			       .has_payload_user = true,
+			       .payload_uid = 65534,
+			       .payload_gid = 65534,
+			       .marker_key = key };
 	struct vm_error err = { 0 };
 	pid_t pid;
 
@@ -519,11 +549,22 @@ Test(agent_service, exec_user)
 	cr_assert_eq(chmod(dir, 0777), 0);
 	asock = xasprintf("%s/agent.sock", dir);
 	mark = xasprintf("%s/mark", dir);
-	script = xasprintf("test \"$(id -u):$(id -g):$(id -G)\" = 65534:65534:65534"
-			   " && grep -q 'NoNewPrivs:.1' /proc/self/status && touch %s", mark);
+	script = xasprintf(
+		"test \"$(id -u):$(id -g):$(id -G)\" = 65534:65534:65534"
+		" && grep -q 'NoNewPrivs:.1' /proc/self/status && touch %s",
+		mark);
 	{
-		char *av[] = { agent, "--no-pid1", "--agent-socket", asock, "--host-socket", "/nonexistent/h.sock",
-			       "--connect-timeout", "1", "--config", "/nonexistent", NULL };
+		char *av[] = { agent,
+			       "--no-pid1",
+			       "--agent-socket",
+			       asock,
+			       "--host-socket",
+			       "/nonexistent/h.sock",
+			       "--connect-timeout",
+			       "1",
+			       "--config",
+			       "/nonexistent",
+			       NULL };
 
 		pid = spawn(av);
 	}
@@ -560,8 +601,17 @@ Test(agent_service, exec_user_refused_when_invalid)
 	cr_assert_not_null(mkdtemp(dir));
 	asock = xasprintf("%s/agent.sock", dir);
 	{
-		char *av[] = { agent, "--no-pid1", "--agent-socket", asock, "--host-socket", "/nonexistent/h.sock",
-			       "--connect-timeout", "1", "--config", "/nonexistent", NULL };
+		char *av[] = { agent,
+			       "--no-pid1",
+			       "--agent-socket",
+			       asock,
+			       "--host-socket",
+			       "/nonexistent/h.sock",
+			       "--connect-timeout",
+			       "1",
+			       "--config",
+			       "/nonexistent",
+			       NULL };
 
 		pid = spawn(av);
 	}
@@ -603,9 +653,21 @@ Test(agent_service, ping_busy_payload_and_stopped_agent)
 	asock = xasprintf("%s/agent.sock", dir);
 	{
 		/* a payload that never yields the CPU of its own accord */
-		char *av[] = { agent, "--no-pid1", "--agent-socket", asock, "--host-socket", "/nonexistent/h.sock",
-			       "--connect-timeout", "1", "--config", "/nonexistent", "--", "/bin/sh", "-c",
-			       "while :; do :; done", NULL };
+		char *av[] = { agent,
+			       "--no-pid1",
+			       "--agent-socket",
+			       asock,
+			       "--host-socket",
+			       "/nonexistent/h.sock",
+			       "--connect-timeout",
+			       "1",
+			       "--config",
+			       "/nonexistent",
+			       "--",
+			       "/bin/sh",
+			       "-c",
+			       "while :; do :; done",
+			       NULL };
 
 		pid = spawn(av);
 	}

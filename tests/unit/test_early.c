@@ -32,10 +32,10 @@ static char *tmp_root;
 /* Parameters are indices into a static table: Criterion copies parameters
  * into the test's process, where pointers into the table's strings would
  * not be valid. */
-#define INDEX_PARAMS(table)                                              \
-	static size_t idx_[ARRAY_SIZE(table)];                            \
-	for (size_t i_ = 0; i_ < ARRAY_SIZE(table); i_++)                 \
-		idx_[i_] = i_;                                             \
+#define INDEX_PARAMS(table)                               \
+	static size_t idx_[ARRAY_SIZE(table)];            \
+	for (size_t i_ = 0; i_ < ARRAY_SIZE(table); i_++) \
+		idx_[i_] = i_;                            \
 	return cr_make_param_array(size_t, idx_, ARRAY_SIZE(table))
 
 static void setup_root(void)
@@ -82,9 +82,10 @@ static char *vms_xml(const char *const *triples, size_t n)
 	char *s = xstrdup("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<early_vms>\n");
 
 	for (size_t i = 0; i < n; i++) {
-		char *t = xasprintf("%s  <early_vm>\n    <name>%s</name>\n    <cid>%s</cid>\n"
-				    "    <path>%s</path>\n  </early_vm>\n",
-				    s, triples[3 * i], triples[3 * i + 1], triples[3 * i + 2]);
+		char *t = xasprintf(
+			"%s  <early_vm>\n    <name>%s</name>\n    <cid>%s</cid>\n"
+			"    <path>%s</path>\n  </early_vm>\n",
+			s, triples[3 * i], triples[3 * i + 1], triples[3 * i + 2]);
 		free(s);
 		s = t;
 	}
@@ -149,7 +150,7 @@ Test(avf, find_early_vms_from_xml)
 {
 	static const struct {
 		const char *name;
-		const char *expect;     /* follows "<file>" */
+		const char *expect; /* follows "<file>" */
 	} bad[] = {
 		{ "vm_demo_duplicated_name",
 		  ":13: early_vm \"vm_demo_duplicated_name\": duplicate name, first declared at " },
@@ -164,8 +165,8 @@ Test(avf, find_early_vms_from_xml)
 	struct early_vm vm = { 0 };
 	struct vm_error err = { 0 };
 
-	cr_assert_eq(early_find_vm(reg, "/system/bin/vm_demo_native_early", "vm_demo_native_early",
-				   &vm, &err), 0, "%s", err.message);
+	cr_assert_eq(early_find_vm(reg, "/system/bin/vm_demo_native_early", "vm_demo_native_early", &vm, &err), 0, "%s",
+		     err.message);
 	cr_expect_str_eq(vm.name, "vm_demo_native_early");
 	cr_expect_eq(vm.cid, 123);
 	cr_expect_str_eq(vm.path, "/system/bin/vm_demo_native_early");
@@ -182,12 +183,11 @@ Test(avf, find_early_vms_from_xml)
 		show(&err);
 		cr_expect_eq(err.code, VM_FAILED_PRECONDITION, "%s", err.message);
 		cr_expect(strncmp(err.message, file, strlen(file)) == 0, "%s", err.message);
-		cr_expect_not_null(strstr(err.message, bad[i].expect), "got: %s\nwant: %s", err.message,
-				   bad[i].expect);
+		cr_expect_not_null(strstr(err.message, bad[i].expect), "got: %s\nwant: %s", err.message, bad[i].expect);
 	}
 	/* the second declaration of the duplicated name is just as unusable */
-	cr_expect_lt(early_find_vm(reg, "/system/bin/vm_demo_duplicated_name_2", "vm_demo_duplicated_name",
-				   &vm, &err), 0);
+	cr_expect_lt(early_find_vm(reg, "/system/bin/vm_demo_duplicated_name_2", "vm_demo_duplicated_name", &vm, &err),
+		     0);
 	cr_expect_eq(early_registry_count(reg, EARLY_SYSTEM, &err), 1);
 	early_registry_free(reg);
 }
@@ -201,17 +201,17 @@ struct range_case {
 };
 
 static const struct range_case ranges_boundaries_cases[] = {
-	{ EARLY_SYSTEM, 99, false },      { EARLY_SYSTEM, 100, true },
-	{ EARLY_SYSTEM, 199, true },      { EARLY_SYSTEM, 200, false },
+	{ EARLY_SYSTEM, 99, false },	  { EARLY_SYSTEM, 100, true },
+	{ EARLY_SYSTEM, 199, true },	  { EARLY_SYSTEM, 200, false },
 	{ EARLY_SYSTEM_EXT, 199, false }, { EARLY_SYSTEM_EXT, 200, true },
 	{ EARLY_SYSTEM_EXT, 299, true },  { EARLY_SYSTEM_EXT, 300, false },
-	{ EARLY_PRODUCT, 199, false },    { EARLY_PRODUCT, 200, true },
-	{ EARLY_PRODUCT, 299, true },     { EARLY_PRODUCT, 300, false },
-	{ EARLY_VENDOR, 299, false },     { EARLY_VENDOR, 300, true },
-	{ EARLY_VENDOR, 399, true },      { EARLY_VENDOR, 400, false },
-	{ EARLY_ODM, 299, false },        { EARLY_ODM, 300, true },
-	{ EARLY_ODM, 399, true },         { EARLY_ODM, 400, false },
-	{ EARLY_SYSTEM, 0, false },       { EARLY_VENDOR, 4294967295u, false },
+	{ EARLY_PRODUCT, 199, false },	  { EARLY_PRODUCT, 200, true },
+	{ EARLY_PRODUCT, 299, true },	  { EARLY_PRODUCT, 300, false },
+	{ EARLY_VENDOR, 299, false },	  { EARLY_VENDOR, 300, true },
+	{ EARLY_VENDOR, 399, true },	  { EARLY_VENDOR, 400, false },
+	{ EARLY_ODM, 299, false },	  { EARLY_ODM, 300, true },
+	{ EARLY_ODM, 399, true },	  { EARLY_ODM, 400, false },
+	{ EARLY_SYSTEM, 0, false },	  { EARLY_VENDOR, 4294967295u, false },
 };
 
 ParameterizedTestParameters(ranges, boundaries)
@@ -243,8 +243,8 @@ ParameterizedTest(size_t *index, ranges, boundaries, .init = setup_root, .fini =
 		cleanup_free char *want = NULL;
 
 		early_partition_cid_range(c->part, &lo, &hi);
-		want = xasprintf("%s:3: early_vm \"vm\": cid %u is outside %s's range %u..%u", file,
-				 c->cid, pname, lo, hi);
+		want = xasprintf("%s:3: early_vm \"vm\": cid %u is outside %s's range %u..%u", file, c->cid, pname, lo,
+				 hi);
 		cr_expect_lt(rc, 0, "%s %u accepted", pname, c->cid);
 		cr_expect_eq(err.code, VM_FAILED_PRECONDITION);
 		cr_expect_str_eq(err.message, want);
@@ -258,17 +258,17 @@ ParameterizedTest(size_t *index, ranges, boundaries, .init = setup_root, .fini =
 
 /* What a bad file or entry refuses. */
 enum bad_kind {
-	BAD_ENTRY,               /* the lookup of "a" fails; the file still loads */
-	BAD_WHOLE,               /* every lookup of the partition fails */
-	BAD_NAMELESS,            /* the entry has no usable name: logged, "a" is NOT_FOUND */
-	BAD_ENTRY_B,             /* the lookup of "b" fails, "a" is found */
+	BAD_ENTRY,    /* the lookup of "a" fails; the file still loads */
+	BAD_WHOLE,    /* every lookup of the partition fails */
+	BAD_NAMELESS, /* the entry has no usable name: logged, "a" is NOT_FOUND */
+	BAD_ENTRY_B,  /* the lookup of "b" fails, "a" is found */
 };
 
 struct bad_file {
 	const char *part;
 	const char *body;
-	int len;                 /* -1: strlen(body) */
-	const char *expect;      /* follows "<file>" in the message */
+	int len;	    /* -1: strlen(body) */
+	const char *expect; /* follows "<file>" in the message */
 	enum bad_kind kind;
 };
 
@@ -279,103 +279,135 @@ static const struct bad_file bad_files_cases[] = {
 	{ "system", "", -1, ":1: not well-formed XML: Document is empty", BAD_WHOLE },
 	{ "system", "<early_vms><early_vm>", -1, ":1: not well-formed XML: ", BAD_WHOLE },
 	/* not UTF-8 */
-	{ "system", "<early_vms>\n<!-- caf\xe9 -->\n</early_vms>\n", -1,
-	  ":2: not valid UTF-8 (byte 0xe9 at offset 20)", BAD_WHOLE },
-	{ "system", "<early_vms>\n\xc0\xaf</early_vms>\n", -1,
-	  ":2: not valid UTF-8 (byte 0xc0 at offset 12)", BAD_WHOLE },
+	{ "system", "<early_vms>\n<!-- caf\xe9 -->\n</early_vms>\n", -1, ":2: not valid UTF-8 (byte 0xe9 at offset 20)",
+	  BAD_WHOLE },
+	{ "system", "<early_vms>\n\xc0\xaf</early_vms>\n", -1, ":2: not valid UTF-8 (byte 0xc0 at offset 12)",
+	  BAD_WHOLE },
 	{ "system", "<early_vms>\0</early_vms>\n", 25, ":1: not valid UTF-8 (byte 0x00 at offset 11)", BAD_WHOLE },
 	{ "system", "<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?>\n<early_vms/>\n", -1,
 	  ":1: encoding \"ISO-8859-1\" declared, only UTF-8 is accepted", BAD_WHOLE },
 	/* wrong root */
-	{ "system", "<?xml version=\"1.0\"?>\n<vms>\n</vms>\n", -1,
-	  ":2: root element is <vms>, expected <early_vms>", BAD_WHOLE },
+	{ "system", "<?xml version=\"1.0\"?>\n<vms>\n</vms>\n", -1, ":2: root element is <vms>, expected <early_vms>",
+	  BAD_WHOLE },
 	{ "system", "<early_vms xmlns=\"urn:x\"/>\n", -1,
 	  ":1: root element <early_vms> is in namespace \"urn:x\", expected no namespace", BAD_WHOLE },
 	/* no DTD, no entities */
 	{ "system",
 	  "<?xml version=\"1.0\"?>\n<!DOCTYPE early_vms [\n<!ENTITY xxe SYSTEM \"file:///etc/passwd\">\n]>\n"
 	  "<early_vms><early_vm><name>&xxe;</name><cid>100</cid><path>/system/bin/x</path>"
-	  "</early_vm></early_vms>\n", -1,
-	  ":2: DOCTYPE declarations are not allowed", BAD_WHOLE },
+	  "</early_vm></early_vms>\n",
+	  -1, ":2: DOCTYPE declarations are not allowed", BAD_WHOLE },
 	{ "system",
 	  "<!DOCTYPE early_vms [<!ENTITY a \"aaaaaaaaaa\"><!ENTITY b \"&a;&a;&a;&a;&a;&a;&a;&a;\">]>\n"
-	  "<early_vms/>\n", -1, ":1: DOCTYPE declarations are not allowed", BAD_WHOLE },
+	  "<early_vms/>\n",
+	  -1, ":1: DOCTYPE declarations are not allowed", BAD_WHOLE },
 	/* schema violations */
-	{ "system", "<early_vms>\n  <early_vm>\n    <name>a</name>\n    <path>/system/bin/a</path>\n"
-	  "  </early_vm>\n</early_vms>\n", -1,
+	{ "system",
+	  "<early_vms>\n  <early_vm>\n    <name>a</name>\n    <path>/system/bin/a</path>\n"
+	  "  </early_vm>\n</early_vms>\n",
+	  -1,
 	  ":2: early_vm \"a\": does not match early_vms.xsd: Element 'early_vm': Missing child "
 	  "element(s). Expected is ( cid )." },
-	{ "system", "<early_vms>\n  <early_vm>\n    <cid>100</cid>\n    <path>/system/bin/a</path>\n"
-	  "  </early_vm>\n</early_vms>\n", -1,
+	{ "system",
+	  "<early_vms>\n  <early_vm>\n    <cid>100</cid>\n    <path>/system/bin/a</path>\n"
+	  "  </early_vm>\n</early_vms>\n",
+	  -1,
 	  ":2: early_vm #1: does not match early_vms.xsd: Element 'early_vm': Missing child "
-	  "element(s). Expected is ( name ).", BAD_NAMELESS },
-	{ "vendor", "<early_vms>\n  <early_vm>\n    <name>a</name>\n    <cid>abc</cid>\n"
-	  "    <path>/vendor/bin/a</path>\n  </early_vm>\n</early_vms>\n", -1,
+	  "element(s). Expected is ( name ).",
+	  BAD_NAMELESS },
+	{ "vendor",
+	  "<early_vms>\n  <early_vm>\n    <name>a</name>\n    <cid>abc</cid>\n"
+	  "    <path>/vendor/bin/a</path>\n  </early_vm>\n</early_vms>\n",
+	  -1,
 	  ":4: early_vm \"a\": does not match early_vms.xsd: Element 'cid': 'abc' is not a valid "
 	  "value of the atomic type 'cidType'." },
-	{ "vendor", "<early_vms>\n  <early_vm>\n    <name>a</name>\n    <cid>-300</cid>\n"
-	  "    <path>/vendor/bin/a</path>\n  </early_vm>\n</early_vms>\n", -1,
+	{ "vendor",
+	  "<early_vms>\n  <early_vm>\n    <name>a</name>\n    <cid>-300</cid>\n"
+	  "    <path>/vendor/bin/a</path>\n  </early_vm>\n</early_vms>\n",
+	  -1,
 	  ":4: early_vm \"a\": does not match early_vms.xsd: Element 'cid': '-300' is not a valid "
 	  "value of the atomic type 'cidType'." },
-	{ "vendor", "<early_vms>\n  <early_vm>\n    <name>a</name>\n    <cid>+300</cid>\n"
-	  "    <path>/vendor/bin/a</path>\n  </early_vm>\n</early_vms>\n", -1,
-	  ":4: early_vm \"a\": does not match early_vms.xsd: Element 'cid': [facet 'pattern']" },
-	{ "vendor", "<early_vms>\n  <early_vm>\n    <name>a</name>\n    <cid>3.5</cid>\n"
-	  "    <path>/vendor/bin/a</path>\n  </early_vm>\n</early_vms>\n", -1,
-	  ":4: early_vm \"a\": does not match early_vms.xsd: Element 'cid': '3.5' is not a valid" },
-	{ "vendor", "<early_vms>\n  <early_vm>\n    <name>a</name>\n    <cid></cid>\n"
-	  "    <path>/vendor/bin/a</path>\n  </early_vm>\n</early_vms>\n", -1,
-	  ":4: early_vm \"a\": does not match early_vms.xsd: Element 'cid': '' is not a valid" },
-	{ "vendor", "<early_vms>\n  <early_vm>\n    <name></name>\n    <cid>300</cid>\n"
-	  "    <path>/vendor/bin/a</path>\n  </early_vm>\n</early_vms>\n", -1,
+	{ "vendor",
+	  "<early_vms>\n  <early_vm>\n    <name>a</name>\n    <cid>+300</cid>\n"
+	  "    <path>/vendor/bin/a</path>\n  </early_vm>\n</early_vms>\n",
+	  -1, ":4: early_vm \"a\": does not match early_vms.xsd: Element 'cid': [facet 'pattern']" },
+	{ "vendor",
+	  "<early_vms>\n  <early_vm>\n    <name>a</name>\n    <cid>3.5</cid>\n"
+	  "    <path>/vendor/bin/a</path>\n  </early_vm>\n</early_vms>\n",
+	  -1, ":4: early_vm \"a\": does not match early_vms.xsd: Element 'cid': '3.5' is not a valid" },
+	{ "vendor",
+	  "<early_vms>\n  <early_vm>\n    <name>a</name>\n    <cid></cid>\n"
+	  "    <path>/vendor/bin/a</path>\n  </early_vm>\n</early_vms>\n",
+	  -1, ":4: early_vm \"a\": does not match early_vms.xsd: Element 'cid': '' is not a valid" },
+	{ "vendor",
+	  "<early_vms>\n  <early_vm>\n    <name></name>\n    <cid>300</cid>\n"
+	  "    <path>/vendor/bin/a</path>\n  </early_vm>\n</early_vms>\n",
+	  -1,
 	  ":3: early_vm #1: does not match early_vms.xsd: Element 'name': [facet 'pattern'] The value '' "
-	  "is not accepted", BAD_NAMELESS },
-	{ "vendor", "<early_vms>\n  <early_vm>\n    <name>a</name>\n    <cid>300</cid>\n"
-	  "    <path>vendor/bin/a</path>\n  </early_vm>\n</early_vms>\n", -1,
+	  "is not accepted",
+	  BAD_NAMELESS },
+	{ "vendor",
+	  "<early_vms>\n  <early_vm>\n    <name>a</name>\n    <cid>300</cid>\n"
+	  "    <path>vendor/bin/a</path>\n  </early_vm>\n</early_vms>\n",
+	  -1,
 	  ":5: early_vm \"a\": does not match early_vms.xsd: Element 'path': [facet 'pattern'] The "
 	  "value 'vendor/bin/a' is not accepted by the pattern" },
-	{ "vendor", "<early_vms>\n  <early_vm>\n    <name>a</name>\n    <cid>300</cid>\n"
-	  "    <path>/vendor/bin/a</path>\n    <debug>1</debug>\n  </early_vm>\n</early_vms>\n", -1,
+	{ "vendor",
+	  "<early_vms>\n  <early_vm>\n    <name>a</name>\n    <cid>300</cid>\n"
+	  "    <path>/vendor/bin/a</path>\n    <debug>1</debug>\n  </early_vm>\n</early_vms>\n",
+	  -1,
 	  ":6: early_vm \"a\": does not match early_vms.xsd: Element 'debug': This element is not "
 	  "expected." },
-	{ "vendor", "<early_vms>\n  <early_vm>\n    <name>a</name>\n    <name>b</name>\n"
-	  "    <cid>300</cid>\n    <path>/vendor/bin/a</path>\n  </early_vm>\n</early_vms>\n", -1,
+	{ "vendor",
+	  "<early_vms>\n  <early_vm>\n    <name>a</name>\n    <name>b</name>\n"
+	  "    <cid>300</cid>\n    <path>/vendor/bin/a</path>\n  </early_vm>\n</early_vms>\n",
+	  -1,
 	  ":4: early_vm #1: does not match early_vms.xsd: Element 'name': This element is not "
 	  "expected." },
-	{ "vendor", "<early_vms>\n  <early_vm id=\"1\">\n    <name>a</name>\n    <cid>300</cid>\n"
-	  "    <path>/vendor/bin/a</path>\n  </early_vm>\n</early_vms>\n", -1,
+	{ "vendor",
+	  "<early_vms>\n  <early_vm id=\"1\">\n    <name>a</name>\n    <cid>300</cid>\n"
+	  "    <path>/vendor/bin/a</path>\n  </early_vm>\n</early_vms>\n",
+	  -1,
 	  ":2: early_vm \"a\": does not match early_vms.xsd: Element 'early_vm', attribute 'id': The "
 	  "attribute 'id' is not allowed." },
 	{ "vendor", "<early_vms>\n  <vm/>\n</early_vms>\n", -1,
-	  ":2: does not match early_vms.xsd: Element 'vm': This element is not expected. (ignored)",
-	  BAD_NAMELESS },
+	  ":2: does not match early_vms.xsd: Element 'vm': This element is not expected. (ignored)", BAD_NAMELESS },
 	/* rules beyond the schema */
-	{ "vendor", "<early_vms>\n  <early_vm>\n    <name>a</name>\n"
+	{ "vendor",
+	  "<early_vms>\n  <early_vm>\n    <name>a</name>\n"
 	  "    <cid>99999999999999999999999</cid>\n"
-	  "    <path>/vendor/bin/a</path>\n  </early_vm>\n</early_vms>\n", -1,
-	  ":2: early_vm \"a\": cid 99999999999999999999999 is too large" },
-	{ "vendor", "<early_vms>\n  <early_vm>\n    <name>a</name>\n    <cid>150</cid>\n"
-	  "    <path>/vendor/bin/a</path>\n  </early_vm>\n</early_vms>\n", -1,
-	  ":2: early_vm \"a\": cid 150 is outside vendor's range 300..399" },
-	{ "vendor", "<early_vms>\n  <early_vm>\n    <name>a</name>\n    <cid>300</cid>\n"
-	  "    <path>/vendor/../system/bin/a</path>\n  </early_vm>\n</early_vms>\n", -1,
+	  "    <path>/vendor/bin/a</path>\n  </early_vm>\n</early_vms>\n",
+	  -1, ":2: early_vm \"a\": cid 99999999999999999999999 is too large" },
+	{ "vendor",
+	  "<early_vms>\n  <early_vm>\n    <name>a</name>\n    <cid>150</cid>\n"
+	  "    <path>/vendor/bin/a</path>\n  </early_vm>\n</early_vms>\n",
+	  -1, ":2: early_vm \"a\": cid 150 is outside vendor's range 300..399" },
+	{ "vendor",
+	  "<early_vms>\n  <early_vm>\n    <name>a</name>\n    <cid>300</cid>\n"
+	  "    <path>/vendor/../system/bin/a</path>\n  </early_vm>\n</early_vms>\n",
+	  -1,
 	  ":2: early_vm \"a\": path /vendor/../system/bin/a is not canonical (empty, . or .. "
 	  "component)" },
-	{ "vendor", "<early_vms>\n  <early_vm>\n    <name>a</name>\n    <cid>300</cid>\n"
-	  "    <path>/system/bin/a</path>\n  </early_vm>\n</early_vms>\n", -1,
-	  ":2: early_vm \"a\": path /system/bin/a is not on partition vendor (expected /vendor/...)" },
-	{ "vendor", "<early_vms>\n  <early_vm>\n    <name>a</name>\n    <cid>300</cid>\n"
-	  "    <path>/system/vendor/bin/a</path>\n  </early_vm>\n</early_vms>\n", -1,
+	{ "vendor",
+	  "<early_vms>\n  <early_vm>\n    <name>a</name>\n    <cid>300</cid>\n"
+	  "    <path>/system/bin/a</path>\n  </early_vm>\n</early_vms>\n",
+	  -1, ":2: early_vm \"a\": path /system/bin/a is not on partition vendor (expected /vendor/...)" },
+	{ "vendor",
+	  "<early_vms>\n  <early_vm>\n    <name>a</name>\n    <cid>300</cid>\n"
+	  "    <path>/system/vendor/bin/a</path>\n  </early_vm>\n</early_vms>\n",
+	  -1,
 	  ":2: early_vm \"a\": path /system/vendor/bin/a is not on partition vendor (expected "
 	  "/vendor/...)" },
-	{ "odm", "<early_vms>\n  <early_vm>\n    <name>a</name>\n    <cid>300</cid>\n"
+	{ "odm",
+	  "<early_vms>\n  <early_vm>\n    <name>a</name>\n    <cid>300</cid>\n"
 	  "    <path>/odm/bin/a</path>\n  </early_vm>\n  <early_vm>\n    <name>a</name>\n"
-	  "    <cid>301</cid>\n    <path>/odm/bin/b</path>\n  </early_vm>\n</early_vms>\n", -1,
-	  ":7: early_vm \"a\": duplicate name, first declared at " },
-	{ "odm", "<early_vms>\n  <early_vm>\n    <name>a</name>\n    <cid>300</cid>\n"
+	  "    <cid>301</cid>\n    <path>/odm/bin/b</path>\n  </early_vm>\n</early_vms>\n",
+	  -1, ":7: early_vm \"a\": duplicate name, first declared at " },
+	{ "odm",
+	  "<early_vms>\n  <early_vm>\n    <name>a</name>\n    <cid>300</cid>\n"
 	  "    <path>/odm/bin/a</path>\n  </early_vm>\n  <early_vm>\n    <name>b</name>\n"
-	  "    <cid>300</cid>\n    <path>/odm/bin/b</path>\n  </early_vm>\n</early_vms>\n", -1,
-	  ":7: early_vm \"b\": cid 300 is already used by early_vm \"a\" at ", BAD_ENTRY_B },
+	  "    <cid>300</cid>\n    <path>/odm/bin/b</path>\n  </early_vm>\n</early_vms>\n",
+	  -1, ":7: early_vm \"b\": cid 300 is already used by early_vm \"a\" at ", BAD_ENTRY_B },
 };
 
 ParameterizedTestParameters(bad, files)
@@ -410,8 +442,8 @@ ParameterizedTest(size_t *index, bad, files, .init = setup_root, .fini = teardow
 	}
 	cr_expect_eq(err.code, VM_FAILED_PRECONDITION, "%s", err.message);
 	cr_expect(strncmp(err.message, file, strlen(file)) == 0, "no file name in: %s", err.message);
-	cr_expect_not_null(strstr(err.message + strlen(file), c->expect) == err.message + strlen(file) ?
-				   err.message : NULL,
+	cr_expect_not_null(strstr(err.message + strlen(file), c->expect) == err.message + strlen(file) ? err.message
+												       : NULL,
 			   "got:  %s\nwant: %s%s", err.message, file, c->expect);
 	if (c->kind == BAD_WHOLE) {
 		/* the failure is cached until reload, and nothing of the file applies */
@@ -519,8 +551,7 @@ Test(files, duplicate_across_files)
 	cleanup_free char *xb = vms_xml(b, 2);
 	cleanup_free char *fa = put_file("vendor/etc/avf/early_vms.xml", xa, -1);
 	cleanup_free char *fb = put_file("vendor/etc/avf/early_vms_foo.xml", xb, -1);
-	cleanup_free char *want = xasprintf("%s:8: early_vm \"x\": duplicate name, first declared at %s:3",
-					    fb, fa);
+	cleanup_free char *want = xasprintf("%s:8: early_vm \"x\": duplicate name, first declared at %s:3", fb, fa);
 	struct early_registry *reg = new_registry();
 	struct vm_error err = { 0 };
 	struct early_vm vm = { 0 };
@@ -547,8 +578,8 @@ Test(files, duplicate_cid_across_files)
 	cleanup_free char *xb = vms_xml(b, 1);
 	cleanup_free char *fa = put_file("odm/etc/avf/early_vms.xml", xa, -1);
 	cleanup_free char *fb = put_file("odm/etc/avf/early_vms_2.xml", xb, -1);
-	cleanup_free char *want = xasprintf(
-		"%s:3: early_vm \"y\": cid 300 is already used by early_vm \"x\" at %s:3", fb, fa);
+	cleanup_free char *want = xasprintf("%s:3: early_vm \"y\": cid 300 is already used by early_vm \"x\" at %s:3",
+					    fb, fa);
 	struct early_registry *reg = new_registry();
 	struct vm_error err = { 0 };
 	struct early_vm vm = { 0 };
@@ -647,8 +678,9 @@ Test(files, line_numbers_beyond_65535)
 	len += (size_t)sprintf(body, "<early_vms>");
 	memset(body + len, '\n', lines);
 	len += lines;
-	len += (size_t)sprintf(body + len, "<early_vm><name>far</name><cid>5</cid>"
-				      "<path>/system/bin/far</path></early_vm></early_vms>\n");
+	len += (size_t)sprintf(body + len,
+			       "<early_vm><name>far</name><cid>5</cid>"
+			       "<path>/system/bin/far</path></early_vm></early_vms>\n");
 	file = put_file("system/etc/avf/early_vms.xml", body, (ssize_t)len);
 	want = xasprintf("%s:70001: early_vm \"far\": cid 5 is outside system's range 100..199", file);
 	reg = new_registry();
@@ -665,12 +697,10 @@ Test(files, example_file_is_valid)
 	struct vm_error err = { 0 };
 	struct early_vm vm = { 0 };
 
-	cr_assert_eq(read_file(EARLY_TEST_EXAMPLE, EARLY_XML_MAX, &data, &len, &err), 0, "%s",
+	cr_assert_eq(read_file(EARLY_TEST_EXAMPLE, EARLY_XML_MAX, &data, &len, &err), 0, "%s", err.message);
+	cr_assert_eq(early_registry_load_buffer(reg, EARLY_SYSTEM, "early_vms.xml", data, len, &err), 1, "%s",
 		     err.message);
-	cr_assert_eq(early_registry_load_buffer(reg, EARLY_SYSTEM, "early_vms.xml", data, len, &err), 1,
-		     "%s", err.message);
-	cr_assert_eq(early_find_vm(reg, "/system/bin/vm_demo_early", "vm_demo_early", &vm, &err), 0,
-		     "%s", err.message);
+	cr_assert_eq(early_find_vm(reg, "/system/bin/vm_demo_early", "vm_demo_early", &vm, &err), 0, "%s", err.message);
 	cr_expect_eq(vm.cid, 123);
 	early_vm_clear(&vm);
 	early_registry_free(reg);
@@ -681,7 +711,8 @@ Test(files, fields_in_any_order_and_whitespace)
 	cleanup_free char *file = put_file(
 		"product/etc/avf/early_vms.xml",
 		"<early_vms><!-- c --><early_vm><path>/product/bin/p</path><cid>\n 250 \n</cid>"
-		"<name>p</name></early_vm></early_vms>", -1);
+		"<name>p</name></early_vm></early_vms>",
+		-1);
 	struct early_registry *reg = new_registry();
 	struct vm_error err = { 0 };
 	struct early_vm vm = { 0 };
@@ -708,8 +739,9 @@ Test(find, path_mismatch)
 	cr_assert_lt(early_find_vm(reg, "/system/bin/intruder", "vm", &vm, &err), 0);
 	show(&err);
 	cr_expect_eq(err.code, VM_PERMISSION_DENIED);
-	cr_expect_str_eq(err.message, "early VM \"vm\" in partition system must be created by "
-				      "/system/bin/owner, not /system/bin/intruder");
+	cr_expect_str_eq(err.message,
+			 "early VM \"vm\" in partition system must be created by "
+			 "/system/bin/owner, not /system/bin/intruder");
 	/* the same name from another partition is a different declaration */
 	cr_assert_lt(early_find_vm(reg, "/vendor/bin/owner", "vm", &vm, &err), 0);
 	cr_expect_eq(err.code, VM_NOT_FOUND);
@@ -748,8 +780,8 @@ Test(find, system_as_root_prefix)
 
 struct norm_case {
 	const char *in;
-	int part;                /* -1: refused */
-	const char *out;         /* or the error */
+	int part;	 /* -1: refused */
+	const char *out; /* or the error */
 };
 
 static const struct norm_case find_normalize_cases[] = {
@@ -912,28 +944,28 @@ Test(reload, load_buffer_all_or_nothing)
 	struct early_registry *reg = new_registry();
 	struct early_vm vm = { 0 };
 	struct vm_error err = { 0 };
-	static const char good[] = "<early_vms><early_vm><name>a</name><cid>200</cid>"
-				   "<path>/system_ext/bin/a</path></early_vm></early_vms>";
-	static const char bad_entry[] = "<early_vms><early_vm><name>b</name><cid>201</cid>"
-					"<path>/system_ext/bin/b</path></early_vm><early_vm><name>c</name>"
-					"<cid>100</cid><path>/system_ext/bin/c</path></early_vm></early_vms>";
+	static const char good[] =
+		"<early_vms><early_vm><name>a</name><cid>200</cid>"
+		"<path>/system_ext/bin/a</path></early_vm></early_vms>";
+	static const char bad_entry[] =
+		"<early_vms><early_vm><name>b</name><cid>201</cid>"
+		"<path>/system_ext/bin/b</path></early_vm><early_vm><name>c</name>"
+		"<cid>100</cid><path>/system_ext/bin/c</path></early_vm></early_vms>";
 	static const char not_xml[] = "<early_vms><early_vm><name>d</name>";
 
-	cr_assert_eq(early_registry_load_buffer(reg, EARLY_SYSTEM_EXT, "mem.xml", good, strlen(good),
-						&err), 1, "%s", err.message);
+	cr_assert_eq(early_registry_load_buffer(reg, EARLY_SYSTEM_EXT, "mem.xml", good, strlen(good), &err), 1, "%s",
+		     err.message);
 	/* not XML: refused as a whole, the table stays */
-	cr_assert_lt(early_registry_load_buffer(reg, EARLY_SYSTEM_EXT, "mem.xml", not_xml, strlen(not_xml),
-						&err), 0);
+	cr_assert_lt(early_registry_load_buffer(reg, EARLY_SYSTEM_EXT, "mem.xml", not_xml, strlen(not_xml), &err), 0);
 	cr_expect_eq(err.code, VM_FAILED_PRECONDITION);
 	cr_expect_eq(early_registry_count(reg, EARLY_SYSTEM_EXT, &err), 1);
 	cr_assert_eq(early_find_vm(reg, "/system_ext/bin/a", "a", &vm, &err), 0, "%s", err.message);
 	early_vm_clear(&vm);
 	/* one bad entry: the file applies, only c is refused */
-	cr_assert_eq(early_registry_load_buffer(reg, EARLY_SYSTEM_EXT, "mem.xml", bad_entry, strlen(bad_entry),
-						&err), 1, "%s", err.message);
+	cr_assert_eq(early_registry_load_buffer(reg, EARLY_SYSTEM_EXT, "mem.xml", bad_entry, strlen(bad_entry), &err),
+		     1, "%s", err.message);
 	cr_assert_lt(early_find_vm(reg, "/system_ext/bin/c", "c", &vm, &err), 0);
-	cr_expect_str_eq(err.message,
-			 "mem.xml:1: early_vm \"c\": cid 100 is outside system_ext's range 200..299");
+	cr_expect_str_eq(err.message, "mem.xml:1: early_vm \"c\": cid 100 is outside system_ext's range 200..299");
 	cr_assert_eq(early_find_vm(reg, "/system_ext/bin/b", "b", &vm, &err), 0, "%s", err.message);
 	early_vm_clear(&vm);
 	early_registry_free(reg);
@@ -947,8 +979,7 @@ Test(reload, bad_schema_path)
 
 	cr_assert_lt(early_registry_new(tmp_root, "/nonexistent/early_vms.xsd", &reg, &err), 0);
 	cr_expect_eq(err.code, VM_FAILED_PRECONDITION);
-	cr_expect_str_eq(err.message,
-			 "cannot read schema /nonexistent/early_vms.xsd: No such file or directory");
+	cr_expect_str_eq(err.message, "cannot read schema /nonexistent/early_vms.xsd: No such file or directory");
 	cr_assert_lt(early_registry_new(tmp_root, bad, &reg, &err), 0);
 	show(&err);
 	cr_expect_eq(err.code, VM_FAILED_PRECONDITION);
@@ -1019,8 +1050,7 @@ static int caller_path(const char *root, const char *proc_dir, pid_t pid, char *
 /* What the ttrpc layer sees of a process at accept: its pid and a pidfd. */
 static struct ttrpc_peer peer_of(pid_t pid)
 {
-	struct ttrpc_peer peer = { .family = AF_UNIX, .has_cred = true, .pid = pid, .uid = getuid(),
-				   .gid = getgid() };
+	struct ttrpc_peer peer = { .family = AF_UNIX, .has_cred = true, .pid = pid, .uid = getuid(), .gid = getgid() };
 
 	peer.pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	cr_assert_geq(peer.pidfd, 0, "pidfd_open: %s", strerror(errno));
@@ -1170,8 +1200,7 @@ Test(caller, pidfd_identity)
 	cr_expect_str_eq(caller_of_conn(41)->exe, "/system/bin/sleeper");
 	cr_expect(fcntl(caller_of_conn(41)->pidfd, F_GETFD) & FD_CLOEXEC);
 	cr_expect(fcntl(caller_of_conn(41)->exe_fd, F_GETFD) & FD_CLOEXEC);
-	cr_assert_eq(early_caller_path_pidfd(tmp_root, NULL, pid, peer.pidfd, &path, &err), 0, "%s",
-		     err.message);
+	cr_assert_eq(early_caller_path_pidfd(tmp_root, NULL, pid, peer.pidfd, &path, &err), 0, "%s", err.message);
 	cr_expect_str_eq(path, "/system/bin/sleeper");
 	free(steal_pointer(&path));
 
@@ -1253,8 +1282,10 @@ Test(caller, exec_after_connect_is_refused)
 	}
 	cr_assert_lt(early_caller_exe(c, NULL, &path, &err), 0, "the exec'd process passed as %s", path);
 	show(&err);
-	want = xasprintf("caller pid %d no longer runs /system/bin/launcher, the executable it connected with "
-			 "(it called execve() since)", (int)pid);
+	want = xasprintf(
+		"caller pid %d no longer runs /system/bin/launcher, the executable it connected with "
+		"(it called execve() since)",
+		(int)pid);
 	cr_expect_eq(err.code, VM_PERMISSION_DENIED);
 	cr_expect_str_eq(err.message, want);
 	/* the path-only entry point says the same */
@@ -1362,7 +1393,7 @@ Test(caller, socket_peer)
 struct config_case {
 	const char *vendor_modules;
 	const char *device;
-	const char *want;        /* NULL: accepted */
+	const char *want; /* NULL: accepted */
 };
 
 static const struct config_case config_restrictions_cases[] = {

@@ -21,9 +21,18 @@ Test(fdtconfig, round_trip)
 	char *env[] = { "A=1", "B=two" };
 	uint8_t iid[64];
 	struct fdtconfig c = {
-		.vm_id = "0123456789ab", .name = "demo", .cid = 2049, .instance_id = iid,
-		.payload_args = args, .n_payload_args = 3, .payload_env = env, .n_payload_env = 2,
-		.payload_cwd = "/tmp", .agent_port = VIRTMGR_AGENT_PORT, .host_port = 2049, .debug = 1,
+		.vm_id = "0123456789ab",
+		.name = "demo",
+		.cid = 2049,
+		.instance_id = iid,
+		.payload_args = args,
+		.n_payload_args = 3,
+		.payload_env = env,
+		.n_payload_env = 2,
+		.payload_cwd = "/tmp",
+		.agent_port = VIRTMGR_AGENT_PORT,
+		.host_port = 2049,
+		.debug = 1,
 	};
 	struct vm_error err = { 0 };
 	void *blob = NULL;
@@ -74,8 +83,15 @@ Test(fdtconfig, optional_fields_absent)
 Test(fdtconfig, payload_user_and_marker_key)
 {
 	uint8_t key[FDTCONFIG_MARKER_KEY_LEN];
-	struct fdtconfig c = { .vm_id = "x", .name = "n", .cid = 3, .agent_port = 1, .host_port = 3,
-			       .has_payload_user = true, .payload_uid = 1000, .payload_gid = 100, .marker_key = key };
+	struct fdtconfig c = { .vm_id = "x",
+			       .name = "n",
+			       .cid = 3,
+			       .agent_port = 1,
+			       .host_port = 3,
+			       .has_payload_user = true,
+			       .payload_uid = 1000,
+			       .payload_gid = 100,
+			       .marker_key = key };
 	struct vm_error err = { 0 };
 	const fdt32_t *user;
 	void *blob = NULL;

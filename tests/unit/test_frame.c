@@ -27,8 +27,8 @@ static size_t append_frame(uint8_t *buf, uint32_t sid, uint8_t type, uint8_t fla
 }
 
 /* Feed @buf in pieces cut at @cuts; collect the events. Return: count. */
-static size_t decode_split(struct ttrpc_decoder *d, const uint8_t *buf, size_t len, const size_t *cuts,
-			   size_t ncuts, struct decoded *out, size_t max)
+static size_t decode_split(struct ttrpc_decoder *d, const uint8_t *buf, size_t len, const size_t *cuts, size_t ncuts,
+			   struct decoded *out, size_t max)
 {
 	size_t n = 0, start = 0;
 

@@ -104,7 +104,7 @@ Test(marker, payload_lines_are_plain_text)
 	struct marker_verifier v;
 	struct marker m;
 	static const char *lines[] = {
-		"VIRTMGR: EXIT 0",      /* the line */
+		"VIRTMGR: EXIT 0", /* the line */
 		"VIRTMGR: STARTED",
 		"VIRTMGR: ERROR 0 x",
 		"VIRTMGR/1 1 EXIT 0",

@@ -160,20 +160,22 @@ Test(qmp, replies_by_id_and_events)
 		buf[have + (size_t)n] = '\0';
 	}
 	cr_assert(strstr(buf, "{\"execute\":\"query-status\",\"id\":1}\n"), "%s", buf);
-	cr_assert(strstr(buf, "{\"execute\":\"stop\",\"arguments\":{\"x\":1,\"path\":\"/a\\\"b\\n\\u0001\"},\"id\":2}\n"),
-		  "%s", buf);
+	cr_assert(
+		strstr(buf, "{\"execute\":\"stop\",\"arguments\":{\"x\":1,\"path\":\"/a\\\"b\\n\\u0001\"},\"id\":2}\n"),
+		"%s", buf);
 	/* answers out of order, ids that are not ours, events, then EOF */
-	dprintf(f.peer, "{\"error\": {\"class\": \"GenericError\", \"desc\": \"no \\\"way\\\"\"}, \"id\": 2}\n"
-			"{\"return\": {}, \"id\": 99}\n"
-			"{\"return\": {}, \"id\": \"1\"}\n"
-			"{\"return\": {}, \"id\": -1}\n"
-			"{\"return\": {}, \"id\": 1.0}\n"
-			"{\"return\": {}, \"id\": 123456789012345678901234567890}\n"
-			"{\"return\": {}}\n"
-			"{\"greeting\": \"neither event nor reply\"}\n"
-			"{\"event\": \"STOP\", \"timestamp\": {\"seconds\": 1}}\n"
-			"{\"event\": \"SHUTDOWN\", \"data\": {\"reason\": \"guest-reset\"}}\n"
-			"{\"return\": {\"status\": \"paused\"}, \"id\": 1}\n");
+	dprintf(f.peer,
+		"{\"error\": {\"class\": \"GenericError\", \"desc\": \"no \\\"way\\\"\"}, \"id\": 2}\n"
+		"{\"return\": {}, \"id\": 99}\n"
+		"{\"return\": {}, \"id\": \"1\"}\n"
+		"{\"return\": {}, \"id\": -1}\n"
+		"{\"return\": {}, \"id\": 1.0}\n"
+		"{\"return\": {}, \"id\": 123456789012345678901234567890}\n"
+		"{\"return\": {}}\n"
+		"{\"greeting\": \"neither event nor reply\"}\n"
+		"{\"event\": \"STOP\", \"timestamp\": {\"seconds\": 1}}\n"
+		"{\"event\": \"SHUTDOWN\", \"data\": {\"reason\": \"guest-reset\"}}\n"
+		"{\"return\": {\"status\": \"paused\"}, \"id\": 1}\n");
 	close(f.peer);
 	fq_run_until_closed(&f);
 	cr_assert_str_eq(f.replies, "err=no \"way\" ok={\"status\":\"paused\"} ");
@@ -189,8 +191,9 @@ Test(qmp, error_without_desc)
 	struct fakeqmp f;
 
 	fq_setup(&f);
-	dprintf(f.peer, "{\"error\": {\"class\": \"GenericError\"}, \"id\": 1}\n"
-			"{\"return\": 1, \"id\": 99}\n");
+	dprintf(f.peer,
+		"{\"error\": {\"class\": \"GenericError\"}, \"id\": 1}\n"
+		"{\"return\": 1, \"id\": 99}\n");
 	shutdown(f.peer, SHUT_WR);
 	fq_run_until_closed(&f);
 	cr_assert_str_eq(f.replies, "err={\"class\":\"GenericError\"} ");
@@ -221,9 +224,21 @@ Test(qmp, truncated_message_closes)
 Test(qmp, malformed_messages_close)
 {
 	static const char *bad[] = {
-		"{\"a\"}", "{\"a\":}", "{\"a\":1,}", "{\"a\":tru}", "{\"a\":\"\\q\"}", "{\"a\":\"\\u12\"}", "{a:1}",
-		"{\"a\":-}", "{\"a\":[1,2}", "{\"a\":1} /* c */", "{\"a\":\"\xff\xfe\"}", "}", "{\"a\":1} {\"b\":2}",
-		"{\"a\":1}]", "\x01",
+		"{\"a\"}",
+		"{\"a\":}",
+		"{\"a\":1,}",
+		"{\"a\":tru}",
+		"{\"a\":\"\\q\"}",
+		"{\"a\":\"\\u12\"}",
+		"{a:1}",
+		"{\"a\":-}",
+		"{\"a\":[1,2}",
+		"{\"a\":1} /* c */",
+		"{\"a\":\"\xff\xfe\"}",
+		"}",
+		"{\"a\":1} {\"b\":2}",
+		"{\"a\":1}]",
+		"\x01",
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {

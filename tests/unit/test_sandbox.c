@@ -57,7 +57,7 @@ static char *status_after_exec(struct sandbox *sb, int *wstatus)
 	while ((n = read(out[0], buf + len, sizeof(buf) - 1 - len)) > 0)
 		len += (size_t)n;
 	buf[len] = 0;
-	char report[256] = {0};
+	char report[256] = { 0 };
 	n = read(rep[0], report, sizeof(report) - 1);
 	close(out[0]);
 	close(rep[0]);
@@ -85,7 +85,7 @@ static void field_is(const char *status, const char *field, const char *want)
 
 Test(sandbox, drops_ids_groups_caps_and_sets_no_new_privs)
 {
-	struct sandbox sb = {.change_ids = true, .uid = VM_UID_A, .gid = VM_UID_A, .report_fd = -1};
+	struct sandbox sb = { .change_ids = true, .uid = VM_UID_A, .gid = VM_UID_A, .report_fd = -1 };
 	int ws;
 
 	need_root();
@@ -105,7 +105,7 @@ Test(sandbox, drops_ids_groups_caps_and_sets_no_new_privs)
 
 Test(sandbox, without_id_change_only_no_new_privs)
 {
-	struct sandbox sb = {.change_ids = false, .report_fd = -1};
+	struct sandbox sb = { .change_ids = false, .report_fd = -1 };
 	char want[64];
 	int ws;
 
@@ -120,7 +120,7 @@ Test(sandbox, without_id_change_only_no_new_privs)
 static void compile_kill_on(int syscall_nr, struct sandbox_filter *f)
 {
 	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
-	struct vm_error err = {0};
+	struct vm_error err = { 0 };
 
 	cr_assert_not_null(ctx);
 	cr_assert_eq(seccomp_rule_add(ctx, SCMP_ACT_KILL_PROCESS, syscall_nr, 0), 0);
@@ -132,7 +132,7 @@ static void compile_kill_on(int syscall_nr, struct sandbox_filter *f)
 Test(sandbox, filter_from_parent_is_loaded_and_kills)
 {
 	struct sandbox_filter f;
-	struct sandbox sb = {.change_ids = geteuid() == 0, .uid = VM_UID_A, .gid = VM_UID_A, .report_fd = -1};
+	struct sandbox sb = { .change_ids = geteuid() == 0, .uid = VM_UID_A, .gid = VM_UID_A, .report_fd = -1 };
 	int ws;
 
 	compile_kill_on(SCMP_SYS(uname), &f);
@@ -158,9 +158,9 @@ Test(sandbox, filter_from_parent_is_loaded_and_kills)
 
 Test(sandbox, failure_is_reported_with_distinct_exit)
 {
-	struct sandbox sb = {.change_ids = true, .uid = 0, .gid = 0};
+	struct sandbox sb = { .change_ids = true, .uid = 0, .gid = 0 };
 	int rep[2], ws;
-	char msg[256] = {0};
+	char msg[256] = { 0 };
 
 	cr_assert_eq(pipe2(rep, O_CLOEXEC), 0);
 	pid_t pid = fork();
@@ -196,8 +196,8 @@ static void rmroot(void)
 
 Test(sandbox, run_dir_handed_to_the_vm_uid, .init = mkroot, .fini = rmroot)
 {
-	struct sandbox sb = {.change_ids = true, .uid = VM_UID_A, .gid = VM_UID_A};
-	struct vm_error err = {0};
+	struct sandbox sb = { .change_ids = true, .uid = VM_UID_A, .gid = VM_UID_A };
+	struct vm_error err = { 0 };
 	char path[256], link[256];
 	struct stat st;
 
@@ -229,8 +229,8 @@ Test(sandbox, run_dir_handed_to_the_vm_uid, .init = mkroot, .fini = rmroot)
 
 Test(sandbox, run_dir_without_id_change_stays_the_daemons, .init = mkroot, .fini = rmroot)
 {
-	struct sandbox sb = {.change_ids = false};
-	struct vm_error err = {0};
+	struct sandbox sb = { .change_ids = false };
+	struct vm_error err = { 0 };
 	char path[256];
 	struct stat st;
 
@@ -243,9 +243,9 @@ Test(sandbox, run_dir_without_id_change_stays_the_daemons, .init = mkroot, .fini
 /* What a confined child under VM_UID_B may do to one under VM_UID_A. */
 Test(sandbox, two_vm_uids_cannot_reach_each_other, .init = mkroot, .fini = rmroot)
 {
-	struct sandbox a = {.change_ids = true, .uid = VM_UID_A, .gid = VM_UID_A, .report_fd = -1};
-	struct sandbox b = {.change_ids = true, .uid = VM_UID_B, .gid = VM_UID_B, .report_fd = -1};
-	struct vm_error err = {0};
+	struct sandbox a = { .change_ids = true, .uid = VM_UID_A, .gid = VM_UID_A, .report_fd = -1 };
+	struct sandbox b = { .change_ids = true, .uid = VM_UID_B, .gid = VM_UID_B, .report_fd = -1 };
+	struct vm_error err = { 0 };
 	char adir[256], afile[300], path[64];
 	int ready[2], ws;
 

@@ -37,7 +37,7 @@ struct tsrv {
 	struct ttrpc_listener *listener;
 	pthread_t th;
 	ev_async quit;
-	int client_fd;            /* our end of the socketpair */
+	int client_fd; /* our end of the socketpair */
 	char dir[64];
 	char path[128];
 	/* touched on the server thread only, read via Stats or after stop */
@@ -221,7 +221,7 @@ static void vm_list_fill(struct vm_list *l, uint32_t count)
 		v->name = l->ids[i] + 9;
 		v->cid = 2048 + i;
 		v->state = (Virtmgr__V1__VmState)(i % 6);
-		v->exit_code = (int32_t)i - 3;   /* negative: ten-byte varints */
+		v->exit_code = (int32_t)i - 3; /* negative: ten-byte varints */
 		v->has_exit_code = i & 1;
 		v->message = i % 3 ? "" : "a message";
 		v->qemu_pid = 1000 + i * 7919;
@@ -375,8 +375,8 @@ static struct ttrpc_client *tsrv_client(struct tsrv *t)
 	return ttrpc_client_from_fd(fd);
 }
 
-static int echo(struct ttrpc_client *cl, const char *method, const char *text, uint32_t count,
-		Vmtest__EchoReply **rep, uint64_t timeout_ns, struct vm_error *err)
+static int echo(struct ttrpc_client *cl, const char *method, const char *text, uint32_t count, Vmtest__EchoReply **rep,
+		uint64_t timeout_ns, struct vm_error *err)
 {
 	Vmtest__EchoRequest req = VMTEST__ECHO_REQUEST__INIT;
 
@@ -540,8 +540,8 @@ Test(ttrpc, handler_status_reaches_client)
 	cl = tsrv_client(&t);
 	req.text = "vm-7";
 	req.fail_code = VM_NOT_FOUND;
-	cr_assert_eq(ttrpc_client_call(cl, SVC, "Echo", &req.base, NULL, 0, &vmtest__echo_reply__descriptor, &rep,
-				       NULL, NULL, 0, &err),
+	cr_assert_eq(ttrpc_client_call(cl, SVC, "Echo", &req.base, NULL, 0, &vmtest__echo_reply__descriptor, &rep, NULL,
+				       NULL, 0, &err),
 		     -1);
 	cr_assert_null(rep);
 	cr_assert_eq(err.code, VM_NOT_FOUND);
@@ -560,13 +560,11 @@ Test(ttrpc, unknown_service_and_method)
 	tsrv_setup(&t, NULL);
 	tsrv_start(&t);
 	cl = tsrv_client(&t);
-	cr_assert_eq(ttrpc_client_call(cl, "vmtest.Nope", "Echo", &req.base, NULL, 0, NULL, NULL, NULL, NULL, 0,
-				       &err),
+	cr_assert_eq(ttrpc_client_call(cl, "vmtest.Nope", "Echo", &req.base, NULL, 0, NULL, NULL, NULL, NULL, 0, &err),
 		     -1);
 	cr_assert_eq(err.code, VM_UNIMPLEMENTED);
 	cr_assert(strstr(err.message, "vmtest.Nope"), "%s", err.message);
-	cr_assert_eq(ttrpc_client_call(cl, SVC, "Frobnicate", &req.base, NULL, 0, NULL, NULL, NULL, NULL, 0, &err),
-		     -1);
+	cr_assert_eq(ttrpc_client_call(cl, SVC, "Frobnicate", &req.base, NULL, 0, NULL, NULL, NULL, NULL, 0, &err), -1);
 	cr_assert_eq(err.code, VM_UNIMPLEMENTED);
 	cr_assert(strstr(err.message, "vmtest.Test/Frobnicate"), "%s", err.message);
 	ttrpc_client_free(cl);
@@ -1460,9 +1458,8 @@ static uint8_t *expected_frame(uint32_t sid, const ProtobufCMessage *payload, si
 	r.payload.data = ttrpc_pack(payload, &r.payload.len);
 	blen = ttrpc__response__get_packed_size(&r);
 	buf = malloc(TTRPC_HEADER_SIZE + blen);
-	ttrpc_header_encode(&(struct ttrpc_header){ .length = (uint32_t)blen, .stream_id = sid,
-						    .type = TTRPC_TYPE_RESPONSE },
-			    buf);
+	ttrpc_header_encode(
+		&(struct ttrpc_header){ .length = (uint32_t)blen, .stream_id = sid, .type = TTRPC_TYPE_RESPONSE }, buf);
 	ttrpc__response__pack(&r, buf + TTRPC_HEADER_SIZE);
 	free(r.payload.data);
 	*len = TTRPC_HEADER_SIZE + blen;
@@ -1485,9 +1482,9 @@ static void expect_frame(int fd, const uint8_t *want, size_t len, const char *wh
  * bytes protobuf-c packs for that Response, and decodes as the answer. */
 Test(ttrpc, replies_are_protobuf_c_bytes)
 {
-	static const uint32_t sizes[] = { 0, 1, 120, 121, 122, 123, 124, 125, 126, 127, 128, 129,
-					  16370, 16375, 16376, 16377, 16378, 16379, 16380, 16381, 16384,
-					  2097140, 2097143, 2097144, 2097145, 2097146, 2097152 };
+	static const uint32_t sizes[] = { 0,	 1,	120,   121,	122,	 123,	  124,	   125,	    126,
+					  127,	 128,	129,   16370,	16375,	 16376,	  16377,   16378,   16379,
+					  16380, 16381, 16384, 2097140, 2097143, 2097144, 2097145, 2097146, 2097152 };
 	static const uint32_t lists[] = { 0, 1, 2, 50, 1000 };
 	struct tsrv t;
 	int fd;

@@ -11,7 +11,7 @@
 
 static void refused(const char *s, uid_t self, const char *why)
 {
-	struct vm_error err = {0};
+	struct vm_error err = { 0 };
 	uint32_t lo = 7, hi = 7;
 
 	cr_assert_eq(uidpool_parse_range(s, self, &lo, &hi, &err), -1, "\"%s\" accepted", s);
@@ -22,7 +22,7 @@ static void refused(const char *s, uid_t self, const char *why)
 
 Test(uidpool, parses_the_default_and_small_ranges)
 {
-	struct vm_error err = {0};
+	struct vm_error err = { 0 };
 	uint32_t lo, hi;
 
 	cr_assert_eq(uidpool_parse_range(UIDPOOL_DEFAULT_RANGE, 0, &lo, &hi, &err), 0, "%s", err.message);
@@ -66,7 +66,7 @@ Test(uidpool, refuses_bad_bounds)
 Test(uidpool, round_robin_never_two_live_holders)
 {
 	struct uidpool *p = uidpool_new(70000, 70003);
-	struct vm_error err = {0};
+	struct vm_error err = { 0 };
 	uid_t u[4], again;
 
 	for (int i = 0; i < 4; i++) {
@@ -98,7 +98,7 @@ Test(uidpool, round_robin_never_two_live_holders)
 Test(uidpool, mark_used_for_readoption)
 {
 	struct uidpool *p = uidpool_new(70000, 70002);
-	struct vm_error err = {0};
+	struct vm_error err = { 0 };
 	uid_t u;
 
 	cr_assert_eq(uidpool_mark_used(p, 70001, &err), 0, "%s", err.message);
@@ -134,7 +134,7 @@ Test(uidpool, mark_used_for_readoption)
 Test(uidpool, largest_range_fills_and_wraps)
 {
 	struct uidpool *p = uidpool_new(1000000, 1000000 + UIDPOOL_MAX_SIZE - 1);
-	struct vm_error err = {0};
+	struct vm_error err = { 0 };
 	uint32_t lo, hi;
 	uid_t u = 0;
 

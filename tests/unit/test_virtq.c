@@ -61,7 +61,7 @@ Test(virtq, good_chain_readable_then_writable)
 Test(virtq, chain_copy_crosses_segments)
 {
 	const char msg[] = "0123456789abcdef";
-	char out[17] = {0};
+	char out[17] = { 0 };
 
 	memcpy(s.ram + VQ_SYNTH_DATA, msg, 5);
 	memcpy(s.ram + VQ_SYNTH_DATA + 64, msg + 5, 11);
@@ -223,7 +223,7 @@ Test(virtq, buffer_split_across_adjacent_regions)
 {
 	/* second region right after the first one, mapped elsewhere */
 	static uint8_t other[4096];
-	s.mem.r[1] = (struct vq_region){VQ_SYNTH_GPA + RAM, sizeof(other), 0x7f1000000000ull, other};
+	s.mem.r[1] = (struct vq_region){ VQ_SYNTH_GPA + RAM, sizeof(other), 0x7f1000000000ull, other };
 	s.mem.n = 2;
 	vq_synth_desc(&s, 0, vq_synth_gpa(&s, RAM - 10), 30, 0, 0);
 	vq_synth_avail(&s, 0);
@@ -249,14 +249,15 @@ Test(virtq, too_fragmented_chain)
 
 Test(virtq, setup_checks)
 {
-	struct virtq q = {.call_fd = -1};
+	struct virtq q = { .call_fd = -1 };
 
 	cr_assert_eq(virtq_setup(&q, &s.mem, 12, 0x7f0000000000ull, 0x7f0000001000ull, 0x7f0000002000ull, &err), -1);
 	cr_assert(strstr(err.message, "power of two"), "%s", err.message);
 	cr_assert_eq(virtq_setup(&q, &s.mem, 16, 0x1000, 0x7f0000001000ull, 0x7f0000002000ull, &err), -1);
 	cr_assert(strstr(err.message, "not inside guest memory"), "%s", err.message);
-	cr_assert_eq(virtq_setup(&q, &s.mem, 16, 0x7f0000000000ull + RAM - 64, 0x7f0000001000ull,
-				 0x7f0000002000ull, &err), -1, "descriptor table running off the region");
+	cr_assert_eq(
+		virtq_setup(&q, &s.mem, 16, 0x7f0000000000ull + RAM - 64, 0x7f0000001000ull, 0x7f0000002000ull, &err),
+		-1, "descriptor table running off the region");
 	cr_assert_eq(virtq_setup(&q, &s.mem, 16, 0x7f0000000008ull, 0x7f0000001000ull, 0x7f0000002000ull, &err), -1);
 	cr_assert(strstr(err.message, "misaligned"), "%s", err.message);
 	cr_assert_eq(virtq_setup(&q, &s.mem, 16, 0x7f0000000000ull, 0x7f0000001000ull, 0x7f0000002000ull, &err), 0,

@@ -142,10 +142,10 @@ Test(run, full)
 {
 	struct cmd_run_opts o;
 	struct vm_error err = { 0 };
-	char **v = V("run", "--name", "web", "--kernel", "/k", "--initrd", "/i", "--cmdline", "quiet", "--mem",
-		     "512", "--cpus", "2", "--disk", "/a.img,ro", "-d", "/b,c.img", "--disk", "/c.img,rw", "--accel",
-		     "tcg", "--events", "--boot-timeout", "30", "-e", "A=1", "--env", "B=x=y", "--cwd", "/tmp",
-		     "--console", "/tmp/console.log", "--", "/bin/sh", "-c", "echo hi");
+	char **v = V("run", "--name", "web", "--kernel", "/k", "--initrd", "/i", "--cmdline", "quiet", "--mem", "512",
+		     "--cpus", "2", "--disk", "/a.img,ro", "-d", "/b,c.img", "--disk", "/c.img,rw", "--accel", "tcg",
+		     "--events", "--boot-timeout", "30", "-e", "A=1", "--env", "B=x=y", "--cwd", "/tmp", "--console",
+		     "/tmp/console.log", "--", "/bin/sh", "-c", "echo hi");
 	int argc = 0;
 
 	while (v[argc])
@@ -247,12 +247,18 @@ Test(run, exit_codes)
 		enum vmc_death_reason reason;
 		int code;
 	} table[] = {
-		{ VMC_DEATH_SHUTDOWN, 0 },	 { VMC_DEATH_HANGUP, 129 },
-		{ VMC_DEATH_CRASH, 134 },	 { VMC_DEATH_KILLED, 137 },
-		{ VMC_DEATH_START_FAILED, 125 }, { VMC_DEATH_INVALID_PAYLOAD_CONFIG, 126 },
-		{ VMC_DEATH_PAYLOAD_ERROR, 127 }, { VMC_DEATH_AGENT_FAILED_TO_CONNECT, 124 },
-		{ VMC_DEATH_INFRASTRUCTURE_ERROR, 123 }, { VMC_DEATH_REBOOT, 122 },
-		{ VMC_DEATH_UNKNOWN, 255 },	 { VMC_DEATH_NONE, 255 },
+		{ VMC_DEATH_SHUTDOWN, 0 },
+		{ VMC_DEATH_HANGUP, 129 },
+		{ VMC_DEATH_CRASH, 134 },
+		{ VMC_DEATH_KILLED, 137 },
+		{ VMC_DEATH_START_FAILED, 125 },
+		{ VMC_DEATH_INVALID_PAYLOAD_CONFIG, 126 },
+		{ VMC_DEATH_PAYLOAD_ERROR, 127 },
+		{ VMC_DEATH_AGENT_FAILED_TO_CONNECT, 124 },
+		{ VMC_DEATH_INFRASTRUCTURE_ERROR, 123 },
+		{ VMC_DEATH_REBOOT, 122 },
+		{ VMC_DEATH_UNKNOWN, 255 },
+		{ VMC_DEATH_NONE, 255 },
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(table); i++) {
@@ -305,8 +311,9 @@ Test(wait, parse)
 	cr_assert_eq(o.timeout_ms, 5000);
 	cr_assert_str_eq(o.vm, "x");
 	cr_assert_eq(cmd_wait_parse(4, V("wait", "--state", "BOOTED", "x"), &o, &err), -1);
-	cr_assert_str_eq(err.message, "invalid --state 'BOOTED': expected one of NOT_STARTED, STARTING, STARTED, "
-				      "READY, FINISHED, DEAD");
+	cr_assert_str_eq(err.message,
+			 "invalid --state 'BOOTED': expected one of NOT_STARTED, STARTING, STARTED, "
+			 "READY, FINISHED, DEAD");
 	cr_assert_eq(cmd_wait_parse(4, V("wait", "--timeout", "0", "x"), &o, &err), -1);
 }
 
@@ -380,8 +387,8 @@ Test(main, cannot_connect, .init = cr_redirect_stderr)
 	cr_assert_eq(run_main(4, V("vmctl", "--socket", path, "info")), 2);
 	char expected[256];
 
-	snprintf(expected, sizeof(expected), "vmctl: cannot connect to %s: No such file or directory (is virtmgrd running?)\n",
-		 path);
+	snprintf(expected, sizeof(expected),
+		 "vmctl: cannot connect to %s: No such file or directory (is virtmgrd running?)\n", path);
 	cr_assert_stderr_eq_str(expected);
 }
 
@@ -399,15 +406,16 @@ Test(main, no_command, .init = cr_redirect_stderr)
 Test(main, bad_args_print_usage, .init = cr_redirect_stderr)
 {
 	cr_assert_eq(run_main(4, V("vmctl", "stop", "--force", "--nope")), 2);
-	cr_assert_stderr_eq_str("vmctl stop: unknown option '--nope'\n"
-				"Usage: vmctl stop [--force] [--timeout SEC] VM\n"
-				"Try 'vmctl help stop'.\n");
+	cr_assert_stderr_eq_str(
+		"vmctl stop: unknown option '--nope'\n"
+		"Usage: vmctl stop [--force] [--timeout SEC] VM\n"
+		"Try 'vmctl help stop'.\n");
 }
 
 Test(main, help_for_every_command, .init = cr_redirect_stdout)
 {
-	static const char *const names[] = { "info", "version", "run",	   "list",    "stop",	"kill",
-					     "wait", "console", "logs",	   "suspend", "resume", "connect" };
+	static const char *const names[] = { "info", "version", "run",	"list",	   "stop",   "kill",
+					     "wait", "console", "logs", "suspend", "resume", "connect" };
 
 	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
 		const struct vmctl_command *c = vmctl_find_command(names[i]);
@@ -417,8 +425,8 @@ Test(main, help_for_every_command, .init = cr_redirect_stdout)
 		snprintf(usage, sizeof(usage), "Usage: vmctl %s", names[i]);
 		cr_assert_eq(strncmp(c->help, usage, strlen(usage)), 0, "%s", names[i]);
 		/* --help works without a daemon and exits 0 */
-		cr_assert_eq(run_main(5, V("vmctl", "--socket", "/nonexistent", (char *)names[i], "--help")), 0,
-			     "%s", names[i]);
+		cr_assert_eq(run_main(5, V("vmctl", "--socket", "/nonexistent", (char *)names[i], "--help")), 0, "%s",
+			     names[i]);
 		cr_assert_eq(run_main(3, V("vmctl", "help", (char *)names[i])), 0, "%s", names[i]);
 	}
 	cr_assert_eq(run_main(3, V("vmctl", "help", "nope")), 2);
@@ -490,7 +498,11 @@ Test(bridge, escape_byte_detaches)
 	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
 	cr_assert_eq(pipe2(in, O_CLOEXEC), 0);
 	cr_assert_eq(pipe2(out, O_CLOEXEC), 0);
-	cr_assert_eq(write_all(in[1], "abc\x1d" "def", 7), 0);
+	cr_assert_eq(write_all(in[1],
+			       "abc\x1d"
+			       "def",
+			       7),
+		     0);
 	cr_assert_eq(vmctl_bridge(in[0], out[1], sv[0], 0x1d), 1);
 	close(sv[0]);
 	cr_assert_str_eq(slurp(sv[1]), "abc");

@@ -39,14 +39,16 @@ Test(json, specials)
 
 Test(json, utf8)
 {
-	check("gr\xc3\xbc\xc3\x9f", "\"gr\xc3\xbc\xc3\x9f\"");             /* grüß */
-	check("\xe2\x82\xac", "\"\xe2\x82\xac\"");                         /* € */
-	check("\xf0\x9f\x98\x80", "\"\xf0\x9f\x98\x80\"");                 /* emoji */
-	check("a\xff" "b", "\"a\\ufffdb\"");                               /* not UTF-8 */
-	check("\xc3", "\"\\ufffd\"");                                      /* truncated */
-	check("\xc0\xaf", "\"\\ufffd\\ufffd\"");                           /* overlong '/' */
-	check("\xed\xa0\x80", "\"\\ufffd\\ufffd\\ufffd\"");                /* surrogate */
-	check("\xe2\x82", "\"\\ufffd\\ufffd\"");                           /* cut short */
+	check("gr\xc3\xbc\xc3\x9f", "\"gr\xc3\xbc\xc3\x9f\""); /* grüß */
+	check("\xe2\x82\xac", "\"\xe2\x82\xac\"");	       /* € */
+	check("\xf0\x9f\x98\x80", "\"\xf0\x9f\x98\x80\"");     /* emoji */
+	check("a\xff"
+	      "b",
+	      "\"a\\ufffdb\"");				    /* not UTF-8 */
+	check("\xc3", "\"\\ufffd\"");			    /* truncated */
+	check("\xc0\xaf", "\"\\ufffd\\ufffd\"");	    /* overlong '/' */
+	check("\xed\xa0\x80", "\"\\ufffd\\ufffd\\ufffd\""); /* surrogate */
+	check("\xe2\x82", "\"\\ufffd\\ufffd\"");	    /* cut short */
 }
 
 Test(json, object_per_line)
@@ -71,7 +73,8 @@ Test(json, object_per_line)
 	json_begin(&o, f);
 	json_end(&o);
 	fclose(f);
-	cr_assert_str_eq(buf, "{\"name\":\"vm\\n1\",\"code\":-3,\"big\":18446744073709551615,\"ok\":true,"
-			      "\"no\":false,\"none\":null,\"features\":[\"a\",\"b\\\"c\"],\"empty\":[]}\n{}\n");
+	cr_assert_str_eq(buf,
+			 "{\"name\":\"vm\\n1\",\"code\":-3,\"big\":18446744073709551615,\"ok\":true,"
+			 "\"no\":false,\"none\":null,\"features\":[\"a\",\"b\\\"c\"],\"empty\":[]}\n{}\n");
 	free(buf);
 }

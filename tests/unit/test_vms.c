@@ -81,8 +81,13 @@ static void ev_failed(void *o, enum vms_failure why, const char *msg)
 }
 
 static const struct vms_events events = {
-	.started = ev_started, .ready = ev_ready, .finished = ev_finished, .error = ev_error,
-	.log = ev_log, .connected = ev_connected, .failed = ev_failed,
+	.started = ev_started,
+	.ready = ev_ready,
+	.finished = ev_finished,
+	.error = ev_error,
+	.log = ev_log,
+	.connected = ev_connected,
+	.failed = ev_failed,
 };
 
 struct fixture {
@@ -318,8 +323,10 @@ Test(vms, one_agent_connection_per_boot)
 	cr_assert(!r.done || r.code != 0, "a third connection was served");
 	cr_assert_eq(vms_refused(f.v), 2);
 	cr_assert_eq(f.r.connected, 1);
-	cr_assert(strstr(f.r.log, "virtmgrd,VirtualMachineService: refused connection #1: the agent's connection of this boot is open"),
-		  "%s", f.r.log);
+	cr_assert(
+		strstr(f.r.log,
+		       "virtmgrd,VirtualMachineService: refused connection #1: the agent's connection of this boot is open"),
+		"%s", f.r.log);
 
 	/* the agent's connection still works */
 	cr_assert_eq(call(&f, agent, "NotifyPayloadReady", &empty.base).code, 0);

@@ -110,7 +110,7 @@ static bool guest_recv(struct vsock_hdr *h, uint8_t *payload)
 
 static int host_listen(uint32_t port)
 {
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s_%u", uds, port);
@@ -124,9 +124,10 @@ static int connect_guest(uint32_t guest_buf_alloc)
 	struct vsock_hdr h;
 	int lfd = host_listen(5000);
 
-	guest_send((struct vsock_hdr){.src_port = 1025, .dst_port = 5000, .op = VSOCK_OP_REQUEST,
-				      .buf_alloc = guest_buf_alloc},
-		   NULL);
+	guest_send(
+		(struct vsock_hdr){
+			.src_port = 1025, .dst_port = 5000, .op = VSOCK_OP_REQUEST, .buf_alloc = guest_buf_alloc },
+		NULL);
 	cr_assert(guest_recv(&h, NULL));
 	cr_assert_eq(h.op, VSOCK_OP_RESPONSE);
 	cr_assert_eq(h.src_cid, VSOCK_HOST_CID);
@@ -146,9 +147,10 @@ Test(vsock_dev, data_both_ways)
 	uint8_t buf[RXBUF];
 	int s = connect_guest(65536);
 
-	guest_send((struct vsock_hdr){.src_port = 1025, .dst_port = 5000, .op = VSOCK_OP_RW, .len = 5,
-				      .buf_alloc = 65536},
-		   "hello");
+	guest_send(
+		(struct vsock_hdr){
+			.src_port = 1025, .dst_port = 5000, .op = VSOCK_OP_RW, .len = 5, .buf_alloc = 65536 },
+		"hello");
 	cr_assert_eq(read(s, buf, sizeof(buf)), 5);
 	cr_assert_eq(memcmp(buf, "hello", 5), 0);
 
@@ -164,9 +166,10 @@ Test(vsock_dev, data_both_ways)
 	cr_assert(guest_recv(&h, NULL));
 	cr_assert_eq(h.op, VSOCK_OP_SHUTDOWN);
 	cr_assert_eq(h.flags, VSOCK_SHUTDOWN_SEND);
-	guest_send((struct vsock_hdr){.src_port = 1025, .dst_port = 5000, .op = VSOCK_OP_SHUTDOWN, .flags = 3,
-				      .buf_alloc = 65536},
-		   NULL);
+	guest_send(
+		(struct vsock_hdr){
+			.src_port = 1025, .dst_port = 5000, .op = VSOCK_OP_SHUTDOWN, .flags = 3, .buf_alloc = 65536 },
+		NULL);
 	cr_assert(guest_recv(&h, NULL));
 	cr_assert_eq(h.op, VSOCK_OP_RST);
 	cr_assert_eq(read(s, buf, sizeof(buf)), 0);
@@ -184,8 +187,11 @@ Test(vsock_dev, host_to_guest_respects_guest_credit)
 	cr_assert_eq(h.len, 3);
 	cr_assert_eq(memcmp(buf, "wor", 3), 0);
 	cr_assert_not(guest_recv(&h, buf), "no credit left: nothing more may be sent");
-	guest_send((struct vsock_hdr){.src_port = 1025, .dst_port = 5000, .op = VSOCK_OP_CREDIT_UPDATE,
-				      .buf_alloc = 3, .fwd_cnt = 3},
+	guest_send((struct vsock_hdr){ .src_port = 1025,
+				       .dst_port = 5000,
+				       .op = VSOCK_OP_CREDIT_UPDATE,
+				       .buf_alloc = 3,
+				       .fwd_cnt = 3 },
 		   NULL);
 	cr_assert(guest_recv(&h, buf));
 	cr_assert_eq(h.op, VSOCK_OP_RW);
@@ -199,9 +205,10 @@ Test(vsock_dev, credit_request_gets_credit_update)
 	struct vsock_hdr h;
 	int s = connect_guest(65536);
 
-	guest_send((struct vsock_hdr){.src_port = 1025, .dst_port = 5000, .op = VSOCK_OP_CREDIT_REQUEST,
-				      .buf_alloc = 65536},
-		   NULL);
+	guest_send(
+		(struct vsock_hdr){
+			.src_port = 1025, .dst_port = 5000, .op = VSOCK_OP_CREDIT_REQUEST, .buf_alloc = 65536 },
+		NULL);
 	cr_assert(guest_recv(&h, NULL));
 	cr_assert_eq(h.op, VSOCK_OP_CREDIT_UPDATE);
 	cr_assert_eq(h.buf_alloc, VSOCK_DEV_BUF_ALLOC);
@@ -220,9 +227,10 @@ Test(vsock_dev, one_notification_per_queue_per_loop_iteration)
 	tx.vq.call_fd = tx_call;
 	/* three packets to unserved ports, each kicked: three tx buffers used, three RSTs */
 	for (uint32_t port = 7000; port < 7003; port++)
-		guest_send((struct vsock_hdr){.src_port = 1025, .dst_port = port, .op = VSOCK_OP_RW, .len = 1,
-					      .buf_alloc = 65536},
-			   "x");
+		guest_send(
+			(struct vsock_hdr){
+				.src_port = 1025, .dst_port = port, .op = VSOCK_OP_RW, .len = 1, .buf_alloc = 65536 },
+			"x");
 	cr_assert_eq(read(tx_call, &n, sizeof(n)), -1, "nothing before the loop runs");
 	ev_run(loop, EVRUN_NOWAIT);
 	cr_assert_eq(read(tx_call, &n, sizeof(n)), (ssize_t)sizeof(n));
@@ -245,8 +253,11 @@ Test(vsock_dev, guest_overrunning_credit_is_reset)
 
 	/* the host never reads: socket buffer, then our 256 KiB, then too much */
 	for (int i = 0; i < 16 && !reset; i++) {
-		guest_send((struct vsock_hdr){.src_port = 1025, .dst_port = 5000, .op = VSOCK_OP_RW,
-					      .len = sizeof(chunk), .buf_alloc = 65536},
+		guest_send((struct vsock_hdr){ .src_port = 1025,
+					       .dst_port = 5000,
+					       .op = VSOCK_OP_RW,
+					       .len = sizeof(chunk),
+					       .buf_alloc = 65536 },
 			   chunk);
 		while (guest_recv(&h, NULL))
 			if (h.op == VSOCK_OP_RST)
@@ -261,7 +272,7 @@ Test(vsock_dev, unserved_port_gets_rst)
 {
 	struct vsock_hdr h;
 
-	guest_send((struct vsock_hdr){.src_port = 1026, .dst_port = 5001, .op = VSOCK_OP_REQUEST}, NULL);
+	guest_send((struct vsock_hdr){ .src_port = 1026, .dst_port = 5001, .op = VSOCK_OP_REQUEST }, NULL);
 	cr_assert(guest_recv(&h, NULL));
 	cr_assert_eq(h.op, VSOCK_OP_RST);
 	cr_assert_eq(h.dst_port, 1026);
@@ -272,14 +283,15 @@ Test(vsock_dev, other_cid_and_seqpacket_get_rst)
 {
 	struct vsock_hdr h;
 
-	guest_send((struct vsock_hdr){.dst_cid = 77, .src_port = 1027, .dst_port = 5000, .op = VSOCK_OP_REQUEST},
+	guest_send((struct vsock_hdr){ .dst_cid = 77, .src_port = 1027, .dst_port = 5000, .op = VSOCK_OP_REQUEST },
 		   NULL);
 	cr_assert(guest_recv(&h, NULL));
 	cr_assert_eq(h.op, VSOCK_OP_RST);
 	cr_assert_eq(h.src_cid, 77, "the RST comes from the CID the guest addressed");
-	guest_send((struct vsock_hdr){.type = VSOCK_TYPE_SEQPACKET, .src_port = 1028, .dst_port = 5000,
-				      .op = VSOCK_OP_REQUEST},
-		   NULL);
+	guest_send(
+		(struct vsock_hdr){
+			.type = VSOCK_TYPE_SEQPACKET, .src_port = 1028, .dst_port = 5000, .op = VSOCK_OP_REQUEST },
+		NULL);
 	cr_assert(guest_recv(&h, NULL));
 	cr_assert_eq(h.op, VSOCK_OP_RST);
 }
@@ -288,10 +300,10 @@ Test(vsock_dev, packet_for_unknown_connection_gets_rst_but_rst_does_not)
 {
 	struct vsock_hdr h;
 
-	guest_send((struct vsock_hdr){.src_port = 1029, .dst_port = 5000, .op = VSOCK_OP_RW, .len = 1}, "x");
+	guest_send((struct vsock_hdr){ .src_port = 1029, .dst_port = 5000, .op = VSOCK_OP_RW, .len = 1 }, "x");
 	cr_assert(guest_recv(&h, NULL));
 	cr_assert_eq(h.op, VSOCK_OP_RST);
-	guest_send((struct vsock_hdr){.src_port = 1029, .dst_port = 5000, .op = VSOCK_OP_RST}, NULL);
+	guest_send((struct vsock_hdr){ .src_port = 1029, .dst_port = 5000, .op = VSOCK_OP_RST }, NULL);
 	cr_assert_not(guest_recv(&h, NULL));
 }
 
@@ -307,7 +319,7 @@ Test(vsock_dev, broken_chain_stops_the_device)
 Test(vsock_dev, payload_beyond_buffer_stops_the_device)
 {
 	uint8_t wire[VSOCK_HDR_SIZE];
-	struct vsock_hdr h = {.src_cid = GUEST_CID, .dst_cid = 2, .type = 1, .op = VSOCK_OP_RW, .len = 100};
+	struct vsock_hdr h = { .src_cid = GUEST_CID, .dst_cid = 2, .type = 1, .op = VSOCK_OP_RW, .len = 100 };
 
 	vsock_hdr_encode(&h, wire);
 	memcpy(tx.ram + VQ_SYNTH_DATA, wire, sizeof(wire));

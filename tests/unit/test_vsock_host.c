@@ -43,7 +43,7 @@ TestSuite(vsock_host, .init = setup, .fini = teardown);
 
 static int listen_at(const char *path)
 {
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
@@ -53,15 +53,15 @@ static int listen_at(const char *path)
 
 static bool wait_exit(int pidfd, int ms)
 {
-	struct pollfd p = {.fd = pidfd, .events = POLLIN};
+	struct pollfd p = { .fd = pidfd, .events = POLLIN };
 	return poll(&p, 1, ms) == 1;
 }
 
 Test(vsock_host, prepare_spawns_backend_and_release_stops_it)
 {
 	struct vsock_host_vm v;
-	struct vm_error err = {0};
-	struct vsock_host_opts opts = {.backend = VSOCK_BACKEND_PATH, .log_level = "warn", .log_fd = -1};
+	struct vm_error err = { 0 };
+	struct vsock_host_opts opts = { .backend = VSOCK_BACKEND_PATH, .log_level = "warn", .log_fd = -1 };
 	char **args;
 
 	cr_assert_eq(vsock_host_prepare(&v, dir, 7, VSOCK_HOST_USER, &opts, &err), 0, "%s", err.message);
@@ -97,7 +97,7 @@ Test(vsock_host, prepare_spawns_backend_and_release_stops_it)
 Test(vsock_host, prepare_rejects_bad_cid_and_long_paths)
 {
 	struct vsock_host_vm v;
-	struct vm_error err = {0};
+	struct vm_error err = { 0 };
 	char longdir[200];
 
 	cr_assert_eq(vsock_host_prepare(&v, dir, 2, VSOCK_HOST_USER, NULL, &err), -1);
@@ -130,15 +130,16 @@ static void on_connect(void *opaque, int fd, const struct vm_error *err)
 
 static struct vsock_host_vm user_vm(char *path)
 {
-	struct vsock_host_vm v = {.mode = VSOCK_HOST_USER, .cid = 5, .uds_path = path, .backend_pid = -1,
-				  .backend_pidfd = -1};
+	struct vsock_host_vm v = {
+		.mode = VSOCK_HOST_USER, .cid = 5, .uds_path = path, .backend_pid = -1, .backend_pidfd = -1
+	};
 	return v;
 }
 
 /* Start a connect, let it send its request, hand the server side back. */
 static int start(struct ev_loop *loop, const struct vsock_host_vm *v, int lfd, struct result *r, double timeout)
 {
-	char req[32] = {0};
+	char req[32] = { 0 };
 	struct vm_error err;
 
 	cr_assert_not_null(vsock_host_connect_async(loop, v, 77, timeout, on_connect, r, &err), "%s", err.message);
@@ -157,8 +158,8 @@ Test(vsock_host, connect_async_keeps_bytes_after_ok)
 	cleanup_free char *path = xasprintf("%s/h.sock", dir);
 	int lfd = listen_at(path);
 	struct vsock_host_vm v = user_vm(path);
-	struct result r = {.fd = -1};
-	char buf[16] = {0};
+	struct result r = { .fd = -1 };
+	char buf[16] = { 0 };
 
 	int s = start(loop, &v, lfd, &r, 30);
 	cr_assert_eq(write(s, "OK 1073741824\nhello", 19), 19);
@@ -180,7 +181,7 @@ Test(vsock_host, connect_async_refused_by_guest)
 	cleanup_free char *path = xasprintf("%s/h.sock", dir);
 	int lfd = listen_at(path);
 	struct vsock_host_vm v = user_vm(path);
-	struct result r = {.fd = -1};
+	struct result r = { .fd = -1 };
 
 	close(start(loop, &v, lfd, &r, 30));
 	while (!r.done)
@@ -198,7 +199,7 @@ Test(vsock_host, connect_async_garbage_reply)
 	cleanup_free char *path = xasprintf("%s/h.sock", dir);
 	int lfd = listen_at(path);
 	struct vsock_host_vm v = user_vm(path);
-	struct result r = {.fd = -1};
+	struct result r = { .fd = -1 };
 
 	int s = start(loop, &v, lfd, &r, 30);
 	cr_assert_eq(write(s, "NOPE\n", 5), 5);
@@ -217,7 +218,7 @@ Test(vsock_host, connect_async_deadline)
 	cleanup_free char *path = xasprintf("%s/h.sock", dir);
 	int lfd = listen_at(path);
 	struct vsock_host_vm v = user_vm(path);
-	struct result r = {.fd = -1};
+	struct result r = { .fd = -1 };
 
 	int s = start(loop, &v, lfd, &r, 0.05);
 	while (!r.done)
@@ -233,7 +234,7 @@ Test(vsock_host, connect_async_no_backend)
 	struct ev_loop *loop = ev_loop_new(0);
 	cleanup_free char *path = xasprintf("%s/missing.sock", dir);
 	struct vsock_host_vm v = user_vm(path);
-	struct result r = {.fd = -1};
+	struct result r = { .fd = -1 };
 	struct vm_error err;
 
 	cr_assert_not_null(vsock_host_connect_async(loop, &v, 1, 5, on_connect, &r, &err));
@@ -250,7 +251,7 @@ Test(vsock_host, connect_cancel_never_calls_back)
 	struct ev_loop *loop = ev_loop_new(0);
 	cleanup_free char *path = xasprintf("%s/missing.sock", dir);
 	struct vsock_host_vm v = user_vm(path);
-	struct result r = {.fd = -1};
+	struct result r = { .fd = -1 };
 	struct vm_error err;
 
 	struct vsock_host_conn *c = vsock_host_connect_async(loop, &v, 1, 5, on_connect, &r, &err);
@@ -276,7 +277,7 @@ struct fe {
 static void fe_send(struct fe *fe, uint32_t req, uint32_t flags, const void *payload, uint32_t size, int *fds, int nfds)
 {
 	uint8_t buf[512];
-	uint32_t hdr[3] = {req, 0x1 | flags, size};
+	uint32_t hdr[3] = { req, 0x1 | flags, size };
 	union {
 		char c[CMSG_SPACE(8 * sizeof(int))];
 		struct cmsghdr align;
@@ -284,8 +285,8 @@ static void fe_send(struct fe *fe, uint32_t req, uint32_t flags, const void *pay
 	memcpy(buf, hdr, 12);
 	if (size)
 		memcpy(buf + 12, payload, size);
-	struct iovec iov = {buf, 12 + size};
-	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+	struct iovec iov = { buf, 12 + size };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
 	if (nfds) {
 		mh.msg_control = cbuf.c;
 		mh.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
@@ -326,7 +327,7 @@ static void fe_start(struct fe *fe, uint64_t cid)
 		_exit(127);
 	}
 	close(vfd);
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", vpath);
 	fe->sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	cr_assert_eq(connect(fe->sock, (struct sockaddr *)&sa, sizeof(sa)), 0);
@@ -368,8 +369,8 @@ static void fe_setup_tx(struct fe *fe, int *kick)
 	u64 = (1ull << 9) | (1ull << 3);
 	fe_send(fe, 16, 0, &u64, 8, NULL, 0);
 	fe_send(fe, 3, 0, NULL, 0, NULL, 0); /* SET_OWNER */
-	uint32_t cfg[3] = {0, 8, 0};
-	uint8_t creq[20] = {0};
+	uint32_t cfg[3] = { 0, 8, 0 };
+	uint8_t creq[20] = { 0 };
 	memcpy(creq, cfg, 12);
 	fe_send(fe, 24, 0, creq, 20, NULL, 0); /* GET_CONFIG */
 	cr_assert_eq(fe_reply(fe, buf, sizeof(buf)), 20);
@@ -381,16 +382,16 @@ static void fe_setup_tx(struct fe *fe, int *kick)
 	fe_send(fe, 2, 0x8, &u64, 8, NULL, 0); /* SET_FEATURES, NEED_REPLY */
 	fe_reply(fe, &u64, 8);
 	cr_assert_eq(u64, 0, "REPLY_ACK success");
-	uint64_t mem[2 + 4] = {1, 0x100000, FE_RAM, FE_UADDR(fe, 0), 0};
+	uint64_t mem[2 + 4] = { 1, 0x100000, FE_RAM, FE_UADDR(fe, 0), 0 };
 	fe_send(fe, 5, 0, mem, 8 + 32, &fe->memfd, 1); /* SET_MEM_TABLE */
-	uint32_t st[2] = {1, 8};
+	uint32_t st[2] = { 1, 8 };
 	fe_send(fe, 8, 0, st, 8, NULL, 0); /* SET_VRING_NUM 1 = 8 */
 	st[1] = 0;
 	fe_send(fe, 10, 0, st, 8, NULL, 0); /* SET_VRING_BASE */
 	struct {
 		uint32_t index, flags;
 		uint64_t desc, used, avail, log;
-	} addr = {1, 0, FE_UADDR(fe, 0), FE_UADDR(fe, 0x2000), FE_UADDR(fe, 0x1000), 0};
+	} addr = { 1, 0, FE_UADDR(fe, 0), FE_UADDR(fe, 0x2000), FE_UADDR(fe, 0x1000), 0 };
 	fe_send(fe, 9, 0, &addr, sizeof(addr), NULL, 0);
 	int call = eventfd(0, EFD_CLOEXEC);
 	u64 = 1;
@@ -408,8 +409,8 @@ Test(vsock_host, backend_stops_on_descriptor_loop)
 	fe_start(&fe, 1234);
 	fe_setup_tx(&fe, &kick);
 	struct vring_desc *d = (struct vring_desc *)fe.ram;
-	d[0] = (struct vring_desc){0x100000 + 0x4000, 44, VRING_DESC_F_NEXT, 1};
-	d[1] = (struct vring_desc){0x100000 + 0x4000, 44, VRING_DESC_F_NEXT, 0};
+	d[0] = (struct vring_desc){ 0x100000 + 0x4000, 44, VRING_DESC_F_NEXT, 1 };
+	d[1] = (struct vring_desc){ 0x100000 + 0x4000, 44, VRING_DESC_F_NEXT, 0 };
 	struct vring_avail *a = (struct vring_avail *)(fe.ram + 0x1000);
 	a->ring[0] = 0;
 	__atomic_store_n(&a->idx, 1, __ATOMIC_RELEASE);
@@ -425,7 +426,7 @@ Test(vsock_host, backend_stops_on_descriptor_loop)
 Test(vsock_host, backend_stops_on_bad_queue_index)
 {
 	struct fe fe;
-	uint32_t st[2] = {5, 8};
+	uint32_t st[2] = { 5, 8 };
 
 	fe_start(&fe, 1234);
 	fe_send(&fe, 8, 0, st, 8, NULL, 0);
@@ -456,7 +457,7 @@ Test(vsock_host, client_giving_up_before_the_guest_answers_is_forgotten)
 	fe_start(&fe, 1234);
 	fe_setup_tx(&fe, &kick); /* no rx queue: the REQUEST cannot reach the guest */
 	snprintf(upath, sizeof(upath), "%s/vsock.sock", dir);
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", upath);
 	int c = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	cr_assert_eq(connect(c, (struct sockaddr *)&sa, sizeof(sa)), 0);

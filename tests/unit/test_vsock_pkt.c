@@ -31,8 +31,13 @@ TestSuite(vsock_pkt, .init = setup, .fini = teardown);
 
 static struct vsock_hdr base_hdr(uint16_t op)
 {
-	return (struct vsock_hdr){.src_cid = GUEST_CID, .dst_cid = VSOCK_HOST_CID, .src_port = 1025, .dst_port = 80,
-				  .type = VSOCK_TYPE_STREAM, .op = op, .buf_alloc = 65536};
+	return (struct vsock_hdr){ .src_cid = GUEST_CID,
+				   .dst_cid = VSOCK_HOST_CID,
+				   .src_port = 1025,
+				   .dst_port = 80,
+				   .type = VSOCK_TYPE_STREAM,
+				   .op = op,
+				   .buf_alloc = 65536 };
 }
 
 /* Put @h (+ @payload_room bytes) in one or two descriptors; split at @split if non-zero. */
@@ -57,7 +62,7 @@ static enum vsock_verdict parse(const struct vsock_hdr *h, uint32_t buf_len, uin
 
 Test(vsock_pkt, wire_layout_is_little_endian_and_packed)
 {
-	struct vsock_hdr h = {0x0102030405060708ull, 2, 0x11223344, 0x55667788, 9, 1, 5, 3, 0xaabbccdd, 0x01020304};
+	struct vsock_hdr h = { 0x0102030405060708ull, 2, 0x11223344, 0x55667788, 9, 1, 5, 3, 0xaabbccdd, 0x01020304 };
 	uint8_t w[VSOCK_HDR_SIZE];
 	struct vsock_hdr back;
 

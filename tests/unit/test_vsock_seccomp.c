@@ -23,7 +23,7 @@ enum act { ACT_ALLOWED, ACT_EXEC, ACT_INET, ACT_EXEC_MEM };
 
 static int act(enum act a)
 {
-	char *argv[] = {"true", NULL};
+	char *argv[] = { "true", NULL };
 	void *p;
 	int fd;
 
@@ -86,14 +86,13 @@ Test(vsock_seccomp, event_loop_calls_are_allowed)
 
 Test(vsock_seccomp, forbidden_calls_kill)
 {
-	enum act bad[] = {ACT_EXEC, ACT_INET, ACT_EXEC_MEM};
+	enum act bad[] = { ACT_EXEC, ACT_INET, ACT_EXEC_MEM };
 	char log[256];
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		int ws = run(VSOCK_SECCOMP_KILL, bad[i], log, sizeof(log));
 
-		cr_assert(WIFSIGNALED(ws) && WTERMSIG(ws) == SIGSYS, "act %d: status %#x, stderr: %s", bad[i],
-			  ws, log);
+		cr_assert(WIFSIGNALED(ws) && WTERMSIG(ws) == SIGSYS, "act %d: status %#x, stderr: %s", bad[i], ws, log);
 	}
 }
 
