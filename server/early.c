@@ -546,7 +546,7 @@ static char *entry_rules(enum early_partition p, const char *file, xmlNodePtr vm
 	cleanup_free char *norm = NULL;
 	enum early_partition path_part;
 	struct vm_error e = { 0 };
-	uint32_t cid;
+	uint32_t cid = 0;
 	char tmp[80];
 	int rc;
 
