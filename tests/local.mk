@@ -34,3 +34,4 @@ include $(srcdir)/tests/daemon.mk
 include $(srcdir)/tests/reliab.mk
 include $(srcdir)/tests/agent.mk
 include $(srcdir)/tests/pkg.mk
+include $(srcdir)/tests/storage.mk
