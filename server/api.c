@@ -30,6 +30,7 @@
 static const char *const api_features[] = {
 	"create-vm",	  "console-fds", "detach",	   "watch-events", "wait",
 	"suspend-resume", "open-log",	 "attach-console", "instance-id",  "vsock",
+	"disk-images",
 };
 
 static bool peer_in_group(const struct daemon *d, const struct ttrpc_peer *peer)

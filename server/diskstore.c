@@ -47,6 +47,8 @@
 #define DS_FROM_DIR_MAX 4096
 #define DS_MAX_STEPS 4
 #define DS_MAX_ARGS 16
+/* children at once, over every owner: a client cannot fork the host to death */
+#define DS_MAX_JOBS 32
 
 enum ds_kind { DS_CREATE, DS_RESIZE, DS_IMPORT, DS_EXPORT, DS_INIT };
 
@@ -90,6 +92,7 @@ struct diskstore {
 	char *dir; /* <state>/images */
 	struct ds_use *uses;
 	struct ds_job *jobs;
+	unsigned njobs;
 };
 
 static const char *const ds_ext[] = { [VIRTMGR__V1__DISK_FORMAT__DISK_FORMAT_RAW] = "img",
@@ -401,6 +404,7 @@ static void ds_job_unlink(struct ds_job *j)
 	for (struct ds_job **pp = &j->s->jobs; *pp; pp = &(*pp)->next)
 		if (*pp == j) {
 			*pp = j->next;
+			j->s->njobs--;
 			return;
 		}
 }
@@ -600,6 +604,11 @@ static void ds_job_start(struct diskstore *s, struct ds_job *j)
 	pid_t pid;
 
 	j->s = s;
+	if (s->njobs >= DS_MAX_JOBS) {
+		vm_error_set(&err, VM_RESOURCE_EXHAUSTED, "%u disk image operations are running already: try again later",
+			     s->njobs);
+		goto fail;
+	}
 	if (pipe2(p, O_CLOEXEC) < 0) {
 		vm_error_errno(&err, errno, "pipe");
 		goto fail;
@@ -613,6 +622,9 @@ static void ds_job_start(struct diskstore *s, struct ds_job *j)
 	}
 	if (pid == 0) {
 		int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+		/* its own group, so that shutting down kills the tool it runs too */
+		setpgid(0, 0);
 
 		if (dup2(p[1], 2) < 0 || devnull < 0 || dup2(devnull, 0) < 0 || dup2(devnull, 1) < 0)
 			_exit(1);
@@ -647,6 +659,7 @@ static void ds_job_start(struct diskstore *s, struct ds_job *j)
 	}
 	j->next = s->jobs;
 	s->jobs = j;
+	s->njobs++;
 	if (j->call)
 		ttrpc_call_set_cancel(j->call, ds_cancel_cb, j);
 	return;
@@ -681,6 +694,7 @@ void diskstore_free(struct diskstore *s)
 
 		s->jobs = j->next;
 		ev_child_stop(s->loop, &j->child_w);
+		kill(-j->pid, SIGKILL);
 		kill(j->pid, SIGKILL);
 		while (waitpid(j->pid, &st, 0) < 0 && errno == EINTR)
 			;
@@ -890,8 +904,16 @@ static void ds_list_owner(struct diskstore *s, uid_t owner, Virtmgr__V1__DiskIma
 		if (f < 0 || (size_t)(dot - de->d_name) > DS_NAME_MAX)
 			continue;
 		snprintf(name, sizeof(name), "%.*s", (int)(dot - de->d_name), de->d_name);
-		if (!diskstore_name_valid(name) || de->d_type != DT_REG)
+		if (!diskstore_name_valid(name))
 			continue;
+		if (de->d_type != DT_REG) {
+			struct stat st;
+
+			/* d_type is DT_UNKNOWN on some filesystems: ask, without following links */
+			if (de->d_type != DT_UNKNOWN || fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+			    !S_ISREG(st.st_mode))
+				continue;
+		}
 		if (*n == *cap) {
 			*cap = *cap ? *cap * 2 : 16;
 			*imgs = xrealloc(*imgs, *cap * sizeof(**imgs));
