@@ -44,7 +44,11 @@ const char cmd_disk_help[] =
 	"one JSON object per image.\n"
 	"\n"
 	"Options:\n"
-	"  -h, --help   this help\n";
+	"  --size SIZE            create: the image's size\n"
+	"  --format raw|qcow2     create: the format (default raw); import: FILE's\n"
+	"  --fs ext4              create: make an ext4 filesystem (raw only)\n"
+	"  --from-dir DIR         create, with --fs ext4: copy DIR into it\n"
+	"  -h, --help             this help\n";
 
 static int disk_parse_size(const char *s, uint64_t *out, struct vm_error *err)
 {
@@ -158,10 +162,21 @@ static int disk_transfer(struct vmctl_ctx *ctx, struct vmc_client *cl, bool impo
 	struct vmc_disk_image img;
 	pthread_t th;
 	bool thread = false;
+	bool created = false;
 	struct stat st;
 	int r;
 
-	p.fd = import ? open(file, O_RDONLY | O_CLOEXEC) : open(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (import) {
+		p.fd = open(file, O_RDONLY | O_CLOEXEC);
+	} else {
+		/* a FILE that existed is overwritten from its start and cut to the
+		 * image's length once the export succeeded (an unknown image leaves
+		 * it as it was); only a FILE vmctl made is removed on failure */
+		p.fd = open(file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+		created = p.fd >= 0;
+		if (p.fd < 0 && errno == EEXIST)
+			p.fd = open(file, O_WRONLY | O_CLOEXEC);
+	}
 	if (p.fd < 0) {
 		fprintf(stderr, "vmctl: %s: %s\n", file, strerror(errno));
 		return VMCTL_EXIT_USAGE;
@@ -184,9 +199,15 @@ static int disk_transfer(struct vmctl_ctx *ctx, struct vmc_client *cl, bool impo
 		pthread_mutex_unlock(&p.lock);
 		pthread_join(th, NULL);
 	}
+	if (r == 0 && !import && fstat(p.fd, &st) == 0 && S_ISREG(st.st_mode)) {
+		off_t end = lseek(p.fd, 0, SEEK_CUR);
+
+		if (end >= 0 && ftruncate(p.fd, end) < 0)
+			fprintf(stderr, "vmctl: %s: %s\n", file, strerror(errno));
+	}
 	close(p.fd);
 	if (r < 0) {
-		if (!import)
+		if (created)
 			unlink(file);
 		return vmctl_rpc_error(&err);
 	}

@@ -86,6 +86,11 @@ expect_err 'cannot import disk image bad:.*qcow2' disk import bad "$T/in.raw" --
 expect_err 'ext4 is made on raw images only' disk create eq --size 16M --format qcow2 --fs ext4
 expect_err '--from-dir needs --fs ext4' disk create fd --size 16M --from-dir "$T/src"
 [[ ! -e $img/bad.qcow2 && ! -e $img/bad.img ]] || fail "a failed import left its file"
+echo keep >"$T/keep"
+expect_err 'NOT_FOUND' disk export nope "$T/keep"
+[[ $(cat "$T/keep") == keep ]] || fail "a failed export touched an existing file"
+head -c 5000000 /dev/zero >"$T/long"
+vmctl disk export imp "$T/long" >/dev/null && cmp "$T/in.raw" "$T/long" || fail "export over a longer file"
 ok "each error gives its message"
 
 # ---- owners ----
