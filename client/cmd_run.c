@@ -54,6 +54,9 @@ const char cmd_run_help[] =
 	"  -m, --mem MIB            memory in MiB (default: the daemon's, 256)\n"
 	"  -c, --cpus N             vCPUs (default: 1)\n"
 	"  -d, --disk PATH[,ro]     add a disk (repeatable); ,ro makes it read-only\n"
+	"      --share HOSTDIR:GUESTPATH[,ro][,tag=TAG]\n"
+	"                           share a host folder, mounted at GUESTPATH (virtiofs,\n"
+	"                           repeatable, at most 8); tags default to share0, share1...\n"
 	"      --accel kvm|tcg      accelerator (default: the daemon's choice)\n"
 	"      --detach             start the VM detached, print its id and exit\n"
 	"      --console FILE       write the console to FILE instead of stdout\n"
@@ -90,6 +93,7 @@ enum {
 	OPT_CWD,
 	OPT_DEBUG,
 	OPT_ON_HANG,
+	OPT_SHARE = 0x180,
 };
 
 void cmd_run_opts_release(struct cmd_run_opts *o)
@@ -98,6 +102,12 @@ void cmd_run_opts_release(struct cmd_run_opts *o)
 	free(o->env);
 	o->disks = NULL;
 	o->env = NULL;
+	for (size_t i = 0; o->share_dirs && i < o->cfg.n_shares; i++)
+		free(o->share_dirs[i]);
+	free(o->share_dirs);
+	free(o->shares);
+	o->share_dirs = NULL;
+	o->shares = NULL;
 }
 
 /* "PATH", "PATH,ro" or "PATH,rw" into @d (the path is copied into @argv's string). */
@@ -114,6 +124,40 @@ static int parse_disk(char *arg, struct vmc_disk *d, struct vm_error *err)
 	if (!*arg)
 		return vm_error_set(err, VM_INVALID_ARGUMENT, "invalid --disk: empty path");
 	d->path = arg;
+	return 0;
+}
+
+/* "HOSTDIR:GUESTPATH[,ro|,rw][,tag=TAG]" into @s (strings point into @arg). */
+static int parse_share(char *arg, struct vmc_share *s, struct vm_error *err)
+{
+	char *colon = strchr(arg, ':'), *opt;
+
+	memset(s, 0, sizeof(*s));
+	if (!colon || colon == arg)
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "invalid --share '%s': expected HOSTDIR:GUESTPATH", arg);
+	*colon = '\0';
+	s->host_dir = arg;
+	s->guest_path = colon + 1;
+	opt = strchr(colon + 1, ',');
+	if (opt)
+		*opt++ = '\0';
+	while (opt) {
+		char *next = strchr(opt, ',');
+
+		if (next)
+			*next++ = '\0';
+		if (!strcmp(opt, "ro") || !strcmp(opt, "rw"))
+			s->read_only = opt[1] == 'o';
+		else if (!strncmp(opt, "tag=", 4) && opt[4])
+			s->tag = opt + 4;
+		else
+			return vm_error_set(err, VM_INVALID_ARGUMENT, "invalid --share option '%s': expected ro, rw or tag=TAG",
+					    opt);
+		opt = next;
+	}
+	if (s->guest_path[0] != '/')
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "invalid --share: GUESTPATH '%s' is not absolute",
+				    s->guest_path);
 	return 0;
 }
 
@@ -137,6 +181,7 @@ int cmd_run_parse(int argc, char **argv, struct cmd_run_opts *o, struct vm_error
 		{ "user", required_argument, NULL, 'u' },
 		{ "debug", no_argument, NULL, OPT_DEBUG },
 		{ "on-hang", required_argument, NULL, OPT_ON_HANG },
+		{ "share", required_argument, NULL, OPT_SHARE },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -151,6 +196,8 @@ int cmd_run_parse(int argc, char **argv, struct cmd_run_opts *o, struct vm_error
 	o->env = xcalloc((size_t)argc + 1, sizeof(*o->env));
 	cfg->disks = o->disks;
 	cfg->payload_env = o->env;
+	o->shares = xcalloc((size_t)argc + 1, sizeof(*o->shares));
+	cfg->shares = o->shares;
 	optind = 0;
 	opterr = 0;
 	/* '+': the payload command starts at the first non-option */
@@ -187,6 +234,11 @@ int cmd_run_parse(int argc, char **argv, struct cmd_run_opts *o, struct vm_error
 			if (parse_disk(optarg, &o->disks[cfg->n_disks], err) < 0)
 				return -1;
 			cfg->n_disks++;
+			break;
+		case OPT_SHARE:
+			if (parse_share(optarg, &o->shares[cfg->n_shares], err) < 0)
+				return -1;
+			cfg->n_shares++;
 			break;
 		case OPT_ACCEL:
 			if (strcmp(optarg, "kvm") && strcmp(optarg, "tcg"))
@@ -509,6 +561,19 @@ int cmd_run(struct vmctl_ctx *ctx, int argc, char **argv)
 		fd_set_nonblock(console_r, true);
 	}
 	o.cfg.console_out = console_w;
+	/* the daemon takes absolute host paths only: resolve relative ones here */
+	o.share_dirs = xcalloc(o.cfg.n_shares + 1, sizeof(*o.share_dirs));
+	for (size_t i = 0; i < o.cfg.n_shares; i++) {
+		if (o.shares[i].host_dir[0] == '/')
+			continue;
+		o.share_dirs[i] = realpath(o.shares[i].host_dir, NULL);
+		if (!o.share_dirs[i]) {
+			fprintf(stderr, "vmctl: run: --share %s: %s\n", o.shares[i].host_dir, strerror(errno));
+			cmd_run_opts_release(&o);
+			return VMCTL_EXIT_FAILED;
+		}
+		o.shares[i].host_dir = o.share_dirs[i];
+	}
 
 	st.cl = vmctl_connect(ctx);
 	if (!st.cl) {

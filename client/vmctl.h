@@ -98,8 +98,6 @@ int cmd_resume(struct vmctl_ctx *ctx, int argc, char **argv);
 int cmd_connect(struct vmctl_ctx *ctx, int argc, char **argv);
 int cmd_exec(struct vmctl_ctx *ctx, int argc, char **argv);
 int cmd_shell(struct vmctl_ctx *ctx, int argc, char **argv);
-int cmd_disk(struct vmctl_ctx *ctx, int argc, char **argv);
-extern const char cmd_disk_help[];
 extern const char cmd_exec_help[], cmd_shell_help[];
 
 /* exec and shell (cmd_exec.c) */
@@ -170,6 +168,8 @@ struct cmd_run_opts {
 	struct vmc_vm_config cfg; /* pointers into argv and the arrays below */
 	struct vmc_disk *disks;
 	const char **env;
+	struct vmc_share *shares;
+	char **share_dirs; /* absolute forms of relative HOSTDIRs, made by cmd_run() */
 	bool detach;
 	bool events;
 	const char *console_file;

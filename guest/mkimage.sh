@@ -47,6 +47,7 @@ DEFAULT_MODULES=(
 	vsock vmw_vsock_virtio_transport_common vmw_vsock_virtio_transport
 	pvpanic pvpanic-pci pvpanic-mmio
 	button evdev qemu_fw_cfg
+	virtiofs
 )
 
 # Busybox applets linked into /bin.

@@ -32,8 +32,8 @@ static char *stringlist(char *const *v, size_t n, size_t *len)
 
 static int build(const struct fdtconfig *c, void *buf, int size)
 {
-	cleanup_free char *args = NULL, *env = NULL;
-	size_t args_len, env_len;
+	cleanup_free char *args = NULL, *env = NULL, *shares = NULL;
+	size_t args_len, env_len, shares_len;
 	int r = 0;
 
 #define TRY(x)                     \
@@ -71,6 +71,10 @@ static int build(const struct fdtconfig *c, void *buf, int size)
 	TRY(fdt_property_u32(buf, "agent-port", c->agent_port));
 	TRY(fdt_property_u32(buf, "host-port", c->host_port));
 	TRY(fdt_property_u32(buf, "debug", c->debug));
+	if (c->n_shares) {
+		shares = stringlist(c->shares, c->n_shares, &shares_len);
+		TRY(fdt_property(buf, "shares", shares, (int)shares_len));
+	}
 	TRY(fdt_end_node(buf));
 	TRY(fdt_end_node(buf));
 	TRY(fdt_finish(buf));

@@ -14,6 +14,7 @@
  *         marker-key = [32 bytes];               (optional: the boot's console marker key, marker.h)
  *         agent-port = <u32>;  host-port = <u32>; (VirtualMachineService port on CID 2)
  *         debug = <u32>;
+ *         shares = "tag", "/guest/path", "ro"|"rw", ...; (optional: virtiofs mounts)
  *       };
  *   };
  */
@@ -48,6 +49,10 @@ struct fdtconfig {
 	uint32_t agent_port;
 	uint32_t host_port;
 	uint32_t debug;
+	/* "shares": tag, guest path, "ro" or "rw" for each share, as one
+	 * string list (3 strings a share) */
+	char *const *shares;
+	size_t n_shares; /* strings, a multiple of 3 */
 };
 
 /**

@@ -873,6 +873,16 @@ static int qemu_build_argv(const struct qemu_config *cfg, struct qemu_spawn *sp,
 		ADD("-device");
 		ADDF("virtio-blk-pci,drive=disk%zu", i);
 	}
+	/* virtiofsd maps guest memory too: the memfd backend above is shared */
+	for (size_t i = 0; i < cfg->nshares; i++) {
+		cleanup_free char *path = opts_escape(cfg->shares[i].socket);
+		cleanup_free char *tag = opts_escape(cfg->shares[i].tag);
+
+		ADD("-chardev");
+		ADDF("socket,id=fs%zu,path=%s", i, path);
+		ADD("-device");
+		ADDF("vhost-user-fs-pci,chardev=fs%zu,tag=%s", i, tag);
+	}
 	if (cfg->vhost_user_vsock_socket) {
 		cleanup_free char *path = opts_escape(cfg->vhost_user_vsock_socket);
 

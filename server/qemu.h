@@ -24,6 +24,12 @@ struct qemu_disk {
 	bool read_only;
 };
 
+/* a vhost-user-fs device: virtiofsd's socket and the tag the guest mounts */
+struct qemu_share {
+	const char *socket;
+	const char *tag;
+};
+
 struct qemu_config {
 	const char *binary;  /* qemu-system-x86_64 */
 	const char *accel;   /* "kvm" or "tcg" */
@@ -39,6 +45,8 @@ struct qemu_config {
 	uint32_t cpus;
 	const struct qemu_disk *disks;
 	size_t ndisks;
+	const struct qemu_share *shares; /* vhost-user-fs-pci devices */
+	size_t nshares;
 	/* vsock: exactly one of these, or neither */
 	const char *vhost_user_vsock_socket;	 /* path of the vhost-user backend's socket */
 	uint32_t vhost_vsock_cid;		 /* kernel vhost-vsock: guest-cid (0 = none) */

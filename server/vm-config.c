@@ -139,6 +139,96 @@ static int open_as_peer(const struct ttrpc_peer *peer, const char *field, const 
 	return fd;
 }
 
+static bool arg_valid(const char *s);
+
+/*
+ * A shared folder must be one the caller can read and search itself: the
+ * check is made with the caller's fsuid, fsgid and groups, as for files
+ * (open_as_peer()), and virtiofsd later runs as the caller too, so the guest
+ * never gets more than the caller had.
+ */
+static int share_dir_check(const struct ttrpc_peer *peer, const char *field, const char *path, struct vm_error *err)
+{
+	bool switch_ids = geteuid() == 0 && peer->uid != 0;
+	cleanup_free gid_t *saved = NULL, *groups = NULL;
+	int nsaved = 0, fd, e;
+
+	if (!path || path[0] != '/')
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "%s: \"%s\" is not an absolute path", field,
+				    path ? path : "");
+	if (switch_ids) {
+		nsaved = getgroups(0, NULL);
+		saved = xcalloc((size_t)MAX(nsaved, 1), sizeof(*saved));
+		nsaved = getgroups(MAX(nsaved, 1), saved);
+		groups = xcalloc(256, sizeof(*groups));
+		if (nsaved < 0 || setgroups(peer_groups(peer, groups, 256), groups) < 0)
+			return vm_error_errno(err, errno, "%s: cannot take the caller's groups", field);
+		setfsgid(peer->gid);
+		setfsuid(peer->uid);
+	}
+	/* O_DIRECTORY: never blocks on a FIFO nor opens a device */
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOCTTY);
+	e = errno;
+	if (fd >= 0 && faccessat(fd, ".", X_OK, AT_EACCESS) < 0)
+		e = errno;
+	else if (fd >= 0)
+		e = 0;
+	if (fd >= 0)
+		close(fd);
+	if (switch_ids) {
+		setfsuid(geteuid());
+		setfsgid(getegid());
+		if (setgroups((size_t)nsaved, saved) < 0)
+			log_error("cannot restore the daemon's supplementary groups: %s", strerror(errno));
+	}
+	if (e == ENOTDIR)
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "%s: %s is not a directory", field, path);
+	if (e)
+		return vm_error_errno(err, e, "%s: cannot open the shared folder %s", field, path);
+	return 0;
+}
+
+static int config_shares(struct vm *vm, const struct ttrpc_peer *peer, const Virtmgr__V1__VmConfig *c,
+			 struct vm_error *err)
+{
+	if (c->n_shares > VIRTIOFS_MAX_SHARES)
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "shares: %zu, at most %d", c->n_shares,
+				    VIRTIOFS_MAX_SHARES);
+	vm->owner_gid = peer->gid;
+	vm->shares = xcalloc(MAX(c->n_shares, 1), sizeof(*vm->shares));
+	for (size_t i = 0; i < c->n_shares; i++) {
+		const Virtmgr__V1__Share *s = c->shares[i];
+		struct virtiofs_share *v = &vm->shares[i];
+		char field[32];
+
+		snprintf(field, sizeof(field), "shares[%zu]", i);
+		v->tag = s->tag && *s->tag ? xstrdup(s->tag) : xasprintf("share%zu", i);
+		if (!virtiofs_share_check_tag(v->tag))
+			return vm_error_set(err, VM_INVALID_ARGUMENT, "%s: tag \"%.64s\" is not [A-Za-z0-9._-]{1,%d}",
+					    field, v->tag, VIRTIOFS_TAG_MAX);
+		for (size_t j = 0; j < i; j++)
+			if (!strcmp(vm->shares[j].tag, v->tag))
+				return vm_error_set(err, VM_INVALID_ARGUMENT, "%s: tag %s is used twice", field,
+						    v->tag);
+		if (!s->guest_path || s->guest_path[0] != '/' || strlen(s->guest_path) > 1024 ||
+		    !arg_valid(s->guest_path) || strchr(s->guest_path, ','))
+			return vm_error_set(err, VM_INVALID_ARGUMENT,
+					    "%s: guest_path \"%.64s\" is not an absolute path of at most 1024 bytes",
+					    field, s->guest_path ? s->guest_path : "");
+		v->guest_path = xstrdup(s->guest_path);
+		v->read_only = s->read_only;
+		vm->nshares = i + 1;
+		if (!s->host_dir || strlen(s->host_dir) > 1024 || !arg_valid(s->host_dir) || strchr(s->host_dir, ','))
+			return vm_error_set(err, VM_INVALID_ARGUMENT,
+					    "%s: host_dir must be at most 1024 bytes, without commas or control characters",
+					    field);
+		if (share_dir_check(peer, field, s->host_dir, err) < 0)
+			return -1;
+		v->host_dir = xstrdup(s->host_dir);
+	}
+	return 0;
+}
+
 static int take_fdref(struct ttrpc_call *call, const Virtmgr__V1__FdRef *ref, const char *field, struct vm_error *err)
 {
 	int fd;
@@ -373,6 +463,8 @@ int vm_config_validate(struct daemon *d, const Virtmgr__V1__VmConfig *c, struct 
 		vm->disks[i].read_only = dk->read_only;
 		vm->ndisks = i + 1;
 	}
+	if (config_shares(vm, peer, c, err) < 0)
+		return -1;
 	if (build_cmdline(c, &vm->cmdline, err) < 0)
 		return -1;
 	if (c->console_out && (vm->console.out.fd = take_client_fd(call, c->console_out, "console_out", O_WRONLY,

@@ -17,6 +17,7 @@
 #include "server/vm-console.h"
 #include "server/vm.h"
 #include "server/vms.h"
+#include "server/virtiofs.h"
 #include "server/vsock_host.h"
 
 typedef Virtmgr__V1__VmState vm_state_t;
@@ -52,6 +53,10 @@ struct vm {
 	int kernel_fd, initrd_fd;
 	struct qemu_disk *disks;
 	size_t ndisks;
+	struct virtiofs_share *shares; /* host folders (server/virtiofs.h) */
+	size_t nshares;
+	gid_t owner_gid;      /* virtiofsd runs as owner_uid:owner_gid */
+	struct virtiofs_set virtiofs; /* runtime: one virtiofsd per share */
 	char *cmdline;
 	uint32_t boot_timeout_ms;
 	/* runtime */

@@ -185,6 +185,7 @@ static void vm_release_runtime(struct vm *vm)
 
 	vm_health_release(vm); /* its connection goes through the vsock device */
 	vsock_host_watch_release(&vm->vsock_watch);
+	virtiofs_release(&vm->virtiofs);
 	if (ev_is_active(&vm->boot_timer))
 		ev_timer_stop(loop, &vm->boot_timer);
 	if (ev_is_active(&vm->stop_timer))
@@ -609,6 +610,12 @@ void vm_free(struct vm *vm)
 	free(vm->accel);
 	free(vm->run_dir);
 	free(vm->disks);
+	for (size_t i = 0; i < vm->nshares; i++) {
+		free(vm->shares[i].host_dir);
+		free(vm->shares[i].tag);
+		free(vm->shares[i].guest_path);
+	}
+	free(vm->shares);
 	free(vm->cmdline);
 	vms_vm_free(vm->vms);
 	free(vm);
@@ -797,6 +804,48 @@ static int vsock_prepare(struct vm *vm, struct qemu_config *qc, struct vm_error 
 	return 0;
 }
 
+/* A virtiofsd is gone while QEMU runs: the guest's file system would hang
+ * on it, so the VM is stopped as for a dead vsock backend
+ * (INFRASTRUCTURE_ERROR), with a message naming the share. */
+static void share_failed(void *opaque, const char *message)
+{
+	struct vm *vm = opaque;
+
+	if (!vm->qemu || vm->state == VIRTMGR__V1__VM_STATE__VM_STATE_DEAD)
+		return;
+	log_warn("vm %s: %s, stopping the VM", vm->id, message);
+	if (!vm->kill_requested && !vm->stop_requested) {
+		vm->forced_reason = VIRTMGR__V1__DEATH_REASON__DEATH_REASON_INFRASTRUCTURE_ERROR;
+		snprintf(vm->message, sizeof(vm->message), "%s", message);
+	}
+	qemu_kill(vm->qemu);
+}
+
+/* One virtiofsd per share, as the VM's owner (server/virtiofs.h). */
+static int shares_prepare(struct vm *vm, struct qemu_config *qc, struct qemu_share *qs, struct vm_error *err)
+{
+	struct virtiofs_ids ids = {
+		.change_ids = geteuid() == 0, .owner_uid = vm->owner_uid, .owner_gid = vm->owner_gid, .qemu_uid = vm->uid
+	};
+
+	if (!vm->nshares)
+		return 0;
+	if (ids.change_ids && vm->owner_uid == 0)
+		return vm_error_set(err, VM_FAILED_PRECONDITION,
+				    "vm %s: shares of a VM created by root are not served (virtiofsd never runs as root)",
+				    vm->id);
+	if (virtiofs_start(&vm->virtiofs, vm->d->loop, vm->run_dir, vm->shares, vm->nshares, &ids, share_failed, vm,
+			   err) < 0)
+		return vm_error_prefix(err, "vm %s", vm->id);
+	for (size_t i = 0; i < vm->nshares; i++) {
+		qs[i].tag = vm->shares[i].tag;
+		qs[i].socket = virtiofs_socket_path(&vm->virtiofs, i);
+	}
+	qc->shares = qs;
+	qc->nshares = vm->nshares;
+	return 0;
+}
+
 static void boot_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct vm *vm = w->data;
@@ -854,6 +903,7 @@ int vm_start(struct vm *vm, struct vm_error *err)
 {
 	struct daemon *d = vm->d;
 	struct qemu_config qc = { 0 };
+	struct qemu_share qs[VIRTIOFS_MAX_SHARES];
 	const char *fw_cfg_config = NULL;
 	struct marker_key key;
 	int r;
@@ -895,7 +945,7 @@ int vm_start(struct vm *vm, struct vm_error *err)
 	/* the VM's own uid, no capabilities, no new privileges (docs/sandbox.md) */
 	struct sandbox sb = { .change_ids = vm->uid != 0, .uid = vm->uid, .gid = (gid_t)vm->uid, .report_fd = -1 };
 	qc.confine = &sb;
-	if (vsock_prepare(vm, &qc, err) < 0 || vm_vms_listen(vm, err) < 0) {
+	if (vsock_prepare(vm, &qc, err) < 0 || vm_vms_listen(vm, err) < 0 || shares_prepare(vm, &qc, qs, err) < 0) {
 		vm_died(vm, VIRTMGR__V1__DEATH_REASON__DEATH_REASON_START_FAILED, err->message);
 		return -1;
 	}
@@ -1196,4 +1246,5 @@ void vm_shutdown_all(struct daemon *d)
 	}
 	/* backends already told to stop: PID 1 reaps them once we are gone */
 	vsock_host_reapers_drop(d->loop);
+	virtiofs_reapers_drop(d->loop);
 }

@@ -72,6 +72,8 @@ struct vms_vm {
 	char **args, **env;
 	size_t nargs, nenv;
 	char *cwd;
+	char **shares; /* tag, guest path, "ro"|"rw" per share; NULL-terminated */
+	size_t nshares_str;
 	bool has_payload_user;
 	uint32_t payload_uid, payload_gid;
 	bool has_instance_id;
@@ -132,6 +134,16 @@ struct vms_vm *vms_vm_new(struct vms_server *s, const struct vms_identity *id, c
 		v->has_instance_id = true;
 	}
 	v->debug = c->debug;
+	/* the tags default as in vm-config.c: shareN */
+	v->shares = xcalloc(3 * c->n_shares + 1, sizeof(*v->shares));
+	for (size_t i = 0; i < c->n_shares; i++) {
+		const Virtmgr__V1__Share *sh = c->shares[i];
+
+		v->shares[3 * i] = sh->tag && *sh->tag ? xstrdup(sh->tag) : xasprintf("share%zu", i);
+		v->shares[3 * i + 1] = xstrdup(sh->guest_path ? sh->guest_path : "");
+		v->shares[3 * i + 2] = xstrdup(sh->read_only ? "ro" : "rw");
+	}
+	v->nshares_str = 3 * c->n_shares;
 	return v;
 }
 
@@ -145,6 +157,7 @@ void vms_vm_free(struct vms_vm *v)
 	free(v->run_dir);
 	strv_free(v->args);
 	strv_free(v->env);
+	strv_free(v->shares);
 	free(v->cwd);
 	free(v->config_path);
 	free(v);
@@ -173,6 +186,8 @@ int vms_prepare(struct vms_vm *v, const struct marker_key *key, const char **pat
 	fc.agent_port = VIRTMGR_AGENT_PORT;
 	fc.host_port = v->cid;
 	fc.debug = v->debug;
+	fc.shares = v->shares;
+	fc.n_shares = v->nshares_str;
 	if (fdtconfig_build(&fc, &blob, &len, err) < 0)
 		return -1;
 #ifdef VIRTMGR_TEST_HOOKS

@@ -21,6 +21,8 @@
 #define AGENT_CONFIG_MAX_STRING 4096u /* vm-id, name, payload-cwd */
 #define AGENT_CONFIG_MAX_LIST 1024u   /* entries of payload-args / payload-env */
 #define AGENT_DEFAULT_PORT 9100
+#define AGENT_CONFIG_MAX_SHARES 8u
+#define AGENT_CONFIG_MAX_TAG 32u
 
 struct agent_config {
 	char *vm_id;
@@ -40,6 +42,10 @@ struct agent_config {
 	uint32_t agent_port;
 	uint32_t host_port;
 	uint32_t debug;
+	/* host folders to mount (guest/vmagent/shares.c): tag, guest path,
+	 * "ro"|"rw" for each, checked; NULL when absent */
+	char **shares;
+	size_t n_shares; /* shares, not strings */
 };
 
 /**

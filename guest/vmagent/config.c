@@ -35,6 +35,7 @@ enum {
 	SEEN_DEBUG = 1u << 9,
 	SEEN_USER = 1u << 10,
 	SEEN_MARKER_KEY = 1u << 11,
+	SEEN_SHARES = 1u << 20,
 };
 
 static int bad(struct vm_error *err, const char *prop, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -126,6 +127,7 @@ void agent_config_clear(struct agent_config *cfg)
 	free_list(cfg->payload_args);
 	free_list(cfg->payload_env);
 	free(cfg->payload_cwd);
+	free_list(cfg->shares);
 	explicit_bzero(cfg, sizeof(*cfg));
 }
 
@@ -215,6 +217,28 @@ static int parse_prop(const char *name, const void *val, int len, struct agent_c
 	} else if (!strcmp(name, "debug")) {
 		if (check_seen(seen, SEEN_DEBUG, name, err) < 0 || get_u32(name, val, len, &cfg->debug, err) < 0)
 			return -1;
+	} else if (!strcmp(name, "shares")) {
+		size_t n;
+
+		if (check_seen(seen, SEEN_SHARES, name, err) < 0 || get_list(name, val, len, &cfg->shares, &n, err) < 0)
+			return -1;
+		if (n % 3 || n / 3 > AGENT_CONFIG_MAX_SHARES)
+			return bad(err, name, "%zu strings: expected tag, path, ro|rw for at most %u shares", n,
+				   AGENT_CONFIG_MAX_SHARES);
+		for (size_t i = 0; i < n; i += 3) {
+			const char *tag = cfg->shares[i], *path = cfg->shares[i + 1], *ro = cfg->shares[i + 2];
+
+			if (!*tag || strlen(tag) > AGENT_CONFIG_MAX_TAG || strspn(tag, "abcdefghijklmnopqrstuvwxyz"
+										"ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+										"0123456789._-") != strlen(tag))
+				return bad(err, name, "tag \"%.64s\" is not [A-Za-z0-9._-]{1,%u}", tag,
+					   AGENT_CONFIG_MAX_TAG);
+			if (path[0] != '/' || strlen(path) > AGENT_CONFIG_MAX_STRING)
+				return bad(err, name, "share %s: \"%.64s\" is not an absolute path", tag, path);
+			if (strcmp(ro, "ro") && strcmp(ro, "rw"))
+				return bad(err, name, "share %s: \"%.8s\" is not ro or rw", tag, ro);
+		}
+		cfg->n_shares = n / 3;
 	}
 	return 0;
 }

@@ -67,6 +67,7 @@
 #include <unistd.h>
 
 #include "guest/vmagent/agent.h"
+#include "guest/vmagent/shares.h"
 #include "lib/log.h"
 
 #define AGENT_GRACE_S 2.0
@@ -378,6 +379,9 @@ static void child_cb(struct ev_loop *loop, ev_child *w, int revents)
 
 static void act(struct agent *a)
 {
+	/* what the guest wrote to a share is on the host before power-off */
+	if (a->machine && a->have_cfg)
+		agent_shares_unmount(a, &a->cfg);
 	if (a->machine && a->init_fd >= 0) {
 		/* PID 1 powers off (or reboots) once we are gone */
 		char c = a->action == AGENT_ACTION_REBOOT ? 'R' : 'P';
@@ -625,6 +629,12 @@ int main(int argc, char **argv)
 	a->cid = a->have_cfg ? a->cfg.cid : local_cid();
 	a->host = agent_host_new(a);
 	if (r < 0) {
+		config_failed(a, err.message);
+		ev_run(a->loop, 0);
+		return 1;
+	}
+	/* host folders are there before the payload starts */
+	if (a->machine && a->have_cfg && agent_shares_mount(a, &a->cfg, &err) < 0) {
 		config_failed(a, err.message);
 		ev_run(a->loop, 0);
 		return 1;
