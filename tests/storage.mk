@@ -1,4 +1,17 @@
-# Storage tests (docs/storage.md).
+# Storage: the disk image store (docs/storage.md). See docs/HACKING.md.
+TESTS += tests/integration/disk_store.sh
+EXTRA_DIST += tests/integration/disk_store.sh
+check_PROGRAMS += tests/integration/disk_initpart
+tests_integration_disk_initpart_SOURCES = tests/integration/disk_initpart.c
+tests_integration_disk_initpart_LDADD = client/libvirtmgr-client.la
 # Shared host folders (virtiofs) with real guests: docs/storage.md, "Shared folders".
 TESTS += tests/integration/shares.sh
 EXTRA_DIST += tests/integration/shares.sh
+
+# The store's bookkeeping for the VM core (names, paths, one VM per image).
+check_PROGRAMS += tests/unit/test_diskstore
+TESTS += tests/unit/test_diskstore
+tests_unit_test_diskstore_SOURCES = tests/unit/test_diskstore.c server/diskstore.c server/diskstore.h \
+	server/sandbox.c server/sandbox.h
+tests_unit_test_diskstore_CFLAGS = $(TEST_CFLAGS) $(SECCOMP_CFLAGS)
+tests_unit_test_diskstore_LDADD = $(TEST_LDADD) $(SECCOMP_LIBS)
