@@ -20,6 +20,7 @@ PACKAGES=(
 	libseccomp-dev
 	python3 python3-protobuf
 	qemu-system-x86 busybox-static cpio gzip kmod lz4
+	qemu-utils e2fsprogs
 	clang libclang-rt-14-dev
 	util-linux procps iproute2 socat tmux groff-base
 	golang-go golang-github-containerd-ttrpc-dev gogoprotobuf

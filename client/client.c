@@ -1441,3 +1441,158 @@ int vmc_exec_simple_fd(int fd, const struct vmc_exec_params *p, struct vmc_exec_
 
 	return result(exec_simple_fd(fd, p, st, &e), &e, err);
 }
+
+/* ------------------------------------------------------------ disk images */
+
+static void disk_image_copy(struct vmc_disk_image *out, const Virtmgr__V1__DiskImage *in)
+{
+	memset(out, 0, sizeof(*out));
+	if (!in) {
+		out->name = dup_str(NULL);
+		out->filesystem = dup_str(NULL);
+		out->vm = dup_str(NULL);
+		return;
+	}
+	out->name = dup_str(in->name);
+	out->owner_uid = in->owner_uid;
+	out->format = (enum vmc_disk_format)in->format;
+	out->virtual_size = in->virtual_size;
+	out->allocated_size = in->allocated_size;
+	out->filesystem = dup_str(in->filesystem);
+	out->vm = dup_str(in->vm);
+}
+
+void vmc_disk_image_clear(struct vmc_disk_image *img)
+{
+	if (!img)
+		return;
+	free(img->name);
+	free(img->filesystem);
+	free(img->vm);
+	memset(img, 0, sizeof(*img));
+}
+
+void vmc_disk_list_free(struct vmc_disk_image *imgs, size_t n)
+{
+	for (size_t i = 0; imgs && i < n; i++)
+		vmc_disk_image_clear(&imgs[i]);
+	free(imgs);
+}
+
+/* A call answered with a DiskImageResponse. */
+static int disk_image_call(struct vmc_client *cl, const char *method, const ProtobufCMessage *req, const int *fds,
+			   size_t nfds, struct vmc_disk_image *out, struct vm_error *err)
+{
+	Virtmgr__V1__DiskImageResponse *resp = NULL;
+
+	if (vmc_call(cl, method, req, fds, nfds, &virtmgr__v1__disk_image_response__descriptor,
+		     (ProtobufCMessage **)&resp, NULL, NULL, 0, err) < 0)
+		return -1;
+	if (out)
+		disk_image_copy(out, resp->image);
+	protobuf_c_message_free_unpacked(&resp->base, NULL);
+	return 0;
+}
+
+int vmc_disk_create(struct vmc_client *cl, const struct vmc_disk_create_opts *o, struct vmc_disk_image *out,
+		    struct vmc_error *err)
+{
+	Virtmgr__V1__CreateDiskImageRequest req = VIRTMGR__V1__CREATE_DISK_IMAGE_REQUEST__INIT;
+	struct vm_error e = { 0 };
+
+	if (!o)
+		return result(vm_error_set(&e, VM_INVALID_ARGUMENT, "vmc_disk_create: no options"), &e, err);
+	req.name = pb_str(o->name);
+	req.size = o->size;
+	req.format = (Virtmgr__V1__DiskFormat)o->format;
+	req.filesystem = pb_str(o->filesystem);
+	req.from_dir = pb_str(o->from_dir);
+	return result(disk_image_call(cl, "CreateDiskImage", &req.base, NULL, 0, out, &e), &e, err);
+}
+
+int vmc_disk_resize(struct vmc_client *cl, const char *name, uint64_t size, struct vmc_disk_image *out,
+		    struct vmc_error *err)
+{
+	Virtmgr__V1__ResizeDiskImageRequest req = VIRTMGR__V1__RESIZE_DISK_IMAGE_REQUEST__INIT;
+	struct vm_error e = { 0 };
+
+	req.name = pb_str(name);
+	req.size = size;
+	return result(disk_image_call(cl, "ResizeDiskImage", &req.base, NULL, 0, out, &e), &e, err);
+}
+
+int vmc_disk_list(struct vmc_client *cl, struct vmc_disk_image **imgs, size_t *n, struct vmc_error *err)
+{
+	Virtmgr__V1__ListDiskImagesRequest req = VIRTMGR__V1__LIST_DISK_IMAGES_REQUEST__INIT;
+	Virtmgr__V1__ListDiskImagesResponse *resp = NULL;
+	struct vm_error e = { 0 };
+
+	*imgs = NULL;
+	*n = 0;
+	if (vmc_call(cl, "ListDiskImages", &req.base, NULL, 0, &virtmgr__v1__list_disk_images_response__descriptor,
+		     (ProtobufCMessage **)&resp, NULL, NULL, 0, &e) < 0)
+		return result(-1, &e, err);
+	*imgs = xcalloc(resp->n_images ? resp->n_images : 1, sizeof(**imgs));
+	for (size_t i = 0; i < resp->n_images; i++)
+		disk_image_copy(&(*imgs)[i], resp->images[i]);
+	*n = resp->n_images;
+	protobuf_c_message_free_unpacked(&resp->base, NULL);
+	return 0;
+}
+
+int vmc_disk_delete(struct vmc_client *cl, const char *name, struct vmc_error *err)
+{
+	Virtmgr__V1__DiskImageRef req = VIRTMGR__V1__DISK_IMAGE_REF__INIT;
+	ProtobufCMessage *resp = NULL;
+	struct vm_error e = { 0 };
+
+	req.name = pb_str(name);
+	if (vmc_call(cl, "DeleteDiskImage", &req.base, NULL, 0, &virtmgr__v1__empty__descriptor, &resp, NULL, NULL, 0,
+		     &e) < 0)
+		return result(-1, &e, err);
+	protobuf_c_message_free_unpacked(resp, NULL);
+	return 0;
+}
+
+static int disk_transfer(struct vmc_client *cl, const char *method, const char *name, int fd,
+			 enum vmc_disk_format format, struct vmc_disk_image *out, struct vmc_error *err)
+{
+	Virtmgr__V1__TransferDiskImageRequest req = VIRTMGR__V1__TRANSFER_DISK_IMAGE_REQUEST__INIT;
+	Virtmgr__V1__FdRef ref = VIRTMGR__V1__FD_REF__INIT;
+	struct vm_error e = { 0 };
+
+	req.name = pb_str(name);
+	req.fd = &ref;
+	req.format = (Virtmgr__V1__DiskFormat)format;
+	return result(disk_image_call(cl, method, &req.base, &fd, 1, out, &e), &e, err);
+}
+
+int vmc_disk_import(struct vmc_client *cl, const char *name, int fd, enum vmc_disk_format format,
+		    struct vmc_disk_image *out, struct vmc_error *err)
+{
+	return disk_transfer(cl, "ImportDiskImage", name, fd, format, out, err);
+}
+
+int vmc_disk_export(struct vmc_client *cl, const char *name, int fd, struct vmc_disk_image *out,
+		    struct vmc_error *err)
+{
+	return disk_transfer(cl, "ExportDiskImage", name, fd, VMC_DISK_FORMAT_RAW, out, err);
+}
+
+int vmc_disk_init_partition(struct vmc_client *cl, int fd, uint64_t size, const char *filesystem,
+			    struct vmc_error *err)
+{
+	Virtmgr__V1__InitializeWritablePartitionRequest req = VIRTMGR__V1__INITIALIZE_WRITABLE_PARTITION_REQUEST__INIT;
+	Virtmgr__V1__FdRef ref = VIRTMGR__V1__FD_REF__INIT;
+	ProtobufCMessage *resp = NULL;
+	struct vm_error e = { 0 };
+
+	req.fd = &ref;
+	req.size = size;
+	req.filesystem = pb_str(filesystem);
+	if (vmc_call(cl, "InitializeWritablePartition", &req.base, &fd, 1, &virtmgr__v1__empty__descriptor, &resp,
+		     NULL, NULL, 0, &e) < 0)
+		return result(-1, &e, err);
+	protobuf_c_message_free_unpacked(resp, NULL);
+	return 0;
+}

@@ -586,6 +586,68 @@ int vmc_exit_code(const struct vmc_vm_info *vm);
 int vmc_state_from_name(const char *name);
 int vmc_log_kind_from_name(const char *name);
 
+/* ---------------------------------------------------------------- disk images
+ *
+ * The caller's image store in the daemon (docs/storage.md). Names are
+ * [A-Za-z0-9._-]{1,64}, not starting with '.'; root may name another
+ * owner's image as "UID:NAME". Sizes are bytes (a multiple of 512).
+ */
+enum vmc_disk_format {
+	VMC_DISK_FORMAT_RAW = 0,
+	VMC_DISK_FORMAT_QCOW2 = 1,
+};
+
+struct vmc_disk_image {
+	char *name;
+	uint32_t owner_uid;
+	enum vmc_disk_format format;
+	uint64_t virtual_size;	 /* what a guest sees */
+	uint64_t allocated_size; /* what the host stores */
+	char *filesystem;	 /* "ext4" or "" */
+	char *vm;		 /* id of the VM using it, or "" */
+};
+
+struct vmc_disk_create_opts {
+	const char *name;
+	uint64_t size;
+	enum vmc_disk_format format;
+	const char *filesystem; /* NULL/"" or "ext4" (raw images only) */
+	const char *from_dir;	/* with ext4: copied in, read as the caller */
+};
+
+/** vmc_disk_image_clear() - free what @img owns. Return: nothing. */
+void vmc_disk_image_clear(struct vmc_disk_image *img);
+/** vmc_disk_list_free() - free an array from vmc_disk_list(). Return: nothing. */
+void vmc_disk_list_free(struct vmc_disk_image *imgs, size_t n);
+/** vmc_disk_create() - CreateDiskImage; @out (may be NULL) gets the new image. Return: 0 or -1. */
+int vmc_disk_create(struct vmc_client *cl, const struct vmc_disk_create_opts *o, struct vmc_disk_image *out,
+		    struct vmc_error *err);
+/** vmc_disk_resize() - ResizeDiskImage to @size bytes (grow only; an ext4 inside grows too). Return: 0 or -1. */
+int vmc_disk_resize(struct vmc_client *cl, const char *name, uint64_t size, struct vmc_disk_image *out,
+		    struct vmc_error *err);
+/** vmc_disk_list() - ListDiskImages: the caller's images (root: everyone's). Return: 0 or -1. */
+int vmc_disk_list(struct vmc_client *cl, struct vmc_disk_image **imgs, size_t *n, struct vmc_error *err);
+/** vmc_disk_delete() - DeleteDiskImage. Return: 0 or -1. */
+int vmc_disk_delete(struct vmc_client *cl, const char *name, struct vmc_error *err);
+/**
+ * vmc_disk_import() - ImportDiskImage: a new image @name read from @fd (sent
+ * with the call; the daemon reads from its current offset to EOF, so the
+ * caller can watch the offset of @fd for progress)
+ * Return: 0 or -1.
+ */
+int vmc_disk_import(struct vmc_client *cl, const char *name, int fd, enum vmc_disk_format format,
+		    struct vmc_disk_image *out, struct vmc_error *err);
+/** vmc_disk_export() - ExportDiskImage: the image's bytes written to @fd at its offset. Return: 0 or -1. */
+int vmc_disk_export(struct vmc_client *cl, const char *name, int fd, struct vmc_disk_image *out,
+		    struct vmc_error *err);
+/**
+ * vmc_disk_init_partition() - InitializeWritablePartition (AVF): make the
+ * file behind @fd @size bytes of zeroes, then @filesystem ("" or "ext4")
+ * Return: 0 or -1.
+ */
+int vmc_disk_init_partition(struct vmc_client *cl, int fd, uint64_t size, const char *filesystem,
+			    struct vmc_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -36,6 +36,7 @@ static const struct vmctl_command commands[] = {
 	{ "connect", "connect stdin/stdout to a vsock port of a VM", cmd_connect_help, cmd_connect },
 	{ "exec", "run a command in a VM through the guest agent", cmd_exec_help, cmd_exec },
 	{ "shell", "interactive shell in a VM through the guest agent", cmd_shell_help, cmd_shell },
+	{ "disk", "create, list, resize, remove, import and export disk images", cmd_disk_help, cmd_disk },
 };
 
 static const char global_usage[] = "Usage: vmctl [--socket PATH] [--json] [--timeout SEC] COMMAND [ARGS...]\n";

@@ -98,6 +98,8 @@ int cmd_resume(struct vmctl_ctx *ctx, int argc, char **argv);
 int cmd_connect(struct vmctl_ctx *ctx, int argc, char **argv);
 int cmd_exec(struct vmctl_ctx *ctx, int argc, char **argv);
 int cmd_shell(struct vmctl_ctx *ctx, int argc, char **argv);
+int cmd_disk(struct vmctl_ctx *ctx, int argc, char **argv);
+extern const char cmd_disk_help[];
 extern const char cmd_exec_help[], cmd_shell_help[];
 
 /* exec and shell (cmd_exec.c) */

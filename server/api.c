@@ -19,6 +19,7 @@
 
 #include "lib/log.h"
 #include "protos/virtmgr.pb-c.h"
+#include "server/diskstore.h"
 #include "server/logfile.h"
 #include "server/uidpool.h"
 #include "server/vm.h"
@@ -29,6 +30,7 @@
 static const char *const api_features[] = {
 	"create-vm",	  "console-fds", "detach",	   "watch-events", "wait",
 	"suspend-resume", "open-log",	 "attach-console", "instance-id",  "vsock",
+	"disk-images",
 };
 
 static bool peer_in_group(const struct daemon *d, const struct ttrpc_peer *peer)
@@ -419,6 +421,88 @@ static void api_resume_vm(struct ttrpc_call *call, const ProtobufCMessage *msg, 
 	api_pause(call, (const void *)msg, opaque, false);
 }
 
+/* ---- disk images (server/diskstore.c does the work and answers) ---- */
+
+/* The image store exists in regular mode only; the caller's ids own what it makes. */
+static bool api_disks(struct daemon *d, struct ttrpc_call *call, struct diskstore_caller *who)
+{
+	const struct ttrpc_peer *peer = ttrpc_call_peer(call);
+
+	if (!api_allowed(d, call))
+		return false;
+	if (!d->disks) {
+		ttrpc_call_fail(call, VM_FAILED_PRECONDITION, "early mode has no disk image store (no /data yet)");
+		return false;
+	}
+	who->uid = peer->uid;
+	who->gid = peer->gid;
+	return true;
+}
+
+static void api_create_disk_image(struct ttrpc_call *call, const ProtobufCMessage *msg, void *opaque)
+{
+	struct daemon *d = opaque;
+	struct diskstore_caller who;
+
+	if (api_disks(d, call, &who))
+		diskstore_create(d->disks, call, &who, (const void *)msg);
+}
+
+static void api_resize_disk_image(struct ttrpc_call *call, const ProtobufCMessage *msg, void *opaque)
+{
+	struct daemon *d = opaque;
+	struct diskstore_caller who;
+
+	if (api_disks(d, call, &who))
+		diskstore_resize(d->disks, call, &who, (const void *)msg);
+}
+
+static void api_list_disk_images(struct ttrpc_call *call, const ProtobufCMessage *msg, void *opaque)
+{
+	struct daemon *d = opaque;
+	struct diskstore_caller who;
+
+	(void)msg;
+	if (api_disks(d, call, &who))
+		diskstore_list(d->disks, call, &who);
+}
+
+static void api_delete_disk_image(struct ttrpc_call *call, const ProtobufCMessage *msg, void *opaque)
+{
+	struct daemon *d = opaque;
+	struct diskstore_caller who;
+
+	if (api_disks(d, call, &who))
+		diskstore_delete(d->disks, call, &who, (const void *)msg);
+}
+
+static void api_import_disk_image(struct ttrpc_call *call, const ProtobufCMessage *msg, void *opaque)
+{
+	struct daemon *d = opaque;
+	struct diskstore_caller who;
+
+	if (api_disks(d, call, &who))
+		diskstore_transfer(d->disks, call, &who, (const void *)msg, true);
+}
+
+static void api_export_disk_image(struct ttrpc_call *call, const ProtobufCMessage *msg, void *opaque)
+{
+	struct daemon *d = opaque;
+	struct diskstore_caller who;
+
+	if (api_disks(d, call, &who))
+		diskstore_transfer(d->disks, call, &who, (const void *)msg, false);
+}
+
+static void api_initialize_writable_partition(struct ttrpc_call *call, const ProtobufCMessage *msg, void *opaque)
+{
+	struct daemon *d = opaque;
+	struct diskstore_caller who;
+
+	if (api_disks(d, call, &who))
+		diskstore_init_partition(d->disks, call, &who, (const void *)msg);
+}
+
 void api_register(struct daemon *d)
 {
 	static const struct {
@@ -443,6 +527,14 @@ void api_register(struct daemon *d)
 		{ "IsFeatureEnabled", &virtmgr__v1__is_feature_enabled_request__descriptor, api_is_feature_enabled },
 		{ "SuspendVm", &virtmgr__v1__vm_ref__descriptor, api_suspend_vm },
 		{ "ResumeVm", &virtmgr__v1__vm_ref__descriptor, api_resume_vm },
+		{ "CreateDiskImage", &virtmgr__v1__create_disk_image_request__descriptor, api_create_disk_image },
+		{ "ResizeDiskImage", &virtmgr__v1__resize_disk_image_request__descriptor, api_resize_disk_image },
+		{ "ListDiskImages", &virtmgr__v1__list_disk_images_request__descriptor, api_list_disk_images },
+		{ "DeleteDiskImage", &virtmgr__v1__disk_image_ref__descriptor, api_delete_disk_image },
+		{ "ImportDiskImage", &virtmgr__v1__transfer_disk_image_request__descriptor, api_import_disk_image },
+		{ "ExportDiskImage", &virtmgr__v1__transfer_disk_image_request__descriptor, api_export_disk_image },
+		{ "InitializeWritablePartition", &virtmgr__v1__initialize_writable_partition_request__descriptor,
+		  api_initialize_writable_partition },
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(methods); i++)

@@ -17,10 +17,12 @@ struct vm;
 struct early_registry;
 struct vms_server;
 struct uidpool;
+struct diskstore;
 
 struct daemon_config {
 	const char *socket_path; /* Unix socket; NULL when serving only inherited fds */
 	const char *run_dir;	 /* /run/virtmgr; VMs live in <run_dir>/vms/<cid> */
+	const char *state_dir;	 /* /var/lib/virtmgr; disk images in <state_dir>/images (diskstore.h) */
 	const char *group;	 /* members may create VMs (regular mode) */
 	const char *guest_dir;	 /* default kernel + initramfs */
 	const char *qemu_binary;
@@ -62,6 +64,7 @@ struct daemon {
 	struct early_registry *early;
 	bool sandboxed;	      /* root: each VM's processes get a uid of their own */
 	struct uidpool *uids; /* those uids (--vm-uid-range) */
+	struct diskstore *disks; /* the image store; NULL in early mode (no /data yet) */
 	bool quitting;
 	ev_timer health_timer; /* the guest health checks (vm-health.c) */
 	ev_signal sigterm, sigint, sighup;

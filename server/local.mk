@@ -1,6 +1,6 @@
 # virtmgrd and its helpers. Everything but main() is a convenience library,
 # so tests and fuzz targets link the daemon's real code.
-VIRTMGRD_CORE_C = server/api.c server/vm.c server/vm-config.c server/vm-console.c server/vm-persist.c \
+VIRTMGRD_CORE_C = server/diskstore.c server/api.c server/vm.c server/vm-config.c server/vm-console.c server/vm-persist.c \
 	server/accel.c server/fdtconfig.c server/vms.c server/vm-health.c \
 	server/statefile.c server/early.c server/caller.c server/xmllib.c server/qemu.c server/qmp.c server/marker.c \
 	server/logfile.c server/uidpool.c

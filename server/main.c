@@ -28,6 +28,7 @@
 #include "server/accel.h"
 #include "server/api.h"
 #include "server/caller.h"
+#include "server/diskstore.h"
 #include "server/daemon.h"
 #include "server/early.h"
 #include "server/uidpool.h"
@@ -38,6 +39,7 @@
 
 #define DEFAULT_RUN_DIR "/run/virtmgr"
 #define DEFAULT_SOCKET DEFAULT_RUN_DIR "/virtmgrd.sock"
+#define DEFAULT_STATE_DIR "/var/lib/virtmgr"
 /* Early mode: under --root, so that nothing is written outside it. */
 #define EARLY_SOCKET "/run/virtmgr/early.sock"
 #define EARLY_RUN_DIR "/mnt/vm/early"
@@ -50,6 +52,8 @@ static void usage(FILE *f)
 		"  --socket PATH          listen on this Unix socket (default " DEFAULT_SOCKET
 		")\n"
 		"  --run-dir DIR          VM run directories under DIR/vms (default " DEFAULT_RUN_DIR
+		")\n"
+		"  --state-dir DIR        disk images under DIR/images (default " DEFAULT_STATE_DIR
 		")\n"
 		"  --group NAME           members may create VMs (default virtualmachine)\n"
 		"  --guest-dir DIR        default guest kernel + initramfs (default " PKGDATADIR
@@ -138,6 +142,7 @@ static int parse_size(const char *opt, const char *s, uint64_t min, uint64_t max
 enum {
 	OPT_SOCKET = 256,
 	OPT_RUN_DIR,
+	OPT_STATE_DIR,
 	OPT_GROUP,
 	OPT_GUEST_DIR,
 	OPT_QEMU,
@@ -185,6 +190,7 @@ static int parse_args(int argc, char **argv, struct daemon_config *c, bool *sock
 	static const struct option opts[] = {
 		{ "socket", required_argument, NULL, OPT_SOCKET },
 		{ "run-dir", required_argument, NULL, OPT_RUN_DIR },
+		{ "state-dir", required_argument, NULL, OPT_STATE_DIR },
 		{ "group", required_argument, NULL, OPT_GROUP },
 		{ "guest-dir", required_argument, NULL, OPT_GUEST_DIR },
 		{ "qemu", required_argument, NULL, OPT_QEMU },
@@ -229,6 +235,9 @@ static int parse_args(int argc, char **argv, struct daemon_config *c, bool *sock
 		case OPT_RUN_DIR:
 			c->run_dir = optarg;
 			run_dir_given = true;
+			break;
+		case OPT_STATE_DIR:
+			c->state_dir = optarg;
 			break;
 		case OPT_GROUP:
 			c->group = optarg;
@@ -627,6 +636,7 @@ int main(int argc, char **argv)
 	d.cfg = (struct daemon_config){
 		.socket_path = DEFAULT_SOCKET,
 		.run_dir = DEFAULT_RUN_DIR,
+		.state_dir = DEFAULT_STATE_DIR,
 		.group = "virtualmachine",
 		.guest_dir = PKGDATADIR "/guest",
 		.qemu_binary = QEMU_SYSTEM,
@@ -705,6 +715,8 @@ int main(int argc, char **argv)
 	d.api = ttrpc_server_new(d.loop);
 	ttrpc_server_set_limits(d.api, &d.cfg.limits);
 	ttrpc_server_set_conn_callbacks(d.api, on_conn_open, on_conn_close, &idle);
+	if (!d.cfg.early)
+		d.disks = diskstore_new(d.loop, d.cfg.state_dir);
 	api_register(&d);
 	d.vms_server = vms_server_new(d.loop, d.cfg.agent_timeout_ms);
 	vm_health_start(&d);
@@ -783,6 +795,8 @@ int main(int argc, char **argv)
 	}
 
 	vm_health_stop(&d);
+	/* before the server: a running image job still holds its call */
+	diskstore_free(d.disks);
 	ttrpc_server_free(d.api);
 	vms_server_free(d.vms_server);
 	early_registry_free(d.early);
