@@ -431,7 +431,7 @@ static bool api_disks(struct daemon *d, struct ttrpc_call *call, struct diskstor
 	if (!api_allowed(d, call))
 		return false;
 	if (!d->disks) {
-		ttrpc_call_fail(call, VM_FAILED_PRECONDITION, "early mode has no disk image store (no /data yet)");
+		ttrpc_call_fail(call, VM_FAILED_PRECONDITION, "this daemon has no disk image store (early mode: no /data yet)");
 		return false;
 	}
 	who->uid = peer->uid;
