@@ -7,6 +7,8 @@
  * at once for errors found up front, later from the loop when the child
  * doing the work has exited. The VM core reserves an image for a VM with
  * diskstore_set_in_use() and releases it with diskstore_clear_in_use().
+ * The reservations live in memory only: after a daemon restart the VM core
+ * makes them again for the VMs it re-adopts.
  */
 #ifndef VIRTMGR_DISKSTORE_H
 #define VIRTMGR_DISKSTORE_H
