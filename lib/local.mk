@@ -4,6 +4,7 @@ noinst_LTLIBRARIES += lib/libvirtmgr.la
 lib_libvirtmgr_la_SOURCES = \
 	lib/util.c lib/util.h \
 	lib/log.c lib/log.h \
+	lib/reaper.c lib/reaper.h \
 	lib/ttrpc.h lib/ttrpc-priv.h lib/ttrpc-frame.c lib/ttrpc-io.c \
 	lib/ttrpc-server.c lib/ttrpc-client.c
 lib_libvirtmgr_la_CFLAGS = $(AM_CFLAGS) $(PROTOBUF_C_CFLAGS)

@@ -63,6 +63,7 @@
 #include <unistd.h>
 
 #include "lib/log.h"
+#include "lib/reaper.h"
 #include "server/logfile.h"
 #include "server/qmp.h"
 #include "server/sandbox.h"
@@ -1311,23 +1312,6 @@ void qemu_kill(struct qemu *q)
 	q->kill_sent = true;
 }
 
-/* A killed child that nobody watches any more still has to be reaped. */
-struct qemu_reaper {
-	ev_io io;
-	int pidfd;
-};
-
-static void qemu_reaper_cb(struct ev_loop *loop, ev_io *w, int revents)
-{
-	struct qemu_reaper *r = w->data;
-	siginfo_t si;
-
-	waitid((idtype_t)P_PIDFD, (id_t)r->pidfd, &si, WEXITED | WNOHANG);
-	ev_io_stop(loop, w);
-	close(r->pidfd);
-	free(r);
-}
-
 void qemu_free(struct qemu *q, bool leave_running)
 {
 	if (!q)
@@ -1339,12 +1323,8 @@ void qemu_free(struct qemu *q, bool leave_running)
 		ev_child_stop(q->loop, &q->child_w);
 	if (q->pidfd >= 0) {
 		if (!q->exited && !leave_running && q->is_child) {
-			struct qemu_reaper *r = xzalloc(sizeof(*r));
-
-			r->pidfd = q->pidfd;
-			ev_io_init(&r->io, qemu_reaper_cb, r->pidfd, EV_READ);
-			r->io.data = r;
-			ev_io_start(q->loop, &r->io);
+			/* a killed child that nobody watches any more */
+			reaper_take(q->loop, q->pidfd);
 		} else {
 			close(q->pidfd);
 		}

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "lib/log.h"
+#include "lib/reaper.h"
 #include "server/virtiofs.h"
 
 bool virtiofs_share_check_tag(const char *tag)
@@ -323,47 +324,6 @@ const char *virtiofs_socket_path(const struct virtiofs_set *set, size_t i)
 	return i < set->n ? set->procs[i].socket_path : NULL;
 }
 
-/* ------------------------------------------------------------ reaping */
-
-/* A virtiofsd still running when its VM goes is sent SIGTERM and reaped by
- * its pidfd from the loop, never with a waitpid(-1) that could take QEMU's
- * status. */
-struct reaper {
-	struct reaper *next;
-	ev_io io;
-	int pidfd;
-};
-
-static struct reaper *reapers;
-
-static void reaper_free(struct ev_loop *loop, struct reaper *r)
-{
-	for (struct reaper **pp = &reapers; *pp; pp = &(*pp)->next)
-		if (*pp == r) {
-			*pp = r->next;
-			break;
-		}
-	ev_io_stop(loop, &r->io);
-	close(r->pidfd);
-	free(r);
-}
-
-static void reaper_cb(struct ev_loop *loop, ev_io *w, int revents)
-{
-	struct reaper *r = w->data;
-	siginfo_t si = { 0 };
-
-	if (waitid(P_PIDFD, (id_t)r->pidfd, &si, WEXITED | WNOHANG) < 0 && errno == EAGAIN)
-		return;
-	reaper_free(loop, r);
-}
-
-void virtiofs_reapers_drop(struct ev_loop *loop)
-{
-	while (reapers)
-		reaper_free(loop, reapers);
-}
-
 void virtiofs_release(struct virtiofs_set *set)
 {
 	for (size_t i = 0; i < set->n; i++) {
@@ -374,16 +334,9 @@ void virtiofs_release(struct virtiofs_set *set)
 		if (ev_is_active(&p->grace))
 			ev_timer_stop(set->loop, &p->grace);
 		if (p->pidfd >= 0 && !p->reaped) {
-			struct reaper *r = xzalloc(sizeof(*r));
-
 			/* its pid namespace's init: the worker inside goes with it */
 			syscall(SYS_pidfd_send_signal, p->pidfd, SIGTERM, NULL, 0);
-			r->pidfd = steal_fd(&p->pidfd);
-			ev_io_init(&r->io, reaper_cb, r->pidfd, EV_READ);
-			r->io.data = r;
-			ev_io_start(set->loop, &r->io);
-			r->next = reapers;
-			reapers = r;
+			reaper_take(set->loop, steal_fd(&p->pidfd));
 		}
 		if (p->pidfd >= 0)
 			close(steal_fd(&p->pidfd));

@@ -108,7 +108,5 @@ const char *virtiofs_socket_path(const struct virtiofs_set *set, size_t i);
  */
 void virtiofs_release(struct virtiofs_set *set);
 
-/** virtiofs_reapers_drop() - forget pending reaps at daemon exit. Return: nothing. */
-void virtiofs_reapers_drop(struct ev_loop *loop);
 
 #endif

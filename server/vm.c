@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "lib/log.h"
+#include "lib/reaper.h"
 #include "server/caller.h"
 #include "server/early.h"
 #include "server/logfile.h"
@@ -1245,6 +1246,5 @@ void vm_shutdown_all(struct daemon *d)
 		vm_free(vm);
 	}
 	/* backends already told to stop: PID 1 reaps them once we are gone */
-	vsock_host_reapers_drop(d->loop);
-	virtiofs_reapers_drop(d->loop);
+	reaper_drop_all(d->loop);
 }

@@ -24,6 +24,7 @@
 #include <linux/vm_sockets.h>
 
 #include "lib/log.h"
+#include "lib/reaper.h"
 #include "server/qemu.h"
 #include "server/sandbox.h"
 #include "server/vsock_host.h"
@@ -597,63 +598,6 @@ void vsock_host_release(struct vsock_host_vm *vm)
 
 /* ------------------------------------------------------------ supervision */
 
-/*
- * A backend that is our child must be reaped, but never with a waitpid(-1)
- * that could steal QEMU's status. A reaper owns a dup of the backend's
- * pidfd and reaps exactly that process when it exits, after its VM is gone.
- */
-struct backend_reaper {
-	struct backend_reaper *next;
-	ev_io io;
-	int pidfd;
-};
-
-static struct backend_reaper *reapers;
-
-static void reaper_free(struct ev_loop *loop, struct backend_reaper *r)
-{
-	for (struct backend_reaper **pp = &reapers; *pp; pp = &(*pp)->next)
-		if (*pp == r) {
-			*pp = r->next;
-			break;
-		}
-	ev_io_stop(loop, &r->io);
-	close(r->pidfd);
-	free(r);
-}
-
-static void reaper_cb(struct ev_loop *loop, ev_io *w, int revents)
-{
-	struct backend_reaper *r = w->data;
-	siginfo_t si = { 0 };
-
-	if (waitid(P_PIDFD, (id_t)r->pidfd, &si, WEXITED | WNOHANG) < 0 && errno == EAGAIN)
-		return;
-	reaper_free(loop, r);
-}
-
-static void reaper_add(struct ev_loop *loop, int pidfd)
-{
-	struct backend_reaper *r = xzalloc(sizeof(*r));
-
-	r->pidfd = fcntl(pidfd, F_DUPFD_CLOEXEC, 3);
-	if (r->pidfd < 0) {
-		free(r);
-		return;
-	}
-	ev_io_init(&r->io, reaper_cb, r->pidfd, EV_READ);
-	r->io.data = r;
-	ev_io_start(loop, &r->io);
-	r->next = reapers;
-	reapers = r;
-}
-
-void vsock_host_reapers_drop(struct ev_loop *loop)
-{
-	while (reapers)
-		reaper_free(loop, reapers);
-}
-
 static void watch_blame(struct vsock_host_watch *w)
 {
 	ev_timer_stop(w->loop, &w->grace);
@@ -744,7 +688,7 @@ void vsock_host_watch_release(struct vsock_host_watch *w)
 		return;
 	watch_stop(w);
 	if (w->vm->backend_pidfd >= 0 && !w->reaped)
-		reaper_add(w->loop, w->vm->backend_pidfd);
+		reaper_take(w->loop, fcntl(w->vm->backend_pidfd, F_DUPFD_CLOEXEC, 3));
 	vsock_host_release(w->vm);
 	w->vm = NULL;
 }

@@ -239,7 +239,5 @@ void vsock_host_watch_release(struct vsock_host_watch *w);
  */
 void vsock_host_watch_forget(struct vsock_host_watch *w);
 
-/** vsock_host_reapers_drop() - daemon exit: stop reaping; PID 1 reaps them once we are gone. */
-void vsock_host_reapers_drop(struct ev_loop *loop);
 
 #endif

@@ -37,7 +37,7 @@ EXTRA_DIST += tests/fuzz/corpus/vmctl
 # (server/libvirtmgrd.la: all of virtmgrd but main()).
 FUZZ_TARGETS += api
 FUZZ_SRCS_api = tests/fuzz/fuzz_api.c $(VIRTMGRD_CORE_C) server/vsock_host.c server/sandbox.c \
-	lib/ttrpc-frame.c lib/ttrpc-io.c lib/ttrpc-server.c lib/ttrpc-client.c lib/util.c lib/log.c \
+	lib/ttrpc-frame.c lib/ttrpc-io.c lib/ttrpc-server.c lib/ttrpc-client.c lib/util.c lib/log.c lib/reaper.c \
 	protos/ttrpc.pb-c.c protos/virtmgr.pb-c.c
 FUZZ_LIBS_api = $(FDT_LIBS) $(JSON_C_LIBS) $(SECCOMP_LIBS)
 check_PROGRAMS += tests/fuzz/replay_api
