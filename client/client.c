@@ -488,12 +488,32 @@ static int create_vm(struct vmc_client *cl, const struct vmc_vm_config *cfg, str
 		virtmgr__v1__disk__init(&disks[i]);
 		disks[i].path = pb_str(cfg->disks[i].path);
 		disks[i].read_only = cfg->disks[i].read_only;
+		disks[i].image = pb_str(cfg->disks[i].image);
+		disks[i].label = pb_str(cfg->disks[i].label);
+		disks[i].format = cfg->disks[i].qcow2 ? VIRTMGR__V1__DISK_FORMAT__DISK_FORMAT_QCOW2
+						      : VIRTMGR__V1__DISK_FORMAT__DISK_FORMAT_RAW;
 		if (add_fd(cfg->disks[i].fd, "disk", fds, &nfds, &disk_refs[i], &disks[i].fd, err) < 0)
 			return -1;
 		disk_ptrs[i] = &disks[i];
 	}
 	c.n_disks = cfg->n_disks;
 	c.disks = disk_ptrs;
+	if (cfg->n_mounts > 64)
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "CreateVm: too many mounts (%zu)", cfg->n_mounts);
+	cleanup_free Virtmgr__V1__Mount *mounts = xcalloc(cfg->n_mounts + 1, sizeof(*mounts));
+	cleanup_free Virtmgr__V1__Mount **mount_ptrs = xcalloc(cfg->n_mounts + 1, sizeof(*mount_ptrs));
+
+	for (i = 0; i < cfg->n_mounts; i++) {
+		virtmgr__v1__mount__init(&mounts[i]);
+		mounts[i].source = pb_str(cfg->mounts[i].source);
+		mounts[i].target = pb_str(cfg->mounts[i].target);
+		mounts[i].fstype = pb_str(cfg->mounts[i].fstype);
+		mounts[i].read_only = cfg->mounts[i].read_only;
+		mounts[i].options = pb_str(cfg->mounts[i].options);
+		mount_ptrs[i] = &mounts[i];
+	}
+	c.n_mounts = cfg->n_mounts;
+	c.mounts = mount_ptrs;
 	if (cfg->n_shares > 64)
 		return vm_error_set(err, VM_INVALID_ARGUMENT, "CreateVm: too many shares (%zu)", cfg->n_shares);
 	cleanup_free Virtmgr__V1__Share *shares = xcalloc(cfg->n_shares + 1, sizeof(*shares));

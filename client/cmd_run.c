@@ -53,7 +53,16 @@ const char cmd_run_help[] =
 	"      --cmdline STRING     appended to the kernel command line\n"
 	"  -m, --mem MIB            memory in MiB (default: the daemon's, 256)\n"
 	"  -c, --cpus N             vCPUs (default: 1)\n"
-	"  -d, --disk PATH[,ro]     add a disk (repeatable); ,ro makes it read-only\n"
+	"  -d, --disk NAME|PATH[,ro][,label=LABEL][,format=raw|qcow2]\n"
+	"                           add a disk (repeatable): a store image by NAME,\n"
+	"                           or a host file (a value with a '/'); ,ro makes it\n"
+	"                           read-only; the guest finds it as\n"
+	"                           /dev/disk/by-id/virtio-LABEL (default: the image\n"
+	"                           name, else disk0, disk1... by position)\n"
+	"      --mount LABEL:GUESTPATH[,ro][,fs=TYPE][,opts=OPTIONS]\n"
+	"                           mount disk LABEL on GUESTPATH before the payload\n"
+	"                           starts (repeatable; TYPE defaults to ext4); it is\n"
+	"                           unmounted before the VM powers off\n"
 	"      --share HOSTDIR:GUESTPATH[,ro][,tag=TAG]\n"
 	"                           share a host folder, mounted at GUESTPATH (virtiofs,\n"
 	"                           repeatable, at most 8); tags default to share0, share1...\n"
@@ -93,12 +102,15 @@ enum {
 	OPT_CWD,
 	OPT_DEBUG,
 	OPT_ON_HANG,
+	OPT_MOUNT,
 	OPT_SHARE = 0x180,
 };
 
 void cmd_run_opts_release(struct cmd_run_opts *o)
 {
 	free(o->disks);
+	free(o->mounts);
+	o->mounts = NULL;
 	free(o->env);
 	o->disks = NULL;
 	o->env = NULL;
@@ -110,20 +122,71 @@ void cmd_run_opts_release(struct cmd_run_opts *o)
 	o->shares = NULL;
 }
 
-/* "PATH", "PATH,ro" or "PATH,rw" into @d (the path is copied into @argv's string). */
+/*
+ * "NAME|PATH[,ro|,rw][,label=LABEL][,format=raw|qcow2]" into @d (strings
+ * point into @arg, which is cut at the commas). A value holding a '/' is a
+ * host path, anything else a store image name. The options are taken from
+ * the end, so a path may hold commas of its own.
+ */
 static int parse_disk(char *arg, struct vmc_disk *d, struct vm_error *err)
 {
-	char *comma = strrchr(arg, ',');
+	char *comma;
 
+	memset(d, 0, sizeof(*d));
 	d->fd = -1;
-	d->read_only = false;
-	if (comma && (!strcmp(comma, ",ro") || !strcmp(comma, ",rw"))) {
-		d->read_only = comma[2] == 'o';
+	while ((comma = strrchr(arg, ','))) {
+		const char *opt = comma + 1;
+
+		if (!strcmp(opt, "ro") || !strcmp(opt, "rw"))
+			d->read_only = opt[1] == 'o';
+		else if (!strncmp(opt, "label=", 6) && opt[6])
+			d->label = opt + 6;
+		else if (!strcmp(opt, "format=raw") || !strcmp(opt, "format=qcow2"))
+			d->qcow2 = opt[7] == 'q';
+		else if (!strncmp(opt, "format=", 7))
+			return vm_error_set(err, VM_INVALID_ARGUMENT, "invalid --disk format '%s': expected raw or qcow2",
+					    opt + 7);
+		else
+			break; /* part of the path */
 		*comma = '\0';
 	}
 	if (!*arg)
-		return vm_error_set(err, VM_INVALID_ARGUMENT, "invalid --disk: empty path");
-	d->path = arg;
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "invalid --disk: empty path or image name");
+	if (strchr(arg, '/'))
+		d->path = arg;
+	else
+		d->image = arg;
+	return 0;
+}
+
+/* "LABEL:GUESTPATH[,ro|,rw][,fs=TYPE][,opts=OPTIONS]" into @m (opts= last: it may hold commas). */
+static int parse_mount(char *arg, struct vmc_mount *m, struct vm_error *err)
+{
+	char *colon = strchr(arg, ':'), *opts, *comma;
+
+	memset(m, 0, sizeof(*m));
+	if (!colon || colon == arg || colon[1] != '/')
+		return vm_error_set(err, VM_INVALID_ARGUMENT,
+				    "invalid --mount '%s': expected LABEL:GUESTPATH with an absolute GUESTPATH", arg);
+	*colon = '\0';
+	m->source = arg;
+	m->target = colon + 1;
+	if ((opts = strstr(m->target, ",opts="))) {
+		m->options = opts + 6;
+		*opts = '\0';
+	}
+	while ((comma = strrchr(m->target, ','))) {
+		const char *opt = comma + 1;
+
+		if (!strcmp(opt, "ro") || !strcmp(opt, "rw"))
+			m->read_only = opt[1] == 'o';
+		else if (!strncmp(opt, "fs=", 3) && opt[3])
+			m->fstype = opt + 3;
+		else
+			return vm_error_set(err, VM_INVALID_ARGUMENT,
+					    "invalid --mount option '%s': expected ro, rw, fs=TYPE or opts=OPTIONS", opt);
+		*comma = '\0';
+	}
 	return 0;
 }
 
@@ -171,6 +234,7 @@ int cmd_run_parse(int argc, char **argv, struct cmd_run_opts *o, struct vm_error
 		{ "mem", required_argument, NULL, 'm' },
 		{ "cpus", required_argument, NULL, 'c' },
 		{ "disk", required_argument, NULL, 'd' },
+		{ "mount", required_argument, NULL, OPT_MOUNT },
 		{ "accel", required_argument, NULL, OPT_ACCEL },
 		{ "detach", no_argument, NULL, OPT_DETACH },
 		{ "console", required_argument, NULL, OPT_CONSOLE },
@@ -193,6 +257,8 @@ int cmd_run_parse(int argc, char **argv, struct cmd_run_opts *o, struct vm_error
 	vmc_vm_config_init(cfg);
 	/* argc bounds how many --disk/--env there can be */
 	o->disks = xcalloc((size_t)argc + 1, sizeof(*o->disks));
+	o->mounts = xcalloc((size_t)argc + 1, sizeof(*o->mounts));
+	cfg->mounts = o->mounts;
 	o->env = xcalloc((size_t)argc + 1, sizeof(*o->env));
 	cfg->disks = o->disks;
 	cfg->payload_env = o->env;
@@ -234,6 +300,11 @@ int cmd_run_parse(int argc, char **argv, struct cmd_run_opts *o, struct vm_error
 			if (parse_disk(optarg, &o->disks[cfg->n_disks], err) < 0)
 				return -1;
 			cfg->n_disks++;
+			break;
+		case OPT_MOUNT:
+			if (parse_mount(optarg, &o->mounts[cfg->n_mounts], err) < 0)
+				return -1;
+			cfg->n_mounts++;
 			break;
 		case OPT_SHARE:
 			if (parse_share(optarg, &o->shares[cfg->n_shares], err) < 0)

@@ -143,9 +143,21 @@ struct vmc_daemon_info {
 };
 
 struct vmc_disk {
-	const char *path; /* host path, or NULL with fd >= 0 */
-	int fd;		  /* -1 = none */
+	const char *path;  /* host path, or NULL with fd >= 0 or an image */
+	int fd;		   /* -1 = none */
+	const char *image; /* an image of the caller's store, by name; NULL = none */
 	bool read_only;
+	bool qcow2;	   /* format qcow2, else raw */
+	const char *label; /* the guest's /dev/disk/by-id/virtio-LABEL; NULL = default */
+};
+
+/* A file system vmagent mounts before the payload starts (docs/storage.md). */
+struct vmc_mount {
+	const char *source;  /* a disk label (or a share tag for virtiofs) */
+	const char *target;  /* absolute guest path */
+	const char *fstype;  /* NULL = ext4 */
+	bool read_only;
+	const char *options; /* NULL = none */
 };
 
 /* A host folder shared with the guest (virtiofs), mounted by the guest agent. */
@@ -184,6 +196,8 @@ struct vmc_vm_config {
 	uint32_t boot_timeout_ms;
 	bool debug;
 	enum vmc_on_hang on_hang;
+	const struct vmc_mount *mounts;
+	size_t n_mounts;
 	const struct vmc_share *shares; /* at most 8 */
 	size_t n_shares;
 };

@@ -169,6 +169,7 @@ int vmctl_vm_command(struct vmctl_ctx *ctx, int argc, char **argv, const char *c
 struct cmd_run_opts {
 	struct vmc_vm_config cfg; /* pointers into argv and the arrays below */
 	struct vmc_disk *disks;
+	struct vmc_mount *mounts;
 	const char **env;
 	struct vmc_share *shares;
 	char **share_dirs; /* absolute forms of relative HOSTDIRs, made by cmd_run() */

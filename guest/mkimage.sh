@@ -50,6 +50,15 @@ DEFAULT_MODULES=(
 	virtiofs
 )
 
+# File systems vmagent may mount (VmConfig mounts), by mount(2) type: the
+# modules each needs, loaded by vmagent only when a mount asks for that type
+# (listed in /lib/modules/fs/TYPE); ext4 and its helpers are built into
+# Debian's cloud kernel and listed for kernels where they are not.
+declare -A FS_MODULES=(
+	[ext4]="ext4" [ext3]="ext4" [ext2]="ext4" [erofs]="erofs" [squashfs]="squashfs"
+	[vfat]="vfat" [iso9660]="isofs" [virtiofs]="virtiofs"
+)
+
 # Busybox applets linked into /bin.
 APPLETS=(
 	sh ash ls cat echo printf uname mount umount dmesg logger sleep dd md5sum
@@ -201,6 +210,27 @@ for m in "${modules[@]}"; do
 	fi
 done
 
+# the file systems' modules, each list without what init loads already
+declare -A fs_order=()
+for fs in "${!FS_MODULES[@]}"; do
+	boot_done=$(declare -p done_)
+	order_boot=("${order[@]}")
+	order=()
+	for m in ${FS_MODULES[$fs]}; do
+		n=${m//-/_}
+		if [[ -n ${path_of[$n]:-} ]]; then
+			visit "$n"
+		elif [[ -z ${builtin[$n]:-} ]]; then
+			die "module $m (file system $fs) is neither a module nor built into kernel $kver"
+		fi
+	done
+	fs_order[$fs]="${order[*]}"
+	order=("${order_boot[@]}")
+	eval "${boot_done/declare -A/declare -gA}"
+	seen=()
+	for k in "${!done_[@]}"; do seen[$k]=1; done
+done
+
 # ---- stage the root file system ----
 stage=$work/root
 rm -rf "$stage"
@@ -217,6 +247,14 @@ done
 		echo "/lib/modules/$kver/$mod"
 	done
 } >"$stage/lib/modules/load-order"
+mkdir -p "$stage/lib/modules/fs"
+for fs in "${!fs_order[@]}"; do
+	[[ -n ${fs_order[$fs]} ]] || continue
+	for mod in ${fs_order[$fs]}; do
+		install -m 0644 -D "$moddir/$mod" "$stage/lib/modules/$kver/$mod"
+		echo "/lib/modules/$kver/$mod"
+	done >"$stage/lib/modules/fs/$fs"
+done
 printf 'root:x:0:0:root:/root:/bin/sh\n' >"$stage/etc/passwd"
 printf 'root:x:0:\ntty:x:5:\n' >"$stage/etc/group"
 for a in ${adds[@]+"${adds[@]}"}; do

@@ -32,8 +32,8 @@ static char *stringlist(char *const *v, size_t n, size_t *len)
 
 static int build(const struct fdtconfig *c, void *buf, int size)
 {
-	cleanup_free char *args = NULL, *env = NULL, *shares = NULL;
-	size_t args_len, env_len, shares_len;
+	cleanup_free char *args = NULL, *env = NULL, *shares = NULL, *mounts = NULL;
+	size_t args_len, env_len, shares_len, mounts_len;
 	int r = 0;
 
 #define TRY(x)                     \
@@ -61,6 +61,10 @@ static int build(const struct fdtconfig *c, void *buf, int size)
 	}
 	if (c->payload_cwd && *c->payload_cwd)
 		TRY(fdt_property_string(buf, "payload-cwd", c->payload_cwd));
+	if (c->n_mounts) {
+		mounts = stringlist(c->mounts, 5 * c->n_mounts, &mounts_len);
+		TRY(fdt_property(buf, "mounts", mounts, (int)mounts_len));
+	}
 	if (c->has_payload_user) {
 		fdt32_t user[2] = { cpu_to_fdt32(c->payload_uid), cpu_to_fdt32(c->payload_gid) };
 

@@ -11,6 +11,8 @@
  *         payload-env = "K=V", ...;              (optional)
  *         payload-cwd = "/dir";                  (optional)
  *         payload-user = <uid gid>;              (optional: the payload's guest user; else root)
+ *         mounts = "source", "target", "fstype", "ro"|"rw", "options", ...;
+ *                                                (optional: 5 strings a mount, in order)
  *         marker-key = [32 bytes];               (optional: the boot's console marker key, marker.h)
  *         agent-port = <u32>;  host-port = <u32>; (VirtualMachineService port on CID 2)
  *         debug = <u32>;
@@ -43,6 +45,8 @@ struct fdtconfig {
 	char *const *payload_env;
 	size_t n_payload_env;
 	const char *payload_cwd; /* NULL or "" = none */
+	char *const *mounts; /* 5 strings a mount: source, target, fstype, "ro"/"rw", options */
+	size_t n_mounts;
 	bool has_payload_user;
 	uint32_t payload_uid, payload_gid;
 	const uint8_t *marker_key; /* FDTCONFIG_MARKER_KEY_LEN bytes or NULL */

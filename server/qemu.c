@@ -869,10 +869,14 @@ static int qemu_build_argv(const struct qemu_config *cfg, struct qemu_spawn *sp,
 		/* -drive opens writable images read-only first (auto-read-only)
 		 * and the fdset holds only an O_RDWR fd: ask for read-write at once */
 		ADD("-drive");
-		ADDF("file=/dev/fdset/%zu,if=none,id=disk%zu,format=raw,readonly=%s", i + 1, i,
-		     cfg->disks[i].read_only ? "on" : "off,auto-read-only=off");
+		ADDF("file=/dev/fdset/%zu,if=none,id=disk%zu,format=%s,readonly=%s", i + 1, i,
+		     cfg->disks[i].qcow2 ? "qcow2" : "raw", cfg->disks[i].read_only ? "on" : "off,auto-read-only=off");
 		ADD("-device");
-		ADDF("virtio-blk-pci,drive=disk%zu", i);
+		/* the guest finds a disk by its serial, not by its place on the bus */
+		if (cfg->disks[i].label[0])
+			ADDF("virtio-blk-pci,drive=disk%zu,serial=%s", i, cfg->disks[i].label);
+		else
+			ADDF("virtio-blk-pci,drive=disk%zu", i);
 	}
 	/* virtiofsd maps guest memory too: the memfd backend above is shared */
 	for (size_t i = 0; i < cfg->nshares; i++) {
@@ -937,9 +941,15 @@ static int qemu_check_config(const struct qemu_config *cfg, struct vm_error *err
 	if (cfg->run_as_user && !valid_user_name(cfg->run_as_user))
 		return vm_error_set(err, VM_INVALID_ARGUMENT, "invalid user name \"%s\" to run QEMU as",
 				    cfg->run_as_user);
-	for (size_t i = 0; i < cfg->ndisks; i++)
+	for (size_t i = 0; i < cfg->ndisks; i++) {
+		const char *l = cfg->disks[i].label;
+
 		if (!cfg->disks[i].path && cfg->disks[i].fd < 0)
 			return vm_error_set(err, VM_INVALID_ARGUMENT, "disk %zu has neither a path nor an fd", i);
+		/* it goes into a -device option list: no ',' or '=' may pass */
+		if (l[strspn(l, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")])
+			return vm_error_set(err, VM_INVALID_ARGUMENT, "disk %zu: invalid label \"%s\"", i, l);
+	}
 	return 0;
 }
 

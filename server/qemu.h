@@ -18,10 +18,18 @@ struct qemu;
 struct logfile_limits;
 struct sandbox;
 
+#define QEMU_DISK_LABEL_MAX 20 /* a virtio-blk serial holds 20 bytes */
+
 struct qemu_disk {
 	const char *path; /* host path, or NULL when fd >= 0 (a path wins over fd) */
 	int fd;		  /* -1, or an open fd handed to QEMU (add-fd) */
 	bool read_only;
+	bool qcow2;			     /* format=qcow2, else raw */
+	char label[QEMU_DISK_LABEL_MAX + 1]; /* virtio-blk serial; "" = none */
+	dev_t dev;			     /* the file, for the one-writer rule */
+	ino_t ino;
+	char image[65];		     /* the store image it is, or "" (vm-config.c) */
+	bool image_reserved;	     /* diskstore_set_in_use() done for it */
 };
 
 /* a vhost-user-fs device: virtiofsd's socket and the tag the guest mounts */

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "lib/log.h"
+#include "server/diskstore.h"
 #include "server/early.h"
 #include "server/vm-priv.h"
 
@@ -362,6 +363,238 @@ static int build_cmdline(const Virtmgr__V1__VmConfig *c, char **out, struct vm_e
 	return 0;
 }
 
+/* A disk label: the virtio-blk serial (20 bytes at most) and a file name
+ * under /dev/disk/by-id in the guest. */
+static bool label_valid(const char *s)
+{
+	size_t n = strlen(s);
+
+	return n >= 1 && n <= QEMU_DISK_LABEL_MAX &&
+	       s[strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")] == '\0';
+}
+
+static uint64_t be64(const uint8_t *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+/*
+ * A qcow2 image is read from its header here, before QEMU sees it: one that
+ * names a backing file or an external data file would make QEMU open a path
+ * of the image's choosing, which the caller may not be able to open, so both
+ * are refused (qemu-img convert makes a standalone image of one).
+ */
+static int check_qcow2(int fd, const char *field, struct vm_error *err)
+{
+	uint8_t h[80];
+	ssize_t n = pread(fd, h, sizeof(h), 0);
+
+	if (n < 0)
+		return vm_error_set_errno(err, VM_INVALID_ARGUMENT, errno, "%s: reading the qcow2 header", field);
+	if (n < 72 || memcmp(h, "QFI\xfb", 4))
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "%s: not a qcow2 image (format is qcow2)", field);
+	if (be64(h + 8) != 0)
+		return vm_error_set(err, VM_INVALID_ARGUMENT,
+				    "%s: the qcow2 image names a backing file, which is refused; "
+				    "make a standalone image (qemu-img convert -O qcow2)",
+				    field);
+	/* version 3: incompatible feature bit 2 is an external data file */
+	if (h[7] >= 3 && (n < 80 || (be64(h + 72) & 4)))
+		return vm_error_set(err, VM_INVALID_ARGUMENT,
+				    "%s: the qcow2 image names an external data file, which is refused", field);
+	return 0;
+}
+
+/*
+ * The disks: each opened (fd, path as the caller) with the mode its
+ * read_only asks for, its label checked or defaulted, its format checked.
+ * A writable disk is attached to at most one live VM: files are compared
+ * by st_dev/st_ino, as two paths (or an fd) may name the same file.
+ */
+static int take_disks(struct daemon *d, const Virtmgr__V1__VmConfig *c, struct vm *vm, struct ttrpc_call *call,
+		      struct vm_error *err)
+{
+	const struct ttrpc_peer *peer = ttrpc_call_peer(call);
+
+	if (c->n_disks > 16)
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "disks: %zu disks exceed the limit of 16", c->n_disks);
+	vm->disks = xcalloc(c->n_disks, sizeof(*vm->disks));
+	for (size_t i = 0; i < c->n_disks; i++) {
+		const Virtmgr__V1__Disk *dk = c->disks[i];
+		struct qemu_disk *q = &vm->disks[i];
+		bool has_path = dk->path && *dk->path, has_image = dk->image && *dk->image;
+		char field[32];
+		struct stat st;
+		int fd;
+
+		snprintf(field, sizeof(field), "disks[%zu]", i);
+		q->fd = -1;
+		vm->ndisks = i + 1;
+		if ((dk->fd != NULL) + has_path + has_image != 1)
+			return vm_error_set(err, VM_INVALID_ARGUMENT, "%s: give exactly one of path, fd and image",
+					    field);
+		if (dk->label && *dk->label) {
+			if (!label_valid(dk->label))
+				return vm_error_set(err, VM_INVALID_ARGUMENT,
+						    "%s: label \"%.64s\" must be 1-%d characters of [A-Za-z0-9._-]",
+						    field, dk->label, QEMU_DISK_LABEL_MAX);
+			snprintf(q->label, sizeof(q->label), "%s", dk->label);
+		} else if (has_image && label_valid(dk->image)) {
+			snprintf(q->label, sizeof(q->label), "%s", dk->image);
+		} else {
+			snprintf(q->label, sizeof(q->label), "disk%u", (unsigned)i); /* i < 16 */
+		}
+		for (size_t j = 0; j < i; j++)
+			if (!strcmp(vm->disks[j].label, q->label))
+				return vm_error_set(err, VM_INVALID_ARGUMENT,
+						    "%s: label \"%s\" is already the label of disks[%zu]", field,
+						    q->label, j);
+		if (dk->format != VIRTMGR__V1__DISK_FORMAT__DISK_FORMAT_RAW &&
+		    dk->format != VIRTMGR__V1__DISK_FORMAT__DISK_FORMAT_QCOW2)
+			return vm_error_set(err, VM_INVALID_ARGUMENT, "%s: format %d is neither raw nor qcow2", field,
+					    (int)dk->format);
+		q->qcow2 = dk->format == VIRTMGR__V1__DISK_FORMAT__DISK_FORMAT_QCOW2;
+		q->read_only = dk->read_only;
+		if (has_image) {
+			cleanup_free char *path = NULL;
+			int format = 0;
+
+			/* the caller's own store; the daemon opens its files itself */
+			if (!d->disks)
+				return vm_error_set(err, VM_FAILED_PRECONDITION,
+						    "%s: image \"%.64s\": this daemon has no image store", field,
+						    dk->image);
+			path = diskstore_image_path(d->disks, peer->uid, dk->image, &format, err);
+			if (!path)
+				return vm_error_prefix(err, "%s", field);
+			snprintf(q->image, sizeof(q->image), "%s", dk->image);
+			q->qcow2 = format == VIRTMGR__V1__DISK_FORMAT__DISK_FORMAT_QCOW2;
+			fd = open(path, (dk->read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
+			if (fd < 0)
+				return vm_error_set_errno(err, VM_INTERNAL, errno, "%s: image \"%s\": open %s", field,
+							  dk->image, path);
+		} else if (dk->fd)
+			fd = take_fdref(call, dk->fd, field, err);
+		else
+			fd = open_as_peer(peer, field, dk->path, dk->read_only ? O_RDONLY : O_RDWR, err);
+		if (fd < 0)
+			return -1;
+		q->fd = fd;
+		if (fstat(fd, &st) < 0)
+			return vm_error_set_errno(err, VM_INVALID_ARGUMENT, errno, "%s: fstat", field);
+		q->dev = st.st_dev;
+		q->ino = st.st_ino;
+		if (q->qcow2 && check_qcow2(fd, field, err) < 0)
+			return -1;
+		for (size_t j = 0; j < i; j++)
+			if (vm->disks[j].dev == q->dev && vm->disks[j].ino == q->ino &&
+			    (!q->read_only || !vm->disks[j].read_only))
+				return vm_error_set(err, VM_INVALID_ARGUMENT,
+						    "%s: the same file as disks[%zu], and one of them is writable",
+						    field, j);
+		for (struct vm *o = d->vms; o; o = o->next) {
+			if (o == vm || o->state == VIRTMGR__V1__VM_STATE__VM_STATE_DEAD)
+				continue;
+			for (size_t j = 0; j < o->ndisks; j++)
+				if (o->disks[j].dev == q->dev && o->disks[j].ino == q->ino &&
+				    (!q->read_only || !o->disks[j].read_only))
+					return vm_error_set(err, VM_FAILED_PRECONDITION,
+							    "%s: %s is attached %s to VM %s (%s)", field,
+							    has_path ? dk->path : "the disk",
+							    o->disks[j].read_only ? "read-only" : "writable", o->id,
+							    o->name ? o->name : "");
+		}
+	}
+	return 0;
+}
+
+int vm_config_reserve_images(struct vm *vm, struct vm_error *err)
+{
+	for (size_t i = 0; i < vm->ndisks; i++) {
+		struct qemu_disk *q = &vm->disks[i];
+
+		if (!q->image[0] || q->image_reserved)
+			continue;
+		if (diskstore_set_in_use(vm->d->disks, vm->owner_uid, q->image, vm->id, err) < 0)
+			return vm_error_prefix(err, "disks[%zu]", i);
+		q->image_reserved = true;
+	}
+	return 0;
+}
+
+void vm_config_release_images(struct vm *vm)
+{
+	for (size_t i = 0; i < vm->ndisks; i++) {
+		struct qemu_disk *q = &vm->disks[i];
+
+		if (!q->image_reserved)
+			continue;
+		diskstore_clear_in_use(vm->d->disks, vm->owner_uid, q->image, vm->id);
+		q->image_reserved = false;
+	}
+}
+
+/* Mounts: bounded, each source a disk label (or, for virtiofs, a share tag). */
+static int check_mounts(const Virtmgr__V1__VmConfig *c, struct vm *vm, struct vm_error *err)
+{
+	static const char *const fstypes[] = { "ext4",	  "ext3", "ext2",    "erofs",
+					       "squashfs", "vfat", "iso9660", "virtiofs" };
+
+	if (c->n_mounts > 16)
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "mounts: %zu mounts exceed the limit of 16",
+				    c->n_mounts);
+	for (size_t i = 0; i < c->n_mounts; i++) {
+		const Virtmgr__V1__Mount *m = c->mounts[i];
+		const char *fs = m->fstype && *m->fstype ? m->fstype : "ext4";
+		size_t tlen = m->target ? strlen(m->target) : 0;
+		bool known = false, found = false;
+
+		for (size_t k = 0; k < ARRAY_SIZE(fstypes); k++)
+			known |= !strcmp(fs, fstypes[k]);
+		if (!known)
+			return vm_error_set(err, VM_INVALID_ARGUMENT,
+					    "mounts[%zu]: file system type \"%.32s\" is not one of ext4, ext3, ext2, "
+					    "erofs, squashfs, vfat, iso9660, virtiofs",
+					    i, fs);
+		if (!tlen || m->target[0] != '/' || tlen > 256 || !arg_valid(m->target) ||
+		    strstr(m->target, "/../") || !strcmp(m->target, "/") ||
+		    (tlen >= 3 && !strcmp(m->target + tlen - 3, "/..")))
+			return vm_error_set(err, VM_INVALID_ARGUMENT,
+					    "mounts[%zu]: target \"%.64s\" is not an absolute guest path other than /",
+					    i, m->target ? m->target : "");
+		if (m->options && (strlen(m->options) > 256 || !arg_valid(m->options)))
+			return vm_error_set(err, VM_INVALID_ARGUMENT,
+					    "mounts[%zu]: options are longer than 256 bytes or hold control characters",
+					    i);
+		if (!m->source || !*m->source || strlen(m->source) > 64 || !arg_valid(m->source))
+			return vm_error_set(err, VM_INVALID_ARGUMENT, "mounts[%zu]: source is missing or invalid", i);
+		if (!strcmp(fs, "virtiofs")) {
+			for (size_t j = 0; j < c->n_shares; j++) {
+				char dflt[32];
+
+				snprintf(dflt, sizeof(dflt), "share%zu", j);
+				found |= !strcmp(c->shares[j]->tag && *c->shares[j]->tag ? c->shares[j]->tag : dflt,
+						 m->source);
+			}
+			if (!found)
+				return vm_error_set(err, VM_INVALID_ARGUMENT,
+						    "mounts[%zu]: source \"%.64s\" is not the tag of a share", i,
+						    m->source);
+			continue;
+		}
+		for (size_t j = 0; j < vm->ndisks; j++)
+			found |= !strcmp(vm->disks[j].label, m->source);
+		if (!found)
+			return vm_error_set(err, VM_INVALID_ARGUMENT,
+					    "mounts[%zu]: source \"%.64s\" is not the label of a disk", i, m->source);
+	}
+	return 0;
+}
+
 int vm_config_validate(struct daemon *d, const Virtmgr__V1__VmConfig *c, struct vm *vm, struct ttrpc_call *call,
 		       struct vm_error *err)
 {
@@ -445,24 +678,8 @@ int vm_config_validate(struct daemon *d, const Virtmgr__V1__VmConfig *c, struct 
 			return vm_error_set_errno(err, VM_FAILED_PRECONDITION, errno,
 						  "initrd: the default guest initramfs %s is missing", i);
 	}
-	vm->disks = xcalloc(c->n_disks, sizeof(*vm->disks));
-	for (size_t i = 0; i < c->n_disks; i++) {
-		const Virtmgr__V1__Disk *dk = c->disks[i];
-		char field[32];
-		int fd;
-
-		snprintf(field, sizeof(field), "disks[%zu]", i);
-		vm->disks[i].fd = -1;
-		if (dk->fd)
-			fd = take_fdref(call, dk->fd, field, err);
-		else
-			fd = open_as_peer(peer, field, dk->path, dk->read_only ? O_RDONLY : O_RDWR, err);
-		if (fd < 0)
-			return -1;
-		vm->disks[i].fd = fd;
-		vm->disks[i].read_only = dk->read_only;
-		vm->ndisks = i + 1;
-	}
+	if (take_disks(d, c, vm, call, err) < 0 || check_mounts(c, vm, err) < 0)
+		return -1;
 	if (config_shares(vm, peer, c, err) < 0)
 		return -1;
 	if (build_cmdline(c, &vm->cmdline, err) < 0)

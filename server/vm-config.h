@@ -24,6 +24,17 @@ struct vm;
 int vm_config_validate(struct daemon *d, const Virtmgr__V1__VmConfig *c, struct vm *vm, struct ttrpc_call *call,
 		       struct vm_error *err);
 
+/**
+ * vm_config_reserve_images() - mark @vm's store images as used by it
+ * (diskstore_set_in_use()), once it has its id
+ * Return: 0, or -1 with @err (FAILED_PRECONDITION naming the VM using one);
+ *         what was reserved is released by vm_config_release_images().
+ */
+int vm_config_reserve_images(struct vm *vm, struct vm_error *err);
+
+/** vm_config_release_images() - release what vm_config_reserve_images() reserved (again: a no-op). Return: nothing. */
+void vm_config_release_images(struct vm *vm);
+
 /** vm_config_name_valid() - 1-64 of [A-Za-z0-9._-], not starting with '.' or '-'. Return: true if so. */
 bool vm_config_name_valid(const char *s);
 

@@ -203,6 +203,7 @@ static void vm_release_runtime(struct vm *vm)
 	for (size_t i = 0; i < vm->ndisks; i++)
 		if (vm->disks[i].fd >= 0)
 			close(steal_fd(&vm->disks[i].fd));
+	vm_config_release_images(vm); /* a dead VM uses no image */
 }
 
 /* An early VM's CID lock (taken with its run directory) goes with the VM. */
@@ -724,6 +725,10 @@ int vm_create(struct daemon *d, const Virtmgr__V1__VmConfig *config, struct ttrp
 	vm->name = config->name && *config->name ? xstrdup(config->name) : xasprintf("vm-%u", vm->cid);
 	vm->owner_uid = peer->uid;
 	vm->owner_pid = peer->pid;
+	if (vm_config_reserve_images(vm, err) < 0) {
+		vm_free(vm);
+		return -1;
+	}
 	vm->detached = config->detach;
 	vm->owner_conn = config->detach ? 0 : ttrpc_conn_id(ttrpc_call_conn(call));
 	vm->created_ns = now_real_ns();

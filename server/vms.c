@@ -72,6 +72,8 @@ struct vms_vm {
 	char **args, **env;
 	size_t nargs, nenv;
 	char *cwd;
+	char **mounts; /* fdtconfig.h "mounts": 5 strings a mount */
+	size_t nmounts;
 	char **shares; /* tag, guest path, "ro"|"rw" per share; NULL-terminated */
 	size_t nshares_str;
 	bool has_payload_user;
@@ -124,6 +126,17 @@ struct vms_vm *vms_vm_new(struct vms_server *s, const struct vms_identity *id, c
 	v->env = strv_dup(c->payload_env, c->n_payload_env);
 	v->nenv = c->n_payload_env;
 	v->cwd = c->payload_cwd && *c->payload_cwd ? xstrdup(c->payload_cwd) : NULL;
+	v->mounts = xcalloc(5 * c->n_mounts + 1, sizeof(*v->mounts));
+	for (size_t i = 0; i < c->n_mounts; i++) {
+		const Virtmgr__V1__Mount *m = c->mounts[i];
+
+		v->mounts[5 * i] = xstrdup(m->source);
+		v->mounts[5 * i + 1] = xstrdup(m->target);
+		v->mounts[5 * i + 2] = xstrdup(m->fstype && *m->fstype ? m->fstype : "ext4");
+		v->mounts[5 * i + 3] = xstrdup(m->read_only ? "ro" : "rw");
+		v->mounts[5 * i + 4] = xstrdup(m->options ? m->options : "");
+	}
+	v->nmounts = c->n_mounts;
 	if (c->payload_user) {
 		v->has_payload_user = true;
 		v->payload_uid = c->payload_user->uid;
@@ -157,6 +170,7 @@ void vms_vm_free(struct vms_vm *v)
 	free(v->run_dir);
 	strv_free(v->args);
 	strv_free(v->env);
+	strv_free(v->mounts);
 	strv_free(v->shares);
 	free(v->cwd);
 	free(v->config_path);
@@ -179,6 +193,8 @@ int vms_prepare(struct vms_vm *v, const struct marker_key *key, const char **pat
 	fc.payload_env = v->env;
 	fc.n_payload_env = v->nenv;
 	fc.payload_cwd = v->cwd;
+	fc.mounts = v->mounts;
+	fc.n_mounts = v->nmounts;
 	fc.has_payload_user = v->has_payload_user;
 	fc.payload_uid = v->payload_uid;
 	fc.payload_gid = v->payload_gid;

@@ -15,3 +15,7 @@ tests_unit_test_diskstore_SOURCES = tests/unit/test_diskstore.c server/diskstore
 	server/sandbox.c server/sandbox.h
 tests_unit_test_diskstore_CFLAGS = $(TEST_CFLAGS) $(SECCOMP_CFLAGS)
 tests_unit_test_diskstore_LDADD = $(TEST_LDADD) $(SECCOMP_LIBS)
+# Disks in a VM and the guest agent's mounts, with real guests (docs/storage.md, "Disks and mounts").
+TESTS += tests/integration/disks.sh
+EXTRA_DIST += tests/integration/disks.sh
+tests/integration/disks.log: guest-image

@@ -83,6 +83,7 @@ struct agent {
 	struct agent_host *host;
 	struct agent_logfwd *logfwd;
 	struct ttrpc_server *server;
+	size_t mounted; /* cfg.mounts mounted so far (mounts.c) */
 };
 
 /* pid1.c */
@@ -95,6 +96,26 @@ struct agent {
  *         the pipe to PID 1 (-1 if the fork failed and the agent is PID 1).
  */
 void agent_pid1_start(struct agent *a);
+
+/* mounts.c */
+/**
+ * agent_disks_link() - /dev/disk/by-id/virtio-SERIAL for each virtio-blk disk with a serial
+ * Return: nothing (what cannot be linked is logged).
+ */
+void agent_disks_link(struct agent *a);
+/**
+ * agent_mounts_setup() - link the disks, then mount @a->cfg.mounts in order
+ * Return: 0, or -1 with @err naming the mount and the kernel's error (the
+ *         mounts done so far stay, for agent_mounts_release()).
+ */
+int agent_mounts_setup(struct agent *a, struct vm_error *err);
+/**
+ * agent_mounts_release() - sync, then unmount what agent_mounts_setup()
+ * mounted, in reverse order; a busy one after killing every other process,
+ * else remounted read-only. Only for a machine about to go down.
+ * Return: nothing.
+ */
+void agent_mounts_release(struct agent *a);
 
 /* main.c */
 /** agent_log() - "vmagent: ..." on the console (stderr when not PID 1). Return: nothing. */

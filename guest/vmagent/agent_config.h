@@ -20,6 +20,8 @@
 #define AGENT_CONFIG_MAX_SIZE (256u << 10)
 #define AGENT_CONFIG_MAX_STRING 4096u /* vm-id, name, payload-cwd */
 #define AGENT_CONFIG_MAX_LIST 1024u   /* entries of payload-args / payload-env */
+#define AGENT_CONFIG_MAX_MOUNTS 16u
+#define AGENT_CONFIG_MAX_MOUNT_STRING 256u /* each string of a mount */
 #define AGENT_DEFAULT_PORT 9100
 #define AGENT_CONFIG_MAX_SHARES 8u
 #define AGENT_CONFIG_MAX_TAG 32u
@@ -35,6 +37,8 @@ struct agent_config {
 	char **payload_env; /* NULL-terminated; NULL when absent */
 	size_t n_payload_env;
 	char *payload_cwd;     /* NULL when absent */
+	char **mounts;	 /* 5 strings a mount (source, target, fstype, "ro"/"rw", options); NULL when absent */
+	size_t n_mounts; /* mounts, not strings */
 	bool has_payload_user; /* else the payload runs as root */
 	uint32_t payload_uid, payload_gid;
 	bool has_marker_key; /* sign console markers (server/marker.h) */

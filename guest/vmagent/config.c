@@ -6,7 +6,9 @@
  * the bytes read, fdt_check_full() for the structure block, the root's
  * compatible, the /virtmgr node, and each property of that node by name:
  * strings must be exactly one NUL-terminated string, string lists must end
- * in NUL, u32 values must be exactly 4 bytes, instance-id exactly 64. Every
+ * in NUL, u32 values must be exactly 4 bytes, instance-id exactly 64,
+ * mounts groups of five bounded strings (source, absolute target, fstype,
+ * "ro" or "rw", options). Every
  * failure is INVALID_ARGUMENT with "<property>: <what>", the text the agent
  * sends to the host in NotifyError. Unknown properties are ignored, so an
  * older agent runs with a newer daemon.
@@ -35,6 +37,7 @@ enum {
 	SEEN_DEBUG = 1u << 9,
 	SEEN_USER = 1u << 10,
 	SEEN_MARKER_KEY = 1u << 11,
+	SEEN_MOUNTS = 1u << 12,
 	SEEN_SHARES = 1u << 20,
 };
 
@@ -127,6 +130,7 @@ void agent_config_clear(struct agent_config *cfg)
 	free_list(cfg->payload_args);
 	free_list(cfg->payload_env);
 	free(cfg->payload_cwd);
+	free_list(cfg->mounts);
 	free_list(cfg->shares);
 	explicit_bzero(cfg, sizeof(*cfg));
 }
@@ -214,6 +218,29 @@ static int parse_prop(const char *name, const void *val, int len, struct agent_c
 			return bad(err, name, "expected %zu bytes, got %d", sizeof(cfg->marker_key), len);
 		memcpy(cfg->marker_key, val, sizeof(cfg->marker_key));
 		cfg->has_marker_key = true;
+	} else if (!strcmp(name, "mounts")) {
+		size_t n;
+
+		if (check_seen(seen, SEEN_MOUNTS, name, err) < 0 || get_list(name, val, len, &cfg->mounts, &n, err) < 0)
+			return -1;
+		if (n % 5 || n / 5 > AGENT_CONFIG_MAX_MOUNTS)
+			return bad(err, name, "%zu strings are not 5 a mount for at most %u mounts", n,
+				   AGENT_CONFIG_MAX_MOUNTS);
+		cfg->n_mounts = n / 5;
+		for (size_t i = 0; i < n; i++)
+			if (strlen(cfg->mounts[i]) > AGENT_CONFIG_MAX_MOUNT_STRING)
+				return bad(err, name, "mount %zu: a string exceeds %u bytes", i / 5,
+					   AGENT_CONFIG_MAX_MOUNT_STRING);
+		for (size_t i = 0; i < cfg->n_mounts; i++) {
+			char **m = cfg->mounts + 5 * i;
+
+			if (!*m[0] || !*m[2])
+				return bad(err, name, "mount %zu: empty source or file system type", i);
+			if (m[1][0] != '/')
+				return bad(err, name, "mount %zu: target \"%.64s\" is not an absolute path", i, m[1]);
+			if (strcmp(m[3], "ro") && strcmp(m[3], "rw"))
+				return bad(err, name, "mount %zu: \"%.8s\" is not ro or rw", i, m[3]);
+		}
 	} else if (!strcmp(name, "debug")) {
 		if (check_seen(seen, SEEN_DEBUG, name, err) < 0 || get_u32(name, val, len, &cfg->debug, err) < 0)
 			return -1;

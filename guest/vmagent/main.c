@@ -8,7 +8,8 @@
  * configuration from fw_cfg (config.c), connects to the host's
  * VirtualMachineService (host.c), serves the Agent service (exec.c),
  * forwards /dev/log and /dev/kmsg (logfwd.c), and runs the payload: the
- * configured payload-args, else its own argv (the kernel command line
+ * configured payload-args (after mounting the configured file systems,
+ * mounts.c), else its own argv (the kernel command line
  * fallback when there is no fw_cfg file), else an interactive /bin/sh on
  * the console. Should the agent be killed, PID 1 notices, tells the host on
  * the console and powers off.
@@ -382,6 +383,8 @@ static void act(struct agent *a)
 	/* what the guest wrote to a share is on the host before power-off */
 	if (a->machine && a->have_cfg)
 		agent_shares_unmount(a, &a->cfg);
+	if (a->machine)
+		agent_mounts_release(a); /* what the guest wrote is on its disks */
 	if (a->machine && a->init_fd >= 0) {
 		/* PID 1 powers off (or reboots) once we are gone */
 		char c = a->action == AGENT_ACTION_REBOOT ? 'R' : 'P';
@@ -635,6 +638,12 @@ int main(int argc, char **argv)
 	}
 	/* host folders are there before the payload starts */
 	if (a->machine && a->have_cfg && agent_shares_mount(a, &a->cfg, &err) < 0) {
+		config_failed(a, err.message);
+		ev_run(a->loop, 0);
+		return 1;
+	}
+	/* the payload's file systems, before the payload or any session runs */
+	if (a->machine && a->have_cfg && agent_mounts_setup(a, &err) < 0) {
 		config_failed(a, err.message);
 		ev_run(a->loop, 0);
 		return 1;

@@ -260,6 +260,10 @@ Test(agent_config, wrong_types)
 		{ "payload-user", minus1, 8, "payload-user: 4294967295:4294967295 is not a user" },
 		{ "marker-key", iid63, 31, "marker-key: expected 32 bytes, got 31" },
 		{ "marker-key", iid63, 33, "marker-key: expected 32 bytes, got 33" },
+		{ "mounts", "a\0/t\0ext4\0ro", 13, "mounts: 4 strings are not 5 a mount" },
+		{ "mounts", "a\0rel\0ext4\0ro\0", 15, "mounts: mount 0: target \"rel\" is not an absolute path" },
+		{ "mounts", "a\0/t\0ext4\0rx\0", 14, "mounts: mount 0: \"rx\" is not ro or rw" },
+		{ "mounts", "\0/t\0ext4\0ro\0", 13, "mounts: mount 0: empty source" },
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
@@ -313,4 +317,24 @@ Test(agent_config, read_missing_file)
 
 	cr_assert_eq(agent_config_read("/nonexistent/virtmgr/config", &blob, &len, &err), 0);
 	cr_assert_null(blob);
+}
+
+Test(agent_config, mounts_round_trip)
+{
+	static char *mounts[] = { "data", "/mnt/data", "ext4", "rw", "", "ro", "/x/y", "squashfs", "ro", "noatime" };
+	struct fdtconfig c = {
+		.vm_id = "x", .name = "n", .cid = 3, .agent_port = 9100, .mounts = mounts, .n_mounts = 2
+	};
+	struct agent_config cfg;
+	struct vm_error err = { 0 };
+	cleanup_free void *blob = NULL;
+	size_t len;
+
+	cr_assert_eq(fdtconfig_build(&c, &blob, &len, &err), 0, "%s", err.message);
+	cr_assert_eq(agent_config_parse(blob, len, &cfg, &err), 0, "%s", err.message);
+	cr_assert_eq(cfg.n_mounts, 2);
+	for (size_t i = 0; i < 10; i++)
+		cr_assert_str_eq(cfg.mounts[i], mounts[i]);
+	cr_assert_null(cfg.mounts[10]);
+	agent_config_clear(&cfg);
 }
