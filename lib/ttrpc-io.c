@@ -522,6 +522,48 @@ static void conn_io_cb(struct ev_loop *loop, ev_io *w, int revents)
 #define TTRPC_SO_PEERPIDFD SO_PEERPIDFD
 #endif
 
+#ifndef SO_PEERGROUPS
+#define SO_PEERGROUPS 59
+#endif
+/* The kernel allows 65536 supplementary groups; nobody means that many. */
+#define TTRPC_PEER_GROUPS_MAX 65536
+
+/* SO_PEERGROUPS: the groups captured when the peer connected, the one place
+ * the daemon learns them (no /proc reads that race with the peer's exec). */
+static void conn_fill_groups(struct ttrpc_conn *c)
+{
+	socklen_t len = 64 * sizeof(gid_t);
+
+	for (int tries = 0; tries < 2; tries++) {
+		gid_t *g = xmalloc(len ? len : sizeof(gid_t));
+		socklen_t got = len;
+
+		if (getsockopt(c->fd, SOL_SOCKET, SO_PEERGROUPS, g, &got) == 0) {
+			c->peer.groups = g;
+			c->peer.ngroups = got / sizeof(gid_t);
+			c->peer.has_groups = true;
+			return;
+		}
+		free(g);
+		/* ERANGE tells the size needed in got */
+		if (errno != ERANGE || got <= len || got > TTRPC_PEER_GROUPS_MAX * sizeof(gid_t))
+			return;
+		len = got;
+	}
+}
+
+bool ttrpc_peer_in_group(const struct ttrpc_peer *peer, gid_t gid)
+{
+	if (!peer->has_cred)
+		return false;
+	if (peer->gid == gid)
+		return true;
+	for (size_t i = 0; i < peer->ngroups; i++)
+		if (peer->groups[i] == gid)
+			return true;
+	return false;
+}
+
 static void conn_fill_peer(struct ttrpc_conn *c)
 {
 	struct sockaddr_storage ss;
@@ -550,6 +592,7 @@ static void conn_fill_peer(struct ttrpc_conn *c)
 			c->peer.pidfd = pidfd;
 		else if (c->peer.has_cred && c->peer.pid > 0)
 			c->peer.pidfd = (int)syscall(SYS_pidfd_open, c->peer.pid, 0);
+		conn_fill_groups(c);
 	} else if (c->peer.family == AF_VSOCK) {
 		struct sockaddr_vm svm;
 		socklen_t vl = sizeof(svm);
@@ -606,6 +649,9 @@ void ttrpc_conn_teardown(struct ttrpc_conn *c)
 	if (c->peer.pidfd >= 0)
 		close(c->peer.pidfd);
 	c->peer.pidfd = -1;
+	free(c->peer.groups);
+	c->peer.groups = NULL;
+	c->peer.ngroups = 0;
 	if (c->srv)
 		ttrpc_server_conn_unlink(c);
 }

@@ -124,7 +124,20 @@ struct ttrpc_peer {
 	 * identified later without a pid-reuse race; -1 if unavailable. Owned
 	 * by the connection. */
 	int pidfd;
+	/* AF_UNIX: the peer's supplementary groups as they were when it
+	 * connected (SO_PEERGROUPS, like SO_PEERCRED); owned by the
+	 * connection. has_groups is false where the kernel cannot tell. */
+	bool has_groups;
+	size_t ngroups;
+	gid_t *groups;
 };
+
+/**
+ * ttrpc_peer_in_group() - whether the peer had @gid as its primary or one of
+ * its supplementary groups when it connected
+ * Return: true if so.
+ */
+bool ttrpc_peer_in_group(const struct ttrpc_peer *peer, gid_t gid);
 
 /*
  * A handler runs on the loop with the already unpacked request (freed when

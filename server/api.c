@@ -28,38 +28,9 @@
 
 /* What IsFeatureEnabled and GetDaemonInfo report. */
 static const char *const api_features[] = {
-	"create-vm",	  "console-fds", "detach",	   "watch-events", "wait",
-	"suspend-resume", "open-log",	 "attach-console", "instance-id",  "vsock",
-	"disk-images",
+	"create-vm", "console-fds",    "detach",      "watch-events", "wait",	     "suspend-resume",
+	"open-log",  "attach-console", "instance-id", "vsock",	      "disk-images",
 };
-
-static bool peer_in_group(const struct daemon *d, const struct ttrpc_peer *peer)
-{
-	char path[64], line[4096];
-	FILE *f;
-	bool found = false;
-
-	if (!d->group_exists)
-		return false;
-	if (peer->gid == d->group_gid)
-		return true;
-	/* supplementary groups of the peer process, as the kernel sees them now */
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)peer->pid);
-	f = fopen(path, "re");
-	if (!f)
-		return false;
-	while (!found && fgets(line, sizeof(line), f)) {
-		char *tok, *save = NULL;
-
-		if (strncmp(line, "Groups:", 7))
-			continue;
-		for (tok = strtok_r(line + 7, " \t\n", &save); tok; tok = strtok_r(NULL, " \t\n", &save))
-			if ((gid_t)strtoul(tok, NULL, 10) == d->group_gid)
-				found = true;
-	}
-	fclose(f);
-	return found;
-}
 
 /* Regular mode: root or a member of the configured group may use the API. */
 static bool api_allowed(struct daemon *d, struct ttrpc_call *call)
@@ -70,7 +41,8 @@ static bool api_allowed(struct daemon *d, struct ttrpc_call *call)
 		ttrpc_call_fail(call, VM_PERMISSION_DENIED, "callers over AF_VSOCK may not manage VMs");
 		return false;
 	}
-	if (d->cfg.early || peer->uid == 0 || peer->uid == geteuid() || peer_in_group(d, peer))
+	if (d->cfg.early || peer->uid == 0 || peer->uid == geteuid() ||
+	    (d->group_exists && ttrpc_peer_in_group(peer, d->group_gid)))
 		return true;
 	ttrpc_call_fail(call, VM_PERMISSION_DENIED, "uid %u is neither root nor a member of group \"%s\"",
 			(unsigned)peer->uid, d->cfg.group);
@@ -431,7 +403,8 @@ static bool api_disks(struct daemon *d, struct ttrpc_call *call, struct diskstor
 	if (!api_allowed(d, call))
 		return false;
 	if (!d->disks) {
-		ttrpc_call_fail(call, VM_FAILED_PRECONDITION, "this daemon has no disk image store (early mode: no /data yet)");
+		ttrpc_call_fail(call, VM_FAILED_PRECONDITION,
+				"this daemon has no disk image store (early mode: no /data yet)");
 		return false;
 	}
 	who->uid = peer->uid;

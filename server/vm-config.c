@@ -51,38 +51,6 @@ bool vm_config_name_valid(const char *s)
 }
 
 /*
- * The peer's supplementary groups as the kernel shows them in
- * /proc/<pid>/status, read while its pidfd proves the pid was not reused.
- * Return: how many were stored in @out (at most @max); 0 when unknown (then
- * the open runs with no supplementary group: never more access than the peer).
- */
-static size_t peer_groups(const struct ttrpc_peer *peer, gid_t *out, size_t max)
-{
-	char path[64], line[4096];
-	size_t n = 0;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)peer->pid);
-	f = fopen(path, "re");
-	if (!f)
-		return 0;
-	while (fgets(line, sizeof(line), f)) {
-		char *tok, *save = NULL;
-
-		if (strncmp(line, "Groups:", 7))
-			continue;
-		for (tok = strtok_r(line + 7, " \t\n", &save); tok && n < max; tok = strtok_r(NULL, " \t\n", &save))
-			out[n++] = (gid_t)strtoul(tok, NULL, 10);
-		break;
-	}
-	fclose(f);
-	/* still alive after the read: /proc/<pid> was the peer, not a successor */
-	if (peer->pidfd < 0 || syscall(SYS_pidfd_send_signal, peer->pidfd, 0, NULL, 0) < 0)
-		return 0;
-	return n;
-}
-
-/*
  * Open @path as the caller would: fsuid, fsgid and supplementary groups are
  * the peer's for the duration of the open(), so neither a symlink, nor a
  * directory only the daemon may search, nor a group the daemon happens to
@@ -92,7 +60,7 @@ static int open_as_peer(const struct ttrpc_peer *peer, const char *field, const 
 			struct vm_error *err)
 {
 	bool switch_ids = geteuid() == 0 && peer->uid != 0;
-	cleanup_free gid_t *saved = NULL, *groups = NULL;
+	cleanup_free gid_t *saved = NULL;
 	cleanup_close int pathfd = -1;
 	int nsaved = 0, fd, e;
 	struct stat st;
@@ -106,9 +74,10 @@ static int open_as_peer(const struct ttrpc_peer *peer, const char *field, const 
 		nsaved = getgroups(0, NULL);
 		saved = xcalloc((size_t)MAX(nsaved, 1), sizeof(*saved));
 		nsaved = getgroups(MAX(nsaved, 1), saved);
-		groups = xcalloc(256, sizeof(*groups));
-		ngroups = peer_groups(peer, groups, 256);
-		if (nsaved < 0 || setgroups(ngroups, groups) < 0)
+		/* the groups the caller had when it connected; none if unknown,
+		 * so never more access than the caller */
+		ngroups = peer->has_groups ? peer->ngroups : 0;
+		if (nsaved < 0 || setgroups(ngroups, peer->groups) < 0)
 			return vm_error_errno(err, errno, "%s: cannot take the caller's groups", field);
 		setfsgid(peer->gid);
 		setfsuid(peer->uid);
@@ -151,7 +120,7 @@ static bool arg_valid(const char *s);
 static int share_dir_check(const struct ttrpc_peer *peer, const char *field, const char *path, struct vm_error *err)
 {
 	bool switch_ids = geteuid() == 0 && peer->uid != 0;
-	cleanup_free gid_t *saved = NULL, *groups = NULL;
+	cleanup_free gid_t *saved = NULL;
 	int nsaved = 0, fd, e;
 
 	if (!path || path[0] != '/')
@@ -161,8 +130,7 @@ static int share_dir_check(const struct ttrpc_peer *peer, const char *field, con
 		nsaved = getgroups(0, NULL);
 		saved = xcalloc((size_t)MAX(nsaved, 1), sizeof(*saved));
 		nsaved = getgroups(MAX(nsaved, 1), saved);
-		groups = xcalloc(256, sizeof(*groups));
-		if (nsaved < 0 || setgroups(peer_groups(peer, groups, 256), groups) < 0)
+		if (nsaved < 0 || setgroups(peer->has_groups ? peer->ngroups : 0, peer->groups) < 0)
 			return vm_error_errno(err, errno, "%s: cannot take the caller's groups", field);
 		setfsgid(peer->gid);
 		setfsuid(peer->uid);

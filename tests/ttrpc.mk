@@ -30,3 +30,9 @@ tests_integration_client_burst_SOURCES = tests/integration/client_burst.c \
 	tests/integration/client_daemon.c tests/integration/client_daemon.h
 tests_integration_client_burst_CFLAGS = $(TEST_CFLAGS)
 tests_integration_client_burst_LDADD = $(TEST_LDADD)
+
+check_PROGRAMS += tests/unit/test_peer
+TESTS += tests/unit/test_peer
+tests_unit_test_peer_SOURCES = tests/unit/test_peer.c
+tests_unit_test_peer_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_peer_LDADD = $(TEST_LDADD)
