@@ -57,8 +57,8 @@ tests_unit_test_agent_exec_args_LDADD = client/libvmctl.la $(TEST_LDADD)
 # test, and GetGuestInfo over --agent-socket.
 check_PROGRAMS += tests/unit/test_agent_service
 TESTS += tests/unit/test_agent_service
-tests_unit_test_agent_service_SOURCES = tests/unit/test_agent_service.c server/fdtconfig.c server/fdtconfig.h \
-	server/marker.c server/marker.h
+tests_unit_test_agent_service_SOURCES = tests/unit/test_agent_service.c tests/unit/test_util.h server/fdtconfig.c \
+	server/fdtconfig.h server/marker.c server/marker.h
 tests_unit_test_agent_service_CFLAGS = $(TEST_CFLAGS) $(FDT_CFLAGS)
 tests_unit_test_agent_service_LDADD = $(TEST_LDADD) $(FDT_LIBS)
 

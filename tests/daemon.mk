@@ -29,7 +29,7 @@ tests/integration/logs_bound.log: guest-image
 # VirtualMachineService on its own: real sockets and ttrpc connections, no VM core.
 check_PROGRAMS += tests/unit/test_vms
 TESTS += tests/unit/test_vms
-tests_unit_test_vms_SOURCES = tests/unit/test_vms.c server/vms.c server/vms.h server/fdtconfig.c \
-	server/fdtconfig.h
+tests_unit_test_vms_SOURCES = tests/unit/test_vms.c tests/unit/test_util.h server/vms.c server/vms.h \
+	server/fdtconfig.c server/fdtconfig.h
 tests_unit_test_vms_CFLAGS = $(TEST_CFLAGS) $(FDT_CFLAGS)
 tests_unit_test_vms_LDADD = $(TEST_LDADD) $(FDT_LIBS)

@@ -26,6 +26,7 @@
 #include "protos/virtmgr.pb-c.h"
 #include "server/fdtconfig.h"
 #include "server/marker.h"
+#include "tests/unit/test_util.h"
 
 #define VMS "virtmgr.v1.VirtualMachineService"
 
@@ -35,16 +36,8 @@ struct recorder {
 	struct ev_loop *loop;
 };
 
-static void note(struct recorder *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void note(struct recorder *r, const char *fmt, ...)
-{
-	size_t n = strlen(r->log);
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(r->log + n, sizeof(r->log) - n, fmt, ap);
-	va_end(ap);
-}
+/* Append to the log of the recorder @r (a struct recorder *, or a void * to one). */
+#define note(r, ...) test_appendf(((struct recorder *)(r))->log, sizeof(((struct recorder *)(r))->log), __VA_ARGS__)
 
 static void reply(struct ttrpc_call *call)
 {
@@ -160,24 +153,94 @@ static int wait_exit(pid_t pid)
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
+/* The host side: a VirtualMachineService recording into @r, to listen on
+ * @sock in the fresh temp dir @dir. */
+struct host {
+	struct ev_loop *loop;
+	struct recorder r;
+	struct ttrpc_server *srv;
+	char dir[sizeof("/tmp/agent-svc.XXXXXX")];
+	char *sock;
+};
+
+static void host_init(struct host *h)
+{
+	h->loop = ev_loop_new(0);
+	h->r = (struct recorder){ .loop = h->loop };
+	h->srv = vms_server(h->loop, &h->r);
+	snprintf(h->dir, sizeof(h->dir), "/tmp/agent-svc.XXXXXX");
+	cr_assert_not_null(mkdtemp(h->dir));
+	h->sock = xasprintf("%s/vms.sock", h->dir);
+}
+
+static void host_listen(struct host *h)
+{
+	struct vm_error err = { 0 };
+
+	cr_assert_not_null(ttrpc_server_listen_unix(h->srv, h->sock, 0600, &err), "%s", err.message);
+}
+
+/* Free @h and remove its socket and dir (whatever else was put in the dir is removed first). */
+static void host_fini(struct host *h)
+{
+	ttrpc_server_free(h->srv);
+	ev_loop_destroy(h->loop);
+	unlink(h->sock);
+	rmdir(h->dir);
+	free(h->sock);
+}
+
+/* vmagent serving the Agent API on @asock with no host to report to, and
+ * running "/bin/sh -c @payload" unless @payload is NULL. */
+static pid_t spawn_agent(const char *asock, const char *payload)
+{
+	cleanup_free char *agent = agent_path();
+	char *argv[] = { agent,
+			 "--no-pid1",
+			 "--agent-socket",
+			 (char *)asock,
+			 "--host-socket",
+			 "/nonexistent/h.sock",
+			 "--connect-timeout",
+			 "1",
+			 "--config",
+			 "/nonexistent",
+			 payload ? "--" : NULL,
+			 "/bin/sh",
+			 "-c",
+			 (char *)payload,
+			 NULL };
+
+	return spawn(argv);
+}
+
+static struct ttrpc_client *connect_agent(const char *asock)
+{
+	struct ttrpc_client *cl = NULL;
+	struct vm_error err = { 0 };
+
+	for (int i = 0; i < 200 && !cl; i++) {
+		cl = ttrpc_client_connect_unix(asock, &err);
+		if (!cl)
+			usleep(50 * 1000);
+	}
+	cr_assert_not_null(cl, "%s", err.message);
+	return cl;
+}
+
 Test(agent_service, reports_in_order)
 {
-	struct ev_loop *loop = ev_loop_new(0);
-	struct recorder r = { .loop = loop };
-	struct ttrpc_server *srv = vms_server(loop, &r);
-	char dir[] = "/tmp/agent-svc.XXXXXX";
-	cleanup_free char *sock = NULL, *agent = agent_path();
-	struct vm_error err = { 0 };
+	struct host h;
+	cleanup_free char *agent = agent_path();
 	pid_t pid;
 
-	cr_assert_not_null(mkdtemp(dir));
-	sock = xasprintf("%s/vms.sock", dir);
-	cr_assert_not_null(ttrpc_server_listen_unix(srv, sock, 0600, &err), "%s", err.message);
+	host_init(&h);
+	host_listen(&h);
 	{
 		char *argv[] = { agent,
 				 "--no-pid1",
 				 "--host-socket",
-				 sock,
+				 h.sock,
 				 "--config",
 				 "/nonexistent",
 				 "--",
@@ -188,53 +251,39 @@ Test(agent_service, reports_in_order)
 
 		pid = spawn(argv);
 	}
-	run_until_done(loop, &r);
-	cr_assert(r.finished, "no Finished report: %s", r.log);
-	cr_assert_str_eq(r.log, "started ready finished(7,0) ");
+	run_until_done(h.loop, &h.r);
+	cr_assert(h.r.finished, "no Finished report: %s", h.r.log);
+	cr_assert_str_eq(h.r.log, "started ready finished(7,0) ");
 	cr_assert_eq(wait_exit(pid), 7, "vmagent --no-pid1 exits with the payload's status");
-	ttrpc_server_free(srv);
-	ev_loop_destroy(loop);
-	unlink(sock);
-	rmdir(dir);
+	host_fini(&h);
 }
 
 Test(agent_service, killed_payload_and_late_host)
 {
-	struct ev_loop *loop = ev_loop_new(0);
-	struct recorder r = { .loop = loop };
-	struct ttrpc_server *srv = vms_server(loop, &r);
-	char dir[] = "/tmp/agent-svc.XXXXXX";
-	cleanup_free char *sock = NULL, *agent = agent_path();
-	struct vm_error err = { 0 };
+	struct host h;
+	cleanup_free char *agent = agent_path();
 	pid_t pid;
 
-	cr_assert_not_null(mkdtemp(dir));
-	sock = xasprintf("%s/vms.sock", dir);
+	host_init(&h);
 	{
-		char *argv[] = { agent,	    "--no-pid1", "--host-socket", sock, "--config", "/nonexistent", "--",
+		char *argv[] = { agent,	    "--no-pid1", "--host-socket", h.sock, "--config", "/nonexistent", "--",
 				 "/bin/sh", "-c",	 "kill -TERM $$", NULL };
 
 		pid = spawn(argv);
 	}
 	/* the payload is long gone before the host listens: the reports wait in the queue */
 	usleep(500 * 1000);
-	cr_assert_not_null(ttrpc_server_listen_unix(srv, sock, 0600, &err), "%s", err.message);
-	run_until_done(loop, &r);
-	cr_assert_str_eq(r.log, "started finished(143,15) ");
+	host_listen(&h);
+	run_until_done(h.loop, &h.r);
+	cr_assert_str_eq(h.r.log, "started finished(143,15) ");
 	cr_assert_eq(wait_exit(pid), 143);
-	ttrpc_server_free(srv);
-	ev_loop_destroy(loop);
-	unlink(sock);
-	rmdir(dir);
+	host_fini(&h);
 }
 
 Test(agent_service, bad_config_is_reported)
 {
-	struct ev_loop *loop = ev_loop_new(0);
-	struct recorder r = { .loop = loop };
-	struct ttrpc_server *srv = vms_server(loop, &r);
-	char dir[] = "/tmp/agent-svc.XXXXXX";
-	cleanup_free char *sock = NULL, *agent = agent_path(), *cfg = NULL;
+	struct host h;
+	cleanup_free char *agent = agent_path(), *cfg = NULL;
 	struct fdtconfig c = { .vm_id = "abc", .name = "n", .cid = 3, .agent_port = 9100 };
 	cleanup_free void *blob = NULL;
 	struct vm_error err = { 0 };
@@ -242,72 +291,51 @@ Test(agent_service, bad_config_is_reported)
 	FILE *f;
 	pid_t pid;
 
-	cr_assert_not_null(mkdtemp(dir));
-	sock = xasprintf("%s/vms.sock", dir);
-	cfg = xasprintf("%s/config.dtb", dir);
+	host_init(&h);
+	cfg = xasprintf("%s/config.dtb", h.dir);
 	cr_assert_eq(fdtconfig_build(&c, &blob, &len, &err), 0);
 	f = fopen(cfg, "w");
 	cr_assert_not_null(f);
 	fwrite(blob, 1, len - 4, f); /* truncated */
 	fclose(f);
-	cr_assert_not_null(ttrpc_server_listen_unix(srv, sock, 0600, &err), "%s", err.message);
+	host_listen(&h);
 	{
-		char *argv[] = { agent, "--no-pid1", "--host-socket", sock, "--config", cfg, "--", "/bin/true", NULL };
+		char *argv[] = {
+			agent, "--no-pid1", "--host-socket", h.sock, "--config", cfg, "--", "/bin/true", NULL
+		};
 
 		pid = spawn(argv);
 	}
-	run_until_done(loop, &r);
-	cr_assert(r.error, "no NotifyError: %s", r.log);
+	run_until_done(h.loop, &h.r);
+	cr_assert(h.r.error, "no NotifyError: %s", h.r.log);
 	{
 		char want[64];
 
 		snprintf(want, sizeof(want), "error(%d,header: totalsize",
 			 VIRTMGR__V1__ERROR_CODE__ERROR_CODE_PAYLOAD_INVALID_CONFIG);
-		cr_assert(strstr(r.log, want), "%s", r.log);
+		cr_assert(strstr(h.r.log, want), "%s", h.r.log);
 	}
-	cr_assert_null(strstr(r.log, "started"), "the payload must not run: %s", r.log);
+	cr_assert_null(strstr(h.r.log, "started"), "the payload must not run: %s", h.r.log);
 	cr_assert_neq(wait_exit(pid), 0);
-	ttrpc_server_free(srv);
-	ev_loop_destroy(loop);
-	unlink(sock);
 	unlink(cfg);
-	rmdir(dir);
+	host_fini(&h);
 }
 
 Test(agent_service, guest_info)
 {
 	char dir[] = "/tmp/agent-svc.XXXXXX";
-	cleanup_free char *asock = NULL, *agent = agent_path();
+	cleanup_free char *asock = NULL;
 	Virtmgr__V1__Empty empty = VIRTMGR__V1__EMPTY__INIT;
 	Virtmgr__V1__GuestInfo *info = NULL;
-	struct ttrpc_client *cl = NULL;
+	struct ttrpc_client *cl;
 	struct vm_error err = { 0 };
 	struct utsname un;
 	pid_t pid;
 
 	cr_assert_not_null(mkdtemp(dir));
 	asock = xasprintf("%s/agent.sock", dir);
-	{
-		char *argv[] = { agent,
-				 "--no-pid1",
-				 "--agent-socket",
-				 asock,
-				 "--host-socket",
-				 "/nonexistent/h.sock",
-				 "--connect-timeout",
-				 "1",
-				 "--config",
-				 "/nonexistent",
-				 NULL };
-
-		pid = spawn(argv);
-	}
-	for (int i = 0; i < 200 && !cl; i++) {
-		cl = ttrpc_client_connect_unix(asock, &err);
-		if (!cl)
-			usleep(50 * 1000);
-	}
-	cr_assert_not_null(cl, "%s", err.message);
+	pid = spawn_agent(asock, NULL);
+	cl = connect_agent(asock);
 	cr_assert_eq(ttrpc_client_call(cl, "virtmgr.v1.Agent", "GetGuestInfo", &empty.base, NULL, 0,
 				       &virtmgr__v1__guest_info__descriptor, (ProtobufCMessage **)&info, NULL, NULL,
 				       10ull * 1000000000ull, &err),
@@ -371,11 +399,8 @@ static char *slurp(const char *path)
 
 Test(agent_service, signed_markers_and_payload_imitations)
 {
-	struct ev_loop *loop = ev_loop_new(0);
-	struct recorder r = { .loop = loop };
-	struct ttrpc_server *srv = vms_server(loop, &r);
-	char dir[] = "/tmp/agent-svc.XXXXXX";
-	cleanup_free char *sock = NULL, *agent = agent_path(), *cfg = NULL, *out = NULL, *text = NULL;
+	struct host h;
+	cleanup_free char *agent = agent_path(), *cfg = NULL, *out = NULL, *text = NULL;
 	char *payload[] = { "/bin/sh", "-c",
 			    "echo 'VIRTMGR: EXIT 0'; echo 'VIRTMGR: STARTED';"
 			    " echo 'VIRTMGR/1 7 00000000000000000000000000000000 EXIT 0';"
@@ -395,19 +420,18 @@ Test(agent_service, signed_markers_and_payload_imitations)
 
 	cr_assert_eq(marker_key_generate(&key, &err), 0, "%s", err.message);
 	cr_assert_eq(marker_key_generate(&other, &err), 0, "%s", err.message);
-	cr_assert_not_null(mkdtemp(dir));
-	sock = xasprintf("%s/vms.sock", dir);
-	out = xasprintf("%s/console", dir);
-	cfg = write_config(dir, &c);
-	cr_assert_not_null(ttrpc_server_listen_unix(srv, sock, 0600, &err), "%s", err.message);
+	host_init(&h);
+	out = xasprintf("%s/console", h.dir);
+	cfg = write_config(h.dir, &c);
+	host_listen(&h);
 	{
-		char *argv[] = { agent, "--no-pid1", "--host-socket", sock, "--config", cfg, NULL };
+		char *argv[] = { agent, "--no-pid1", "--host-socket", h.sock, "--config", cfg, NULL };
 
 		pid = spawn_to(argv, out);
 	}
-	run_until_done(loop, &r);
+	run_until_done(h.loop, &h.r);
 	cr_assert_eq(wait_exit(pid), 3);
-	cr_assert_str_eq(r.log, "started ready finished(3,0) ");
+	cr_assert_str_eq(h.r.log, "started ready finished(3,0) ");
 	text = slurp(out);
 	/* the host's view: only the agent's lines verify, and they say 3 */
 	marker_verifier_init(&v, &key);
@@ -439,21 +463,15 @@ Test(agent_service, signed_markers_and_payload_imitations)
 		}
 	}
 	cr_assert_str_eq(got, "started ready exit(3) ");
-	ttrpc_server_free(srv);
-	ev_loop_destroy(loop);
-	unlink(sock);
 	unlink(cfg);
 	unlink(out);
-	rmdir(dir);
+	host_fini(&h);
 }
 
 Test(agent_service, payload_user)
 {
-	struct ev_loop *loop = ev_loop_new(0);
-	struct recorder r = { .loop = loop };
-	struct ttrpc_server *srv = vms_server(loop, &r);
-	char dir[] = "/tmp/agent-svc.XXXXXX";
-	cleanup_free char *sock = NULL, *agent = agent_path(), *cfg = NULL, *out = NULL, *text = NULL;
+	struct host h;
+	cleanup_free char *agent = agent_path(), *cfg = NULL, *out = NULL, *text = NULL;
 	char *payload[] = { "/bin/sh", "-c",
 			    "echo uid=$(id -u) gid=$(id -g) groups=$(id -G) home=$HOME cwd=$(pwd);"
 			    " grep NoNewPrivs /proc/self/status | tr -d '\\t';"
@@ -471,48 +489,29 @@ Test(agent_service, payload_user)
 			       .payload_uid = 65534,
 			       .payload_gid = 65534,
 			       .marker_key = key };
-	struct vm_error err = { 0 };
 	pid_t pid;
 
 	if (geteuid() != 0)
 		cr_skip_test("switching users needs root");
-	cr_assert_not_null(mkdtemp(dir));
-	sock = xasprintf("%s/vms.sock", dir);
-	out = xasprintf("%s/console", dir);
-	cfg = write_config(dir, &c);
-	cr_assert_not_null(ttrpc_server_listen_unix(srv, sock, 0600, &err), "%s", err.message);
+	host_init(&h);
+	out = xasprintf("%s/console", h.dir);
+	cfg = write_config(h.dir, &c);
+	host_listen(&h);
 	{
-		char *argv[] = { agent, "--no-pid1", "--host-socket", sock, "--config", cfg, NULL };
+		char *argv[] = { agent, "--no-pid1", "--host-socket", h.sock, "--config", cfg, NULL };
 
 		pid = spawn_to(argv, out);
 	}
-	run_until_done(loop, &r);
+	run_until_done(h.loop, &h.r);
 	cr_assert_eq(wait_exit(pid), 0);
 	text = slurp(out);
 	cr_assert(strstr(text, "uid=65534 gid=65534 groups=65534 "), "%s", text);
 	cr_assert(strstr(text, "NoNewPrivs:1"), "%s", text);
 	cr_assert_null(strstr(text, "AGENT-ENVIRON-READABLE"), "%s", text);
 	cr_assert_null(strstr(text, "AGENT-MEM-READABLE"), "%s", text);
-	ttrpc_server_free(srv);
-	ev_loop_destroy(loop);
-	unlink(sock);
 	unlink(cfg);
 	unlink(out);
-	rmdir(dir);
-}
-
-static struct ttrpc_client *connect_agent(const char *asock)
-{
-	struct ttrpc_client *cl = NULL;
-	struct vm_error err = { 0 };
-
-	for (int i = 0; i < 200 && !cl; i++) {
-		cl = ttrpc_client_connect_unix(asock, &err);
-		if (!cl)
-			usleep(50 * 1000);
-	}
-	cr_assert_not_null(cl, "%s", err.message);
-	return cl;
+	host_fini(&h);
 }
 
 /* Exec argv as @user (NULL: root), unary: *rc is the call's result. */
@@ -535,7 +534,7 @@ static void exec_as(struct ttrpc_client *cl, char **argv, size_t argc, Virtmgr__
 Test(agent_service, exec_user)
 {
 	char dir[] = "/tmp/agent-svc.XXXXXX";
-	cleanup_free char *asock = NULL, *agent = agent_path(), *mark = NULL, *script = NULL;
+	cleanup_free char *asock = NULL, *mark = NULL, *script = NULL;
 	Virtmgr__V1__GuestUser user = VIRTMGR__V1__GUEST_USER__INIT;
 	struct ttrpc_client *cl;
 	struct vm_error err = { 0 };
@@ -553,21 +552,7 @@ Test(agent_service, exec_user)
 		"test \"$(id -u):$(id -g):$(id -G)\" = 65534:65534:65534"
 		" && grep -q 'NoNewPrivs:.1' /proc/self/status && touch %s",
 		mark);
-	{
-		char *av[] = { agent,
-			       "--no-pid1",
-			       "--agent-socket",
-			       asock,
-			       "--host-socket",
-			       "/nonexistent/h.sock",
-			       "--connect-timeout",
-			       "1",
-			       "--config",
-			       "/nonexistent",
-			       NULL };
-
-		pid = spawn(av);
-	}
+	pid = spawn_agent(asock, NULL);
 	cl = connect_agent(asock);
 	user.uid = 65534;
 	user.gid = 65534;
@@ -590,7 +575,7 @@ Test(agent_service, exec_user)
 Test(agent_service, exec_user_refused_when_invalid)
 {
 	char dir[] = "/tmp/agent-svc.XXXXXX";
-	cleanup_free char *asock = NULL, *agent = agent_path();
+	cleanup_free char *asock = NULL;
 	Virtmgr__V1__GuestUser bad = VIRTMGR__V1__GUEST_USER__INIT;
 	char *argv[] = { "/bin/true" };
 	struct ttrpc_client *cl;
@@ -600,21 +585,7 @@ Test(agent_service, exec_user_refused_when_invalid)
 
 	cr_assert_not_null(mkdtemp(dir));
 	asock = xasprintf("%s/agent.sock", dir);
-	{
-		char *av[] = { agent,
-			       "--no-pid1",
-			       "--agent-socket",
-			       asock,
-			       "--host-socket",
-			       "/nonexistent/h.sock",
-			       "--connect-timeout",
-			       "1",
-			       "--config",
-			       "/nonexistent",
-			       NULL };
-
-		pid = spawn(av);
-	}
+	pid = spawn_agent(asock, NULL);
 	cl = connect_agent(asock);
 	bad.uid = UINT32_MAX;
 	bad.gid = 0;
@@ -643,7 +614,7 @@ static int ping(struct ttrpc_client *cl, uint64_t nonce, uint64_t timeout_ns, Vi
 Test(agent_service, ping_busy_payload_and_stopped_agent)
 {
 	char dir[] = "/tmp/agent-svc.XXXXXX";
-	cleanup_free char *asock = NULL, *agent = agent_path();
+	cleanup_free char *asock = NULL;
 	Virtmgr__V1__PingResponse *resp = NULL;
 	struct ttrpc_client *cl;
 	struct vm_error err = { 0 };
@@ -651,26 +622,8 @@ Test(agent_service, ping_busy_payload_and_stopped_agent)
 
 	cr_assert_not_null(mkdtemp(dir));
 	asock = xasprintf("%s/agent.sock", dir);
-	{
-		/* a payload that never yields the CPU of its own accord */
-		char *av[] = { agent,
-			       "--no-pid1",
-			       "--agent-socket",
-			       asock,
-			       "--host-socket",
-			       "/nonexistent/h.sock",
-			       "--connect-timeout",
-			       "1",
-			       "--config",
-			       "/nonexistent",
-			       "--",
-			       "/bin/sh",
-			       "-c",
-			       "while :; do :; done",
-			       NULL };
-
-		pid = spawn(av);
-	}
+	/* a payload that never yields the CPU of its own accord */
+	pid = spawn_agent(asock, "while :; do :; done");
 	cl = connect_agent(asock);
 	for (int i = 0; i < 3; i++) {
 		cr_assert_eq(ping(cl, 42 + (uint64_t)i, 5ull * 1000000000ull, &resp, &err), 0, "%s", err.message);

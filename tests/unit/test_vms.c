@@ -23,6 +23,7 @@
 #include "lib/util.h"
 #include "protos/virtmgr.pb-c.h"
 #include "server/vms.h"
+#include "tests/unit/test_util.h"
 
 struct recorder {
 	char log[2048];
@@ -30,16 +31,8 @@ struct recorder {
 	enum vms_failure why;
 };
 
-static void note(struct recorder *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void note(struct recorder *r, const char *fmt, ...)
-{
-	size_t n = strlen(r->log);
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(r->log + n, sizeof(r->log) - n, fmt, ap);
-	va_end(ap);
-}
+/* Append to the log of the recorder @r (a struct recorder *, or a void * to one). */
+#define note(r, ...) test_appendf(((struct recorder *)(r))->log, sizeof(((struct recorder *)(r))->log), __VA_ARGS__)
 
 static void ev_started(void *o)
 {
