@@ -50,6 +50,7 @@ void vm_persist(struct vm *vm)
 	statefile_set(&sf, "accel", vm->accel);
 	statefile_set_u64(&sf, "memory_mib", vm->memory_mib);
 	statefile_set_u64(&sf, "cpus", vm->cpus);
+	statefile_set_u64(&sf, "on_hang", (uint64_t)vm->on_hang);
 	statefile_set_u64(&sf, "created_ns", vm->created_ns);
 	statefile_set_u64(&sf, "started_ns", vm->started_ns);
 	if (vm->has_exit_code)
@@ -222,6 +223,18 @@ static int restore_one(struct daemon *d, const char *dir, struct vm_error *err)
 	vm->cpus = (uint32_t)cpus;
 	vm->created_ns = cns;
 	vm->started_ns = sns;
+	{
+		uint64_t hang = VIRTMGR__V1__ON_HANG__ON_HANG_DEFAULT;
+
+		/* absent in records of older daemons: the default policy */
+		if (statefile_get(&sf, "on_hang") &&
+		    statefile_get_u64(&sf, "on_hang", VIRTMGR__V1__ON_HANG__ON_HANG_KILL, &hang, err) < 0) {
+			vm_error_prefix(err, "%s", path);
+			vm_free(vm);
+			goto out;
+		}
+		vm->on_hang = (Virtmgr__V1__OnHang)hang;
+	}
 	if (statefile_get_u64(&sf, "exit_code", 255, &code, NULL) == 0) {
 		vm->exit_code = (int)code;
 		vm->has_exit_code = true;
