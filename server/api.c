@@ -329,7 +329,7 @@ static void api_get_daemon_info(struct ttrpc_call *call, const ProtobufCMessage 
 	struct daemon *d = opaque;
 	Virtmgr__V1__DaemonInfo info = VIRTMGR__V1__DAEMON_INFO__INIT;
 	char range[32], reason[128];
-	uint32_t lo, hi;
+	uint32_t lo = 0, hi = 0;
 
 	info.version = PACKAGE_VERSION;
 	info.mode = d->cfg.early ? "early" : "regular";
@@ -346,9 +346,11 @@ static void api_get_daemon_info(struct ttrpc_call *call, const ProtobufCMessage 
 	info.run_dir = (char *)d->cfg.run_dir;
 	info.vm_count = d->nvms_alive;
 	info.connection_count = ttrpc_server_conn_count(d->api);
-	uidpool_range(d->uids, &lo, &hi);
+	/* no pool where VMs are not sandboxed (not root, or early mode) */
+	if (d->uids)
+		uidpool_range(d->uids, &lo, &hi);
 	snprintf(range, sizeof(range), "%" PRIu32 "-%" PRIu32, lo, hi);
-	info.vm_sandbox = d->sandboxed;
+	info.vm_sandbox = d->sandboxed && d->uids != NULL;
 	info.vm_uid_range = d->sandboxed ? range : "";
 	if (d->sandboxed)
 		snprintf(reason, sizeof(reason), "uid range %s, no capabilities, seccomp (virtmgr-vsock)", range);

@@ -195,6 +195,12 @@ static int restore_one(struct daemon *d, const char *dir, struct vm_error *err)
 		vm_error_set(err, VM_DATA_LOSS, "%s: cid %" PRIu64 " is already taken", path, cid);
 		goto out;
 	}
+	if (vuid && !d->uids) {
+		vm_error_set(err, VM_FAILED_PRECONDITION,
+			     "%s: the VM runs under uid %" PRIu64 " but this daemon gives VMs no uids (not root)", path,
+			     vuid);
+		goto out;
+	}
 	vm = vm_alloc(d);
 	if (vuid) {
 		/* before any new VM is given a uid */
