@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/ttrpc-priv.h"
 #include "lib/ttrpc.h"
 #include "lib/util.h"
 #include "protos/ttrpc.pb-c.h"
@@ -51,24 +52,8 @@ static struct test_daemon daemon_;
 static uint8_t *request_frame(size_t *len)
 {
 	Virtmgr__V1__GetDaemonInfoRequest inner = VIRTMGR__V1__GET_DAEMON_INFO_REQUEST__INIT;
-	Ttrpc__Request req = TTRPC__REQUEST__INIT;
-	struct ttrpc_header h = { .stream_id = 1, .type = TTRPC_TYPE_REQUEST };
-	size_t plen, blen;
-	cleanup_free uint8_t *payload = ttrpc_pack(&inner.base, &plen);
-	cleanup_free uint8_t *body = NULL;
-	uint8_t *frame;
 
-	req.service = (char *)SERVICE;
-	req.method = (char *)"GetDaemonInfo";
-	req.payload.data = payload;
-	req.payload.len = plen;
-	body = ttrpc_pack(&req.base, &blen);
-	h.length = (uint32_t)blen;
-	frame = xmalloc(TTRPC_HEADER_SIZE + blen);
-	ttrpc_header_encode(&h, frame);
-	memcpy(frame + TTRPC_HEADER_SIZE, body, blen);
-	*len = TTRPC_HEADER_SIZE + blen;
-	return frame;
+	return ttrpc_build_request(1, 0, SERVICE, "GetDaemonInfo", &inner.base, 0, len);
 }
 
 static int count_fds(pid_t pid)

@@ -45,6 +45,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "lib/ttrpc-priv.h"
 #include "lib/ttrpc.h"
 #include "protos/ttrpc.pb-c.h"
 #include "protos/virtmgr.pb-c.h"
@@ -91,24 +92,10 @@ static void send_all(int fd, const void *buf, size_t len)
 static size_t request_frame(const char *method, const ProtobufCMessage *payload, uint32_t id, uint8_t flags,
 			    uint8_t **out)
 {
-	Ttrpc__Request req = TTRPC__REQUEST__INIT;
-	struct ttrpc_header h = { .stream_id = id, .type = TTRPC_TYPE_REQUEST, .flags = flags };
-	size_t plen = 0, blen = 0;
-	cleanup_free uint8_t *p = ttrpc_pack(payload, &plen);
-	cleanup_free uint8_t *body = NULL;
-	uint8_t *frame;
+	size_t len;
 
-	req.service = SERVICE;
-	req.method = (char *)method;
-	req.payload.data = p;
-	req.payload.len = plen;
-	body = ttrpc_pack(&req.base, &blen);
-	h.length = (uint32_t)blen;
-	frame = xmalloc(TTRPC_HEADER_SIZE + blen);
-	ttrpc_header_encode(&h, frame);
-	memcpy(frame + TTRPC_HEADER_SIZE, body, blen);
-	*out = frame;
-	return TTRPC_HEADER_SIZE + blen;
+	*out = ttrpc_build_request(id, flags, SERVICE, method, payload, 0, &len);
+	return len;
 }
 
 static int daemon_info(struct ttrpc_client *cl, uint64_t timeout_ns, struct vm_error *err)

@@ -31,6 +31,7 @@
 
 #include "lib/util.h"
 #include "client/virtmgr-client.h"
+#include "lib/ttrpc-priv.h"
 #include "lib/ttrpc.h"
 #include "protos/ttrpc.pb-c.h"
 #include "protos/virtmgr.pb-c.h"
@@ -183,24 +184,8 @@ static int raw_connect(void)
 static uint8_t *request_frame(uint32_t stream_id, size_t *len)
 {
 	Virtmgr__V1__GetDaemonInfoRequest inner = VIRTMGR__V1__GET_DAEMON_INFO_REQUEST__INIT;
-	Ttrpc__Request req = TTRPC__REQUEST__INIT;
-	struct ttrpc_header h = { .stream_id = stream_id, .type = TTRPC_TYPE_REQUEST };
-	size_t plen, blen;
-	cleanup_free uint8_t *payload = ttrpc_pack(&inner.base, &plen);
-	cleanup_free uint8_t *body = NULL;
-	uint8_t *frame;
 
-	req.service = (char *)VMC_SERVICE;
-	req.method = (char *)"GetDaemonInfo";
-	req.payload.data = payload;
-	req.payload.len = plen;
-	body = ttrpc_pack(&req.base, &blen);
-	h.length = (uint32_t)blen;
-	frame = xmalloc(TTRPC_HEADER_SIZE + blen);
-	ttrpc_header_encode(&h, frame);
-	memcpy(frame + TTRPC_HEADER_SIZE, body, blen);
-	*len = TTRPC_HEADER_SIZE + blen;
-	return frame;
+	return ttrpc_build_request(stream_id, 0, VMC_SERVICE, "GetDaemonInfo", &inner.base, 0, len);
 }
 
 static void expect_served(const char *after, int calls)

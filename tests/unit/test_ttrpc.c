@@ -24,6 +24,7 @@
 #include <sys/un.h>
 
 #include "lib/log.h"
+#include "lib/ttrpc-priv.h"
 #include "lib/ttrpc.h"
 #include "protos/ttrpc.pb-c.h"
 #include "protos/virtmgr.pb-c.h"
@@ -1129,49 +1130,13 @@ Test(ttrpc, async_client_same_loop)
 static void send_echo_frame(int fd, uint32_t sid, const char *text, bool pass_fd, const int *fds, size_t nfds)
 {
 	Vmtest__EchoRequest req = VMTEST__ECHO_REQUEST__INIT;
-	Ttrpc__Request r = TTRPC__REQUEST__INIT;
-	struct ttrpc_header h = { .stream_id = sid, .type = TTRPC_TYPE_REQUEST };
-	size_t plen, blen;
-	uint8_t *payload, *body, *frame;
-	struct msghdr msg = { 0 };
 	struct iovec iov;
-	union {
-		struct cmsghdr hdr;
-		char b[CMSG_SPACE(sizeof(int) * 4)];
-	} cbuf;
 
 	req.text = (char *)text;
 	req.pass_fd = pass_fd;
-	payload = ttrpc_pack(&req.base, &plen);
-	r.service = SVC;
-	r.method = "Echo";
-	r.payload.data = payload;
-	r.payload.len = plen;
-	body = ttrpc_pack(&r.base, &blen);
-	h.length = (uint32_t)blen;
-	frame = malloc(TTRPC_HEADER_SIZE + blen);
-	ttrpc_header_encode(&h, frame);
-	memcpy(frame + TTRPC_HEADER_SIZE, body, blen);
-	iov.iov_base = frame;
-	iov.iov_len = TTRPC_HEADER_SIZE + blen;
-	msg.msg_iov = &iov;
-	msg.msg_iovlen = 1;
-	if (nfds) {
-		struct cmsghdr *c;
-
-		memset(&cbuf, 0, sizeof(cbuf));
-		msg.msg_control = cbuf.b;
-		msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-		c = CMSG_FIRSTHDR(&msg);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-		memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
-	}
-	cr_assert_eq(sendmsg(fd, &msg, MSG_NOSIGNAL), (ssize_t)iov.iov_len);
-	free(frame);
-	free(body);
-	free(payload);
+	iov.iov_base = ttrpc_build_request(sid, 0, SVC, "Echo", &req.base, 0, &iov.iov_len);
+	cr_assert_eq(ttrpc_sock_send(fd, &iov, 1, fds, nfds), (ssize_t)iov.iov_len);
+	free(iov.iov_base);
 }
 
 Test(ttrpc, fds_follow_their_frame_when_batched)
