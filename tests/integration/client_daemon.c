@@ -68,6 +68,18 @@ void test_fail(const char *fmt, ...)
 	exit(1);
 }
 
+int test_open_image(const char *name)
+{
+	char path[512];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/guest/image/%s", test_top_builddir(), name);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		test_fail("%s: %s (run 'make guest-image')", path, strerror(errno));
+	return fd;
+}
+
 const char *test_top_builddir(void)
 {
 	const char *t = getenv("top_builddir");

@@ -32,4 +32,7 @@ bool test_daemon_stop(struct test_daemon *d);
 /** test_top_builddir() - Return: $top_builddir, or "." */
 const char *test_top_builddir(void);
 
+/** test_open_image() - open $top_builddir/guest/image/@name read-only, or fail the test. Return: the fd. */
+int test_open_image(const char *name);
+
 #endif

@@ -37,18 +37,6 @@ static struct test_daemon daemon_;
 static struct vmc_client *cl;
 static char vm_id[128];
 
-static int open_image(const char *name)
-{
-	char path[512];
-	int fd;
-
-	snprintf(path, sizeof(path), "%s/guest/image/%s", test_top_builddir(), name);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		test_fail("%s: %s (run 'make guest-image')", path, strerror(errno));
-	return fd;
-}
-
 static void boot_guest(void)
 {
 	const char *payload[] = { "/bin/sleep", "3600" };
@@ -61,8 +49,8 @@ static void boot_guest(void)
 		test_fail("%s", err.message);
 	vmc_vm_config_init(&cfg);
 	cfg.name = "exec";
-	cfg.kernel_fd = open_image("vmlinuz");
-	cfg.initrd_fd = open_image("initramfs.img");
+	cfg.kernel_fd = test_open_image("vmlinuz");
+	cfg.initrd_fd = test_open_image("initramfs.img");
 	cfg.accel = "tcg";
 	cfg.payload_args = payload;
 	cfg.n_payload_args = N_ELEMS(payload);

@@ -29,18 +29,6 @@
 
 static struct test_daemon daemon_;
 
-static int open_image(const char *name)
-{
-	char path[512];
-	int fd;
-
-	snprintf(path, sizeof(path), "%s/guest/image/%s", test_top_builddir(), name);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		test_fail("%s: %s (run 'make guest-image')", path, strerror(errno));
-	return fd;
-}
-
 /* Read @fd until @marker shows up (or EOF). Return: true if seen. */
 static bool read_until(int fd, const char *marker, bool poll_first)
 {
@@ -86,8 +74,8 @@ static void test_vm_fds(void)
 		test_fail("pipe: %s", strerror(errno));
 	vmc_vm_config_init(&cfg);
 	cfg.name = "fds";
-	cfg.kernel_fd = open_image("vmlinuz");
-	cfg.initrd_fd = open_image("initramfs.img");
+	cfg.kernel_fd = test_open_image("vmlinuz");
+	cfg.initrd_fd = test_open_image("initramfs.img");
 	cfg.console_out = pipefd[1];
 	cfg.accel = "tcg";
 	cfg.payload_args = args;
