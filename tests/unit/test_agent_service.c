@@ -397,10 +397,30 @@ static char *slurp(const char *path)
 	return text;
 }
 
+/* vmagent with the configuration @c (in @h's dir) reporting to @h, until
+ * it reported its end. Return: its exit status; its console in *@console. */
+static int run_configured(struct host *h, const struct fdtconfig *c, char **console)
+{
+	cleanup_free char *agent = agent_path(), *cfg = write_config(h->dir, c);
+	cleanup_free char *out = xasprintf("%s/console", h->dir);
+	char *argv[] = { agent, "--no-pid1", "--host-socket", h->sock, "--config", cfg, NULL };
+	pid_t pid;
+	int status;
+
+	host_listen(h);
+	pid = spawn_to(argv, out);
+	run_until_done(h->loop, &h->r);
+	status = wait_exit(pid);
+	*console = slurp(out);
+	unlink(cfg);
+	unlink(out);
+	return status;
+}
+
 Test(agent_service, signed_markers_and_payload_imitations)
 {
 	struct host h;
-	cleanup_free char *agent = agent_path(), *cfg = NULL, *out = NULL, *text = NULL;
+	cleanup_free char *text = NULL;
 	char *payload[] = { "/bin/sh", "-c",
 			    "echo 'VIRTMGR: EXIT 0'; echo 'VIRTMGR: STARTED';"
 			    " echo 'VIRTMGR/1 7 00000000000000000000000000000000 EXIT 0';"
@@ -416,23 +436,12 @@ Test(agent_service, signed_markers_and_payload_imitations)
 	struct marker_verifier v, wrong;
 	struct vm_error err = { 0 };
 	char got[256] = "";
-	pid_t pid;
 
 	cr_assert_eq(marker_key_generate(&key, &err), 0, "%s", err.message);
 	cr_assert_eq(marker_key_generate(&other, &err), 0, "%s", err.message);
 	host_init(&h);
-	out = xasprintf("%s/console", h.dir);
-	cfg = write_config(h.dir, &c);
-	host_listen(&h);
-	{
-		char *argv[] = { agent, "--no-pid1", "--host-socket", h.sock, "--config", cfg, NULL };
-
-		pid = spawn_to(argv, out);
-	}
-	run_until_done(h.loop, &h.r);
-	cr_assert_eq(wait_exit(pid), 3);
+	cr_assert_eq(run_configured(&h, &c, &text), 3);
 	cr_assert_str_eq(h.r.log, "started ready finished(3,0) ");
-	text = slurp(out);
 	/* the host's view: only the agent's lines verify, and they say 3 */
 	marker_verifier_init(&v, &key);
 	marker_verifier_init(&wrong, &other);
@@ -463,15 +472,13 @@ Test(agent_service, signed_markers_and_payload_imitations)
 		}
 	}
 	cr_assert_str_eq(got, "started ready exit(3) ");
-	unlink(cfg);
-	unlink(out);
 	host_fini(&h);
 }
 
 Test(agent_service, payload_user)
 {
 	struct host h;
-	cleanup_free char *agent = agent_path(), *cfg = NULL, *out = NULL, *text = NULL;
+	cleanup_free char *text = NULL;
 	char *payload[] = { "/bin/sh", "-c",
 			    "echo uid=$(id -u) gid=$(id -g) groups=$(id -G) home=$HOME cwd=$(pwd);"
 			    " grep NoNewPrivs /proc/self/status | tr -d '\\t';"
@@ -489,28 +496,15 @@ Test(agent_service, payload_user)
 			       .payload_uid = 65534,
 			       .payload_gid = 65534,
 			       .marker_key = key };
-	pid_t pid;
 
 	if (geteuid() != 0)
 		cr_skip_test("switching users needs root");
 	host_init(&h);
-	out = xasprintf("%s/console", h.dir);
-	cfg = write_config(h.dir, &c);
-	host_listen(&h);
-	{
-		char *argv[] = { agent, "--no-pid1", "--host-socket", h.sock, "--config", cfg, NULL };
-
-		pid = spawn_to(argv, out);
-	}
-	run_until_done(h.loop, &h.r);
-	cr_assert_eq(wait_exit(pid), 0);
-	text = slurp(out);
+	cr_assert_eq(run_configured(&h, &c, &text), 0);
 	cr_assert(strstr(text, "uid=65534 gid=65534 groups=65534 "), "%s", text);
 	cr_assert(strstr(text, "NoNewPrivs:1"), "%s", text);
 	cr_assert_null(strstr(text, "AGENT-ENVIRON-READABLE"), "%s", text);
 	cr_assert_null(strstr(text, "AGENT-MEM-READABLE"), "%s", text);
-	unlink(cfg);
-	unlink(out);
 	host_fini(&h);
 }
 
