@@ -219,7 +219,7 @@ Test(run, errors)
 	run_fails(3, V("run", "--cpus", "0"), "invalid --cpus '0': must be more than 0");
 	run_fails(3, V("run", "--env", "NOEQUALS"), "invalid --env 'NOEQUALS': expected KEY=VALUE");
 	run_fails(3, V("run", "--env", "=v"), "invalid --env '=v': expected KEY=VALUE");
-	run_fails(3, V("run", "--disk", ",ro"), "invalid --disk: empty path");
+	run_fails(3, V("run", "--disk", ",ro"), "invalid --disk: empty path or image name");
 	run_fails(3, V("run", "--cwd", "rel"), "invalid --cwd 'rel': must be an absolute path in the guest");
 	run_fails(3, V("run", "--boot-timeout", "0"),
 		  "invalid --boot-timeout '0': must be between 0.001 and 4294967 s");
