@@ -31,6 +31,7 @@
 #include "server/diskstore.h"
 #include "server/daemon.h"
 #include "server/early.h"
+#include "server/sandbox.h"
 #include "server/uidpool.h"
 #include "server/vm.h"
 #include "server/vm-health.h"
@@ -705,6 +706,9 @@ int main(int argc, char **argv)
 			log_error("cannot create %s: %s", vms, strerror(errno));
 			return 1;
 		}
+		/* said now; each VM start refuses it with the same message */
+		if (sandbox_dir_reachable(vms, &err) < 0)
+			log_warn("%s", err.message);
 	}
 
 	if (d.cfg.early && early_registry_new(d.cfg.root, d.cfg.early_xsd, &d.early, &err) < 0) {

@@ -19,6 +19,7 @@
 #include <grp.h>
 #include <linux/capability.h>
 #include <linux/seccomp.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -215,5 +216,37 @@ int sandbox_run_dir_prepare(const char *path, const struct sandbox *sb, struct v
 		return vm_error_errno(err, errno, "cannot hand run directory %s to uid %u", path, (unsigned)sb->uid);
 	if (fchmod(fd, 0700) < 0)
 		return vm_error_errno(err, errno, "chmod 0700 %s", path);
+	return 0;
+}
+
+/**
+ * sandbox_dir_reachable() - whether other uids can search every directory
+ * down to @dir
+ *
+ * A VM's QEMU and backend run under the VM's own uid and open sockets in its
+ * run dir by path, so every directory above it must be searchable by others;
+ * this names the one that is not, instead of QEMU's bare "Permission denied".
+ * Return: 0, or -1 with @err (FAILED_PRECONDITION) naming the directory.
+ */
+int sandbox_dir_reachable(const char *dir, struct vm_error *err)
+{
+	cleanup_free char *path = realpath(dir, NULL);
+	struct stat st;
+
+	if (!path)
+		return vm_error_errno(err, errno, "run directory %s", dir);
+	for (char *slash = path + strlen(path); slash; slash = strrchr(path, '/')) {
+		if (stat(*path ? path : "/", &st) < 0)
+			return vm_error_errno(err, errno, "run directory: %s", *path ? path : "/");
+		if (!(st.st_mode & S_IXOTH))
+			return vm_error_set(err, VM_FAILED_PRECONDITION,
+					    "%s is not searchable by other users (mode %04o): VMs run under uids of "
+					    "their own (--vm-uid-range) and must reach their run directory %s; "
+					    "use a run directory all of whose parents have o+x",
+					    *path ? path : "/", (unsigned)(st.st_mode & 07777), dir);
+		if (slash == path)
+			break;
+		*slash = 0;
+	}
 	return 0;
 }

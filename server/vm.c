@@ -897,6 +897,8 @@ static int vm_run_dir_create(struct vm *vm, struct vm_error *err)
 						  "cannot create %s", parent);
 	}
 	if (sb.change_ids) {
+		if (sandbox_dir_reachable(parent, err) < 0)
+			return vm_error_prefix(err, "vm %s", vm->id);
 		if (!vm->uid && uidpool_alloc(d->uids, &vm->uid, err) < 0)
 			return vm_error_prefix(err, "vm %s", vm->id);
 		sb.uid = vm->uid;

@@ -5,6 +5,9 @@
 set -euo pipefail
 builddir=${1:?usage: demo.sh BUILDDIR}
 tmp=$(mktemp -d /tmp/virtmgr-demo.XXXXXX)
+# as root each VM runs under a uid of its own, which must reach its run
+# directory below this one (docs/sandbox.md)
+chmod 0711 "$tmp"
 sock=$tmp/virtmgrd.sock
 daemon_pid=
 cleanup() {

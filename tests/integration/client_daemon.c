@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -116,6 +117,10 @@ void test_daemon_start(struct test_daemon *d, const char *const *extra_args)
 	snprintf(d->tmp, sizeof(d->tmp), "/tmp/virtmgr-client-XXXXXX");
 	if (!mkdtemp(d->tmp))
 		test_fail("mkdtemp: %s", strerror(errno));
+	/* as root the VMs' processes run under uids of their own, which must
+	 * reach their run directories below this one (docs/sandbox.md) */
+	if (chmod(d->tmp, 0711) < 0)
+		test_fail("chmod %s: %s", d->tmp, strerror(errno));
 	current = d;
 	snprintf(d->sock, sizeof(d->sock), "%s/virtmgrd.sock", d->tmp);
 	snprintf(run_dir, sizeof(run_dir), "%s/run", d->tmp);

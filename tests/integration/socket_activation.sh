@@ -15,6 +15,9 @@ launcher=$top_srcdir/tests/integration/sd_activate.py
 py=/usr/bin/python3; [[ -x $py ]] || py=$(command -v python3) # Debian's, with python3-protobuf
 
 tmp=$(mktemp -d)
+# as root each VM runs under a uid of its own, which must reach its run
+# directory below this one (docs/sandbox.md)
+chmod 0711 "$tmp"
 lpid=
 fail() { printf 'FAIL: %s\n' "$*" >&2; [[ -f $tmp/log ]] && tail -n 40 "$tmp/log" >&2; exit 1; }
 ok() { printf 'ok: %s\n' "$*"; }
