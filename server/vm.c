@@ -758,10 +758,10 @@ static int backend_query(void *opaque, void (*done)(void *arg, const char *statu
 	return qemu_query_status(vm->qemu, done, arg);
 }
 
-/* The backend is gone while QEMU runs (vsock_host.c decided): the guest
- * would hang on its vsock device, so the VM is stopped, blaming the backend
- * unless a stop or kill was asked for anyway. */
-static void backend_failed(void *opaque, const char *message)
+/* A helper is gone while QEMU runs (vsock_host.c or virtiofs.c decided):
+ * the guest would hang on its vsock device or its shared folder, so the VM
+ * is stopped, blaming the helper unless a stop or kill was asked for anyway. */
+static void helper_failed(void *opaque, const char *message)
 {
 	struct vm *vm = opaque;
 
@@ -777,7 +777,7 @@ static void backend_failed(void *opaque, const char *message)
 
 static const struct vsock_host_watch_ops vm_backend_ops = {
 	.query = backend_query,
-	.failed = backend_failed,
+	.failed = helper_failed,
 };
 
 void vm_vsock_watch(struct vm *vm, bool ours)
@@ -813,20 +813,6 @@ static int vsock_prepare(struct vm *vm, struct qemu_config *qc, struct vm_error 
 /* A virtiofsd is gone while QEMU runs: the guest's file system would hang
  * on it, so the VM is stopped as for a dead vsock backend
  * (INFRASTRUCTURE_ERROR), with a message naming the share. */
-static void share_failed(void *opaque, const char *message)
-{
-	struct vm *vm = opaque;
-
-	if (!vm->qemu || vm->state == VIRTMGR__V1__VM_STATE__VM_STATE_DEAD)
-		return;
-	log_warn("vm %s: %s, stopping the VM", vm->id, message);
-	if (!vm->kill_requested && !vm->stop_requested) {
-		vm->forced_reason = VIRTMGR__V1__DEATH_REASON__DEATH_REASON_INFRASTRUCTURE_ERROR;
-		snprintf(vm->message, sizeof(vm->message), "%s", message);
-	}
-	qemu_kill(vm->qemu);
-}
-
 /* One virtiofsd per share, as the VM's owner (server/virtiofs.h). */
 static int shares_prepare(struct vm *vm, struct qemu_config *qc, struct qemu_share *qs, struct vm_error *err)
 {
@@ -840,7 +826,7 @@ static int shares_prepare(struct vm *vm, struct qemu_config *qc, struct qemu_sha
 		return vm_error_set(err, VM_FAILED_PRECONDITION,
 				    "vm %s: shares of a VM created by root are not served (virtiofsd never runs as root)",
 				    vm->id);
-	if (virtiofs_start(&vm->virtiofs, vm->d->loop, vm->run_dir, vm->shares, vm->nshares, &ids, share_failed, vm,
+	if (virtiofs_start(&vm->virtiofs, vm->d->loop, vm->run_dir, vm->shares, vm->nshares, &ids, helper_failed, vm,
 			   err) < 0)
 		return vm_error_prefix(err, "vm %s", vm->id);
 	for (size_t i = 0; i < vm->nshares; i++) {
