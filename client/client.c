@@ -1593,14 +1593,12 @@ int vmc_disk_import(struct vmc_client *cl, const char *name, int fd, enum vmc_di
 	return disk_transfer(cl, "ImportDiskImage", name, fd, format, out, err);
 }
 
-int vmc_disk_export(struct vmc_client *cl, const char *name, int fd, struct vmc_disk_image *out,
-		    struct vmc_error *err)
+int vmc_disk_export(struct vmc_client *cl, const char *name, int fd, struct vmc_disk_image *out, struct vmc_error *err)
 {
 	return disk_transfer(cl, "ExportDiskImage", name, fd, VMC_DISK_FORMAT_RAW, out, err);
 }
 
-int vmc_disk_init_partition(struct vmc_client *cl, int fd, uint64_t size, const char *filesystem,
-			    struct vmc_error *err)
+int vmc_disk_init_partition(struct vmc_client *cl, int fd, uint64_t size, const char *filesystem, struct vmc_error *err)
 {
 	Virtmgr__V1__InitializeWritablePartitionRequest req = VIRTMGR__V1__INITIALIZE_WRITABLE_PARTITION_REQUEST__INIT;
 	Virtmgr__V1__FdRef ref = VIRTMGR__V1__FD_REF__INIT;
@@ -1610,8 +1608,8 @@ int vmc_disk_init_partition(struct vmc_client *cl, int fd, uint64_t size, const 
 	req.fd = &ref;
 	req.size = size;
 	req.filesystem = pb_str(filesystem);
-	if (vmc_call(cl, "InitializeWritablePartition", &req.base, &fd, 1, &virtmgr__v1__empty__descriptor, &resp,
-		     NULL, NULL, 0, &e) < 0)
+	if (vmc_call(cl, "InitializeWritablePartition", &req.base, &fd, 1, &virtmgr__v1__empty__descriptor, &resp, NULL,
+		     NULL, 0, &e) < 0)
 		return result(-1, &e, err);
 	protobuf_c_message_free_unpacked(resp, NULL);
 	return 0;

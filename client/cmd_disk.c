@@ -62,11 +62,24 @@ static int disk_parse_size(const char *s, uint64_t *out, struct vm_error *err)
 	v = strtoull(s, &end, 10);
 	if (*end && !end[1]) {
 		switch (*end) {
-		case 'k': case 'K': mul = 1ull << 10; break;
-		case 'm': case 'M': mul = 1ull << 20; break;
-		case 'g': case 'G': mul = 1ull << 30; break;
-		case 't': case 'T': mul = 1ull << 40; break;
-		default: return vm_error_set(err, VM_INVALID_ARGUMENT, "invalid size '%s': unknown suffix", s);
+		case 'k':
+		case 'K':
+			mul = 1ull << 10;
+			break;
+		case 'm':
+		case 'M':
+			mul = 1ull << 20;
+			break;
+		case 'g':
+		case 'G':
+			mul = 1ull << 30;
+			break;
+		case 't':
+		case 'T':
+			mul = 1ull << 40;
+			break;
+		default:
+			return vm_error_set(err, VM_INVALID_ARGUMENT, "invalid size '%s': unknown suffix", s);
 		}
 	} else if (*end) {
 		return vm_error_set(err, VM_INVALID_ARGUMENT, "invalid size '%s': not a number", s);
@@ -153,10 +166,11 @@ static void *disk_progress_thread(void *arg)
 	return NULL;
 }
 
-static int disk_transfer(struct vmctl_ctx *ctx, struct vmc_client *cl, bool import, const char *name,
-			 const char *file, bool has_format, enum vmc_disk_format format)
+static int disk_transfer(struct vmctl_ctx *ctx, struct vmc_client *cl, bool import, const char *name, const char *file,
+			 bool has_format, enum vmc_disk_format format)
 {
-	struct disk_progress p = { .what = import ? "import" : "export", .lock = PTHREAD_MUTEX_INITIALIZER,
+	struct disk_progress p = { .what = import ? "import" : "export",
+				   .lock = PTHREAD_MUTEX_INITIALIZER,
 				   .cond = PTHREAD_COND_INITIALIZER };
 	struct vmc_error err = { 0 };
 	struct vmc_disk_image img;
@@ -185,7 +199,7 @@ static int disk_transfer(struct vmctl_ctx *ctx, struct vmc_client *cl, bool impo
 		char magic[4];
 
 		format = pread(p.fd, magic, 4, 0) == 4 && !memcmp(magic, "QFI\xfb", 4) ? VMC_DISK_FORMAT_QCOW2
-										  : VMC_DISK_FORMAT_RAW;
+										       : VMC_DISK_FORMAT_RAW;
 	}
 	if (import && fstat(p.fd, &st) == 0 && S_ISREG(st.st_mode))
 		p.total = (uint64_t)st.st_size;
@@ -269,7 +283,8 @@ int cmd_disk(struct vmctl_ctx *ctx, int argc, char **argv)
 			fputs(cmd_disk_help, stdout);
 			return VMCTL_EXIT_OK;
 		}
-		vm_error_set(&perr, VM_INVALID_ARGUMENT, "missing subcommand (create, list, resize, rm, import, export)");
+		vm_error_set(&perr, VM_INVALID_ARGUMENT,
+			     "missing subcommand (create, list, resize, rm, import, export)");
 		return vmctl_usage_error("disk", &perr);
 	}
 	sub = argv[1];
@@ -280,8 +295,8 @@ int cmd_disk(struct vmctl_ctx *ctx, int argc, char **argv)
 	else if (!strcmp(sub, "resize") || !strcmp(sub, "import") || !strcmp(sub, "export"))
 		want = 2;
 	else {
-		vm_error_set(&perr, VM_INVALID_ARGUMENT, "unknown subcommand '%s' (create, list, resize, rm, import, export)",
-			     sub);
+		vm_error_set(&perr, VM_INVALID_ARGUMENT,
+			     "unknown subcommand '%s' (create, list, resize, rm, import, export)", sub);
 		return vmctl_usage_error("disk", &perr);
 	}
 	optind = 0;

@@ -144,8 +144,8 @@ static int parse_disk(char *arg, struct vmc_disk *d, struct vm_error *err)
 		else if (!strcmp(opt, "format=raw") || !strcmp(opt, "format=qcow2"))
 			d->qcow2 = opt[7] == 'q';
 		else if (!strncmp(opt, "format=", 7))
-			return vm_error_set(err, VM_INVALID_ARGUMENT, "invalid --disk format '%s': expected raw or qcow2",
-					    opt + 7);
+			return vm_error_set(err, VM_INVALID_ARGUMENT,
+					    "invalid --disk format '%s': expected raw or qcow2", opt + 7);
 		else
 			break; /* part of the path */
 		*comma = '\0';
@@ -184,7 +184,8 @@ static int parse_mount(char *arg, struct vmc_mount *m, struct vm_error *err)
 			m->fstype = opt + 3;
 		else
 			return vm_error_set(err, VM_INVALID_ARGUMENT,
-					    "invalid --mount option '%s': expected ro, rw, fs=TYPE or opts=OPTIONS", opt);
+					    "invalid --mount option '%s': expected ro, rw, fs=TYPE or opts=OPTIONS",
+					    opt);
 		*comma = '\0';
 	}
 	return 0;
@@ -214,8 +215,8 @@ static int parse_share(char *arg, struct vmc_share *s, struct vm_error *err)
 		else if (!strncmp(opt, "tag=", 4) && opt[4])
 			s->tag = opt + 4;
 		else
-			return vm_error_set(err, VM_INVALID_ARGUMENT, "invalid --share option '%s': expected ro, rw or tag=TAG",
-					    opt);
+			return vm_error_set(err, VM_INVALID_ARGUMENT,
+					    "invalid --share option '%s': expected ro, rw or tag=TAG", opt);
 		opt = next;
 	}
 	if (s->guest_path[0] != '/')

@@ -153,9 +153,9 @@ struct vmc_disk {
 
 /* A file system vmagent mounts before the payload starts (docs/storage.md). */
 struct vmc_mount {
-	const char *source;  /* a disk label (or a share tag for virtiofs) */
-	const char *target;  /* absolute guest path */
-	const char *fstype;  /* NULL = ext4 */
+	const char *source; /* a disk label (or a share tag for virtiofs) */
+	const char *target; /* absolute guest path */
+	const char *fstype; /* NULL = ext4 */
 	bool read_only;
 	const char *options; /* NULL = none */
 };
@@ -652,8 +652,7 @@ int vmc_disk_delete(struct vmc_client *cl, const char *name, struct vmc_error *e
 int vmc_disk_import(struct vmc_client *cl, const char *name, int fd, enum vmc_disk_format format,
 		    struct vmc_disk_image *out, struct vmc_error *err);
 /** vmc_disk_export() - ExportDiskImage: the image's bytes written to @fd at its offset. Return: 0 or -1. */
-int vmc_disk_export(struct vmc_client *cl, const char *name, int fd, struct vmc_disk_image *out,
-		    struct vmc_error *err);
+int vmc_disk_export(struct vmc_client *cl, const char *name, int fd, struct vmc_disk_image *out, struct vmc_error *err);
 /**
  * vmc_disk_init_partition() - InitializeWritablePartition (AVF): make the
  * file behind @fd @size bytes of zeroes, then @filesystem ("" or "ext4")

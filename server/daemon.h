@@ -62,8 +62,8 @@ struct daemon {
 	unsigned nvms_alive;
 	uint32_t next_cid;
 	struct early_registry *early;
-	bool sandboxed;	      /* root: each VM's processes get a uid of their own */
-	struct uidpool *uids; /* those uids (--vm-uid-range) */
+	bool sandboxed;		 /* root: each VM's processes get a uid of their own */
+	struct uidpool *uids;	 /* those uids (--vm-uid-range) */
 	struct diskstore *disks; /* the image store; NULL in early mode (no /data yet) */
 	bool quitting;
 	ev_timer health_timer; /* the guest health checks (vm-health.c) */

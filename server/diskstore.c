@@ -70,12 +70,12 @@ struct ds_job {
 	gid_t gid;
 	char name[DS_NAME_MAX + 1];
 	int format;
-	char *path;	  /* the image (NULL for DS_INIT) */
-	bool fresh;	  /* created by this job: removed when it fails */
-	bool ext4;	  /* the image holds (or gets) an ext4 filesystem */
-	int client_fd;	  /* import/export/init: the fd passed with the call */
-	uint64_t size;	  /* create, resize, init */
-	char *from_dir;	  /* create */
+	char *path;	/* the image (NULL for DS_INIT) */
+	bool fresh;	/* created by this job: removed when it fails */
+	bool ext4;	/* the image holds (or gets) an ext4 filesystem */
+	int client_fd;	/* import/export/init: the fd passed with the call */
+	uint64_t size;	/* create, resize, init */
+	char *from_dir; /* create */
 	char *argv[DS_MAX_STEPS][DS_MAX_ARGS];
 	int ok_max[DS_MAX_STEPS]; /* highest exit code of a step that is success (e2fsck: 1) */
 	unsigned nsteps;
@@ -95,10 +95,12 @@ struct diskstore {
 	unsigned njobs;
 };
 
-static const char *const ds_ext[] = { [VIRTMGR__V1__DISK_FORMAT__DISK_FORMAT_RAW] = "img",
-				      [VIRTMGR__V1__DISK_FORMAT__DISK_FORMAT_QCOW2] = "qcow2" };
-static const char *const ds_fmt[] = { [VIRTMGR__V1__DISK_FORMAT__DISK_FORMAT_RAW] = "raw",
-				      [VIRTMGR__V1__DISK_FORMAT__DISK_FORMAT_QCOW2] = "qcow2" };
+static const char *const ds_ext[] = {
+	[VIRTMGR__V1__DISK_FORMAT__DISK_FORMAT_RAW] = "img", [VIRTMGR__V1__DISK_FORMAT__DISK_FORMAT_QCOW2] = "qcow2"
+};
+static const char *const ds_fmt[] = {
+	[VIRTMGR__V1__DISK_FORMAT__DISK_FORMAT_RAW] = "raw", [VIRTMGR__V1__DISK_FORMAT__DISK_FORMAT_QCOW2] = "qcow2"
+};
 
 bool diskstore_name_valid(const char *name)
 {
@@ -107,9 +109,8 @@ bool diskstore_name_valid(const char *name)
 	if (!name || !*name || *name == '.')
 		return false;
 	for (const char *p = name; *p; p++, n++)
-		if (n >= DS_NAME_MAX ||
-		    !((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-		      *p == '.' || *p == '_' || *p == '-'))
+		if (n >= DS_NAME_MAX || !((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+					  (*p >= '0' && *p <= '9') || *p == '.' || *p == '_' || *p == '-'))
 			return false;
 	return true;
 }
@@ -302,7 +303,8 @@ int diskstore_set_in_use(struct diskstore *s, uid_t owner, const char *name, con
 	struct ds_use *u;
 
 	if (!diskstore_name_valid(name))
-		return vm_error_set(err, VM_INVALID_ARGUMENT, "disk image name \"%.80s\" is not valid", name ? name : "");
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "disk image name \"%.80s\" is not valid",
+				    name ? name : "");
 	if (ds_find(s, owner, name, NULL) < 0)
 		return vm_error_set(err, VM_NOT_FOUND, "no disk image \"%s\"", name);
 	u = ds_use_find(s, owner, name);
@@ -558,8 +560,8 @@ static void ds_job_done(struct ds_job *j, bool ok)
 			ttrpc_call_fail(j->call, VM_FAILED_PRECONDITION, "cannot initialize the partition: %s",
 					len ? msg : "the tool failed");
 		else
-			ttrpc_call_fail(j->call, VM_FAILED_PRECONDITION, "cannot %s disk image %s: %s",
-					verbs[j->kind], j->name, len ? msg : "the tool failed");
+			ttrpc_call_fail(j->call, VM_FAILED_PRECONDITION, "cannot %s disk image %s: %s", verbs[j->kind],
+					j->name, len ? msg : "the tool failed");
 		return;
 	}
 	if (j->kind == DS_INIT) {
@@ -597,16 +599,17 @@ static void ds_cancel_cb(struct ttrpc_call *call, void *opaque)
 static void ds_job_start(struct diskstore *s, struct ds_job *j)
 {
 	/* a root caller's work runs as root: it may read what root reads */
-	struct sandbox sb = { .change_ids = geteuid() == 0 && j->owner != 0, .uid = j->owner, .gid = j->gid,
-			      .report_fd = -1 };
+	struct sandbox sb = {
+		.change_ids = geteuid() == 0 && j->owner != 0, .uid = j->owner, .gid = j->gid, .report_fd = -1
+	};
 	struct vm_error err = { 0 };
 	int p[2];
 	pid_t pid;
 
 	j->s = s;
 	if (s->njobs >= DS_MAX_JOBS) {
-		vm_error_set(&err, VM_RESOURCE_EXHAUSTED, "%u disk image operations are running already: try again later",
-			     s->njobs);
+		vm_error_set(&err, VM_RESOURCE_EXHAUSTED,
+			     "%u disk image operations are running already: try again later", s->njobs);
 		goto fail;
 	}
 	if (pipe2(p, O_CLOEXEC) < 0) {
@@ -759,8 +762,8 @@ static int ds_check_size(uint64_t size, struct vm_error *err)
 	if (size == 0)
 		return vm_error_set(err, VM_INVALID_ARGUMENT, "size: must be more than 0 bytes");
 	if (size > DISKSTORE_MAX_SIZE)
-		return vm_error_set(err, VM_INVALID_ARGUMENT, "size: %" PRIu64 " bytes is over the limit of %llu",
-				    size, DISKSTORE_MAX_SIZE);
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "size: %" PRIu64 " bytes is over the limit of %llu", size,
+				    DISKSTORE_MAX_SIZE);
 	if (size % 512)
 		return vm_error_set(err, VM_INVALID_ARGUMENT, "size: %" PRIu64 " is not a multiple of 512 bytes", size);
 	return 0;
@@ -770,8 +773,8 @@ static int ds_check_fs(const char *fs, bool *ext4, struct vm_error *err)
 {
 	*ext4 = fs && !strcmp(fs, "ext4");
 	if (fs && *fs && !*ext4)
-		return vm_error_set(err, VM_INVALID_ARGUMENT, "filesystem: \"%.40s\" is not supported (\"\" or \"ext4\")",
-				    fs);
+		return vm_error_set(err, VM_INVALID_ARGUMENT,
+				    "filesystem: \"%.40s\" is not supported (\"\" or \"ext4\")", fs);
 	return 0;
 }
 
@@ -851,8 +854,8 @@ void diskstore_resize(struct diskstore *s, struct ttrpc_call *call, const struct
 	free(img.name);
 	if (req->size < img.virtual_size) {
 		vm_error_set(&err, VM_FAILED_PRECONDITION,
-			     "disk image %s is %" PRIu64 " bytes: shrinking it to %" PRIu64 " is not supported", j->name,
-			     img.virtual_size, req->size);
+			     "disk image %s is %" PRIu64 " bytes: shrinking it to %" PRIu64 " is not supported",
+			     j->name, img.virtual_size, req->size);
 		goto fail;
 	}
 	if (j->owner != who->uid)

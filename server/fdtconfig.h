@@ -45,7 +45,7 @@ struct fdtconfig {
 	char *const *payload_env;
 	size_t n_payload_env;
 	const char *payload_cwd; /* NULL or "" = none */
-	char *const *mounts; /* 5 strings a mount: source, target, fstype, "ro"/"rw", options */
+	char *const *mounts;	 /* 5 strings a mount: source, target, fstype, "ro"/"rw", options */
 	size_t n_mounts;
 	bool has_payload_user;
 	uint32_t payload_uid, payload_gid;

@@ -28,8 +28,8 @@ struct qemu_disk {
 	char label[QEMU_DISK_LABEL_MAX + 1]; /* virtio-blk serial; "" = none */
 	dev_t dev;			     /* the file, for the one-writer rule */
 	ino_t ino;
-	char image[65];		     /* the store image it is, or "" (vm-config.c) */
-	bool image_reserved;	     /* diskstore_set_in_use() done for it */
+	char image[65];	     /* the store image it is, or "" (vm-config.c) */
+	bool image_reserved; /* diskstore_set_in_use() done for it */
 };
 
 /* a vhost-user-fs device: virtiofsd's socket and the tag the guest mounts */

@@ -108,5 +108,4 @@ const char *virtiofs_socket_path(const struct virtiofs_set *set, size_t i);
  */
 void virtiofs_release(struct virtiofs_set *set);
 
-
 #endif

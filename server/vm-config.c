@@ -188,9 +188,9 @@ static int config_shares(struct vm *vm, const struct ttrpc_peer *peer, const Vir
 		v->read_only = s->read_only;
 		vm->nshares = i + 1;
 		if (!s->host_dir || strlen(s->host_dir) > 1024 || !arg_valid(s->host_dir) || strchr(s->host_dir, ','))
-			return vm_error_set(err, VM_INVALID_ARGUMENT,
-					    "%s: host_dir must be at most 1024 bytes, without commas or control characters",
-					    field);
+			return vm_error_set(
+				err, VM_INVALID_ARGUMENT,
+				"%s: host_dir must be at most 1024 bytes, without commas or control characters", field);
 		if (share_dir_check(peer, field, s->host_dir, err) < 0)
 			return -1;
 		v->host_dir = xstrdup(s->host_dir);
@@ -509,12 +509,11 @@ void vm_config_release_images(struct vm *vm)
 /* Mounts: bounded, each source a disk label (or, for virtiofs, a share tag). */
 static int check_mounts(const Virtmgr__V1__VmConfig *c, struct vm *vm, struct vm_error *err)
 {
-	static const char *const fstypes[] = { "ext4",	  "ext3", "ext2",    "erofs",
+	static const char *const fstypes[] = { "ext4",	   "ext3", "ext2",    "erofs",
 					       "squashfs", "vfat", "iso9660", "virtiofs" };
 
 	if (c->n_mounts > 16)
-		return vm_error_set(err, VM_INVALID_ARGUMENT, "mounts: %zu mounts exceed the limit of 16",
-				    c->n_mounts);
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "mounts: %zu mounts exceed the limit of 16", c->n_mounts);
 	for (size_t i = 0; i < c->n_mounts; i++) {
 		const Virtmgr__V1__Mount *m = c->mounts[i];
 		const char *fs = m->fstype && *m->fstype ? m->fstype : "ext4";
@@ -528,9 +527,8 @@ static int check_mounts(const Virtmgr__V1__VmConfig *c, struct vm *vm, struct vm
 					    "mounts[%zu]: file system type \"%.32s\" is not one of ext4, ext3, ext2, "
 					    "erofs, squashfs, vfat, iso9660, virtiofs",
 					    i, fs);
-		if (!tlen || m->target[0] != '/' || tlen > 256 || !arg_valid(m->target) ||
-		    strstr(m->target, "/../") || !strcmp(m->target, "/") ||
-		    (tlen >= 3 && !strcmp(m->target + tlen - 3, "/..")))
+		if (!tlen || m->target[0] != '/' || tlen > 256 || !arg_valid(m->target) || strstr(m->target, "/../") ||
+		    !strcmp(m->target, "/") || (tlen >= 3 && !strcmp(m->target + tlen - 3, "/..")))
 			return vm_error_set(err, VM_INVALID_ARGUMENT,
 					    "mounts[%zu]: target \"%.64s\" is not an absolute guest path other than /",
 					    i, m->target ? m->target : "");

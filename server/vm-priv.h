@@ -55,7 +55,7 @@ struct vm {
 	size_t ndisks;
 	struct virtiofs_share *shares; /* host folders (server/virtiofs.h) */
 	size_t nshares;
-	gid_t owner_gid;      /* virtiofsd runs as owner_uid:owner_gid */
+	gid_t owner_gid;	      /* virtiofsd runs as owner_uid:owner_gid */
 	struct virtiofs_set virtiofs; /* runtime: one virtiofsd per share */
 	char *cmdline;
 	uint32_t boot_timeout_ms;

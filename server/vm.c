@@ -816,16 +816,17 @@ static int vsock_prepare(struct vm *vm, struct qemu_config *qc, struct vm_error 
 /* One virtiofsd per share, as the VM's owner (server/virtiofs.h). */
 static int shares_prepare(struct vm *vm, struct qemu_config *qc, struct qemu_share *qs, struct vm_error *err)
 {
-	struct virtiofs_ids ids = {
-		.change_ids = geteuid() == 0, .owner_uid = vm->owner_uid, .owner_gid = vm->owner_gid, .qemu_uid = vm->uid
-	};
+	struct virtiofs_ids ids = { .change_ids = geteuid() == 0,
+				    .owner_uid = vm->owner_uid,
+				    .owner_gid = vm->owner_gid,
+				    .qemu_uid = vm->uid };
 
 	if (!vm->nshares)
 		return 0;
 	if (ids.change_ids && vm->owner_uid == 0)
-		return vm_error_set(err, VM_FAILED_PRECONDITION,
-				    "vm %s: shares of a VM created by root are not served (virtiofsd never runs as root)",
-				    vm->id);
+		return vm_error_set(
+			err, VM_FAILED_PRECONDITION,
+			"vm %s: shares of a VM created by root are not served (virtiofsd never runs as root)", vm->id);
 	if (virtiofs_start(&vm->virtiofs, vm->d->loop, vm->run_dir, vm->shares, vm->nshares, &ids, helper_failed, vm,
 			   err) < 0)
 		return vm_error_prefix(err, "vm %s", vm->id);

@@ -239,5 +239,4 @@ void vsock_host_watch_release(struct vsock_host_watch *w);
  */
 void vsock_host_watch_forget(struct vsock_host_watch *w);
 
-
 #endif

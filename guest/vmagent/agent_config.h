@@ -37,8 +37,8 @@ struct agent_config {
 	char **payload_env; /* NULL-terminated; NULL when absent */
 	size_t n_payload_env;
 	char *payload_cwd;     /* NULL when absent */
-	char **mounts;	 /* 5 strings a mount (source, target, fstype, "ro"/"rw", options); NULL when absent */
-	size_t n_mounts; /* mounts, not strings */
+	char **mounts;	       /* 5 strings a mount (source, target, fstype, "ro"/"rw", options); NULL when absent */
+	size_t n_mounts;       /* mounts, not strings */
 	bool has_payload_user; /* else the payload runs as root */
 	uint32_t payload_uid, payload_gid;
 	bool has_marker_key; /* sign console markers (server/marker.h) */

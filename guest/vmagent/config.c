@@ -255,9 +255,11 @@ static int parse_prop(const char *name, const void *val, int len, struct agent_c
 		for (size_t i = 0; i < n; i += 3) {
 			const char *tag = cfg->shares[i], *path = cfg->shares[i + 1], *ro = cfg->shares[i + 2];
 
-			if (!*tag || strlen(tag) > AGENT_CONFIG_MAX_TAG || strspn(tag, "abcdefghijklmnopqrstuvwxyz"
-										"ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-										"0123456789._-") != strlen(tag))
+			if (!*tag || strlen(tag) > AGENT_CONFIG_MAX_TAG ||
+			    strspn(tag,
+				   "abcdefghijklmnopqrstuvwxyz"
+				   "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				   "0123456789._-") != strlen(tag))
 				return bad(err, name, "tag \"%.64s\" is not [A-Za-z0-9._-]{1,%u}", tag,
 					   AGENT_CONFIG_MAX_TAG);
 			if (path[0] != '/' || strlen(path) > AGENT_CONFIG_MAX_STRING)

@@ -179,8 +179,8 @@ int agent_mounts_setup(struct agent *a, struct vm_error *err)
 		load_fs_modules(a, fstype);
 		r = make_dirs(target);
 		if (r < 0)
-			return vm_error_set(err, VM_INVALID_ARGUMENT, "mount %s on %s: creating the target: %s",
-					    source, target, strerror(-r));
+			return vm_error_set(err, VM_INVALID_ARGUMENT, "mount %s on %s: creating the target: %s", source,
+					    target, strerror(-r));
 		if (mount(dev, target, fstype, flags | MS_NOSUID | MS_NODEV, *options ? options : NULL) < 0)
 			return vm_error_set(err, VM_INVALID_ARGUMENT, "mount %s on %s (%s%s): %s", source, target,
 					    fstype, flags & MS_RDONLY ? ", read-only" : "", strerror(errno));
