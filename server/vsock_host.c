@@ -21,6 +21,7 @@
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <unistd.h>
 #include <linux/vm_sockets.h>
 
 #include "lib/log.h"
@@ -183,6 +184,18 @@ int vsock_host_prepare(struct vsock_host_vm *vm, const char *run_dir, uint32_t c
 	char *const argv[] = { (char *)bin,  "--vhost-user-fd", "3",	"--uds-fd",    "4",	      "--uds",
 			       vm->uds_path, "--cid",		cidbuf, "--log-level", (char *)level, NULL };
 
+	/* Opened here, as the daemon: the child execs it by fd once it runs as
+	 * the VM's uid, which need not be able to reach a build tree or any
+	 * other directory the binary lives in, only to execute the file. */
+	cleanup_close int exe_fd = open(bin, O_PATH | O_CLOEXEC);
+	if (exe_fd < 0) {
+		int e = errno;
+		unlink(vm->vhost_user_path);
+		unlink(vm->uds_path);
+		vm_clear(vm);
+		return vm_error_errno(err, e, "the vsock backend %s", bin);
+	}
+
 	pid_t pid = fork();
 	if (pid < 0) {
 		int e = errno;
@@ -204,10 +217,11 @@ int vsock_host_prepare(struct vsock_host_vm *vm, const char *run_dir, uint32_t c
 		/* move the sockets to 3 and 4 without clobbering each other, and the
 		 * report pipe (close-on-exec) above them */
 		int rep = report_w >= 0 ? fcntl(report_w, F_DUPFD_CLOEXEC, 10) : -1;
+		int exe = fcntl(exe_fd, F_DUPFD_CLOEXEC, 10);
 		int v = fcntl(vfd, F_DUPFD, 10), u = fcntl(ufd, F_DUPFD, 10);
-		if (v < 0 || u < 0 || dup2(v, 3) < 0 || dup2(u, 4) < 0 || (report_w >= 0 && rep < 0))
+		if (v < 0 || u < 0 || exe < 0 || dup2(v, 3) < 0 || dup2(u, 4) < 0 || (report_w >= 0 && rep < 0))
 			_exit(127);
-		int keep[] = { 0, 1, 2, 3, 4, rep };
+		int keep[] = { 0, 1, 2, 3, 4, exe, rep };
 		fd_close_from(5, keep, ARRAY_SIZE(keep) - (rep < 0));
 		sigset_t none;
 		sigemptyset(&none);
@@ -220,7 +234,16 @@ int vsock_host_prepare(struct vsock_host_vm *vm, const char *run_dir, uint32_t c
 			if (sandbox_enter(&sb) < 0)
 				_exit(SANDBOX_EXIT_FAILED);
 		}
-		execv(bin, argv);
+		syscall(SYS_execveat, exe, "", argv, environ, AT_EMPTY_PATH);
+		if (rep >= 0) {
+			const char *name = strerrorname_np(errno);
+			static const char what[] = "cannot execute the backend binary: ";
+
+			if (write(rep, what, sizeof(what) - 1) < 0 ||
+			    write(rep, name ? name : "?", name ? strlen(name) : 1) < 0) {
+				/* nothing left to tell */
+			}
+		}
 		_exit(127);
 	}
 	if (report_r >= 0) {
