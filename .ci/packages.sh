@@ -105,7 +105,7 @@ cat >"$t/hello.c" <<'C'
 #include <virtmgr-client.h>
 int main(void)
 {
-	struct vm_error err = { 0 };
+	struct vmc_error err = { 0 };
 	struct vmc_client *cl = vmc_connect(NULL, &err);
 	struct vmc_daemon_info info;
 
