@@ -1135,16 +1135,9 @@ int qemu_start(struct ev_loop *loop, const struct qemu_config *cfg, const struct
 		/* EOF: the exec went ahead (the pipe is close-on-exec); a line: the
 		 * child could not confine itself and exits instead of running */
 		char why[256];
-		ssize_t n;
 
 		close(steal_fd(&report_w));
-		do
-			n = read(report_r, why, sizeof(why) - 1);
-		while (n < 0 && errno == EINTR);
-		if (n > 0) {
-			why[n] = '\0';
-			why[strcspn(why, "\n")] = '\0';
-			waitpid(pid, NULL, 0);
+		if (sandbox_report_read(report_r, pid, why, sizeof(why))) {
 			vm_error_set(err, VM_FAILED_PRECONDITION, "QEMU could not be sandboxed: %s", why);
 			goto out;
 		}

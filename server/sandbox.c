@@ -25,6 +25,7 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 int sandbox_filter_compile(scmp_filter_ctx ctx, struct sandbox_filter *out, struct vm_error *err)
@@ -249,4 +250,31 @@ int sandbox_dir_reachable(const char *dir, struct vm_error *err)
 		*slash = 0;
 	}
 	return 0;
+}
+
+/**
+ * sandbox_report_read() - wait for a confined child's verdict
+ * @report_r: the read end of the child's report pipe (its write end closed
+ *            in the parent)
+ * @pid: the child, reaped here if it reported a failure
+ * @why: out, the child's reason (first line), NUL-terminated
+ * @size: size of @why
+ *
+ * EOF means the exec went ahead (the write end is close-on-exec); a line
+ * means the child could not confine itself (or exec) and exits.
+ * Return: 1 if the child failed (@why filled, @pid reaped), 0 if it runs.
+ */
+int sandbox_report_read(int report_r, pid_t pid, char *why, size_t size)
+{
+	ssize_t n;
+
+	do
+		n = read(report_r, why, size - 1);
+	while (n < 0 && errno == EINTR);
+	if (n <= 0)
+		return 0;
+	why[n] = '\0';
+	why[strcspn(why, "\n")] = '\0';
+	waitpid(pid, NULL, 0);
+	return 1;
 }

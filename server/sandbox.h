@@ -94,5 +94,6 @@ int sandbox_enter(const struct sandbox *sb);
 int sandbox_run_dir_prepare(const char *path, const struct sandbox *sb, struct vm_error *err);
 
 int sandbox_dir_reachable(const char *dir, struct vm_error *err);
+int sandbox_report_read(int report_r, pid_t pid, char *why, size_t size);
 
 #endif

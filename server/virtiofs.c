@@ -30,6 +30,7 @@
 
 #include "lib/log.h"
 #include "lib/reaper.h"
+#include "server/sandbox.h"
 #include "server/virtiofs.h"
 
 bool virtiofs_share_check_tag(const char *tag)
@@ -228,14 +229,7 @@ static int spawn_one(struct virtiofs_set *set, struct virtiofs_proc *p, const st
 		child_run(&a);
 	close(steal_fd(&rep_w));
 	char why[256];
-	ssize_t n;
-	do
-		n = read(rep_r, why, sizeof(why) - 1);
-	while (n < 0 && errno == EINTR);
-	if (n > 0) {
-		why[n] = '\0';
-		why[strcspn(why, "\n")] = '\0';
-		waitpid(pid, NULL, 0);
+	if (sandbox_report_read(rep_r, pid, why, sizeof(why))) {
 		unlink(p->socket_path);
 		return vm_error_set(err, VM_FAILED_PRECONDITION, "share %s (%s): virtiofsd could not start: %s", s->tag,
 				    s->host_dir, why);

@@ -249,16 +249,9 @@ int vsock_host_prepare(struct vsock_host_vm *vm, const char *run_dir, uint32_t c
 	if (report_r >= 0) {
 		/* EOF: the exec went ahead; a line: the child could not confine itself */
 		char why[256];
-		ssize_t n;
 
 		close(steal_fd(&report_w));
-		do
-			n = read(report_r, why, sizeof(why) - 1);
-		while (n < 0 && errno == EINTR);
-		if (n > 0) {
-			why[n] = '\0';
-			why[strcspn(why, "\n")] = '\0';
-			waitpid(pid, NULL, 0);
+		if (sandbox_report_read(report_r, pid, why, sizeof(why))) {
 			unlink(vm->vhost_user_path);
 			unlink(vm->uds_path);
 			vm_clear(vm);
