@@ -38,8 +38,10 @@ install_packages() {
 	local sudo=()
 	((EUID == 0)) || sudo=(sudo)
 	export DEBIAN_FRONTEND=noninteractive
-	"${sudo[@]}" apt-get update -q
-	"${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
+	# wait for another apt run (a second build in parallel) instead of failing
+	local lock=(-o DPkg::Lock::Timeout=600)
+	"${sudo[@]}" apt-get "${lock[@]}" update -q
+	"${sudo[@]}" apt-get "${lock[@]}" install -y -q --no-install-recommends "${missing[@]}"
 }
 
 configure_in() { # DIR CONFIGURE-ARGS...
