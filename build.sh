@@ -24,6 +24,9 @@ PACKAGES=(
 	clang libclang-rt-14-dev
 	util-linux procps iproute2 socat tmux groff-base
 	golang-go golang-github-containerd-ttrpc-dev gogoprotobuf
+	libcbor-dev libssl-dev zlib1g-dev libdw-dev libelf-dev libmicrohttpd-dev elfutils
+	passt nftables fio iperf3
+	python3-cbor2 python3-cryptography python3-prometheus-client
 )
 
 log() { printf '==> %s\n' "$*" >&2; }
