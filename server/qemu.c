@@ -509,16 +509,25 @@ static void qemu_pidfd_cb(struct ev_loop *loop, ev_io *w, int revents)
 
 	q->refs++;
 	if (q->is_child) {
+		int r;
+
 		memset(&si, 0, sizeof(si));
-		if (waitid((idtype_t)P_PIDFD, (id_t)q->pidfd, &si, WEXITED | WNOHANG) == 0 && si.si_pid != 0) {
+		r = waitid((idtype_t)P_PIDFD, (id_t)q->pidfd, &si, WEXITED | WNOHANG);
+		if (r == 0 && si.si_pid != 0) {
 			if (si.si_code == CLD_EXITED)
 				qemu_set_status(&q->exit, W_EXITCODE(si.si_status, 0));
 			else
 				qemu_set_status(&q->exit, si.si_status | (si.si_code == CLD_DUMPED ? WCOREFLAG : 0));
-		} else if (ev_is_pending(&q->child_w)) {
-			/* libev's SIGCHLD handler reaped it first and queued the
-			 * status on the child watcher, which runs next */
+		} else if (ev_is_active(&q->child_w) || ev_is_pending(&q->child_w)) {
+			/* libev's SIGCHLD handler reaped it first (the status is
+			 * queued on the child watcher) or will once the exit is
+			 * waitable: the child watcher reports it, with the status */
 			ev_io_stop(loop, w);
+			qemu_unref(q);
+			return;
+		} else if (r == 0) {
+			/* gone but not yet waitable: the pidfd stays readable,
+			 * so look again on the next loop iteration */
 			qemu_unref(q);
 			return;
 		}
