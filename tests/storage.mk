@@ -19,3 +19,7 @@ tests_unit_test_diskstore_LDADD = $(TEST_LDADD) $(SECCOMP_LIBS)
 TESTS += tests/integration/disks.sh
 EXTRA_DIST += tests/integration/disks.sh
 tests/integration/disks.log: guest-image
+# The payload's root file system (docs/storage.md, "A root file system"), real guests.
+TESTS += tests/integration/root.sh
+EXTRA_DIST += tests/integration/root.sh
+tests/integration/root.log: guest-image
