@@ -21,5 +21,5 @@ EXTRA_DIST += tests/integration/disks.sh
 tests/integration/disks.log: guest-image
 # The payload's root file system (docs/storage.md, "A root file system"), real guests.
 TESTS += tests/integration/root.sh
-EXTRA_DIST += tests/integration/root.sh
+EXTRA_DIST += tests/integration/root.sh tests/integration/rootfs-lib.sh
 tests/integration/root.log: guest-image

@@ -14,28 +14,11 @@ tmp=$T
 command -v mke2fs >/dev/null || { echo "SKIP: no mke2fs (e2fsprogs)"; exit 77; }
 
 # --- a root tree from the host's files: programs, their libraries, the loader
+source "$(dirname "$0")/rootfs-lib.sh"
 root=$tmp/tree
-mkdir -p "$root"/{etc,proc,sys,dev,tmp,run,home/u,root}
-chown 1000:1000 "$root/home/u"
-copy() { # copy PATH and everything ldd names for it, at the same paths
-	local f
-	for f in "$1" $(ldd "$1" 2>/dev/null | grep -oE '/[^ ]+'); do
-		[[ -e $root$f ]] && continue
-		mkdir -p "$root$(dirname "$f")"
-		cp -L "$f" "$root$f"
-	done
-}
-for p in /bin/dash /bin/cat /bin/touch /bin/sleep /bin/ls /bin/readlink /bin/id; do
-	copy "$(readlink -f "$p")"
-	mkdir -p "$root/bin"
-	[[ -e $root/bin/$(basename "$p") ]] || cp -L "$p" "$root/bin/$(basename "$p")"
-done
-ln -s dash "$root/bin/sh"
+rootfs_tree "$root" cat touch sleep ls readlink id || fail "rootfs_tree"
 interp=$(ldd /bin/dash | grep -oE '/[^ ]*ld-linux[^ ]*' | head -1)
 [[ -n $interp && -e $root$interp ]] || fail "the dynamic loader of /bin/dash was not copied: $(ldd /bin/dash)"
-echo image-root-marker >"$root/etc/marker"
-printf 'root:x:0:0:root:/root:/bin/sh\nu:x:1000:1000:u:/home/u:/bin/sh\n' >"$root/etc/passwd"
-printf 'root:x:0:\nu:x:1000:\n' >"$root/etc/group"
 mke2fs -q -t ext4 -d "$root" "$tmp/root.img" 64M || fail "mke2fs -d"
 cp "$tmp/root.img" "$tmp/rw.img"
 truncate -s 16M "$tmp/blank.img"
