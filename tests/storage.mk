@@ -23,3 +23,7 @@ tests/integration/disks.log: guest-image
 TESTS += tests/integration/root.sh
 EXTRA_DIST += tests/integration/root.sh tests/integration/rootfs-lib.sh
 tests/integration/root.log: guest-image
+# guest/mkroot.sh and the python3 flow of docs/getting-started.md, offline.
+TESTS += tests/integration/mkroot.sh
+EXTRA_DIST += tests/integration/mkroot.sh
+tests/integration/mkroot.log: guest-image
