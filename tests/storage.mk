@@ -27,3 +27,7 @@ tests/integration/root.log: guest-image
 TESTS += tests/integration/mkroot.sh
 EXTRA_DIST += tests/integration/mkroot.sh
 tests/integration/mkroot.log: guest-image
+# Online resize of a store image a running VM has mounted (docs/storage.md).
+TESTS += tests/integration/disk_grow.sh
+EXTRA_DIST += tests/integration/disk_grow.sh
+tests/integration/disk_grow.log: guest-image

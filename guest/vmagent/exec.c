@@ -52,6 +52,7 @@
 #include <unistd.h>
 
 #include "guest/vmagent/agent.h"
+#include "guest/vmagent/grow.h"
 #include "guest/vmagent/root.h"
 #include "lib/log.h"
 
@@ -694,6 +695,7 @@ int agent_service_start(struct agent *a, uint32_t port, struct vm_error *err)
 				a);
 	ttrpc_server_add_method(a->server, AGENT_SERVICE, "Ping", &virtmgr__v1__ping_request__descriptor, ping_handler,
 				a);
+	agent_grow_register(a, a->server); /* grow.c */
 	if (a->agent_socket)
 		l = ttrpc_server_listen_unix(a->server, a->agent_socket, 0600, err);
 	else
