@@ -528,6 +528,14 @@ static int create_vm(struct vmc_client *cl, const struct vmc_vm_config *cfg, str
 	}
 	c.n_shares = cfg->n_shares;
 	c.shares = share_ptrs;
+	Virtmgr__V1__RootFilesystem root = VIRTMGR__V1__ROOT_FILESYSTEM__INIT;
+
+	if (cfg->root && *cfg->root) {
+		root.source = pb_str(cfg->root);
+		root.fstype = pb_str(cfg->root_fstype);
+		root.writable = cfg->root_writable;
+		c.root = &root;
+	}
 	req.config = &c;
 
 	if (vmc_call(cl, "CreateVm", &req.base, fds, nfds, &virtmgr__v1__create_vm_response__descriptor,

@@ -66,6 +66,11 @@ const char cmd_run_help[] =
 	"      --share HOSTDIR:GUESTPATH[,ro][,tag=TAG]\n"
 	"                           share a host folder, mounted at GUESTPATH (virtiofs,\n"
 	"                           repeatable, at most 8); tags default to share0, share1...\n"
+	"      --root NAME|PATH[,rw][,fs=TYPE][,format=raw|qcow2]\n"
+	"                           the payload's and exec sessions' / : a store image,\n"
+	"                           a host file (a disk labelled root) or a host\n"
+	"                           directory (a share); read-only under a tmpfs\n"
+	"                           overlay unless ,rw; TYPE defaults to ext4\n"
 	"      --accel kvm|tcg      accelerator (default: the daemon's choice)\n"
 	"      --detach             start the VM detached, print its id and exit\n"
 	"      --console FILE       write the console to FILE instead of stdout\n"
@@ -104,6 +109,7 @@ enum {
 	OPT_ON_HANG,
 	OPT_MOUNT,
 	OPT_SHARE = 0x180,
+	OPT_ROOT = 0x1b0,
 };
 
 void cmd_run_opts_release(struct cmd_run_opts *o)
@@ -247,6 +253,7 @@ int cmd_run_parse(int argc, char **argv, struct cmd_run_opts *o, struct vm_error
 		{ "debug", no_argument, NULL, OPT_DEBUG },
 		{ "on-hang", required_argument, NULL, OPT_ON_HANG },
 		{ "share", required_argument, NULL, OPT_SHARE },
+		{ "root", required_argument, NULL, OPT_ROOT },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -311,6 +318,10 @@ int cmd_run_parse(int argc, char **argv, struct cmd_run_opts *o, struct vm_error
 			if (parse_share(optarg, &o->shares[cfg->n_shares], err) < 0)
 				return -1;
 			cfg->n_shares++;
+			break;
+		case OPT_ROOT:
+			if (cmd_run_root_parse(optarg, o, err) < 0)
+				return -1;
 			break;
 		case OPT_ACCEL:
 			if (strcmp(optarg, "kvm") && strcmp(optarg, "tcg"))
@@ -633,6 +644,11 @@ int cmd_run(struct vmctl_ctx *ctx, int argc, char **argv)
 		fd_set_nonblock(console_r, true);
 	}
 	o.cfg.console_out = console_w;
+	if (cmd_run_root_apply(&o, &perr) < 0) {
+		fprintf(stderr, "vmctl: run: %s\n", perr.message);
+		cmd_run_opts_release(&o);
+		return VMCTL_EXIT_FAILED;
+	}
 	/* the daemon takes absolute host paths only: resolve relative ones here */
 	o.share_dirs = xcalloc(o.cfg.n_shares + 1, sizeof(*o.share_dirs));
 	for (size_t i = 0; i < o.cfg.n_shares; i++) {

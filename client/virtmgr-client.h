@@ -200,6 +200,11 @@ struct vmc_vm_config {
 	size_t n_mounts;
 	const struct vmc_share *shares; /* at most 8 */
 	size_t n_shares;
+	/* the payload's root file system (docs/storage.md): a disk label or a
+	 * share tag; NULL = the initramfs */
+	const char *root;
+	const char *root_fstype; /* NULL = ext4 (a share's is virtiofs) */
+	bool root_writable;	 /* else read-only under a tmpfs overlay */
 };
 
 struct vmc_vm_info {

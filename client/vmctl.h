@@ -173,6 +173,11 @@ struct cmd_run_opts {
 	const char **env;
 	struct vmc_share *shares;
 	char **share_dirs; /* absolute forms of relative HOSTDIRs, made by cmd_run() */
+	/* --root NAME|PATH[,rw][,fs=TYPE][,format=raw|qcow2]: a disk or, for a
+	 * host directory, a share, added by cmd_run() (cmd_run_root.c) */
+	char *root;
+	bool root_rw, root_qcow2;
+	const char *root_fstype;
 	bool detach;
 	bool events;
 	const char *console_file;
@@ -183,6 +188,9 @@ struct cmd_run_opts {
  * Return: VMCTL_PARSE_OK, VMCTL_PARSE_HELP, or -1 with @err naming the problem.
  */
 int cmd_run_parse(int argc, char **argv, struct cmd_run_opts *o, struct vm_error *err);
+/* cmd_run_root.c: --root into @o (pure), then into a disk or a share (looks at the file). Return: 0 or -1 with @err. */
+int cmd_run_root_parse(char *arg, struct cmd_run_opts *o, struct vm_error *err);
+int cmd_run_root_apply(struct cmd_run_opts *o, struct vm_error *err);
 void cmd_run_opts_release(struct cmd_run_opts *o);
 
 struct cmd_stop_opts {

@@ -7,6 +7,10 @@
 
 EXTRA_DIST += guest/mkimage.sh docs/guest.md
 
+# guest/mkroot.sh builds root file system images for VmConfig.root from the
+# host's Debian packages (or mmdebstrap); installed as $(pkgdatadir)/mkroot.sh.
+dist_pkgdata_SCRIPTS = guest/mkroot.sh
+
 # Other fragments add files to the image with
 #   GUEST_IMAGE_ADD += --add path/in/build/tree:/dest/in/guest
 #   GUEST_IMAGE_DEPS += path/in/build/tree

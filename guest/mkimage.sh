@@ -50,13 +50,14 @@ DEFAULT_MODULES=(
 	virtiofs
 )
 
-# File systems vmagent may mount (VmConfig mounts), by mount(2) type: the
+# File systems vmagent may mount (VmConfig mounts, and overlay for a read-only
+# VmConfig root), by mount(2) type: the
 # modules each needs, loaded by vmagent only when a mount asks for that type
 # (listed in /lib/modules/fs/TYPE); ext4 and its helpers are built into
 # Debian's cloud kernel and listed for kernels where they are not.
 declare -A FS_MODULES=(
 	[ext4]="ext4" [ext3]="ext4" [ext2]="ext4" [erofs]="erofs" [squashfs]="squashfs"
-	[vfat]="vfat" [iso9660]="isofs" [virtiofs]="virtiofs"
+	[vfat]="vfat" [iso9660]="isofs" [virtiofs]="virtiofs" [overlay]="overlay"
 )
 
 # Busybox applets linked into /bin.

@@ -93,6 +93,8 @@ struct diskstore {
 	struct ds_use *uses;
 	struct ds_job *jobs;
 	unsigned njobs;
+	diskstore_grow_fn grow_fn; /* online resize of an image in use */
+	void *grow_opaque;
 };
 
 static const char *const ds_ext[] = {
@@ -839,6 +841,8 @@ void diskstore_resize(struct diskstore *s, struct ttrpc_call *call, const struct
 	Virtmgr__V1__DiskImage img = VIRTMGR__V1__DISK_IMAGE__INIT;
 	struct ds_job *j = ds_job_new(call, DS_RESIZE, who);
 	struct vm_error err = { 0 };
+	struct ds_use *u;
+	bool online;
 	char size[32];
 
 	if (ds_resolve(who, req->name, &j->owner, j->name, &err) < 0 || ds_check_size(req->size, &err) < 0)
@@ -848,7 +852,9 @@ void diskstore_resize(struct diskstore *s, struct ttrpc_call *call, const struct
 		vm_error_set(&err, VM_NOT_FOUND, "no disk image \"%s\"", j->name);
 		goto fail;
 	}
-	if (ds_check_free(s, j->owner, j->name, "resize", &err) < 0)
+	u = ds_use_find(s, j->owner, j->name);
+	online = u && u->vm_id && !u->busy && s->grow_fn;
+	if (!online && ds_check_free(s, j->owner, j->name, "resize", &err) < 0)
 		goto fail;
 	ds_fill(s, j->owner, j->name, j->format, j->path, &img);
 	free(img.name);
@@ -857,6 +863,13 @@ void diskstore_resize(struct diskstore *s, struct ttrpc_call *call, const struct
 			     "disk image %s is %" PRIu64 " bytes: shrinking it to %" PRIu64 " is not supported",
 			     j->name, img.virtual_size, req->size);
 		goto fail;
+	}
+	if (online) {
+		/* the VM's QEMU grows the file, its agent the file system */
+		u->busy = true;
+		s->grow_fn(s->grow_opaque, call, j->owner, j->name, u->vm_id, req->size);
+		ds_job_free(j);
+		return;
 	}
 	if (j->owner != who->uid)
 		j->gid = j->owner;
@@ -1058,4 +1071,29 @@ void diskstore_init_partition(struct diskstore *s, struct ttrpc_call *call, cons
 fail:
 	ttrpc_call_fail_error(call, &err);
 	ds_job_free(j);
+}
+
+/* ------------------------------------------------------------ online resize */
+
+void diskstore_set_online_grow(struct diskstore *s, diskstore_grow_fn fn, void *opaque)
+{
+	s->grow_fn = fn;
+	s->grow_opaque = opaque;
+}
+
+void diskstore_online_done(struct diskstore *s, struct ttrpc_call *call, uid_t owner, const char *name,
+			   const struct vm_error *err)
+{
+	struct ds_use *u = ds_use_find(s, owner, name);
+
+	if (u) {
+		u->busy = false;
+		ds_use_gc(s, u);
+	}
+	if (!call)
+		return;
+	if (err && err->code)
+		ttrpc_call_fail_error(call, err);
+	else
+		ds_reply_image(s, call, owner, name);
 }

@@ -58,6 +58,24 @@ int diskstore_set_in_use(struct diskstore *s, uid_t owner, const char *name, con
 /** diskstore_clear_in_use() - release what diskstore_set_in_use() reserved for @vm_id. Return: nothing. */
 void diskstore_clear_in_use(struct diskstore *s, uid_t owner, const char *name, const char *vm_id);
 
+/*
+ * Online resize: ResizeDiskImage of an image a VM uses is handed to @fn (the
+ * VM core: QMP block_resize, then the agent grows the ext4) with the image
+ * marked busy; @fn answers @call through diskstore_online_done().
+ */
+typedef void (*diskstore_grow_fn)(void *opaque, struct ttrpc_call *call, uid_t owner, const char *name,
+				  const char *vm_id, uint64_t size);
+/** diskstore_set_online_grow() - install @fn (NULL: resize refuses images in use). Return: nothing. */
+void diskstore_set_online_grow(struct diskstore *s, diskstore_grow_fn fn, void *opaque);
+/**
+ * diskstore_online_done() - end an online resize: the image is no longer
+ * busy; @call (NULL when the client went away) gets the DiskImage, or @err
+ * when it is set (err->code != 0)
+ * Return: nothing.
+ */
+void diskstore_online_done(struct diskstore *s, struct ttrpc_call *call, uid_t owner, const char *name,
+			   const struct vm_error *err);
+
 /**
  * diskstore_image_path() - the host path and format of image @name of @owner
  * @format: filled with VIRTMGR__V1__DISK_FORMAT__*

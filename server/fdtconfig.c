@@ -79,6 +79,13 @@ static int build(const struct fdtconfig *c, void *buf, int size)
 		shares = stringlist(c->shares, c->n_shares, &shares_len);
 		TRY(fdt_property(buf, "shares", shares, (int)shares_len));
 	}
+	if (c->root) {
+		cleanup_free char *root = NULL;
+		size_t root_len;
+
+		root = stringlist(c->root, 3, &root_len);
+		TRY(fdt_property(buf, "root", root, (int)root_len));
+	}
 	TRY(fdt_end_node(buf));
 	TRY(fdt_end_node(buf));
 	TRY(fdt_finish(buf));

@@ -17,6 +17,7 @@
  *         agent-port = <u32>;  host-port = <u32>; (VirtualMachineService port on CID 2)
  *         debug = <u32>;
  *         shares = "tag", "/guest/path", "ro"|"rw", ...; (optional: virtiofs mounts)
+ *         root = "source", "fstype", "ro"|"rw";  (optional: the payload's / , docs/storage.md)
  *       };
  *   };
  */
@@ -57,6 +58,8 @@ struct fdtconfig {
 	 * string list (3 strings a share) */
 	char *const *shares;
 	size_t n_shares; /* strings, a multiple of 3 */
+	/* "root": source, fstype, "ro"|"rw" (3 strings), or NULL */
+	char *const *root;
 };
 
 /**

@@ -34,6 +34,7 @@
 #include "server/sandbox.h"
 #include "server/uidpool.h"
 #include "server/vm.h"
+#include "server/vm-diskgrow.h"
 #include "server/vm-health.h"
 #include "server/vms.h"
 #include "server/vsock_host.h"
@@ -721,6 +722,8 @@ int main(int argc, char **argv)
 	ttrpc_server_set_conn_callbacks(d.api, on_conn_open, on_conn_close, &idle);
 	if (!d.cfg.early)
 		d.disks = diskstore_new(d.loop, d.cfg.state_dir);
+	if (d.disks)
+		diskstore_set_online_grow(d.disks, vm_disk_grow, &d); /* server/vm-diskgrow.c */
 	api_register(&d);
 	d.vms_server = vms_server_new(d.loop, d.cfg.agent_timeout_ms);
 	vm_health_start(&d);

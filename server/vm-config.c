@@ -30,6 +30,7 @@
 #include "lib/log.h"
 #include "server/diskstore.h"
 #include "server/early.h"
+#include "server/rootfs.h"
 #include "server/vm-priv.h"
 
 #define CMDLINE_MAX 2047 /* x86 COMMAND_LINE_SIZE - 1 */
@@ -647,6 +648,8 @@ int vm_config_validate(struct daemon *d, const Virtmgr__V1__VmConfig *c, struct 
 	if (take_disks(d, c, vm, call, err) < 0 || check_mounts(c, vm, err) < 0)
 		return -1;
 	if (config_shares(vm, peer, c, err) < 0)
+		return -1;
+	if (rootfs_check(c, vm->disks, vm->ndisks, err) < 0)
 		return -1;
 	if (build_cmdline(c, &vm->cmdline, err) < 0)
 		return -1;

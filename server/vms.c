@@ -46,6 +46,7 @@
 #include "lib/log.h"
 #include "lib/ttrpc.h"
 #include "server/fdtconfig.h"
+#include "server/rootfs.h"
 
 #define VMS_LOST_DELAY_S 10.0
 #define VMS_REFUSED_LOGGED 8 /* refused connections said one by one; then at powers of 2 */
@@ -76,6 +77,7 @@ struct vms_vm {
 	size_t nmounts;
 	char **shares; /* tag, guest path, "ro"|"rw" per share; NULL-terminated */
 	size_t nshares_str;
+	char **root; /* fdtconfig.h "root": source, fstype, "ro"|"rw"; or NULL */
 	bool has_payload_user;
 	uint32_t payload_uid, payload_gid;
 	bool has_instance_id;
@@ -157,6 +159,7 @@ struct vms_vm *vms_vm_new(struct vms_server *s, const struct vms_identity *id, c
 		v->shares[3 * i + 2] = xstrdup(sh->read_only ? "ro" : "rw");
 	}
 	v->nshares_str = 3 * c->n_shares;
+	v->root = rootfs_strings(c);
 	return v;
 }
 
@@ -172,6 +175,7 @@ void vms_vm_free(struct vms_vm *v)
 	strv_free(v->env);
 	strv_free(v->mounts);
 	strv_free(v->shares);
+	strv_free(v->root);
 	free(v->cwd);
 	free(v->config_path);
 	free(v);
@@ -204,6 +208,7 @@ int vms_prepare(struct vms_vm *v, const struct marker_key *key, const char **pat
 	fc.debug = v->debug;
 	fc.shares = v->shares;
 	fc.n_shares = v->nshares_str;
+	fc.root = v->root;
 	if (fdtconfig_build(&fc, &blob, &len, err) < 0)
 		return -1;
 #ifdef VIRTMGR_TEST_HOOKS

@@ -30,6 +30,6 @@ tests/integration/logs_bound.log: guest-image
 check_PROGRAMS += tests/unit/test_vms
 TESTS += tests/unit/test_vms
 tests_unit_test_vms_SOURCES = tests/unit/test_vms.c tests/unit/test_util.h server/vms.c server/vms.h \
-	server/fdtconfig.c server/fdtconfig.h
+	server/fdtconfig.c server/fdtconfig.h server/rootfs.c server/rootfs.h
 tests_unit_test_vms_CFLAGS = $(TEST_CFLAGS) $(FDT_CFLAGS)
 tests_unit_test_vms_LDADD = $(TEST_LDADD) $(FDT_LIBS)

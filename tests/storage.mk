@@ -19,3 +19,15 @@ tests_unit_test_diskstore_LDADD = $(TEST_LDADD) $(SECCOMP_LIBS)
 TESTS += tests/integration/disks.sh
 EXTRA_DIST += tests/integration/disks.sh
 tests/integration/disks.log: guest-image
+# The payload's root file system (docs/storage.md, "A root file system"), real guests.
+TESTS += tests/integration/root.sh
+EXTRA_DIST += tests/integration/root.sh tests/integration/rootfs-lib.sh
+tests/integration/root.log: guest-image
+# guest/mkroot.sh and the python3 flow of docs/getting-started.md, offline.
+TESTS += tests/integration/mkroot.sh
+EXTRA_DIST += tests/integration/mkroot.sh
+tests/integration/mkroot.log: guest-image
+# Online resize of a store image a running VM has mounted (docs/storage.md).
+TESTS += tests/integration/disk_grow.sh
+EXTRA_DIST += tests/integration/disk_grow.sh
+tests/integration/disk_grow.log: guest-image

@@ -104,6 +104,12 @@ void agent_pid1_start(struct agent *a);
  */
 void agent_disks_link(struct agent *a);
 /**
+ * agent_fs_modules_load() - load the modules /lib/modules/fs/@fstype lists
+ * (none for a built-in file system)
+ * Return: nothing (what cannot be loaded is logged).
+ */
+void agent_fs_modules_load(struct agent *a, const char *fstype);
+/**
  * agent_mounts_setup() - link the disks, then mount @a->cfg.mounts in order
  * Return: 0, or -1 with @err naming the mount and the kernel's error (the
  *         mounts done so far stay, for agent_mounts_release()).

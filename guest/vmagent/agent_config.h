@@ -50,6 +50,9 @@ struct agent_config {
 	 * "ro"|"rw" for each, checked; NULL when absent */
 	char **shares;
 	size_t n_shares; /* shares, not strings */
+	/* the payload's root file system (guest/vmagent/root.c): source (disk
+	 * label or share tag), fstype, "ro"|"rw", checked; NULL when absent */
+	char **root;
 };
 
 /**

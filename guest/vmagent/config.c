@@ -39,6 +39,7 @@ enum {
 	SEEN_MARKER_KEY = 1u << 11,
 	SEEN_MOUNTS = 1u << 12,
 	SEEN_SHARES = 1u << 20,
+	SEEN_ROOT = 1u << 27,
 };
 
 static int bad(struct vm_error *err, const char *prop, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -132,6 +133,7 @@ void agent_config_clear(struct agent_config *cfg)
 	free(cfg->payload_cwd);
 	free_list(cfg->mounts);
 	free_list(cfg->shares);
+	free_list(cfg->root);
 	explicit_bzero(cfg, sizeof(*cfg));
 }
 
@@ -268,6 +270,24 @@ static int parse_prop(const char *name, const void *val, int len, struct agent_c
 				return bad(err, name, "share %s: \"%.8s\" is not ro or rw", tag, ro);
 		}
 		cfg->n_shares = n / 3;
+	} else if (!strcmp(name, "root")) {
+		size_t n;
+
+		if (check_seen(seen, SEEN_ROOT, name, err) < 0 || get_list(name, val, len, &cfg->root, &n, err) < 0)
+			return -1;
+		if (n != 3)
+			return bad(err, name, "%zu strings: expected source, fstype, ro|rw", n);
+		for (size_t i = 0; i < 2; i++)
+			if (!*cfg->root[i] || strlen(cfg->root[i]) > AGENT_CONFIG_MAX_TAG ||
+			    strspn(cfg->root[i],
+				   "abcdefghijklmnopqrstuvwxyz"
+				   "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				   "0123456789._-") != strlen(cfg->root[i]) ||
+			    cfg->root[i][0] == '.')
+				return bad(err, name, "\"%.64s\" is not [A-Za-z0-9._-]{1,%u}", cfg->root[i],
+					   AGENT_CONFIG_MAX_TAG);
+		if (strcmp(cfg->root[2], "ro") && strcmp(cfg->root[2], "rw"))
+			return bad(err, name, "\"%.8s\" is not ro or rw", cfg->root[2]);
 	}
 	return 0;
 }

@@ -52,6 +52,8 @@
 #include <unistd.h>
 
 #include "guest/vmagent/agent.h"
+#include "guest/vmagent/grow.h"
+#include "guest/vmagent/root.h"
 #include "lib/log.h"
 
 #define AGENT_SERVICE "virtmgr.v1.Agent"
@@ -387,7 +389,7 @@ void agent_exec_kill_all(struct agent *a, int sig)
 /* ---------------------------------------------------------------- spawn */
 
 struct spawn_error {
-	int stage; /* 1 chdir, 2 exec, 3 terminal, 4 user */
+	int stage; /* 1 chdir, 2 exec, 3 terminal, 4 user, 5 root */
 	int err;
 };
 
@@ -421,6 +423,13 @@ static void exec_child(struct agent *a, const Virtmgr__V1__ExecRequest *req, int
 	if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
 		child_fail(errpipe, 3, errno);
 	agent_child_env();
+	if (agent_root_dir(a)) {
+		/* the payload's root (root.c), after the terminal was opened */
+		int e = agent_root_enter(a);
+
+		if (e)
+			child_fail(errpipe, 5, e);
+	}
 	if (req->user) {
 		int e = agent_child_user(req->user->uid, req->user->gid, a->machine);
 
@@ -531,6 +540,9 @@ static void exec_handler(struct ttrpc_call *call, const ProtobufCMessage *msg, v
 		else if (se.stage == 1)
 			ttrpc_call_fail(call, VM_INVALID_ARGUMENT, "cwd: cannot change to %s: %s",
 					req->cwd && *req->cwd ? req->cwd : "the user's home", strerror(se.err));
+		else if (se.stage == 5)
+			ttrpc_call_fail(call, VM_INTERNAL, "Exec: cannot enter the root %s: %s", agent_root_dir(a),
+					strerror(se.err));
 		else if (se.stage == 4)
 			ttrpc_call_fail(call, vm_status_from_errno(se.err), "user: cannot switch to %u:%u: %s",
 					req->user->uid, req->user->gid, strerror(se.err));
@@ -683,6 +695,7 @@ int agent_service_start(struct agent *a, uint32_t port, struct vm_error *err)
 				a);
 	ttrpc_server_add_method(a->server, AGENT_SERVICE, "Ping", &virtmgr__v1__ping_request__descriptor, ping_handler,
 				a);
+	agent_grow_register(a, a->server); /* grow.c */
 	if (a->agent_socket)
 		l = ttrpc_server_listen_unix(a->server, a->agent_socket, 0600, err);
 	else

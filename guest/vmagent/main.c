@@ -68,6 +68,7 @@
 #include <unistd.h>
 
 #include "guest/vmagent/agent.h"
+#include "guest/vmagent/root.h"
 #include "guest/vmagent/shares.h"
 #include "lib/log.h"
 
@@ -304,6 +305,16 @@ static void spawn_payload(struct agent *a)
 				setenv("VIRTMGR_READY_FD", num, 1);
 			}
 		}
+		if (agent_root_dir(a)) {
+			/* the payload's root (root.c) */
+			int e = agent_root_enter(a);
+
+			if (e) {
+				dprintf(STDERR_FILENO, "vmagent: cannot enter the root %s: %s\n", agent_root_dir(a),
+					strerror(e));
+				_exit(126);
+			}
+		}
 		if (a->has_payload_user) {
 			int e = agent_child_user(a->payload_uid, a->payload_gid, a->machine);
 
@@ -385,6 +396,8 @@ static void act(struct agent *a)
 		agent_shares_unmount(a, &a->cfg);
 	if (a->machine)
 		agent_mounts_release(a); /* what the guest wrote is on its disks */
+	if (a->machine)
+		agent_root_release(a); /* after what was mounted inside it */
 	if (a->machine && a->init_fd >= 0) {
 		/* PID 1 powers off (or reboots) once we are gone */
 		char c = a->action == AGENT_ACTION_REBOOT ? 'R' : 'P';
@@ -632,6 +645,12 @@ int main(int argc, char **argv)
 	a->cid = a->have_cfg ? a->cfg.cid : local_cid();
 	a->host = agent_host_new(a);
 	if (r < 0) {
+		config_failed(a, err.message);
+		ev_run(a->loop, 0);
+		return 1;
+	}
+	/* the payload's root first: mounts and shares go inside it */
+	if (a->machine && a->have_cfg && agent_root_setup(a, &err) < 0) {
 		config_failed(a, err.message);
 		ev_run(a->loop, 0);
 		return 1;

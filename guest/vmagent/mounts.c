@@ -116,7 +116,7 @@ void agent_disks_link(struct agent *a)
 }
 
 /* The modules /lib/modules/fs/TYPE lists, in order (dependencies first). */
-static void load_fs_modules(struct agent *a, const char *fstype)
+void agent_fs_modules_load(struct agent *a, const char *fstype)
 {
 	char list[PATH_MAX], line[512];
 	FILE *f;
@@ -176,7 +176,7 @@ int agent_mounts_setup(struct agent *a, struct vm_error *err)
 						    "mount %s on %s: no disk with the label %s (%s)", source, target,
 						    source, dev);
 		}
-		load_fs_modules(a, fstype);
+		agent_fs_modules_load(a, fstype);
 		r = make_dirs(target);
 		if (r < 0)
 			return vm_error_set(err, VM_INVALID_ARGUMENT, "mount %s on %s: creating the target: %s", source,

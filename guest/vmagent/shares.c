@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "guest/vmagent/agent.h"
+#include "guest/vmagent/root.h"
 #include "guest/vmagent/shares.h"
 
 /* mkdir -p for a path the host named; components are created 0755 */
@@ -48,8 +49,11 @@ int agent_shares_mount(struct agent *a, const struct agent_config *cfg, struct v
 	for (size_t i = 0; i < cfg->n_shares; i++) {
 		const char *tag = cfg->shares[3 * i], *path = cfg->shares[3 * i + 1];
 		bool ro = !strcmp(cfg->shares[3 * i + 2], "ro");
-		int r = make_dirs(path);
+		int r;
 
+		if (agent_root_is_share(cfg, tag))
+			continue; /* mounted as the root (root.c) */
+		r = make_dirs(path);
 		if (r < 0)
 			return vm_error_set(err, VM_INVALID_ARGUMENT, "share %s: cannot create %s: %s", tag, path,
 					    strerror(-r));
@@ -68,6 +72,8 @@ void agent_shares_unmount(struct agent *a, const struct agent_config *cfg)
 	for (size_t i = cfg->n_shares; i-- > 0;) {
 		const char *path = cfg->shares[3 * i + 1];
 
+		if (agent_root_is_share(cfg, cfg->shares[3 * i]))
+			continue;
 		if (umount2(path, MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT)
 			agent_log(a, "share %s: unmount %s: %s", cfg->shares[3 * i], path, strerror(errno));
 	}

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # shares.sh - host folders shared with real guests (virtiofs): a share is
 # mounted and writable and what the guest writes is the owner's on the host;
-# a read-only share refuses writes; a folder the caller cannot read (or that
+# a read-only share refuses writes; a host directory is the payload's root
+# (--root DIR); a folder the caller cannot read (or that
 # does not exist) is refused at CreateVm, naming it; a virtiofsd that dies
 # stops its VM with a message naming it; and nothing (virtiofsd, its sockets,
 # the daemon's fds) outlives a VM that ended or was killed.
@@ -57,6 +58,23 @@ grep -q remounted-rw "$T/ro.out" && grep -q host-refused "$T/ro.out" ||
 	fail "ro share: no rw remount in the guest, or virtiofsd accepted a write: $(tail -5 "$T/ro.out")"
 [[ ! -e $T/ro/new && $(snap "$T/ro") == "$before" ]] || fail "ro share: the host folder changed"
 ok "a read-only share refuses the guest's writes, also once remounted rw in the guest (virtiofsd's side), and the host folder is unchanged"
+
+# a host directory as the payload's root (vmctl run --root DIR): a share
+# tagged root that vmagent mounts as / under a tmpfs overlay
+source "$(dirname "$0")/rootfs-lib.sh"
+rootfs_tree "$T/rootdir" cat || fail "rootfs_tree"
+# the owner's files: virtiofsd's user namespace maps only the owner, and the
+# guest cannot execute files of unmapped host users (docs/storage.md)
+chown -R "$owner:$gid" "$T/rootdir"
+rc=0
+as run --root "$T/rootdir" -- /bin/sh -c \
+	'cat /etc/marker; [ -e /bin/busybox ] || echo no-initramfs; echo x >/made && echo overlay-write' \
+	>"$T/root.out" 2>"$T/root.err" || rc=$?
+[[ $rc == 0 ]] || fail "directory root: exit $rc: $(cat "$T/root.err") $(tail -20 "$T/root.out")"
+grep -q image-root-marker "$T/root.out" && grep -q no-initramfs "$T/root.out" && grep -q overlay-write "$T/root.out" ||
+	fail "directory root: $(tail -20 "$T/root.out")"
+[[ ! -e $T/rootdir/made ]] || fail "directory root: a write reached the read-only host directory"
+ok "a host directory is the payload's root (read-only share under a tmpfs overlay)"
 
 # the caller's permissions decide, at CreateVm
 set +e
