@@ -68,6 +68,8 @@ struct vm_crash {
 	unsigned nconns;
 	double tokens;
 	ev_tstamp refilled;
+	ev_tstamp rate_logged; /* a guest in a crash loop gets one log line per 10 s */
+	unsigned rate_refused; /* refusals since */
 };
 
 static void conn_free(struct crash_conn *c)
@@ -169,7 +171,18 @@ static void on_header(struct crash_conn *c, const Virtmgr__V1__CrashUploadHeader
 		return;
 	}
 	if (!take_token(c->vc)) {
-		conn_refuse(c, "rate limit: more than %u reports a minute", vm->d->cfg.crash_limits.rate);
+		struct vm_crash *vc = c->vc;
+		ev_tstamp now = ev_now(vm->d->loop);
+
+		vc->rate_refused++;
+		if (now - vc->rate_logged >= 10.0) {
+			log_warn("vm %s (%s, cid %u): %u crash report%s refused: rate limit of %u a minute", vm->id,
+				 vm->name, vm->cid, vc->rate_refused, vc->rate_refused == 1 ? "" : "s",
+				 vm->d->cfg.crash_limits.rate);
+			vc->rate_logged = now;
+			vc->rate_refused = 0;
+		}
+		conn_finish(c, NULL, "rate limit");
 		return;
 	}
 	c->up = crashstore_begin(vm->d->crashes, &m, &err);
