@@ -1118,6 +1118,7 @@ static const char *const death_names[] = {
 
 static const char *const event_names[] = {
 	"STATE_CHANGED", "PAYLOAD_STARTED", "PAYLOAD_READY", "PAYLOAD_FINISHED", "ERROR", "DIED", "LOG",
+	"CRASH",
 };
 
 static const char *const log_kind_names[] = { "console", "guest", "qemu" };

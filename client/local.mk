@@ -30,5 +30,10 @@ client_vmctl_LDADD = client/libvmctl.la
 
 EXTRA_DIST += docs/vmctl.md
 
+# vmctl crashes / crash (docs/crash-reports.md): zlib for the core, libdw for backtraces
+client_libvmctl_la_SOURCES += client/cmd_crash.c
+client_libvmctl_la_CFLAGS += $(ZLIB_CFLAGS) $(DW_CFLAGS)
+client_libvmctl_la_LIBADD += $(ZLIB_LIBS) $(DW_LIBS)
+
 # Example clients (early-boot services and others).
 include $(srcdir)/client/examples/examples.mk

@@ -113,6 +113,7 @@ enum vmc_event_type {
 	VMC_EVENT_ERROR = 4,
 	VMC_EVENT_DIED = 5,
 	VMC_EVENT_LOG = 6,
+	VMC_EVENT_CRASH = 7, /* a crash report was kept; the message names it */
 };
 
 enum vmc_log_kind {

@@ -100,6 +100,10 @@ int cmd_exec(struct vmctl_ctx *ctx, int argc, char **argv);
 int cmd_shell(struct vmctl_ctx *ctx, int argc, char **argv);
 int cmd_disk(struct vmctl_ctx *ctx, int argc, char **argv);
 extern const char cmd_disk_help[];
+int cmd_crashes(struct vmctl_ctx *ctx, int argc, char **argv);
+extern const char cmd_crashes_help[];
+int cmd_crash(struct vmctl_ctx *ctx, int argc, char **argv);
+extern const char cmd_crash_help[];
 extern const char cmd_exec_help[], cmd_shell_help[];
 
 /* exec and shell (cmd_exec.c) */

@@ -514,4 +514,6 @@ void api_register(struct daemon *d)
 
 	for (size_t i = 0; i < ARRAY_SIZE(methods); i++)
 		ttrpc_server_add_method(d->api, SERVICE, methods[i].method, methods[i].input, methods[i].fn, d);
+	if (d->crashes)
+		crashstore_api_register(d->api, SERVICE, d->crashes);
 }

@@ -11,6 +11,7 @@
 #include <sys/types.h>
 
 #include "lib/ttrpc.h"
+#include "server/crashstore.h"
 #include "server/logfile.h"
 
 struct vm;
@@ -46,6 +47,7 @@ struct daemon_config {
 	struct logfile_limits log_limits; /* console.log, guest.log, qemu.log of every VM */
 	uint32_t health_interval_ms;	  /* Agent/Ping every so often (vm-health.c); 0 = no checks */
 	uint32_t health_misses;		  /* unanswered checks in a row that make a guest hung */
+	struct crash_limits crash_limits; /* crash reports (crashstore.h) */
 };
 
 struct daemon {
@@ -65,6 +67,7 @@ struct daemon {
 	bool sandboxed;		 /* root: each VM's processes get a uid of their own */
 	struct uidpool *uids;	 /* those uids (--vm-uid-range) */
 	struct diskstore *disks; /* the image store; NULL in early mode (no /data yet) */
+	struct crashstore *crashes; /* crash reports; NULL in early mode */
 	bool quitting;
 	ev_timer health_timer; /* the guest health checks (vm-health.c) */
 	ev_signal sigterm, sigint, sighup;

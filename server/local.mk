@@ -22,3 +22,11 @@ server_virtmgrd_LDADD = server/libvirtmgrd.la
 # libxml2 is not linked: server/xmllib.c opens it in --early mode only.
 
 include $(srcdir)/server/vsock/vsock.mk
+
+# Crash reports: the store and the API (crashstore.c), a VM's uploads and
+# kernel panics (vm-crash.c); docs/crash-reports.md.
+server_libvirtmgrd_la_SOURCES += server/crashstore.c server/crashstore.h server/vm-crash.c server/vm-crash.h \
+	guest/crash/upload.h
+server_libvirtmgrd_la_CFLAGS += $(ZLIB_CFLAGS)
+server_libvirtmgrd_la_LIBADD += $(ZLIB_LIBS)
+EXTRA_DIST += docs/crash-reports.md

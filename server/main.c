@@ -28,6 +28,7 @@
 #include "server/accel.h"
 #include "server/api.h"
 #include "server/caller.h"
+#include "server/crashstore.h"
 #include "server/diskstore.h"
 #include "server/daemon.h"
 #include "server/early.h"
@@ -79,6 +80,12 @@ static void usage(FILE *f)
 		"  --log-max-size BYTES   rotate each VM log (console, guest, qemu) at this size;\n"
 		"                         K and M suffixes (default 2M, at least 4K)\n"
 		"  --log-keep N           rotated files kept per VM log, 0..15 (default 3)\n"
+		"  --crash-max-reports N  crash reports kept per VM, oldest dropped first (default 50, 0 = none)\n"
+		"  --crash-max-bytes BYTES  bytes of crash reports kept per VM (default 256M)\n"
+		"  --crash-max-core BYTES compressed core of one report, at most (default 64M)\n"
+		"  --crash-rate N         crash reports a VM may send per minute (default 10)\n"
+		"  --crash-share PCT      all crash reports together: at most PCT%% of the state\n"
+		"                         directory's filesystem (default 10)\n"
 		"  --no-sandbox           do not run QEMU with -sandbox on\n"
 		"  --vm-uid-range MIN-MAX when root: the uids (and equal gids) VMs' processes run\n"
 		"                         under, one per VM (default " UIDPOOL_DEFAULT_RANGE
@@ -174,6 +181,11 @@ enum {
 	OPT_HEALTH_MISSES,
 	OPT_LOG_MAX_SIZE,
 	OPT_LOG_KEEP,
+	OPT_CRASH_MAX_REPORTS,
+	OPT_CRASH_MAX_BYTES,
+	OPT_CRASH_MAX_CORE,
+	OPT_CRASH_RATE,
+	OPT_CRASH_SHARE,
 };
 
 /* OpenLog passes a log and its rotated files in one reply. */
@@ -210,6 +222,11 @@ static int parse_args(int argc, char **argv, struct daemon_config *c, bool *sock
 		{ "health-misses", required_argument, NULL, OPT_HEALTH_MISSES },
 		{ "log-max-size", required_argument, NULL, OPT_LOG_MAX_SIZE },
 		{ "log-keep", required_argument, NULL, OPT_LOG_KEEP },
+		{ "crash-max-reports", required_argument, NULL, OPT_CRASH_MAX_REPORTS },
+		{ "crash-max-bytes", required_argument, NULL, OPT_CRASH_MAX_BYTES },
+		{ "crash-max-core", required_argument, NULL, OPT_CRASH_MAX_CORE },
+		{ "crash-rate", required_argument, NULL, OPT_CRASH_RATE },
+		{ "crash-share", required_argument, NULL, OPT_CRASH_SHARE },
 		{ "no-sandbox", no_argument, NULL, OPT_NO_SANDBOX },
 		{ "vm-uid-range", required_argument, NULL, OPT_VM_UID_RANGE },
 		{ "vsock-backend", required_argument, NULL, OPT_VSOCK_BACKEND },
@@ -331,6 +348,26 @@ static int parse_args(int argc, char **argv, struct daemon_config *c, bool *sock
 			if (parse_u32("--log-keep", optarg, 0, LOG_KEEP_MAX, &v) < 0)
 				return -1;
 			c->log_limits.keep = v;
+			break;
+		case OPT_CRASH_MAX_REPORTS:
+			if (parse_u32("--crash-max-reports", optarg, 0, 100000, &c->crash_limits.max_reports) < 0)
+				return -1;
+			break;
+		case OPT_CRASH_MAX_BYTES:
+			if (parse_size("--crash-max-bytes", optarg, 0, 1ull << 40, &c->crash_limits.max_bytes) < 0)
+				return -1;
+			break;
+		case OPT_CRASH_MAX_CORE:
+			if (parse_size("--crash-max-core", optarg, 4096, 1ull << 40, &c->crash_limits.max_core) < 0)
+				return -1;
+			break;
+		case OPT_CRASH_RATE:
+			if (parse_u32("--crash-rate", optarg, 1, 100000, &c->crash_limits.rate) < 0)
+				return -1;
+			break;
+		case OPT_CRASH_SHARE:
+			if (parse_u32("--crash-share", optarg, 1, 100, &c->crash_limits.share_pct) < 0)
+				return -1;
 			break;
 		case OPT_NO_SANDBOX:
 			c->sandbox = false;
@@ -658,6 +695,11 @@ int main(int argc, char **argv)
 		.sandbox = true,
 		.vm_uid_range = UIDPOOL_DEFAULT_RANGE,
 		.log_limits = logfile_limits_default(),
+		.crash_limits = { .max_reports = CRASH_DEFAULT_MAX_REPORTS,
+				  .max_bytes = CRASH_DEFAULT_MAX_BYTES,
+				  .max_core = CRASH_DEFAULT_MAX_CORE,
+				  .rate = CRASH_DEFAULT_RATE,
+				  .share_pct = CRASH_DEFAULT_SHARE_PCT },
 	};
 	if (parse_args(argc, argv, &d.cfg, &socket_given, &idle.secs) < 0)
 		return 2;
@@ -724,6 +766,8 @@ int main(int argc, char **argv)
 		d.disks = diskstore_new(d.loop, d.cfg.state_dir);
 	if (d.disks)
 		diskstore_set_online_grow(d.disks, vm_disk_grow, &d); /* server/vm-diskgrow.c */
+	if (!d.cfg.early)
+		d.crashes = crashstore_new(d.cfg.state_dir, &d.cfg.crash_limits);
 	api_register(&d);
 	d.vms_server = vms_server_new(d.loop, d.cfg.agent_timeout_ms);
 	vm_health_start(&d);
@@ -810,6 +854,7 @@ int main(int argc, char **argv)
 	uidpool_free(d.uids);
 	if (d.cfg.socket_path && !inherited && d.cfg.client_fd < 0)
 		unlink(d.cfg.socket_path);
+	crashstore_free(d.crashes);
 	ev_loop_destroy(d.loop);
 	return 0;
 }

@@ -83,6 +83,7 @@ struct vm {
 	 * (marker.h): only lines signed with it are progress reports */
 	struct marker_verifier markers;
 	bool has_marker_key;
+	struct vm_crash *crash; /* crash report uploads (vm-crash.c), while listening */
 };
 
 /* "STARTING" for VM_STATE_STARTING. Return: static string. */
@@ -106,6 +107,10 @@ void vm_vms_new(struct vm *vm, const Virtmgr__V1__VmConfig *config, bool default
 /* Serve VirtualMachineService for @vm on host vsock port = its CID.
  * Return: 0, or -1 with @err. */
 int vm_vms_listen(struct vm *vm, struct vm_error *err);
+
+/* EVENT_TYPE_CRASH: a crash report @id was kept (vm-crash.c). */
+void vm_event_crash(struct vm *vm, int32_t pid, const char *executable, int32_t signal, const char *id,
+		    const char *message);
 
 /* The progress the guest reports (console markers, VirtualMachineService). */
 void vm_guest_started(struct vm *vm);

@@ -38,6 +38,7 @@
 #include "server/vm-health.h"
 #include "server/vm-persist.h"
 #include "server/vm-priv.h"
+#include "server/vm-crash.h"
 
 #define MAX_DEAD_DETACHED 64
 #define RUN_DIR_MIN_FREE (256u << 10) /* console.log, qemu.log, guest.log need room */
@@ -87,6 +88,26 @@ static void event_send(struct vm *vm, Virtmgr__V1__EventType type, const char *m
 	ev.exit_code = vm->exit_code;
 	ev.message = (char *)(message ? message : "");
 	ev.timestamp_ns = now_real_ns();
+	for (struct vm_watcher *w = vm->watchers; w; w = w->next)
+		ttrpc_call_send(w->call, &ev.base);
+}
+
+void vm_event_crash(struct vm *vm, int32_t pid, const char *executable, int32_t signal, const char *id,
+		    const char *message)
+{
+	Virtmgr__V1__VmEvent ev = VIRTMGR__V1__VM_EVENT__INIT;
+
+	ev.vm = vm->id;
+	ev.type = VIRTMGR__V1__EVENT_TYPE__EVENT_TYPE_CRASH;
+	ev.state = vm->state;
+	ev.death_reason = vm->death_reason;
+	ev.exit_code = vm->exit_code;
+	ev.message = (char *)(message ? message : "");
+	ev.timestamp_ns = now_real_ns();
+	ev.crash_pid = pid;
+	ev.crash_executable = (char *)executable;
+	ev.crash_signal = signal;
+	ev.crash_report_id = (char *)id;
 	for (struct vm_watcher *w = vm->watchers; w; w = w->next)
 		ttrpc_call_send(w->call, &ev.base);
 }
@@ -185,6 +206,7 @@ static void vm_release_runtime(struct vm *vm)
 	struct ev_loop *loop = vm->d->loop;
 
 	vm_health_release(vm); /* its connection goes through the vsock device */
+	vm_crash_release(vm);
 	vsock_host_watch_release(&vm->vsock_watch);
 	virtiofs_release(&vm->virtiofs);
 	if (ev_is_active(&vm->boot_timer))
@@ -236,6 +258,8 @@ static void vm_died(struct vm *vm, death_t reason, const char *message)
 		snprintf(vm->message, sizeof(vm->message), "%s", message);
 	log_info("vm %s (%s, cid %u) died: %s%s%s", vm->id, vm->name, vm->cid, death_name(reason),
 		 *vm->message ? ": " : "", vm->message);
+	if (reason == VIRTMGR__V1__DEATH_REASON__DEATH_REASON_CRASH)
+		vm_crash_panic(vm); /* before the run directory and its console.log go */
 	if (vm->qemu) {
 		qemu_free(vm->qemu, false);
 		vm->qemu = NULL;
@@ -464,7 +488,10 @@ int vm_vms_listen(struct vm *vm, struct vm_error *err)
 
 	if (lfd < 0)
 		return vm_error_prefix(err, "vm %s: VirtualMachineService listener", vm->id);
-	return vms_listen(vm->vms, lfd, err);
+	if (vms_listen(vm->vms, lfd, err) < 0)
+		return -1;
+	vm_crash_listen(vm);
+	return 0;
 }
 
 static void on_qemu_console(void *opaque, const char *buf, size_t len)

@@ -97,6 +97,18 @@ struct agent {
  */
 void agent_pid1_start(struct agent *a);
 
+/* crash.c: uncompressed core bytes a report carries at most by default */
+#define AGENT_CRASH_CORE_LIMIT (64ull << 20)
+/**
+ * agent_crash_setup() - core_pattern to the collector, core_pipe_limit,
+ * RLIMIT_CORE raised for the agent's children
+ * @core_limit: uncompressed core bytes sent at most; 0 = the default
+ * Return: 0, or -1 with errno.
+ */
+int agent_crash_setup(uint64_t core_limit);
+/** agent_crash_collect() - the collector (argv[0] is "--collect-core"). Return: exit code. */
+int agent_crash_collect(int argc, char **argv);
+
 /* mounts.c */
 /**
  * agent_disks_link() - /dev/disk/by-id/virtio-SERIAL for each virtio-blk disk with a serial

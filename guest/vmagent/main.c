@@ -545,6 +545,9 @@ int main(int argc, char **argv)
 	struct timespec now;
 	int r;
 
+	/* the kernel runs us as the core dump collector (crash.c) */
+	if (argc > 1 && !strcmp(argv[1], "--collect-core") && getpid() != 1)
+		return agent_crash_collect(argc - 1, argv + 1);
 	/* Not ptrace-able and no /proc/<pid>/mem for anyone but root with
 	 * CAP_SYS_PTRACE: the agent's memory holds the marker key. Children
 	 * that exec become dumpable again, as they should. */
@@ -671,6 +674,8 @@ int main(int argc, char **argv)
 		agent_log(a, "Agent service unavailable: %s", err.message);
 	a->logfwd = agent_logfwd_start(a, a->machine, a->machine);
 
+	if (a->machine && agent_crash_setup(0) < 0)
+		agent_log(a, "crash reports unavailable: core_pattern: %s", strerror(errno));
 	if (a->have_cfg && a->cfg.payload_args) {
 		a->payload_argv = a->cfg.payload_args;
 		a->payload_env = a->cfg.payload_env;

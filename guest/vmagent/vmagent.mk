@@ -11,13 +11,14 @@ guest_vmagent_vmagent_SOURCES = \
 	guest/vmagent/config.c guest/vmagent/agent_config.h \
 	guest/vmagent/host.c guest/vmagent/exec.c guest/vmagent/logfwd.c guest/vmagent/mounts.c \
 	guest/vmagent/shares.c guest/vmagent/shares.h guest/vmagent/root.c guest/vmagent/root.h guest/vmagent/grow.c guest/vmagent/grow.h \
+	guest/vmagent/crash.c guest/crash/upload.c guest/crash/upload.h \
 	server/marker.c server/marker.h \
 	lib/util.c lib/util.h lib/log.c lib/log.h \
 	lib/ttrpc.h lib/ttrpc-priv.h lib/ttrpc-frame.c lib/ttrpc-io.c lib/ttrpc-server.c lib/ttrpc-client.c
 nodist_guest_vmagent_vmagent_SOURCES = $(PROTO_C) $(PROTO_H)
 # -Wno-use-after-free: without -fPIC, GCC 12 inlines lib/ttrpc-io.c's deferred
 # connection teardown (conn->depth) and misreads it as a use after free.
-guest_vmagent_vmagent_CFLAGS = -std=gnu11 $(WARN_CFLAGS) -Wno-use-after-free $(PROTOBUF_C_CFLAGS) $(FDT_CFLAGS)
+guest_vmagent_vmagent_CFLAGS = -std=gnu11 $(WARN_CFLAGS) -Wno-use-after-free $(PROTOBUF_C_CFLAGS) $(FDT_CFLAGS) $(ZLIB_CFLAGS)
 guest_vmagent_vmagent_LDFLAGS = -all-static
-guest_vmagent_vmagent_LDADD = $(FDT_LIBS) $(PROTOBUF_C_LIBS) $(EV_LIBS) -lm
+guest_vmagent_vmagent_LDADD = $(FDT_LIBS) $(PROTOBUF_C_LIBS) $(EV_LIBS) $(ZLIB_LIBS) -lm
 $(guest_vmagent_vmagent_OBJECTS): $(PROTO_H)

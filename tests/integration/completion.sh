@@ -48,6 +48,8 @@ expect "stop options" "--force" vmctl stop --f
 expect "wait --state values" "READY" vmctl wait --state R
 expect "logs --kind values" "console" vmctl logs --kind c
 expect "help topics" "connect console" vmctl help con
+expect "crash subcommands" "show" vmctl crash sh
+expect "crash show options" "--sysroot" vmctl crash show x --sy
 ok "commands, options and option values"
 
 mkdir "$tmp/guest" && : >"$tmp/guest/vmlinuz" && : >"$tmp/guest/initramfs.img"

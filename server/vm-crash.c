@@ -1,0 +1,456 @@
+/* vm-crash.c - a VM's crash reports: the guest's uploads on host vsock port
+ * 7779 and the kernel panics seen on its console (docs/crash-reports.md).
+ *
+ * Design. Like ChromeOS's crash service (port 7779), the host learns which
+ * VM a report comes from by the connection, never from the report: in
+ * user vsock mode the listening socket `vsock.sock_7779` in the VM's run
+ * directory is reachable only through that VM's backend. The CID the
+ * header claims must still be the VM's, else the report is refused (a
+ * guest that lies about itself is worth a log line). Everything from the
+ * guest is bounded: frames of at most CRASH_UPLOAD_MAX_FRAME bytes, at most
+ * VM_CRASH_MAX_CONNS uploads at once, an idle timeout, a token bucket of
+ * --crash-rate reports per minute, and the store's quotas (crashstore.h).
+ * A stream that ends before its end frame, whose sizes or CRC do not
+ * match, or that breaks a bound is dropped with its files; the VM is not
+ * touched. A kept report gets a log line naming the VM and an
+ * EVENT_TYPE_CRASH on WatchVm.
+ *
+ * A guest kernel panic (QEMU's GUEST_PANICKED through pvpanic, death
+ * reason CRASH) becomes a kernel report holding the last lines of the
+ * console log, read before the run directory goes.
+ */
+#include "config.h"
+#include "server/vm-crash.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "guest/crash/upload.h"
+#include "lib/log.h"
+#include "server/crashstore.h"
+#include "server/vm-priv.h"
+
+#define VM_CRASH_MAX_CONNS 4
+#define VM_CRASH_IDLE_S 30.0
+#define VM_CRASH_CONSOLE_TAIL (16u << 10)
+
+struct crash_conn {
+	struct crash_conn *next;
+	struct vm_crash *vc;
+	int fd;
+	ev_io io;
+	ev_timer idle;
+	uint8_t hdr[4];
+	size_t hgot;
+	uint32_t len;
+	uint8_t *body;
+	size_t bgot;
+	struct crash_upload *up;
+	uint32_t crc;
+	int32_t pid, signal;
+	char *executable;
+};
+
+struct vm_crash {
+	struct vm *vm;
+	int lfd;
+	ev_io accept_io;
+	struct crash_conn *conns;
+	unsigned nconns;
+	double tokens;
+	ev_tstamp refilled;
+	ev_tstamp rate_logged; /* a guest in a crash loop gets one log line per 10 s */
+	unsigned rate_refused; /* refusals since */
+};
+
+static void conn_free(struct crash_conn *c)
+{
+	struct vm_crash *vc = c->vc;
+	struct ev_loop *loop = vc->vm->d->loop;
+
+	for (struct crash_conn **pp = &vc->conns; *pp; pp = &(*pp)->next)
+		if (*pp == c) {
+			*pp = c->next;
+			break;
+		}
+	vc->nconns--;
+	ev_io_stop(loop, &c->io);
+	ev_timer_stop(loop, &c->idle);
+	close(c->fd);
+	crashstore_abort(c->up);
+	free(c->body);
+	free(c->executable);
+	free(c);
+}
+
+/* Answer the guest (best effort: a small frame on a fresh socket) and close. */
+static void conn_finish(struct crash_conn *c, const char *id, const char *why)
+{
+	Virtmgr__V1__CrashUploadReply r = VIRTMGR__V1__CRASH_UPLOAD_REPLY__INIT;
+	uint8_t buf[4 + 600];
+	size_t len;
+
+	r.id = (char *)(id ? id : "");
+	r.error = (char *)(why ? why : "");
+	len = protobuf_c_message_get_packed_size(&r.base);
+	if (len <= sizeof(buf) - 4) {
+		buf[0] = (uint8_t)(len >> 24);
+		buf[1] = (uint8_t)(len >> 16);
+		buf[2] = (uint8_t)(len >> 8);
+		buf[3] = (uint8_t)len;
+		protobuf_c_message_pack(&r.base, buf + 4);
+		(void)!send(c->fd, buf, len + 4, MSG_DONTWAIT | MSG_NOSIGNAL);
+	}
+	conn_free(c);
+}
+
+static void conn_refuse(struct crash_conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void conn_refuse(struct crash_conn *c, const char *fmt, ...)
+{
+	struct vm *vm = c->vc->vm;
+	char why[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	log_warn("vm %s (%s, cid %u): crash report refused: %s", vm->id, vm->name, vm->cid, why);
+	conn_finish(c, NULL, why);
+}
+
+static bool take_token(struct vm_crash *vc)
+{
+	struct daemon *d = vc->vm->d;
+	double rate = d->cfg.crash_limits.rate;
+	ev_tstamp now = ev_now(d->loop);
+
+	vc->tokens += (now - vc->refilled) * rate / 60.0;
+	if (vc->tokens > rate)
+		vc->tokens = rate;
+	vc->refilled = now;
+	if (vc->tokens < 1.0)
+		return false;
+	vc->tokens -= 1.0;
+	return true;
+}
+
+static void on_header(struct crash_conn *c, const Virtmgr__V1__CrashUploadHeader *h)
+{
+	struct vm *vm = c->vc->vm;
+	struct vm_error err = { 0 };
+	struct crash_meta m = {
+		.vm_id = vm->id,
+		.vm_name = vm->name,
+		.owner_uid = vm->owner_uid,
+		.cid = vm->cid,
+		.pid = h->pid,
+		.tid = h->tid,
+		.uid = h->uid,
+		.gid = h->gid,
+		.signal = h->signal,
+		.executable = h->executable,
+		.comm = h->comm,
+		.crash_time_ns = h->crash_time_ns,
+	};
+
+	if (h->cid != vm->cid) {
+		conn_refuse(c, "the report claims CID %u, the VM's is %u", h->cid, vm->cid);
+		return;
+	}
+	if (strlen(h->executable) > 4095 || strlen(h->comm) > 255) {
+		conn_refuse(c, "executable or comm too long");
+		return;
+	}
+	if (!take_token(c->vc)) {
+		struct vm_crash *vc = c->vc;
+		ev_tstamp now = ev_now(vm->d->loop);
+
+		vc->rate_refused++;
+		if (now - vc->rate_logged >= 10.0) {
+			log_warn("vm %s (%s, cid %u): %u crash report%s refused: rate limit of %u a minute", vm->id,
+				 vm->name, vm->cid, vc->rate_refused, vc->rate_refused == 1 ? "" : "s",
+				 vm->d->cfg.crash_limits.rate);
+			vc->rate_logged = now;
+			vc->rate_refused = 0;
+		}
+		conn_finish(c, NULL, "rate limit");
+		return;
+	}
+	c->up = crashstore_begin(vm->d->crashes, &m, &err);
+	if (!c->up) {
+		conn_refuse(c, "%s", err.message);
+		return;
+	}
+	c->pid = h->pid;
+	c->signal = h->signal;
+	c->executable = xstrdup(*h->executable ? h->executable : h->comm);
+	c->crc = (uint32_t)crc32(0, NULL, 0);
+}
+
+static void on_end(struct crash_conn *c, const Virtmgr__V1__CrashUploadEnd *e)
+{
+	struct vm *vm = c->vc->vm;
+	struct vm_error err = { 0 };
+	char id[17], msg[256];
+	struct crash_upload *up = steal_pointer(&c->up);
+
+	uint64_t got = crashstore_received(up);
+
+	if (e->compressed_size != got || e->crc32 != c->crc) {
+		crashstore_abort(up);
+		conn_refuse(c, "the end frame says %" PRIu64 " bytes (crc %08x), %" PRIu64 " (crc %08x) arrived",
+			    e->compressed_size, e->crc32, got, c->crc);
+		return;
+	}
+	if (crashstore_commit(vm->d->crashes, up, e->core_size, e->truncated, id, &err) < 0) {
+		conn_refuse(c, "%s", err.message);
+		return;
+	}
+	log_info("vm %s (%s, cid %u): crash report %s: pid %d (%s) killed by signal %d, core %" PRIu64
+		 " bytes%s",
+		 vm->id, vm->name, vm->cid, id, c->pid, c->executable, c->signal, e->core_size,
+		 e->truncated ? " (truncated)" : "");
+	snprintf(msg, sizeof(msg), "crash report %s: pid %d (%s) signal %d", id, c->pid, c->executable, c->signal);
+	vm_event_crash(vm, c->pid, c->executable, c->signal, id, msg);
+	conn_finish(c, id, NULL);
+}
+
+/* One complete frame. Return: false when @c is gone. */
+static bool on_frame(struct crash_conn *c)
+{
+	Virtmgr__V1__CrashUpload *m = virtmgr__v1__crash_upload__unpack(NULL, c->len, c->body);
+	struct vm_error err = { 0 };
+	bool alive = true;
+
+	if (!m) {
+		conn_refuse(c, "a frame is not a CrashUpload");
+		return false;
+	}
+	if (!c->up && !m->header) {
+		conn_refuse(c, "the first frame is not a header");
+		alive = false;
+	} else if (m->header) {
+		if (c->up) {
+			conn_refuse(c, "a second header");
+			alive = false;
+		} else {
+			on_header(c, m->header);
+			alive = c->up != NULL;
+		}
+	} else if (m->core.len) {
+		if (crashstore_write(c->up, m->core.data, m->core.len, &err) < 0) {
+			conn_refuse(c, "%s", err.message);
+			alive = false;
+		} else {
+			c->crc = (uint32_t)crc32(c->crc, m->core.data, (uInt)m->core.len);
+		}
+	}
+	if (alive && m->end) {
+		on_end(c, m->end);
+		alive = false;
+	}
+	virtmgr__v1__crash_upload__free_unpacked(m, NULL);
+	return alive;
+}
+
+static void conn_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct crash_conn *c = w->data;
+
+	(void)revents;
+	ev_timer_again(loop, &c->idle);
+	/* a bounded amount per wake-up, so one guest does not hold the loop */
+	for (int round = 0; round < 8; round++) {
+		ssize_t n;
+
+		if (c->hgot < 4) {
+			n = read(c->fd, c->hdr + c->hgot, 4 - c->hgot);
+		} else {
+			n = read(c->fd, c->body + c->bgot, c->len - c->bgot);
+		}
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return;
+		if (n <= 0) {
+			if (c->up)
+				conn_refuse(c, "the stream ended before the report's end (%" PRIu64 " bytes of core)",
+					    crashstore_received(c->up));
+			else
+				conn_free(c);
+			return;
+		}
+		if (c->hgot < 4) {
+			c->hgot += (size_t)n;
+			if (c->hgot < 4)
+				continue;
+			c->len = (uint32_t)c->hdr[0] << 24 | (uint32_t)c->hdr[1] << 16 | (uint32_t)c->hdr[2] << 8 |
+				 c->hdr[3];
+			if (c->len > CRASH_UPLOAD_MAX_FRAME) {
+				conn_refuse(c, "a frame of %u bytes (at most %u)", c->len, CRASH_UPLOAD_MAX_FRAME);
+				return;
+			}
+			c->bgot = 0;
+			if (c->len)
+				continue;
+		} else {
+			c->bgot += (size_t)n;
+			if (c->bgot < c->len)
+				continue;
+		}
+		c->hgot = 0;
+		if (!on_frame(c))
+			return;
+	}
+}
+
+static void idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct crash_conn *c = w->data;
+
+	(void)loop;
+	(void)revents;
+	conn_refuse(c, "no data for %.0f s", VM_CRASH_IDLE_S);
+}
+
+static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct vm_crash *vc = w->data;
+	struct vm *vm = vc->vm;
+
+	(void)revents;
+	for (;;) {
+		struct vm_error err = { 0 };
+		int fd = vsock_host_accept(&vm->vsock, vc->lfd, &err);
+		struct crash_conn *c;
+
+		if (fd < 0) {
+			if (err.code != VM_UNAVAILABLE)
+				log_warn("vm %s: crash port: %s", vm->id, err.message);
+			return;
+		}
+		if (vc->nconns >= VM_CRASH_MAX_CONNS) {
+			log_warn("vm %s (%s): crash report refused: %u uploads already under way", vm->id, vm->name,
+				 vc->nconns);
+			close(fd);
+			continue;
+		}
+		c = xzalloc(sizeof(*c));
+		c->vc = vc;
+		c->fd = fd;
+		c->body = xmalloc(CRASH_UPLOAD_MAX_FRAME);
+		ev_io_init(&c->io, conn_cb, fd, EV_READ);
+		c->io.data = c;
+		ev_init(&c->idle, idle_cb);
+		c->idle.repeat = VM_CRASH_IDLE_S;
+		c->idle.data = c;
+		ev_io_start(loop, &c->io);
+		ev_timer_again(loop, &c->idle);
+		c->next = vc->conns;
+		vc->conns = c;
+		vc->nconns++;
+	}
+}
+
+void vm_crash_listen(struct vm *vm)
+{
+	struct daemon *d = vm->d;
+	struct vm_error err = { 0 };
+	struct vm_crash *vc;
+	int lfd;
+
+	if (!d->crashes || vm->crash || vm->vsock.mode != VSOCK_HOST_USER)
+		return; /* kernel vsock: see docs/crash-reports.md */
+	lfd = vsock_host_listen(&vm->vsock, CRASH_UPLOAD_PORT, &err);
+	if (lfd < 0) {
+		log_warn("vm %s: no crash reports: %s", vm->id, err.message);
+		return;
+	}
+	vc = xzalloc(sizeof(*vc));
+	vc->vm = vm;
+	vc->lfd = lfd;
+	vc->tokens = d->cfg.crash_limits.rate;
+	vc->refilled = ev_now(d->loop);
+	ev_io_init(&vc->accept_io, accept_cb, lfd, EV_READ);
+	vc->accept_io.data = vc;
+	ev_io_start(d->loop, &vc->accept_io);
+	vm->crash = vc;
+}
+
+void vm_crash_release(struct vm *vm)
+{
+	struct vm_crash *vc = steal_pointer(&vm->crash);
+
+	if (!vc)
+		return;
+	while (vc->conns)
+		conn_free(vc->conns); /* unfinished uploads are dropped */
+	ev_io_stop(vm->d->loop, &vc->accept_io);
+	close(vc->lfd);
+	free(vc);
+}
+
+/* The console's last VM_CRASH_CONSOLE_TAIL bytes, from the first whole line. */
+static char *console_tail(const char *run_dir)
+{
+	cleanup_free char *path = xasprintf("%s/console.log", run_dir);
+	cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	struct stat st;
+	char *buf, *start;
+	ssize_t n;
+	off_t off;
+
+	if (fd < 0 || fstat(fd, &st) < 0)
+		return NULL;
+	off = st.st_size > VM_CRASH_CONSOLE_TAIL ? st.st_size - VM_CRASH_CONSOLE_TAIL : 0;
+	buf = xmalloc(VM_CRASH_CONSOLE_TAIL + 1);
+	n = pread(fd, buf, VM_CRASH_CONSOLE_TAIL, off);
+	if (n < 0)
+		n = 0;
+	buf[n] = '\0';
+	/* NULs and other bytes a JSON string cannot hold as they are */
+	for (ssize_t i = 0; i < n; i++)
+		if ((unsigned char)buf[i] < 0x20 && buf[i] != '\n' && buf[i] != '\t')
+			buf[i] = ' ';
+	start = buf;
+	if (off > 0 && (start = strchr(buf, '\n')))
+		start++;
+	else
+		start = buf;
+	memmove(buf, start, strlen(start) + 1);
+	return buf;
+}
+
+void vm_crash_panic(struct vm *vm)
+{
+	struct daemon *d = vm->d;
+	struct vm_error err = { 0 };
+	struct crash_meta m = {
+		.kernel = true,
+		.vm_id = vm->id,
+		.vm_name = vm->name,
+		.owner_uid = vm->owner_uid,
+		.cid = vm->cid,
+		.comm = "kernel",
+		.crash_time_ns = now_real_ns(),
+	};
+	cleanup_free char *text = NULL;
+	char id[17], msg[128];
+
+	if (!d->crashes || !vm->run_dir || !(text = console_tail(vm->run_dir)))
+		return;
+	if (crashstore_add_kernel(d->crashes, &m, text, id, &err) < 0) {
+		log_warn("vm %s (%s): kernel crash report not kept: %s", vm->id, vm->name, err.message);
+		return;
+	}
+	log_info("vm %s (%s, cid %u): kernel crash report %s", vm->id, vm->name, vm->cid, id);
+	snprintf(msg, sizeof(msg), "kernel crash report %s", id);
+	vm_event_crash(vm, 0, "", 0, id, msg);
+}

@@ -1,0 +1,19 @@
+# Crash reports (docs/crash-reports.md).
+
+# In-guest tool: crashes on purpose (SIGSEGV, abort) and sends forged
+# uploads. Static so it runs in the minimal guest, unoptimised and with
+# debug symbols so the host-side backtrace names its functions; built
+# without the sanitizers, which cannot link statically.
+check_PROGRAMS += tests/guest-tools/crashtool
+tests_guest_tools_crashtool_SOURCES = tests/guest-tools/crashtool.c guest/crash/upload.c guest/crash/upload.h \
+	lib/util.c lib/util.h lib/log.c lib/log.h
+nodist_tests_guest_tools_crashtool_SOURCES = $(PROTO_C) $(PROTO_H)
+tests_guest_tools_crashtool_CFLAGS = -std=gnu11 $(WARN_CFLAGS) -O0 -g -fno-omit-frame-pointer $(PROTOBUF_C_CFLAGS)
+tests_guest_tools_crashtool_LDFLAGS = -all-static
+tests_guest_tools_crashtool_LDADD = $(PROTOBUF_C_LIBS)
+$(tests_guest_tools_crashtool_OBJECTS): $(PROTO_H)
+
+# End to end with real guests under TCG.
+TESTS += tests/integration/crash.sh
+EXTRA_DIST += tests/integration/crash.sh
+tests/integration/crash.log: guest-image tests/guest-tools/crashtool$(EXEEXT) client/vmctl$(EXEEXT)
