@@ -37,6 +37,9 @@ static const struct vmctl_command commands[] = {
 	{ "exec", "run a command in a VM through the guest agent", cmd_exec_help, cmd_exec },
 	{ "shell", "interactive shell in a VM through the guest agent", cmd_shell_help, cmd_shell },
 	{ "disk", "create, list, resize, remove, import and export disk images", cmd_disk_help, cmd_disk },
+	{ "stats", "show what a VM uses: CPU, memory, balloon, disk and vsock I/O", cmd_stats_help, cmd_stats },
+	{ "top", "a refreshing table of every VM with CPU %, memory and I/O rates", cmd_top_help, cmd_top },
+	{ "balloon", "set a VM's balloon target (memory left to the guest)", cmd_balloon_help, cmd_balloon },
 };
 
 static const char global_usage[] = "Usage: vmctl [--socket PATH] [--json] [--timeout SEC] COMMAND [ARGS...]\n";

@@ -35,6 +35,7 @@
 #include "server/uidpool.h"
 #include "server/vm.h"
 #include "server/vm-health.h"
+#include "server/vm-stats.h"
 #include "server/vms.h"
 #include "server/vsock_host.h"
 
@@ -78,6 +79,8 @@ static void usage(FILE *f)
 		"  --log-max-size BYTES   rotate each VM log (console, guest, qemu) at this size;\n"
 		"                         K and M suffixes (default 2M, at least 4K)\n"
 		"  --log-keep N           rotated files kept per VM log, 0..15 (default 3)\n"
+		"  --tcg-tb-size MIB      TCG translation buffer per VM, 0 = QEMU's own default\n"
+		"                         (default " VMSTATS_TB_SIZE_DEFAULT_STR ")\n"
 		"  --no-sandbox           do not run QEMU with -sandbox on\n"
 		"  --vm-uid-range MIN-MAX when root: the uids (and equal gids) VMs' processes run\n"
 		"                         under, one per VM (default " UIDPOOL_DEFAULT_RANGE
@@ -173,6 +176,7 @@ enum {
 	OPT_HEALTH_MISSES,
 	OPT_LOG_MAX_SIZE,
 	OPT_LOG_KEEP,
+	OPT_TCG_TB_SIZE,
 };
 
 /* OpenLog passes a log and its rotated files in one reply. */
@@ -209,6 +213,7 @@ static int parse_args(int argc, char **argv, struct daemon_config *c, bool *sock
 		{ "health-misses", required_argument, NULL, OPT_HEALTH_MISSES },
 		{ "log-max-size", required_argument, NULL, OPT_LOG_MAX_SIZE },
 		{ "log-keep", required_argument, NULL, OPT_LOG_KEEP },
+		{ "tcg-tb-size", required_argument, NULL, OPT_TCG_TB_SIZE },
 		{ "no-sandbox", no_argument, NULL, OPT_NO_SANDBOX },
 		{ "vm-uid-range", required_argument, NULL, OPT_VM_UID_RANGE },
 		{ "vsock-backend", required_argument, NULL, OPT_VSOCK_BACKEND },
@@ -315,6 +320,11 @@ static int parse_args(int argc, char **argv, struct daemon_config *c, bool *sock
 			if (parse_u32("--health-interval", optarg, 0, 3600, &v) < 0)
 				return -1;
 			c->health_interval_ms = v * 1000;
+			break;
+		case OPT_TCG_TB_SIZE:
+			if (parse_u32("--tcg-tb-size", optarg, 0, 4096, &v) < 0)
+				return -1;
+			c->tcg_tb_size_mib = v;
 			break;
 		case OPT_HEALTH_MISSES:
 			if (parse_u32("--health-misses", optarg, 1, 1000, &v) < 0)
@@ -651,6 +661,7 @@ int main(int argc, char **argv)
 		.agent_timeout_ms = VMS_DEFAULT_AGENT_TIMEOUT_MS,
 		.health_interval_ms = VM_HEALTH_DEFAULT_INTERVAL_MS,
 		.health_misses = VM_HEALTH_DEFAULT_MISSES,
+		.tcg_tb_size_mib = VMSTATS_TB_SIZE_DEFAULT,
 		.root = NULL,
 		.client_fd = -1,
 		.ready_fd = -1,
@@ -722,6 +733,7 @@ int main(int argc, char **argv)
 	if (!d.cfg.early)
 		d.disks = diskstore_new(d.loop, d.cfg.state_dir);
 	api_register(&d);
+	vm_stats_register(&d);
 	d.vms_server = vms_server_new(d.loop, d.cfg.agent_timeout_ms);
 	vm_health_start(&d);
 

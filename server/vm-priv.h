@@ -83,6 +83,7 @@ struct vm {
 	 * (marker.h): only lines signed with it are progress reports */
 	struct marker_verifier markers;
 	bool has_marker_key;
+	uint64_t balloon_target_bytes; /* last SetBalloon, 0 = none (vm-stats.c) */
 };
 
 /* "STARTING" for VM_STATE_STARTING. Return: static string. */
