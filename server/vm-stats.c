@@ -294,17 +294,9 @@ static void api_get_vm_stats(struct ttrpc_call *call, const ProtobufCMessage *ms
 	r->balloon.target_bytes = vm->balloon_target_bytes;
 
 	stats_add_proc(r, "qemu", qemu_pid(vm->qemu));
-	if (vm->vsock.backend_pid > 0) {
-		size_t before = r->st.n_processes;
-
+	if (vm->vsock.backend_pid > 0)
 		stats_add_proc(r, "vsock", vm->vsock.backend_pid);
-		/* the backend moves guest streams to host sockets with read/write:
-		 * what it reads goes to the guest, what it writes came from it */
-		if (r->st.n_processes > before) {
-			r->st.vsock_rx_bytes = r->procs[before].read_bytes;
-			r->st.vsock_tx_bytes = r->procs[before].write_bytes;
-		}
-	}
+	vsock_host_bytes(&vm->vsock, &r->st.vsock_rx_bytes, &r->st.vsock_tx_bytes);
 	for (size_t i = 0; i < vm->virtiofs.n; i++)
 		stats_add_proc(r, "virtiofsd", vm->virtiofs.procs[i].pid);
 	/* network interfaces: none yet; a VM with a network adds its NetStats here */
