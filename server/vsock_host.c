@@ -185,8 +185,9 @@ int vsock_host_prepare(struct vsock_host_vm *vm, const char *run_dir, uint32_t c
 	snprintf(cidbuf, sizeof(cidbuf), "%" PRIu32, cid);
 	const char *level = opts && opts->log_level ? opts->log_level : "info";
 	int log_fd = opts ? opts->log_fd : -1;
-	char *argv[] = { (char *)bin,	"--vhost-user-fd", "3",	     "--uds-fd", "4", "--uds", vm->uds_path, "--cid",
-			 cidbuf,	"--log-level",	   (char *)level, "--stats-fd", "5", NULL };
+	char *argv[] = { (char *)bin,	"--vhost-user-fd", "3",	    "--uds-fd", "4",
+			 "--uds",	vm->uds_path,	   "--cid", cidbuf,	"--log-level",
+			 (char *)level, "--stats-fd",	   "5",	    NULL };
 	/* byte counters the backend keeps in shared memory for GetVmStats */
 	cleanup_close int stats_fd = memfd_create("virtmgr-vsock-stats", MFD_CLOEXEC);
 	if (stats_fd >= 0 && ftruncate(stats_fd, VSOCK_DEV_STATS_SIZE) == 0) {
