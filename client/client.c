@@ -30,6 +30,7 @@
 #include "config.h"
 #include "lib/util.h"
 #include "client/virtmgr-client.h"
+#include "client/client-priv.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -1622,4 +1623,17 @@ int vmc_disk_init_partition(struct vmc_client *cl, int fd, uint64_t size, const 
 		return result(-1, &e, err);
 	protobuf_c_message_free_unpacked(resp, NULL);
 	return 0;
+}
+
+/* ---- for the library's other files (client/client-priv.h) ---- */
+
+int client_unary(struct vmc_client *cl, const char *method, const ProtobufCMessage *req,
+		 const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp, struct vm_error *err)
+{
+	return vmc_call(cl, method, req, NULL, 0, resp_desc, resp, NULL, NULL, 0, err);
+}
+
+int client_result(int ret, const struct vm_error *in, struct vmc_error *out)
+{
+	return result(ret, in, out);
 }

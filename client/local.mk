@@ -2,7 +2,8 @@
 # vmctl. See docs/HACKING.md for how fragments are written.
 lib_LTLIBRARIES += client/libvirtmgr-client.la
 include_HEADERS += client/virtmgr-client.h
-client_libvirtmgr_client_la_SOURCES = client/client.c client/virtmgr-client.h
+client_libvirtmgr_client_la_SOURCES = client/client.c client/virtmgr-client.h \
+	client/client-stats.c client/client-priv.h
 client_libvirtmgr_client_la_CFLAGS = $(AM_CFLAGS) $(PROTOBUF_C_CFLAGS)
 client_libvirtmgr_client_la_LIBADD = lib/libvirtmgr.la $(PROTOBUF_C_LIBS) $(EV_LIBS)
 # Only the vmc_ API is exported; libvirtmgr's internals stay private.
@@ -19,7 +20,8 @@ client_libvmctl_la_SOURCES = \
 	client/cmd_info.c client/cmd_version.c client/cmd_run.c client/cmd_list.c \
 	client/cmd_stop.c client/cmd_kill.c client/cmd_wait.c client/cmd_console.c \
 	client/cmd_logs.c client/cmd_suspend.c client/cmd_resume.c client/cmd_connect.c \
-	client/cmd_exec.c client/cmd_shell.c client/cmd_disk.c client/cmd_run_root.c
+	client/cmd_exec.c client/cmd_shell.c client/cmd_disk.c client/cmd_run_root.c \
+	client/cmd_stats.c client/cmd_balloon.c client/cmd_top.c
 client_libvmctl_la_CFLAGS = $(AM_CFLAGS) $(PROTOBUF_C_CFLAGS)
 client_libvmctl_la_LIBADD = client/libvirtmgr-client.la lib/libvirtmgr.la
 

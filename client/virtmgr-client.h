@@ -667,6 +667,57 @@ int vmc_disk_export(struct vmc_client *cl, const char *name, int fd, struct vmc_
 int vmc_disk_init_partition(struct vmc_client *cl, int fd, uint64_t size, const char *filesystem,
 			    struct vmc_error *err);
 
+/* ---- resources: GetVmStats, SetBalloon (docs/operations.md) ---- */
+
+struct vmc_process_stats {
+	char *name; /* "qemu", "vsock", "virtiofsd" */
+	int pid;
+	uint64_t cpu_user_ns, cpu_system_ns;
+	uint64_t rss_bytes;
+	uint64_t read_bytes, write_bytes; /* read/write system calls (/proc/PID/io) */
+};
+
+struct vmc_disk_stats {
+	char *label;
+	uint64_t read_bytes, write_bytes, read_ops, write_ops, flush_ops;
+};
+
+struct vmc_net_stats {
+	char *name;
+	uint64_t rx_bytes, tx_bytes, rx_packets, tx_packets;
+};
+
+struct vmc_vm_stats {
+	char *vm;		/* id */
+	uint64_t timestamp_ns;	/* daemon's CLOCK_MONOTONIC at the reading */
+	uint64_t cpu_ns;	/* all its host processes, user + system */
+	uint64_t rss_bytes;	/* all its host processes */
+	uint64_t memory_bytes;	/* configured guest memory */
+	uint32_t cpus;
+	struct vmc_process_stats *processes;
+	size_t n_processes;
+	struct vmc_disk_stats *disks;
+	size_t n_disks;
+	struct vmc_net_stats *nets;
+	size_t n_nets;
+	bool balloon;		/* a balloon device answered */
+	uint64_t balloon_actual_bytes, balloon_target_bytes;
+	bool guest_stats_valid; /* the guest's own view below is known */
+	uint64_t guest_total_bytes, guest_free_bytes, guest_available_bytes, guest_stats_age_s;
+	uint64_t vsock_rx_bytes, vsock_tx_bytes;
+};
+
+/** vmc_get_vm_stats() - GetVmStats of @vm into @out (free with vmc_vm_stats_clear()). Return: 0 or -1. */
+int vmc_get_vm_stats(struct vmc_client *cl, const char *vm, struct vmc_vm_stats *out, struct vmc_error *err);
+/** vmc_vm_stats_clear() - free what @st owns. Return: nothing. */
+void vmc_vm_stats_clear(struct vmc_vm_stats *st);
+/**
+ * vmc_set_balloon() - SetBalloon (AVF's setMemoryBalloon): ask the guest to
+ * keep @target_bytes of memory (MiB granularity; 0 = all of it)
+ * Return: 0 or -1.
+ */
+int vmc_set_balloon(struct vmc_client *cl, const char *vm, uint64_t target_bytes, struct vmc_error *err);
+
 #ifdef __cplusplus
 }
 #endif

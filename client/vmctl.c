@@ -39,6 +39,9 @@ static const struct vmctl_command commands[] = {
 	{ "disk", "create, list, resize, remove, import and export disk images", cmd_disk_help, cmd_disk },
 	{ "crashes", "list crash reports", cmd_crashes_help, cmd_crashes },
 	{ "crash", "show, get or remove a crash report (backtrace, core)", cmd_crash_help, cmd_crash },
+	{ "stats", "show what a VM uses: CPU, memory, balloon, disk and vsock I/O", cmd_stats_help, cmd_stats },
+	{ "top", "a refreshing table of every VM with CPU %, memory and I/O rates", cmd_top_help, cmd_top },
+	{ "balloon", "set a VM's balloon target (memory left to the guest)", cmd_balloon_help, cmd_balloon },
 };
 
 static const char global_usage[] = "Usage: vmctl [--socket PATH] [--json] [--timeout SEC] COMMAND [ARGS...]\n";

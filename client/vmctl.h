@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "lib/util.h"
 #include "client/virtmgr-client.h"
@@ -99,6 +100,10 @@ int cmd_connect(struct vmctl_ctx *ctx, int argc, char **argv);
 int cmd_exec(struct vmctl_ctx *ctx, int argc, char **argv);
 int cmd_shell(struct vmctl_ctx *ctx, int argc, char **argv);
 int cmd_disk(struct vmctl_ctx *ctx, int argc, char **argv);
+int cmd_stats(struct vmctl_ctx *ctx, int argc, char **argv);
+int cmd_balloon(struct vmctl_ctx *ctx, int argc, char **argv);
+int cmd_top(struct vmctl_ctx *ctx, int argc, char **argv);
+extern const char cmd_stats_help[], cmd_balloon_help[], cmd_top_help[];
 extern const char cmd_disk_help[];
 int cmd_crashes(struct vmctl_ctx *ctx, int argc, char **argv);
 extern const char cmd_crashes_help[];
@@ -244,5 +249,21 @@ int vmctl_getopt_error(int c, char **argv, struct vm_error *err);
  * Return: 0, 1 if ended by @escape, or -1 with errno on an I/O error.
  */
 int vmctl_bridge(int in_fd, int out_fd, int sock, int escape);
+
+/* resources: stats, balloon, top (cmd_stats.c, cmd_balloon.c, cmd_top.c) */
+struct cmd_balloon_opts {
+	const char *vm;
+	uint32_t mib; /* 0 = deflate */
+};
+int cmd_balloon_parse(int argc, char **argv, struct cmd_balloon_opts *o, struct vm_error *err);
+
+struct cmd_top_opts {
+	uint64_t delay_ms;   /* between rounds */
+	uint32_t iterations; /* 0 = until interrupted */
+};
+int cmd_top_parse(int argc, char **argv, struct cmd_top_opts *o, struct vm_error *err);
+
+/** vmctl_print_stats_json() - @st as one JSON object (no newline) on @f. */
+void vmctl_print_stats_json(FILE *f, const struct vmc_vm_stats *st);
 
 #endif

@@ -48,6 +48,7 @@ DEFAULT_MODULES=(
 	pvpanic pvpanic-pci pvpanic-mmio
 	button evdev qemu_fw_cfg
 	virtiofs
+	virtio_balloon
 )
 
 # File systems vmagent may mount (VmConfig mounts, and overlay for a read-only

@@ -29,11 +29,11 @@
 /* What IsFeatureEnabled and GetDaemonInfo report. */
 static const char *const api_features[] = {
 	"create-vm", "console-fds",    "detach",      "watch-events", "wait",	     "suspend-resume",
-	"open-log",  "attach-console", "instance-id", "vsock",	      "disk-images",
+	"open-log",  "attach-console", "instance-id", "vsock",	      "disk-images", "vm-stats", "balloon",
 };
 
 /* Regular mode: root or a member of the configured group may use the API. */
-static bool api_allowed(struct daemon *d, struct ttrpc_call *call)
+bool api_allowed(struct daemon *d, struct ttrpc_call *call)
 {
 	const struct ttrpc_peer *peer = ttrpc_call_peer(call);
 
@@ -65,7 +65,7 @@ static void api_fail(struct ttrpc_call *call, struct vm_error *err)
 	ttrpc_call_fail_error(call, err);
 }
 
-static struct vm *api_find(struct daemon *d, struct ttrpc_call *call, const char *ref)
+struct vm *api_find(struct daemon *d, struct ttrpc_call *call, const char *ref)
 {
 	struct vm *vm;
 

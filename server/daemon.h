@@ -48,6 +48,7 @@ struct daemon_config {
 	uint32_t health_interval_ms;	  /* Agent/Ping every so often (vm-health.c); 0 = no checks */
 	uint32_t health_misses;		  /* unanswered checks in a row that make a guest hung */
 	struct crash_limits crash_limits; /* crash reports (crashstore.h) */
+	uint32_t tcg_tb_size_mib;	  /* --tcg-tb-size: TCG translation buffer per VM, 0 = QEMU's default */
 };
 
 struct daemon {

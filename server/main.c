@@ -37,6 +37,7 @@
 #include "server/vm.h"
 #include "server/vm-diskgrow.h"
 #include "server/vm-health.h"
+#include "server/vm-stats.h"
 #include "server/vms.h"
 #include "server/vsock_host.h"
 
@@ -86,6 +87,8 @@ static void usage(FILE *f)
 		"  --crash-rate N         crash reports a VM may send per minute (default 10)\n"
 		"  --crash-share PCT      all crash reports together: at most PCT%% of the state\n"
 		"                         directory's filesystem (default 10)\n"
+		"  --tcg-tb-size MIB      TCG translation buffer per VM, 0 = QEMU's own default\n"
+		"                         (default " VMSTATS_TB_SIZE_DEFAULT_STR ")\n"
 		"  --no-sandbox           do not run QEMU with -sandbox on\n"
 		"  --vm-uid-range MIN-MAX when root: the uids (and equal gids) VMs' processes run\n"
 		"                         under, one per VM (default " UIDPOOL_DEFAULT_RANGE
@@ -186,6 +189,7 @@ enum {
 	OPT_CRASH_MAX_CORE,
 	OPT_CRASH_RATE,
 	OPT_CRASH_SHARE,
+	OPT_TCG_TB_SIZE,
 };
 
 /* OpenLog passes a log and its rotated files in one reply. */
@@ -227,6 +231,7 @@ static int parse_args(int argc, char **argv, struct daemon_config *c, bool *sock
 		{ "crash-max-core", required_argument, NULL, OPT_CRASH_MAX_CORE },
 		{ "crash-rate", required_argument, NULL, OPT_CRASH_RATE },
 		{ "crash-share", required_argument, NULL, OPT_CRASH_SHARE },
+		{ "tcg-tb-size", required_argument, NULL, OPT_TCG_TB_SIZE },
 		{ "no-sandbox", no_argument, NULL, OPT_NO_SANDBOX },
 		{ "vm-uid-range", required_argument, NULL, OPT_VM_UID_RANGE },
 		{ "vsock-backend", required_argument, NULL, OPT_VSOCK_BACKEND },
@@ -333,6 +338,11 @@ static int parse_args(int argc, char **argv, struct daemon_config *c, bool *sock
 			if (parse_u32("--health-interval", optarg, 0, 3600, &v) < 0)
 				return -1;
 			c->health_interval_ms = v * 1000;
+			break;
+		case OPT_TCG_TB_SIZE:
+			if (parse_u32("--tcg-tb-size", optarg, 0, 4096, &v) < 0)
+				return -1;
+			c->tcg_tb_size_mib = v;
 			break;
 		case OPT_HEALTH_MISSES:
 			if (parse_u32("--health-misses", optarg, 1, 1000, &v) < 0)
@@ -689,6 +699,7 @@ int main(int argc, char **argv)
 		.agent_timeout_ms = VMS_DEFAULT_AGENT_TIMEOUT_MS,
 		.health_interval_ms = VM_HEALTH_DEFAULT_INTERVAL_MS,
 		.health_misses = VM_HEALTH_DEFAULT_MISSES,
+		.tcg_tb_size_mib = VMSTATS_TB_SIZE_DEFAULT,
 		.root = NULL,
 		.client_fd = -1,
 		.ready_fd = -1,
@@ -769,6 +780,7 @@ int main(int argc, char **argv)
 	if (!d.cfg.early)
 		d.crashes = crashstore_new(d.cfg.state_dir, &d.cfg.crash_limits);
 	api_register(&d);
+	vm_stats_register(&d);
 	d.vms_server = vms_server_new(d.loop, d.cfg.agent_timeout_ms);
 	vm_health_start(&d);
 

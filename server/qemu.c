@@ -107,6 +107,7 @@ struct qemu {
 	char *console_path; /* run_dir/console.sock */
 	struct qmp *qmp;
 	struct qemu_status_query *queries; /* FIFO of query-status in flight */
+	struct qemu_qmp_pending *calls;	   /* qemu_qmp_call()s in flight */
 
 	struct qemu_exit exit;
 	bool exited;
@@ -829,7 +830,10 @@ static int qemu_build_argv(const struct qemu_config *cfg, struct qemu_spawn *sp,
 	ADD("-machine");
 	ADD("pc,memory-backend=mem");
 	ADD("-accel");
-	ADD(kvm ? "kvm" : "tcg");
+	if (!kvm && cfg->tcg_tb_size_mib)
+		ADDF("tcg,tb-size=%" PRIu32, cfg->tcg_tb_size_mib);
+	else
+		ADD(kvm ? "kvm" : "tcg");
 	if (kvm) {
 		ADD("-cpu");
 		ADD("host");
@@ -909,6 +913,11 @@ static int qemu_build_argv(const struct qemu_config *cfg, struct qemu_spawn *sp,
 	} else if (cfg->vhost_vsock_cid) {
 		ADD("-device");
 		ADDF("vhost-vsock-pci,guest-cid=%" PRIu32, cfg->vhost_vsock_cid);
+	}
+	if (cfg->balloon) {
+		/* pages the guest frees go back to the host (docs/operations.md) */
+		ADD("-device");
+		ADD("virtio-balloon-pci,id=balloon0,free-page-reporting=on,deflate-on-oom=on");
 	}
 	if (cfg->sandbox) {
 		ADD("-sandbox");
@@ -1295,6 +1304,63 @@ ssize_t qemu_console_write(struct qemu *q, const void *buf, size_t len)
 	return n < 0 ? -errno : n;
 }
 
+/* One qemu_qmp_call() in flight; answered by its reply or by qemu_free(). */
+struct qemu_qmp_pending {
+	struct qemu_qmp_pending *next, **pprev;
+	qemu_qmp_fn fn;
+	void *opaque;
+};
+
+static void qemu_qmp_call_reply(void *opaque, struct json_object *ret, const char *error)
+{
+	struct qemu_qmp_pending *p = opaque;
+
+	*p->pprev = p->next;
+	if (p->next)
+		p->next->pprev = p->pprev;
+	p->fn(p->opaque, ret, error);
+	free(p);
+}
+
+int qemu_qmp_call(struct qemu *q, const char *command, struct json_object *args, qemu_qmp_fn fn, void *opaque)
+{
+	struct qemu_qmp_pending *p;
+
+	if (!q->qmp || q->exited || q->freed)
+		return -1;
+	p = xzalloc(sizeof(*p));
+	p->fn = fn;
+	p->opaque = opaque;
+	/* linked first: a connection failing while the command is written answers it at once */
+	p->next = q->calls;
+	if (p->next)
+		p->next->pprev = &p->next;
+	p->pprev = &q->calls;
+	q->calls = p;
+	if (qmp_command(q->qmp, command, args, qemu_qmp_call_reply, p) < 0) {
+		*p->pprev = p->next;
+		if (p->next)
+			p->next->pprev = p->pprev;
+		free(p);
+		return -1;
+	}
+	return 0;
+}
+
+/* QMP is gone: the calls in flight are answered now, since their replies never come. */
+static void qemu_qmp_calls_fail(struct qemu *q)
+{
+	while (q->calls) {
+		struct qemu_qmp_pending *p = q->calls;
+
+		q->calls = p->next;
+		if (q->calls)
+			q->calls->pprev = &q->calls;
+		p->fn(p->opaque, NULL, "QEMU is gone");
+		free(p);
+	}
+}
+
 int qemu_query_status(struct qemu *q, qemu_status_fn fn, void *opaque)
 {
 	struct qemu_status_query *sq, **pp;
@@ -1348,6 +1414,7 @@ void qemu_free(struct qemu *q, bool leave_running)
 		qmp_free(q->qmp);
 		q->qmp = NULL;
 	}
+	qemu_qmp_calls_fail(q);
 	if (q->console_fd >= 0) {
 		ev_io_stop(q->loop, &q->console_io);
 		close(q->console_fd);

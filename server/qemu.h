@@ -17,6 +17,7 @@
 struct qemu;
 struct logfile_limits;
 struct sandbox;
+struct json_object;
 
 #define QEMU_DISK_LABEL_MAX 20 /* a virtio-blk serial holds 20 bytes */
 
@@ -62,6 +63,8 @@ struct qemu_config {
 	const struct sandbox *confine;		 /* sandbox_enter() before exec; NULL: none */
 	const char *run_as_user;		 /* -run-with user=... or NULL */
 	const struct logfile_limits *log_limits; /* console.log, qemu.log; NULL: logfile_limits_default() */
+	uint32_t tcg_tb_size_mib;		 /* TCG translation buffer (-accel tcg,tb-size=N); 0: QEMU's default */
+	bool balloon;				 /* virtio-balloon "balloon0" with free page reporting */
 };
 
 struct qemu_exit {
@@ -140,6 +143,18 @@ typedef void (*qemu_done_fn)(void *opaque, const char *error);
 /* QMP block_resize of disk @index (drive "diskN") to @size bytes (online
  * resize, storage). Return: 0 if sent (@fn is called once), -1 if QMP is not connected. */
 int qemu_block_resize(struct qemu *q, size_t index, uint64_t size, qemu_done_fn fn, void *opaque);
+/*
+ * Answer of qemu_qmp_call(): @ret is the "return" member (borrowed for the
+ * call) or NULL with @error; "QEMU is gone" when QEMU exits or is freed
+ * before answering. Called exactly once.
+ */
+typedef void (*qemu_qmp_fn)(void *opaque, struct json_object *ret, const char *error);
+/**
+ * qemu_qmp_call() - send QMP @command with @args (a JSON object or NULL; borrowed)
+ * Return: 0 if sent (@fn is called once, possibly from qemu_free()), -1 if
+ *         QMP is not connected (@fn is not called).
+ */
+int qemu_qmp_call(struct qemu *q, const char *command, struct json_object *args, qemu_qmp_fn fn, void *opaque);
 /* SIGKILL (through the pidfd). */
 void qemu_kill(struct qemu *q);
 /* Stop watching; kills QEMU first unless it already exited or @leave_running. */

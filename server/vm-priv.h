@@ -84,6 +84,7 @@ struct vm {
 	struct marker_verifier markers;
 	bool has_marker_key;
 	struct vm_crash *crash; /* crash report uploads (vm-crash.c), while listening */
+	uint64_t balloon_target_bytes; /* last SetBalloon, 0 = none (vm-stats.c) */
 };
 
 /* "STARTING" for VM_STATE_STARTING. Return: static string. */

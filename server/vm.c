@@ -964,6 +964,8 @@ int vm_start(struct vm *vm, struct vm_error *err)
 	qc.ndisks = vm->ndisks;
 	qc.sandbox = d->cfg.sandbox;
 	qc.log_limits = &d->cfg.log_limits;
+	qc.tcg_tb_size_mib = d->cfg.tcg_tb_size_mib;
+	qc.balloon = true;
 	/* the VM's own uid, no capabilities, no new privileges (docs/sandbox.md) */
 	struct sandbox sb = { .change_ids = vm->uid != 0, .uid = vm->uid, .gid = (gid_t)vm->uid, .report_fd = -1 };
 	qc.confine = &sb;

@@ -17,6 +17,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
@@ -29,6 +30,7 @@
 #include "server/qemu.h"
 #include "server/sandbox.h"
 #include "server/vsock_host.h"
+#include "server/vsock/vsock_dev.h"
 
 #define VHOST_USER_NAME "vsock-vhost.sock"
 #define UDS_NAME "vsock.sock"
@@ -109,6 +111,8 @@ static const char *backend_binary(const struct vsock_host_opts *opts)
 
 static void vm_clear(struct vsock_host_vm *vm)
 {
+	if (vm->bytes)
+		munmap(vm->bytes, VSOCK_DEV_STATS_SIZE);
 	free(vm->vhost_user_path);
 	free(vm->uds_path);
 	memset(vm, 0, sizeof(*vm));
@@ -181,8 +185,20 @@ int vsock_host_prepare(struct vsock_host_vm *vm, const char *run_dir, uint32_t c
 	snprintf(cidbuf, sizeof(cidbuf), "%" PRIu32, cid);
 	const char *level = opts && opts->log_level ? opts->log_level : "info";
 	int log_fd = opts ? opts->log_fd : -1;
-	char *const argv[] = { (char *)bin,  "--vhost-user-fd", "3",	"--uds-fd",    "4",	      "--uds",
-			       vm->uds_path, "--cid",		cidbuf, "--log-level", (char *)level, NULL };
+	char *argv[] = { (char *)bin,	"--vhost-user-fd", "3",	    "--uds-fd", "4",
+			 "--uds",	vm->uds_path,	   "--cid", cidbuf,	"--log-level",
+			 (char *)level, "--stats-fd",	   "5",	    NULL };
+	/* byte counters the backend keeps in shared memory for GetVmStats */
+	cleanup_close int stats_fd = memfd_create("virtmgr-vsock-stats", MFD_CLOEXEC);
+	if (stats_fd >= 0 && ftruncate(stats_fd, VSOCK_DEV_STATS_SIZE) == 0) {
+		void *m = mmap(NULL, VSOCK_DEV_STATS_SIZE, PROT_READ, MAP_SHARED, stats_fd, 0);
+
+		vm->bytes = m == MAP_FAILED ? NULL : m;
+	}
+	if (!vm->bytes) {
+		close(steal_fd(&stats_fd));
+		argv[ARRAY_SIZE(argv) - 3] = NULL;
+	}
 
 	/* Opened here, as the daemon: the child execs it by fd once it runs as
 	 * the VM's uid, which need not be able to reach a build tree or any
@@ -219,9 +235,11 @@ int vsock_host_prepare(struct vsock_host_vm *vm, const char *run_dir, uint32_t c
 		int rep = report_w >= 0 ? fcntl(report_w, F_DUPFD_CLOEXEC, 10) : -1;
 		int exe = fcntl(exe_fd, F_DUPFD_CLOEXEC, 10);
 		int v = fcntl(vfd, F_DUPFD, 10), u = fcntl(ufd, F_DUPFD, 10);
-		if (v < 0 || u < 0 || exe < 0 || dup2(v, 3) < 0 || dup2(u, 4) < 0 || (report_w >= 0 && rep < 0))
+		int st = stats_fd >= 0 ? fcntl(stats_fd, F_DUPFD, 10) : -1;
+		if (v < 0 || u < 0 || exe < 0 || dup2(v, 3) < 0 || dup2(u, 4) < 0 || (report_w >= 0 && rep < 0) ||
+		    (stats_fd >= 0 && (st < 0 || dup2(st, 5) < 0)))
 			_exit(127);
-		int keep[] = { 0, 1, 2, 3, 4, exe, rep };
+		int keep[] = { 0, 1, 2, 3, 4, st >= 0 ? 5 : 0, exe, rep };
 		fd_close_from(5, keep, ARRAY_SIZE(keep) - (rep < 0));
 		sigset_t none;
 		sigemptyset(&none);
@@ -596,6 +614,12 @@ int vsock_host_connect(const struct vsock_host_vm *vm, uint32_t port, int timeou
 	}
 	fd_set_nonblock(r.fd, false);
 	return r.fd;
+}
+
+void vsock_host_bytes(const struct vsock_host_vm *vm, uint64_t *to_guest, uint64_t *from_guest)
+{
+	*to_guest = vm->bytes ? __atomic_load_n(&vm->bytes[0], __ATOMIC_RELAXED) : 0;
+	*from_guest = vm->bytes ? __atomic_load_n(&vm->bytes[1], __ATOMIC_RELAXED) : 0;
 }
 
 void vsock_host_release(struct vsock_host_vm *vm)

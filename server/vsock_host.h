@@ -71,7 +71,15 @@ struct vsock_host_vm {
 	pid_t backend_pid;     /* user: the backend, else -1 */
 	int backend_pidfd;     /* user: pidfd of the backend (readable when it exits), else -1 */
 	uid_t uid;	       /* user: owner of the sockets the backend and QEMU connect to; 0 = ours */
+	uint64_t *bytes;       /* user: the backend's byte counters (vsock_dev.h), read-only map; NULL if none */
 };
+
+/**
+ * vsock_host_bytes() - bytes the user-mode backend moved: @to_guest read
+ * from host sockets, @from_guest written to them (0 and 0 without counters:
+ * kernel vsock, or a backend adopted after a daemon restart)
+ */
+void vsock_host_bytes(const struct vsock_host_vm *vm, uint64_t *to_guest, uint64_t *from_guest);
 
 /**
  * vsock_host_probe() - pick the mode this host supports

@@ -36,3 +36,4 @@ include $(srcdir)/tests/agent.mk
 include $(srcdir)/tests/pkg.mk
 include $(srcdir)/tests/storage.mk
 include $(srcdir)/tests/crash.mk
+include $(srcdir)/tests/resources.mk

@@ -22,6 +22,7 @@
 #include <errno.h>
 #include <ev.h>
 #include <getopt.h>
+#include <sys/mman.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -86,7 +87,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: virtmgr-vsock (--vhost-user-fd N | --vhost-user PATH) --cid CID --uds PATH\n"
 		"                     [--uds-fd N] [--log-level error|warn|info|debug]\n"
-		"                     [--seccomp kill|log|off] [--no-seccomp]\n");
+		"                     [--seccomp kill|log|off] [--no-seccomp] [--stats-fd N]\n");
 }
 
 static int parse_fd(const char *s, const char *what)
@@ -133,10 +134,11 @@ int main(int argc, char **argv)
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "seccomp", required_argument, NULL, 'S' },
 		{ "no-seccomp", no_argument, NULL, 'N' },
+		{ "stats-fd", required_argument, NULL, 'T' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	int vfd = -1, ufd = -1;
+	int vfd = -1, ufd = -1, sfd = -1;
 	const char *vpath = NULL, *uds = NULL;
 	uint64_t cid = 0;
 	enum log_level lvl = LOG_LVL_INFO;
@@ -193,6 +195,9 @@ int main(int argc, char **argv)
 		case 'N':
 			sc = VSOCK_SECCOMP_OFF;
 			break;
+		case 'T':
+			sfd = parse_fd(optarg, "--stats-fd");
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -222,6 +227,16 @@ int main(int argc, char **argv)
 	if (!b.dev) {
 		log_error("%s", err.message);
 		return 1;
+	}
+	if (sfd >= 0) {
+		/* byte counters for virtmgrd (vsock_dev.h); mapped before seccomp */
+		void *m = mmap(NULL, VSOCK_DEV_STATS_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, sfd, 0);
+
+		if (m == MAP_FAILED)
+			log_warn("--stats-fd %d: %s: no byte counters", sfd, strerror(errno));
+		else
+			vsock_dev_set_counters(b.dev, m);
+		close(sfd);
 	}
 	int cfd;
 	do

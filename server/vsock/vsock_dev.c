@@ -104,7 +104,20 @@ struct vsock_dev {
 	bool broken, in_rx;
 	ev_prepare notify_w; /* sends the interrupts owed before the loop sleeps */
 	struct vq_chain chain;
+	uint64_t *counters; /* VSOCK_DEV_STATS_SIZE of shared memory, or NULL */
 };
+
+/* One writer (this process); the reader (virtmgrd) loads each u64 atomically. */
+static void dev_count(struct vsock_dev *dev, unsigned which, size_t n)
+{
+	if (dev->counters)
+		__atomic_store_n(&dev->counters[which], dev->counters[which] + n, __ATOMIC_RELAXED);
+}
+
+void vsock_dev_set_counters(struct vsock_dev *dev, uint64_t *counters)
+{
+	dev->counters = counters;
+}
 
 static void dev_fatal(struct vsock_dev *dev, const char *why)
 {
@@ -271,6 +284,7 @@ static int conn_flush(struct vconn *c)
 		c->head = (c->head + (size_t)r) % VSOCK_DEV_BUF_ALLOC;
 		c->len -= (size_t)r;
 		c->fwd_cnt += (uint32_t)r;
+		dev_count(c->dev, 1, (size_t)r);
 	}
 	return 0;
 }
@@ -318,6 +332,7 @@ static void conn_recv_guest(struct vconn *c, const struct vq_chain *chain, uint3
 		}
 		if (r > 0) {
 			c->fwd_cnt += (uint32_t)r;
+			dev_count(c->dev, 1, (size_t)r);
 			off += (uint64_t)r;
 			len -= (uint32_t)r;
 		}
@@ -531,6 +546,7 @@ static uint32_t conn_fill(struct vconn *c, const struct vq_chain *chain)
 				h.len = (uint32_t)r;
 				c->tx_cnt += (uint32_t)r;
 				used += (uint32_t)r;
+				dev_count(c->dev, 0, (size_t)r);
 				break;
 			}
 			c->pending &= ~P_DATA;

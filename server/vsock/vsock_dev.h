@@ -37,6 +37,15 @@ void vsock_dev_kick(struct vsock_dev *dev, unsigned idx);
 /** vsock_dev_reset() - drop every connection (the device was reset). */
 void vsock_dev_reset(struct vsock_dev *dev);
 
+/*
+ * Byte counters the device keeps for its supervisor (virtmgrd reads them
+ * through a shared memfd, --stats-fd): [0] bytes read from host sockets
+ * and sent to the guest, [1] bytes of guest data written to host sockets.
+ */
+#define VSOCK_DEV_STATS_SIZE (2 * sizeof(uint64_t))
+/** vsock_dev_set_counters() - count into @counters (two u64, shared memory) from now on. */
+void vsock_dev_set_counters(struct vsock_dev *dev, uint64_t *counters);
+
 /** vsock_dev_free() - close everything, unlink nothing (the caller owns paths). */
 void vsock_dev_free(struct vsock_dev *dev);
 

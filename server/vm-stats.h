@@ -1,0 +1,42 @@
+/* vm-stats.h - what a VM uses: GetVmStats (CPU and memory of its host
+ * processes, block I/O, the balloon and the guest's own memory view, vsock
+ * backend bytes) and SetBalloon (AVF's setMemoryBalloon).
+ * docs/operations.md, "Resources and metrics".
+ */
+#ifndef VIRTMGR_VM_STATS_H
+#define VIRTMGR_VM_STATS_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "server/daemon.h"
+
+/* --tcg-tb-size default, MiB (chosen by measurement: docs/performance.md) */
+#define VMSTATS_TB_SIZE_DEFAULT 64
+#define VMSTATS_TB_SIZE_DEFAULT_STR "64"
+
+/* Smallest balloon target SetBalloon accepts: the default guest needs about this much. */
+#define VMSTATS_BALLOON_MIN_MIB 64
+
+/* Seconds between the guest's balloon statistics (QOM guest-stats-polling-interval). */
+#define VMSTATS_GUEST_POLL_S 2
+
+/* One host process as /proc shows it. */
+struct vmstats_proc {
+	pid_t pid;
+	uint64_t cpu_user_ns, cpu_system_ns;
+	uint64_t rss_bytes;
+	uint64_t read_bytes, write_bytes; /* /proc/PID/io rchar, wchar; 0 when unreadable */
+};
+
+/**
+ * vmstats_read_proc() - CPU time, RSS and I/O bytes of @pid from /proc
+ * (stat, status, io); reads of small procfs files, which do not block
+ * Return: 0 with @out filled, or -1 with errno when the process is gone.
+ */
+int vmstats_read_proc(pid_t pid, struct vmstats_proc *out);
+
+/** vm_stats_register() - add GetVmStats and SetBalloon to d->api. */
+void vm_stats_register(struct daemon *d);
+
+#endif
