@@ -159,8 +159,8 @@ int cca_token_make(const struct cca_realm_claims *realm, EVP_PKEY *realm_key,
  * The view is filled as far as decoding got, also on failure.
  * Return: 0 when everything checked holds, or -1 with the reason.
  */
-int cca_token_verify(const uint8_t *token, size_t len, EVP_PKEY *platform_pub, struct cca_token_view *view,
-		     char *err, size_t errsz);
+int cca_token_verify(const uint8_t *token, size_t len, EVP_PKEY *platform_pub, struct cca_token_view *view, char *err,
+		     size_t errsz);
 
 /**
  * cca_hash_alg_md() - the OpenSSL digest a CCA hash algorithm id names

@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <cbor.h>
 #include <openssl/evp.h>
 
 #define COSE_TAG_SIGN1 18
@@ -46,8 +47,8 @@ int cose_sign1_sign(EVP_PKEY *key, const uint8_t *payload, size_t len, uint8_t *
  * *@payload_len (both may be NULL), or -1 ("signature does not verify",
  * "malformed COSE_Sign1: ...", ...).
  */
-int cose_sign1_verify(EVP_PKEY *pub, const uint8_t *msg, size_t len, uint8_t **payload, size_t *payload_len,
-		      char *err, size_t errsz);
+int cose_sign1_verify(EVP_PKEY *pub, const uint8_t *msg, size_t len, uint8_t **payload, size_t *payload_len, char *err,
+		      size_t errsz);
 
 /**
  * cose_sign1_payload() - the payload of @msg WITHOUT checking its signature
@@ -100,5 +101,25 @@ int cose_ecdsa_der_to_raw(const uint8_t *der, size_t der_len, size_t n, uint8_t 
  * Return: 0, or -1.
  */
 int cose_ecdsa_raw_to_der(const uint8_t *raw, size_t n, uint8_t **der, size_t *der_len);
+
+/* ---- small libcbor helpers shared with lib/ccatoken.c ---- */
+/* An integer item of the shortest encoding (libcbor keeps widths as built). */
+cbor_item_t *cose_cbor_int(int64_t v);
+/* *@out = the value of an unsigned or negative integer item; Return: 0 or -1. */
+int cose_cbor_get_int(const cbor_item_t *it, int64_t *out);
+/* The value under integer @key in a definite map, or NULL (borrowed). */
+cbor_item_t *cose_cbor_map_get(const cbor_item_t *map, int64_t key);
+/* Add @key: @value to @map, taking over @value's reference. */
+void cose_cbor_map_put(cbor_item_t *map, int64_t key, cbor_item_t *value);
+/* Serialize into a malloc()ed buffer; Return: 0 or -1. */
+int cose_cbor_serialize(const cbor_item_t *it, uint8_t **out, size_t *out_len);
+/* Parse exactly one item filling @buf (at most @max bytes), naming @what in
+ * errors. Return: the item (cbor_decref() it), or NULL. */
+cbor_item_t *cose_cbor_load(const uint8_t *buf, size_t len, size_t max, const char *what, char *err, size_t errsz);
+/* Like cose_cbor_load(), for an item that may start with one tag: *@tag
+ * gets its number (COSE_NO_TAG if none) and the item is the tag's content. */
+#define COSE_NO_TAG UINT64_MAX
+cbor_item_t *cose_cbor_load_tagged(const uint8_t *buf, size_t len, size_t max, const char *what, uint64_t *tag,
+				   char *err, size_t errsz);
 
 #endif /* VIRTMGR_COSE_H */
