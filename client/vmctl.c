@@ -37,6 +37,7 @@ static const struct vmctl_command commands[] = {
 	{ "exec", "run a command in a VM through the guest agent", cmd_exec_help, cmd_exec },
 	{ "shell", "interactive shell in a VM through the guest agent", cmd_shell_help, cmd_shell },
 	{ "disk", "create, list, resize, remove, import and export disk images", cmd_disk_help, cmd_disk },
+	{ "attest", "the Service VM's platform key; verify attestation tokens", cmd_attest_help, cmd_attest },
 };
 
 static const char global_usage[] = "Usage: vmctl [--socket PATH] [--json] [--timeout SEC] COMMAND [ARGS...]\n";

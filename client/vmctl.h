@@ -100,6 +100,9 @@ int cmd_exec(struct vmctl_ctx *ctx, int argc, char **argv);
 int cmd_shell(struct vmctl_ctx *ctx, int argc, char **argv);
 int cmd_disk(struct vmctl_ctx *ctx, int argc, char **argv);
 extern const char cmd_disk_help[];
+int cmd_attest(struct vmctl_ctx *ctx, int argc, char **argv);
+int cmd_attest_platform_key(struct vmctl_ctx *ctx, int argc, char **argv);
+extern const char cmd_attest_help[];
 extern const char cmd_exec_help[], cmd_shell_help[];
 
 /* exec and shell (cmd_exec.c) */

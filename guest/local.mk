@@ -50,3 +50,4 @@ distclean-guest-cache:
 	rm -rf guest/cache
 
 include $(srcdir)/guest/vmagent/vmagent.mk
+include $(srcdir)/guest/servicevm/servicevm.mk

@@ -18,6 +18,7 @@ struct early_registry;
 struct vms_server;
 struct uidpool;
 struct diskstore;
+struct servicevm;
 
 struct daemon_config {
 	const char *socket_path; /* Unix socket; NULL when serving only inherited fds */
@@ -46,6 +47,7 @@ struct daemon_config {
 	struct logfile_limits log_limits; /* console.log, guest.log, qemu.log of every VM */
 	uint32_t health_interval_ms;	  /* Agent/Ping every so often (vm-health.c); 0 = no checks */
 	uint32_t health_misses;		  /* unanswered checks in a row that make a guest hung */
+	uint32_t service_vm_idle_s;	  /* stop the Service VM after so long unused; 0 = never */
 };
 
 struct daemon {
@@ -65,6 +67,7 @@ struct daemon {
 	bool sandboxed;		 /* root: each VM's processes get a uid of their own */
 	struct uidpool *uids;	 /* those uids (--vm-uid-range) */
 	struct diskstore *disks; /* the image store; NULL in early mode (no /data yet) */
+	struct servicevm *servicevm; /* the attestation Service VM; NULL in early mode */
 	bool quitting;
 	ev_timer health_timer; /* the guest health checks (vm-health.c) */
 	ev_signal sigterm, sigint, sighup;

@@ -28,6 +28,7 @@
 #include "server/accel.h"
 #include "server/api.h"
 #include "server/caller.h"
+#include "server/servicevm.h"
 #include "server/diskstore.h"
 #include "server/daemon.h"
 #include "server/early.h"
@@ -95,6 +96,8 @@ static void usage(FILE *f)
 		"  --ready-fd N           write one byte to N once serving\n"
 		"  --idle-exit SEC        socket-activated: exit after SEC idle seconds with\n"
 		"                         no connection and no live VM (default: never)\n"
+		"  --service-vm-idle SEC  stop the attestation Service VM after SEC seconds\n"
+		"                         without a request (default 30, 0 = never)\n"
 		"  --log-level LEVEL      error, warning, info (default) or debug\n"
 		"  --help, --version\n");
 }
@@ -173,6 +176,7 @@ enum {
 	OPT_HEALTH_MISSES,
 	OPT_LOG_MAX_SIZE,
 	OPT_LOG_KEEP,
+	OPT_SERVICE_VM_IDLE,
 };
 
 /* OpenLog passes a log and its rotated files in one reply. */
@@ -219,6 +223,7 @@ static int parse_args(int argc, char **argv, struct daemon_config *c, bool *sock
 		{ "ready-fd", required_argument, NULL, OPT_READY_FD },
 		{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
 		{ "idle-exit", required_argument, NULL, OPT_IDLE_EXIT },
+		{ "service-vm-idle", required_argument, NULL, OPT_SERVICE_VM_IDLE },
 		{ "help", no_argument, NULL, OPT_HELP },
 		{ "version", no_argument, NULL, OPT_VERSION },
 		{ NULL, 0, NULL, 0 },
@@ -358,6 +363,10 @@ static int parse_args(int argc, char **argv, struct daemon_config *c, bool *sock
 			if (parse_u32("--ready-fd", optarg, 0, 65535, &v) < 0)
 				return -1;
 			c->ready_fd = (int)v;
+			break;
+		case OPT_SERVICE_VM_IDLE:
+			if (parse_u32("--service-vm-idle", optarg, 0, 86400 * 365, &c->service_vm_idle_s) < 0)
+				return -1;
 			break;
 		case OPT_IDLE_EXIT:
 			if (parse_u32("--idle-exit", optarg, 1, 86400 * 365, idle_secs) < 0)
@@ -657,6 +666,7 @@ int main(int argc, char **argv)
 		.sandbox = true,
 		.vm_uid_range = UIDPOOL_DEFAULT_RANGE,
 		.log_limits = logfile_limits_default(),
+		.service_vm_idle_s = SERVICEVM_DEFAULT_IDLE_S,
 	};
 	if (parse_args(argc, argv, &d.cfg, &socket_given, &idle.secs) < 0)
 		return 2;
@@ -719,8 +729,10 @@ int main(int argc, char **argv)
 	d.api = ttrpc_server_new(d.loop);
 	ttrpc_server_set_limits(d.api, &d.cfg.limits);
 	ttrpc_server_set_conn_callbacks(d.api, on_conn_open, on_conn_close, &idle);
-	if (!d.cfg.early)
+	if (!d.cfg.early) {
 		d.disks = diskstore_new(d.loop, d.cfg.state_dir);
+		d.servicevm = servicevm_new(&d, d.cfg.service_vm_idle_s);
+	}
 	api_register(&d);
 	d.vms_server = vms_server_new(d.loop, d.cfg.agent_timeout_ms);
 	vm_health_start(&d);
@@ -801,6 +813,7 @@ int main(int argc, char **argv)
 	vm_health_stop(&d);
 	/* before the server: a running image job still holds its call */
 	diskstore_free(d.disks);
+	servicevm_free(d.servicevm);
 	ttrpc_server_free(d.api);
 	vms_server_free(d.vms_server);
 	early_registry_free(d.early);

@@ -23,12 +23,14 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "lib/log.h"
 #include "lib/reaper.h"
+#include "server/attest.h"
 #include "server/caller.h"
 #include "server/early.h"
 #include "server/logfile.h"
@@ -455,6 +457,10 @@ void vm_vms_new(struct vm *vm, const Virtmgr__V1__VmConfig *config, bool default
 	struct vms_identity id = { .id = vm->id, .name = vm->name, .cid = vm->cid, .run_dir = vm->run_dir };
 
 	vm->vms = vms_vm_new(vm->d->vms_server, &id, config, default_image, &vm_vms_events, vm);
+	/* its REMs and attestation requests (server/attest.c) */
+	vm->attest = attest_vm_new(vm->d->servicevm, config && config->instance_id.len == 64 ? config->instance_id.data : NULL,
+				   config && config->attestation ? config->attestation->hash_alg : NULL);
+	vms_set_attest(vm->vms, vm->attest);
 }
 
 /* VirtualMachineService for this VM on host vsock port = its CID (vms.c). */
@@ -465,6 +471,29 @@ int vm_vms_listen(struct vm *vm, struct vm_error *err)
 	if (lfd < 0)
 		return vm_error_prefix(err, "vm %s: VirtualMachineService listener", vm->id);
 	return vms_listen(vm->vms, lfd, err);
+}
+
+void vm_report_ready(struct vm *vm)
+{
+	vm_guest_ready(vm);
+}
+
+void vm_orphan(struct vm *vm)
+{
+	vm->detached = false;
+	vm->owner_conn = UINT64_MAX;
+}
+
+int vm_vsock_listen(struct vm *vm, uint32_t port, struct vm_error *err)
+{
+	if (!vm->vsock_watch.vm)
+		return vm_error_set(err, VM_FAILED_PRECONDITION, "vm %s: no vsock device", vm->id);
+	return vsock_host_listen(&vm->vsock, port, err);
+}
+
+int vm_vsock_accept(struct vm *vm, int lfd, struct vm_error *err)
+{
+	return vsock_host_accept(&vm->vsock, lfd, err);
 }
 
 static void on_qemu_console(void *opaque, const char *buf, size_t len)
@@ -608,6 +637,7 @@ void vm_free(struct vm *vm)
 	if (vm->qemu)
 		qemu_free(vm->qemu, false);
 	vm_uid_release(vm);
+	attest_vm_free(vm->attest);
 	free(vm->name);
 	free(vm->accel);
 	free(vm->run_dir);
@@ -695,10 +725,20 @@ static int early_assign(struct daemon *d, const Virtmgr__V1__VmConfig *c, struct
 	return r;
 }
 
+const struct ttrpc_peer *vm_daemon_peer(void)
+{
+	static struct ttrpc_peer self = { .family = AF_UNIX, .has_cred = true, .pidfd = -1 };
+
+	self.pid = getpid();
+	self.uid = geteuid();
+	self.gid = getegid();
+	return &self;
+}
+
 int vm_create(struct daemon *d, const Virtmgr__V1__VmConfig *config, struct ttrpc_call *call, struct vm **out,
 	      struct vm_error *err)
 {
-	const struct ttrpc_peer *peer = ttrpc_call_peer(call);
+	const struct ttrpc_peer *peer = call ? ttrpc_call_peer(call) : vm_daemon_peer();
 	struct vm *vm;
 	uint8_t rnd[6];
 
@@ -711,6 +751,10 @@ int vm_create(struct daemon *d, const Virtmgr__V1__VmConfig *config, struct ttrp
 	if (vm_config_validate(d, config, vm, call, err) < 0 || vm_health_configure(vm, config, err) < 0) {
 		vm_free(vm);
 		return -1;
+	}
+	if (d->cfg.early && !call) {
+		vm_free(vm);
+		return vm_error_set(err, VM_FAILED_PRECONDITION, "early mode runs no VMs of the daemon's own");
 	}
 	if (d->cfg.early ? early_assign(d, config, call, vm, err) < 0 : cid_allocate(d, &vm->cid, err) < 0) {
 		vm_free(vm);
@@ -730,7 +774,8 @@ int vm_create(struct daemon *d, const Virtmgr__V1__VmConfig *config, struct ttrp
 		return -1;
 	}
 	vm->detached = config->detach;
-	vm->owner_conn = config->detach ? 0 : ttrpc_conn_id(ttrpc_call_conn(call));
+	vm->owner_conn = config->detach || !call ? 0 : ttrpc_conn_id(ttrpc_call_conn(call));
+	vm->daemon_owned = !call;
 	vm->created_ns = now_real_ns();
 	vm->state = VIRTMGR__V1__VM_STATE__VM_STATE_NOT_STARTED;
 	if (!vm->run_dir)

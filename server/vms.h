@@ -124,6 +124,10 @@ uint64_t vms_refused(const struct vms_vm *v);
  */
 int vms_listen(struct vms_vm *v, int fd, struct vm_error *err);
 
+struct attest_vm;
+/** vms_set_attest() - where @v's ExtendMeasurement and RequestAttestation go (server/attest.h; borrowed). */
+void vms_set_attest(struct vms_vm *v, struct attest_vm *a);
+
 /** vms_close() - stop serving @v: close its listener and connections, stop its timers. */
 void vms_close(struct vms_vm *v);
 
