@@ -51,3 +51,4 @@ distclean-guest-cache:
 
 include $(srcdir)/guest/vmagent/vmagent.mk
 include $(srcdir)/guest/servicevm/servicevm.mk
+include $(srcdir)/guest/vmattest/vmattest.mk
