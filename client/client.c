@@ -424,6 +424,10 @@ static void vm_info_copy(struct vmc_vm_info *dst, const Virtmgr__V1__VmInfo *src
 	dst->detached = src->detached;
 	dst->early = src->early;
 	dst->suspended = src->suspended;
+	dst->measurement_len = src->measurement.len <= sizeof(dst->measurement) ? src->measurement.len : 0;
+	if (dst->measurement_len)
+		memcpy(dst->measurement, src->measurement.data, dst->measurement_len);
+	dst->measurement_alg = dup_str(src->measurement_alg);
 }
 
 void vmc_vm_info_clear(struct vmc_vm_info *info)
@@ -435,6 +439,7 @@ void vmc_vm_info_clear(struct vmc_vm_info *info)
 	free(info->message);
 	free(info->run_dir);
 	free(info->accel);
+	free(info->measurement_alg);
 	memset(info, 0, sizeof(*info));
 }
 
@@ -514,6 +519,7 @@ static int create_vm(struct vmc_client *cl, const struct vmc_vm_config *cfg, str
 		virtmgr__v1__disk__init(&disks[i]);
 		disks[i].path = pb_str(cfg->disks[i].path);
 		disks[i].read_only = cfg->disks[i].read_only;
+		disks[i].measured = cfg->disks[i].measured;
 		disks[i].image = pb_str(cfg->disks[i].image);
 		disks[i].label = pb_str(cfg->disks[i].label);
 		disks[i].format = cfg->disks[i].qcow2 ? VIRTMGR__V1__DISK_FORMAT__DISK_FORMAT_QCOW2

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "client/cmd_attest.h"
 #include "client/json.h"
 
 const char cmd_attest_help[] =
@@ -114,6 +115,8 @@ int cmd_attest(struct vmctl_ctx *ctx, int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "platform-key"))
 		return cmd_attest_platform_key(ctx, argc - 1, argv + 1);
+	if (!strcmp(argv[1], "verify"))
+		return cmd_attest_verify(ctx, argc - 1, argv + 1);
 	vm_error_set(&perr, VM_INVALID_ARGUMENT, "unknown attest subcommand '%s'", argv[1]);
 	return vmctl_usage_error("attest", &perr);
 }

@@ -155,6 +155,7 @@ struct vmc_disk {
 	bool read_only;
 	bool qcow2;	   /* format qcow2, else raw */
 	const char *label; /* the guest's /dev/disk/by-id/virtio-LABEL; NULL = default */
+	bool measured;	   /* part of the launch measurement; must be read_only */
 };
 
 /* A file system vmagent mounts before the payload starts (docs/storage.md). */
@@ -229,6 +230,9 @@ struct vmc_vm_info {
 	bool detached;
 	bool early;
 	bool suspended;
+	uint8_t measurement[64]; /* launch measurement (docs/attestation.md) */
+	size_t measurement_len;	 /* 0 when unknown */
+	char *measurement_alg;	 /* "sha-256", "sha-384", "" */
 };
 
 struct vmc_event {

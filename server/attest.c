@@ -27,6 +27,7 @@ struct attest_vm {
 	const EVP_MD *md;
 	size_t mlen;
 	uint8_t rim[64];
+	bool has_rim; /* set by measure_vm(); not for adopted VMs */
 	uint8_t rem[ATTEST_NUM_REMS][64];
 	uint8_t personalization[64];
 };
@@ -64,6 +65,14 @@ void attest_vm_set_rim(struct attest_vm *a, const uint8_t *rim, size_t len)
 {
 	memset(a->rim, 0, sizeof(a->rim));
 	memcpy(a->rim, rim, MIN(len, sizeof(a->rim)));
+	a->has_rim = true;
+}
+
+const uint8_t *attest_vm_rim(const struct attest_vm *a, size_t *len, const char **alg)
+{
+	*len = a && a->has_rim ? a->mlen : 0;
+	*alg = a && a->has_rim ? a->hash_alg : "";
+	return a ? a->rim : NULL;
 }
 
 const uint8_t *attest_vm_rem(const struct attest_vm *a, unsigned i, size_t *len)

@@ -38,6 +38,10 @@ void attest_vm_free(struct attest_vm *a);
 /** attest_vm_set_rim() - the launch measurement (@len bytes, the VM's hash size). */
 void attest_vm_set_rim(struct attest_vm *a, const uint8_t *rim, size_t len);
 
+/** attest_vm_rim() - the launch measurement (*@len 0 when none was set) and
+ * its algorithm ("" then). Return: pointer into @a. */
+const uint8_t *attest_vm_rim(const struct attest_vm *a, size_t *len, const char **alg);
+
 /** attest_vm_rem() - REM[@i] (the VM's hash size in *@len). Return: pointer into @a. */
 const uint8_t *attest_vm_rem(const struct attest_vm *a, unsigned i, size_t *len);
 

@@ -34,6 +34,7 @@
 #include "server/caller.h"
 #include "server/early.h"
 #include "server/logfile.h"
+#include "server/measure-vm.h"
 #include "server/sandbox.h"
 #include "server/uidpool.h"
 #include "server/vm-config.h"
@@ -586,6 +587,15 @@ void vm_fill_info(const struct vm *vm, Virtmgr__V1__VmInfo *info)
 	info->detached = vm->detached;
 	info->early = vm->d->cfg.early;
 	info->suspended = vm->suspended;
+	{
+		const char *alg;
+		size_t len;
+		const uint8_t *rim = attest_vm_rim(vm->attest, &len, &alg);
+
+		info->measurement.data = (uint8_t *)rim;
+		info->measurement.len = len;
+		info->measurement_alg = (char *)alg;
+	}
 }
 
 /* ---------------------------------------------------------------- create */
@@ -781,6 +791,11 @@ int vm_create(struct daemon *d, const Virtmgr__V1__VmConfig *config, struct ttrp
 	if (!vm->run_dir)
 		vm->run_dir = xasprintf("%s/vms/%u", d->cfg.run_dir, vm->cid);
 	vm_vms_new(vm, config, !config->kernel_fd && !(config->kernel && *config->kernel));
+	/* the launch measurement, before QEMU ever runs (docs/attestation.md) */
+	if (measure_vm(vm, config, err) < 0) {
+		vm_free(vm);
+		return -1;
+	}
 	vm->next = d->vms;
 	d->vms = vm;
 	d->nvms_alive++;

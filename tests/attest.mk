@@ -21,3 +21,13 @@ tests_interop_cca_mktoken_CFLAGS = $(AM_CFLAGS) $(CBOR_CFLAGS) $(CRYPTO_CFLAGS)
 tests_interop_cca_mktoken_LDADD = lib/libvmattest.la $(CBOR_LIBS) $(CRYPTO_LIBS)
 TESTS += tests/interop/test_cca_token.py
 EXTRA_DIST += tests/interop/test_cca_token.py tests/interop/verify_token.py
+
+check_PROGRAMS += tests/unit/test_measure
+TESTS += tests/unit/test_measure
+tests_unit_test_measure_SOURCES = tests/unit/test_measure.c server/measure.c server/measure.h
+tests_unit_test_measure_CFLAGS = $(ATTEST_TEST_CFLAGS)
+tests_unit_test_measure_LDADD = $(TEST_LDADD) $(CRYPTO_LIBS)
+
+# vmctl measure against virtmgrd's own measurement, and vmctl attest verify.
+TESTS += tests/integration/attest_measure.sh
+EXTRA_DIST += tests/integration/attest_measure.sh
