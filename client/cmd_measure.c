@@ -34,6 +34,7 @@ const char cmd_measure_help[] =
 	"                    (virtmgrd's --guest-dir; default " PKGDATADIR
 	"/guest)\n"
 	"  -h, --help        this help\n"
+	"\n"
 	"All options of vmctl run are accepted; those that are not measured\n"
 	"(--name, --console, --detach, ...) do not change the value.\n";
 
