@@ -257,8 +257,8 @@ static int parse_realm(const cbor_item_t *m, struct cca_token_view *v, char *err
 	cbor_item_t *rems;
 	size_t n, i;
 
-	if (!cbor_isa_map(m))
-		return cca_err(err, errsz, "realm token payload is not a map");
+	if (cose_cbor_map_unique(m, 32) < 0)
+		return cca_err(err, errsz, "realm claims are not a map of at most 32 unique keys");
 	if (get_tstr(m, CCA_PROFILE, "realm profile", v->realm_profile, sizeof(v->realm_profile), err, errsz) < 0)
 		return -1;
 	if (strcmp(v->realm_profile, CCA_REALM_PROFILE))
@@ -298,8 +298,8 @@ static int parse_sw(const cbor_item_t *m, struct cca_sw_view *s, size_t idx, cha
 {
 	cbor_item_t *it;
 
-	if (!cbor_isa_map(m))
-		return cca_err(err, errsz, "software component %zu is not a map", idx);
+	if (cose_cbor_map_unique(m, 16) < 0)
+		return cca_err(err, errsz, "software component %zu is not a map of unique keys", idx);
 	if (get_tstr(m, CCA_SW_TYPE, "component type", s->type, sizeof(s->type), err, errsz) < 0 ||
 	    get_bstr(m, CCA_SW_MEASUREMENT, "component measurement", s->measurement, 0, 64, &s->measurement_len, err,
 		     errsz) < 0 ||
@@ -321,8 +321,8 @@ static int parse_platform(const cbor_item_t *m, struct cca_token_view *v, char *
 	int64_t lc;
 	size_t i;
 
-	if (!cbor_isa_map(m))
-		return cca_err(err, errsz, "platform token payload is not a map");
+	if (cose_cbor_map_unique(m, 32) < 0)
+		return cca_err(err, errsz, "platform claims are not a map of at most 32 unique keys");
 	if (get_tstr(m, CCA_PROFILE, "platform profile", v->platform_profile, sizeof(v->platform_profile), err, errsz) <
 	    0)
 		return -1;
@@ -376,8 +376,8 @@ int cca_token_verify(const uint8_t *token, size_t len, EVP_PKEY *platform_pub, s
 	map = root;
 	rit = cose_cbor_map_get(map, CCA_KEY_REALM_TOKEN);
 	pit = cose_cbor_map_get(map, CCA_KEY_PLATFORM_TOKEN);
-	if (!cbor_isa_map(map) || !rit || !pit || !cbor_isa_bytestring(rit) || !cbor_bytestring_is_definite(rit) ||
-	    !cbor_isa_bytestring(pit) || !cbor_bytestring_is_definite(pit)) {
+	if (cose_cbor_map_unique(map, 8) < 0 || !rit || !pit || !cbor_isa_bytestring(rit) ||
+	    !cbor_bytestring_is_definite(rit) || !cbor_isa_bytestring(pit) || !cbor_bytestring_is_definite(pit)) {
 		cca_err(err, errsz, "malformed CCA token: expected {44234: platform bstr, 44241: realm bstr}");
 		goto out;
 	}

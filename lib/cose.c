@@ -82,6 +82,26 @@ cbor_item_t *cose_cbor_map_get(const cbor_item_t *map, int64_t key)
 	return NULL;
 }
 
+int cose_cbor_map_unique(const cbor_item_t *map, size_t max)
+{
+	struct cbor_pair *pairs;
+	int64_t a, b;
+	size_t n;
+
+	if (!map || !cbor_isa_map(map) || !cbor_map_is_definite(map) || cbor_map_size(map) > max)
+		return -1;
+	pairs = cbor_map_handle(map);
+	n = cbor_map_size(map);
+	for (size_t i = 0; i < n; i++) {
+		if (cose_cbor_get_int(pairs[i].key, &a) < 0)
+			continue;
+		for (size_t j = i + 1; j < n; j++)
+			if (cose_cbor_get_int(pairs[j].key, &b) == 0 && a == b)
+				return -1;
+	}
+	return 0;
+}
+
 void cose_cbor_map_put(cbor_item_t *map, int64_t key, cbor_item_t *value)
 {
 	if (!cbor_map_add(map, (struct cbor_pair){ .key = cbor_move(cose_cbor_int(key)), .value = cbor_move(value) }))
@@ -394,7 +414,7 @@ static int sign1_parse(const uint8_t *msg, size_t len, struct sign1 *s, char *er
 	if (!hdr)
 		goto bad;
 	algit = cose_cbor_map_get(hdr, 1);
-	if (!cbor_isa_map(hdr) || cose_cbor_get_int(algit, &alg) < 0) {
+	if (cose_cbor_map_unique(hdr, 16) < 0 || cose_cbor_get_int(algit, &alg) < 0) {
 		cose_err(err, errsz, "malformed COSE_Sign1: protected header names no algorithm");
 		goto bad;
 	}
@@ -541,7 +561,11 @@ EVP_PKEY *cose_key_decode(const uint8_t *buf, size_t len, char *err, size_t errs
 	map = cose_cbor_load(buf, len, 1024, "COSE_Key", err, errsz);
 	if (!map)
 		return NULL;
-	if (!cbor_isa_map(map) || cose_cbor_get_int(cose_cbor_map_get(map, 1), &kty) < 0 || kty != 2) {
+	if (cose_cbor_map_unique(map, 16) < 0) {
+		cose_err(err, errsz, "malformed COSE_Key: not a map of unique keys");
+		goto out;
+	}
+	if (cose_cbor_get_int(cose_cbor_map_get(map, 1), &kty) < 0 || kty != 2) {
 		cose_err(err, errsz, "malformed COSE_Key: not an EC2 key (kty 2)");
 		goto out;
 	}

@@ -109,6 +109,10 @@ cbor_item_t *cose_cbor_int(int64_t v);
 int cose_cbor_get_int(const cbor_item_t *it, int64_t *out);
 /* The value under integer @key in a definite map, or NULL (borrowed). */
 cbor_item_t *cose_cbor_map_get(const cbor_item_t *map, int64_t key);
+/* Return: 0 if @map is a definite map of at most @max entries whose
+ * integer keys are unique (a verifier and a parser that takes the last
+ * duplicate must never disagree), else -1. */
+int cose_cbor_map_unique(const cbor_item_t *map, size_t max);
 /* Add @key: @value to @map, taking over @value's reference. */
 void cose_cbor_map_put(cbor_item_t *map, int64_t key, cbor_item_t *value);
 /* Serialize into a malloc()ed buffer; Return: 0 or -1. */

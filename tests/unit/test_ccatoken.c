@@ -181,3 +181,22 @@ Test(ccatoken, bad_input_named)
 	EVP_PKEY_free(rk);
 	EVP_PKEY_free(pk);
 }
+
+/* A claim given twice: a reader that keeps the first and one that keeps
+ * the last would see different tokens, so the map is refused. */
+Test(ccatoken, duplicate_keys_refused)
+{
+	cbor_item_t *m = cbor_new_definite_map(3);
+	uint8_t *buf = NULL;
+	size_t len;
+
+	cose_cbor_map_put(m, 10, cose_cbor_int(1));
+	cose_cbor_map_put(m, 11, cose_cbor_int(2));
+	cr_assert_eq(cose_cbor_map_unique(m, 8), 0);
+	cose_cbor_map_put(m, 10, cose_cbor_int(3));
+	cr_assert_eq(cose_cbor_map_unique(m, 8), -1);
+	cr_assert_eq(cose_cbor_map_unique(m, 2), -1, "too many entries");
+	cr_assert_eq(cose_cbor_serialize(m, &buf, &len), 0);
+	free(buf);
+	cbor_decref(&m);
+}
