@@ -185,7 +185,7 @@ static void print_json(const struct cca_token_view *v)
 	json_str(&jo, "lifecycle_name", lifecycle_name(v->lifecycle));
 	json_str(&jo, "platform_hash_alg", v->platform_hash_alg);
 	for (size_t i = 0; i < v->n_sw; i++) {
-		char key[32];
+		char key[48];
 
 		snprintf(key, sizeof(key), "sw%zu_type", i);
 		json_str(&jo, key, v->sw[i].type);
