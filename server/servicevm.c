@@ -82,7 +82,7 @@ struct servicevm {
 	uint8_t in[SVM_MAX_MSG];
 	size_t in_len;
 	uint8_t self_hash[32], image_hash[32];
-	bool have_self_hash;
+	bool have_self_hash, have_image_hash;
 };
 
 static void svm_pump(struct servicevm *s);
@@ -432,10 +432,12 @@ static void svm_start(struct servicevm *s)
 		goto fail;
 	kernel = xasprintf("%s/vmlinuz", s->d->cfg.guest_dir);
 	initrd = xasprintf("%s/servicevm-initramfs.img", s->d->cfg.guest_dir);
+	/* the image it boots now, also after an upgrade */
 	if (sha256_file(initrd, s->image_hash) < 0) {
 		vm_error_set_errno(&err, VM_FAILED_PRECONDITION, errno, "the Service VM image %s", initrd);
 		goto fail;
 	}
+	s->have_image_hash = true;
 	cfg.name = (char *)SERVICEVM_NAME;
 	cfg.kernel = kernel;
 	cfg.initrd = initrd;
@@ -444,6 +446,13 @@ static void svm_start(struct servicevm *s)
 	cfg.instance_id.data = s->instance_id;
 	cfg.instance_id.len = sizeof(s->instance_id);
 	cfg.on_hang = VIRTMGR__V1__ON_HANG__ON_HANG_NONE;
+#ifdef VIRTMGR_TEST_HOOKS
+	/* tests/integration/attest_servicevm.sh: e.g. servicevm.delay_ms=N */
+	if (getenv("VIRTMGR_TEST_SERVICEVM_CMDLINE")) {
+		cfg.cmdline = getenv("VIRTMGR_TEST_SERVICEVM_CMDLINE");
+		log_warn("VIRTMGR_TEST_SERVICEVM_CMDLINE: the Service VM boots with \"%s\"", cfg.cmdline);
+	}
+#endif
 	disk.path = disk_path;
 	disk.label = (char *)"vm-instance";
 	cfg.n_disks = 1;
@@ -622,6 +631,12 @@ cbor_item_t *servicevm_platform_sw(struct servicevm *s)
 
 	if (!s->have_self_hash && sha256_file("/proc/self/exe", s->self_hash) == 0)
 		s->have_self_hash = true;
+	if (!s->have_image_hash) {
+		/* asked before its first start: the image it is about to boot */
+		cleanup_free char *initrd = xasprintf("%s/servicevm-initramfs.img", s->d->cfg.guest_dir);
+
+		s->have_image_hash = sha256_file(initrd, s->image_hash) == 0;
+	}
 	cbor_array_push(a, cbor_move(sw_component("virtmgrd", s->self_hash, PACKAGE_VERSION)));
 	cbor_array_push(a, cbor_move(sw_component("servicevm-image", s->image_hash, PACKAGE_VERSION)));
 	return a;

@@ -453,6 +453,19 @@ static const struct vms_events vm_vms_events = {
 	.failed = vms_failed,
 };
 
+static void attest_extend_cb(void *opaque, struct ttrpc_call *call, const Virtmgr__V1__ExtendMeasurementRequest *req)
+{
+	attest_extend(opaque, call, req);
+}
+
+static void attest_request_cb(void *opaque, struct ttrpc_call *call,
+			      const Virtmgr__V1__RequestAttestationRequest *req)
+{
+	attest_request(opaque, call, req);
+}
+
+static const struct vms_attest_ops vm_attest_ops = { .extend = attest_extend_cb, .request = attest_request_cb };
+
 void vm_vms_new(struct vm *vm, const Virtmgr__V1__VmConfig *config, bool default_image)
 {
 	struct vms_identity id = { .id = vm->id, .name = vm->name, .cid = vm->cid, .run_dir = vm->run_dir };
@@ -461,7 +474,7 @@ void vm_vms_new(struct vm *vm, const Virtmgr__V1__VmConfig *config, bool default
 	/* its REMs and attestation requests (server/attest.c) */
 	vm->attest = attest_vm_new(vm->d->servicevm, config && config->instance_id.len == 64 ? config->instance_id.data : NULL,
 				   config && config->attestation ? config->attestation->hash_alg : NULL);
-	vms_set_attest(vm->vms, vm->attest);
+	vms_set_attest(vm->vms, &vm_attest_ops, vm->attest);
 }
 
 /* VirtualMachineService for this VM on host vsock port = its CID (vms.c). */

@@ -45,7 +45,6 @@
 
 #include "lib/log.h"
 #include "lib/ttrpc.h"
-#include "server/attest.h"
 #include "server/fdtconfig.h"
 
 #define VMS_LOST_DELAY_S 10.0
@@ -89,7 +88,8 @@ struct vms_vm {
 	bool connected_once; /* the boot's agent connection was taken */
 	uint64_t refused;    /* connections refused after it */
 	ev_timer agent_timer, lost_timer;
-	struct attest_vm *attest; /* server/attest.h */
+	const struct vms_attest_ops *attest; /* server/attest.c, through the core */
+	void *attest_opaque;
 };
 
 static char **strv_dup(char *const *v, size_t n)
@@ -336,7 +336,7 @@ static void on_extend(struct ttrpc_call *call, const ProtobufCMessage *msg, void
 		ttrpc_call_fail(call, VM_FAILED_PRECONDITION, "attestation is not available for this VM");
 		return;
 	}
-	attest_extend(v->attest, call, (const void *)msg);
+	v->attest->extend(v->attest_opaque, call, (const void *)msg);
 }
 
 static void on_attest(struct ttrpc_call *call, const ProtobufCMessage *msg, void *opaque)
@@ -347,12 +347,13 @@ static void on_attest(struct ttrpc_call *call, const ProtobufCMessage *msg, void
 		ttrpc_call_fail(call, VM_FAILED_PRECONDITION, "attestation is not available for this VM");
 		return;
 	}
-	attest_request(v->attest, call, (const void *)msg);
+	v->attest->request(v->attest_opaque, call, (const void *)msg);
 }
 
-void vms_set_attest(struct vms_vm *v, struct attest_vm *a)
+void vms_set_attest(struct vms_vm *v, const struct vms_attest_ops *ops, void *opaque)
 {
-	v->attest = a;
+	v->attest = ops;
+	v->attest_opaque = opaque;
 }
 
 static void agent_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)

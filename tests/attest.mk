@@ -31,3 +31,7 @@ tests_unit_test_measure_LDADD = $(TEST_LDADD) $(CRYPTO_LIBS)
 # vmctl measure against virtmgrd's own measurement, and vmctl attest verify.
 TESTS += tests/integration/attest_measure.sh
 EXTRA_DIST += tests/integration/attest_measure.sh
+
+# The Service VM and guest attestation with real guests (servicevm side).
+TESTS += tests/integration/attest_servicevm.sh
+EXTRA_DIST += tests/integration/attest_servicevm.sh

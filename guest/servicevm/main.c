@@ -51,6 +51,10 @@
 #define SVM_KEY_MAX 1024
 
 static EVP_PKEY *platform_key, *realm_key;
+/* servicevm.delay_ms=N on the kernel command line: wait so long before
+ * each answer (the daemon's test hook, so a test can kill the VM while a
+ * request is in flight) */
+static unsigned delay_ms;
 static uint8_t *platform_spki;
 static size_t platform_spki_len;
 
@@ -70,6 +74,23 @@ static void power_off(void)
 	sync();
 	reboot(RB_POWER_OFF);
 	_exit(1);
+}
+
+static void read_cmdline(void)
+{
+	char buf[4096];
+	const char *p;
+	FILE *f = fopen("/proc/cmdline", "re");
+	size_t n;
+
+	if (!f)
+		return;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	p = strstr(buf, "servicevm.delay_ms=");
+	if (p)
+		delay_ms = (unsigned)strtoul(p + strlen("servicevm.delay_ms="), NULL, 10) % 600000;
 }
 
 static void init_system(void)
@@ -413,6 +434,8 @@ static void serve(int fd)
 				have -= res.read;
 				resp = process(req, &shutdown);
 				cbor_decref(&req);
+				if (delay_ms && !shutdown)
+					usleep(delay_ms * 1000u);
 				if (shutdown) {
 					say("shutdown requested");
 					return;
@@ -456,6 +479,7 @@ int main(void)
 	int fd;
 
 	init_system();
+	read_cmdline();
 	if (keys_load_or_make() < 0)
 		power_off();
 	fd = host_connect();
