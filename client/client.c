@@ -300,6 +300,16 @@ static int get_daemon_info(struct vmc_client *cl, struct vmc_daemon_info *info, 
 	info->vm_sandbox = di->vm_sandbox;
 	info->vm_uid_range = dup_str(di->vm_uid_range);
 	info->vm_sandbox_reason = dup_str(di->vm_sandbox_reason);
+	info->service_vm = dup_str(di->service_vm ? di->service_vm->vm : NULL);
+	if (di->service_vm) {
+		info->service_vm_running = di->service_vm->running;
+		info->service_vm_cid = di->service_vm->cid;
+		if (di->service_vm->instance_id.len == sizeof(info->service_vm_instance_id)) {
+			memcpy(info->service_vm_instance_id, di->service_vm->instance_id.data,
+			       sizeof(info->service_vm_instance_id));
+			info->has_service_vm_instance_id = true;
+		}
+	}
 	protobuf_c_message_free_unpacked(&di->base, NULL);
 	return 0;
 }
@@ -315,6 +325,7 @@ void vmc_daemon_info_clear(struct vmc_daemon_info *info)
 	free(info->vsock_mode);
 	free(info->vm_uid_range);
 	free(info->vm_sandbox_reason);
+	free(info->service_vm);
 	for (size_t i = 0; info->features && i < info->n_features; i++)
 		free(info->features[i]);
 	free(info->features);
@@ -354,6 +365,21 @@ static int allocate_instance_id(struct vmc_client *cl, uint8_t id[VMC_INSTANCE_I
 		memcpy(id, resp->instance_id.data, VMC_INSTANCE_ID_SIZE);
 	protobuf_c_message_free_unpacked(&resp->base, NULL);
 	return ret;
+}
+
+static int get_platform_key(struct vmc_client *cl, uint8_t **der, size_t *len, struct vm_error *err)
+{
+	Virtmgr__V1__GetPlatformKeyRequest req = VIRTMGR__V1__GET_PLATFORM_KEY_REQUEST__INIT;
+	Virtmgr__V1__GetPlatformKeyResponse *resp = NULL;
+
+	if (vmc_call(cl, "GetPlatformKey", &req.base, NULL, 0, &virtmgr__v1__get_platform_key_response__descriptor,
+		     (ProtobufCMessage **)&resp, NULL, NULL, 0, err) < 0)
+		return -1;
+	*len = resp->public_key.len;
+	*der = xmalloc(MAX(*len, (size_t)1));
+	memcpy(*der, resp->public_key.data, *len);
+	protobuf_c_message_free_unpacked(&resp->base, NULL);
+	return 0;
 }
 
 /* ------------------------------------------------------------ VMs */
@@ -399,6 +425,10 @@ static void vm_info_copy(struct vmc_vm_info *dst, const Virtmgr__V1__VmInfo *src
 	dst->detached = src->detached;
 	dst->early = src->early;
 	dst->suspended = src->suspended;
+	dst->measurement_len = src->measurement.len <= sizeof(dst->measurement) ? src->measurement.len : 0;
+	if (dst->measurement_len)
+		memcpy(dst->measurement, src->measurement.data, dst->measurement_len);
+	dst->measurement_alg = dup_str(src->measurement_alg);
 }
 
 void vmc_vm_info_clear(struct vmc_vm_info *info)
@@ -410,6 +440,7 @@ void vmc_vm_info_clear(struct vmc_vm_info *info)
 	free(info->message);
 	free(info->run_dir);
 	free(info->accel);
+	free(info->measurement_alg);
 	memset(info, 0, sizeof(*info));
 }
 
@@ -489,6 +520,7 @@ static int create_vm(struct vmc_client *cl, const struct vmc_vm_config *cfg, str
 		virtmgr__v1__disk__init(&disks[i]);
 		disks[i].path = pb_str(cfg->disks[i].path);
 		disks[i].read_only = cfg->disks[i].read_only;
+		disks[i].measured = cfg->disks[i].measured;
 		disks[i].image = pb_str(cfg->disks[i].image);
 		disks[i].label = pb_str(cfg->disks[i].label);
 		disks[i].format = cfg->disks[i].qcow2 ? VIRTMGR__V1__DISK_FORMAT__DISK_FORMAT_QCOW2
@@ -1268,6 +1300,13 @@ int vmc_is_feature_enabled(struct vmc_client *cl, const char *feature, struct vm
 	struct vm_error e = { 0 };
 
 	return result(is_feature_enabled(cl, feature, &e), &e, err);
+}
+
+int vmc_get_platform_key(struct vmc_client *cl, uint8_t **der, size_t *len, struct vmc_error *err)
+{
+	struct vm_error e = { 0 };
+
+	return result(get_platform_key(cl, der, len, &e), &e, err);
 }
 
 int vmc_allocate_instance_id(struct vmc_client *cl, uint8_t id[VMC_INSTANCE_ID_SIZE], struct vmc_error *err)

@@ -22,6 +22,38 @@ const char cmd_info_help[] =
 	"  -h, --help   this help\n"
 	"With the global --json, prints one JSON object.\n";
 
+/* The attestation Service VM (docs/attestation.md). */
+static void hex64(char out[129], const uint8_t id[64])
+{
+	for (int i = 0; i < 64; i++)
+		snprintf(out + 2 * i, 3, "%02x", id[i]);
+}
+
+static void print_service_vm_json(struct json_obj *o, const struct vmc_daemon_info *di)
+{
+	char id[129] = "";
+
+	if (di->has_service_vm_instance_id)
+		hex64(id, di->service_vm_instance_id);
+	json_bool(o, "service_vm_running", di->service_vm_running);
+	json_uint(o, "service_vm_cid", di->service_vm_cid);
+	json_str(o, "service_vm", di->service_vm ? di->service_vm : "");
+	json_str(o, "service_vm_instance_id", id);
+}
+
+static void print_service_vm(const struct vmc_daemon_info *di)
+{
+	char id[129] = "-";
+
+	if (di->has_service_vm_instance_id)
+		hex64(id, di->service_vm_instance_id);
+	if (di->service_vm_running)
+		printf("service VM:  running, vm %s, cid %u\n", di->service_vm, di->service_vm_cid);
+	else
+		printf("service VM:  not running\n");
+	printf("service VM instance id: %s\n", id);
+}
+
 static void print_daemon_info(const struct vmctl_ctx *ctx, const struct vmc_daemon_info *di)
 {
 	if (ctx->json) {
@@ -43,6 +75,7 @@ static void print_daemon_info(const struct vmctl_ctx *ctx, const struct vmc_daem
 		json_bool(&o, "vm_sandbox", di->vm_sandbox);
 		json_str(&o, "vm_uid_range", di->vm_uid_range);
 		json_str(&o, "vm_sandbox_reason", di->vm_sandbox_reason);
+		print_service_vm_json(&o, di);
 		json_end(&o);
 		return;
 	}
@@ -66,6 +99,7 @@ static void print_daemon_info(const struct vmctl_ctx *ctx, const struct vmc_daem
 	printf("connections: %u\n", di->connection_count);
 	if (di->vm_sandbox_reason && *di->vm_sandbox_reason)
 		printf("VMs run as:  %s\n", di->vm_sandbox_reason);
+	print_service_vm(di);
 }
 
 int cmd_info(struct vmctl_ctx *ctx, int argc, char **argv)

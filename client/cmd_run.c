@@ -53,12 +53,13 @@ const char cmd_run_help[] =
 	"      --cmdline STRING     appended to the kernel command line\n"
 	"  -m, --mem MIB            memory in MiB (default: the daemon's, 256)\n"
 	"  -c, --cpus N             vCPUs (default: 1)\n"
-	"  -d, --disk NAME|PATH[,ro][,label=LABEL][,format=raw|qcow2]\n"
+	"  -d, --disk NAME|PATH[,ro][,label=LABEL][,format=raw|qcow2][,measured]\n"
 	"                           add a disk (repeatable): a store image by NAME,\n"
 	"                           or a host file (a value with a '/'); ,ro makes it\n"
 	"                           read-only; the guest finds it as\n"
 	"                           /dev/disk/by-id/virtio-LABEL (default: the image\n"
-	"                           name, else disk0, disk1... by position)\n"
+	"                           name, else disk0, disk1... by position); ,measured\n"
+	"                           puts its content in the launch measurement (needs ,ro)\n"
 	"      --mount LABEL:GUESTPATH[,ro][,fs=TYPE][,opts=OPTIONS]\n"
 	"                           mount disk LABEL on GUESTPATH before the payload\n"
 	"                           starts (repeatable; TYPE defaults to ext4); it is\n"
@@ -145,6 +146,8 @@ static int parse_disk(char *arg, struct vmc_disk *d, struct vm_error *err)
 
 		if (!strcmp(opt, "ro") || !strcmp(opt, "rw"))
 			d->read_only = opt[1] == 'o';
+		else if (!strcmp(opt, "measured"))
+			d->measured = true;
 		else if (!strncmp(opt, "label=", 6) && opt[6])
 			d->label = opt + 6;
 		else if (!strcmp(opt, "format=raw") || !strcmp(opt, "format=qcow2"))

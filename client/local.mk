@@ -21,7 +21,8 @@ client_libvmctl_la_SOURCES = \
 	client/cmd_stop.c client/cmd_kill.c client/cmd_wait.c client/cmd_console.c \
 	client/cmd_logs.c client/cmd_suspend.c client/cmd_resume.c client/cmd_connect.c \
 	client/cmd_exec.c client/cmd_shell.c client/cmd_disk.c client/cmd_run_root.c \
-	client/cmd_stats.c client/cmd_balloon.c client/cmd_top.c
+	client/cmd_stats.c client/cmd_balloon.c client/cmd_top.c \
+	client/cmd_attest_key.c
 client_libvmctl_la_CFLAGS = $(AM_CFLAGS) $(PROTOBUF_C_CFLAGS)
 client_libvmctl_la_LIBADD = client/libvirtmgr-client.la lib/libvirtmgr.la
 

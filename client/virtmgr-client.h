@@ -141,6 +141,12 @@ struct vmc_daemon_info {
 	bool vm_sandbox;	 /* VMs' processes get uids of their own */
 	char *vm_uid_range;	 /* "MIN-MAX" when vm_sandbox, else "" */
 	char *vm_sandbox_reason; /* who VMs' processes run as, in words */
+	/* the attestation Service VM (docs/attestation.md) */
+	bool service_vm_running;
+	uint32_t service_vm_cid;	      /* 0 when not running */
+	char *service_vm;		      /* its VM id while running, else "" */
+	uint8_t service_vm_instance_id[64];   /* valid when has_service_vm_instance_id */
+	bool has_service_vm_instance_id;
 };
 
 struct vmc_disk {
@@ -150,6 +156,7 @@ struct vmc_disk {
 	bool read_only;
 	bool qcow2;	   /* format qcow2, else raw */
 	const char *label; /* the guest's /dev/disk/by-id/virtio-LABEL; NULL = default */
+	bool measured;	   /* part of the launch measurement; must be read_only */
 };
 
 /* A file system vmagent mounts before the payload starts (docs/storage.md). */
@@ -229,6 +236,9 @@ struct vmc_vm_info {
 	bool detached;
 	bool early;
 	bool suspended;
+	uint8_t measurement[64]; /* launch measurement (docs/attestation.md) */
+	size_t measurement_len;	 /* 0 when unknown */
+	char *measurement_alg;	 /* "sha-256", "sha-384", "" */
 };
 
 struct vmc_event {
@@ -308,6 +318,13 @@ void vmc_daemon_info_clear(struct vmc_daemon_info *info);
 
 /** vmc_is_feature_enabled() - IsFeatureEnabled. Return: 1 enabled, 0 not, -1 error. */
 int vmc_is_feature_enabled(struct vmc_client *cl, const char *feature, struct vmc_error *err);
+
+/**
+ * vmc_get_platform_key() - GetPlatformKey: the Service VM's platform public
+ * key, DER SubjectPublicKeyInfo (the daemon starts the Service VM if needed)
+ * Return: 0 with a malloc()ed key in *@der / *@len, or -1.
+ */
+int vmc_get_platform_key(struct vmc_client *cl, uint8_t **der, size_t *len, struct vmc_error *err);
 
 /**
  * vmc_allocate_instance_id() - AllocateInstanceId

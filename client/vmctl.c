@@ -19,6 +19,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "client/cmd_attest.h"
 #include "client/json.h"
 
 static const struct vmctl_command commands[] = {
@@ -42,6 +43,8 @@ static const struct vmctl_command commands[] = {
 	{ "stats", "show what a VM uses: CPU, memory, balloon, disk and vsock I/O", cmd_stats_help, cmd_stats },
 	{ "top", "a refreshing table of every VM with CPU %, memory and I/O rates", cmd_top_help, cmd_top },
 	{ "balloon", "set a VM's balloon target (memory left to the guest)", cmd_balloon_help, cmd_balloon },
+	{ "attest", "the Service VM's platform key; verify attestation tokens", cmd_attest_help, cmd_attest },
+	{ "measure", "predict a VM's launch measurement offline", cmd_measure_help, cmd_measure },
 };
 
 static const char global_usage[] = "Usage: vmctl [--socket PATH] [--json] [--timeout SEC] COMMAND [ARGS...]\n";
@@ -241,6 +244,23 @@ char *vmctl_format_time(uint64_t real_ns, char *buf, size_t size)
 	return buf;
 }
 
+/* "measurement" (lowercase hex, "" when unknown) and its algorithm. */
+static void print_measurement(struct json_obj *o, const struct vmc_vm_info *vm)
+{
+	char hex[2 * sizeof(vm->measurement) + 1];
+
+	for (size_t i = 0; i < vm->measurement_len; i++)
+		snprintf(hex + 2 * i, 3, "%02x", vm->measurement[i]);
+	hex[2 * vm->measurement_len] = '\0';
+	if (o) {
+		json_str(o, "measurement", hex);
+		json_str(o, "measurement_alg", vm->measurement_alg ? vm->measurement_alg : "");
+	} else {
+		printf("measurement:  %s%s%s\n", vm->measurement_len ? vm->measurement_alg : "", vm->measurement_len ? ":" : "",
+		       vm->measurement_len ? hex : "-");
+	}
+}
+
 void vmctl_print_vm_info(const struct vmctl_ctx *ctx, const struct vmc_vm_info *vm)
 {
 	char created[64], started[64];
@@ -271,6 +291,7 @@ void vmctl_print_vm_info(const struct vmctl_ctx *ctx, const struct vmc_vm_info *
 		json_bool(&o, "detached", vm->detached);
 		json_bool(&o, "early", vm->early);
 		json_bool(&o, "suspended", vm->suspended);
+		print_measurement(&o, vm);
 		json_end(&o);
 		return;
 	}
@@ -292,6 +313,7 @@ void vmctl_print_vm_info(const struct vmctl_ctx *ctx, const struct vmc_vm_info *
 	printf("cpus:         %u\n", vm->cpus);
 	printf("created:      %s\n", vmctl_format_time(vm->created_ns, created, sizeof(created)));
 	printf("started:      %s\n", vmctl_format_time(vm->started_ns, started, sizeof(started)));
+	print_measurement(NULL, vm);
 	printf("detached:     %s\n", vm->detached ? "yes" : "no");
 	printf("early:        %s\n", vm->early ? "yes" : "no");
 }

@@ -109,6 +109,9 @@ int cmd_crashes(struct vmctl_ctx *ctx, int argc, char **argv);
 extern const char cmd_crashes_help[];
 int cmd_crash(struct vmctl_ctx *ctx, int argc, char **argv);
 extern const char cmd_crash_help[];
+int cmd_attest(struct vmctl_ctx *ctx, int argc, char **argv);
+int cmd_attest_platform_key(struct vmctl_ctx *ctx, int argc, char **argv);
+extern const char cmd_attest_help[];
 extern const char cmd_exec_help[], cmd_shell_help[];
 
 /* exec and shell (cmd_exec.c) */

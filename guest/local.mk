@@ -54,3 +54,5 @@ distclean-guest-cache:
 	rm -rf guest/cache
 
 include $(srcdir)/guest/vmagent/vmagent.mk
+include $(srcdir)/guest/servicevm/servicevm.mk
+include $(srcdir)/guest/vmattest/vmattest.mk

@@ -19,7 +19,9 @@
 
 #include "lib/log.h"
 #include "protos/virtmgr.pb-c.h"
+#include "server/attest.h"
 #include "server/diskstore.h"
+#include "server/servicevm.h"
 #include "server/logfile.h"
 #include "server/uidpool.h"
 #include "server/vm.h"
@@ -328,6 +330,7 @@ static void api_get_daemon_info(struct ttrpc_call *call, const ProtobufCMessage 
 	static pid_t self;
 	struct daemon *d = opaque;
 	Virtmgr__V1__DaemonInfo info = VIRTMGR__V1__DAEMON_INFO__INIT;
+	Virtmgr__V1__ServiceVmInfo svm_info = VIRTMGR__V1__SERVICE_VM_INFO__INIT;
 	char range[32], reason[128];
 	uint32_t lo = 0, hi = 0;
 
@@ -357,6 +360,10 @@ static void api_get_daemon_info(struct ttrpc_call *call, const ProtobufCMessage 
 	else
 		snprintf(reason, sizeof(reason), "not root: VMs run as uid %u, like the daemon", (unsigned)geteuid());
 	info.vm_sandbox_reason = reason;
+	if (d->servicevm) {
+		info.service_vm = &svm_info;
+		servicevm_fill_info(d->servicevm, &svm_info);
+	}
 	ttrpc_call_reply(call, &info.base, NULL, 0);
 }
 
@@ -478,6 +485,16 @@ static void api_initialize_writable_partition(struct ttrpc_call *call, const Pro
 		diskstore_init_partition(d->disks, call, &who, (const void *)msg);
 }
 
+/* The Service VM's platform key (server/attest.c); any caller allowed to use the daemon. */
+static void api_get_platform_key(struct ttrpc_call *call, const ProtobufCMessage *msg, void *opaque)
+{
+	struct daemon *d = opaque;
+
+	(void)msg;
+	if (api_allowed(d, call))
+		attest_platform_key(d->servicevm, call);
+}
+
 void api_register(struct daemon *d)
 {
 	static const struct {
@@ -510,6 +527,7 @@ void api_register(struct daemon *d)
 		{ "ExportDiskImage", &virtmgr__v1__transfer_disk_image_request__descriptor, api_export_disk_image },
 		{ "InitializeWritablePartition", &virtmgr__v1__initialize_writable_partition_request__descriptor,
 		  api_initialize_writable_partition },
+		{ "GetPlatformKey", &virtmgr__v1__get_platform_key_request__descriptor, api_get_platform_key },
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(methods); i++)

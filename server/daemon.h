@@ -19,6 +19,7 @@ struct early_registry;
 struct vms_server;
 struct uidpool;
 struct diskstore;
+struct servicevm;
 
 struct daemon_config {
 	const char *socket_path; /* Unix socket; NULL when serving only inherited fds */
@@ -49,6 +50,7 @@ struct daemon_config {
 	uint32_t health_misses;		  /* unanswered checks in a row that make a guest hung */
 	struct crash_limits crash_limits; /* crash reports (crashstore.h) */
 	uint32_t tcg_tb_size_mib;	  /* --tcg-tb-size: TCG translation buffer per VM, 0 = QEMU's default */
+	uint32_t service_vm_idle_s;	  /* stop the Service VM after so long unused; 0 = never */
 };
 
 struct daemon {
@@ -69,6 +71,7 @@ struct daemon {
 	struct uidpool *uids;	 /* those uids (--vm-uid-range) */
 	struct diskstore *disks; /* the image store; NULL in early mode (no /data yet) */
 	struct crashstore *crashes; /* crash reports; NULL in early mode */
+	struct servicevm *servicevm; /* the attestation Service VM; NULL in early mode */
 	bool quitting;
 	ev_timer health_timer; /* the guest health checks (vm-health.c) */
 	ev_signal sigterm, sigint, sighup;

@@ -29,6 +29,7 @@
 #include "server/api.h"
 #include "server/caller.h"
 #include "server/crashstore.h"
+#include "server/servicevm.h"
 #include "server/diskstore.h"
 #include "server/daemon.h"
 #include "server/early.h"
@@ -106,6 +107,8 @@ static void usage(FILE *f)
 		"  --ready-fd N           write one byte to N once serving\n"
 		"  --idle-exit SEC        socket-activated: exit after SEC idle seconds with\n"
 		"                         no connection and no live VM (default: never)\n"
+		"  --service-vm-idle SEC  stop the attestation Service VM after SEC seconds\n"
+		"                         without a request (default 30, 0 = never)\n"
 		"  --log-level LEVEL      error, warning, info (default) or debug\n"
 		"  --help, --version\n");
 }
@@ -190,6 +193,7 @@ enum {
 	OPT_CRASH_RATE,
 	OPT_CRASH_SHARE,
 	OPT_TCG_TB_SIZE,
+	OPT_SERVICE_VM_IDLE,
 };
 
 /* OpenLog passes a log and its rotated files in one reply. */
@@ -242,6 +246,7 @@ static int parse_args(int argc, char **argv, struct daemon_config *c, bool *sock
 		{ "ready-fd", required_argument, NULL, OPT_READY_FD },
 		{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
 		{ "idle-exit", required_argument, NULL, OPT_IDLE_EXIT },
+		{ "service-vm-idle", required_argument, NULL, OPT_SERVICE_VM_IDLE },
 		{ "help", no_argument, NULL, OPT_HELP },
 		{ "version", no_argument, NULL, OPT_VERSION },
 		{ NULL, 0, NULL, 0 },
@@ -406,6 +411,10 @@ static int parse_args(int argc, char **argv, struct daemon_config *c, bool *sock
 			if (parse_u32("--ready-fd", optarg, 0, 65535, &v) < 0)
 				return -1;
 			c->ready_fd = (int)v;
+			break;
+		case OPT_SERVICE_VM_IDLE:
+			if (parse_u32("--service-vm-idle", optarg, 0, 86400 * 365, &c->service_vm_idle_s) < 0)
+				return -1;
 			break;
 		case OPT_IDLE_EXIT:
 			if (parse_u32("--idle-exit", optarg, 1, 86400 * 365, idle_secs) < 0)
@@ -711,6 +720,7 @@ int main(int argc, char **argv)
 				  .max_core = CRASH_DEFAULT_MAX_CORE,
 				  .rate = CRASH_DEFAULT_RATE,
 				  .share_pct = CRASH_DEFAULT_SHARE_PCT },
+		.service_vm_idle_s = SERVICEVM_DEFAULT_IDLE_S,
 	};
 	if (parse_args(argc, argv, &d.cfg, &socket_given, &idle.secs) < 0)
 		return 2;
@@ -773,12 +783,13 @@ int main(int argc, char **argv)
 	d.api = ttrpc_server_new(d.loop);
 	ttrpc_server_set_limits(d.api, &d.cfg.limits);
 	ttrpc_server_set_conn_callbacks(d.api, on_conn_open, on_conn_close, &idle);
-	if (!d.cfg.early)
+	if (!d.cfg.early) {
 		d.disks = diskstore_new(d.loop, d.cfg.state_dir);
+		d.crashes = crashstore_new(d.cfg.state_dir, &d.cfg.crash_limits);
+		d.servicevm = servicevm_new(&d, d.cfg.service_vm_idle_s);
+	}
 	if (d.disks)
 		diskstore_set_online_grow(d.disks, vm_disk_grow, &d); /* server/vm-diskgrow.c */
-	if (!d.cfg.early)
-		d.crashes = crashstore_new(d.cfg.state_dir, &d.cfg.crash_limits);
 	api_register(&d);
 	vm_stats_register(&d);
 	d.vms_server = vms_server_new(d.loop, d.cfg.agent_timeout_ms);
@@ -860,6 +871,7 @@ int main(int argc, char **argv)
 	vm_health_stop(&d);
 	/* before the server: a running image job still holds its call */
 	diskstore_free(d.disks);
+	servicevm_free(d.servicevm);
 	ttrpc_server_free(d.api);
 	vms_server_free(d.vms_server);
 	early_registry_free(d.early);

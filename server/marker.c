@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
+#include <unistd.h>
 
 #define MARKER_DOMAIN "virtmgr-marker-v1\n"
 
@@ -122,6 +123,24 @@ static void sha256_final(struct sha256 *s, uint8_t out[32])
 		out[4 * i + 3] = (uint8_t)s->h[i];
 	}
 	explicit_bzero(s, sizeof(*s));
+}
+
+int marker_sha256_fd(int fd, uint8_t out[32])
+{
+	struct sha256 s;
+	uint8_t buf[16384];
+	ssize_t n;
+
+	sha256_init(&s);
+	while ((n = read(fd, buf, sizeof(buf))) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		sha256_update(&s, buf, (size_t)n);
+	}
+	sha256_final(&s, out);
+	return 0;
 }
 
 void marker_hmac_sha256(const uint8_t *key, size_t key_len, const void *msg, size_t len, uint8_t out[32])

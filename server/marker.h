@@ -131,6 +131,13 @@ size_t marker_format(const struct marker_key *key, uint64_t seq, enum marker_kin
  * marker_hmac_sha256() - HMAC-SHA256 (RFC 2104, FIPS 180-4) of @msg under @key
  * Return: nothing; @out receives the 32-byte MAC.
  */
+/**
+ * marker_sha256_fd() - SHA-256 of what is left to read on @fd (the guest
+ * agent measures the payload's executable with it: it has no libcrypto)
+ * Return: 0, or -1 with errno.
+ */
+int marker_sha256_fd(int fd, uint8_t out[32]);
+
 void marker_hmac_sha256(const uint8_t *key, size_t key_len, const void *msg, size_t len, uint8_t out[32]);
 
 #endif

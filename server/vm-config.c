@@ -387,7 +387,7 @@ static int check_qcow2(int fd, const char *field, struct vm_error *err)
 static int take_disks(struct daemon *d, const Virtmgr__V1__VmConfig *c, struct vm *vm, struct ttrpc_call *call,
 		      struct vm_error *err)
 {
-	const struct ttrpc_peer *peer = ttrpc_call_peer(call);
+	const struct ttrpc_peer *peer = call ? ttrpc_call_peer(call) : vm_daemon_peer();
 
 	if (c->n_disks > 16)
 		return vm_error_set(err, VM_INVALID_ARGUMENT, "disks: %zu disks exceed the limit of 16", c->n_disks);
@@ -565,7 +565,7 @@ static int check_mounts(const Virtmgr__V1__VmConfig *c, struct vm *vm, struct vm
 int vm_config_validate(struct daemon *d, const Virtmgr__V1__VmConfig *c, struct vm *vm, struct ttrpc_call *call,
 		       struct vm_error *err)
 {
-	const struct ttrpc_peer *peer = ttrpc_call_peer(call);
+	const struct ttrpc_peer *peer = call ? ttrpc_call_peer(call) : vm_daemon_peer();
 	long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
 	uint64_t host_mib = pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page >> 20 : 1024;
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);

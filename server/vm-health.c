@@ -60,7 +60,7 @@ static double health_interval_s(const struct daemon *d)
 /* Who may be checked now (see the top of the file). */
 static bool health_applies(const struct vm *vm)
 {
-	return vm->qemu && vm->vsock_watch.vm &&
+	return vm->qemu && vm->vsock_watch.vm && !vm->daemon_owned &&
 	       (vm->state == VIRTMGR__V1__VM_STATE__VM_STATE_STARTED ||
 		vm->state == VIRTMGR__V1__VM_STATE__VM_STATE_READY) &&
 	       !vm->suspended && !vm->stop_requested && !vm->kill_requested &&

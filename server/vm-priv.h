@@ -27,6 +27,7 @@ struct vm_watcher;
 struct vm_waiter;
 struct logfile;
 struct vm_health;
+struct attest_vm;
 
 struct vm {
 	struct vm *next;
@@ -77,6 +78,8 @@ struct vm {
 	struct vm_watcher *watchers;
 	struct vm_waiter *waiters;
 	struct vms_vm *vms;	     /* guest agent protocol (vms.c) */
+	struct attest_vm *attest;    /* REMs, attestation requests (attest.c) */
+	bool daemon_owned;	     /* the daemon's own (the Service VM): no agent to check */
 	Virtmgr__V1__OnHang on_hang; /* what a hung guest gets (vm-health.c) */
 	struct vm_health *health;    /* its checks, while it is checked */
 	/* this boot's console marker key and the last sequence accepted

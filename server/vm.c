@@ -23,15 +23,18 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "lib/log.h"
 #include "lib/reaper.h"
+#include "server/attest.h"
 #include "server/caller.h"
 #include "server/early.h"
 #include "server/logfile.h"
+#include "server/measure-vm.h"
 #include "server/sandbox.h"
 #include "server/uidpool.h"
 #include "server/vm-config.h"
@@ -474,11 +477,28 @@ static const struct vms_events vm_vms_events = {
 	.failed = vms_failed,
 };
 
+static void attest_extend_cb(void *opaque, struct ttrpc_call *call, const Virtmgr__V1__ExtendMeasurementRequest *req)
+{
+	attest_extend(opaque, call, req);
+}
+
+static void attest_request_cb(void *opaque, struct ttrpc_call *call,
+			      const Virtmgr__V1__RequestAttestationRequest *req)
+{
+	attest_request(opaque, call, req);
+}
+
+static const struct vms_attest_ops vm_attest_ops = { .extend = attest_extend_cb, .request = attest_request_cb };
+
 void vm_vms_new(struct vm *vm, const Virtmgr__V1__VmConfig *config, bool default_image)
 {
 	struct vms_identity id = { .id = vm->id, .name = vm->name, .cid = vm->cid, .run_dir = vm->run_dir };
 
 	vm->vms = vms_vm_new(vm->d->vms_server, &id, config, default_image, &vm_vms_events, vm);
+	/* its REMs and attestation requests (server/attest.c) */
+	vm->attest = attest_vm_new(vm->d->servicevm, config && config->instance_id.len == 64 ? config->instance_id.data : NULL,
+				   config && config->attestation ? config->attestation->hash_alg : NULL);
+	vms_set_attest(vm->vms, &vm_attest_ops, vm->attest);
 }
 
 /* VirtualMachineService for this VM on host vsock port = its CID (vms.c). */
@@ -492,6 +512,29 @@ int vm_vms_listen(struct vm *vm, struct vm_error *err)
 		return -1;
 	vm_crash_listen(vm);
 	return 0;
+}
+
+void vm_report_ready(struct vm *vm)
+{
+	vm_guest_ready(vm);
+}
+
+void vm_orphan(struct vm *vm)
+{
+	vm->detached = false;
+	vm->owner_conn = UINT64_MAX;
+}
+
+int vm_vsock_listen(struct vm *vm, uint32_t port, struct vm_error *err)
+{
+	if (!vm->vsock_watch.vm)
+		return vm_error_set(err, VM_FAILED_PRECONDITION, "vm %s: no vsock device", vm->id);
+	return vsock_host_listen(&vm->vsock, port, err);
+}
+
+int vm_vsock_accept(struct vm *vm, int lfd, struct vm_error *err)
+{
+	return vsock_host_accept(&vm->vsock, lfd, err);
 }
 
 static void on_qemu_console(void *opaque, const char *buf, size_t len)
@@ -584,6 +627,15 @@ void vm_fill_info(const struct vm *vm, Virtmgr__V1__VmInfo *info)
 	info->detached = vm->detached;
 	info->early = vm->d->cfg.early;
 	info->suspended = vm->suspended;
+	{
+		const char *alg;
+		size_t len;
+		const uint8_t *rim = attest_vm_rim(vm->attest, &len, &alg);
+
+		info->measurement.data = (uint8_t *)rim;
+		info->measurement.len = len;
+		info->measurement_alg = (char *)alg;
+	}
 }
 
 /* ---------------------------------------------------------------- create */
@@ -635,6 +687,7 @@ void vm_free(struct vm *vm)
 	if (vm->qemu)
 		qemu_free(vm->qemu, false);
 	vm_uid_release(vm);
+	attest_vm_free(vm->attest);
 	free(vm->name);
 	free(vm->accel);
 	free(vm->run_dir);
@@ -722,10 +775,20 @@ static int early_assign(struct daemon *d, const Virtmgr__V1__VmConfig *c, struct
 	return r;
 }
 
+const struct ttrpc_peer *vm_daemon_peer(void)
+{
+	static struct ttrpc_peer self = { .family = AF_UNIX, .has_cred = true, .pidfd = -1 };
+
+	self.pid = getpid();
+	self.uid = geteuid();
+	self.gid = getegid();
+	return &self;
+}
+
 int vm_create(struct daemon *d, const Virtmgr__V1__VmConfig *config, struct ttrpc_call *call, struct vm **out,
 	      struct vm_error *err)
 {
-	const struct ttrpc_peer *peer = ttrpc_call_peer(call);
+	const struct ttrpc_peer *peer = call ? ttrpc_call_peer(call) : vm_daemon_peer();
 	struct vm *vm;
 	uint8_t rnd[6];
 
@@ -738,6 +801,10 @@ int vm_create(struct daemon *d, const Virtmgr__V1__VmConfig *config, struct ttrp
 	if (vm_config_validate(d, config, vm, call, err) < 0 || vm_health_configure(vm, config, err) < 0) {
 		vm_free(vm);
 		return -1;
+	}
+	if (d->cfg.early && !call) {
+		vm_free(vm);
+		return vm_error_set(err, VM_FAILED_PRECONDITION, "early mode runs no VMs of the daemon's own");
 	}
 	if (d->cfg.early ? early_assign(d, config, call, vm, err) < 0 : cid_allocate(d, &vm->cid, err) < 0) {
 		vm_free(vm);
@@ -757,12 +824,18 @@ int vm_create(struct daemon *d, const Virtmgr__V1__VmConfig *config, struct ttrp
 		return -1;
 	}
 	vm->detached = config->detach;
-	vm->owner_conn = config->detach ? 0 : ttrpc_conn_id(ttrpc_call_conn(call));
+	vm->owner_conn = config->detach || !call ? 0 : ttrpc_conn_id(ttrpc_call_conn(call));
+	vm->daemon_owned = !call;
 	vm->created_ns = now_real_ns();
 	vm->state = VIRTMGR__V1__VM_STATE__VM_STATE_NOT_STARTED;
 	if (!vm->run_dir)
 		vm->run_dir = xasprintf("%s/vms/%u", d->cfg.run_dir, vm->cid);
 	vm_vms_new(vm, config, !config->kernel_fd && !(config->kernel && *config->kernel));
+	/* the launch measurement, before QEMU ever runs (docs/attestation.md) */
+	if (measure_vm(vm, config, err) < 0) {
+		vm_free(vm);
+		return -1;
+	}
 	vm->next = d->vms;
 	d->vms = vm;
 	d->nvms_alive++;

@@ -20,6 +20,18 @@
  */
 int vm_create(struct daemon *d, const Virtmgr__V1__VmConfig *config, struct ttrpc_call *call, struct vm **out,
 	      struct vm_error *err);
+/* The daemon itself as the owner of a VM of its own (the Service VM,
+ * server/servicevm.c): vm_create() with @call NULL owns the VM this way,
+ * without a connection (it lives until the daemon stops it). */
+const struct ttrpc_peer *vm_daemon_peer(void);
+/* A VM of the daemon's own runs no agent: the daemon says it is READY (STARTED first). */
+void vm_report_ready(struct vm *vm);
+/* The daemon is done with its VM @vm: its record goes once it is dead and a connection closes. */
+void vm_orphan(struct vm *vm);
+/* Listen for / accept guest connections to host vsock @port of a started VM
+ * (vsock_host_listen(), vsock_host_accept()). Return: fd, or -1 with @err. */
+int vm_vsock_listen(struct vm *vm, uint32_t port, struct vm_error *err);
+int vm_vsock_accept(struct vm *vm, int lfd, struct vm_error *err);
 /* Spawn QEMU. Return: 0, or -1 with @err (the VM is then DEAD/START_FAILED). */
 int vm_start(struct vm *vm, struct vm_error *err);
 /* Graceful stop: power-off request, then QMP quit after @timeout_ms, then SIGKILL. */

@@ -90,6 +90,8 @@ struct vms_vm {
 	bool connected_once; /* the boot's agent connection was taken */
 	uint64_t refused;    /* connections refused after it */
 	ev_timer agent_timer, lost_timer;
+	const struct vms_attest_ops *attest; /* server/attest.c, through the core */
+	void *attest_opaque;
 };
 
 static char **strv_dup(char *const *v, size_t n)
@@ -331,6 +333,34 @@ static void on_log(struct ttrpc_call *call, const ProtobufCMessage *msg, void *o
 
 /* ---------------------------------------------------------------- connections */
 
+static void on_extend(struct ttrpc_call *call, const ProtobufCMessage *msg, void *opaque)
+{
+	VMS_HANDLER_PROLOGUE
+	(void)opaque;
+	if (!v->attest) {
+		ttrpc_call_fail(call, VM_FAILED_PRECONDITION, "attestation is not available for this VM");
+		return;
+	}
+	v->attest->extend(v->attest_opaque, call, (const void *)msg);
+}
+
+static void on_attest(struct ttrpc_call *call, const ProtobufCMessage *msg, void *opaque)
+{
+	VMS_HANDLER_PROLOGUE
+	(void)opaque;
+	if (!v->attest) {
+		ttrpc_call_fail(call, VM_FAILED_PRECONDITION, "attestation is not available for this VM");
+		return;
+	}
+	v->attest->request(v->attest_opaque, call, (const void *)msg);
+}
+
+void vms_set_attest(struct vms_vm *v, const struct vms_attest_ops *ops, void *opaque)
+{
+	v->attest = ops;
+	v->attest_opaque = opaque;
+}
+
 static void agent_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct vms_vm *v = w->data;
@@ -450,6 +480,10 @@ struct vms_server *vms_server_new(struct ev_loop *loop, uint32_t agent_timeout_m
 				on_error, NULL);
 	ttrpc_server_add_method(s->srv, VMS_SERVICE, "ForwardLog", &virtmgr__v1__forward_log_request__descriptor,
 				on_log, NULL);
+	ttrpc_server_add_method(s->srv, VMS_SERVICE, "ExtendMeasurement",
+				&virtmgr__v1__extend_measurement_request__descriptor, on_extend, NULL);
+	ttrpc_server_add_method(s->srv, VMS_SERVICE, "RequestAttestation",
+				&virtmgr__v1__request_attestation_request__descriptor, on_attest, NULL);
 	return s;
 }
 

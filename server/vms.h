@@ -124,6 +124,16 @@ uint64_t vms_refused(const struct vms_vm *v);
  */
 int vms_listen(struct vms_vm *v, int fd, struct vm_error *err);
 
+struct ttrpc_call;
+/* Where a VM's ExtendMeasurement and RequestAttestation go (server/attest.c):
+ * each handler replies to or fails @call, now or later. */
+struct vms_attest_ops {
+	void (*extend)(void *opaque, struct ttrpc_call *call, const Virtmgr__V1__ExtendMeasurementRequest *req);
+	void (*request)(void *opaque, struct ttrpc_call *call, const Virtmgr__V1__RequestAttestationRequest *req);
+};
+/** vms_set_attest() - give @v its attestation handlers (@ops static, @opaque borrowed). */
+void vms_set_attest(struct vms_vm *v, const struct vms_attest_ops *ops, void *opaque);
+
 /** vms_close() - stop serving @v: close its listener and connections, stop its timers. */
 void vms_close(struct vms_vm *v);
 

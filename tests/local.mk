@@ -37,3 +37,4 @@ include $(srcdir)/tests/pkg.mk
 include $(srcdir)/tests/storage.mk
 include $(srcdir)/tests/crash.mk
 include $(srcdir)/tests/resources.mk
+include $(srcdir)/tests/attest.mk

@@ -24,6 +24,8 @@
 #define AGENT_VERSION PACKAGE_VERSION
 #define AGENT_HOST_CID 2
 #define AGENT_PATH "/bin:/sbin:/usr/bin:/usr/sbin"
+/* abstract Unix socket of the attestation relay (attest.c, guest/vmattest) */
+#define AGENT_ATTEST_SOCKET "virtmgr-attest"
 
 enum agent_action {
 	AGENT_ACTION_NONE,
@@ -83,6 +85,7 @@ struct agent {
 	struct agent_host *host;
 	struct agent_logfwd *logfwd;
 	struct ttrpc_server *server;
+	struct ttrpc_server *attest_server; /* the attestation socket (attest.c) */
 	size_t mounted; /* cfg.mounts mounted so far (mounts.c) */
 };
 
@@ -192,6 +195,23 @@ void agent_host_started(struct agent_host *h);
 void agent_host_ready(struct agent_host *h);
 void agent_host_finished(struct agent_host *h, int exit_code, int signal);
 void agent_host_error(struct agent_host *h, int code, const char *message);
+/* Queue ExtendMeasurement(@index, @data) (at most 64 bytes), in order with the reports. */
+void agent_host_extend(struct agent_host *h, unsigned index, const uint8_t *data, size_t len);
+/* The live connection to VirtualMachineService, or NULL. */
+struct ttrpc_conn *agent_host_conn(struct agent_host *h);
+
+/* attest.c: the guest's attestation socket (docs/attestation.md) */
+/**
+ * agent_attest_start() - serve ExtendMeasurement and RequestAttestation on
+ * the abstract Unix socket AGENT_ATTEST_SOCKET, forwarding them to the host
+ * Return: nothing (a failure is logged; the guest then has no attestation).
+ */
+void agent_attest_start(struct agent *a);
+/**
+ * agent_attest_payload() - extend REM[0] with the SHA-256 of the payload's
+ * executable (@argv0 resolved like execvp() with @path), before it runs
+ */
+void agent_attest_payload(struct agent *a, const char *argv0, const char *path);
 /* Queue one log record for ForwardLog (bounded: beyond the queue, counted as dropped). */
 void agent_host_log(struct agent_host *h, uint64_t timestamp_ns, uint32_t priority, const char *source,
 		    const char *message);

@@ -39,7 +39,7 @@
  * vsock device is reset when the VM is paused) is noticed and re-made. */
 #define HOST_HEARTBEAT_S 5.0
 
-enum report_kind { REPORT_STARTED, REPORT_READY, REPORT_FINISHED, REPORT_ERROR };
+enum report_kind { REPORT_STARTED, REPORT_READY, REPORT_FINISHED, REPORT_ERROR, REPORT_EXTEND };
 
 struct report {
 	struct report *next;
@@ -47,6 +47,8 @@ struct report {
 	enum report_kind kind;
 	int code, signal;
 	char *message;
+	uint8_t data[64]; /* REPORT_EXTEND: REM index in code */
+	size_t data_len;
 };
 
 struct agent_host {
@@ -316,6 +318,7 @@ static void send_report(struct agent_host *h, struct report *r)
 	Virtmgr__V1__Empty empty = VIRTMGR__V1__EMPTY__INIT;
 	Virtmgr__V1__NotifyPayloadFinishedRequest fin = VIRTMGR__V1__NOTIFY_PAYLOAD_FINISHED_REQUEST__INIT;
 	Virtmgr__V1__NotifyErrorRequest er = VIRTMGR__V1__NOTIFY_ERROR_REQUEST__INIT;
+	Virtmgr__V1__ExtendMeasurementRequest ext = VIRTMGR__V1__EXTEND_MEASUREMENT_REQUEST__INIT;
 	const ProtobufCMessage *msg = &empty.base;
 	const char *method = "NotifyPayloadStarted";
 
@@ -336,6 +339,13 @@ static void send_report(struct agent_host *h, struct report *r)
 		er.code = (Virtmgr__V1__ErrorCode)r->code;
 		er.message = r->message;
 		msg = &er.base;
+		break;
+	case REPORT_EXTEND:
+		method = "ExtendMeasurement";
+		ext.index = (uint32_t)r->code;
+		ext.data.data = r->data;
+		ext.data.len = r->data_len;
+		msg = &ext.base;
 		break;
 	}
 	h->in_flight++;
@@ -452,6 +462,27 @@ static void report(struct agent_host *h, enum report_kind kind, int code, int si
 	r->message = message ? xstrdup(message) : NULL;
 	enqueue(h, r);
 	host_flush(h);
+}
+
+void agent_host_extend(struct agent_host *h, unsigned index, const uint8_t *data, size_t len)
+{
+	struct report *r;
+
+	if (h->gave_up)
+		return;
+	r = xzalloc(sizeof(*r));
+	r->h = h;
+	r->kind = REPORT_EXTEND;
+	r->code = (int)index;
+	r->data_len = MIN(len, sizeof(r->data));
+	memcpy(r->data, data, r->data_len);
+	enqueue(h, r);
+	host_flush(h);
+}
+
+struct ttrpc_conn *agent_host_conn(struct agent_host *h)
+{
+	return h->conn && !h->conn_broken ? h->conn : NULL;
 }
 
 void agent_host_started(struct agent_host *h)

@@ -273,6 +273,15 @@ static void spawn_payload(struct agent *a)
 		rp[0] = rp[1] = -1;
 	agent_marker(a, MARKER_STARTED, 0, NULL);
 	agent_host_started(a->host);
+	{
+		/* REM[0]: the executable, found as execvp() will in the child */
+		const char *path = AGENT_PATH;
+
+		for (char **e = a->payload_env; e && *e; e++)
+			if (!strncmp(*e, "PATH=", 5))
+				path = *e + 5;
+		agent_attest_payload(a, argv[0], path);
+	}
 	if (argv == shell)
 		payload_ready(a);
 	pid = agent_fork(a);
@@ -689,6 +698,8 @@ int main(int argc, char **argv)
 		a->payload_uid = a->cfg.payload_uid;
 		a->payload_gid = a->cfg.payload_gid;
 	}
+	if (a->machine)
+		agent_attest_start(a); /* before the payload: it may ask for a token at once */
 	if (a->machine || (a->payload_argv && a->payload_argv[0])) {
 		/* VirtualMachineService takes one agent connection per boot: an
 		 * unprivileged payload starts only once the agent holds it (or
