@@ -57,6 +57,10 @@ struct fdtconfig {
 	 * string list (3 strings a share) */
 	char *const *shares;
 	size_t n_shares; /* strings, a multiple of 3 */
+	/* "network": "key=value" strings (mac, address, gateway, mtu, dns;
+	 * server/net.h), absent when the VM has no network device */
+	char *const *network;
+	size_t n_network;
 };
 
 /**

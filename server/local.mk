@@ -3,7 +3,8 @@
 VIRTMGRD_CORE_C = server/diskstore.c server/api.c server/vm.c server/vm-config.c server/vm-console.c server/vm-persist.c \
 	server/accel.c server/fdtconfig.c server/vms.c server/vm-health.c \
 	server/statefile.c server/early.c server/caller.c server/xmllib.c server/qemu.c server/qmp.c server/marker.c \
-	server/logfile.c server/uidpool.c server/virtiofs.c
+	server/logfile.c server/uidpool.c server/virtiofs.c \
+	server/net.c
 noinst_LTLIBRARIES += server/libvirtmgrd.la
 server_libvirtmgrd_la_SOURCES = $(VIRTMGRD_CORE_C) \
 	server/daemon.h server/api.h server/vm.h server/vm-priv.h server/vm-config.h server/vm-console.h \

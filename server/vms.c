@@ -76,6 +76,8 @@ struct vms_vm {
 	size_t nmounts;
 	char **shares; /* tag, guest path, "ro"|"rw" per share; NULL-terminated */
 	size_t nshares_str;
+	char **network; /* fdtconfig.h "network"; NULL-terminated or NULL */
+	size_t nnetwork;
 	bool has_payload_user;
 	uint32_t payload_uid, payload_gid;
 	bool has_instance_id;
@@ -172,9 +174,17 @@ void vms_vm_free(struct vms_vm *v)
 	strv_free(v->env);
 	strv_free(v->mounts);
 	strv_free(v->shares);
+	strv_free(v->network);
 	free(v->cwd);
 	free(v->config_path);
 	free(v);
+}
+
+void vms_vm_set_network(struct vms_vm *v, char **strings, size_t n)
+{
+	strv_free(v->network);
+	v->network = strings;
+	v->nnetwork = n;
 }
 
 int vms_prepare(struct vms_vm *v, const struct marker_key *key, const char **path, struct vm_error *err)
@@ -204,6 +214,8 @@ int vms_prepare(struct vms_vm *v, const struct marker_key *key, const char **pat
 	fc.debug = v->debug;
 	fc.shares = v->shares;
 	fc.n_shares = v->nshares_str;
+	fc.network = v->network;
+	fc.n_network = v->nnetwork;
 	if (fdtconfig_build(&fc, &blob, &len, err) < 0)
 		return -1;
 #ifdef VIRTMGR_TEST_HOOKS
