@@ -32,8 +32,8 @@ static char *stringlist(char *const *v, size_t n, size_t *len)
 
 static int build(const struct fdtconfig *c, void *buf, int size)
 {
-	cleanup_free char *args = NULL, *env = NULL, *shares = NULL, *mounts = NULL;
-	size_t args_len, env_len, shares_len, mounts_len;
+	cleanup_free char *args = NULL, *env = NULL, *shares = NULL, *mounts = NULL, *network = NULL;
+	size_t args_len, env_len, shares_len, mounts_len, network_len;
 	int r = 0;
 
 #define TRY(x)                     \
@@ -85,6 +85,10 @@ static int build(const struct fdtconfig *c, void *buf, int size)
 
 		root = stringlist(c->root, 3, &root_len);
 		TRY(fdt_property(buf, "root", root, (int)root_len));
+	}
+	if (c->n_network) {
+		network = stringlist(c->network, c->n_network, &network_len);
+		TRY(fdt_property(buf, "network", network, (int)network_len));
 	}
 	TRY(fdt_end_node(buf));
 	TRY(fdt_end_node(buf));

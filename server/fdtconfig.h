@@ -60,6 +60,10 @@ struct fdtconfig {
 	size_t n_shares; /* strings, a multiple of 3 */
 	/* "root": source, fstype, "ro"|"rw" (3 strings), or NULL */
 	char *const *root;
+	/* "network": "key=value" strings (mac, address, gateway, mtu, dns;
+	 * server/net.h), absent when the VM has no network device */
+	char *const *network;
+	size_t n_network;
 };
 
 /**

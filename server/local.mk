@@ -3,7 +3,8 @@
 VIRTMGRD_CORE_C = server/diskstore.c server/api.c server/vm.c server/vm-config.c server/vm-console.c server/vm-persist.c \
 	server/accel.c server/fdtconfig.c server/vms.c server/vm-health.c \
 	server/statefile.c server/early.c server/caller.c server/xmllib.c server/qemu.c server/qmp.c server/marker.c \
-	server/logfile.c server/uidpool.c server/virtiofs.c server/rootfs.c server/vm-diskgrow.c server/vm-stats.c
+	server/logfile.c server/uidpool.c server/virtiofs.c server/rootfs.c server/vm-diskgrow.c server/vm-stats.c \
+	server/net.c
 VIRTMGRD_CORE_C += server/servicevm.c server/attest.c
 noinst_LTLIBRARIES += server/libvirtmgrd.la
 server_libvirtmgrd_la_SOURCES = $(VIRTMGRD_CORE_C) \

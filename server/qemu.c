@@ -903,6 +903,17 @@ static int qemu_build_argv(const struct qemu_config *cfg, struct qemu_spawn *sp,
 		ADD("-device");
 		ADDF("vhost-user-fs-pci,chardev=fs%zu,tag=%s", i, tag);
 	}
+	if (cfg->net_mac) {
+		fdn = spawn_add_fd(sp, cfg->net_fd);
+		if (fdn < 0) {
+			argv_free(argv);
+			return vm_error_set(err, VM_INVALID_ARGUMENT, "too many fds for the network device");
+		}
+		ADD("-netdev");
+		ADDF("stream,id=net0,server=off,addr.type=fd,addr.str=%d", fdn);
+		ADD("-device");
+		ADDF("virtio-net-pci,netdev=net0,mac=%s", cfg->net_mac);
+	}
 	if (cfg->vhost_user_vsock_socket) {
 		cleanup_free char *path = opts_escape(cfg->vhost_user_vsock_socket);
 
@@ -956,6 +967,10 @@ static int qemu_check_config(const struct qemu_config *cfg, struct vm_error *err
 	if (cfg->vhost_vsock_cid && cfg->vhost_vsock_cid < 3)
 		return vm_error_set(err, VM_INVALID_ARGUMENT, "guest CID %" PRIu32 " is reserved",
 				    cfg->vhost_vsock_cid);
+	if (cfg->net_mac && (cfg->net_fd < 0 || strlen(cfg->net_mac) != 17 ||
+			     cfg->net_mac[strspn(cfg->net_mac, "0123456789abcdefABCDEF:")]))
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "network device: MAC \"%s\" or fd %d is invalid",
+				    cfg->net_mac, cfg->net_fd);
 	if (cfg->extra_initrd && !cfg->initrd && cfg->initrd_fd < 0)
 		return vm_error_set(err, VM_INVALID_ARGUMENT, "extra initrd without a base initrd");
 	if (cfg->run_as_user && !valid_user_name(cfg->run_as_user))

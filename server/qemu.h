@@ -56,6 +56,10 @@ struct qemu_config {
 	size_t ndisks;
 	const struct qemu_share *shares; /* vhost-user-fs-pci devices */
 	size_t nshares;
+	/* a virtio-net-pci device with this MAC on the connected stream socket
+	 * net_fd (passt's, server/net.h); none when net_mac is NULL */
+	const char *net_mac;
+	int net_fd;
 	/* vsock: exactly one of these, or neither */
 	const char *vhost_user_vsock_socket;	 /* path of the vhost-user backend's socket */
 	uint32_t vhost_vsock_cid;		 /* kernel vhost-vsock: guest-cid (0 = none) */

@@ -67,6 +67,7 @@ void vm_persist(struct vm *vm)
 		statefile_set_u64(&sf, "backend_pid", (uint64_t)vm->vsock.backend_pid);
 		statefile_set_u64(&sf, "backend_start_time", bst);
 	}
+	net_persist(&vm->net, &sf);
 	if (statefile_write(&sf, path, &err) < 0)
 		log_warn("vm %s: cannot record its state: %s", vm->id, err.message);
 	statefile_clear(&sf);
@@ -276,6 +277,7 @@ static int restore_one(struct daemon *d, const char *dir, struct vm_error *err)
 	if (d->next_cid <= vm->cid && vm->cid < d->cfg.cid_max)
 		d->next_cid = vm->cid + 1;
 	restore_backend(vm, &sf);
+	vm_net_adopt(vm, &sf);
 	if (!det) {
 		log_info("vm %s (%s, cid %u): its owner is gone, stopping it", vm->id, vm->name, vm->cid);
 		vm->kill_requested = true;

@@ -17,6 +17,7 @@
 #include "server/vm-console.h"
 #include "server/vm.h"
 #include "server/vms.h"
+#include "server/net.h"
 #include "server/virtiofs.h"
 #include "server/vsock_host.h"
 
@@ -58,6 +59,7 @@ struct vm {
 	size_t nshares;
 	gid_t owner_gid;	      /* virtiofsd runs as owner_uid:owner_gid */
 	struct virtiofs_set virtiofs; /* runtime: one virtiofsd per share */
+	struct net_vm net;	      /* network device and passt (server/net.h) */
 	char *cmdline;
 	uint32_t boot_timeout_ms;
 	/* runtime */
@@ -103,6 +105,10 @@ bool vm_cid_in_use(struct daemon *d, uint32_t cid);
 void vm_event(struct vm *vm, Virtmgr__V1__EventType type, const char *message);
 /* What QEMU reports, turned into the VM's state (vm.c). */
 extern const struct qemu_callbacks vm_qemu_callbacks;
+struct statefile;
+/* An adopted VM's network (server/net.h) from its state file; passt
+ * watched again, or the VM stopped when passt is gone. */
+void vm_net_adopt(struct vm *vm, const struct statefile *sf);
 /* Watch @vm's vsock backend (prepared in vm->vsock); @ours: it is our child. */
 void vm_vsock_watch(struct vm *vm, bool ours);
 /* Give @vm its VirtualMachineService state (id, cid and run_dir are set).

@@ -212,6 +212,7 @@ static void vm_release_runtime(struct vm *vm)
 	vm_crash_release(vm);
 	vsock_host_watch_release(&vm->vsock_watch);
 	virtiofs_release(&vm->virtiofs);
+	net_release(&vm->net);
 	if (ev_is_active(&vm->boot_timer))
 		ev_timer_stop(loop, &vm->boot_timer);
 	if (ev_is_active(&vm->stop_timer))
@@ -636,6 +637,7 @@ void vm_fill_info(const struct vm *vm, Virtmgr__V1__VmInfo *info)
 		info->measurement.len = len;
 		info->measurement_alg = (char *)alg;
 	}
+	info->network = net_info((struct net_vm *)&vm->net);
 }
 
 /* ---------------------------------------------------------------- create */
@@ -673,6 +675,7 @@ struct vm *vm_alloc(struct daemon *d)
 	vm->kernel_fd = vm->initrd_fd = vm->log_out_fd = -1;
 	vm->vsock.backend_pid = -1;
 	vm->vsock.backend_pidfd = -1;
+	net_init(&vm->net);
 	vm_console_init(&vm->console);
 	return vm;
 }
@@ -810,6 +813,10 @@ int vm_create(struct daemon *d, const Virtmgr__V1__VmConfig *config, struct ttrp
 		vm_free(vm);
 		return -1;
 	}
+	if (net_config(&vm->net, config->network, vm->cid, err) < 0) {
+		vm_free(vm);
+		return -1;
+	}
 	if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd)) {
 		vm_free(vm);
 		return vm_error_errno(err, errno, "getrandom");
@@ -835,6 +842,12 @@ int vm_create(struct daemon *d, const Virtmgr__V1__VmConfig *config, struct ttrp
 	if (measure_vm(vm, config, err) < 0) {
 		vm_free(vm);
 		return -1;
+	}
+	{
+		char **net_strings;
+		size_t n_net = net_fdt_strings(&vm->net, &net_strings);
+
+		vms_vm_set_network(vm->vms, net_strings, n_net);
 	}
 	vm->next = d->vms;
 	d->vms = vm;
@@ -873,6 +886,23 @@ static void helper_failed(void *opaque, const char *message)
 		snprintf(vm->message, sizeof(vm->message), "%s", message);
 	}
 	qemu_kill(vm->qemu);
+}
+
+void vm_net_adopt(struct vm *vm, const struct statefile *sf)
+{
+	struct vm_error err = { 0 };
+	bool alive = true;
+
+	if (net_adopt(&vm->net, sf, vm->cid, vm->d->loop, helper_failed, vm, &alive, &err) < 0) {
+		log_warn("vm %s: network: %s", vm->id, err.message);
+		return;
+	}
+	if (!alive && vm->qemu) {
+		log_warn("vm %s: %s, stopping the VM", vm->id, vm->net.death);
+		vm->forced_reason = VIRTMGR__V1__DEATH_REASON__DEATH_REASON_INFRASTRUCTURE_ERROR;
+		snprintf(vm->message, sizeof(vm->message), "%s", vm->net.death);
+		qemu_kill(vm->qemu);
+	}
 }
 
 static const struct vsock_host_watch_ops vm_backend_ops = {
@@ -1042,13 +1072,17 @@ int vm_start(struct vm *vm, struct vm_error *err)
 	/* the VM's own uid, no capabilities, no new privileges (docs/sandbox.md) */
 	struct sandbox sb = { .change_ids = vm->uid != 0, .uid = vm->uid, .gid = (gid_t)vm->uid, .report_fd = -1 };
 	qc.confine = &sb;
-	if (vsock_prepare(vm, &qc, err) < 0 || vm_vms_listen(vm, err) < 0 || shares_prepare(vm, &qc, qs, err) < 0) {
+	if (vsock_prepare(vm, &qc, err) < 0 || vm_vms_listen(vm, err) < 0 || shares_prepare(vm, &qc, qs, err) < 0 ||
+	    net_start(&vm->net, d->loop, vm->run_dir, &sb, helper_failed, vm, err) < 0) {
 		vm_died(vm, VIRTMGR__V1__DEATH_REASON__DEATH_REASON_START_FAILED, err->message);
 		return -1;
 	}
+	net_qemu_config(&vm->net, &qc);
 	set_state(vm, VIRTMGR__V1__VM_STATE__VM_STATE_STARTING);
 	vm->started_ns = now_real_ns();
-	if (qemu_start(d->loop, &qc, &vm_qemu_callbacks, vm, &vm->qemu, err) < 0) {
+	r = qemu_start(d->loop, &qc, &vm_qemu_callbacks, vm, &vm->qemu, err);
+	net_qemu_started(&vm->net);
+	if (r < 0) {
 		vm->qemu = NULL;
 		vm_died(vm, VIRTMGR__V1__DEATH_REASON__DEATH_REASON_START_FAILED, err->message);
 		return -1;
@@ -1317,6 +1351,7 @@ void vm_shutdown_all(struct daemon *d)
 			qemu_free(vm->qemu, true);
 			vm->qemu = NULL;
 			vsock_host_watch_forget(&vm->vsock_watch);
+			net_forget(&vm->net);
 		} else if (vm->qemu) {
 			qemu_kill(vm->qemu);
 			qemu_free(vm->qemu, false);

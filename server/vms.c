@@ -78,6 +78,8 @@ struct vms_vm {
 	char **shares; /* tag, guest path, "ro"|"rw" per share; NULL-terminated */
 	size_t nshares_str;
 	char **root; /* fdtconfig.h "root": source, fstype, "ro"|"rw"; or NULL */
+	char **network; /* fdtconfig.h "network"; NULL-terminated or NULL */
+	size_t nnetwork;
 	bool has_payload_user;
 	uint32_t payload_uid, payload_gid;
 	bool has_instance_id;
@@ -178,9 +180,17 @@ void vms_vm_free(struct vms_vm *v)
 	strv_free(v->mounts);
 	strv_free(v->shares);
 	strv_free(v->root);
+	strv_free(v->network);
 	free(v->cwd);
 	free(v->config_path);
 	free(v);
+}
+
+void vms_vm_set_network(struct vms_vm *v, char **strings, size_t n)
+{
+	strv_free(v->network);
+	v->network = strings;
+	v->nnetwork = n;
 }
 
 int vms_prepare(struct vms_vm *v, const struct marker_key *key, const char **path, struct vm_error *err)
@@ -211,6 +221,8 @@ int vms_prepare(struct vms_vm *v, const struct marker_key *key, const char **pat
 	fc.shares = v->shares;
 	fc.n_shares = v->nshares_str;
 	fc.root = v->root;
+	fc.network = v->network;
+	fc.n_network = v->nnetwork;
 	if (fdtconfig_build(&fc, &blob, &len, err) < 0)
 		return -1;
 #ifdef VIRTMGR_TEST_HOOKS

@@ -100,6 +100,16 @@ struct vms_vm *vms_vm_new(struct vms_server *s, const struct vms_identity *id, c
 void vms_vm_free(struct vms_vm *v);
 
 /**
+ * vms_vm_set_network() - the "network" strings of the guest's config tree
+ * (server/net.h net_fdt_strings())
+ * @v: the VM
+ * @strings: NULL-terminated, taken over (NULL: no network)
+ * @n: how many
+ * Return: nothing.
+ */
+void vms_vm_set_network(struct vms_vm *v, char **strings, size_t n);
+
+/**
  * vms_prepare() - write <run_dir>/config.dtb for QEMU's
  * `-fw_cfg name=opt/virtmgr/config,file=<path>`
  * @key: this boot's console marker key (marker.h), written into the tree
