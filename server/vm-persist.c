@@ -25,6 +25,7 @@
 #include "server/uidpool.h"
 #include "server/vm-config.h"
 #include "server/vm-priv.h"
+#include "server/vm-storage.h"
 
 void vm_persist(struct vm *vm)
 {
@@ -67,6 +68,7 @@ void vm_persist(struct vm *vm)
 		statefile_set_u64(&sf, "backend_pid", (uint64_t)vm->vsock.backend_pid);
 		statefile_set_u64(&sf, "backend_start_time", bst);
 	}
+	vm_storage_persist(vm, &sf); /* disks and shares: vm-storage.c */
 	if (statefile_write(&sf, path, &err) < 0)
 		log_warn("vm %s: cannot record its state: %s", vm->id, err.message);
 	statefile_clear(&sf);
@@ -276,6 +278,7 @@ static int restore_one(struct daemon *d, const char *dir, struct vm_error *err)
 	if (d->next_cid <= vm->cid && vm->cid < d->cfg.cid_max)
 		d->next_cid = vm->cid + 1;
 	restore_backend(vm, &sf);
+	vm_storage_restore(vm, &sf); /* disks and shares: vm-storage.c */
 	if (!det) {
 		log_info("vm %s (%s, cid %u): its owner is gone, stopping it", vm->id, vm->name, vm->cid);
 		vm->kill_requested = true;
@@ -292,6 +295,8 @@ static int restore_one(struct daemon *d, const char *dir, struct vm_error *err)
 	}
 	r = 0;
 out:
+	if (r < 0)
+		vm_storage_cleanup(&sf, dir); /* no virtiofsd outlives a VM not adopted */
 	statefile_clear(&sf);
 	return r;
 }

@@ -31,3 +31,7 @@ tests/integration/mkroot.log: guest-image
 TESTS += tests/integration/disk_grow.sh
 EXTRA_DIST += tests/integration/disk_grow.sh
 tests/integration/disk_grow.log: guest-image
+# Disk reservations and virtiofsd across a daemon restart; root's UID:NAME.
+TESTS += tests/integration/storage_restart.sh
+EXTRA_DIST += tests/integration/storage_restart.sh
+tests/integration/storage_restart.log: guest-image
