@@ -56,6 +56,7 @@ def build_root(b):
     lib = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests", "integration",
                        "rootfs-lib.sh")
     subprocess.run(["bash", "-c", 'source "$1"; rootfs_tree "$2" fio cat', "-", lib, tree], check=True)
+    open(img, "w").close()  # else mke2fs says "Creating regular file"
     subprocess.run(["mke2fs", "-q", "-t", "ext4", "-d", tree, img, "256M"], check=True,
                    env=dict(os.environ, PATH=os.environ.get("PATH", "") + ":/sbin:/usr/sbin"))
     return img
