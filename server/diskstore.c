@@ -1097,3 +1097,10 @@ void diskstore_online_done(struct diskstore *s, struct ttrpc_call *call, uid_t o
 	else
 		ds_reply_image(s, call, owner, name);
 }
+
+int diskstore_resolve(uid_t caller, const char *ref, uid_t *owner, char name[DS_NAME_MAX + 1], struct vm_error *err)
+{
+	struct diskstore_caller who = { .uid = caller };
+
+	return ds_resolve(&who, ref, owner, name, err);
+}

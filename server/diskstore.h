@@ -77,6 +77,14 @@ void diskstore_online_done(struct diskstore *s, struct ttrpc_call *call, uid_t o
 			   const struct vm_error *err);
 
 /**
+ * diskstore_resolve() - "NAME", or for a root @caller "UID:NAME", into the
+ * owner and name of an image
+ * @name: filled (65 bytes)
+ * Return: 0, or -1 with @err (INVALID_ARGUMENT naming what is wrong).
+ */
+int diskstore_resolve(uid_t caller, const char *ref, uid_t *owner, char name[65], struct vm_error *err);
+
+/**
  * diskstore_image_path() - the host path and format of image @name of @owner
  * @format: filled with VIRTMGR__V1__DISK_FORMAT__*
  * Return: the path (caller frees), or NULL with @err (NOT_FOUND, bad name).

@@ -30,6 +30,7 @@ struct qemu_disk {
 	dev_t dev;			     /* the file, for the one-writer rule */
 	ino_t ino;
 	char image[65];	     /* the store image it is, or "" (vm-config.c) */
+	uid_t image_owner;   /* whose store holds it (root may name UID:NAME) */
 	bool image_reserved; /* diskstore_set_in_use() done for it */
 };
 

@@ -31,6 +31,7 @@
 #include "lib/log.h"
 #include "lib/reaper.h"
 #include "server/sandbox.h"
+#include "server/statefile.h" /* proc_start_time() */
 #include "server/virtiofs.h"
 
 bool virtiofs_share_check_tag(const char *tag)
@@ -272,9 +273,13 @@ static void proc_exit_cb(struct ev_loop *loop, ev_io *io, int revents)
 		return;
 	ev_io_stop(loop, io);
 	p->reaped = true;
-	snprintf(p->death, sizeof(p->death), "virtiofsd (pid %d) for share %s (%s) %s %d", (int)p->pid, p->share->tag,
-		 p->share->host_dir, si.si_code == CLD_EXITED ? "exited with status" : "was killed by signal",
-		 si.si_status);
+	if (p->adopted) /* not our child: no status (PID 1 reaps it) */
+		snprintf(p->death, sizeof(p->death), "virtiofsd (pid %d) for share %s (%s) exited", (int)p->pid,
+			 p->share->tag, p->share->host_dir);
+	else
+		snprintf(p->death, sizeof(p->death), "virtiofsd (pid %d) for share %s (%s) %s %d", (int)p->pid,
+			 p->share->tag, p->share->host_dir,
+			 si.si_code == CLD_EXITED ? "exited with status" : "was killed by signal", si.si_status);
 	log_warn("%s", p->death);
 	ev_timer_init(&p->grace, grace_cb, si.si_code == CLD_EXITED && si.si_status == 0 ? 5.0 : 0.25, 0);
 	p->grace.data = set;
@@ -311,6 +316,72 @@ int virtiofs_start(struct virtiofs_set *set, struct ev_loop *loop, const char *r
 		}
 	}
 	return 0;
+}
+
+/* A process that exited and waits for PID 1 to reap it (our children are reparented there). */
+static bool proc_is_zombie(pid_t pid)
+{
+	cleanup_free char *path = xasprintf("/proc/%d/stat", (int)pid);
+	char buf[512], *rp;
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return true;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return true;
+	buf[n] = '\0';
+	rp = strrchr(buf, ')');
+	return !rp || rp[1] != ' ' || rp[2] == 'Z' || rp[2] == 'X';
+}
+
+int virtiofs_adopt(struct virtiofs_set *set, struct ev_loop *loop, const char *run_dir,
+		   const struct virtiofs_share *shares, size_t n, const pid_t *pids, const uint64_t *starts,
+		   virtiofs_failed_cb failed, void *opaque, struct vm_error *err)
+{
+	int r = 0;
+
+	memset(set, 0, sizeof(*set));
+	if (n == 0)
+		return 0;
+	set->loop = loop;
+	set->procs = xcalloc(n, sizeof(*set->procs));
+	set->failed = failed;
+	set->opaque = opaque;
+	set->n = n;
+	for (size_t i = 0; i < n; i++) {
+		struct virtiofs_proc *p = &set->procs[i];
+		uint64_t now = 0;
+
+		p->share = &shares[i];
+		p->pid = pids[i];
+		p->adopted = true;
+		p->socket_path = xasprintf("%s/virtiofs-%zu.sock", run_dir, i);
+		p->pidfd = pids[i] > 0 ? (int)syscall(SYS_pidfd_open, pids[i], 0) : -1;
+		if (p->pidfd < 0 || proc_start_time(pids[i], &now) < 0 || now != starts[i] || proc_is_zombie(pids[i])) {
+			if (p->pidfd >= 0)
+				close(steal_fd(&p->pidfd));
+			p->reaped = true;
+			if (!r)
+				r = vm_error_set(err, VM_UNAVAILABLE,
+						 "virtiofsd (pid %d) for share %s (%s) died while virtmgrd was down",
+						 (int)pids[i], shares[i].tag, shares[i].host_dir);
+			continue;
+		}
+		fd_set_cloexec(p->pidfd, true);
+		ev_io_init(&p->io, proc_exit_cb, p->pidfd, EV_READ);
+		p->io.data = set;
+		ev_io_start(loop, &p->io);
+		log_info("virtiofsd pid %d for share %s (%s) adopted", (int)p->pid, shares[i].tag, shares[i].host_dir);
+	}
+	return r;
+}
+
+pid_t virtiofs_pid(const struct virtiofs_set *set, size_t i)
+{
+	return i < set->n && !set->procs[i].reaped ? set->procs[i].pid : -1;
 }
 
 const char *virtiofs_socket_path(const struct virtiofs_set *set, size_t i)

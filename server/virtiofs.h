@@ -47,6 +47,7 @@ struct virtiofs_proc {
 	pid_t pid;
 	int pidfd;   /* -1 when none */
 	bool reaped; /* its exit status was collected */
+	bool adopted; /* from before a daemon restart: not our child */
 	ev_io io;    /* readable pidfd: it exited */
 	ev_timer grace;
 	char death[256];
@@ -93,6 +94,24 @@ bool virtiofs_share_check_tag(const char *tag);
 int virtiofs_start(struct virtiofs_set *set, struct ev_loop *loop, const char *run_dir,
 		   const struct virtiofs_share *shares, size_t n, const struct virtiofs_ids *ids,
 		   virtiofs_failed_cb failed, void *opaque, struct vm_error *err);
+
+/**
+ * virtiofs_adopt() - after a daemon restart, watch the virtiofsd processes of
+ * an adopted VM again (by pidfd: they are not our children any more)
+ * @set: zeroed; filled (release with virtiofs_release())
+ * @pids: @n pids, and @starts their start times as recorded (/proc/PID/stat
+ *        field 22), so that a reused pid is not taken for virtiofsd
+ * Return: 0 when every one still runs, or -1 with @err naming the first that
+ *         died while the daemon was down (the others are watched anyway).
+ */
+int virtiofs_adopt(struct virtiofs_set *set, struct ev_loop *loop, const char *run_dir,
+		   const struct virtiofs_share *shares, size_t n, const pid_t *pids, const uint64_t *starts,
+		   virtiofs_failed_cb failed, void *opaque, struct vm_error *err);
+
+/**
+ * virtiofs_pid() - Return: the pid of share @i's virtiofsd, or -1.
+ */
+pid_t virtiofs_pid(const struct virtiofs_set *set, size_t i);
 
 /**
  * virtiofs_socket_path() - the vhost-user socket of share @i for QEMU

@@ -412,8 +412,10 @@ static int take_disks(struct daemon *d, const Virtmgr__V1__VmConfig *c, struct v
 						    "%s: label \"%.64s\" must be 1-%d characters of [A-Za-z0-9._-]",
 						    field, dk->label, QEMU_DISK_LABEL_MAX);
 			snprintf(q->label, sizeof(q->label), "%s", dk->label);
-		} else if (has_image && label_valid(dk->image)) {
-			snprintf(q->label, sizeof(q->label), "%s", dk->image);
+		} else if (has_image && label_valid(strchr(dk->image, ':') ? strchr(dk->image, ':') + 1 : dk->image)) {
+			/* root's UID:NAME is labelled NAME */
+			snprintf(q->label, sizeof(q->label), "%s",
+				 strchr(dk->image, ':') ? strchr(dk->image, ':') + 1 : dk->image);
 		} else {
 			snprintf(q->label, sizeof(q->label), "disk%u", (unsigned)i); /* i < 16 */
 		}
@@ -430,6 +432,7 @@ static int take_disks(struct daemon *d, const Virtmgr__V1__VmConfig *c, struct v
 		q->read_only = dk->read_only;
 		if (has_image) {
 			cleanup_free char *path = NULL;
+			char name[65];
 			int format = 0;
 
 			/* the caller's own store; the daemon opens its files itself */
@@ -437,10 +440,13 @@ static int take_disks(struct daemon *d, const Virtmgr__V1__VmConfig *c, struct v
 				return vm_error_set(err, VM_FAILED_PRECONDITION,
 						    "%s: image \"%.64s\": this daemon has no image store", field,
 						    dk->image);
-			path = diskstore_image_path(d->disks, peer->uid, dk->image, &format, err);
+			/* root may name another owner's image as UID:NAME */
+			if (diskstore_resolve(peer->uid, dk->image, &q->image_owner, name, err) < 0)
+				return vm_error_prefix(err, "%s", field);
+			path = diskstore_image_path(d->disks, q->image_owner, name, &format, err);
 			if (!path)
 				return vm_error_prefix(err, "%s", field);
-			snprintf(q->image, sizeof(q->image), "%s", dk->image);
+			snprintf(q->image, sizeof(q->image), "%s", name);
 			q->qcow2 = format == VIRTMGR__V1__DISK_FORMAT__DISK_FORMAT_QCOW2;
 			fd = open(path, (dk->read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
 			if (fd < 0)
@@ -488,7 +494,7 @@ int vm_config_reserve_images(struct vm *vm, struct vm_error *err)
 
 		if (!q->image[0] || q->image_reserved)
 			continue;
-		if (diskstore_set_in_use(vm->d->disks, vm->owner_uid, q->image, vm->id, err) < 0)
+		if (diskstore_set_in_use(vm->d->disks, q->image_owner, q->image, vm->id, err) < 0)
 			return vm_error_prefix(err, "disks[%zu]", i);
 		q->image_reserved = true;
 	}
@@ -502,7 +508,7 @@ void vm_config_release_images(struct vm *vm)
 
 		if (!q->image_reserved)
 			continue;
-		diskstore_clear_in_use(vm->d->disks, vm->owner_uid, q->image, vm->id);
+		diskstore_clear_in_use(vm->d->disks, q->image_owner, q->image, vm->id);
 		q->image_reserved = false;
 	}
 }

@@ -189,12 +189,12 @@ void vm_disk_grow(void *opaque, struct ttrpc_call *call, uid_t owner, const char
 	snprintf(g->vm_id, sizeof(g->vm_id), "%s", vm_id);
 	ttrpc_call_set_cancel(call, grow_cancel_cb, g);
 	vm = grow_vm(g);
-	if (!vm || vm->owner_uid != owner) {
+	if (!vm) {
 		grow_fail(g, VM_FAILED_PRECONDITION, "disk image %s is used by VM %s, which is gone", name, vm_id);
 		return;
 	}
 	for (i = 0; i < vm->ndisks; i++)
-		if (!strcmp(vm->disks[i].image, name))
+		if (!strcmp(vm->disks[i].image, name) && vm->disks[i].image_owner == owner)
 			break;
 	if (i == vm->ndisks) {
 		grow_fail(g, VM_FAILED_PRECONDITION, "disk image %s is reserved by VM %s but not attached to it", name,

@@ -25,6 +25,7 @@
 #include "server/uidpool.h"
 #include "server/vm-config.h"
 #include "server/vm-priv.h"
+#include "server/vm-storage.h"
 
 void vm_persist(struct vm *vm)
 {
@@ -68,6 +69,7 @@ void vm_persist(struct vm *vm)
 		statefile_set_u64(&sf, "backend_start_time", bst);
 	}
 	net_persist(&vm->net, &sf);
+	vm_storage_persist(vm, &sf); /* disks and shares: vm-storage.c */
 	if (statefile_write(&sf, path, &err) < 0)
 		log_warn("vm %s: cannot record its state: %s", vm->id, err.message);
 	statefile_clear(&sf);
@@ -278,6 +280,7 @@ static int restore_one(struct daemon *d, const char *dir, struct vm_error *err)
 		d->next_cid = vm->cid + 1;
 	restore_backend(vm, &sf);
 	vm_net_adopt(vm, &sf);
+	vm_storage_restore(vm, &sf); /* disks and shares: vm-storage.c */
 	if (!det) {
 		log_info("vm %s (%s, cid %u): its owner is gone, stopping it", vm->id, vm->name, vm->cid);
 		vm->kill_requested = true;
@@ -294,6 +297,8 @@ static int restore_one(struct daemon *d, const char *dir, struct vm_error *err)
 	}
 	r = 0;
 out:
+	if (r < 0)
+		vm_storage_cleanup(&sf, dir); /* no virtiofsd outlives a VM not adopted */
 	statefile_clear(&sf);
 	return r;
 }

@@ -31,3 +31,13 @@ tests/integration/mkroot.log: guest-image
 TESTS += tests/integration/disk_grow.sh
 EXTRA_DIST += tests/integration/disk_grow.sh
 tests/integration/disk_grow.log: guest-image
+# Disk reservations and virtiofsd across a daemon restart; root's UID:NAME.
+TESTS += tests/integration/storage_restart.sh
+EXTRA_DIST += tests/integration/storage_restart.sh
+tests/integration/storage_restart.log: guest-image
+# VmConfig.root on the host side (server/rootfs.c).
+check_PROGRAMS += tests/unit/test_rootfs
+TESTS += tests/unit/test_rootfs
+tests_unit_test_rootfs_SOURCES = tests/unit/test_rootfs.c server/rootfs.c server/rootfs.h
+tests_unit_test_rootfs_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_rootfs_LDADD = $(TEST_LDADD)

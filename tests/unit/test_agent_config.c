@@ -338,3 +338,36 @@ Test(agent_config, mounts_round_trip)
 	cr_assert_null(cfg.mounts[10]);
 	agent_config_clear(&cfg);
 }
+
+/* VmConfig.root (guest/vmagent/root.c): three checked strings */
+Test(agent_config, root_round_trip_and_bad)
+{
+	static char *root[] = { "root", "ext4", "ro" };
+	static char *bad_label[] = { "../x", "ext4", "ro" };
+	static char *bad_mode[] = { "root", "ext4", "maybe" };
+	static char *dot_type[] = { "root", ".", "rw" };
+	char *const *bads[] = { bad_label, bad_mode, dot_type };
+	struct fdtconfig c = { .vm_id = "x", .name = "n", .cid = 3, .agent_port = 9100, .root = root };
+	struct agent_config cfg;
+	struct vm_error err = { 0 };
+	size_t len;
+
+	{
+		cleanup_free void *blob = NULL;
+
+		cr_assert_eq(fdtconfig_build(&c, &blob, &len, &err), 0, "%s", err.message);
+		cr_assert_eq(agent_config_parse(blob, len, &cfg, &err), 0, "%s", err.message);
+		cr_assert_not_null(cfg.root);
+		for (size_t i = 0; i < 3; i++)
+			cr_assert_str_eq(cfg.root[i], root[i]);
+		agent_config_clear(&cfg);
+	}
+	for (size_t k = 0; k < 3; k++) {
+		cleanup_free void *blob = NULL;
+
+		c.root = bads[k];
+		cr_assert_eq(fdtconfig_build(&c, &blob, &len, &err), 0, "%s", err.message);
+		cr_assert_lt(agent_config_parse(blob, len, &cfg, &err), 0, "bad root %zu accepted", k);
+		cr_assert(strstr(err.message, "root"), "message: %s", err.message);
+	}
+}

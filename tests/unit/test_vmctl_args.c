@@ -507,3 +507,44 @@ Test(bridge, escape_byte_detaches)
 	close(sv[0]);
 	cr_assert_str_eq(slurp(sv[1]), "abc");
 }
+
+/* --root (client/cmd_run_root.c): a disk labelled root, or for a host directory a share tagged root */
+Test(run, root)
+{
+	struct cmd_run_opts o;
+	struct vm_error err = { 0 };
+
+	cr_assert_eq(cmd_run_parse(5, V("run", "--root", "deb,rw,fs=ext4", "--", "python3"), &o, &err), 0, "%s",
+		     err.message);
+	cr_assert_str_eq(o.cfg.root, "root");
+	cr_assert(o.cfg.root_writable);
+	cr_assert_str_eq(o.cfg.root_fstype, "ext4");
+	cr_assert_eq(o.cfg.n_disks, 0);
+	cr_assert_eq(cmd_run_root_apply(&o, &err), 0, "%s", err.message);
+	cr_assert_eq(o.cfg.n_disks, 1);
+	cr_assert_str_eq(o.disks[0].image, "deb");
+	cr_assert_str_eq(o.disks[0].label, "root");
+	cr_assert_not(o.disks[0].read_only);
+	cmd_run_opts_release(&o);
+
+	cr_assert_eq(cmd_run_parse(3, V("run", "--root", "/tmp/x.img,format=qcow2"), &o, &err), 0, "%s", err.message);
+	cr_assert_eq(cmd_run_root_apply(&o, &err), 0, "%s", err.message);
+	cr_assert_str_eq(o.disks[0].path, "/tmp/x.img");
+	cr_assert(o.disks[0].qcow2);
+	cr_assert(o.disks[0].read_only);
+	cr_assert_not(o.cfg.root_writable);
+	cmd_run_opts_release(&o);
+
+	cr_assert_eq(cmd_run_parse(3, V("run", "--root", "/"), &o, &err), 0, "%s", err.message);
+	cr_assert_eq(cmd_run_root_apply(&o, &err), 0, "%s", err.message);
+	cr_assert_eq(o.cfg.n_disks, 0);
+	cr_assert_eq(o.cfg.n_shares, 1);
+	cr_assert_str_eq(o.shares[0].tag, "root");
+	cr_assert_str_eq(o.shares[0].guest_path, "/");
+	cr_assert(o.shares[0].read_only);
+	cmd_run_opts_release(&o);
+
+	run_fails(5, V("run", "--root", "a", "--root", "b"), "invalid --root: given twice");
+	run_fails(3, V("run", "--root", "a,format=vmdk"), "invalid --root format 'vmdk': expected raw or qcow2");
+	run_fails(3, V("run", "--root", ",rw"), "invalid --root: empty path or image name");
+}
