@@ -60,6 +60,29 @@ const char cmd_crash_help[] =
 	"  --no-backtrace         metadata only\n"
 	"  -h, --help             this help\n";
 
+int cmd_crash_parse_limit(const char *s, uint64_t *out, struct vm_error *err)
+{
+	unsigned long long v;
+	unsigned shift = 0;
+	char *end;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (*end == 'K' || *end == 'k')
+		shift = 10;
+	else if (*end == 'M' || *end == 'm')
+		shift = 20;
+	else if (*end == 'G' || *end == 'g')
+		shift = 30;
+	if (shift)
+		end++;
+	if (errno || end == s || *end || s[0] == '-' || v > (1ull << 40) >> shift || (v << shift) < 4096)
+		return vm_error_set(err, VM_INVALID_ARGUMENT,
+				    "invalid --crash-core-limit '%s': expected 4K..1T bytes (K, M, G suffixes)", s);
+	*out = (uint64_t)v << shift;
+	return 0;
+}
+
 /* A ttrpc connection of our own on the socket vmctl_connect() reaches. */
 struct crash_conn {
 	struct vmc_client *cl;

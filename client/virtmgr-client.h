@@ -201,6 +201,7 @@ struct vmc_vm_config {
 	size_t n_mounts;
 	const struct vmc_share *shares; /* at most 8 */
 	size_t n_shares;
+	uint64_t crash_core_limit; /* core bytes a crash report carries at most; 0 = 64 MiB */
 };
 
 struct vmc_vm_info {

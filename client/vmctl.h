@@ -103,6 +103,8 @@ extern const char cmd_disk_help[];
 int cmd_crashes(struct vmctl_ctx *ctx, int argc, char **argv);
 extern const char cmd_crashes_help[];
 int cmd_crash(struct vmctl_ctx *ctx, int argc, char **argv);
+/* run --crash-core-limit: bytes with an optional K, M or G suffix, 4K..1T. Return: 0 or -1 with @err. */
+int cmd_crash_parse_limit(const char *s, uint64_t *out, struct vm_error *err);
 extern const char cmd_crash_help[];
 extern const char cmd_exec_help[], cmd_shell_help[];
 
