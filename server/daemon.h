@@ -19,6 +19,7 @@ struct early_registry;
 struct vms_server;
 struct uidpool;
 struct diskstore;
+struct vm_crash_host;
 
 struct daemon_config {
 	const char *socket_path; /* Unix socket; NULL when serving only inherited fds */
@@ -68,6 +69,7 @@ struct daemon {
 	struct uidpool *uids;	 /* those uids (--vm-uid-range) */
 	struct diskstore *disks; /* the image store; NULL in early mode (no /data yet) */
 	struct crashstore *crashes; /* crash reports; NULL in early mode */
+	struct vm_crash_host *crash_host; /* kernel vsock: the shared crash port (vm-crash.c) */
 	bool quitting;
 	ev_timer health_timer; /* the guest health checks (vm-health.c) */
 	ev_signal sigterm, sigint, sighup;

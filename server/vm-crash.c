@@ -33,6 +33,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
+#include <linux/vm_sockets.h>
 
 #include "guest/crash/upload.h"
 #include "lib/log.h"
@@ -62,7 +63,7 @@ struct crash_conn {
 
 struct vm_crash {
 	struct vm *vm;
-	int lfd;
+	int lfd; /* user vsock mode: this VM's listener; kernel mode: -1 */
 	ev_io accept_io;
 	struct crash_conn *conns;
 	unsigned nconns;
@@ -70,6 +71,16 @@ struct vm_crash {
 	ev_tstamp refilled;
 	ev_tstamp rate_logged; /* a guest in a crash loop gets one log line per 10 s */
 	unsigned rate_refused; /* refusals since */
+};
+
+/* Kernel vhost-vsock: one AF_VSOCK listener on port 7779 for every VM,
+ * which hands each connection to the VM whose CID the kernel says it
+ * comes from (the guest cannot choose its source CID). It exists while
+ * some VM listens (users counts them). */
+struct vm_crash_host {
+	int lfd;
+	ev_io io;
+	unsigned users;
 };
 
 static void conn_free(struct crash_conn *c)
@@ -320,6 +331,33 @@ static void idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	conn_refuse(c, "no data for %.0f s", VM_CRASH_IDLE_S);
 }
 
+static void conn_new(struct ev_loop *loop, struct vm_crash *vc, int fd)
+{
+	struct vm *vm = vc->vm;
+	struct crash_conn *c;
+
+	if (vc->nconns >= VM_CRASH_MAX_CONNS) {
+		log_warn("vm %s (%s): crash report refused: %u uploads already under way", vm->id, vm->name,
+			 vc->nconns);
+		close(fd);
+		return;
+	}
+	c = xzalloc(sizeof(*c));
+	c->vc = vc;
+	c->fd = fd;
+	c->body = xmalloc(CRASH_UPLOAD_MAX_FRAME);
+	ev_io_init(&c->io, conn_cb, fd, EV_READ);
+	c->io.data = c;
+	ev_init(&c->idle, idle_cb);
+	c->idle.repeat = VM_CRASH_IDLE_S;
+	c->idle.data = c;
+	ev_io_start(loop, &c->io);
+	ev_timer_again(loop, &c->idle);
+	c->next = vc->conns;
+	vc->conns = c;
+	vc->nconns++;
+}
+
 static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct vm_crash *vc = w->data;
@@ -329,34 +367,86 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 	for (;;) {
 		struct vm_error err = { 0 };
 		int fd = vsock_host_accept(&vm->vsock, vc->lfd, &err);
-		struct crash_conn *c;
 
 		if (fd < 0) {
 			if (err.code != VM_UNAVAILABLE)
 				log_warn("vm %s: crash port: %s", vm->id, err.message);
 			return;
 		}
-		if (vc->nconns >= VM_CRASH_MAX_CONNS) {
-			log_warn("vm %s (%s): crash report refused: %u uploads already under way", vm->id, vm->name,
-				 vc->nconns);
+		conn_new(loop, vc, fd);
+	}
+}
+
+static void host_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct daemon *d = w->data;
+
+	(void)revents;
+	for (;;) {
+		struct sockaddr_vm sa;
+		socklen_t sl = sizeof(sa);
+		int fd = accept4(d->crash_host->lfd, (struct sockaddr *)&sa, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		struct vm *owner = NULL;
+
+		if (fd < 0) {
+			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+				log_warn("crash port %u: accept: %s", CRASH_UPLOAD_PORT, strerror(errno));
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			return;
+		}
+		for (struct vm *vm = d->vms; vm && sa.svm_family == AF_VSOCK; vm = vm->next)
+			if (vm->crash && vm->cid == sa.svm_cid)
+				owner = vm;
+		if (!owner) {
+			log_warn("crash port %u: connection from CID %u refused: no VM of that CID takes reports",
+				 CRASH_UPLOAD_PORT, sa.svm_cid);
 			close(fd);
 			continue;
 		}
-		c = xzalloc(sizeof(*c));
-		c->vc = vc;
-		c->fd = fd;
-		c->body = xmalloc(CRASH_UPLOAD_MAX_FRAME);
-		ev_io_init(&c->io, conn_cb, fd, EV_READ);
-		c->io.data = c;
-		ev_init(&c->idle, idle_cb);
-		c->idle.repeat = VM_CRASH_IDLE_S;
-		c->idle.data = c;
-		ev_io_start(loop, &c->io);
-		ev_timer_again(loop, &c->idle);
-		c->next = vc->conns;
-		vc->conns = c;
-		vc->nconns++;
+		conn_new(loop, owner->crash, fd);
 	}
+}
+
+static int host_listen(struct daemon *d, struct vm_error *err)
+{
+	struct sockaddr_vm sa = { .svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_ANY, .svm_port = CRASH_UPLOAD_PORT };
+	struct vm_crash_host *h = d->crash_host;
+	int fd;
+
+	if (h) {
+		h->users++;
+		return 0;
+	}
+	fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return vm_error_errno(err, errno, "vsock socket for port %u", CRASH_UPLOAD_PORT);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 16) < 0) {
+		int e = errno;
+
+		close(fd);
+		return vm_error_errno(err, e, "listen on vsock port %u", CRASH_UPLOAD_PORT);
+	}
+	h = xzalloc(sizeof(*h));
+	h->lfd = fd;
+	h->users = 1;
+	ev_io_init(&h->io, host_accept_cb, fd, EV_READ);
+	h->io.data = d;
+	ev_io_start(d->loop, &h->io);
+	d->crash_host = h;
+	return 0;
+}
+
+static void host_unlisten(struct daemon *d)
+{
+	struct vm_crash_host *h = d->crash_host;
+
+	if (!h || --h->users)
+		return;
+	ev_io_stop(d->loop, &h->io);
+	close(h->lfd);
+	free(h);
+	d->crash_host = NULL;
 }
 
 void vm_crash_listen(struct vm *vm)
@@ -364,12 +454,13 @@ void vm_crash_listen(struct vm *vm)
 	struct daemon *d = vm->d;
 	struct vm_error err = { 0 };
 	struct vm_crash *vc;
-	int lfd;
+	int lfd = -1;
 
-	if (!d->crashes || vm->crash || vm->vsock.mode != VSOCK_HOST_USER)
-		return; /* kernel vsock: see docs/crash-reports.md */
-	lfd = vsock_host_listen(&vm->vsock, CRASH_UPLOAD_PORT, &err);
-	if (lfd < 0) {
+	if (!d->crashes || vm->crash || !d->cfg.crash_limits.max_reports)
+		return;
+	if (vm->vsock.mode == VSOCK_HOST_USER)
+		lfd = vsock_host_listen(&vm->vsock, CRASH_UPLOAD_PORT, &err);
+	if (vm->vsock.mode == VSOCK_HOST_USER ? lfd < 0 : host_listen(d, &err) < 0) {
 		log_warn("vm %s: no crash reports: %s", vm->id, err.message);
 		return;
 	}
@@ -378,9 +469,11 @@ void vm_crash_listen(struct vm *vm)
 	vc->lfd = lfd;
 	vc->tokens = d->cfg.crash_limits.rate;
 	vc->refilled = ev_now(d->loop);
-	ev_io_init(&vc->accept_io, accept_cb, lfd, EV_READ);
-	vc->accept_io.data = vc;
-	ev_io_start(d->loop, &vc->accept_io);
+	if (lfd >= 0) {
+		ev_io_init(&vc->accept_io, accept_cb, lfd, EV_READ);
+		vc->accept_io.data = vc;
+		ev_io_start(d->loop, &vc->accept_io);
+	}
 	vm->crash = vc;
 }
 
@@ -392,8 +485,12 @@ void vm_crash_release(struct vm *vm)
 		return;
 	while (vc->conns)
 		conn_free(vc->conns); /* unfinished uploads are dropped */
-	ev_io_stop(vm->d->loop, &vc->accept_io);
-	close(vc->lfd);
+	if (vc->lfd >= 0) {
+		ev_io_stop(vm->d->loop, &vc->accept_io);
+		close(vc->lfd);
+	} else {
+		host_unlisten(vm->d);
+	}
 	free(vc);
 }
 
