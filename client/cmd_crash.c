@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -389,6 +390,71 @@ out:
 	return r;
 }
 
+/*
+ * The backtrace is made in a child process, as systemd-coredump does: the
+ * core comes from a guest, and libdw parsing it must not take vmctl down
+ * (nor leave its allocations in vmctl). The child writes "OK\n" or
+ * "ERR <why>\n", then the frames, to a pipe.
+ * Return: 0 with *@text (caller frees), or -1 with @why.
+ */
+static int backtrace_isolated(int core_fd, const char *exe, pid_t tid, bool json, char **text, char *why,
+			      size_t wsize)
+{
+	size_t cap = 1 << 20, len = 0;
+	char *buf;
+	int p[2], status = 0;
+	pid_t pid;
+	ssize_t n;
+
+	fflush(stdout);
+	if (pipe2(p, O_CLOEXEC) < 0 || (pid = fork()) < 0) {
+		snprintf(why, wsize, "cannot start the unwinder: %s", strerror(errno));
+		return -1;
+	}
+	if (pid == 0) {
+		FILE *out = fdopen(p[1], "w");
+		char w[512] = "";
+		char *frames = NULL;
+		size_t flen = 0;
+		FILE *mem = open_memstream(&frames, &flen);
+		int r;
+
+		close(p[0]);
+		r = backtrace(core_fd, exe, tid, mem, json ? mem : NULL, w, sizeof(w));
+		fclose(mem);
+		if (r < 0)
+			fprintf(out, "ERR %s\n", w);
+		else
+			fprintf(out, "OK\n%s", frames ? frames : "");
+		fflush(out);
+		_exit(0);
+	}
+	close(p[1]);
+	buf = xmalloc(cap + 1);
+	while (len < cap && ((n = read(p[0], buf + len, cap - len)) > 0 || (n < 0 && errno == EINTR)))
+		if (n > 0)
+			len += (size_t)n;
+	buf[len] = '\0';
+	close(p[0]);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (!strncmp(buf, "OK\n", 3)) {
+		memmove(buf, buf + 3, len - 2);
+		*text = buf;
+		return 0;
+	}
+	if (!strncmp(buf, "ERR ", 4)) {
+		buf[strcspn(buf, "\n")] = '\0';
+		snprintf(why, wsize, "%s", buf + 4);
+	} else if (WIFSIGNALED(status)) {
+		snprintf(why, wsize, "the unwinder died of signal %d", WTERMSIG(status));
+	} else {
+		snprintf(why, wsize, "the unwinder gave no answer");
+	}
+	free(buf);
+	return -1;
+}
+
 /* The executable on this host, or NULL (with @why). */
 static char *find_binary(const char *binary, const char *sysroot, const char *guest_path, char *why, size_t wsize)
 {
@@ -417,8 +483,6 @@ static int crash_show(struct vmctl_ctx *ctx, const char *id, const char *binary,
 	char why[512] = "", tb[64], sb[32];
 	bool kernel, have_bt = false;
 	char *bt_json = NULL;
-	size_t bt_len = 0;
-	FILE *jbuf = NULL;
 
 	rc = get_report(ctx, id, &resp, &core_fd);
 	if (rc != VMCTL_EXIT_OK)
@@ -443,17 +507,13 @@ static int crash_show(struct vmctl_ctx *ctx, const char *id, const char *binary,
 			snprintf(why, sizeof(why), "the core could not be read");
 		} else if (exe) {
 			/* JSON frames or text lines, printed after the metadata */
-			jbuf = open_memstream(&bt_json, &bt_len);
-			have_bt = backtrace(mem, exe, r->tid, jbuf, ctx->json ? jbuf : NULL, why, sizeof(why)) == 0;
-			fclose(steal_pointer(&jbuf));
+			have_bt = backtrace_isolated(mem, exe, r->tid, ctx->json, &bt_json, why, sizeof(why)) == 0;
 		}
 	}
 	if (core_fd >= 0)
 		close(core_fd);
 	if (mem >= 0)
 		close(mem);
-	if (jbuf)
-		fclose(jbuf);
 	if (ctx->json) {
 		struct json_obj o;
 

@@ -154,7 +154,8 @@ static bool take_token(struct vm_crash *vc)
 	return true;
 }
 
-static void on_header(struct crash_conn *c, const Virtmgr__V1__CrashUploadHeader *h)
+/* Return: false when @c is gone (refused). */
+static bool on_header(struct crash_conn *c, const Virtmgr__V1__CrashUploadHeader *h)
 {
 	struct vm *vm = c->vc->vm;
 	struct vm_error err = { 0 };
@@ -175,11 +176,11 @@ static void on_header(struct crash_conn *c, const Virtmgr__V1__CrashUploadHeader
 
 	if (h->cid != vm->cid) {
 		conn_refuse(c, "the report claims CID %u, the VM's is %u", h->cid, vm->cid);
-		return;
+		return false;
 	}
 	if (strlen(h->executable) > 4095 || strlen(h->comm) > 255) {
 		conn_refuse(c, "executable or comm too long");
-		return;
+		return false;
 	}
 	if (!take_token(c->vc)) {
 		struct vm_crash *vc = c->vc;
@@ -194,17 +195,18 @@ static void on_header(struct crash_conn *c, const Virtmgr__V1__CrashUploadHeader
 			vc->rate_refused = 0;
 		}
 		conn_finish(c, NULL, "rate limit");
-		return;
+		return false;
 	}
 	c->up = crashstore_begin(vm->d->crashes, &m, &err);
 	if (!c->up) {
 		conn_refuse(c, "%s", err.message);
-		return;
+		return false;
 	}
 	c->pid = h->pid;
 	c->signal = h->signal;
 	c->executable = xstrdup(*h->executable ? h->executable : h->comm);
 	c->crc = (uint32_t)crc32(0, NULL, 0);
+	return true;
 }
 
 static void on_end(struct crash_conn *c, const Virtmgr__V1__CrashUploadEnd *e)
@@ -254,8 +256,7 @@ static bool on_frame(struct crash_conn *c)
 			conn_refuse(c, "a second header");
 			alive = false;
 		} else {
-			on_header(c, m->header);
-			alive = c->up != NULL;
+			alive = on_header(c, m->header);
 		}
 	} else if (m->core.len) {
 		if (crashstore_write(c->up, m->core.data, m->core.len, &err) < 0) {

@@ -17,3 +17,10 @@ $(tests_guest_tools_crashtool_OBJECTS): $(PROTO_H)
 TESTS += tests/integration/crash.sh
 EXTRA_DIST += tests/integration/crash.sh
 tests/integration/crash.log: guest-image tests/guest-tools/crashtool$(EXEEXT) client/vmctl$(EXEEXT)
+
+# The store alone on a real directory.
+check_PROGRAMS += tests/unit/test_crashstore
+TESTS += tests/unit/test_crashstore
+tests_unit_test_crashstore_SOURCES = tests/unit/test_crashstore.c
+tests_unit_test_crashstore_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_crashstore_LDADD = server/libvirtmgrd.la $(TEST_LDADD)
