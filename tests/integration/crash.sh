@@ -159,6 +159,11 @@ stop_daemon
 start_daemon "${DOPTS[@]}"
 [[ $(reports k1 | tail -n 1) == "$kid" ]] || fail "the kernel report is gone after a restart"
 [[ $(nreports c1) == "$n" ]] || fail "c1's reports after a restart: $(nreports c1), not $n"
+# the adopted VM still reports
+last=$(reports c1 | tail -n 1)
+V exec c1 -- /bin/crashtool segv >/dev/null 2>&1 || true
+newest() { [[ $(reports c1 | tail -n 1) != "$last" ]]; }
+wait_for 120 newest || fail "no report from the adopted VM"
 other=$(for_other_users client/vmctl)
 chmod 0777 "$SOCK"
 cnt=$(setpriv --reuid 1000 --regid 1000 --clear-groups "$other" --socket "$SOCK" --json crashes 2>/dev/null | wc -l || true)
@@ -168,6 +173,6 @@ V crash rm "$kid" || fail "crash rm"
 rc=0
 V crash show "$kid" 2>"$T/rm.err" || rc=$?
 [[ $rc == 1 ]] && grep -q NOT_FOUND "$T/rm.err" || fail "show after rm: rc $rc: $(cat "$T/rm.err")"
-ok "reports survive a restart; other uids see none; rm removes one"
+ok "reports survive a restart; the adopted VM still reports; other uids see none; rm removes one"
 
 echo "$NTESTS passed, 0 failed"
