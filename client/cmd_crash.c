@@ -208,7 +208,8 @@ int cmd_crashes(struct vmctl_ctx *ctx, int argc, char **argv)
 		printf("%-16s  %-20s  %-6s  %7d  %-8s  %-23s  %s%s\n", r->id, r->vm_name, kernel ? "kernel" : "user",
 		       r->pid, kernel ? "-" : sig_name(r->signal, sb, sizeof(sb)),
 		       vmctl_format_time(r->received_ns, tb, sizeof(tb)),
-		       kernel ? "-" : (*r->executable ? r->executable : r->comm), r->core_truncated ? " (truncated)" : "");
+		       kernel ? "-" : (*r->executable ? r->executable : r->comm),
+		       r->core_truncated ? " (truncated)" : "");
 	}
 	protobuf_c_message_free_unpacked(&resp->base, NULL);
 	return VMCTL_EXIT_OK;
@@ -231,7 +232,8 @@ static int inflate_core(int in, int out, uint64_t limit)
 	}
 	while ((n = gzread(gz, buf, sizeof(buf))) > 0) {
 		if (total + (uint64_t)n > limit) {
-			fprintf(stderr, "vmctl: the core inflates past the %" PRIu64 " bytes its report names\n", limit);
+			fprintf(stderr, "vmctl: the core inflates past the %" PRIu64 " bytes its report names\n",
+				limit);
 			gzclose(gz);
 			return -1;
 		}
@@ -269,8 +271,8 @@ static int get_report(const struct vmctl_ctx *ctx, const char *id, Virtmgr__V1__
 	if (crash_open(ctx, &c) < 0)
 		return VMCTL_EXIT_USAGE;
 	if (ttrpc_client_call(c.tc, CRASH_SERVICE, "GetCrashReport", &req.base, NULL, 0,
-			      &virtmgr__v1__get_crash_report_response__descriptor, (ProtobufCMessage **)resp, fds, &nfds,
-			      c.timeout_ns, &err) < 0) {
+			      &virtmgr__v1__get_crash_report_response__descriptor, (ProtobufCMessage **)resp, fds,
+			      &nfds, c.timeout_ns, &err) < 0) {
 		crash_close(&c);
 		return rpc_fail(&err);
 	}
@@ -397,8 +399,7 @@ out:
  * "ERR <why>\n", then the frames, to a pipe.
  * Return: 0 with *@text (caller frees), or -1 with @why.
  */
-static int backtrace_isolated(int core_fd, const char *exe, pid_t tid, bool json, char **text, char *why,
-			      size_t wsize)
+static int backtrace_isolated(int core_fd, const char *exe, pid_t tid, bool json, char **text, char *why, size_t wsize)
 {
 	size_t cap = 1 << 20, len = 0;
 	char *buf;
@@ -461,7 +462,9 @@ static char *find_binary(const char *binary, const char *sysroot, const char *gu
 	char *p;
 
 	if (binary)
-		return access(binary, R_OK) == 0 ? xstrdup(binary) : (snprintf(why, wsize, "--binary %s: %s", binary, strerror(errno)), NULL);
+		return access(binary, R_OK) == 0
+			       ? xstrdup(binary)
+			       : (snprintf(why, wsize, "--binary %s: %s", binary, strerror(errno)), NULL);
 	if (!*guest_path) {
 		snprintf(why, wsize, "the guest did not say which executable crashed");
 		return NULL;
@@ -474,8 +477,7 @@ static char *find_binary(const char *binary, const char *sysroot, const char *gu
 	return NULL;
 }
 
-static int crash_show(struct vmctl_ctx *ctx, const char *id, const char *binary, const char *sysroot,
-		      bool no_backtrace)
+static int crash_show(struct vmctl_ctx *ctx, const char *id, const char *binary, const char *sysroot, bool no_backtrace)
 {
 	Virtmgr__V1__GetCrashReportResponse *resp = NULL;
 	const Virtmgr__V1__CrashReport *r;

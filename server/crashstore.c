@@ -478,7 +478,8 @@ int crashstore_write(struct crash_upload *u, const void *data, size_t len, struc
 				    s->lim.max_core);
 	if (u->written + len > s->lim.max_bytes)
 		return vm_error_set(err, VM_RESOURCE_EXHAUSTED,
-				    "core larger than the VM's crash report quota (%" PRIu64 " bytes)", s->lim.max_bytes);
+				    "core larger than the VM's crash report quota (%" PRIu64 " bytes)",
+				    s->lim.max_bytes);
 	cap = share_cap(s);
 	if (cap && s->total + u->written + len > cap)
 		return vm_error_set(err, VM_RESOURCE_EXHAUSTED,

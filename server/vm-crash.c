@@ -228,8 +228,7 @@ static void on_end(struct crash_conn *c, const Virtmgr__V1__CrashUploadEnd *e)
 		conn_refuse(c, "%s", err.message);
 		return;
 	}
-	log_info("vm %s (%s, cid %u): crash report %s: pid %d (%s) killed by signal %d, core %" PRIu64
-		 " bytes%s",
+	log_info("vm %s (%s, cid %u): crash report %s: pid %d (%s) killed by signal %d, core %" PRIu64 " bytes%s",
 		 vm->id, vm->name, vm->cid, id, c->pid, c->executable, c->signal, e->core_size,
 		 e->truncated ? " (truncated)" : "");
 	snprintf(msg, sizeof(msg), "crash report %s: pid %d (%s) signal %d", id, c->pid, c->executable, c->signal);

@@ -34,8 +34,15 @@ static const struct crash_limits lim = {
 
 static struct crash_meta meta(const char *vm, int pid)
 {
-	return (struct crash_meta){ .vm_id = "0123456789ab", .vm_name = vm, .owner_uid = 1000, .cid = 2048,
-				    .pid = pid, .tid = pid, .signal = 11, .executable = "/bin/x", .comm = "x" };
+	return (struct crash_meta){ .vm_id = "0123456789ab",
+				    .vm_name = vm,
+				    .owner_uid = 1000,
+				    .cid = 2048,
+				    .pid = pid,
+				    .tid = pid,
+				    .signal = 11,
+				    .executable = "/bin/x",
+				    .comm = "x" };
 }
 
 /* One report of @len core bytes; Return: its id (static buffer per call site). */
