@@ -42,6 +42,8 @@
 
 #define VM_CRASH_MAX_CONNS 4
 #define VM_CRASH_IDLE_S 30.0
+#define VM_CRASH_LINGER_S 5.0		   /* after the answer: reading what the guest still sends */
+#define VM_CRASH_LINGER_BYTES (8ull << 20) /* ... at most this much */
 #define VM_CRASH_CONSOLE_TAIL (16u << 10)
 
 struct crash_conn {
@@ -59,6 +61,8 @@ struct crash_conn {
 	uint32_t crc;
 	int32_t pid, signal;
 	char *executable;
+	bool lingering;	  /* answered: reading and dropping the rest */
+	uint64_t dropped; /* bytes read while lingering */
 };
 
 struct vm_crash {
@@ -121,7 +125,32 @@ static void conn_finish(struct crash_conn *c, const char *id, const char *why)
 		protobuf_c_message_pack(&r.base, buf + 4);
 		(void)!send(c->fd, buf, len + 4, MSG_DONTWAIT | MSG_NOSIGNAL);
 	}
-	conn_free(c);
+	/* Close only once the guest has sent what it meant to (or a bound
+	 * is reached): closing a socket with unread bytes resets the stream,
+	 * and the guest would lose the answer. */
+	crashstore_abort(steal_pointer(&c->up));
+	shutdown(c->fd, SHUT_WR);
+	c->lingering = true;
+	c->idle.repeat = VM_CRASH_LINGER_S;
+	ev_timer_again(c->vc->vm->d->loop, &c->idle);
+}
+
+/* Return: false when @c is gone. */
+static bool linger_read(struct crash_conn *c)
+{
+	static uint8_t sink[CRASH_UPLOAD_CHUNK];
+
+	for (int round = 0; round < 8; round++) {
+		ssize_t n = read(c->fd, sink, sizeof(sink));
+
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return true;
+		if (n <= 0 || (c->dropped += (uint64_t)n) > VM_CRASH_LINGER_BYTES) {
+			conn_free(c);
+			return false;
+		}
+	}
+	return true;
 }
 
 static void conn_refuse(struct crash_conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -278,6 +307,10 @@ static void conn_cb(struct ev_loop *loop, ev_io *w, int revents)
 	struct crash_conn *c = w->data;
 
 	(void)revents;
+	if (c->lingering) {
+		linger_read(c);
+		return;
+	}
 	ev_timer_again(loop, &c->idle);
 	/* a bounded amount per wake-up, so one guest does not hold the loop */
 	for (int round = 0; round < 8; round++) {
@@ -328,7 +361,10 @@ static void idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 	(void)loop;
 	(void)revents;
-	conn_refuse(c, "no data for %.0f s", VM_CRASH_IDLE_S);
+	if (c->lingering)
+		conn_free(c);
+	else
+		conn_refuse(c, "no data for %.0f s", VM_CRASH_IDLE_S);
 }
 
 static void conn_new(struct ev_loop *loop, struct vm_crash *vc, int fd)
