@@ -12,8 +12,11 @@
  * --crash-rate reports per minute, and the store's quotas (crashstore.h).
  * A stream that ends before its end frame, whose sizes or CRC do not
  * match, or that breaks a bound is dropped with its files; the VM is not
- * touched. A kept report gets a log line naming the VM and an
- * EVENT_TYPE_CRASH on WatchVm.
+ * touched. The answer (a CrashUploadReply: the id or the reason) is sent
+ * first, then the daemon reads and drops what the guest still sends for up
+ * to 5 s (8 MiB) before closing, since closing with unread bytes would
+ * reset the stream and lose the answer. A kept report gets a log line
+ * naming the VM and an EVENT_TYPE_CRASH on WatchVm.
  *
  * A guest kernel panic (QEMU's GUEST_PANICKED through pvpanic, death
  * reason CRASH) becomes a kernel report holding the last lines of the
