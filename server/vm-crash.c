@@ -40,6 +40,7 @@
 
 #include "guest/crash/upload.h"
 #include "lib/log.h"
+#include "server/crashrx.h"
 #include "server/crashstore.h"
 #include "server/vm-priv.h"
 
@@ -55,11 +56,7 @@ struct crash_conn {
 	int fd;
 	ev_io io;
 	ev_timer idle;
-	uint8_t hdr[4];
-	size_t hgot;
-	uint32_t len;
-	uint8_t *body;
-	size_t bgot;
+	struct crash_rx rx; /* the frames (crashrx.h) */
 	struct crash_upload *up;
 	uint32_t crc;
 	int32_t pid, signal;
@@ -105,7 +102,7 @@ static void conn_free(struct crash_conn *c)
 	ev_timer_stop(loop, &c->idle);
 	close(c->fd);
 	crashstore_abort(c->up);
-	free(c->body);
+	crash_rx_release(&c->rx);
 	free(c->executable);
 	free(c);
 }
@@ -269,26 +266,14 @@ static void on_end(struct crash_conn *c, const Virtmgr__V1__CrashUploadEnd *e)
 }
 
 /* One complete frame. Return: false when @c is gone. */
-static bool on_frame(struct crash_conn *c)
+/* One frame in order. Return: false when @c is done (answered). */
+static bool on_frame(struct crash_conn *c, Virtmgr__V1__CrashUpload *m)
 {
-	Virtmgr__V1__CrashUpload *m = virtmgr__v1__crash_upload__unpack(NULL, c->len, c->body);
 	struct vm_error err = { 0 };
 	bool alive = true;
 
-	if (!m) {
-		conn_refuse(c, "a frame is not a CrashUpload");
-		return false;
-	}
-	if (!c->up && !m->header) {
-		conn_refuse(c, "the first frame is not a header");
-		alive = false;
-	} else if (m->header) {
-		if (c->up) {
-			conn_refuse(c, "a second header");
-			alive = false;
-		} else {
-			alive = on_header(c, m->header);
-		}
+	if (m->header) {
+		alive = on_header(c, m->header);
 	} else if (m->core.len) {
 		if (crashstore_write(c->up, m->core.data, m->core.len, &err) < 0) {
 			conn_refuse(c, "%s", err.message);
@@ -301,7 +286,7 @@ static bool on_frame(struct crash_conn *c)
 		on_end(c, m->end);
 		alive = false;
 	}
-	virtmgr__v1__crash_upload__free_unpacked(m, NULL);
+	crash_rx_free(m);
 	return alive;
 }
 
@@ -317,13 +302,12 @@ static void conn_cb(struct ev_loop *loop, ev_io *w, int revents)
 	ev_timer_again(loop, &c->idle);
 	/* a bounded amount per wake-up, so one guest does not hold the loop */
 	for (int round = 0; round < 8; round++) {
-		ssize_t n;
+		Virtmgr__V1__CrashUpload *m;
+		char why[160];
+		size_t want;
+		uint8_t *space = crash_rx_space(&c->rx, &want);
+		ssize_t n = read(c->fd, space, want);
 
-		if (c->hgot < 4) {
-			n = read(c->fd, c->hdr + c->hgot, 4 - c->hgot);
-		} else {
-			n = read(c->fd, c->body + c->bgot, c->len - c->bgot);
-		}
 		if (n < 0 && (errno == EAGAIN || errno == EINTR))
 			return;
 		if (n <= 0) {
@@ -334,27 +318,17 @@ static void conn_cb(struct ev_loop *loop, ev_io *w, int revents)
 				conn_free(c);
 			return;
 		}
-		if (c->hgot < 4) {
-			c->hgot += (size_t)n;
-			if (c->hgot < 4)
-				continue;
-			c->len = (uint32_t)c->hdr[0] << 24 | (uint32_t)c->hdr[1] << 16 | (uint32_t)c->hdr[2] << 8 |
-				 c->hdr[3];
-			if (c->len > CRASH_UPLOAD_MAX_FRAME) {
-				conn_refuse(c, "a frame of %u bytes (at most %u)", c->len, CRASH_UPLOAD_MAX_FRAME);
+		switch (crash_rx_advance(&c->rx, (size_t)n, &m, why, sizeof(why))) {
+		case CRASH_RX_MORE:
+			break;
+		case CRASH_RX_FRAME:
+			if (!on_frame(c, m))
 				return;
-			}
-			c->bgot = 0;
-			if (c->len)
-				continue;
-		} else {
-			c->bgot += (size_t)n;
-			if (c->bgot < c->len)
-				continue;
-		}
-		c->hgot = 0;
-		if (!on_frame(c))
+			break;
+		default:
+			conn_refuse(c, "%s", why);
 			return;
+		}
 	}
 }
 
@@ -384,7 +358,7 @@ static void conn_new(struct ev_loop *loop, struct vm_crash *vc, int fd)
 	c = xzalloc(sizeof(*c));
 	c->vc = vc;
 	c->fd = fd;
-	c->body = xmalloc(CRASH_UPLOAD_MAX_FRAME);
+	crash_rx_init(&c->rx);
 	ev_io_init(&c->io, conn_cb, fd, EV_READ);
 	c->io.data = c;
 	ev_init(&c->idle, idle_cb);
