@@ -30,4 +30,4 @@ server_libvirtmgrd_la_SOURCES += server/crashstore.c server/crashstore.h server/
 	guest/crash/upload.h
 server_libvirtmgrd_la_CFLAGS += $(ZLIB_CFLAGS)
 server_libvirtmgrd_la_LIBADD += $(ZLIB_LIBS)
-dist_doc_DATA += docs/crash-reports.md
+EXTRA_DIST += docs/crash-reports.md
