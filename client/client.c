@@ -501,6 +501,7 @@ static int create_vm(struct vmc_client *cl, const struct vmc_vm_config *cfg, str
 	c.boot_timeout_ms = cfg->boot_timeout_ms;
 	c.debug = cfg->debug;
 	c.on_hang = (Virtmgr__V1__OnHang)cfg->on_hang;
+	c.crash_core_limit = cfg->crash_core_limit;
 	if (cfg->instance_id && cfg->instance_id_len) {
 		c.instance_id.data = (uint8_t *)cfg->instance_id;
 		c.instance_id.len = cfg->instance_id_len;

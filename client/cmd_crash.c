@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -59,6 +60,29 @@ const char cmd_crash_help[] =
 	"  --sysroot DIR          a tree holding the guest's files (an unpacked image)\n"
 	"  --no-backtrace         metadata only\n"
 	"  -h, --help             this help\n";
+
+int cmd_crash_parse_limit(const char *s, uint64_t *out, struct vm_error *err)
+{
+	unsigned long long v;
+	unsigned shift = 0;
+	char *end;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (*end == 'K' || *end == 'k')
+		shift = 10;
+	else if (*end == 'M' || *end == 'm')
+		shift = 20;
+	else if (*end == 'G' || *end == 'g')
+		shift = 30;
+	if (shift)
+		end++;
+	if (errno || end == s || *end || s[0] == '-' || v > (1ull << 40) >> shift || (v << shift) < 4096)
+		return vm_error_set(err, VM_INVALID_ARGUMENT,
+				    "invalid --crash-core-limit '%s': expected 4K..1T bytes (K, M, G suffixes)", s);
+	*out = (uint64_t)v << shift;
+	return 0;
+}
 
 /* A ttrpc connection of our own on the socket vmctl_connect() reaches. */
 struct crash_conn {
@@ -184,7 +208,8 @@ int cmd_crashes(struct vmctl_ctx *ctx, int argc, char **argv)
 		printf("%-16s  %-20s  %-6s  %7d  %-8s  %-23s  %s%s\n", r->id, r->vm_name, kernel ? "kernel" : "user",
 		       r->pid, kernel ? "-" : sig_name(r->signal, sb, sizeof(sb)),
 		       vmctl_format_time(r->received_ns, tb, sizeof(tb)),
-		       kernel ? "-" : (*r->executable ? r->executable : r->comm), r->core_truncated ? " (truncated)" : "");
+		       kernel ? "-" : (*r->executable ? r->executable : r->comm),
+		       r->core_truncated ? " (truncated)" : "");
 	}
 	protobuf_c_message_free_unpacked(&resp->base, NULL);
 	return VMCTL_EXIT_OK;
@@ -207,7 +232,8 @@ static int inflate_core(int in, int out, uint64_t limit)
 	}
 	while ((n = gzread(gz, buf, sizeof(buf))) > 0) {
 		if (total + (uint64_t)n > limit) {
-			fprintf(stderr, "vmctl: the core inflates past the %" PRIu64 " bytes its report names\n", limit);
+			fprintf(stderr, "vmctl: the core inflates past the %" PRIu64 " bytes its report names\n",
+				limit);
 			gzclose(gz);
 			return -1;
 		}
@@ -245,8 +271,8 @@ static int get_report(const struct vmctl_ctx *ctx, const char *id, Virtmgr__V1__
 	if (crash_open(ctx, &c) < 0)
 		return VMCTL_EXIT_USAGE;
 	if (ttrpc_client_call(c.tc, CRASH_SERVICE, "GetCrashReport", &req.base, NULL, 0,
-			      &virtmgr__v1__get_crash_report_response__descriptor, (ProtobufCMessage **)resp, fds, &nfds,
-			      c.timeout_ns, &err) < 0) {
+			      &virtmgr__v1__get_crash_report_response__descriptor, (ProtobufCMessage **)resp, fds,
+			      &nfds, c.timeout_ns, &err) < 0) {
 		crash_close(&c);
 		return rpc_fail(&err);
 	}
@@ -366,13 +392,79 @@ out:
 	return r;
 }
 
+/*
+ * The backtrace is made in a child process, as systemd-coredump does: the
+ * core comes from a guest, and libdw parsing it must not take vmctl down
+ * (nor leave its allocations in vmctl). The child writes "OK\n" or
+ * "ERR <why>\n", then the frames, to a pipe.
+ * Return: 0 with *@text (caller frees), or -1 with @why.
+ */
+static int backtrace_isolated(int core_fd, const char *exe, pid_t tid, bool json, char **text, char *why, size_t wsize)
+{
+	size_t cap = 1 << 20, len = 0;
+	char *buf;
+	int p[2], status = 0;
+	pid_t pid;
+	ssize_t n;
+
+	fflush(stdout);
+	if (pipe2(p, O_CLOEXEC) < 0 || (pid = fork()) < 0) {
+		snprintf(why, wsize, "cannot start the unwinder: %s", strerror(errno));
+		return -1;
+	}
+	if (pid == 0) {
+		FILE *out = fdopen(p[1], "w");
+		char w[512] = "";
+		char *frames = NULL;
+		size_t flen = 0;
+		FILE *mem = open_memstream(&frames, &flen);
+		int r;
+
+		close(p[0]);
+		r = backtrace(core_fd, exe, tid, mem, json ? mem : NULL, w, sizeof(w));
+		fclose(mem);
+		if (r < 0)
+			fprintf(out, "ERR %s\n", w);
+		else
+			fprintf(out, "OK\n%s", frames ? frames : "");
+		fflush(out);
+		_exit(0);
+	}
+	close(p[1]);
+	buf = xmalloc(cap + 1);
+	while (len < cap && ((n = read(p[0], buf + len, cap - len)) > 0 || (n < 0 && errno == EINTR)))
+		if (n > 0)
+			len += (size_t)n;
+	buf[len] = '\0';
+	close(p[0]);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (!strncmp(buf, "OK\n", 3)) {
+		memmove(buf, buf + 3, len - 2);
+		*text = buf;
+		return 0;
+	}
+	if (!strncmp(buf, "ERR ", 4)) {
+		buf[strcspn(buf, "\n")] = '\0';
+		snprintf(why, wsize, "%s", buf + 4);
+	} else if (WIFSIGNALED(status)) {
+		snprintf(why, wsize, "the unwinder died of signal %d", WTERMSIG(status));
+	} else {
+		snprintf(why, wsize, "the unwinder gave no answer");
+	}
+	free(buf);
+	return -1;
+}
+
 /* The executable on this host, or NULL (with @why). */
 static char *find_binary(const char *binary, const char *sysroot, const char *guest_path, char *why, size_t wsize)
 {
 	char *p;
 
 	if (binary)
-		return access(binary, R_OK) == 0 ? xstrdup(binary) : (snprintf(why, wsize, "--binary %s: %s", binary, strerror(errno)), NULL);
+		return access(binary, R_OK) == 0
+			       ? xstrdup(binary)
+			       : (snprintf(why, wsize, "--binary %s: %s", binary, strerror(errno)), NULL);
 	if (!*guest_path) {
 		snprintf(why, wsize, "the guest did not say which executable crashed");
 		return NULL;
@@ -385,8 +477,7 @@ static char *find_binary(const char *binary, const char *sysroot, const char *gu
 	return NULL;
 }
 
-static int crash_show(struct vmctl_ctx *ctx, const char *id, const char *binary, const char *sysroot,
-		      bool no_backtrace)
+static int crash_show(struct vmctl_ctx *ctx, const char *id, const char *binary, const char *sysroot, bool no_backtrace)
 {
 	Virtmgr__V1__GetCrashReportResponse *resp = NULL;
 	const Virtmgr__V1__CrashReport *r;
@@ -394,8 +485,6 @@ static int crash_show(struct vmctl_ctx *ctx, const char *id, const char *binary,
 	char why[512] = "", tb[64], sb[32];
 	bool kernel, have_bt = false;
 	char *bt_json = NULL;
-	size_t bt_len = 0;
-	FILE *jbuf = NULL;
 
 	rc = get_report(ctx, id, &resp, &core_fd);
 	if (rc != VMCTL_EXIT_OK)
@@ -420,17 +509,13 @@ static int crash_show(struct vmctl_ctx *ctx, const char *id, const char *binary,
 			snprintf(why, sizeof(why), "the core could not be read");
 		} else if (exe) {
 			/* JSON frames or text lines, printed after the metadata */
-			jbuf = open_memstream(&bt_json, &bt_len);
-			have_bt = backtrace(mem, exe, r->tid, jbuf, ctx->json ? jbuf : NULL, why, sizeof(why)) == 0;
-			fclose(steal_pointer(&jbuf));
+			have_bt = backtrace_isolated(mem, exe, r->tid, ctx->json, &bt_json, why, sizeof(why)) == 0;
 		}
 	}
 	if (core_fd >= 0)
 		close(core_fd);
 	if (mem >= 0)
 		close(mem);
-	if (jbuf)
-		fclose(jbuf);
 	if (ctx->json) {
 		struct json_obj o;
 

@@ -86,6 +86,8 @@ const char cmd_run_help[] =
 	"      --on-hang none|kill  when the guest agent stops answering the daemon's\n"
 	"                           health check: an ERROR event only, or also kill\n"
 	"                           the VM (DEAD/WATCHDOG); default: the daemon's, kill\n"
+	"      --crash-core-limit SIZE  crash reports carry at most SIZE bytes of core\n"
+	"                           (K, M, G suffixes; default 64M; docs/crash-reports.md)\n"
 	"  -h, --help               this help\n"
 	"\n"
 	"EXIT CODES (without --detach)\n"
@@ -111,6 +113,7 @@ enum {
 	OPT_MOUNT,
 	OPT_SHARE = 0x180,
 	OPT_ROOT = 0x1b0,
+	OPT_CRASH_CORE_LIMIT = 0x1c0,
 };
 
 void cmd_run_opts_release(struct cmd_run_opts *o)
@@ -257,6 +260,7 @@ int cmd_run_parse(int argc, char **argv, struct cmd_run_opts *o, struct vm_error
 		{ "on-hang", required_argument, NULL, OPT_ON_HANG },
 		{ "share", required_argument, NULL, OPT_SHARE },
 		{ "root", required_argument, NULL, OPT_ROOT },
+		{ "crash-core-limit", required_argument, NULL, OPT_CRASH_CORE_LIMIT },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -376,6 +380,10 @@ int cmd_run_parse(int argc, char **argv, struct cmd_run_opts *o, struct vm_error
 			break;
 		case OPT_DEBUG:
 			cfg->debug = true;
+			break;
+		case OPT_CRASH_CORE_LIMIT:
+			if (cmd_crash_parse_limit(optarg, &cfg->crash_core_limit, err) < 0)
+				return -1;
 			break;
 		case OPT_ON_HANG:
 			if (!strcmp(optarg, "none"))

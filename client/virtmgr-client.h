@@ -213,6 +213,7 @@ struct vmc_vm_config {
 	const char *root;
 	const char *root_fstype; /* NULL = ext4 (a share's is virtiofs) */
 	bool root_writable;	 /* else read-only under a tmpfs overlay */
+	uint64_t crash_core_limit; /* core bytes a crash report carries at most; 0 = 64 MiB */
 };
 
 struct vmc_vm_info {

@@ -108,6 +108,8 @@ extern const char cmd_disk_help[];
 int cmd_crashes(struct vmctl_ctx *ctx, int argc, char **argv);
 extern const char cmd_crashes_help[];
 int cmd_crash(struct vmctl_ctx *ctx, int argc, char **argv);
+/* run --crash-core-limit: bytes with an optional K, M or G suffix, 4K..1T. Return: 0 or -1 with @err. */
+int cmd_crash_parse_limit(const char *s, uint64_t *out, struct vm_error *err);
 extern const char cmd_crash_help[];
 int cmd_attest(struct vmctl_ctx *ctx, int argc, char **argv);
 int cmd_attest_platform_key(struct vmctl_ctx *ctx, int argc, char **argv);

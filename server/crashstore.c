@@ -46,6 +46,7 @@ struct crash_entry {
 
 struct crashstore {
 	char *root; /* <state_dir>/crashes */
+	char *state_dir;
 	struct crash_limits lim;
 	struct crash_entry *list; /* oldest first */
 	uint64_t total;		  /* bytes of every report kept */
@@ -189,7 +190,8 @@ static uint64_t share_cap(const struct crashstore *s)
 {
 	struct statvfs st;
 
-	if (statvfs(s->root, &st) < 0)
+	/* before the first report, crashes/ may not exist yet */
+	if (statvfs(s->root, &st) < 0 && statvfs(s->state_dir, &st) < 0)
 		return 0;
 	return (uint64_t)st.f_blocks * st.f_frsize / 100 * s->lim.share_pct;
 }
@@ -382,6 +384,7 @@ struct crashstore *crashstore_new(const char *state_dir, const struct crash_limi
 	unsigned n = 0;
 
 	s->root = xasprintf("%s/crashes", state_dir);
+	s->state_dir = xstrdup(state_dir);
 	s->lim = *lim;
 	load_all(s);
 	for (struct crash_entry *e = s->list; e; e = e->next)
@@ -402,6 +405,7 @@ void crashstore_free(struct crashstore *s)
 		entry_free(e);
 	}
 	free(s->root);
+	free(s->state_dir);
 	free(s);
 }
 
@@ -474,7 +478,8 @@ int crashstore_write(struct crash_upload *u, const void *data, size_t len, struc
 				    s->lim.max_core);
 	if (u->written + len > s->lim.max_bytes)
 		return vm_error_set(err, VM_RESOURCE_EXHAUSTED,
-				    "core larger than the VM's crash report quota (%" PRIu64 " bytes)", s->lim.max_bytes);
+				    "core larger than the VM's crash report quota (%" PRIu64 " bytes)",
+				    s->lim.max_bytes);
 	cap = share_cap(s);
 	if (cap && s->total + u->written + len > cap)
 		return vm_error_set(err, VM_RESOURCE_EXHAUSTED,

@@ -20,6 +20,7 @@ struct vms_server;
 struct uidpool;
 struct diskstore;
 struct servicevm;
+struct vm_crash_host;
 
 struct daemon_config {
 	const char *socket_path; /* Unix socket; NULL when serving only inherited fds */
@@ -72,6 +73,7 @@ struct daemon {
 	struct diskstore *disks; /* the image store; NULL in early mode (no /data yet) */
 	struct crashstore *crashes; /* crash reports; NULL in early mode */
 	struct servicevm *servicevm; /* the attestation Service VM; NULL in early mode */
+	struct vm_crash_host *crash_host; /* kernel vsock: the shared crash port (vm-crash.c) */
 	bool quitting;
 	ev_timer health_timer; /* the guest health checks (vm-health.c) */
 	ev_signal sigterm, sigint, sighup;

@@ -75,6 +75,8 @@ static int build(const struct fdtconfig *c, void *buf, int size)
 	TRY(fdt_property_u32(buf, "agent-port", c->agent_port));
 	TRY(fdt_property_u32(buf, "host-port", c->host_port));
 	TRY(fdt_property_u32(buf, "debug", c->debug));
+	if (c->crash_core_limit)
+		TRY(fdt_property_u64(buf, "crash-core-limit", c->crash_core_limit));
 	if (c->n_shares) {
 		shares = stringlist(c->shares, c->n_shares, &shares_len);
 		TRY(fdt_property(buf, "shares", shares, (int)shares_len));

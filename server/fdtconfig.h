@@ -16,6 +16,7 @@
  *         marker-key = [32 bytes];               (optional: the boot's console marker key, marker.h)
  *         agent-port = <u32>;  host-port = <u32>; (VirtualMachineService port on CID 2)
  *         debug = <u32>;
+ *         crash-core-limit = /bits/ 64 <u64>;   (optional: crash reports' core cap)
  *         shares = "tag", "/guest/path", "ro"|"rw", ...; (optional: virtiofs mounts)
  *         root = "source", "fstype", "ro"|"rw";  (optional: the payload's / , docs/storage.md)
  *       };
@@ -54,6 +55,7 @@ struct fdtconfig {
 	uint32_t agent_port;
 	uint32_t host_port;
 	uint32_t debug;
+	uint64_t crash_core_limit; /* "crash-core-limit" (u64), written when not 0 */
 	/* "shares": tag, guest path, "ro" or "rw" for each share, as one
 	 * string list (3 strings a share) */
 	char *const *shares;

@@ -29,6 +29,7 @@ include $(srcdir)/server/vsock/vsock.mk
 # Crash reports: the store and the API (crashstore.c), a VM's uploads and
 # kernel panics (vm-crash.c); docs/crash-reports.md.
 server_libvirtmgrd_la_SOURCES += server/crashstore.c server/crashstore.h server/vm-crash.c server/vm-crash.h \
+	server/crashrx.c server/crashrx.h \
 	guest/crash/upload.h
 server_libvirtmgrd_la_CFLAGS += $(ZLIB_CFLAGS)
 server_libvirtmgrd_la_LIBADD += $(ZLIB_LIBS)

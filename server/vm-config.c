@@ -599,6 +599,9 @@ int vm_config_validate(struct daemon *d, const Virtmgr__V1__VmConfig *c, struct 
 	if (c->instance_id.len != 0 && c->instance_id.len != 64)
 		return vm_error_set(err, VM_INVALID_ARGUMENT, "instance_id: must be 64 bytes, not %zu",
 				    c->instance_id.len);
+	if (c->crash_core_limit && (c->crash_core_limit < 4096 || c->crash_core_limit > (1ull << 40)))
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "crash_core_limit: %llu is outside 4096..%llu (0 = default)",
+				    (unsigned long long)c->crash_core_limit, 1ull << 40);
 	if (c->accel && *c->accel && strcmp(c->accel, "kvm") && strcmp(c->accel, "tcg"))
 		return vm_error_set(err, VM_INVALID_ARGUMENT, "accel: \"%s\" is not kvm or tcg", c->accel);
 	if (d->cfg.early && early_check_config(c->vendor_modules, c->assigned_devices, c->n_assigned_devices, err) < 0)

@@ -12,8 +12,11 @@
  * --crash-rate reports per minute, and the store's quotas (crashstore.h).
  * A stream that ends before its end frame, whose sizes or CRC do not
  * match, or that breaks a bound is dropped with its files; the VM is not
- * touched. A kept report gets a log line naming the VM and an
- * EVENT_TYPE_CRASH on WatchVm.
+ * touched. The answer (a CrashUploadReply: the id or the reason) is sent
+ * first, then the daemon reads and drops what the guest still sends for up
+ * to 5 s (8 MiB) before closing, since closing with unread bytes would
+ * reset the stream and lose the answer. A kept report gets a log line
+ * naming the VM and an EVENT_TYPE_CRASH on WatchVm.
  *
  * A guest kernel panic (QEMU's GUEST_PANICKED through pvpanic, death
  * reason CRASH) becomes a kernel report holding the last lines of the
@@ -33,14 +36,18 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
+#include <linux/vm_sockets.h>
 
 #include "guest/crash/upload.h"
 #include "lib/log.h"
+#include "server/crashrx.h"
 #include "server/crashstore.h"
 #include "server/vm-priv.h"
 
 #define VM_CRASH_MAX_CONNS 4
 #define VM_CRASH_IDLE_S 30.0
+#define VM_CRASH_LINGER_S 5.0		   /* after the answer: reading what the guest still sends */
+#define VM_CRASH_LINGER_BYTES (8ull << 20) /* ... at most this much */
 #define VM_CRASH_CONSOLE_TAIL (16u << 10)
 
 struct crash_conn {
@@ -49,20 +56,18 @@ struct crash_conn {
 	int fd;
 	ev_io io;
 	ev_timer idle;
-	uint8_t hdr[4];
-	size_t hgot;
-	uint32_t len;
-	uint8_t *body;
-	size_t bgot;
+	struct crash_rx rx; /* the frames (crashrx.h) */
 	struct crash_upload *up;
 	uint32_t crc;
 	int32_t pid, signal;
 	char *executable;
+	bool lingering;	  /* answered: reading and dropping the rest */
+	uint64_t dropped; /* bytes read while lingering */
 };
 
 struct vm_crash {
 	struct vm *vm;
-	int lfd;
+	int lfd; /* user vsock mode: this VM's listener; kernel mode: -1 */
 	ev_io accept_io;
 	struct crash_conn *conns;
 	unsigned nconns;
@@ -70,6 +75,16 @@ struct vm_crash {
 	ev_tstamp refilled;
 	ev_tstamp rate_logged; /* a guest in a crash loop gets one log line per 10 s */
 	unsigned rate_refused; /* refusals since */
+};
+
+/* Kernel vhost-vsock: one AF_VSOCK listener on port 7779 for every VM,
+ * which hands each connection to the VM whose CID the kernel says it
+ * comes from (the guest cannot choose its source CID). It exists while
+ * some VM listens (users counts them). */
+struct vm_crash_host {
+	int lfd;
+	ev_io io;
+	unsigned users;
 };
 
 static void conn_free(struct crash_conn *c)
@@ -87,7 +102,7 @@ static void conn_free(struct crash_conn *c)
 	ev_timer_stop(loop, &c->idle);
 	close(c->fd);
 	crashstore_abort(c->up);
-	free(c->body);
+	crash_rx_release(&c->rx);
 	free(c->executable);
 	free(c);
 }
@@ -110,7 +125,32 @@ static void conn_finish(struct crash_conn *c, const char *id, const char *why)
 		protobuf_c_message_pack(&r.base, buf + 4);
 		(void)!send(c->fd, buf, len + 4, MSG_DONTWAIT | MSG_NOSIGNAL);
 	}
-	conn_free(c);
+	/* Close only once the guest has sent what it meant to (or a bound
+	 * is reached): closing a socket with unread bytes resets the stream,
+	 * and the guest would lose the answer. */
+	crashstore_abort(steal_pointer(&c->up));
+	shutdown(c->fd, SHUT_WR);
+	c->lingering = true;
+	c->idle.repeat = VM_CRASH_LINGER_S;
+	ev_timer_again(c->vc->vm->d->loop, &c->idle);
+}
+
+/* Return: false when @c is gone. */
+static bool linger_read(struct crash_conn *c)
+{
+	static uint8_t sink[CRASH_UPLOAD_CHUNK];
+
+	for (int round = 0; round < 8; round++) {
+		ssize_t n = read(c->fd, sink, sizeof(sink));
+
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return true;
+		if (n <= 0 || (c->dropped += (uint64_t)n) > VM_CRASH_LINGER_BYTES) {
+			conn_free(c);
+			return false;
+		}
+	}
+	return true;
 }
 
 static void conn_refuse(struct crash_conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -143,7 +183,8 @@ static bool take_token(struct vm_crash *vc)
 	return true;
 }
 
-static void on_header(struct crash_conn *c, const Virtmgr__V1__CrashUploadHeader *h)
+/* Return: false when @c is gone (refused). */
+static bool on_header(struct crash_conn *c, const Virtmgr__V1__CrashUploadHeader *h)
 {
 	struct vm *vm = c->vc->vm;
 	struct vm_error err = { 0 };
@@ -164,11 +205,11 @@ static void on_header(struct crash_conn *c, const Virtmgr__V1__CrashUploadHeader
 
 	if (h->cid != vm->cid) {
 		conn_refuse(c, "the report claims CID %u, the VM's is %u", h->cid, vm->cid);
-		return;
+		return false;
 	}
 	if (strlen(h->executable) > 4095 || strlen(h->comm) > 255) {
 		conn_refuse(c, "executable or comm too long");
-		return;
+		return false;
 	}
 	if (!take_token(c->vc)) {
 		struct vm_crash *vc = c->vc;
@@ -183,17 +224,18 @@ static void on_header(struct crash_conn *c, const Virtmgr__V1__CrashUploadHeader
 			vc->rate_refused = 0;
 		}
 		conn_finish(c, NULL, "rate limit");
-		return;
+		return false;
 	}
 	c->up = crashstore_begin(vm->d->crashes, &m, &err);
 	if (!c->up) {
 		conn_refuse(c, "%s", err.message);
-		return;
+		return false;
 	}
 	c->pid = h->pid;
 	c->signal = h->signal;
 	c->executable = xstrdup(*h->executable ? h->executable : h->comm);
 	c->crc = (uint32_t)crc32(0, NULL, 0);
+	return true;
 }
 
 static void on_end(struct crash_conn *c, const Virtmgr__V1__CrashUploadEnd *e)
@@ -215,8 +257,7 @@ static void on_end(struct crash_conn *c, const Virtmgr__V1__CrashUploadEnd *e)
 		conn_refuse(c, "%s", err.message);
 		return;
 	}
-	log_info("vm %s (%s, cid %u): crash report %s: pid %d (%s) killed by signal %d, core %" PRIu64
-		 " bytes%s",
+	log_info("vm %s (%s, cid %u): crash report %s: pid %d (%s) killed by signal %d, core %" PRIu64 " bytes%s",
 		 vm->id, vm->name, vm->cid, id, c->pid, c->executable, c->signal, e->core_size,
 		 e->truncated ? " (truncated)" : "");
 	snprintf(msg, sizeof(msg), "crash report %s: pid %d (%s) signal %d", id, c->pid, c->executable, c->signal);
@@ -225,27 +266,14 @@ static void on_end(struct crash_conn *c, const Virtmgr__V1__CrashUploadEnd *e)
 }
 
 /* One complete frame. Return: false when @c is gone. */
-static bool on_frame(struct crash_conn *c)
+/* One frame in order. Return: false when @c is done (answered). */
+static bool on_frame(struct crash_conn *c, Virtmgr__V1__CrashUpload *m)
 {
-	Virtmgr__V1__CrashUpload *m = virtmgr__v1__crash_upload__unpack(NULL, c->len, c->body);
 	struct vm_error err = { 0 };
 	bool alive = true;
 
-	if (!m) {
-		conn_refuse(c, "a frame is not a CrashUpload");
-		return false;
-	}
-	if (!c->up && !m->header) {
-		conn_refuse(c, "the first frame is not a header");
-		alive = false;
-	} else if (m->header) {
-		if (c->up) {
-			conn_refuse(c, "a second header");
-			alive = false;
-		} else {
-			on_header(c, m->header);
-			alive = c->up != NULL;
-		}
+	if (m->header) {
+		alive = on_header(c, m->header);
 	} else if (m->core.len) {
 		if (crashstore_write(c->up, m->core.data, m->core.len, &err) < 0) {
 			conn_refuse(c, "%s", err.message);
@@ -258,7 +286,7 @@ static bool on_frame(struct crash_conn *c)
 		on_end(c, m->end);
 		alive = false;
 	}
-	virtmgr__v1__crash_upload__free_unpacked(m, NULL);
+	crash_rx_free(m);
 	return alive;
 }
 
@@ -267,16 +295,19 @@ static void conn_cb(struct ev_loop *loop, ev_io *w, int revents)
 	struct crash_conn *c = w->data;
 
 	(void)revents;
+	if (c->lingering) {
+		linger_read(c);
+		return;
+	}
 	ev_timer_again(loop, &c->idle);
 	/* a bounded amount per wake-up, so one guest does not hold the loop */
 	for (int round = 0; round < 8; round++) {
-		ssize_t n;
+		Virtmgr__V1__CrashUpload *m;
+		char why[160];
+		size_t want;
+		uint8_t *space = crash_rx_space(&c->rx, &want);
+		ssize_t n = read(c->fd, space, want);
 
-		if (c->hgot < 4) {
-			n = read(c->fd, c->hdr + c->hgot, 4 - c->hgot);
-		} else {
-			n = read(c->fd, c->body + c->bgot, c->len - c->bgot);
-		}
 		if (n < 0 && (errno == EAGAIN || errno == EINTR))
 			return;
 		if (n <= 0) {
@@ -287,27 +318,17 @@ static void conn_cb(struct ev_loop *loop, ev_io *w, int revents)
 				conn_free(c);
 			return;
 		}
-		if (c->hgot < 4) {
-			c->hgot += (size_t)n;
-			if (c->hgot < 4)
-				continue;
-			c->len = (uint32_t)c->hdr[0] << 24 | (uint32_t)c->hdr[1] << 16 | (uint32_t)c->hdr[2] << 8 |
-				 c->hdr[3];
-			if (c->len > CRASH_UPLOAD_MAX_FRAME) {
-				conn_refuse(c, "a frame of %u bytes (at most %u)", c->len, CRASH_UPLOAD_MAX_FRAME);
+		switch (crash_rx_advance(&c->rx, (size_t)n, &m, why, sizeof(why))) {
+		case CRASH_RX_MORE:
+			break;
+		case CRASH_RX_FRAME:
+			if (!on_frame(c, m))
 				return;
-			}
-			c->bgot = 0;
-			if (c->len)
-				continue;
-		} else {
-			c->bgot += (size_t)n;
-			if (c->bgot < c->len)
-				continue;
-		}
-		c->hgot = 0;
-		if (!on_frame(c))
+			break;
+		default:
+			conn_refuse(c, "%s", why);
 			return;
+		}
 	}
 }
 
@@ -317,7 +338,37 @@ static void idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 	(void)loop;
 	(void)revents;
-	conn_refuse(c, "no data for %.0f s", VM_CRASH_IDLE_S);
+	if (c->lingering)
+		conn_free(c);
+	else
+		conn_refuse(c, "no data for %.0f s", VM_CRASH_IDLE_S);
+}
+
+static void conn_new(struct ev_loop *loop, struct vm_crash *vc, int fd)
+{
+	struct vm *vm = vc->vm;
+	struct crash_conn *c;
+
+	if (vc->nconns >= VM_CRASH_MAX_CONNS) {
+		log_warn("vm %s (%s): crash report refused: %u uploads already under way", vm->id, vm->name,
+			 vc->nconns);
+		close(fd);
+		return;
+	}
+	c = xzalloc(sizeof(*c));
+	c->vc = vc;
+	c->fd = fd;
+	crash_rx_init(&c->rx);
+	ev_io_init(&c->io, conn_cb, fd, EV_READ);
+	c->io.data = c;
+	ev_init(&c->idle, idle_cb);
+	c->idle.repeat = VM_CRASH_IDLE_S;
+	c->idle.data = c;
+	ev_io_start(loop, &c->io);
+	ev_timer_again(loop, &c->idle);
+	c->next = vc->conns;
+	vc->conns = c;
+	vc->nconns++;
 }
 
 static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -329,34 +380,86 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 	for (;;) {
 		struct vm_error err = { 0 };
 		int fd = vsock_host_accept(&vm->vsock, vc->lfd, &err);
-		struct crash_conn *c;
 
 		if (fd < 0) {
 			if (err.code != VM_UNAVAILABLE)
 				log_warn("vm %s: crash port: %s", vm->id, err.message);
 			return;
 		}
-		if (vc->nconns >= VM_CRASH_MAX_CONNS) {
-			log_warn("vm %s (%s): crash report refused: %u uploads already under way", vm->id, vm->name,
-				 vc->nconns);
+		conn_new(loop, vc, fd);
+	}
+}
+
+static void host_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct daemon *d = w->data;
+
+	(void)revents;
+	for (;;) {
+		struct sockaddr_vm sa;
+		socklen_t sl = sizeof(sa);
+		int fd = accept4(d->crash_host->lfd, (struct sockaddr *)&sa, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		struct vm *owner = NULL;
+
+		if (fd < 0) {
+			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+				log_warn("crash port %u: accept: %s", CRASH_UPLOAD_PORT, strerror(errno));
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			return;
+		}
+		for (struct vm *vm = d->vms; vm && sa.svm_family == AF_VSOCK; vm = vm->next)
+			if (vm->crash && vm->cid == sa.svm_cid)
+				owner = vm;
+		if (!owner) {
+			log_warn("crash port %u: connection from CID %u refused: no VM of that CID takes reports",
+				 CRASH_UPLOAD_PORT, sa.svm_cid);
 			close(fd);
 			continue;
 		}
-		c = xzalloc(sizeof(*c));
-		c->vc = vc;
-		c->fd = fd;
-		c->body = xmalloc(CRASH_UPLOAD_MAX_FRAME);
-		ev_io_init(&c->io, conn_cb, fd, EV_READ);
-		c->io.data = c;
-		ev_init(&c->idle, idle_cb);
-		c->idle.repeat = VM_CRASH_IDLE_S;
-		c->idle.data = c;
-		ev_io_start(loop, &c->io);
-		ev_timer_again(loop, &c->idle);
-		c->next = vc->conns;
-		vc->conns = c;
-		vc->nconns++;
+		conn_new(loop, owner->crash, fd);
 	}
+}
+
+static int host_listen(struct daemon *d, struct vm_error *err)
+{
+	struct sockaddr_vm sa = { .svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_ANY, .svm_port = CRASH_UPLOAD_PORT };
+	struct vm_crash_host *h = d->crash_host;
+	int fd;
+
+	if (h) {
+		h->users++;
+		return 0;
+	}
+	fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return vm_error_errno(err, errno, "vsock socket for port %u", CRASH_UPLOAD_PORT);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 16) < 0) {
+		int e = errno;
+
+		close(fd);
+		return vm_error_errno(err, e, "listen on vsock port %u", CRASH_UPLOAD_PORT);
+	}
+	h = xzalloc(sizeof(*h));
+	h->lfd = fd;
+	h->users = 1;
+	ev_io_init(&h->io, host_accept_cb, fd, EV_READ);
+	h->io.data = d;
+	ev_io_start(d->loop, &h->io);
+	d->crash_host = h;
+	return 0;
+}
+
+static void host_unlisten(struct daemon *d)
+{
+	struct vm_crash_host *h = d->crash_host;
+
+	if (!h || --h->users)
+		return;
+	ev_io_stop(d->loop, &h->io);
+	close(h->lfd);
+	free(h);
+	d->crash_host = NULL;
 }
 
 void vm_crash_listen(struct vm *vm)
@@ -364,12 +467,13 @@ void vm_crash_listen(struct vm *vm)
 	struct daemon *d = vm->d;
 	struct vm_error err = { 0 };
 	struct vm_crash *vc;
-	int lfd;
+	int lfd = -1;
 
-	if (!d->crashes || vm->crash || vm->vsock.mode != VSOCK_HOST_USER)
-		return; /* kernel vsock: see docs/crash-reports.md */
-	lfd = vsock_host_listen(&vm->vsock, CRASH_UPLOAD_PORT, &err);
-	if (lfd < 0) {
+	if (!d->crashes || vm->crash || !d->cfg.crash_limits.max_reports)
+		return;
+	if (vm->vsock.mode == VSOCK_HOST_USER)
+		lfd = vsock_host_listen(&vm->vsock, CRASH_UPLOAD_PORT, &err);
+	if (vm->vsock.mode == VSOCK_HOST_USER ? lfd < 0 : host_listen(d, &err) < 0) {
 		log_warn("vm %s: no crash reports: %s", vm->id, err.message);
 		return;
 	}
@@ -378,9 +482,11 @@ void vm_crash_listen(struct vm *vm)
 	vc->lfd = lfd;
 	vc->tokens = d->cfg.crash_limits.rate;
 	vc->refilled = ev_now(d->loop);
-	ev_io_init(&vc->accept_io, accept_cb, lfd, EV_READ);
-	vc->accept_io.data = vc;
-	ev_io_start(d->loop, &vc->accept_io);
+	if (lfd >= 0) {
+		ev_io_init(&vc->accept_io, accept_cb, lfd, EV_READ);
+		vc->accept_io.data = vc;
+		ev_io_start(d->loop, &vc->accept_io);
+	}
 	vm->crash = vc;
 }
 
@@ -392,8 +498,12 @@ void vm_crash_release(struct vm *vm)
 		return;
 	while (vc->conns)
 		conn_free(vc->conns); /* unfinished uploads are dropped */
-	ev_io_stop(vm->d->loop, &vc->accept_io);
-	close(vc->lfd);
+	if (vc->lfd >= 0) {
+		ev_io_stop(vm->d->loop, &vc->accept_io);
+		close(vc->lfd);
+	} else {
+		host_unlisten(vm->d);
+	}
 	free(vc);
 }
 

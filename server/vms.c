@@ -85,6 +85,7 @@ struct vms_vm {
 	bool has_instance_id;
 	uint8_t instance_id[64];
 	bool debug;
+	uint64_t crash_core_limit; /* VmConfig.crash_core_limit */
 	char *config_path;
 	struct ttrpc_listener *listener;
 	struct vms_conn *conns;
@@ -153,6 +154,7 @@ struct vms_vm *vms_vm_new(struct vms_server *s, const struct vms_identity *id, c
 		v->has_instance_id = true;
 	}
 	v->debug = c->debug;
+	v->crash_core_limit = c->crash_core_limit;
 	/* the tags default as in vm-config.c: shareN */
 	v->shares = xcalloc(3 * c->n_shares + 1, sizeof(*v->shares));
 	for (size_t i = 0; i < c->n_shares; i++) {
@@ -218,6 +220,7 @@ int vms_prepare(struct vms_vm *v, const struct marker_key *key, const char **pat
 	fc.agent_port = VIRTMGR_AGENT_PORT;
 	fc.host_port = v->cid;
 	fc.debug = v->debug;
+	fc.crash_core_limit = v->crash_core_limit;
 	fc.shares = v->shares;
 	fc.n_shares = v->nshares_str;
 	fc.root = v->root;

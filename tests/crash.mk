@@ -17,3 +17,23 @@ $(tests_guest_tools_crashtool_OBJECTS): $(PROTO_H)
 TESTS += tests/integration/crash.sh
 EXTRA_DIST += tests/integration/crash.sh
 tests/integration/crash.log: guest-image tests/guest-tools/crashtool$(EXEEXT) client/vmctl$(EXEEXT)
+
+# The store alone on a real directory.
+check_PROGRAMS += tests/unit/test_crashstore
+TESTS += tests/unit/test_crashstore
+tests_unit_test_crashstore_SOURCES = tests/unit/test_crashstore.c
+tests_unit_test_crashstore_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_crashstore_LDADD = server/libvirtmgrd.la $(TEST_LDADD)
+
+# The host's decoder of crash uploads (server/crashrx.c), fuzzed.
+FUZZ_TARGETS += crash_upload
+FUZZ_SRCS_crash_upload = tests/fuzz/fuzz_crash_upload.c server/crashrx.c lib/util.c lib/log.c protos/virtmgr.pb-c.c
+FUZZ_LIBS_crash_upload =
+check_PROGRAMS += tests/fuzz/replay_crash_upload
+tests_fuzz_replay_crash_upload_SOURCES = tests/fuzz/replay.c tests/fuzz/fuzz_crash_upload.c server/crashrx.c \
+	server/crashrx.h
+nodist_tests_fuzz_replay_crash_upload_SOURCES = $(PROTO_H)
+tests_fuzz_replay_crash_upload_CFLAGS = $(AM_CFLAGS) $(PROTOBUF_C_CFLAGS)
+tests_fuzz_replay_crash_upload_LDADD = lib/libvirtmgr.la $(PROTOBUF_C_LIBS) $(EV_LIBS)
+$(tests_fuzz_replay_crash_upload_OBJECTS): $(PROTO_H)
+EXTRA_DIST += tests/fuzz/corpus/crash_upload

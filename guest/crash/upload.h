@@ -13,7 +13,7 @@
 #include "protos/virtmgr.pb-c.h"
 
 #define CRASH_UPLOAD_PORT 7779u
-#define CRASH_UPLOAD_CHUNK (64u << 10)		     /* core bytes per frame at most */
+#define CRASH_UPLOAD_CHUNK (64u << 10)			    /* core bytes per frame at most */
 #define CRASH_UPLOAD_MAX_FRAME (CRASH_UPLOAD_CHUNK + 4096u) /* a header's strings fit too */
 
 /**

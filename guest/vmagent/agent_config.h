@@ -46,6 +46,7 @@ struct agent_config {
 	uint32_t agent_port;
 	uint32_t host_port;
 	uint32_t debug;
+	uint64_t crash_core_limit; /* 0 = AGENT_CRASH_CORE_LIMIT (crash.c) */
 	/* host folders to mount (guest/vmagent/shares.c): tag, guest path,
 	 * "ro"|"rw" for each, checked; NULL when absent */
 	char **shares;

@@ -38,6 +38,7 @@ enum {
 	SEEN_USER = 1u << 10,
 	SEEN_MARKER_KEY = 1u << 11,
 	SEEN_MOUNTS = 1u << 12,
+	SEEN_CRASH_CORE_LIMIT = 1u << 25,
 	SEEN_SHARES = 1u << 20,
 	SEEN_ROOT = 1u << 27,
 };
@@ -243,6 +244,17 @@ static int parse_prop(const char *name, const void *val, int len, struct agent_c
 			if (strcmp(m[3], "ro") && strcmp(m[3], "rw"))
 				return bad(err, name, "mount %zu: \"%.8s\" is not ro or rw", i, m[3]);
 		}
+	} else if (!strcmp(name, "crash-core-limit")) {
+		fdt64_t v;
+
+		if (check_seen(seen, SEEN_CRASH_CORE_LIMIT, name, err) < 0)
+			return -1;
+		if (len != 8)
+			return bad(err, name, "expected a u64 of 8 bytes, got %d bytes", len);
+		memcpy(&v, val, sizeof(v));
+		cfg->crash_core_limit = fdt64_to_cpu(v);
+		if (cfg->crash_core_limit < 4096)
+			return bad(err, name, "%llu bytes is less than 4096", (unsigned long long)cfg->crash_core_limit);
 	} else if (!strcmp(name, "debug")) {
 		if (check_seen(seen, SEEN_DEBUG, name, err) < 0 || get_u32(name, val, len, &cfg->debug, err) < 0)
 			return -1;

@@ -683,7 +683,7 @@ int main(int argc, char **argv)
 		agent_log(a, "Agent service unavailable: %s", err.message);
 	a->logfwd = agent_logfwd_start(a, a->machine, a->machine);
 
-	if (a->machine && agent_crash_setup(0) < 0)
+	if (a->machine && agent_crash_setup(a->have_cfg ? a->cfg.crash_core_limit : 0) < 0)
 		agent_log(a, "crash reports unavailable: core_pattern: %s", strerror(errno));
 	if (a->have_cfg && a->cfg.payload_args) {
 		a->payload_argv = a->cfg.payload_args;

@@ -64,6 +64,26 @@ V crash show "$seg" --sysroot "$T/extra" >"$T/seg.txt" || fail "crash show (text
 grep -q '#0 .* crashtool_segv' "$T/seg.txt" || fail "text backtrace: $(cat "$T/seg.txt")"
 ok "SIGSEGV: one report, signal 11, /bin/crashtool, CRASH event, CORE file, backtrace starts in crashtool_segv"
 
+# --- the guest's cap (VmConfig.crash_core_limit) cuts the core and says so
+rc=0
+V run --crash-core-limit 64K --name s2 --initrd "$T/initramfs.img" -- /bin/crashtool segv >/dev/null 2>&1 || rc=$?
+[[ $rc == 139 ]] || fail "crashtool segv with --crash-core-limit 64K: vmctl exited $rc"
+tr=$(reports s2)
+[[ -n $tr ]] || fail "no report with --crash-core-limit 64K"
+V --json crash show "$tr" --no-backtrace >"$T/tr.json" || fail "crash show $tr"
+python3 - "$T/tr.json" <<'PY' || fail "truncated report: $(cat "$T/tr.json")"
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["core_truncated"] is True and r["core_size"] == 65536, (r["core_truncated"], r["core_size"])
+PY
+V crash get "$tr" "$T/tr.core" || fail "crash get (truncated)"
+[[ $(stat -c %s "$T/tr.core") == 65536 ]] || fail "the truncated core is $(stat -c %s "$T/tr.core") bytes"
+readelf -h "$T/tr.core" | grep -q 'Type:.*CORE' || fail "the truncated core is not CORE"
+rc=0
+V run --crash-core-limit 100 -- true 2>"$T/cl.err" || rc=$?
+[[ $rc == 125 ]] && grep -q "crash-core-limit" "$T/cl.err" || fail "--crash-core-limit 100: rc $rc: $(cat "$T/cl.err")"
+ok "--crash-core-limit 64K: a 64 KiB core marked truncated, still a CORE file; 100 bytes refused"
+
 # --- abort(), in an exec session of a long-lived VM
 id=$(V run --detach --name c1 --initrd "$T/initramfs.img" -- \
 	sh -c 'echo >&$VIRTMGR_READY_FD; while :; do sleep 1; done') || fail "run c1"
@@ -139,6 +159,11 @@ stop_daemon
 start_daemon "${DOPTS[@]}"
 [[ $(reports k1 | tail -n 1) == "$kid" ]] || fail "the kernel report is gone after a restart"
 [[ $(nreports c1) == "$n" ]] || fail "c1's reports after a restart: $(nreports c1), not $n"
+# the adopted VM still reports
+last=$(reports c1 | tail -n 1)
+V exec c1 -- /bin/crashtool segv >/dev/null 2>&1 || true
+newest() { [[ $(reports c1 | tail -n 1) != "$last" ]]; }
+wait_for 120 newest || fail "no report from the adopted VM"
 other=$(for_other_users client/vmctl)
 chmod 0777 "$SOCK"
 cnt=$(setpriv --reuid 1000 --regid 1000 --clear-groups "$other" --socket "$SOCK" --json crashes 2>/dev/null | wc -l || true)
@@ -148,6 +173,6 @@ V crash rm "$kid" || fail "crash rm"
 rc=0
 V crash show "$kid" 2>"$T/rm.err" || rc=$?
 [[ $rc == 1 ]] && grep -q NOT_FOUND "$T/rm.err" || fail "show after rm: rc $rc: $(cat "$T/rm.err")"
-ok "reports survive a restart; other uids see none; rm removes one"
+ok "reports survive a restart; the adopted VM still reports; other uids see none; rm removes one"
 
 echo "$NTESTS passed, 0 failed"

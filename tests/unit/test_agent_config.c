@@ -371,3 +371,39 @@ Test(agent_config, root_round_trip_and_bad)
 		cr_assert(strstr(err.message, "root"), "message: %s", err.message);
 	}
 }
+
+/* VmConfig.crash_core_limit reaches the crash collector (guest/vmagent/crash.c). */
+Test(agent_config, crash_core_limit)
+{
+	static const uint8_t small[8] = { 0, 0, 0, 0, 0, 0, 0x0f, 0xff };
+	struct fdtconfig c = { .vm_id = "0123456789ab", .name = "demo", .cid = 2049, .agent_port = 5000,
+			       .host_port = 2049, .crash_core_limit = 3ull << 32 };
+	struct agent_config cfg;
+	struct vm_error err = { 0 };
+	cleanup_free void *blob = NULL;
+	size_t len;
+	int node;
+
+	cr_assert_eq(fdtconfig_build(&c, &blob, &len, &err), 0, "%s", err.message);
+	cr_assert_eq(agent_config_parse(blob, len, &cfg, &err), 0, "%s", err.message);
+	cr_assert_eq(cfg.crash_core_limit, 3ull << 32);
+	agent_config_clear(&cfg);
+
+	/* absent: 0, the collector's default */
+	c.crash_core_limit = 0;
+	free(blob);
+	blob = NULL;
+	cr_assert_eq(fdtconfig_build(&c, &blob, &len, &err), 0, "%s", err.message);
+	cr_assert_eq(agent_config_parse(blob, len, &cfg, &err), 0, "%s", err.message);
+	cr_assert_eq(cfg.crash_core_limit, 0);
+	agent_config_clear(&cfg);
+
+	cleanup_free void *b1 = editable(&len, &node);
+	cr_assert_eq(fdt_setprop(b1, node, "crash-core-limit", small, 4), 0);
+	finish_edit(b1, &len);
+	expect_error(b1, len, "crash-core-limit: expected a u64 of 8 bytes, got 4");
+	cleanup_free void *b2 = editable(&len, &node);
+	cr_assert_eq(fdt_setprop(b2, node, "crash-core-limit", small, 8), 0);
+	finish_edit(b2, &len);
+	expect_error(b2, len, "crash-core-limit: 4095 bytes is less than 4096");
+}
