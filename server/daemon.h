@@ -18,6 +18,7 @@ struct early_registry;
 struct vms_server;
 struct uidpool;
 struct diskstore;
+struct metrics;
 
 struct daemon_config {
 	const char *socket_path; /* Unix socket; NULL when serving only inherited fds */
@@ -47,6 +48,8 @@ struct daemon_config {
 	uint32_t health_interval_ms;	  /* Agent/Ping every so often (vm-health.c); 0 = no checks */
 	uint32_t health_misses;		  /* unanswered checks in a row that make a guest hung */
 	uint32_t tcg_tb_size_mib;	  /* --tcg-tb-size: TCG translation buffer per VM, 0 = QEMU's default */
+	bool no_balloon;		  /* --no-balloon: VMs get no virtio-balloon */
+	const char *metrics_addr;	  /* --metrics: Unix socket path or loopback HOST:PORT; NULL = off */
 };
 
 struct daemon {
@@ -68,6 +71,8 @@ struct daemon {
 	struct diskstore *disks; /* the image store; NULL in early mode (no /data yet) */
 	bool quitting;
 	ev_timer health_timer; /* the guest health checks (vm-health.c) */
+	uint64_t deaths[16];   /* VMs that died, by DeathReason (metrics.c) */
+	struct metrics *metrics; /* --metrics endpoint, or NULL (metrics.c) */
 	ev_signal sigterm, sigint, sighup;
 };
 

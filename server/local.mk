@@ -3,17 +3,17 @@
 VIRTMGRD_CORE_C = server/diskstore.c server/api.c server/vm.c server/vm-config.c server/vm-console.c server/vm-persist.c \
 	server/accel.c server/fdtconfig.c server/vms.c server/vm-health.c \
 	server/statefile.c server/early.c server/caller.c server/xmllib.c server/qemu.c server/qmp.c server/marker.c \
-	server/logfile.c server/uidpool.c server/virtiofs.c server/vm-stats.c
+	server/logfile.c server/uidpool.c server/virtiofs.c server/vm-stats.c server/metrics.c
 noinst_LTLIBRARIES += server/libvirtmgrd.la
 server_libvirtmgrd_la_SOURCES = $(VIRTMGRD_CORE_C) \
 	server/daemon.h server/api.h server/vm.h server/vm-priv.h server/vm-config.h server/vm-console.h \
 	server/vm-persist.h server/accel.h server/fdtconfig.h server/vms.h server/vm-health.h \
 	server/statefile.h server/early.h server/caller.h server/xmllib.h server/qemu.h server/qmp.h \
-	server/logfile.h server/uidpool.h server/virtiofs.h server/vm-stats.h
+	server/logfile.h server/uidpool.h server/virtiofs.h server/vm-stats.h server/metrics.h
 server_libvirtmgrd_la_CFLAGS = $(AM_CFLAGS) $(PROTOBUF_C_CFLAGS) $(LIBXML_CFLAGS) $(FDT_CFLAGS) $(JSON_C_CFLAGS) \
-	$(SECCOMP_CFLAGS)
+	$(SECCOMP_CFLAGS) $(MHD_CFLAGS)
 server_libvirtmgrd_la_LIBADD = server/vsock/libvsockhost.la lib/libvirtmgr.la $(PROTOBUF_C_LIBS) \
-	$(FDT_LIBS) $(EV_LIBS) $(JSON_C_LIBS) $(SECCOMP_LIBS)
+	$(FDT_LIBS) $(EV_LIBS) $(JSON_C_LIBS) $(SECCOMP_LIBS) $(MHD_LIBS)
 
 sbin_PROGRAMS += server/virtmgrd
 server_virtmgrd_SOURCES = server/main.c

@@ -343,6 +343,31 @@ static void api_get_vm_stats(struct ttrpc_call *call, const ProtobufCMessage *ms
 	stats_done(r);
 }
 
+void vm_stats_usage(const struct vm *vm, struct vm_usage *out)
+{
+	pid_t pids[VMSTATS_MAX_PROCS];
+	size_t n = 0;
+	struct vmstats_proc p;
+
+	memset(out, 0, sizeof(*out));
+	if (!vm->qemu || vm->state == VIRTMGR__V1__VM_STATE__VM_STATE_DEAD)
+		return;
+	out->running = true;
+	pids[n++] = qemu_pid(vm->qemu);
+	if (vm->vsock.backend_pid > 0)
+		pids[n++] = vm->vsock.backend_pid;
+	for (size_t i = 0; i < vm->virtiofs.n && n < VMSTATS_MAX_PROCS; i++)
+		pids[n++] = vm->virtiofs.procs[i].pid;
+	for (size_t i = 0; i < n; i++) {
+		if (pids[i] <= 0 || vmstats_read_proc(pids[i], &p) < 0)
+			continue;
+		out->cpu_ns += p.cpu_user_ns + p.cpu_system_ns;
+		out->rss_bytes += p.rss_bytes;
+	}
+	vsock_host_bytes(&vm->vsock, &out->vsock_rx_bytes, &out->vsock_tx_bytes);
+	out->balloon_target_bytes = vm->balloon_target_bytes;
+}
+
 /* ---------------------------------------------------------------- SetBalloon */
 
 struct balloon_req {
