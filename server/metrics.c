@@ -90,13 +90,13 @@ static void put_method(const char *service, const char *method, const uint64_t e
 	}
 }
 
-/* id, name, owner of a VM as labels */
-static void vm_labels(FILE *f, const Virtmgr__V1__VmInfo *info)
+/* @name{id=...,name=...,owner=... of a VM (the caller closes the braces) */
+static void vm_labels(FILE *f, const char *name, const Virtmgr__V1__VmInfo *info)
 {
 	char owner[16];
 
 	snprintf(owner, sizeof(owner), "%u", (unsigned)info->owner_uid);
-	fputc('{', f);
+	fprintf(f, "%s{", name);
 	put_label(f, "id", info->id);
 	fputc(',', f);
 	put_label(f, "name", info->name);
@@ -116,7 +116,7 @@ static void put_vm_metric(FILE *f, const struct vm_row *rows, size_t n, const ch
 	for (size_t i = 0; i < n; i++) {
 		const struct vm_row *r = &rows[i];
 
-		vm_labels(f, &r->info);
+		vm_labels(f, name, &r->info);
 		fputs("} ", f);
 		switch (which) {
 		case 0:
@@ -201,7 +201,7 @@ char *metrics_render(struct daemon *d, size_t *len)
 		char cid[16];
 
 		snprintf(cid, sizeof(cid), "%u", (unsigned)rows[i].info.cid);
-		vm_labels(f, &rows[i].info);
+		vm_labels(f, "virtmgr_vm_info", &rows[i].info);
 		fputc(',', f);
 		put_label(f, "state", enum_name(&virtmgr__v1__vm_state__descriptor, rows[i].info.state, "VM_STATE_"));
 		fputc(',', f);
