@@ -5,13 +5,17 @@
 #            STARTED, for each configuration
 #   boot     `vmctl run --mem 96 -- /bin/true` wall time, configurations
 #            alternated run by run (A B A B ...), median/min/max
+#   bootcpu  CPU time QEMU (and the backend) spent until STARTED: less
+#            sensitive to other work on a shared machine than wall time
 #   density  N guests of 96 MiB started at once: host memory in use
 #            (MemTotal - MemAvailable) before and 30 s after all are STARTED
 # Configurations: "old" = --tcg-tb-size 0 --no-balloon (QEMU's own TCG
 # buffer, no balloon: the settings before), "new" = the defaults, and
 # "tbN" = the defaults with --tcg-tb-size N for each N of --tb-sizes.
 #
-# Usage: bench/resources.sh --builddir DIR [--reps N] [--tb-sizes "16 32"]
+# "--config NAME=OPTIONS" adds a configuration of its own (daemon options).
+#
+# Usage: bench/resources.sh --builddir DIR [--reps N] [--tb-sizes "16 32"] [--config NAME=OPTS]...
 #                           [--only rss,boot,density] [--vms N] [--settle SEC]
 # Prints one line per figure; nothing is asserted.
 set -euo pipefail
@@ -19,9 +23,10 @@ set -euo pipefail
 builddir=
 reps=5
 tb_sizes=
-only=rss,boot,density
+only=rss,boot,bootcpu,density
 nvms=32
 settle=30
+extra=()
 while (($#)); do
 	case $1 in
 	--builddir) builddir=$2; shift 2 ;;
@@ -30,6 +35,7 @@ while (($#)); do
 	--only) only=$2; shift 2 ;;
 	--vms) nvms=$2; shift 2 ;;
 	--settle) settle=$2; shift 2 ;;
+	--config) extra+=("$2"); shift 2 ;;
 	*) echo "bench/resources.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
 done
@@ -56,6 +62,10 @@ configs=(old new)
 for n in $tb_sizes; do
 	OPTS[tb$n]="--tcg-tb-size $n"
 	configs+=("tb$n")
+done
+for e in "${extra[@]}"; do
+	OPTS[${e%%=*}]=${e#*=}
+	configs+=("${e%%=*}")
 done
 
 # start CONFIG: a daemon of its own with that configuration
@@ -103,6 +113,24 @@ if [[ ,$only, == *,boot,* ]]; then
 	done
 	for c in "${configs[@]}"; do
 		echo "boot $c: vmctl run --mem 96 -- /bin/true: $(stats <"$T/boot-$c") s over $reps runs"
+	done
+fi
+
+if [[ ,$only, == *,bootcpu,* ]]; then
+	for c in "${configs[@]}"; do : >"$T/cpu-$c"; done
+	for ((i = 0; i <= reps; i++)); do
+		for c in "${configs[@]}"; do
+			start "$c"
+			id=$(V run --detach --name cpu --mem 96 -- /bin/sleep 3600)
+			V wait "$id" --state STARTED --timeout 600 >/dev/null
+			cpu=$(V --json stats "$id" | python3 -c 'import json,sys; print(json.load(sys.stdin)["cpu_ns"] / 1e9)')
+			V kill "$id" >/dev/null
+			stop_daemon
+			((i > 0)) && echo "$cpu" >>"$T/cpu-$c"
+		done
+	done
+	for c in "${configs[@]}"; do
+		echo "bootcpu $c: CPU time of the VM's processes at STARTED: $(stats <"$T/cpu-$c") s over $reps runs"
 	done
 fi
 
