@@ -399,6 +399,11 @@ static void vm_info_copy(struct vmc_vm_info *dst, const Virtmgr__V1__VmInfo *src
 	dst->detached = src->detached;
 	dst->early = src->early;
 	dst->suspended = src->suspended;
+	dst->has_usage = src->usage != NULL;
+	if (src->usage) {
+		dst->cpu_ns = src->usage->cpu_ns;
+		dst->rss_bytes = src->usage->rss_bytes;
+	}
 }
 
 void vmc_vm_info_clear(struct vmc_vm_info *info)

@@ -223,6 +223,8 @@ struct vmc_vm_info {
 	bool detached;
 	bool early;
 	bool suspended;
+	bool has_usage;		   /* the VM runs: the two figures below are set */
+	uint64_t cpu_ns, rss_bytes; /* its host processes' CPU time and RSS (VmInfo.usage) */
 };
 
 struct vmc_event {

@@ -368,6 +368,19 @@ void vm_stats_usage(const struct vm *vm, struct vm_usage *out)
 	out->balloon_target_bytes = vm->balloon_target_bytes;
 }
 
+void vm_stats_fill_usage(const struct vm *vm, Virtmgr__V1__VmUsage *u, Virtmgr__V1__VmInfo *info)
+{
+	struct vm_usage use;
+
+	vm_stats_usage(vm, &use);
+	if (!use.running)
+		return;
+	virtmgr__v1__vm_usage__init(u);
+	u->cpu_ns = use.cpu_ns;
+	u->rss_bytes = use.rss_bytes;
+	info->usage = u;
+}
+
 /* ---------------------------------------------------------------- SetBalloon */
 
 struct balloon_req {

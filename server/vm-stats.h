@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "protos/virtmgr.pb-c.h"
 #include "server/daemon.h"
 
 /* --tcg-tb-size default, MiB (chosen by measurement: docs/performance.md) */
@@ -53,6 +54,12 @@ struct vm_usage {
  * endpoint, which answers at once); running is false for a VM without QEMU
  */
 void vm_stats_usage(const struct vm *vm, struct vm_usage *out);
+
+/**
+ * vm_stats_fill_usage() - point @info->usage at @u filled for @vm when it
+ * runs (VmInfo.usage of ListVms and GetVmInfo); left unset otherwise
+ */
+void vm_stats_fill_usage(const struct vm *vm, Virtmgr__V1__VmUsage *u, Virtmgr__V1__VmInfo *info);
 
 /** vm_stats_register() - add GetVmStats and SetBalloon to d->api. */
 void vm_stats_register(struct daemon *d);
