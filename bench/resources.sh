@@ -92,7 +92,9 @@ if [[ ,$only, == *,rss,* ]]; then
 		pid=$(V --json info "$id" | python3 -c 'import json,sys; print(json.load(sys.stdin)["qemu_pid"])')
 		at0=$(rss_kib "$pid")
 		sleep "$settle"
-		echo "rss $c: QEMU RSS of an idle 96 MiB guest: ${at0} KiB at STARTED, $(rss_kib "$pid") KiB ${settle} s later"
+		at1=$(rss_kib "$pid")
+		echo "rss $c: QEMU RSS of an idle 96 MiB guest: ${at0} KiB at STARTED, $at1 KiB ${settle} s later"
+		echo "raw rss-$c $at1"
 		V kill "$id" >/dev/null
 		stop_daemon
 	done
@@ -131,6 +133,7 @@ if [[ ,$only, == *,bootcpu,* ]]; then
 	done
 	for c in "${configs[@]}"; do
 		echo "bootcpu $c: CPU time of the VM's processes at STARTED: $(stats <"$T/cpu-$c") s over $reps runs"
+		echo "raw bootcpu-$c $(paste -sd' ' "$T/cpu-$c")"
 	done
 fi
 
@@ -153,6 +156,7 @@ if [[ ,$only, == *,density,* ]]; then
 			pid=$(V --json info "$id" | python3 -c 'import json,sys; print(json.load(sys.stdin)["qemu_pid"])')
 			[[ $pid -gt 0 && -d /proc/$pid ]] && total=$((total + $(rss_kib "$pid")))
 		done
+		echo "raw density-$c $(((after - before) / 1024))"
 		echo "density $c: $started of $nvms guests of 96 MiB STARTED; host memory in use $((before / 1024)) MiB before," \
 			"$((after / 1024)) MiB ${settle} s after (+$(((after - before) / 1024)) MiB); QEMU RSS sum $((total / 1024)) MiB"
 		for id in "${ids[@]}"; do V kill "$id" >/dev/null 2>&1 || true; done
