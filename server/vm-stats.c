@@ -383,8 +383,12 @@ void vm_stats_fill_usage(const struct vm *vm, Virtmgr__V1__VmUsage *u, Virtmgr__
 
 /* ---------------------------------------------------------------- SetBalloon */
 
+/* qemu_qmp_call() answers before the VM record can go (qemu_free() in its
+ * death answers what is in flight), so @vm is valid in the reply. */
 struct balloon_req {
 	struct ttrpc_call *call;
+	struct vm *vm;
+	uint64_t target; /* recorded once QEMU accepted it; 0 = none */
 	char id[sizeof(((struct vm *)0)->id)];
 };
 
@@ -402,6 +406,8 @@ static void balloon_reply(void *opaque, struct json_object *ret, const char *err
 	Virtmgr__V1__Empty resp = VIRTMGR__V1__EMPTY__INIT;
 
 	(void)ret;
+	if (!error)
+		b->vm->balloon_target_bytes = b->target;
 	if (b->call) {
 		ttrpc_call_set_cancel(b->call, NULL, NULL);
 		if (error)
@@ -446,6 +452,8 @@ static void api_set_balloon(struct ttrpc_call *call, const ProtobufCMessage *msg
 	}
 	b = xzalloc(sizeof(*b));
 	b->call = call;
+	b->vm = vm;
+	b->target = target == mem ? 0 : target;
 	snprintf(b->id, sizeof(b->id), "%s", vm->id);
 	args = json_object_new_object();
 	json_object_object_add(args, "value", json_object_new_int64((int64_t)target));
@@ -456,7 +464,6 @@ static void api_set_balloon(struct ttrpc_call *call, const ProtobufCMessage *msg
 		ttrpc_call_fail(call, VM_FAILED_PRECONDITION, "vm %s: QEMU's monitor is not connected", vm->id);
 		return;
 	}
-	vm->balloon_target_bytes = target == mem ? 0 : target;
 	log_info("vm %s: balloon target %" PRIu64 " MiB", vm->id, target / MIB);
 	ttrpc_call_set_cancel(call, balloon_cancel, b);
 }
