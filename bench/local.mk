@@ -12,7 +12,7 @@ bench_bench_echo_SOURCES = bench/echo.c
 bench_bench_echo_CFLAGS = $(AM_CFLAGS) $(PROTOBUF_C_CFLAGS)
 bench_bench_echo_LDADD = lib/libvirtmgr.la $(PROTOBUF_C_LIBS) $(EV_LIBS)
 
-EXTRA_DIST += bench/run bench/RESULTS.md bench/go/main.go bench/storage.py
+EXTRA_DIST += bench/run bench/RESULTS.md bench/go/main.go bench/storage.py bench/resources.sh
 
 BENCH_DEPS = bench/bench-rpc$(EXEEXT) bench/bench-echo$(EXEEXT) \
 	server/virtmgrd$(EXEEXT) server/virtmgr-vsock$(EXEEXT) client/vmctl$(EXEEXT) \

@@ -429,6 +429,11 @@ static void vm_info_copy(struct vmc_vm_info *dst, const Virtmgr__V1__VmInfo *src
 	if (dst->measurement_len)
 		memcpy(dst->measurement, src->measurement.data, dst->measurement_len);
 	dst->measurement_alg = dup_str(src->measurement_alg);
+	dst->has_usage = src->usage != NULL;
+	if (src->usage) {
+		dst->cpu_ns = src->usage->cpu_ns;
+		dst->rss_bytes = src->usage->rss_bytes;
+	}
 }
 
 void vmc_vm_info_clear(struct vmc_vm_info *info)

@@ -240,6 +240,8 @@ struct vmc_vm_info {
 	uint8_t measurement[64]; /* launch measurement (docs/attestation.md) */
 	size_t measurement_len;	 /* 0 when unknown */
 	char *measurement_alg;	 /* "sha-256", "sha-384", "" */
+	bool has_usage;		   /* the VM runs: the two figures below are set */
+	uint64_t cpu_ns, rss_bytes; /* its host processes' CPU time and RSS (VmInfo.usage) */
 };
 
 struct vmc_event {

@@ -292,6 +292,10 @@ void vmctl_print_vm_info(const struct vmctl_ctx *ctx, const struct vmc_vm_info *
 		json_bool(&o, "early", vm->early);
 		json_bool(&o, "suspended", vm->suspended);
 		print_measurement(&o, vm);
+		if (vm->has_usage) {
+			json_uint(&o, "cpu_ns", vm->cpu_ns);
+			json_uint(&o, "rss_bytes", vm->rss_bytes);
+		}
 		json_end(&o);
 		return;
 	}
@@ -316,6 +320,9 @@ void vmctl_print_vm_info(const struct vmctl_ctx *ctx, const struct vmc_vm_info *
 	print_measurement(NULL, vm);
 	printf("detached:     %s\n", vm->detached ? "yes" : "no");
 	printf("early:        %s\n", vm->early ? "yes" : "no");
+	if (vm->has_usage)
+		printf("usage:        cpu %.3f s, rss %.1f MiB (vmctl stats for more)\n", (double)vm->cpu_ns / 1e9,
+		       (double)vm->rss_bytes / (1024.0 * 1024.0));
 }
 
 static int cmd_help(int argc, char **argv)

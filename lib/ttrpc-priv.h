@@ -131,6 +131,7 @@ struct method_entry {
 	const ProtobufCMessageDescriptor *input;
 	ttrpc_handler_fn fn;
 	void *opaque;
+	uint64_t ended[TTRPC_STATUS_CODES]; /* calls answered, by status code (ttrpc_server_foreach_method) */
 };
 
 struct ttrpc_listener {

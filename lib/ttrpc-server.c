@@ -254,6 +254,19 @@ static void call_cancel(struct ttrpc_call *call)
 	call_unlink_free(call);
 }
 
+/* Count how @call ended, by status code (metrics: calls by method and status). */
+static void call_count(const struct ttrpc_call *call, int code)
+{
+	if (call->method)
+		call->method->ended[(unsigned)code < TTRPC_STATUS_CODES ? code : VM_UNKNOWN]++;
+}
+
+void ttrpc_server_foreach_method(const struct ttrpc_server *srv, ttrpc_method_stats_fn fn, void *opaque)
+{
+	for (const struct method_entry *m = srv->methods; m; m = m->next)
+		fn(m->service, m->method, m->ended, opaque);
+}
+
 static void call_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct ttrpc_call *call = w->data;
@@ -261,6 +274,7 @@ static void call_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	char msg[600];
 
 	snprintf(msg, sizeof(msg), "%s: deadline exceeded", call->name);
+	call_count(call, VM_DEADLINE_EXCEEDED);
 	c->depth++;
 	send_status(c, call->stream_id, VM_DEADLINE_EXCEEDED, msg);
 	call_cancel(call);
@@ -325,6 +339,7 @@ static void call_end(struct ttrpc_call *call, int code, const char *msg)
 
 	if (call->ending)
 		return;
+	call_count(call, code);
 	send_status(c, call->stream_id, code, msg);
 	call_unlink_free(call);
 	if (!c->depth)
@@ -375,6 +390,7 @@ void ttrpc_call_reply(struct ttrpc_call *call, const ProtobufCMessage *msg, cons
 				close(fds[i]);
 		send_status(c, call->stream_id, VM_RESOURCE_EXHAUSTED, "response exceeds the 4 MiB message limit");
 	}
+	call_count(call, len ? VM_OK : VM_RESOURCE_EXHAUSTED);
 	call_unlink_free(call);
 	if (!c->depth)
 		ttrpc_conn_flush(c);

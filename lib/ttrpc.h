@@ -192,6 +192,15 @@ void *ttrpc_listener_get_data(const struct ttrpc_listener *l);
 struct ttrpc_conn *ttrpc_server_adopt(struct ttrpc_server *srv, int fd, struct vm_error *err);
 unsigned ttrpc_server_conn_count(const struct ttrpc_server *srv);
 
+/* gRPC status codes 0..16: the index of the counters below */
+#define TTRPC_STATUS_CODES 17
+/* One registered method and how many of its calls ended with each status
+ * code (a reply, a failure, the deadline; not calls cut by a closed connection). */
+typedef void (*ttrpc_method_stats_fn)(const char *service, const char *method,
+				      const uint64_t ended[TTRPC_STATUS_CODES], void *opaque);
+/** ttrpc_server_foreach_method() - call @fn for every registered method. */
+void ttrpc_server_foreach_method(const struct ttrpc_server *srv, ttrpc_method_stats_fn fn, void *opaque);
+
 const struct ttrpc_peer *ttrpc_conn_peer(const struct ttrpc_conn *conn);
 uint64_t ttrpc_conn_id(const struct ttrpc_conn *conn);			   /* unique per process */
 struct ttrpc_listener *ttrpc_conn_listener(const struct ttrpc_conn *conn); /* NULL if adopted */

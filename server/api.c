@@ -24,6 +24,7 @@
 #include "server/servicevm.h"
 #include "server/logfile.h"
 #include "server/uidpool.h"
+#include "server/vm-stats.h"
 #include "server/vm.h"
 
 #define SERVICE "virtmgr.v1.VirtualizationService"
@@ -87,8 +88,10 @@ static void reply_info(struct ttrpc_call *call, struct vm *vm)
 {
 	Virtmgr__V1__VmInfo info = VIRTMGR__V1__VM_INFO__INIT;
 	Virtmgr__V1__VmInfoResponse resp = VIRTMGR__V1__VM_INFO_RESPONSE__INIT;
+	Virtmgr__V1__VmUsage usage;
 
 	vm_fill_info(vm, &info);
+	vm_stats_fill_usage(vm, &usage, &info);
 	resp.vm = &info;
 	ttrpc_call_reply(call, &resp.base, NULL, 0);
 }
@@ -172,16 +175,19 @@ static void api_list_vms(struct ttrpc_call *call, const ProtobufCMessage *msg, v
 	unsigned n = vm_count(d), i = 0;
 	cleanup_free Virtmgr__V1__VmInfo *infos = NULL;
 	cleanup_free Virtmgr__V1__VmInfo **ptrs = NULL;
+	cleanup_free Virtmgr__V1__VmUsage *usages = NULL;
 
 	if (!api_allowed(d, call))
 		return;
 	infos = xcalloc(n ? n : 1, sizeof(*infos));
+	usages = xcalloc(n ? n : 1, sizeof(*usages));
 	ptrs = xcalloc(n ? n : 1, sizeof(*ptrs));
 	for (struct vm *vm = vm_next(d, NULL); vm && i < n; vm = vm_next(d, vm)) {
 		if (!vm_visible_to(vm, peer))
 			continue;
 		virtmgr__v1__vm_info__init(&infos[i]);
 		vm_fill_info(vm, &infos[i]);
+		vm_stats_fill_usage(vm, &usages[i], &infos[i]);
 		ptrs[i] = &infos[i];
 		i++;
 	}

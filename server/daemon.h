@@ -21,6 +21,7 @@ struct uidpool;
 struct diskstore;
 struct servicevm;
 struct vm_crash_host;
+struct metrics;
 
 struct daemon_config {
 	const char *socket_path; /* Unix socket; NULL when serving only inherited fds */
@@ -52,6 +53,8 @@ struct daemon_config {
 	struct crash_limits crash_limits; /* crash reports (crashstore.h) */
 	uint32_t tcg_tb_size_mib;	  /* --tcg-tb-size: TCG translation buffer per VM, 0 = QEMU's default */
 	uint32_t service_vm_idle_s;	  /* stop the Service VM after so long unused; 0 = never */
+	bool no_balloon;		  /* --no-balloon: VMs get no virtio-balloon */
+	const char *metrics_addr;	  /* --metrics: Unix socket path or loopback HOST:PORT; NULL = off */
 };
 
 struct daemon {
@@ -76,6 +79,8 @@ struct daemon {
 	struct vm_crash_host *crash_host; /* kernel vsock: the shared crash port (vm-crash.c) */
 	bool quitting;
 	ev_timer health_timer; /* the guest health checks (vm-health.c) */
+	uint64_t deaths[16];   /* VMs that died, by DeathReason (metrics.c) */
+	struct metrics *metrics; /* --metrics endpoint, or NULL (metrics.c) */
 	ev_signal sigterm, sigint, sighup;
 };
 

@@ -33,6 +33,7 @@
 #include "server/diskstore.h"
 #include "server/daemon.h"
 #include "server/early.h"
+#include "server/metrics.h"
 #include "server/sandbox.h"
 #include "server/uidpool.h"
 #include "server/vm.h"
@@ -90,6 +91,9 @@ static void usage(FILE *f)
 		"                         directory's filesystem (default 10)\n"
 		"  --tcg-tb-size MIB      TCG translation buffer per VM, 0 = QEMU's own default\n"
 		"                         (default " VMSTATS_TB_SIZE_DEFAULT_STR ")\n"
+		"  --no-balloon           no virtio-balloon in new VMs (no memory given back, no SetBalloon)\n"
+		"  --metrics ADDR         serve Prometheus /metrics on ADDR: a Unix socket path (mode 0600)\n"
+		"                         or a loopback HOST:PORT (default: off)\n"
 		"  --no-sandbox           do not run QEMU with -sandbox on\n"
 		"  --vm-uid-range MIN-MAX when root: the uids (and equal gids) VMs' processes run\n"
 		"                         under, one per VM (default " UIDPOOL_DEFAULT_RANGE
@@ -194,6 +198,8 @@ enum {
 	OPT_CRASH_SHARE,
 	OPT_TCG_TB_SIZE,
 	OPT_SERVICE_VM_IDLE,
+	OPT_NO_BALLOON,
+	OPT_METRICS,
 };
 
 /* OpenLog passes a log and its rotated files in one reply. */
@@ -236,6 +242,8 @@ static int parse_args(int argc, char **argv, struct daemon_config *c, bool *sock
 		{ "crash-rate", required_argument, NULL, OPT_CRASH_RATE },
 		{ "crash-share", required_argument, NULL, OPT_CRASH_SHARE },
 		{ "tcg-tb-size", required_argument, NULL, OPT_TCG_TB_SIZE },
+		{ "no-balloon", no_argument, NULL, OPT_NO_BALLOON },
+		{ "metrics", required_argument, NULL, OPT_METRICS },
 		{ "no-sandbox", no_argument, NULL, OPT_NO_SANDBOX },
 		{ "vm-uid-range", required_argument, NULL, OPT_VM_UID_RANGE },
 		{ "vsock-backend", required_argument, NULL, OPT_VSOCK_BACKEND },
@@ -348,6 +356,16 @@ static int parse_args(int argc, char **argv, struct daemon_config *c, bool *sock
 			if (parse_u32("--tcg-tb-size", optarg, 0, 4096, &v) < 0)
 				return -1;
 			c->tcg_tb_size_mib = v;
+			break;
+		case OPT_METRICS:
+			if (!*optarg) {
+				fprintf(stderr, "virtmgrd: --metrics: empty address\n");
+				return -1;
+			}
+			c->metrics_addr = optarg;
+			break;
+		case OPT_NO_BALLOON:
+			c->no_balloon = true;
 			break;
 		case OPT_HEALTH_MISSES:
 			if (parse_u32("--health-misses", optarg, 1, 1000, &v) < 0)
@@ -819,6 +837,10 @@ int main(int argc, char **argv)
 		log_info("--idle-exit applies only to a socket-activated daemon (LISTEN_FDS): ignored");
 		idle.secs = 0;
 	}
+	if (d.cfg.metrics_addr && metrics_start(&d, d.cfg.metrics_addr, &err) < 0) {
+		log_error("%s", err.message);
+		return 1;
+	}
 	if (!d.cfg.early) {
 		unsigned n = vm_restore_all(&d);
 
@@ -869,6 +891,7 @@ int main(int argc, char **argv)
 	}
 
 	vm_health_stop(&d);
+	metrics_stop(&d);
 	/* before the server: a running image job still holds its call */
 	diskstore_free(d.disks);
 	servicevm_free(d.servicevm);

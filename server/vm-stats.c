@@ -343,10 +343,52 @@ static void api_get_vm_stats(struct ttrpc_call *call, const ProtobufCMessage *ms
 	stats_done(r);
 }
 
+void vm_stats_usage(const struct vm *vm, struct vm_usage *out)
+{
+	pid_t pids[VMSTATS_MAX_PROCS];
+	size_t n = 0;
+	struct vmstats_proc p;
+
+	memset(out, 0, sizeof(*out));
+	if (!vm->qemu || vm->state == VIRTMGR__V1__VM_STATE__VM_STATE_DEAD)
+		return;
+	out->running = true;
+	pids[n++] = qemu_pid(vm->qemu);
+	if (vm->vsock.backend_pid > 0)
+		pids[n++] = vm->vsock.backend_pid;
+	for (size_t i = 0; i < vm->virtiofs.n && n < VMSTATS_MAX_PROCS; i++)
+		pids[n++] = vm->virtiofs.procs[i].pid;
+	for (size_t i = 0; i < n; i++) {
+		if (pids[i] <= 0 || vmstats_read_proc(pids[i], &p) < 0)
+			continue;
+		out->cpu_ns += p.cpu_user_ns + p.cpu_system_ns;
+		out->rss_bytes += p.rss_bytes;
+	}
+	vsock_host_bytes(&vm->vsock, &out->vsock_rx_bytes, &out->vsock_tx_bytes);
+	out->balloon_target_bytes = vm->balloon_target_bytes;
+}
+
+void vm_stats_fill_usage(const struct vm *vm, Virtmgr__V1__VmUsage *u, Virtmgr__V1__VmInfo *info)
+{
+	struct vm_usage use;
+
+	vm_stats_usage(vm, &use);
+	if (!use.running)
+		return;
+	virtmgr__v1__vm_usage__init(u);
+	u->cpu_ns = use.cpu_ns;
+	u->rss_bytes = use.rss_bytes;
+	info->usage = u;
+}
+
 /* ---------------------------------------------------------------- SetBalloon */
 
+/* qemu_qmp_call() answers before the VM record can go (qemu_free() in its
+ * death answers what is in flight), so @vm is valid in the reply. */
 struct balloon_req {
 	struct ttrpc_call *call;
+	struct vm *vm;
+	uint64_t target; /* recorded once QEMU accepted it; 0 = none */
 	char id[sizeof(((struct vm *)0)->id)];
 };
 
@@ -364,6 +406,8 @@ static void balloon_reply(void *opaque, struct json_object *ret, const char *err
 	Virtmgr__V1__Empty resp = VIRTMGR__V1__EMPTY__INIT;
 
 	(void)ret;
+	if (!error)
+		b->vm->balloon_target_bytes = b->target;
 	if (b->call) {
 		ttrpc_call_set_cancel(b->call, NULL, NULL);
 		if (error)
@@ -408,6 +452,8 @@ static void api_set_balloon(struct ttrpc_call *call, const ProtobufCMessage *msg
 	}
 	b = xzalloc(sizeof(*b));
 	b->call = call;
+	b->vm = vm;
+	b->target = target == mem ? 0 : target;
 	snprintf(b->id, sizeof(b->id), "%s", vm->id);
 	args = json_object_new_object();
 	json_object_object_add(args, "value", json_object_new_int64((int64_t)target));
@@ -418,7 +464,6 @@ static void api_set_balloon(struct ttrpc_call *call, const ProtobufCMessage *msg
 		ttrpc_call_fail(call, VM_FAILED_PRECONDITION, "vm %s: QEMU's monitor is not connected", vm->id);
 		return;
 	}
-	vm->balloon_target_bytes = target == mem ? 0 : target;
 	log_info("vm %s: balloon target %" PRIu64 " MiB", vm->id, target / MIB);
 	ttrpc_call_set_cancel(call, balloon_cancel, b);
 }

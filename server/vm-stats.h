@@ -6,9 +6,11 @@
 #ifndef VIRTMGR_VM_STATS_H
 #define VIRTMGR_VM_STATS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "protos/virtmgr.pb-c.h"
 #include "server/daemon.h"
 
 /* --tcg-tb-size default, MiB (chosen by measurement: docs/performance.md) */
@@ -35,6 +37,29 @@ struct vmstats_proc {
  * Return: 0 with @out filled, or -1 with errno when the process is gone.
  */
 int vmstats_read_proc(pid_t pid, struct vmstats_proc *out);
+
+struct vm;
+
+/* What a running VM uses, from /proc and the backend's counters only (no QMP). */
+struct vm_usage {
+	bool running;	    /* QEMU is there to measure */
+	uint64_t cpu_ns;    /* its host processes, user + system */
+	uint64_t rss_bytes; /* its host processes */
+	uint64_t vsock_rx_bytes, vsock_tx_bytes;
+	uint64_t balloon_target_bytes; /* the last SetBalloon, 0 = none */
+};
+
+/**
+ * vm_stats_usage() - @vm's usage without waiting for anything (the metrics
+ * endpoint, which answers at once); running is false for a VM without QEMU
+ */
+void vm_stats_usage(const struct vm *vm, struct vm_usage *out);
+
+/**
+ * vm_stats_fill_usage() - point @info->usage at @u filled for @vm when it
+ * runs (VmInfo.usage of ListVms and GetVmInfo); left unset otherwise
+ */
+void vm_stats_fill_usage(const struct vm *vm, Virtmgr__V1__VmUsage *u, Virtmgr__V1__VmInfo *info);
 
 /** vm_stats_register() - add GetVmStats and SetBalloon to d->api. */
 void vm_stats_register(struct daemon *d);

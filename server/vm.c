@@ -258,6 +258,7 @@ static void vm_died(struct vm *vm, death_t reason, const char *message)
 	if (vm->state == VIRTMGR__V1__VM_STATE__VM_STATE_DEAD)
 		return;
 	vm->death_reason = reason;
+	d->deaths[(unsigned)reason < ARRAY_SIZE(d->deaths) ? reason : 0]++;
 	if (message && *message)
 		snprintf(vm->message, sizeof(vm->message), "%s", message);
 	log_info("vm %s (%s, cid %u) died: %s%s%s", vm->id, vm->name, vm->cid, death_name(reason),
@@ -1068,7 +1069,7 @@ int vm_start(struct vm *vm, struct vm_error *err)
 	qc.sandbox = d->cfg.sandbox;
 	qc.log_limits = &d->cfg.log_limits;
 	qc.tcg_tb_size_mib = d->cfg.tcg_tb_size_mib;
-	qc.balloon = true;
+	qc.balloon = !d->cfg.no_balloon;
 	/* the VM's own uid, no capabilities, no new privileges (docs/sandbox.md) */
 	struct sandbox sb = { .change_ids = vm->uid != 0, .uid = vm->uid, .gid = (gid_t)vm->uid, .report_fd = -1 };
 	qc.confine = &sb;

@@ -139,6 +139,11 @@ int agent_mounts_setup(struct agent *a, struct vm_error *err);
 void agent_mounts_release(struct agent *a);
 
 /* main.c */
+/**
+ * agent_memory_setup() - free page reporting at a small guest's scale
+ * (memory.c): after the balloon module is loaded. Return: nothing.
+ */
+void agent_memory_setup(struct agent *a);
 /** agent_log() - "vmagent: ..." on the console (stderr when not PID 1). Return: nothing. */
 void agent_log(struct agent *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /**

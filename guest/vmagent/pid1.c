@@ -349,6 +349,7 @@ void agent_pid1_start(struct agent *a)
 	/* Ctrl-Alt-Del becomes SIGINT to PID 1 instead of an immediate reboot */
 	reboot(RB_DISABLE_CAD);
 	load_modules(a);
+	agent_memory_setup(a);
 	read_config(a);
 	/* Held until each process's loop watches them: a SIGTERM that PID 1
 	 * passes on must not kill an agent that has no handler yet. */

@@ -40,7 +40,8 @@ expect() { # DESCRIPTION EXPECTED WORD...
 }
 
 bash -n "$completion" || fail "syntax error in $completion"
-expect "command" "stop" vmctl st
+expect "command" "stop" vmctl sto
+expect "commands" "stats stop" vmctl st
 expect "commands" "suspend" vmctl sus
 expect "global options" "--json" vmctl --j
 expect "run options" "--debug --detach --disk" vmctl run --d
@@ -79,6 +80,9 @@ expect "VM id" "$id1" vmctl --socket "$tmp/s.sock" stop --force "${id1:0:${#id1}
 expect "wait VM after --state" "compvm-alpha" vmctl --socket "$tmp/s.sock" wait --state DEAD compvm-a
 expect "one VM argument only" "" vmctl --socket "$tmp/s.sock" kill compvm-alpha compvm
 expect "no VM for run" "" vmctl --socket "$tmp/s.sock" list compvm
+expect "VM for balloon" "compvm-alpha" vmctl --socket "$tmp/s.sock" balloon compvm-a
+expect "no VM for top" "" vmctl --socket "$tmp/s.sock" top compvm
+expect "top's options" "--delay" vmctl top --de
 ok "VM names and ids from vmctl --json list"
 
 # $VIRTMGR_SOCKET is honoured through vmctl itself

@@ -365,6 +365,43 @@ Test(vm, parse)
 	cr_assert_eq(cmd_list_parse(1, V("list"), &err), 0);
 }
 
+Test(balloon, parse)
+{
+	struct cmd_balloon_opts o;
+	struct vm_error err = { 0 };
+
+	cr_assert_eq(cmd_balloon_parse(3, V("balloon", "vm1", "128"), &o, &err), 0);
+	cr_assert_str_eq(o.vm, "vm1");
+	cr_assert_eq(o.mib, 128);
+	cr_assert_eq(cmd_balloon_parse(3, V("balloon", "vm1", "0"), &o, &err), 0);
+	cr_assert_eq(o.mib, 0);
+	cr_assert_eq(cmd_balloon_parse(2, V("balloon", "vm1"), &o, &err), -1);
+	cr_assert(strstr(err.message, "missing MIB"), "%s", err.message);
+	cr_assert_eq(cmd_balloon_parse(3, V("balloon", "vm1", "lots"), &o, &err), -1);
+	cr_assert(strstr(err.message, "MIB"), "%s", err.message);
+	cr_assert_eq(cmd_balloon_parse(4, V("balloon", "vm1", "1", "2"), &o, &err), -1);
+	cr_assert_eq(cmd_balloon_parse(1, V("balloon"), &o, &err), -1);
+	cr_assert_eq(cmd_balloon_parse(2, V("balloon", "--help"), &o, &err), VMCTL_PARSE_HELP);
+}
+
+Test(top, parse)
+{
+	struct cmd_top_opts o;
+	struct vm_error err = { 0 };
+
+	cr_assert_eq(cmd_top_parse(1, V("top"), &o, &err), 0);
+	cr_assert_eq(o.delay_ms, 2000);
+	cr_assert_eq(o.iterations, 0);
+	cr_assert_eq(cmd_top_parse(5, V("top", "-d", "0.5", "-n", "3"), &o, &err), 0);
+	cr_assert_eq(o.delay_ms, 500);
+	cr_assert_eq(o.iterations, 3);
+	cr_assert_eq(cmd_top_parse(3, V("top", "--delay", "0.01"), &o, &err), -1);
+	cr_assert(strstr(err.message, "at least 0.1 seconds"), "%s", err.message);
+	cr_assert_eq(cmd_top_parse(2, V("top", "vm1"), &o, &err), -1);
+	cr_assert_str_eq(err.message, "unexpected argument 'vm1'");
+	cr_assert_eq(cmd_top_parse(3, V("top", "-n", "x"), &o, &err), -1);
+}
+
 /* ---------------------------------------------------------------- whole program, no daemon */
 
 static int run_main(int argc, char **argv)
