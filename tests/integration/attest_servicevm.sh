@@ -94,7 +94,11 @@ grep -q '"platform_lifecycle": 16384' "$T/tok1.json" || fail "lifecycle is not n
 grep -q '"type": "virtmgrd"' "$T/tok1.json" || fail "no virtmgrd software component"
 img_hash=$(sha256sum "$GUEST_DIR/servicevm-initramfs.img" | cut -d' ' -f1)
 grep -q "\"measurement\": \"$img_hash\"" "$T/tok1.json" || fail "the Service VM image's hash is not in the token"
-ok "a payload's token verifies against the platform key: challenge, RIM = VmInfo measurement, REM[0] = payload hash"
+pred=$(vmctl measure --guest-dir "$GUEST_DIR" -- /bin/sleep 3600) || fail "vmctl measure"
+[[ $pred == *"$rim1"* ]] || fail "vmctl measure predicts '$pred', g1 measured $rim1"
+vmctl attest verify "$T/tok1" --challenge "$ch" --expect-rim "$rim1" >"$T/tok1.txt" 2>&1 ||
+	fail "vmctl attest verify: $(cat "$T/tok1.txt")"
+ok "a payload's token verifies (Python and vmctl) against the platform key: challenge, RIM = VmInfo measurement = vmctl measure, REM[0] = payload hash"
 
 # a wrong challenge and a flipped byte fail
 if $PY "$VERIFY" "$T/tok1" --challenge "$(hexrand 64)" --key "$T/key.1" 2>/dev/null; then
@@ -120,17 +124,21 @@ if vmctl exec g1 -- vmattest extend 4 00 2>/dev/null; then fail "extend 4 accept
 if vmctl exec g1 -- vmattest token --challenge "$(hexrand 16)" 2>/dev/null; then fail "a 16-byte challenge accepted"; fi
 ok "ExtendMeasurement changes only the REM it names; bad index and short challenge refused"
 
-# ---- another VM: another RIM
-vmctl run --detach --name g2 -- /bin/sleep 3601 >/dev/null || fail "cannot start g2"
+# ---- another VM: another RIM and personalization
+iid=$(hexrand 64)
+vmctl run --detach --name g2 --instance-id "$iid" -- /bin/sleep 3601 >/dev/null || fail "cannot start g2"
 wait_for 120 state_is g2 STARTED || fail "g2 did not start"
 ch3=$(hexrand 48)
 vmctl exec g2 -- vmattest token --challenge "$ch3" >"$T/tok3" || fail "token in g2"
 rim2=$(vm_field g2 measurement)
 rim2=${rim2#*:}
 [[ $rim2 != "$rim1" ]] || fail "g1 and g2 have one measurement"
-$PY "$VERIFY" "$T/tok3" --challenge "$ch3" --key "$T/key.1" --expect-rim "$rim2" 2>"$T/tok3.err" ||
-	fail "g2's token: $(cat "$T/tok3.err")"
-ok "two VMs' tokens carry their own RIMs"
+$PY "$VERIFY" "$T/tok3" --challenge "$ch3" --key "$T/key.1" --expect-rim "$rim2" --print >"$T/tok3.json" \
+	2>"$T/tok3.err" || fail "g2's token: $(cat "$T/tok3.err")"
+grep -q "\"personalization\": \"$iid\"" "$T/tok3.json" || fail "g2's personalization is not its instance id"
+grep -q "\"personalization\": \"$(printf '0%.0s' $(seq 128))\"" "$T/tok1.json" ||
+	fail "g1 (no instance id) has a personalization value other than zeros"
+ok "two VMs' tokens carry their own RIMs and personalization values (instance ids)"
 vmctl kill g1 >/dev/null
 vmctl kill g2 >/dev/null
 
