@@ -164,6 +164,10 @@ void attest_request(struct attest_vm *a, struct ttrpc_call *call, const Virtmgr_
 {
 	cbor_item_t *args, *rems, *outer;
 
+	if (!a->svm) {
+		ttrpc_call_fail(call, VM_FAILED_PRECONDITION, "this daemon runs no Service VM (early mode)");
+		return;
+	}
 	if (req->challenge.len < ATTEST_MIN_CHALLENGE || req->challenge.len > ATTEST_MAX_CHALLENGE) {
 		ttrpc_call_fail(call, VM_INVALID_ARGUMENT, "challenge: %zu bytes, expected %d..%d", req->challenge.len,
 				ATTEST_MIN_CHALLENGE, ATTEST_MAX_CHALLENGE);

@@ -175,4 +175,25 @@ cmp -s "$T/key.1" "$T/key.after" || fail "the key changed after the kill"
 [[ $(started_count) -eq $((before + 2)) ]] || fail "no fresh Service VM after the kill"
 ok "a Service VM killed mid-request: the requester gets UNAVAILABLE, the next request a fresh Service VM"
 
+# ---- a Service VM that answers wrongly is the Service VM's failure
+if [[ -n $hold ]]; then
+	for f in garbage oversize variant; do
+		stop_daemon
+		nfail=$(grep -c 'Service VM failed' "$T/daemon.log" || true)
+		VIRTMGR_TEST_SERVICEVM_CMDLINE=servicevm.fault=$f start_daemon --state-dir "$STATE" --service-vm-idle 0
+		if vmctl attest platform-key >/dev/null 2>"$T/fault.err"; then
+			fail "a Service VM answering '$f' was believed"
+		fi
+		grep -q UNAVAILABLE "$T/fault.err" || fail "fault $f: no UNAVAILABLE: $(cat "$T/fault.err")"
+		[[ $(grep -c 'Service VM failed' "$T/daemon.log") -gt $nfail ]] ||
+			fail "fault $f: not logged as the Service VM's failure"
+		grep 'Service VM failed' "$T/daemon.log" | tail -n 1 | sed 's/^/# /'
+		wait_for 60 svm_stopped || fail "fault $f: the failed Service VM was not stopped"
+		kill -0 "$DAEMON_PID" || fail "fault $f: the daemon died"
+	done
+	ok "malformed, oversize and wrong-variant answers fail the request and stop the Service VM, not the daemon"
+else
+	echo "# SKIP faulty Service VM answers: virtmgrd was built without --enable-test-hooks"
+fi
+
 echo "1..$NTESTS"
