@@ -466,6 +466,11 @@ static void attest_request_cb(void *opaque, struct ttrpc_call *call,
 
 static const struct vms_attest_ops vm_attest_ops = { .extend = attest_extend_cb, .request = attest_request_cb };
 
+static void vm_attest_changed(void *opaque)
+{
+	vm_persist(opaque);
+}
+
 void vm_vms_new(struct vm *vm, const Virtmgr__V1__VmConfig *config, bool default_image)
 {
 	struct vms_identity id = { .id = vm->id, .name = vm->name, .cid = vm->cid, .run_dir = vm->run_dir };
@@ -475,6 +480,8 @@ void vm_vms_new(struct vm *vm, const Virtmgr__V1__VmConfig *config, bool default
 	vm->attest = attest_vm_new(vm->d->servicevm, config && config->instance_id.len == 64 ? config->instance_id.data : NULL,
 				   config && config->attestation ? config->attestation->hash_alg : NULL);
 	vms_set_attest(vm->vms, &vm_attest_ops, vm->attest);
+	/* a REM that changes is recorded at once: it survives a daemon restart */
+	attest_vm_on_change(vm->attest, vm_attest_changed, vm);
 }
 
 /* VirtualMachineService for this VM on host vsock port = its CID (vms.c). */

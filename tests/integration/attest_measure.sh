@@ -8,6 +8,7 @@
 #   documented chain (docs/attestation.md) gives the same value;
 # - one byte more or different in the initrd, the command line or the argv
 #   changes it; sha-384 works; a writable measured disk is refused by both;
+# - an adopted VM keeps its measurement across a daemon restart;
 # - `vmctl attest verify` accepts a token made by lib/ccatoken.c with the
 #   right challenge, key and RIM, and fails with the reason on a flipped
 #   byte, the wrong challenge, the wrong RIM and the wrong platform key.
@@ -108,7 +109,19 @@ M --disk "$T/disk.img,measured" -- /bin/true 2>"$T/err" || rc=$?
 ((rc != 0)) && grep -q "must be read-only" "$T/err" || fail "measure, writable measured disk: rc $rc"
 ok "a writable measured disk is refused by virtmgrd and by vmctl measure"
 
-# 6. vmctl attest verify over tokens made by lib/ccatoken.c
+# 6. a detached VM keeps its measurement across a daemon restart (vm.state)
+want=$(M --mem 200 -- /bin/sh -c 'sleep 600')
+V run --detach --name keep --mem 200 -- /bin/sh -c 'sleep 600' >/dev/null
+[[ $(vmctl --json info keep | json measurement) == "$want" ]] || fail "keep: measurement before the restart"
+stop_daemon
+start_daemon --accel tcg
+[[ $(vmctl --json info keep | json state) != DEAD ]] || fail "keep was not adopted"
+got=$(vmctl --json info keep | json measurement)
+[[ $got == "$want" ]] || fail "after a daemon restart the measurement is '$got', not $want"
+vmctl kill keep >/dev/null 2>&1 || true
+ok "an adopted VM keeps its measurement (and algorithm) across a daemon restart"
+
+# 7. vmctl attest verify over tokens made by lib/ccatoken.c
 "$top_builddir/tests/interop/cca_mktoken" "$T" 256
 { read -r chal; read -r rim; read -r rem2; } <"$T/claims"
 vmctl attest verify "$T/token.cbor" --challenge "$chal" --key "$T/platform.pem" --expect-rim "$rim" >"$T/v.out" ||
