@@ -97,7 +97,9 @@ m384=$(M --hash-alg sha-384 -- /bin/echo hello)
 rc=0
 M --hash-alg md5 -- /bin/true 2>"$T/err" || rc=$?
 [[ $rc == 2 ]] && grep -q "hash-alg 'md5'" "$T/err" || fail "measure --hash-alg md5: rc $rc $(cat "$T/err")"
-ok "sha-384 gives 48 bytes; an unknown hash algorithm is a usage error"
+m=$(M /bin/echo --hash-alg sha-384)
+[[ $m =~ ^[0-9a-f]{64}$ && $m != "$(M /bin/echo)" ]] || fail "--hash-alg after CMD was not left to the payload: $m"
+ok "sha-384 gives 48 bytes; an unknown hash algorithm is a usage error; measure's options after CMD are the payload's"
 
 # 5. a measured disk must be read-only
 rc=0
