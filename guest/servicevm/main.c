@@ -108,7 +108,12 @@ static int send_fault(int fd)
 	size_t n;
 
 	if (!strcmp(fault, "garbage")) {
-		memset(big, 0xff, 64); /* CBOR "break" codes where an item must be */
+		/* an array header declaring 2^36 items (a parser that believes
+		 * it allocates terabytes), then "break" codes */
+		static const uint8_t huge[] = { 0x9b, 0, 0, 0, 0x10, 0, 0, 0, 0 };
+
+		memset(big, 0xff, 64);
+		memcpy(big, huge, sizeof(huge));
 		n = 64;
 	} else if (!strcmp(fault, "oversize")) {
 		/* a byte string header announcing more than the host takes, then the bytes */
