@@ -47,8 +47,7 @@ const uint8_t *attest_vm_rem(const struct attest_vm *a, unsigned i, size_t *len)
 
 /* VirtualMachineService handlers: reply (or fail) @call, now or later. */
 void attest_extend(struct attest_vm *a, struct ttrpc_call *call, const Virtmgr__V1__ExtendMeasurementRequest *req);
-void attest_request(struct attest_vm *a, struct ttrpc_call *call,
-		    const Virtmgr__V1__RequestAttestationRequest *req);
+void attest_request(struct attest_vm *a, struct ttrpc_call *call, const Virtmgr__V1__RequestAttestationRequest *req);
 
 /* VirtualizationService.GetPlatformKey: reply @call with the Service VM's public key. */
 void attest_platform_key(struct servicevm *svm, struct ttrpc_call *call);

@@ -40,9 +40,9 @@
 #include "lib/log.h"
 #include "server/vm.h"
 
-#define SERVICEVM_BOOT_S 180.0	  /* from start to its connection (TCG on a loaded host) */
-#define SERVICEVM_REQUEST_S 60.0  /* one request's answer */
-#define SERVICEVM_POLL_S 0.25	  /* while a VM boots or goes away: is it dead? */
+#define SERVICEVM_BOOT_S 180.0	 /* from start to its connection (TCG on a loaded host) */
+#define SERVICEVM_REQUEST_S 60.0 /* one request's answer */
+#define SERVICEVM_POLL_S 0.25	 /* while a VM boots or goes away: is it dead? */
 #define SERVICEVM_MEMORY_MIB 128
 #define SERVICEVM_DISK_SIZE (1u << 20)
 
@@ -67,8 +67,8 @@ struct servicevm {
 	struct daemon *d;
 	unsigned idle_s;
 	enum svm_state state;
-	struct vm *vm;	  /* the current (or the one going away) */
-	char vm_id[16];	  /* its id, for info (the record may go) */
+	struct vm *vm;	/* the current (or the one going away) */
+	char vm_id[16]; /* its id, for info (the record may go) */
 	uint32_t cid;
 	bool have_id;
 	uint8_t instance_id[64];
@@ -147,7 +147,8 @@ static int svm_identity(struct servicevm *s, char **disk_path, struct vm_error *
 
 		if (w < 0 || ftruncate(w, SERVICEVM_DISK_SIZE) < 0 || fsync(w) < 0 || rename(tmp, *disk_path) < 0) {
 			free(steal_pointer(disk_path));
-			return vm_error_set_errno(err, VM_INTERNAL, errno, "cannot create the Service VM instance disk");
+			return vm_error_set_errno(err, VM_INTERNAL, errno,
+						  "cannot create the Service VM instance disk");
 		}
 	}
 	return 0;
