@@ -458,6 +458,60 @@ static void svm_pump(struct servicevm *s)
 	ev_io_start(s->d->loop, &s->write_io);
 }
 
+/* Each boot's first request: AVF's Reverse self-test, 32 random bytes. */
+struct svm_selftest {
+	struct servicevm *s;
+	uint8_t bytes[32];
+};
+
+static void selftest_done(void *opaque, cbor_item_t *value, const struct vm_error *err)
+{
+	struct svm_selftest *t = opaque;
+	struct servicevm *s = t->s;
+	bool good = value && cbor_isa_bytestring(value) && cbor_bytestring_is_definite(value) &&
+		    cbor_bytestring_length(value) == sizeof(t->bytes);
+
+	for (size_t i = 0; good && i < sizeof(t->bytes); i++)
+		good = cbor_bytestring_handle(value)[i] == t->bytes[sizeof(t->bytes) - 1 - i];
+	free(t);
+	if (!value)
+		return; /* already failed, and said why */
+	if (!good) {
+		svm_fail(s, "its Reverse self-test answer is wrong");
+		return;
+	}
+	log_debug("Service VM: Reverse self-test passed");
+}
+
+/* Put the self-test first in the queue. */
+static void selftest_queue(struct servicevm *s)
+{
+	struct svm_selftest *t = xzalloc(sizeof(*t));
+	struct servicevm_req *r = xzalloc(sizeof(*r));
+	cbor_item_t *top = cbor_new_definite_map(1), *rev = cbor_new_definite_map(1);
+	unsigned char *buf = NULL;
+	size_t bufsz = 0;
+
+	t->s = s;
+	if (getrandom(t->bytes, sizeof(t->bytes), 0) != sizeof(t->bytes))
+		memset(t->bytes, 0x5a, sizeof(t->bytes));
+	cbor_map_add(rev, (struct cbor_pair){ .key = cbor_move(cbor_build_string("Reverse")),
+					      .value = cbor_move(cbor_build_bytestring(t->bytes, sizeof(t->bytes))) });
+	cbor_map_add(top,
+		     (struct cbor_pair){ .key = cbor_move(cbor_build_string("Process")), .value = cbor_move(rev) });
+	r->len = cbor_serialize_alloc(top, &buf, &bufsz);
+	cbor_decref(&top);
+	r->msg = buf;
+	r->s = s;
+	snprintf(r->expect, sizeof(r->expect), "Reverse");
+	r->cb = selftest_done;
+	r->opaque = t;
+	r->next = s->queue;
+	s->queue = r;
+	if (!s->queue_tail)
+		s->queue_tail = r;
+}
+
 static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct servicevm *s = w->data;
@@ -485,6 +539,7 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 	ev_timer_stop(loop, &s->poll_timer);
 	log_info("Service VM %s (cid %u) connected", s->vm_id, s->cid);
 	vm_report_ready(s->vm);
+	selftest_queue(s);
 	svm_pump(s);
 }
 

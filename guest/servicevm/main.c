@@ -124,7 +124,9 @@ static int send_fault(int fd)
 		big[4] = 0;
 		n = sizeof(big);
 	} else {
-		static const uint8_t variant[] = { 0xa1, 0x67, 'R', 'e', 'v', 'e', 'r', 's', 'e', 0x40 };
+		/* an answer to a request nobody made */
+		static const uint8_t variant[] = { 0xa1, 0x6e, 'S', 'i', 'g', 'n', 'R', 'e', 'a',
+						   'l',	 'm',  'T', 'o', 'k', 'e', 'n', 0x40 };
 
 		memcpy(big, variant, sizeof(variant));
 		n = sizeof(variant);
