@@ -545,15 +545,41 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 
 /* ---------------------------------------------------------------- lifecycle */
 
+/* A Service VM of a daemon that died: adopted at start-up and being
+ * stopped (its owner is gone). Return: it, or NULL. */
+static struct vm *svm_leftover(struct servicevm *s)
+{
+	for (struct vm *vm = vm_next(s->d, NULL); vm; vm = vm_next(s->d, vm)) {
+		Virtmgr__V1__VmInfo info = VIRTMGR__V1__VM_INFO__INIT;
+
+		vm_fill_info(vm, &info);
+		if (vm != s->vm && info.owner_uid == 0 && !strcmp(info.name, SERVICEVM_NAME) &&
+		    info.state != VIRTMGR__V1__VM_STATE__VM_STATE_DEAD)
+			return vm;
+	}
+	return NULL;
+}
+
 static void svm_start(struct servicevm *s)
 {
 	Virtmgr__V1__VmConfig cfg = VIRTMGR__V1__VM_CONFIG__INIT;
 	Virtmgr__V1__Disk disk = VIRTMGR__V1__DISK__INIT, *disks[1] = { &disk };
 	struct vm_error err = { 0 };
 	cleanup_free char *disk_path = NULL, *kernel = NULL, *initrd = NULL;
-	struct vm *vm = NULL;
+	struct vm *vm = svm_leftover(s);
 	struct servicevm_req *r;
 
+	if (vm) {
+		/* never two at once: wait until the old one is dead (start-up kills it) */
+		Virtmgr__V1__VmInfo info = VIRTMGR__V1__VM_INFO__INIT;
+
+		vm_fill_info(vm, &info);
+		log_info("Service VM: waiting for %s of a previous virtmgrd to stop", info.id);
+		s->vm = vm;
+		s->state = SVM_STOPPING;
+		ev_timer_again(s->d->loop, &s->poll_timer);
+		return;
+	}
 	if (svm_identity(s, &disk_path, &err) < 0)
 		goto fail;
 	kernel = xasprintf("%s/vmlinuz", s->d->cfg.guest_dir);

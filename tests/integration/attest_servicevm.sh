@@ -75,6 +75,19 @@ vmctl attest platform-key >"$T/key.restart" || fail "platform-key after a daemon
 cmp -s "$T/key.1" "$T/key.restart" || fail "the platform key changed across a daemon restart"
 ok "after a daemon restart: the same instance id and platform key"
 
+# a daemon that dies leaves no second Service VM: the next one stops the
+# old one when it starts (its record names a gone owner) before its own
+svm_running || fail "the Service VM is not running before the crash"
+kill -9 "$DAEMON_PID"
+wait "$DAEMON_PID" 2>/dev/null || true
+DAEMON_PID=
+start_daemon --state-dir "$STATE" --service-vm-idle "$IDLE"
+vmctl attest platform-key >"$T/key.crash" || fail "platform-key after a daemon crash"
+cmp -s "$T/key.1" "$T/key.crash" || fail "the platform key changed after a daemon crash"
+nq=$(pgrep -fc "qemu-system.*$T/" || true)
+[[ $nq -eq 1 ]] || fail "$nq QEMU processes after a daemon crash and a new request, want the one Service VM"
+ok "after a daemon crash: the old Service VM is stopped, one new one serves the same key"
+
 # ---- a payload's token
 vmctl run --detach --name g1 -- /bin/sleep 3600 >/dev/null || fail "cannot start g1"
 wait_for 120 state_is g1 STARTED || fail "g1 did not start"
