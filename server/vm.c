@@ -31,6 +31,7 @@
 #include "lib/log.h"
 #include "lib/reaper.h"
 #include "server/attest.h"
+#include "server/servicevm.h"
 #include "server/caller.h"
 #include "server/early.h"
 #include "server/logfile.h"
@@ -777,6 +778,9 @@ int vm_create(struct daemon *d, const Virtmgr__V1__VmConfig *config, struct ttrp
 	if (d->cfg.max_vms && d->nvms_alive >= d->cfg.max_vms)
 		return vm_error_set(err, VM_RESOURCE_EXHAUSTED, "the daemon already runs its maximum of %u VMs",
 				    d->cfg.max_vms);
+	if (call && peer->uid == 0 && config->name && !strcmp(config->name, SERVICEVM_NAME) && !d->cfg.early)
+		return vm_error_set(err, VM_INVALID_ARGUMENT,
+				    "name: \"%s\" is reserved for root's Service VM (docs/attestation.md)", SERVICEVM_NAME);
 	vm = vm_alloc(d);
 	if (vm_config_validate(d, config, vm, call, err) < 0 || vm_health_configure(vm, config, err) < 0) {
 		vm_free(vm);

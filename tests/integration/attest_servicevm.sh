@@ -55,7 +55,11 @@ id1=$(svm_field service_vm_instance_id)
 [[ ${#id1} -eq 128 ]] || fail "instance id '$id1' is not 64 bytes of hex"
 [[ $(stat -c %s "$STATE/servicevm/instance.img") -eq 1048576 ]] || fail "instance disk is not 1 MiB"
 [[ $(stat -c %a "$STATE/servicevm") == 700 ]] || fail "the Service VM state directory is not 0700"
-ok "vmctl info shows the running Service VM, its CID and its instance id; 1 MiB instance disk"
+if vmctl run --detach --name servicevm -- /bin/true 2>"$T/name.err"; then
+	fail "root created a VM named servicevm"
+fi
+grep -q reserved "$T/name.err" || fail "the reserved name is not said: $(cat "$T/name.err")"
+ok "vmctl info shows the running Service VM, its CID and its instance id; 1 MiB instance disk; its name is reserved"
 
 # ---- idle stop, then the same identity
 wait_for 60 svm_stopped || fail "the Service VM did not stop after $IDLE idle seconds"
