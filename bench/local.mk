@@ -31,3 +31,10 @@ EXTRA_DIST += docs/performance.md
 
 # bench/vsock/run.sh (vsock throughput against a Unix socket), also run by bench/run
 include $(srcdir)/bench/vsock/vsock.mk
+
+# Attestation: time to a token cold and warm, tokens/s (bench/attest.sh).
+EXTRA_DIST += bench/attest.sh
+PHONY_TARGETS += bench-attest
+bench-attest: server/virtmgrd$(EXEEXT) server/virtmgr-vsock$(EXEEXT) client/vmctl$(EXEEXT)
+	@test -f guest/image/servicevm-initramfs.img || $(MAKE) $(AM_MAKEFLAGS) guest-image
+	$(SHELL) $(top_srcdir)/bench/attest.sh $(abs_top_builddir)

@@ -3,7 +3,7 @@
  * with the daemon's own code (server/measure.c), printed as lowercase hex.
  *
  * The options are vmctl run's (parsed by cmd_run_parse(), so the two
- * cannot drift), plus two of measure's own before them: --hash-alg, and
+ * cannot drift), after two of measure's own, which come first: --hash-alg, and
  * --guest-dir, where the daemon's default kernel and initramfs are (the
  * daemon's --guest-dir; default the installed guest directory). A disk
  * given with ",measured" is hashed here from its path; one from the image
@@ -35,8 +35,9 @@ const char cmd_measure_help[] =
 	"/guest)\n"
 	"  -h, --help        this help\n"
 	"\n"
-	"All options of vmctl run are accepted; those that are not measured\n"
-	"(--name, --console, --detach, ...) do not change the value.\n";
+	"--hash-alg and --guest-dir come first; all options of vmctl run follow.\n"
+	"Those that are not measured (--name, --console, --detach, ...) do not\n"
+	"change the value.\n";
 
 /* Open @path for measuring. Return: fd, or -1 after printing the error. */
 static int open_input(const char *what, const char *path)
@@ -60,29 +61,25 @@ int cmd_measure(struct vmctl_ctx *ctx, int argc, char **argv)
 	size_t len, nd = 0;
 	int nargs = 0, r, ret = VMCTL_EXIT_FAILED, i;
 
-	/* measure's own options are taken out; the rest are run's */
+	/* measure's own options come first (so that nothing of the payload,
+	 * which may follow run's options without a "--", is taken for one);
+	 * the rest are run's */
 	args = xcalloc((size_t)argc + 1, sizeof(*args));
 	args[nargs++] = argv[0];
-	for (i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--hash-alg") || !strcmp(argv[i], "--guest-dir")) {
-			if (i + 1 >= argc) {
-				vm_error_set(&perr, VM_INVALID_ARGUMENT, "%s needs a value", argv[i]);
-				free(args);
-				return vmctl_usage_error("measure", &perr);
-			}
-			if (argv[i][2] == 'h')
-				alg = argv[++i];
-			else
-				guest_dir = argv[++i];
-			continue;
+	for (i = 1; i < argc && (!strcmp(argv[i], "--hash-alg") || !strcmp(argv[i], "--guest-dir")); i += 2) {
+		if (i + 1 >= argc) {
+			vm_error_set(&perr, VM_INVALID_ARGUMENT, "%s needs a value", argv[i]);
+			free(args);
+			return vmctl_usage_error("measure", &perr);
 		}
-		if (!strcmp(argv[i], "--"))
-			break;
-		args[nargs++] = argv[i];
+		if (argv[i][2] == 'h')
+			alg = argv[i + 1];
+		else
+			guest_dir = argv[i + 1];
 	}
 	for (; i < argc; i++)
 		args[nargs++] = argv[i];
-	if (measure_hash_size(alg) == 0) {
+	if (!*alg || measure_hash_size(alg) == 0) {
 		vm_error_set(&perr, VM_INVALID_ARGUMENT, "invalid --hash-alg '%s': expected sha-256 or sha-384", alg);
 		ret = vmctl_usage_error("measure", &perr);
 		goto out_args;

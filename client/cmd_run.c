@@ -73,6 +73,8 @@ const char cmd_run_help[] =
 	"                           directory (a share); read-only under a tmpfs\n"
 	"                           overlay unless ,rw; TYPE defaults to ext4\n"
 	"      --accel kvm|tcg      accelerator (default: the daemon's choice)\n"
+	"      --instance-id HEX    the VM's 64-byte instance id (128 hex digits): the\n"
+	"                           personalization value of its attestation tokens\n"
 	"      --detach             start the VM detached, print its id and exit\n"
 	"      --console FILE       write the console to FILE instead of stdout\n"
 	"      --events             print the VM's events to stderr\n"
@@ -111,6 +113,7 @@ enum {
 	OPT_DEBUG,
 	OPT_ON_HANG,
 	OPT_MOUNT,
+	OPT_INSTANCE_ID,
 	OPT_SHARE = 0x180,
 	OPT_ROOT = 0x1b0,
 	OPT_CRASH_CORE_LIMIT = 0x1c0,
@@ -250,6 +253,7 @@ int cmd_run_parse(int argc, char **argv, struct cmd_run_opts *o, struct vm_error
 		{ "mount", required_argument, NULL, OPT_MOUNT },
 		{ "accel", required_argument, NULL, OPT_ACCEL },
 		{ "detach", no_argument, NULL, OPT_DETACH },
+		{ "instance-id", required_argument, NULL, OPT_INSTANCE_ID },
 		{ "console", required_argument, NULL, OPT_CONSOLE },
 		{ "events", no_argument, NULL, OPT_EVENTS },
 		{ "boot-timeout", required_argument, NULL, OPT_BOOT_TIMEOUT },
@@ -385,6 +389,23 @@ int cmd_run_parse(int argc, char **argv, struct cmd_run_opts *o, struct vm_error
 			if (cmd_crash_parse_limit(optarg, &cfg->crash_core_limit, err) < 0)
 				return -1;
 			break;
+		case OPT_INSTANCE_ID: {
+			size_t n = strlen(optarg);
+
+			if (n != 2 * sizeof(o->instance_id) || strspn(optarg, "0123456789abcdefABCDEF") != n)
+				return vm_error_set(err, VM_INVALID_ARGUMENT,
+						    "--instance-id: expected %zu hex digits, got '%s'",
+						    2 * sizeof(o->instance_id), optarg);
+			for (size_t i = 0; i < sizeof(o->instance_id); i++) {
+				unsigned v;
+
+				sscanf(optarg + 2 * i, "%2x", &v);
+				o->instance_id[i] = (uint8_t)v;
+			}
+			cfg->instance_id = o->instance_id;
+			cfg->instance_id_len = sizeof(o->instance_id);
+			break;
+		}
 		case OPT_ON_HANG:
 			if (!strcmp(optarg, "none"))
 				cfg->on_hang = VMC_ON_HANG_NONE;

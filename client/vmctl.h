@@ -195,6 +195,7 @@ struct cmd_run_opts {
 	bool detach;
 	bool events;
 	const char *console_file;
+	uint8_t instance_id[64]; /* --instance-id; cfg.instance_id points here */
 };
 /*
  * cmd_NAME_parse() - parse the arguments of `vmctl NAME` into the options

@@ -123,10 +123,71 @@ int cose_cbor_serialize(const cbor_item_t *it, uint8_t **out, size_t *out_len)
 	return 0;
 }
 
+/*
+ * libcbor allocates an array or map for the count its header declares
+ * before it reads a single element, so five bytes could ask for gigabytes.
+ * This walk checks first that every declared length fits in the bytes that
+ * remain (each element takes at least one), that nesting stays shallow and
+ * that no length is indefinite (COSE and CCA use definite ones only).
+ * The work is bounded by @len.
+ */
+static int wellformed(const uint8_t *b, size_t len, size_t *pos, int depth)
+{
+	uint64_t val = 0, n;
+	uint8_t major, info;
+	size_t extra;
+
+	if (depth > COSE_MAX_DEPTH || *pos >= len)
+		return -1;
+	major = b[*pos] >> 5;
+	info = b[*pos] & 31;
+	(*pos)++;
+	if (info < 24) {
+		val = info;
+	} else if (info <= 27) {
+		extra = (size_t)1 << (info - 24);
+		if (len - *pos < extra)
+			return -1;
+		for (size_t i = 0; i < extra; i++)
+			val = val << 8 | b[(*pos)++];
+	} else {
+		return -1; /* reserved, or indefinite (31) */
+	}
+	switch (major) {
+	case 2:
+	case 3:
+		if (val > len - *pos)
+			return -1;
+		*pos += (size_t)val;
+		return 0;
+	case 4:
+	case 5:
+		n = major == 5 ? 2 * val : val;
+		if (val > len - *pos || n > len - *pos)
+			return -1;
+		for (uint64_t i = 0; i < n; i++)
+			if (wellformed(b, len, pos, depth + 1) < 0)
+				return -1;
+		return 0;
+	case 6:
+		return wellformed(b, len, pos, depth + 1);
+	default: /* integers, simple values and floats: the argument was all */
+		return 0;
+	}
+}
+
+int cose_cbor_wellformed(const uint8_t *buf, size_t len)
+{
+	size_t pos = 0;
+
+	return wellformed(buf, len, &pos, 0) == 0 && pos == len ? 0 : -1;
+}
+
 cbor_item_t *cose_cbor_load(const uint8_t *buf, size_t len, size_t max, const char *what, char *err, size_t errsz)
 {
 	struct cbor_load_result res;
 	cbor_item_t *it;
+	size_t pos = 0;
 
 	if (len == 0) {
 		cose_err(err, errsz, "malformed %s: empty", what);
@@ -134,6 +195,14 @@ cbor_item_t *cose_cbor_load(const uint8_t *buf, size_t len, size_t max, const ch
 	}
 	if (len > max) {
 		cose_err(err, errsz, "malformed %s: %zu bytes, more than %zu", what, len, max);
+		return NULL;
+	}
+	if (wellformed(buf, len, &pos, 0) < 0) {
+		cose_err(err, errsz, "malformed %s: not CBOR, or lengths that do not fit its %zu bytes", what, len);
+		return NULL;
+	}
+	if (pos != len) {
+		cose_err(err, errsz, "malformed %s: %zu bytes after the CBOR item", what, len - pos);
 		return NULL;
 	}
 	it = cbor_load(buf, len, &res);

@@ -117,6 +117,12 @@ int cose_cbor_map_unique(const cbor_item_t *map, size_t max);
 void cose_cbor_map_put(cbor_item_t *map, int64_t key, cbor_item_t *value);
 /* Serialize into a malloc()ed buffer; Return: 0 or -1. */
 int cose_cbor_serialize(const cbor_item_t *it, uint8_t **out, size_t *out_len);
+#define COSE_MAX_DEPTH 16
+/* Return: 0 if @buf holds exactly one well-formed CBOR item whose declared
+ * lengths fit in @len, with definite lengths and nesting up to
+ * COSE_MAX_DEPTH; -1 otherwise. Run before libcbor sees untrusted bytes
+ * (cose_cbor_load() does): libcbor allocates what a header declares. */
+int cose_cbor_wellformed(const uint8_t *buf, size_t len);
 /* Parse exactly one item filling @buf (at most @max bytes), naming @what in
  * errors. Return: the item (cbor_decref() it), or NULL. */
 cbor_item_t *cose_cbor_load(const uint8_t *buf, size_t len, size_t max, const char *what, char *err, size_t errsz);

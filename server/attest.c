@@ -20,6 +20,7 @@
 #include "lib/log.h"
 #include "lib/util.h"
 #include "server/servicevm.h"
+#include "server/statefile.h"
 
 struct attest_vm {
 	struct servicevm *svm;
@@ -27,9 +28,11 @@ struct attest_vm {
 	const EVP_MD *md;
 	size_t mlen;
 	uint8_t rim[64];
-	bool has_rim; /* set by measure_vm(); not for adopted VMs */
+	bool has_rim; /* set by measure_vm(), or restored by attest_vm_load() */
 	uint8_t rem[ATTEST_NUM_REMS][64];
 	uint8_t personalization[64];
+	void (*changed)(void *opaque); /* a REM changed: record it (vm_persist) */
+	void *changed_opaque;
 };
 
 struct attest_pending {
@@ -106,6 +109,8 @@ void attest_extend(struct attest_vm *a, struct ttrpc_call *call, const Virtmgr__
 		return;
 	}
 	EVP_MD_CTX_free(ctx);
+	if (a->changed)
+		a->changed(a->changed_opaque);
 	ttrpc_call_reply(call, &empty.base, NULL, 0);
 }
 
@@ -164,6 +169,10 @@ void attest_request(struct attest_vm *a, struct ttrpc_call *call, const Virtmgr_
 {
 	cbor_item_t *args, *rems, *outer;
 
+	if (!a->svm) {
+		ttrpc_call_fail(call, VM_FAILED_PRECONDITION, "this daemon runs no Service VM (early mode)");
+		return;
+	}
 	if (req->challenge.len < ATTEST_MIN_CHALLENGE || req->challenge.len > ATTEST_MAX_CHALLENGE) {
 		ttrpc_call_fail(call, VM_INVALID_ARGUMENT, "challenge: %zu bytes, expected %d..%d", req->challenge.len,
 				ATTEST_MIN_CHALLENGE, ATTEST_MAX_CHALLENGE);
@@ -191,4 +200,76 @@ void attest_platform_key(struct servicevm *svm, struct ttrpc_call *call)
 		return;
 	}
 	pending_start(svm, call, cbor_build_string("GetPlatformKey"), "GetPlatformKey", true);
+}
+
+/* ---- surviving a daemon restart (server/vm-persist.c) ---- */
+
+static const char *const rems[ATTEST_NUM_REMS] = { "attest_rem0", "attest_rem1", "attest_rem2", "attest_rem3" };
+
+void attest_vm_on_change(struct attest_vm *a, void (*fn)(void *opaque), void *opaque)
+{
+	a->changed = fn;
+	a->changed_opaque = opaque;
+}
+
+static void hex_set(struct statefile *sf, const char *key, const uint8_t *b, size_t n)
+{
+	static const char digits[] = "0123456789abcdef";
+	char hex[2 * 64 + 1];
+
+	for (size_t i = 0; i < n; i++) {
+		hex[2 * i] = digits[b[i] >> 4];
+		hex[2 * i + 1] = digits[b[i] & 15];
+	}
+	hex[2 * n] = '\0';
+	statefile_set(sf, key, hex);
+}
+
+static int hex_get(const struct statefile *sf, const char *key, uint8_t *out, size_t n, struct vm_error *err)
+{
+	const char *s = statefile_get(sf, key);
+
+	if (!s || strlen(s) != 2 * n)
+		return vm_error_set(err, VM_DATA_LOSS, "%s: missing or not %zu hex bytes", key, n);
+	for (size_t i = 0; i < 2 * n; i++) {
+		char c = s[i];
+		int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+
+		if (v < 0)
+			return vm_error_set(err, VM_DATA_LOSS, "%s: '%c' is not a hex digit", key, c);
+		out[i / 2] = (uint8_t)(i % 2 ? out[i / 2] << 4 | v : v);
+	}
+	return 0;
+}
+
+void attest_vm_save(const struct attest_vm *a, struct statefile *sf)
+{
+	if (!a || !a->has_rim)
+		return;
+	statefile_set(sf, "attest_alg", a->hash_alg);
+	hex_set(sf, "attest_rim", a->rim, a->mlen);
+	for (int i = 0; i < ATTEST_NUM_REMS; i++)
+		hex_set(sf, rems[i], a->rem[i], a->mlen);
+	hex_set(sf, "attest_personalization", a->personalization, sizeof(a->personalization));
+}
+
+int attest_vm_load(struct attest_vm *a, const struct statefile *sf, struct vm_error *err)
+{
+	const char *alg = statefile_get(sf, "attest_alg");
+
+	if (!alg)
+		return 0; /* a record of an older daemon: no measurement */
+	if (strcmp(alg, "sha-256") && strcmp(alg, "sha-384"))
+		return vm_error_set(err, VM_DATA_LOSS, "attest_alg: \"%.16s\" is neither sha-256 nor sha-384", alg);
+	a->md = strcmp(alg, "sha-384") ? EVP_sha256() : EVP_sha384();
+	snprintf(a->hash_alg, sizeof(a->hash_alg), "%s", alg);
+	a->mlen = (size_t)EVP_MD_get_size(a->md);
+	if (hex_get(sf, "attest_rim", a->rim, a->mlen, err) < 0 ||
+	    hex_get(sf, "attest_personalization", a->personalization, sizeof(a->personalization), err) < 0)
+		return -1;
+	for (int i = 0; i < ATTEST_NUM_REMS; i++)
+		if (hex_get(sf, rems[i], a->rem[i], a->mlen, err) < 0)
+			return -1;
+	a->has_rim = true;
+	return 0;
 }

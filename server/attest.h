@@ -47,10 +47,26 @@ const uint8_t *attest_vm_rem(const struct attest_vm *a, unsigned i, size_t *len)
 
 /* VirtualMachineService handlers: reply (or fail) @call, now or later. */
 void attest_extend(struct attest_vm *a, struct ttrpc_call *call, const Virtmgr__V1__ExtendMeasurementRequest *req);
-void attest_request(struct attest_vm *a, struct ttrpc_call *call,
-		    const Virtmgr__V1__RequestAttestationRequest *req);
+void attest_request(struct attest_vm *a, struct ttrpc_call *call, const Virtmgr__V1__RequestAttestationRequest *req);
 
 /* VirtualizationService.GetPlatformKey: reply @call with the Service VM's public key. */
 void attest_platform_key(struct servicevm *svm, struct ttrpc_call *call);
+
+/* ---- surviving a daemon restart (server/vm-persist.c) ---- */
+struct statefile;
+struct vm_error;
+
+/** attest_vm_on_change() - call @fn(@opaque) after a REM changed, so the VM's record is rewritten. */
+void attest_vm_on_change(struct attest_vm *a, void (*fn)(void *opaque), void *opaque);
+
+/** attest_vm_save() - add the hash algorithm, RIM, REMs and personalization value to @sf (nothing before a RIM). */
+void attest_vm_save(const struct attest_vm *a, struct statefile *sf);
+
+/**
+ * attest_vm_load() - restore what attest_vm_save() wrote (nothing if the
+ * record has none, as an older daemon's)
+ * Return: 0, or -1 with @err (DATA_LOSS naming the key).
+ */
+int attest_vm_load(struct attest_vm *a, const struct statefile *sf, struct vm_error *err);
 
 #endif

@@ -22,7 +22,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <linux/fs.h>
 
 #include <openssl/evp.h>
 
@@ -38,6 +42,8 @@ static int m_err(char *err, size_t errsz, const char *fmt, ...)
 	}
 	return -1;
 }
+
+#define MIN_U64(a, b) ((uint64_t)(a) < (uint64_t)(b) ? (uint64_t)(a) : (uint64_t)(b))
 
 static const EVP_MD *md_of(const char *alg)
 {
@@ -148,12 +154,25 @@ static int extend_item(const EVP_MD *md, uint8_t *rim, enum measure_kind kind, c
 		total = len;
 	} else {
 		size_t bufsz = 1 << 20;
-		uint8_t *b = malloc(bufsz);
+		uint64_t size;
+		struct stat st;
+		uint8_t *b;
 
+		/* only what has a size: /dev/zero or a FIFO would never end */
+		if (fstat(fd, &st) < 0)
+			return m_err(err, errsz, "%s: cannot measure it: fstat: %s", name, strerror(errno));
+		if (S_ISREG(st.st_mode))
+			size = (uint64_t)st.st_size;
+		else if (!S_ISBLK(st.st_mode) || ioctl(fd, BLKGETSIZE64, &size) < 0)
+			return m_err(err, errsz, "%s: cannot measure it: not a regular file or block device", name);
+		if (size > MEASURE_MAX_ITEM)
+			return m_err(err, errsz, "%s: %llu bytes, more than the %llu a measured item may have", name,
+				     (unsigned long long)size, (unsigned long long)MEASURE_MAX_ITEM);
+		b = malloc(bufsz);
 		if (!b)
 			abort();
-		for (;;) {
-			ssize_t r = pread(fd, b, bufsz, (off_t)total);
+		while (total < size) {
+			ssize_t r = pread(fd, b, (size_t)MIN_U64(bufsz, size - total), (off_t)total);
 
 			if (r < 0 && errno == EINTR)
 				continue;

@@ -20,6 +20,9 @@
 #include <stdint.h>
 
 #define MEASURE_MAX 64
+/* Hashing runs in CreateVm, on the daemon's loop: an item (kernel, initrd,
+ * a measured disk) larger than this is refused rather than measured. */
+#define MEASURE_MAX_ITEM (1ULL << 30)
 /* The QEMU machine type virtmgr launches (server/qemu.c: -machine pc). */
 #define MEASURE_MACHINE "pc"
 /* Accelerator class: KVM and TCG alike give the host full access to guest

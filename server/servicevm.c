@@ -40,9 +40,9 @@
 #include "lib/log.h"
 #include "server/vm.h"
 
-#define SERVICEVM_BOOT_S 180.0	  /* from start to its connection (TCG on a loaded host) */
-#define SERVICEVM_REQUEST_S 60.0  /* one request's answer */
-#define SERVICEVM_POLL_S 0.25	  /* while a VM boots or goes away: is it dead? */
+#define SERVICEVM_BOOT_S 180.0	 /* from start to its connection (TCG on a loaded host) */
+#define SERVICEVM_REQUEST_S 60.0 /* one request's answer */
+#define SERVICEVM_POLL_S 0.25	 /* while a VM boots or goes away: is it dead? */
 #define SERVICEVM_MEMORY_MIB 128
 #define SERVICEVM_DISK_SIZE (1u << 20)
 
@@ -67,8 +67,8 @@ struct servicevm {
 	struct daemon *d;
 	unsigned idle_s;
 	enum svm_state state;
-	struct vm *vm;	  /* the current (or the one going away) */
-	char vm_id[16];	  /* its id, for info (the record may go) */
+	struct vm *vm;	/* the current (or the one going away) */
+	char vm_id[16]; /* its id, for info (the record may go) */
 	uint32_t cid;
 	bool have_id;
 	uint8_t instance_id[64];
@@ -147,7 +147,8 @@ static int svm_identity(struct servicevm *s, char **disk_path, struct vm_error *
 
 		if (w < 0 || ftruncate(w, SERVICEVM_DISK_SIZE) < 0 || fsync(w) < 0 || rename(tmp, *disk_path) < 0) {
 			free(steal_pointer(disk_path));
-			return vm_error_set_errno(err, VM_INTERNAL, errno, "cannot create the Service VM instance disk");
+			return vm_error_set_errno(err, VM_INTERNAL, errno,
+						  "cannot create the Service VM instance disk");
 		}
 	}
 	return 0;
@@ -292,12 +293,72 @@ static void svm_answer(struct servicevm *s, cbor_item_t *item)
 	svm_pump(s);
 }
 
+/*
+ * Walk one CBOR item of an answer before libcbor sees it: libcbor allocates
+ * whatever count an array or map header declares, so no count or length
+ * may exceed the message bound, lengths must be definite and nesting is
+ * bounded. Return: 0 a complete item at @buf (its size in *@pos), 1 not
+ * complete yet, -1 malformed.
+ */
+static int svm_cbor_check(const uint8_t *buf, size_t len, size_t *pos, int depth)
+{
+	uint8_t ib, major, info;
+	uint64_t val = 0;
+	size_t n;
+
+	if (depth > 16)
+		return -1;
+	if (*pos >= len)
+		return 1;
+	ib = buf[(*pos)++];
+	major = ib >> 5;
+	info = ib & 31;
+	if (info < 24) {
+		val = info;
+	} else if (info <= 27) {
+		n = (size_t)1 << (info - 24);
+		if (len - *pos < n)
+			return 1;
+		for (size_t i = 0; i < n; i++)
+			val = val << 8 | buf[(*pos)++];
+	} else {
+		return -1; /* reserved, or an indefinite length / break */
+	}
+	switch (major) {
+	case 2:
+	case 3:
+		if (val > SVM_MAX_MSG)
+			return -1;
+		if (len - *pos < val)
+			return 1;
+		*pos += (size_t)val;
+		return 0;
+	case 4:
+	case 5:
+		if (val > SVM_MAX_MSG)
+			return -1;
+		for (uint64_t i = 0; i < (major == 5 ? 2 * val : val); i++) {
+			int r = svm_cbor_check(buf, len, pos, depth + 1);
+
+			if (r)
+				return r;
+		}
+		return 0;
+	case 6:
+		return svm_cbor_check(buf, len, pos, depth + 1);
+	default:
+		return 0;
+	}
+}
+
 static void on_read(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct servicevm *s = w->data;
 	struct cbor_load_result res;
 	cbor_item_t *item;
+	size_t end = 0;
 	ssize_t n;
+	int r;
 
 	(void)loop;
 	(void)revents;
@@ -320,11 +381,21 @@ static void on_read(struct ev_loop *loop, ev_io *w, int revents)
 		svm_fail(s, "it sent %zd bytes nobody asked for", n);
 		return;
 	}
+	r = svm_cbor_check(s->in, s->in_len, &end, 0);
+	if (r > 0)
+		return; /* more to come */
+	if (r < 0) {
+		svm_fail(s, "malformed CBOR answer (a bad header, an indefinite length or a count over %u)",
+			 (unsigned)SVM_MAX_MSG);
+		return;
+	}
+	if (end != s->in_len) {
+		svm_fail(s, "%zu bytes after its answer", s->in_len - end);
+		return;
+	}
 	item = cbor_load(s->in, s->in_len, &res);
 	if (!item) {
-		if (res.error.code != CBOR_ERR_NOTENOUGHDATA)
-			svm_fail(s, "malformed CBOR answer (error %d at byte %zu)", (int)res.error.code,
-				 res.error.position);
+		svm_fail(s, "malformed CBOR answer (error %d at byte %zu)", (int)res.error.code, res.error.position);
 		return;
 	}
 	if (res.read != s->in_len) {
@@ -387,6 +458,60 @@ static void svm_pump(struct servicevm *s)
 	ev_io_start(s->d->loop, &s->write_io);
 }
 
+/* Each boot's first request: AVF's Reverse self-test, 32 random bytes. */
+struct svm_selftest {
+	struct servicevm *s;
+	uint8_t bytes[32];
+};
+
+static void selftest_done(void *opaque, cbor_item_t *value, const struct vm_error *err)
+{
+	struct svm_selftest *t = opaque;
+	struct servicevm *s = t->s;
+	bool good = value && cbor_isa_bytestring(value) && cbor_bytestring_is_definite(value) &&
+		    cbor_bytestring_length(value) == sizeof(t->bytes);
+
+	for (size_t i = 0; good && i < sizeof(t->bytes); i++)
+		good = cbor_bytestring_handle(value)[i] == t->bytes[sizeof(t->bytes) - 1 - i];
+	free(t);
+	if (!value)
+		return; /* already failed, and said why */
+	if (!good) {
+		svm_fail(s, "its Reverse self-test answer is wrong");
+		return;
+	}
+	log_debug("Service VM: Reverse self-test passed");
+}
+
+/* Put the self-test first in the queue. */
+static void selftest_queue(struct servicevm *s)
+{
+	struct svm_selftest *t = xzalloc(sizeof(*t));
+	struct servicevm_req *r = xzalloc(sizeof(*r));
+	cbor_item_t *top = cbor_new_definite_map(1), *rev = cbor_new_definite_map(1);
+	unsigned char *buf = NULL;
+	size_t bufsz = 0;
+
+	t->s = s;
+	if (getrandom(t->bytes, sizeof(t->bytes), 0) != sizeof(t->bytes))
+		memset(t->bytes, 0x5a, sizeof(t->bytes));
+	cbor_map_add(rev, (struct cbor_pair){ .key = cbor_move(cbor_build_string("Reverse")),
+					      .value = cbor_move(cbor_build_bytestring(t->bytes, sizeof(t->bytes))) });
+	cbor_map_add(top,
+		     (struct cbor_pair){ .key = cbor_move(cbor_build_string("Process")), .value = cbor_move(rev) });
+	r->len = cbor_serialize_alloc(top, &buf, &bufsz);
+	cbor_decref(&top);
+	r->msg = buf;
+	r->s = s;
+	snprintf(r->expect, sizeof(r->expect), "Reverse");
+	r->cb = selftest_done;
+	r->opaque = t;
+	r->next = s->queue;
+	s->queue = r;
+	if (!s->queue_tail)
+		s->queue_tail = r;
+}
+
 static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct servicevm *s = w->data;
@@ -414,10 +539,26 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 	ev_timer_stop(loop, &s->poll_timer);
 	log_info("Service VM %s (cid %u) connected", s->vm_id, s->cid);
 	vm_report_ready(s->vm);
+	selftest_queue(s);
 	svm_pump(s);
 }
 
 /* ---------------------------------------------------------------- lifecycle */
+
+/* A Service VM of a daemon that died: adopted at start-up and being
+ * stopped (its owner is gone). Return: it, or NULL. */
+static struct vm *svm_leftover(struct servicevm *s)
+{
+	for (struct vm *vm = vm_next(s->d, NULL); vm; vm = vm_next(s->d, vm)) {
+		Virtmgr__V1__VmInfo info = VIRTMGR__V1__VM_INFO__INIT;
+
+		vm_fill_info(vm, &info);
+		if (vm != s->vm && info.owner_uid == 0 && !strcmp(info.name, SERVICEVM_NAME) &&
+		    info.state != VIRTMGR__V1__VM_STATE__VM_STATE_DEAD)
+			return vm;
+	}
+	return NULL;
+}
 
 static void svm_start(struct servicevm *s)
 {
@@ -425,9 +566,20 @@ static void svm_start(struct servicevm *s)
 	Virtmgr__V1__Disk disk = VIRTMGR__V1__DISK__INIT, *disks[1] = { &disk };
 	struct vm_error err = { 0 };
 	cleanup_free char *disk_path = NULL, *kernel = NULL, *initrd = NULL;
-	struct vm *vm = NULL;
+	struct vm *vm = svm_leftover(s);
 	struct servicevm_req *r;
 
+	if (vm) {
+		/* never two at once: wait until the old one is dead (start-up kills it) */
+		Virtmgr__V1__VmInfo info = VIRTMGR__V1__VM_INFO__INIT;
+
+		vm_fill_info(vm, &info);
+		log_info("Service VM: waiting for %s of a previous virtmgrd to stop", info.id);
+		s->vm = vm;
+		s->state = SVM_STOPPING;
+		ev_timer_again(s->d->loop, &s->poll_timer);
+		return;
+	}
 	if (svm_identity(s, &disk_path, &err) < 0)
 		goto fail;
 	kernel = xasprintf("%s/vmlinuz", s->d->cfg.guest_dir);

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "lib/log.h"
+#include "server/attest.h"
 #include "server/statefile.h"
 #include "server/uidpool.h"
 #include "server/vm-config.h"
@@ -70,6 +71,7 @@ void vm_persist(struct vm *vm)
 	}
 	net_persist(&vm->net, &sf);
 	vm_storage_persist(vm, &sf); /* disks and shares: vm-storage.c */
+	attest_vm_save(vm->attest, &sf); /* measurement and REMs (docs/attestation.md) */
 	if (statefile_write(&sf, path, &err) < 0)
 		log_warn("vm %s: cannot record its state: %s", vm->id, err.message);
 	statefile_clear(&sf);
@@ -292,6 +294,8 @@ static int restore_one(struct daemon *d, const char *dir, struct vm_error *err)
 			 vm_state_name(vm->state));
 		/* the guest agent reconnects to VirtualMachineService */
 		vm_vms_new(vm, NULL, false);
+		if (attest_vm_load(vm->attest, &sf, &verr) < 0)
+			log_warn("vm %s: %s: its attestation state is lost: %s", vm->id, path, verr.message);
 		if (vm_vms_listen(vm, &verr) < 0)
 			log_warn("vm %s: %s", vm->id, verr.message);
 	}

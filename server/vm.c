@@ -31,6 +31,7 @@
 #include "lib/log.h"
 #include "lib/reaper.h"
 #include "server/attest.h"
+#include "server/servicevm.h"
 #include "server/caller.h"
 #include "server/early.h"
 #include "server/logfile.h"
@@ -492,6 +493,11 @@ static void attest_request_cb(void *opaque, struct ttrpc_call *call,
 
 static const struct vms_attest_ops vm_attest_ops = { .extend = attest_extend_cb, .request = attest_request_cb };
 
+static void vm_attest_changed(void *opaque)
+{
+	vm_persist(opaque);
+}
+
 void vm_vms_new(struct vm *vm, const Virtmgr__V1__VmConfig *config, bool default_image)
 {
 	struct vms_identity id = { .id = vm->id, .name = vm->name, .cid = vm->cid, .run_dir = vm->run_dir };
@@ -501,6 +507,8 @@ void vm_vms_new(struct vm *vm, const Virtmgr__V1__VmConfig *config, bool default
 	vm->attest = attest_vm_new(vm->d->servicevm, config && config->instance_id.len == 64 ? config->instance_id.data : NULL,
 				   config && config->attestation ? config->attestation->hash_alg : NULL);
 	vms_set_attest(vm->vms, &vm_attest_ops, vm->attest);
+	/* a REM that changes is recorded at once: it survives a daemon restart */
+	attest_vm_on_change(vm->attest, vm_attest_changed, vm);
 }
 
 /* VirtualMachineService for this VM on host vsock port = its CID (vms.c). */
@@ -801,6 +809,9 @@ int vm_create(struct daemon *d, const Virtmgr__V1__VmConfig *config, struct ttrp
 	if (d->cfg.max_vms && d->nvms_alive >= d->cfg.max_vms)
 		return vm_error_set(err, VM_RESOURCE_EXHAUSTED, "the daemon already runs its maximum of %u VMs",
 				    d->cfg.max_vms);
+	if (call && peer->uid == 0 && config->name && !strcmp(config->name, SERVICEVM_NAME) && !d->cfg.early)
+		return vm_error_set(err, VM_INVALID_ARGUMENT,
+				    "name: \"%s\" is reserved for root's Service VM (docs/attestation.md)", SERVICEVM_NAME);
 	vm = vm_alloc(d);
 	if (vm_config_validate(d, config, vm, call, err) < 0 || vm_health_configure(vm, config, err) < 0) {
 		vm_free(vm);

@@ -35,3 +35,13 @@ EXTRA_DIST += tests/integration/attest_measure.sh
 # The Service VM and guest attestation with real guests (servicevm side).
 TESTS += tests/integration/attest_servicevm.sh
 EXTRA_DIST += tests/integration/attest_servicevm.sh
+
+# ---- fuzz: CCA token, COSE_Sign1 and COSE_Key parsers (tests/fuzz/fuzz.mk) ----
+FUZZ_TARGETS += ccatoken
+FUZZ_SRCS_ccatoken = tests/fuzz/fuzz_ccatoken.c lib/cose.c lib/ccatoken.c
+FUZZ_LIBS_ccatoken = $(CBOR_LIBS) $(CRYPTO_LIBS)
+check_PROGRAMS += tests/fuzz/replay_ccatoken
+tests_fuzz_replay_ccatoken_SOURCES = tests/fuzz/replay.c tests/fuzz/fuzz_ccatoken.c
+tests_fuzz_replay_ccatoken_CFLAGS = $(AM_CFLAGS) $(CBOR_CFLAGS) $(CRYPTO_CFLAGS)
+tests_fuzz_replay_ccatoken_LDADD = lib/libvmattest.la $(CBOR_LIBS) $(CRYPTO_LIBS)
+EXTRA_DIST += tests/fuzz/corpus/ccatoken

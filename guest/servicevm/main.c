@@ -55,6 +55,9 @@ static EVP_PKEY *platform_key, *realm_key;
  * each answer (the daemon's test hook, so a test can kill the VM while a
  * request is in flight) */
 static unsigned delay_ms;
+/* servicevm.fault=garbage|oversize|variant: answer wrongly (the daemon's
+ * test hook: the host must treat it as this VM's failure) */
+static char fault[16];
 static uint8_t *platform_spki;
 static size_t platform_spki_len;
 
@@ -91,6 +94,44 @@ static void read_cmdline(void)
 	p = strstr(buf, "servicevm.delay_ms=");
 	if (p)
 		delay_ms = (unsigned)strtoul(p + strlen("servicevm.delay_ms="), NULL, 10) % 600000;
+	p = strstr(buf, "servicevm.fault=");
+	if (p)
+		sscanf(p + strlen("servicevm.fault="), "%15[a-z]", fault);
+}
+
+static int write_all(int fd, const uint8_t *p, size_t n);
+
+/* What a faulty Service VM sends instead of @resp. Return: 0, or -1 to stop. */
+static int send_fault(int fd)
+{
+	static uint8_t big[SVM_MAX_MSG + 4096];
+	size_t n;
+
+	if (!strcmp(fault, "garbage")) {
+		/* an array header declaring 2^36 items (a parser that believes
+		 * it allocates terabytes), then "break" codes */
+		static const uint8_t huge[] = { 0x9b, 0, 0, 0, 0x10, 0, 0, 0, 0 };
+
+		memset(big, 0xff, 64);
+		memcpy(big, huge, sizeof(huge));
+		n = 64;
+	} else if (!strcmp(fault, "oversize")) {
+		/* a byte string header announcing more than the host takes, then the bytes */
+		big[0] = 0x5a;
+		big[1] = 0;
+		big[2] = 0x01;
+		big[3] = 0x10;
+		big[4] = 0;
+		n = sizeof(big);
+	} else {
+		/* an answer to a request nobody made */
+		static const uint8_t variant[] = { 0xa1, 0x6e, 'S', 'i', 'g', 'n', 'R', 'e', 'a',
+						   'l',	 'm',  'T', 'o', 'k', 'e', 'n', 0x40 };
+
+		memcpy(big, variant, sizeof(variant));
+		n = sizeof(variant);
+	}
+	return write_all(fd, big, n);
 }
 
 static void init_system(void)
@@ -439,6 +480,12 @@ static void serve(int fd)
 				if (shutdown) {
 					say("shutdown requested");
 					return;
+				}
+				if (fault[0]) {
+					cbor_decref(&resp);
+					if (send_fault(fd) < 0)
+						return;
+					continue;
 				}
 				{
 					unsigned char *out = NULL;

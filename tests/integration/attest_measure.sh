@@ -8,6 +8,7 @@
 #   documented chain (docs/attestation.md) gives the same value;
 # - one byte more or different in the initrd, the command line or the argv
 #   changes it; sha-384 works; a writable measured disk is refused by both;
+# - an adopted VM keeps its measurement across a daemon restart;
 # - `vmctl attest verify` accepts a token made by lib/ccatoken.c with the
 #   right challenge, key and RIM, and fails with the reason on a flipped
 #   byte, the wrong challenge, the wrong RIM and the wrong platform key.
@@ -96,7 +97,9 @@ m384=$(M --hash-alg sha-384 -- /bin/echo hello)
 rc=0
 M --hash-alg md5 -- /bin/true 2>"$T/err" || rc=$?
 [[ $rc == 2 ]] && grep -q "hash-alg 'md5'" "$T/err" || fail "measure --hash-alg md5: rc $rc $(cat "$T/err")"
-ok "sha-384 gives 48 bytes; an unknown hash algorithm is a usage error"
+m=$(M /bin/echo --hash-alg sha-384)
+[[ $m =~ ^[0-9a-f]{64}$ && $m != "$(M /bin/echo)" ]] || fail "--hash-alg after CMD was not left to the payload: $m"
+ok "sha-384 gives 48 bytes; an unknown hash algorithm is a usage error; measure's options after CMD are the payload's"
 
 # 5. a measured disk must be read-only
 rc=0
@@ -108,7 +111,19 @@ M --disk "$T/disk.img,measured" -- /bin/true 2>"$T/err" || rc=$?
 ((rc != 0)) && grep -q "must be read-only" "$T/err" || fail "measure, writable measured disk: rc $rc"
 ok "a writable measured disk is refused by virtmgrd and by vmctl measure"
 
-# 6. vmctl attest verify over tokens made by lib/ccatoken.c
+# 6. a detached VM keeps its measurement across a daemon restart (vm.state)
+want=$(M --mem 200 -- /bin/sh -c 'sleep 600')
+V run --detach --name keep --mem 200 -- /bin/sh -c 'sleep 600' >/dev/null
+[[ $(vmctl --json info keep | json measurement) == "$want" ]] || fail "keep: measurement before the restart"
+stop_daemon
+start_daemon --accel tcg
+[[ $(vmctl --json info keep | json state) != DEAD ]] || fail "keep was not adopted"
+got=$(vmctl --json info keep | json measurement)
+[[ $got == "$want" ]] || fail "after a daemon restart the measurement is '$got', not $want"
+vmctl kill keep >/dev/null 2>&1 || true
+ok "an adopted VM keeps its measurement (and algorithm) across a daemon restart"
+
+# 7. vmctl attest verify over tokens made by lib/ccatoken.c
 "$top_builddir/tests/interop/cca_mktoken" "$T" 256
 { read -r chal; read -r rim; read -r rem2; } <"$T/claims"
 vmctl attest verify "$T/token.cbor" --challenge "$chal" --key "$T/platform.pem" --expect-rim "$rim" >"$T/v.out" ||

@@ -55,7 +55,11 @@ id1=$(svm_field service_vm_instance_id)
 [[ ${#id1} -eq 128 ]] || fail "instance id '$id1' is not 64 bytes of hex"
 [[ $(stat -c %s "$STATE/servicevm/instance.img") -eq 1048576 ]] || fail "instance disk is not 1 MiB"
 [[ $(stat -c %a "$STATE/servicevm") == 700 ]] || fail "the Service VM state directory is not 0700"
-ok "vmctl info shows the running Service VM, its CID and its instance id; 1 MiB instance disk"
+if vmctl run --detach --name servicevm -- /bin/true 2>"$T/name.err"; then
+	fail "root created a VM named servicevm"
+fi
+grep -q reserved "$T/name.err" || fail "the reserved name is not said: $(cat "$T/name.err")"
+ok "vmctl info shows the running Service VM, its CID and its instance id; 1 MiB instance disk; its name is reserved"
 
 # ---- idle stop, then the same identity
 wait_for 60 svm_stopped || fail "the Service VM did not stop after $IDLE idle seconds"
@@ -74,6 +78,19 @@ svm_stopped || fail "a fresh daemon reports a running Service VM"
 vmctl attest platform-key >"$T/key.restart" || fail "platform-key after a daemon restart"
 cmp -s "$T/key.1" "$T/key.restart" || fail "the platform key changed across a daemon restart"
 ok "after a daemon restart: the same instance id and platform key"
+
+# a daemon that dies leaves no second Service VM: the next one stops the
+# old one when it starts (its record names a gone owner) before its own
+svm_running || fail "the Service VM is not running before the crash"
+kill -9 "$DAEMON_PID"
+wait "$DAEMON_PID" 2>/dev/null || true
+DAEMON_PID=
+start_daemon --state-dir "$STATE" --service-vm-idle "$IDLE"
+vmctl attest platform-key >"$T/key.crash" || fail "platform-key after a daemon crash"
+cmp -s "$T/key.1" "$T/key.crash" || fail "the platform key changed after a daemon crash"
+nq=$(pgrep -fc "qemu-system.*$T/" || true)
+[[ $nq -eq 1 ]] || fail "$nq QEMU processes after a daemon crash and a new request, want the one Service VM"
+ok "after a daemon crash: the old Service VM is stopped, one new one serves the same key"
 
 # ---- a payload's token
 vmctl run --detach --name g1 -- /bin/sleep 3600 >/dev/null || fail "cannot start g1"
@@ -94,7 +111,11 @@ grep -q '"platform_lifecycle": 16384' "$T/tok1.json" || fail "lifecycle is not n
 grep -q '"type": "virtmgrd"' "$T/tok1.json" || fail "no virtmgrd software component"
 img_hash=$(sha256sum "$GUEST_DIR/servicevm-initramfs.img" | cut -d' ' -f1)
 grep -q "\"measurement\": \"$img_hash\"" "$T/tok1.json" || fail "the Service VM image's hash is not in the token"
-ok "a payload's token verifies against the platform key: challenge, RIM = VmInfo measurement, REM[0] = payload hash"
+pred=$(vmctl measure --guest-dir "$GUEST_DIR" -- /bin/sleep 3600) || fail "vmctl measure"
+[[ $pred == *"$rim1"* ]] || fail "vmctl measure predicts '$pred', g1 measured $rim1"
+vmctl attest verify "$T/tok1" --challenge "$ch" --expect-rim "$rim1" >"$T/tok1.txt" 2>&1 ||
+	fail "vmctl attest verify: $(cat "$T/tok1.txt")"
+ok "a payload's token verifies (Python and vmctl) against the platform key: challenge, RIM = VmInfo measurement = vmctl measure, REM[0] = payload hash"
 
 # a wrong challenge and a flipped byte fail
 if $PY "$VERIFY" "$T/tok1" --challenge "$(hexrand 64)" --key "$T/key.1" 2>/dev/null; then
@@ -120,17 +141,21 @@ if vmctl exec g1 -- vmattest extend 4 00 2>/dev/null; then fail "extend 4 accept
 if vmctl exec g1 -- vmattest token --challenge "$(hexrand 16)" 2>/dev/null; then fail "a 16-byte challenge accepted"; fi
 ok "ExtendMeasurement changes only the REM it names; bad index and short challenge refused"
 
-# ---- another VM: another RIM
-vmctl run --detach --name g2 -- /bin/sleep 3601 >/dev/null || fail "cannot start g2"
+# ---- another VM: another RIM and personalization
+iid=$(hexrand 64)
+vmctl run --detach --name g2 --instance-id "$iid" -- /bin/sleep 3601 >/dev/null || fail "cannot start g2"
 wait_for 120 state_is g2 STARTED || fail "g2 did not start"
 ch3=$(hexrand 48)
 vmctl exec g2 -- vmattest token --challenge "$ch3" >"$T/tok3" || fail "token in g2"
 rim2=$(vm_field g2 measurement)
 rim2=${rim2#*:}
 [[ $rim2 != "$rim1" ]] || fail "g1 and g2 have one measurement"
-$PY "$VERIFY" "$T/tok3" --challenge "$ch3" --key "$T/key.1" --expect-rim "$rim2" 2>"$T/tok3.err" ||
-	fail "g2's token: $(cat "$T/tok3.err")"
-ok "two VMs' tokens carry their own RIMs"
+$PY "$VERIFY" "$T/tok3" --challenge "$ch3" --key "$T/key.1" --expect-rim "$rim2" --print >"$T/tok3.json" \
+	2>"$T/tok3.err" || fail "g2's token: $(cat "$T/tok3.err")"
+grep -q "\"personalization\": \"$iid\"" "$T/tok3.json" || fail "g2's personalization is not its instance id"
+grep -q "\"personalization\": \"$(printf '0%.0s' $(seq 128))\"" "$T/tok1.json" ||
+	fail "g1 (no instance id) has a personalization value other than zeros"
+ok "two VMs' tokens carry their own RIMs and personalization values (instance ids)"
 vmctl kill g1 >/dev/null
 vmctl kill g2 >/dev/null
 
@@ -166,5 +191,26 @@ vmctl attest platform-key >"$T/key.after" || fail "platform-key after the kill"
 cmp -s "$T/key.1" "$T/key.after" || fail "the key changed after the kill"
 [[ $(started_count) -eq $((before + 2)) ]] || fail "no fresh Service VM after the kill"
 ok "a Service VM killed mid-request: the requester gets UNAVAILABLE, the next request a fresh Service VM"
+
+# ---- a Service VM that answers wrongly is the Service VM's failure
+if [[ -n $hold ]]; then
+	for f in garbage oversize variant; do
+		stop_daemon
+		nfail=$(grep -c 'Service VM failed' "$T/daemon.log" || true)
+		VIRTMGR_TEST_SERVICEVM_CMDLINE=servicevm.fault=$f start_daemon --state-dir "$STATE" --service-vm-idle 0
+		if vmctl attest platform-key >/dev/null 2>"$T/fault.err"; then
+			fail "a Service VM answering '$f' was believed"
+		fi
+		grep -q UNAVAILABLE "$T/fault.err" || fail "fault $f: no UNAVAILABLE: $(cat "$T/fault.err")"
+		[[ $(grep -c 'Service VM failed' "$T/daemon.log") -gt $nfail ]] ||
+			fail "fault $f: not logged as the Service VM's failure"
+		grep 'Service VM failed' "$T/daemon.log" | tail -n 1 | sed 's/^/# /'
+		wait_for 60 svm_stopped || fail "fault $f: the failed Service VM was not stopped"
+		kill -0 "$DAEMON_PID" || fail "fault $f: the daemon died"
+	done
+	ok "malformed, oversize and wrong-variant answers fail the request and stop the Service VM, not the daemon"
+else
+	echo "# SKIP faulty Service VM answers: virtmgrd was built without --enable-test-hooks"
+fi
 
 echo "1..$NTESTS"

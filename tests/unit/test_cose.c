@@ -98,6 +98,23 @@ Test(cose, malformed_named)
 
 	cr_assert_eq(cose_sign1_verify(k, trunc, sizeof(trunc), NULL, NULL, err, sizeof(err)), -1);
 	cr_assert(strstr(err, "malformed COSE_Sign1: not CBOR"), "%s", err);
+	/* declared lengths far beyond the message: refused before any allocation */
+	{
+		static const uint8_t huge_map[] = { 0xd2, 0xbb, 0xbb, 0xbb, 0xbb, 0xbb, 0xbb, 0xbb, 0xbb, 0xbb, 0x01 };
+		static const uint8_t huge_bstr[] = { 0x5a, 0xff, 0xff, 0xff, 0xff, 0x00 };
+		static const uint8_t indefinite[] = { 0x9f, 0x40, 0xa0, 0x40, 0x40, 0xff };
+		static uint8_t deep[64];
+
+		cr_assert_eq(cose_sign1_verify(k, huge_map, sizeof(huge_map), NULL, NULL, err, sizeof(err)), -1);
+		cr_assert(strstr(err, "do not fit"), "%s", err);
+		cr_assert_eq(cose_sign1_verify(k, huge_bstr, sizeof(huge_bstr), NULL, NULL, err, sizeof(err)), -1);
+		cr_assert(strstr(err, "do not fit"), "%s", err);
+		cr_assert_eq(cose_cbor_wellformed(indefinite, sizeof(indefinite)), -1);
+		memset(deep, 0x81, sizeof(deep));
+		deep[63] = 0;
+		cr_assert_eq(cose_cbor_wellformed(deep, sizeof(deep)), -1, "nesting deeper than COSE_MAX_DEPTH");
+		cr_assert_eq(cose_cbor_wellformed(deep + 63 - COSE_MAX_DEPTH, COSE_MAX_DEPTH + 1), 0);
+	}
 	cr_assert_eq(cose_sign1_verify(k, integer, sizeof(integer), NULL, NULL, err, sizeof(err)), -1);
 	cr_assert(strstr(err, "not an array of 4"), "%s", err);
 	cr_assert_eq(cose_sign1_verify(k, three, sizeof(three), NULL, NULL, err, sizeof(err)), -1);

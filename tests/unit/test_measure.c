@@ -173,7 +173,23 @@ Test(measure, sha384_and_errors)
 	cr_assert_eq(pipe(p), 0);
 	in.initrd_fd = p[0];
 	cr_assert_eq(measure_launch(&in, v, &len, err, sizeof(err)), -1);
-	cr_assert(strstr(err, "initrd: cannot read it"), "%s", err);
+	cr_assert(strstr(err, "initrd: cannot measure it: not a regular file"), "%s", err);
+	/* endless input is refused, not hashed forever */
+	in.initrd_fd = open("/dev/zero", O_RDONLY | O_CLOEXEC);
+	cr_assert_geq(in.initrd_fd, 0);
+	cr_assert_eq(measure_launch(&in, v, &len, err, sizeof(err)), -1);
+	cr_assert(strstr(err, "initrd: cannot measure it"), "%s", err);
+	close(in.initrd_fd);
+	/* a sparse file over the limit */
+	{
+		int big = memfd_create("big", MFD_CLOEXEC);
+
+		cr_assert_eq(ftruncate(big, (off_t)MEASURE_MAX_ITEM + 1), 0);
+		in.initrd_fd = big;
+		cr_assert_eq(measure_launch(&in, v, &len, err, sizeof(err)), -1);
+		cr_assert(strstr(err, "more than the 1073741824"), "%s", err);
+		close(big);
+	}
 	in.initrd_fd = -1;
 	in.kernel_fd = -1;
 	cr_assert_eq(measure_launch(&in, v, &len, err, sizeof(err)), -1);
