@@ -38,8 +38,10 @@ EXTRA_DIST += tests/fuzz/corpus/vmctl
 FUZZ_TARGETS += api
 FUZZ_SRCS_api = tests/fuzz/fuzz_api.c $(VIRTMGRD_CORE_C) server/vsock_host.c server/sandbox.c \
 	lib/ttrpc-frame.c lib/ttrpc-io.c lib/ttrpc-server.c lib/ttrpc-client.c lib/util.c lib/log.c lib/reaper.c \
-	protos/ttrpc.pb-c.c protos/virtmgr.pb-c.c
-FUZZ_LIBS_api = $(FDT_LIBS) $(JSON_C_LIBS) $(SECCOMP_LIBS)
+	protos/ttrpc.pb-c.c protos/virtmgr.pb-c.c \
+	server/crashstore.c server/vm-crash.c server/crashrx.c server/measure.c server/measure-vm.c \
+	lib/cose.c lib/ccatoken.c
+FUZZ_LIBS_api = $(FDT_LIBS) $(JSON_C_LIBS) $(SECCOMP_LIBS) $(CBOR_LIBS) $(CRYPTO_LIBS) $(ZLIB_LIBS) $(MHD_LIBS)
 check_PROGRAMS += tests/fuzz/replay_api
 tests_fuzz_replay_api_SOURCES = tests/fuzz/replay.c tests/fuzz/fuzz_api.c
 tests_fuzz_replay_api_CFLAGS = $(AM_CFLAGS) $(PROTOBUF_C_CFLAGS) $(LIBXML_CFLAGS) $(FDT_CFLAGS) $(SECCOMP_CFLAGS)
