@@ -173,6 +173,8 @@ struct cmd_run_opts {
 	const char **env;
 	struct vmc_share *shares;
 	char **share_dirs; /* absolute forms of relative HOSTDIRs, made by cmd_run() */
+	struct vmc_port_forward *ports; /* -p */
+	char (*port_addrs)[16];		/* their host addresses */
 	bool detach;
 	bool events;
 	const char *console_file;

@@ -48,6 +48,7 @@ DEFAULT_MODULES=(
 	pvpanic pvpanic-pci pvpanic-mmio
 	button evdev qemu_fw_cfg
 	virtiofs
+	virtio_net
 )
 
 # File systems vmagent may mount (VmConfig mounts), by mount(2) type: the
@@ -66,6 +67,7 @@ APPLETS=(
 	ln chmod grep sed awk tr cut sort uniq find xargs test true false env
 	date stat touch readlink realpath hexdump od seq tee timeout nproc free
 	df du mknod sync insmod lsmod modprobe hostname id ifconfig ip vi less
+	nc wget route
 )
 
 init='' out='' work='' cache=${VIRTMGR_GUEST_CACHE:-}

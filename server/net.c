@@ -355,6 +355,9 @@ static void passt_argv(const struct net_vm *n, char **argv, size_t cap, char **s
 	ARG(NET_USER_DNS);
 	ARG("--dns-forward");
 	ARG(NET_USER_DNS);
+	/* passt's own MAC, else the outbound interface's: lo has none */
+	ARG("--mac-addr");
+	ARG(NET_PASST_MAC);
 	if (!have_default_route()) {
 		ARG("--interface");
 		ARG("lo");

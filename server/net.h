@@ -34,6 +34,7 @@ struct qemu_config;
 #define NET_USER_GATEWAY "10.0.2.2"
 #define NET_USER_DNS "10.0.2.3"
 #define NET_USER_MTU 65520 /* passt's own default */
+#define NET_PASST_MAC "02:76:6d:ff:ff:fe" /* the gateway's, as the guest sees it */
 
 enum net_mode {
 	NET_MODE_NONE = 0,

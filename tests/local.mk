@@ -35,3 +35,4 @@ include $(srcdir)/tests/reliab.mk
 include $(srcdir)/tests/agent.mk
 include $(srcdir)/tests/pkg.mk
 include $(srcdir)/tests/storage.mk
+include $(srcdir)/tests/net.mk

@@ -25,6 +25,7 @@
 #define AGENT_DEFAULT_PORT 9100
 #define AGENT_CONFIG_MAX_SHARES 8u
 #define AGENT_CONFIG_MAX_TAG 32u
+#define AGENT_CONFIG_MAX_NET 16u
 
 struct agent_config {
 	char *vm_id;
@@ -50,6 +51,11 @@ struct agent_config {
 	 * "ro"|"rw" for each, checked; NULL when absent */
 	char **shares;
 	size_t n_shares; /* shares, not strings */
+	/* the network device's settings (guest/vmagent/net.c): "key=value"
+	 * strings, at most AGENT_CONFIG_MAX_NET, each shorter than 64
+	 * bytes; NULL when the VM has no network */
+	char **network;
+	size_t n_network;
 };
 
 /**

@@ -39,6 +39,7 @@ enum {
 	SEEN_MARKER_KEY = 1u << 11,
 	SEEN_MOUNTS = 1u << 12,
 	SEEN_SHARES = 1u << 20,
+	SEEN_NETWORK = 1u << 21,
 };
 
 static int bad(struct vm_error *err, const char *prop, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -132,6 +133,7 @@ void agent_config_clear(struct agent_config *cfg)
 	free(cfg->payload_cwd);
 	free_list(cfg->mounts);
 	free_list(cfg->shares);
+	free_list(cfg->network);
 	explicit_bzero(cfg, sizeof(*cfg));
 }
 
@@ -268,6 +270,15 @@ static int parse_prop(const char *name, const void *val, int len, struct agent_c
 				return bad(err, name, "share %s: \"%.8s\" is not ro or rw", tag, ro);
 		}
 		cfg->n_shares = n / 3;
+	} else if (!strcmp(name, "network")) {
+		if (check_seen(seen, SEEN_NETWORK, name, err) < 0 ||
+		    get_list(name, val, len, &cfg->network, &cfg->n_network, err) < 0)
+			return -1;
+		if (cfg->n_network > AGENT_CONFIG_MAX_NET)
+			return bad(err, name, "%zu strings, at most %u", cfg->n_network, AGENT_CONFIG_MAX_NET);
+		for (size_t i = 0; i < cfg->n_network; i++)
+			if (strlen(cfg->network[i]) >= 64 || !strchr(cfg->network[i], '='))
+				return bad(err, name, "\"%.64s\" is not key=value (under 64 bytes)", cfg->network[i]);
 	}
 	return 0;
 }

@@ -67,6 +67,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "guest/vmagent/net.h"
 #include "guest/vmagent/agent.h"
 #include "guest/vmagent/shares.h"
 #include "lib/log.h"
@@ -632,6 +633,12 @@ int main(int argc, char **argv)
 	a->cid = a->have_cfg ? a->cfg.cid : local_cid();
 	a->host = agent_host_new(a);
 	if (r < 0) {
+		config_failed(a, err.message);
+		ev_run(a->loop, 0);
+		return 1;
+	}
+	/* the network is up before the payload starts (net.c) */
+	if (a->machine && a->have_cfg && agent_net_setup(a, &a->cfg, &err) < 0) {
 		config_failed(a, err.message);
 		ev_run(a->loop, 0);
 		return 1;

@@ -11,6 +11,7 @@ guest_vmagent_vmagent_SOURCES = \
 	guest/vmagent/config.c guest/vmagent/agent_config.h \
 	guest/vmagent/host.c guest/vmagent/exec.c guest/vmagent/logfwd.c guest/vmagent/mounts.c \
 	guest/vmagent/shares.c guest/vmagent/shares.h \
+	guest/vmagent/net.c guest/vmagent/net.h \
 	server/marker.c server/marker.h \
 	lib/util.c lib/util.h lib/log.c lib/log.h \
 	lib/ttrpc.h lib/ttrpc-priv.h lib/ttrpc-frame.c lib/ttrpc-io.c lib/ttrpc-server.c lib/ttrpc-client.c
