@@ -65,7 +65,7 @@ wait_for 10 python3 -c 'import socket,sys; s=socket.socket(); sys.exit(0 if s.co
 rc=0
 timeout "$LIMIT" "$VMCTL_BIN" --socket "$SOCK" run --name netvm --net user -- /bin/sh -c '
 	ip addr show; ip route; cat /etc/resolv.conf; echo "hostname=$(hostname)"
-	echo guest-says-hi | timeout 30 nc 10.0.2.2 18080 || true' >"$T/g2h.out" 2>"$T/g2h.err" || rc=$?
+	echo guest-says-hi | timeout 10 nc 10.0.2.2 18080 || true' >"$T/g2h.out" 2>"$T/g2h.err" || rc=$?
 wait "$listener" || fail "host listener failed"
 [[ $rc == 0 ]] || fail "guest->host run: exit $rc: $(cat "$T/g2h.err") $(tail -30 "$T/g2h.out")"
 grep -q "guest-says-hi" "$T/host-got" || fail "the host listener got nothing from the guest"
