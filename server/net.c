@@ -338,7 +338,6 @@ static void passt_argv(const struct net_vm *n, char **argv, size_t cap, char **s
 	ARG("--foreground");
 	ARG("--quiet");
 	ARG("--ipv4-only");
-	ARG("--one-off");
 	ARG("--fd");
 	ARG("3");
 	ARG("--log-file");

@@ -98,6 +98,7 @@ for ((i = 0; i < 120; i++)); do
 	got=$(python3 -c '
 import socket
 s = socket.create_connection(("127.0.0.1", 18082), timeout=5)
+s.sendall(b"ping\n")  # Debian 12 passt completes the handshake on the first data
 print(s.recv(100).decode().strip())' 2>/dev/null || true)
 	[[ $got == served-by-guest ]] && break
 	sleep 1
@@ -156,6 +157,7 @@ for ((i = 0; i < 60; i++)); do
 	got=$(python3 -c '
 import socket
 s = socket.create_connection(("127.0.0.1", 18083), timeout=5)
+s.sendall(b"ping\n")
 print(s.recv(100).decode().strip())' 2>/dev/null || true)
 	[[ $got == still-served ]] && break
 	sleep 1
