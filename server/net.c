@@ -274,6 +274,10 @@ static void log_tail(const char *path, char *out, size_t size)
 	const char *from_line = last ? last + 1 : buf;
 	size_t l = MIN(strlen(from_line), size - 1);
 
+	/* the banner passt writes at start says nothing about its death */
+	if (!strncmp(from_line, "passt ", 6))
+		return;
+
 	memcpy(out, from_line, l);
 	out[l] = '\0';
 	for (char *p = out; *p; p++)
