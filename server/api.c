@@ -30,6 +30,7 @@
 static const char *const api_features[] = {
 	"create-vm", "console-fds",    "detach",      "watch-events", "wait",	     "suspend-resume",
 	"open-log",  "attach-console", "instance-id", "vsock",	      "disk-images",
+	"network-user",
 };
 
 /* Regular mode: root or a member of the configured group may use the API. */

@@ -19,6 +19,7 @@ LIMIT=${GUEST_BOOT_LIMIT:-600}
 passt_of() { pgrep -f "passt.*--log-file $1/passt.log" || true; }
 
 start_daemon --accel tcg
+vmctl --json info | grep -q '"network-user"' || fail "GetDaemonInfo does not list the network-user feature"
 
 # ---- bad input names the field
 out=$(vmctl run --net bogus -- /bin/true 2>&1) && fail "--net bogus accepted"
