@@ -130,8 +130,8 @@ static int check_forward(const Virtmgr__V1__PortForward *p, size_t k, struct net
 	struct in_addr ia;
 
 	if (strcmp(proto, "tcp") && strcmp(proto, "udp"))
-		return vm_error_set(err, VM_INVALID_ARGUMENT, "network.ports[%zu].protocol: \"%.16s\" is not tcp or udp",
-				    k, proto);
+		return vm_error_set(err, VM_INVALID_ARGUMENT,
+				    "network.ports[%zu].protocol: \"%.16s\" is not tcp or udp", k, proto);
 	if (*addr && (strlen(addr) >= sizeof(f->host_address) || inet_pton(AF_INET, addr, &ia) != 1))
 		return vm_error_set(err, VM_INVALID_ARGUMENT,
 				    "network.ports[%zu].host_address: \"%.64s\" is not an IPv4 address", k, addr);
@@ -139,8 +139,8 @@ static int check_forward(const Virtmgr__V1__PortForward *p, size_t k, struct net
 		return vm_error_set(err, VM_INVALID_ARGUMENT, "network.ports[%zu].host_port: %u is not in 1..65535", k,
 				    p->host_port);
 	if (p->guest_port < 1 || p->guest_port > 65535)
-		return vm_error_set(err, VM_INVALID_ARGUMENT, "network.ports[%zu].guest_port: %u is not in 1..65535",
-				    k, p->guest_port);
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "network.ports[%zu].guest_port: %u is not in 1..65535", k,
+				    p->guest_port);
 	snprintf(f->host_address, sizeof(f->host_address), "%s", addr);
 	f->host_port = (uint16_t)p->host_port;
 	f->guest_port = (uint16_t)p->guest_port;
@@ -176,8 +176,7 @@ int net_config(struct net_vm *n, const Virtmgr__V1__NetworkConfig *c, uint32_t c
 			return vm_error_set(err, VM_INVALID_ARGUMENT,
 					    "network.mac: \"%.32s\" is not a MAC address (xx:xx:xx:xx:xx:xx)", c->mac);
 		if (n->mac[0] & 1)
-			return vm_error_set(err, VM_INVALID_ARGUMENT, "network.mac: %s is a multicast address",
-					    c->mac);
+			return vm_error_set(err, VM_INVALID_ARGUMENT, "network.mac: %s is a multicast address", c->mac);
 	} else {
 		/* locally administered, "vm", then the CID: unique among live VMs */
 		uint8_t d[6] = { 0x02, 0x76, 0x6d, (uint8_t)(cid >> 16), (uint8_t)(cid >> 8), (uint8_t)cid };
@@ -206,10 +205,11 @@ static int check_port_free(const struct net_forward *f, size_t k, struct vm_erro
 	int one = 1;
 
 	if (f->host_port < start)
-		return vm_error_set(err, VM_PERMISSION_DENIED,
-				    "network.ports[%zu].host_port: %u is below %u (ip_unprivileged_port_start) and passt "
-				    "runs without privileges",
-				    k, f->host_port, start);
+		return vm_error_set(
+			err, VM_PERMISSION_DENIED,
+			"network.ports[%zu].host_port: %u is below %u (ip_unprivileged_port_start) and passt "
+			"runs without privileges",
+			k, f->host_port, start);
 	if (f->host_address[0])
 		inet_pton(AF_INET, f->host_address, &sa.sin_addr);
 	cleanup_close int fd = socket(AF_INET, (f->udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_CLOEXEC, 0);
@@ -449,7 +449,8 @@ int net_start(struct net_vm *n, struct ev_loop *loop, const char *run_dir, const
 			static const char what[] = "cannot execute passt: ";
 			const char *name = strerrorname_np(errno);
 
-			if (write(rep, what, sizeof(what) - 1) < 0 || write(rep, name ? name : "?", name ? strlen(name) : 1) < 0) {
+			if (write(rep, what, sizeof(what) - 1) < 0 ||
+			    write(rep, name ? name : "?", name ? strlen(name) : 1) < 0) {
 				/* nothing left to tell */
 			}
 		}

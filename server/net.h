@@ -33,7 +33,7 @@ struct qemu_config;
 #define NET_USER_PREFIX 24
 #define NET_USER_GATEWAY "10.0.2.2"
 #define NET_USER_DNS "10.0.2.3"
-#define NET_USER_MTU 65520 /* passt's own default */
+#define NET_USER_MTU 65520		  /* passt's own default */
 #define NET_PASST_MAC "02:76:6d:ff:ff:fe" /* the gateway's, as the guest sees it */
 
 enum net_mode {

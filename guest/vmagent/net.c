@@ -58,8 +58,8 @@ static int parse_settings(const struct agent_config *cfg, struct net_settings *s
 
 			if (strlen(v) != 17 ||
 			    sscanf(v, "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5], &end) != 6)
-				return vm_error_set(err, VM_INVALID_ARGUMENT, "network: mac \"%s\" is not a MAC address",
-						    v);
+				return vm_error_set(err, VM_INVALID_ARGUMENT,
+						    "network: mac \"%s\" is not a MAC address", v);
 			snprintf(s->mac, sizeof(s->mac), "%02x:%02x:%02x:%02x:%02x:%02x", b[0], b[1], b[2], b[3], b[4],
 				 b[5]);
 		} else if (klen == 7 && !strncmp(kv, "address", 7)) {
@@ -69,7 +69,8 @@ static int parse_settings(const struct agent_config *cfg, struct net_settings *s
 			snprintf(buf, sizeof(buf), "%s", v);
 			slash = strchr(buf, '/');
 			if (!slash)
-				return vm_error_set(err, VM_INVALID_ARGUMENT, "network: address \"%s\" has no /prefix", v);
+				return vm_error_set(err, VM_INVALID_ARGUMENT, "network: address \"%s\" has no /prefix",
+						    v);
 			*slash = '\0';
 			p = strtoul(slash + 1, &slash, 10);
 			if (*slash || p < 1 || p > 30 || inet_pton(AF_INET, buf, &s->addr) != 1)
@@ -204,8 +205,8 @@ int agent_net_setup(struct agent *a, const struct agent_config *cfg, struct vm_e
 	if (parse_settings(cfg, &s, err) < 0)
 		return -1;
 	if (find_ifname(s.mac, ifname, sizeof(ifname)) < 0)
-		return vm_error_set(err, VM_FAILED_PRECONDITION, "network: no interface with MAC %s (virtio_net loaded?)",
-				    s.mac);
+		return vm_error_set(err, VM_FAILED_PRECONDITION,
+				    "network: no interface with MAC %s (virtio_net loaded?)", s.mac);
 	struct in_addr mask = { .s_addr = htonl(s.prefix ? ~0u << (32 - s.prefix) : 0) };
 	struct ifreq ifr = { 0 };
 
