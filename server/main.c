@@ -78,6 +78,8 @@ static void usage(FILE *f)
 		"  --log-max-size BYTES   rotate each VM log (console, guest, qemu) at this size;\n"
 		"                         K and M suffixes (default 2M, at least 4K)\n"
 		"  --log-keep N           rotated files kept per VM log, 0..15 (default 3)\n"
+		"  --net-pool CIDR        tap mode's IPv4 addresses, a /30 per VM (default " NET_TAP_DEFAULT_POOL
+		")\n"
 		"  --no-sandbox           do not run QEMU with -sandbox on\n"
 		"  --vm-uid-range MIN-MAX when root: the uids (and equal gids) VMs' processes run\n"
 		"                         under, one per VM (default " UIDPOOL_DEFAULT_RANGE
@@ -158,6 +160,7 @@ enum {
 	OPT_STOP_TIMEOUT,
 	OPT_NO_SANDBOX,
 	OPT_VM_UID_RANGE,
+	OPT_NET_POOL,
 	OPT_EARLY,
 	OPT_ROOT,
 	OPT_EARLY_XSD,
@@ -211,6 +214,7 @@ static int parse_args(int argc, char **argv, struct daemon_config *c, bool *sock
 		{ "log-keep", required_argument, NULL, OPT_LOG_KEEP },
 		{ "no-sandbox", no_argument, NULL, OPT_NO_SANDBOX },
 		{ "vm-uid-range", required_argument, NULL, OPT_VM_UID_RANGE },
+		{ "net-pool", required_argument, NULL, OPT_NET_POOL },
 		{ "vsock-backend", required_argument, NULL, OPT_VSOCK_BACKEND },
 		{ "early", no_argument, NULL, OPT_EARLY },
 		{ "root", required_argument, NULL, OPT_ROOT },
@@ -336,6 +340,9 @@ static int parse_args(int argc, char **argv, struct daemon_config *c, bool *sock
 			break;
 		case OPT_VM_UID_RANGE:
 			c->vm_uid_range = optarg;
+			break;
+		case OPT_NET_POOL:
+			c->net_pool = optarg;
 			break;
 		case OPT_VSOCK_BACKEND:
 			c->vsock_backend = optarg;
@@ -656,6 +663,7 @@ int main(int argc, char **argv)
 		.ready_fd = -1,
 		.sandbox = true,
 		.vm_uid_range = UIDPOOL_DEFAULT_RANGE,
+		.net_pool = NET_TAP_DEFAULT_POOL,
 		.log_limits = logfile_limits_default(),
 	};
 	if (parse_args(argc, argv, &d.cfg, &socket_given, &idle.secs) < 0)
@@ -673,6 +681,14 @@ int main(int argc, char **argv)
 		d.sandboxed = geteuid() == 0;
 		d.uids = uidpool_new(lo, hi);
 	}
+	if (net_pool_parse(&d.net_pool, d.cfg.net_pool, &err) < 0) {
+		fprintf(stderr, "virtmgrd: --net-pool: %s\n", err.message);
+		return 2;
+	}
+	if (!d.cfg.early)
+		net_pool_setup(&d.net_pool);
+	else
+		snprintf(d.net_pool.why, sizeof(d.net_pool.why), "not for early VMs");
 	signal(SIGPIPE, SIG_IGN);
 
 	d.loop = ev_default_loop(EVFLAG_AUTO | EVFLAG_NOSIGMASK);

@@ -698,6 +698,18 @@ static int early_assign(struct daemon *d, const Virtmgr__V1__VmConfig *c, struct
 	return r;
 }
 
+/* A live VM holds tap address slot @slot (net.h): never two with one /30. */
+static bool vm_tap_slot_in_use(void *opaque, uint32_t slot)
+{
+	struct daemon *d = opaque;
+
+	for (struct vm *vm = d->vms; vm; vm = vm->next)
+		if (vm->net.mode == NET_MODE_TAP && vm->net.tap_name[0] && vm->net.tap_slot == slot &&
+		    vm->state != VIRTMGR__V1__VM_STATE__VM_STATE_DEAD)
+			return true;
+	return false;
+}
+
 int vm_create(struct daemon *d, const Virtmgr__V1__VmConfig *config, struct ttrpc_call *call, struct vm **out,
 	      struct vm_error *err)
 {
@@ -719,7 +731,8 @@ int vm_create(struct daemon *d, const Virtmgr__V1__VmConfig *config, struct ttrp
 		vm_free(vm);
 		return -1;
 	}
-	if (net_config(&vm->net, config->network, vm->cid, err) < 0) {
+	if (net_config(&vm->net, config->network, vm->cid, err) < 0 ||
+	    net_tap_assign(&vm->net, vm->cid, &d->net_pool, vm_tap_slot_in_use, d, err) < 0) {
 		vm_free(vm);
 		return -1;
 	}
@@ -793,7 +806,7 @@ void vm_net_adopt(struct vm *vm, const struct statefile *sf)
 	struct vm_error err = { 0 };
 	bool alive = true;
 
-	if (net_adopt(&vm->net, sf, vm->cid, vm->d->loop, helper_failed, vm, &alive, &err) < 0) {
+	if (net_adopt(&vm->net, sf, vm->cid, &vm->d->net_pool, vm->d->loop, helper_failed, vm, &alive, &err) < 0) {
 		log_warn("vm %s: network: %s", vm->id, err.message);
 		return;
 	}

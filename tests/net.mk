@@ -8,3 +8,6 @@ TESTS += tests/unit/test_net
 tests_unit_test_net_SOURCES = tests/unit/test_net.c
 tests_unit_test_net_CFLAGS = $(TEST_CFLAGS)
 tests_unit_test_net_LDADD = server/libvirtmgrd.la $(TEST_LDADD)
+# tap mode (root): addresses from the pool, host <-> guest, owners isolated.
+TESTS += tests/integration/net_tap.sh
+EXTRA_DIST += tests/integration/net_tap.sh

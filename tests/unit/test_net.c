@@ -9,6 +9,7 @@
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -103,7 +104,8 @@ Test(net, bad_input_names_the_field)
 	Virtmgr__V1__PortForward p[NET_MAX_PORTS + 1];
 
 	refused("bridge", NULL, 0, NULL, "network.mode: unknown mode \"bridge\"");
-	refused("tap", NULL, 0, NULL, "network.mode: \"tap\"");
+	p[0] = pf("", 8080, 80, "");
+	refused("tap", p, 1, NULL, "network.ports: only in user mode");
 	p[0] = pf("", 0, 80, "");
 	refused("user", p, 1, NULL, "network.ports[0].host_port: 0 is not in 1..65535");
 	p[0] = pf("", 8080, 70000, "");
@@ -147,4 +149,44 @@ Test(net, start_refuses_privileged_and_busy_ports)
 	cr_assert_not_null(strstr(err.message, "is already in use"), "%s", err.message);
 	cr_assert_eq(n.passt_pid, -1);
 	close(fd);
+}
+
+static bool slots_taken[64];
+static bool taken(void *opaque, uint32_t slot)
+{
+	return slot < 64 && slots_taken[slot];
+}
+
+Test(net, tap_pool)
+{
+	struct net_pool pool;
+	struct net_vm n;
+	struct vm_error err = { 0 };
+
+	cr_assert_lt(net_pool_parse(&pool, "10.0.0.0", &err), 0);
+	cr_assert_lt(net_pool_parse(&pool, "10.0.0.1/24", &err), 0);
+	cr_assert_not_null(strstr(err.message, "host bits"), "%s", err.message);
+	cr_assert_lt(net_pool_parse(&pool, "10.0.0.0/31", &err), 0);
+	cr_assert_lt(net_pool_parse(&pool, "300.0.0.0/24", &err), 0);
+	cr_assert_eq(net_pool_parse(&pool, "100.115.92.0/29", &err), 0, "%s", err.message);
+	cr_assert_eq(pool.nslots, 2);
+	/* not set up: tap refused, naming the field and why */
+	snprintf(pool.why, sizeof(pool.why), "no privilege here");
+	cr_assert_eq(configure(&n, "tap", NULL, 0, NULL, &err), 0, "%s", err.message);
+	cr_assert_lt(net_tap_assign(&n, 2048, &pool, taken, NULL, &err), 0);
+	cr_assert_not_null(strstr(err.message, "network.mode: tap is unavailable: no privilege here"), "%s",
+			   err.message);
+	pool.ready = true;
+	slots_taken[0] = true;
+	cr_assert_eq(net_tap_assign(&n, 2048, &pool, taken, NULL, &err), 0, "%s", err.message);
+	Virtmgr__V1__NetworkInfo *i = net_info(&n);
+	/* slot 1: 100.115.92.4/30, host end .5, VM .6 */
+	cr_assert_str_eq(i->address, "100.115.92.6/30");
+	cr_assert_str_eq(i->gateway, "100.115.92.5");
+	cr_assert_eq(i->mtu, 1500);
+	cr_assert_str_eq(n.tap_name, "vmtap2048");
+	slots_taken[1] = true;
+	cr_assert_eq(configure(&n, "tap", NULL, 0, NULL, &err), 0);
+	cr_assert_lt(net_tap_assign(&n, 2049, &pool, taken, NULL, &err), 0);
+	cr_assert_not_null(strstr(err.message, "pool 100.115.92.0/29 is exhausted"), "%s", err.message);
 }
