@@ -685,10 +685,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "virtmgrd: --net-pool: %s\n", err.message);
 		return 2;
 	}
-	if (!d.cfg.early)
-		net_pool_setup(&d.net_pool);
-	else
+	/* the host's nftables and forwarding are touched at the first tap VM */
+	if (d.cfg.early) {
+		d.net_pool.tried = true;
 		snprintf(d.net_pool.why, sizeof(d.net_pool.why), "not for early VMs");
+	}
 	signal(SIGPIPE, SIG_IGN);
 
 	d.loop = ev_default_loop(EVFLAG_AUTO | EVFLAG_NOSIGMASK);

@@ -301,6 +301,7 @@ void net_pool_setup(struct net_pool *p)
 	char rules[1024];
 	int fd;
 
+	p->tried = true;
 	if (geteuid() != 0) {
 		snprintf(p->why, sizeof(p->why), "tap mode needs virtmgrd running as root (CAP_NET_ADMIN)");
 		return;
@@ -360,11 +361,14 @@ static void tap_set_slot(struct net_vm *n, const struct net_pool *pool, uint32_t
 	build_info(n);
 }
 
-int net_tap_assign(struct net_vm *n, uint32_t cid, const struct net_pool *pool,
-		   bool (*in_use)(void *opaque, uint32_t slot), void *opaque, struct vm_error *err)
+int net_tap_assign(struct net_vm *n, uint32_t cid, struct net_pool *pool, bool (*in_use)(void *opaque, uint32_t slot),
+		   void *opaque, struct vm_error *err)
 {
 	if (n->mode != NET_MODE_TAP)
 		return 0;
+	/* the host is changed only once tap mode is used */
+	if (pool && !pool->tried)
+		net_pool_setup(pool);
 	if (!pool || !pool->ready)
 		return vm_error_set(err, VM_FAILED_PRECONDITION, "network.mode: tap is unavailable: %s",
 				    pool ? pool->why : "no address pool");

@@ -46,6 +46,7 @@ struct net_pool {
 	uint32_t base; /* host byte order */
 	unsigned prefix;
 	uint32_t nslots;
+	bool tried; /* net_pool_setup() ran (at the first tap VM) */
 	bool ready;
 	char why[200]; /* when not ready: why tap mode is unavailable */
 };
@@ -106,7 +107,7 @@ struct net_vm {
 int net_pool_parse(struct net_pool *p, const char *cidr, struct vm_error *err);
 
 /**
- * net_pool_setup() - the host side of tap mode, at daemon start: IPv4
+ * net_pool_setup() - the host side of tap mode, at the first tap VM: IPv4
  * forwarding on, the nftables table inet virtmgr replaced by a fresh one
  * (NAT for the pool, no forwarding between VM taps)
  * @p: as parsed; ready set, or why filled
@@ -117,14 +118,14 @@ void net_pool_setup(struct net_pool *p);
 /**
  * net_tap_assign() - give a tap mode VM a /30 of the pool
  * @n: configured with net_config(), mode tap (else nothing happens)
- * @pool: the daemon's pool
+ * @pool: the daemon's pool, set up here the first time (net_pool_setup())
  * @in_use: whether a live VM holds slot @slot
  * @opaque: for @in_use
  * @err: names network.mode (no privilege) or the pool (exhausted)
  * Return: 0, or -1 with @err filled.
  */
-int net_tap_assign(struct net_vm *n, uint32_t cid, const struct net_pool *pool,
-		   bool (*in_use)(void *opaque, uint32_t slot), void *opaque, struct vm_error *err);
+int net_tap_assign(struct net_vm *n, uint32_t cid, struct net_pool *pool, bool (*in_use)(void *opaque, uint32_t slot),
+		   void *opaque, struct vm_error *err);
 
 /**
  * net_init() - a VM without a network device, every fd -1

@@ -810,6 +810,9 @@ void vm_net_adopt(struct vm *vm, const struct statefile *sf)
 		log_warn("vm %s: network: %s", vm->id, err.message);
 		return;
 	}
+	/* a re-adopted tap VM: the table is ours to keep in shape */
+	if (vm->net.mode == NET_MODE_TAP && !vm->d->net_pool.tried)
+		net_pool_setup(&vm->d->net_pool);
 	if (!alive && vm->qemu) {
 		log_warn("vm %s: %s, stopping the VM", vm->id, vm->net.death);
 		vm->forced_reason = VIRTMGR__V1__DEATH_REASON__DEATH_REASON_INFRASTRUCTURE_ERROR;

@@ -172,6 +172,7 @@ Test(net, tap_pool)
 	cr_assert_eq(pool.nslots, 2);
 	/* not set up: tap refused, naming the field and why */
 	snprintf(pool.why, sizeof(pool.why), "no privilege here");
+	pool.tried = true;
 	cr_assert_eq(configure(&n, "tap", NULL, 0, NULL, &err), 0, "%s", err.message);
 	cr_assert_lt(net_tap_assign(&n, 2048, &pool, taken, NULL, &err), 0);
 	cr_assert_not_null(strstr(err.message, "network.mode: tap is unavailable: no privilege here"), "%s",
