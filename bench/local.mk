@@ -31,3 +31,5 @@ EXTRA_DIST += docs/performance.md
 
 # bench/vsock/run.sh (vsock throughput against a Unix socket), also run by bench/run
 include $(srcdir)/bench/vsock/vsock.mk
+# guest network throughput, user vs tap mode (docs/network.md)
+EXTRA_DIST += bench/net/run.sh
