@@ -433,6 +433,28 @@ static void vm_info_copy(struct vmc_vm_info *dst, const Virtmgr__V1__VmInfo *src
 	if (src->usage) {
 		dst->cpu_ns = src->usage->cpu_ns;
 		dst->rss_bytes = src->usage->rss_bytes;
+	if (src->network) {
+		const Virtmgr__V1__NetworkInfo *n = src->network;
+		struct vmc_net_info *ni = xzalloc(sizeof(*ni));
+
+		ni->mode = dup_str(n->mode);
+		ni->mac = dup_str(n->mac);
+		ni->address = dup_str(n->address);
+		ni->gateway = dup_str(n->gateway);
+		ni->mtu = n->mtu;
+		ni->dns = xcalloc(n->n_dns + 1, sizeof(*ni->dns));
+		for (size_t i = 0; i < n->n_dns; i++)
+			ni->dns[i] = dup_str(n->dns[i]);
+		ni->n_dns = n->n_dns;
+		ni->ports = xcalloc(n->n_ports + 1, sizeof(*ni->ports));
+		for (size_t i = 0; i < n->n_ports; i++) {
+			ni->ports[i].host_address = dup_str(n->ports[i]->host_address);
+			ni->ports[i].host_port = n->ports[i]->host_port;
+			ni->ports[i].guest_port = n->ports[i]->guest_port;
+			ni->ports[i].udp = n->ports[i]->protocol && !strcmp(n->ports[i]->protocol, "udp");
+		}
+		ni->n_ports = n->n_ports;
+		dst->network = ni;
 	}
 }
 
@@ -446,6 +468,21 @@ void vmc_vm_info_clear(struct vmc_vm_info *info)
 	free(info->run_dir);
 	free(info->accel);
 	free(info->measurement_alg);
+	if (info->network) {
+		struct vmc_net_info *ni = info->network;
+
+		free(ni->mode);
+		free(ni->mac);
+		free(ni->address);
+		free(ni->gateway);
+		for (size_t i = 0; i < ni->n_dns; i++)
+			free(ni->dns[i]);
+		free(ni->dns);
+		for (size_t i = 0; i < ni->n_ports; i++)
+			free((char *)ni->ports[i].host_address);
+		free(ni->ports);
+		free(ni);
+	}
 	memset(info, 0, sizeof(*info));
 }
 
@@ -574,6 +611,25 @@ static int create_vm(struct vmc_client *cl, const struct vmc_vm_config *cfg, str
 		root.fstype = pb_str(cfg->root_fstype);
 		root.writable = cfg->root_writable;
 		c.root = &root;
+	Virtmgr__V1__NetworkConfig net = VIRTMGR__V1__NETWORK_CONFIG__INIT;
+	if (cfg->n_ports > 64)
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "CreateVm: too many forwarded ports (%zu)", cfg->n_ports);
+	cleanup_free Virtmgr__V1__PortForward *pfs = xcalloc(cfg->n_ports + 1, sizeof(*pfs));
+	cleanup_free Virtmgr__V1__PortForward **pf_ptrs = xcalloc(cfg->n_ports + 1, sizeof(*pf_ptrs));
+	if ((cfg->net_mode && *cfg->net_mode) || cfg->n_ports || (cfg->mac && *cfg->mac)) {
+		net.mode = pb_str(cfg->net_mode);
+		net.mac = pb_str(cfg->mac);
+		for (i = 0; i < cfg->n_ports; i++) {
+			virtmgr__v1__port_forward__init(&pfs[i]);
+			pfs[i].host_address = pb_str(cfg->ports[i].host_address);
+			pfs[i].host_port = cfg->ports[i].host_port;
+			pfs[i].guest_port = cfg->ports[i].guest_port;
+			pfs[i].protocol = cfg->ports[i].udp ? "udp" : "tcp";
+			pf_ptrs[i] = &pfs[i];
+		}
+		net.n_ports = cfg->n_ports;
+		net.ports = pf_ptrs;
+		c.network = &net;
 	}
 	req.config = &c;
 

@@ -68,8 +68,8 @@ int cmd_list(struct vmctl_ctx *ctx, int argc, char **argv)
 		wid = width(wid, vms[i].id);
 		wname = width(wname, vms[i].name);
 	}
-	printf("%-*s  %-*s  %5s  %-11s  %-22s  %4s  %-5s  %6s  %4s  %s\n", wid, "ID", wname, "NAME", "CID", "STATE",
-	       "REASON", "EXIT", "ACCEL", "MEM", "CPUS", "PID");
+	printf("%-*s  %-*s  %5s  %-11s  %-22s  %4s  %-5s  %6s  %4s  %-7s  %s\n", wid, "ID", wname, "NAME", "CID",
+	       "STATE", "REASON", "EXIT", "ACCEL", "MEM", "CPUS", "PID", "ADDRESS");
 	for (i = 0; i < n; i++) {
 		const struct vmc_vm_info *v = &vms[i];
 		char exit_code[16], state[32];
@@ -79,9 +79,10 @@ int cmd_list(struct vmctl_ctx *ctx, int argc, char **argv)
 		else
 			snprintf(exit_code, sizeof(exit_code), "-");
 		snprintf(state, sizeof(state), "%s%s", vmc_state_name(v->state), v->suspended ? "*" : "");
-		printf("%-*s  %-*s  %5u  %-11s  %-22s  %4s  %-5s  %6u  %4u  %d\n", wid, v->id, wname, v->name, v->cid,
-		       state, v->state == VMC_STATE_DEAD ? vmc_death_reason_name(v->death_reason) : "-", exit_code,
-		       *v->accel ? v->accel : "-", v->memory_mib, v->cpus, v->qemu_pid);
+		printf("%-*s  %-*s  %5u  %-11s  %-22s  %4s  %-5s  %6u  %4u  %-7d  %s\n", wid, v->id, wname, v->name,
+		       v->cid, state, v->state == VMC_STATE_DEAD ? vmc_death_reason_name(v->death_reason) : "-",
+		       exit_code, *v->accel ? v->accel : "-", v->memory_mib, v->cpus, v->qemu_pid,
+		       v->network && *v->network->address ? v->network->address : "-");
 	}
 	vmc_vm_info_array_free(vms, n);
 	return VMCTL_EXIT_OK;

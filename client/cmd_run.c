@@ -72,6 +72,14 @@ const char cmd_run_help[] =
 	"                           a host file (a disk labelled root) or a host\n"
 	"                           directory (a share); read-only under a tmpfs\n"
 	"                           overlay unless ,rw; TYPE defaults to ext4\n"
+	"      --net none|user|tap  the VM's network (docs/network.md); default: none,\n"
+	"                           or user when -p is given. user: passt, unprivileged,\n"
+	"                           guest 10.0.2.15/24, host loopback at 10.0.2.2;\n"
+	"                           tap: a /30 from the daemon's pool (root daemon)\n"
+	"  -p, --publish [HOSTADDR:]HOSTPORT:GUESTPORT[/udp]\n"
+	"                           forward a host port to the guest (user mode,\n"
+	"                           repeatable, at most 16; HOSTADDR defaults to every\n"
+	"                           address)\n"
 	"      --accel kvm|tcg      accelerator (default: the daemon's choice)\n"
 	"      --instance-id HEX    the VM's 64-byte instance id (128 hex digits): the\n"
 	"                           personalization value of its attestation tokens\n"
@@ -117,6 +125,7 @@ enum {
 	OPT_SHARE = 0x180,
 	OPT_ROOT = 0x1b0,
 	OPT_CRASH_CORE_LIMIT = 0x1c0,
+	OPT_NET,
 };
 
 void cmd_run_opts_release(struct cmd_run_opts *o)
@@ -133,6 +142,62 @@ void cmd_run_opts_release(struct cmd_run_opts *o)
 	free(o->shares);
 	o->share_dirs = NULL;
 	o->shares = NULL;
+	free(o->ports);
+	free(o->port_addrs);
+	o->ports = NULL;
+	o->port_addrs = NULL;
+}
+
+/* -p [HOSTADDR:]HOSTPORT:GUESTPORT[/udp|/tcp] */
+static int parse_publish(const char *arg, struct vmc_port_forward *p, char addr[16], struct vm_error *err)
+{
+	char buf[64], *parts[3], *slash, *end;
+	size_t n = 0;
+	unsigned long v[2];
+
+	if (strlen(arg) >= sizeof(buf))
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "invalid -p '%s': too long", arg);
+	strcpy(buf, arg);
+	slash = strchr(buf, '/');
+	p->udp = false;
+	if (slash) {
+		*slash = '\0';
+		if (!strcmp(slash + 1, "udp"))
+			p->udp = true;
+		else if (strcmp(slash + 1, "tcp"))
+			return vm_error_set(err, VM_INVALID_ARGUMENT, "invalid -p '%s': protocol '%s' is not tcp or udp",
+					    arg, slash + 1);
+	}
+	for (char *s = buf, *c; n < 3; s = c + 1) {
+		parts[n++] = s;
+		c = strchr(s, ':');
+		if (!c)
+			break;
+		*c = '\0';
+	}
+	if (n < 2 || strchr(parts[n - 1], ':'))
+		return vm_error_set(err, VM_INVALID_ARGUMENT,
+				    "invalid -p '%s': expected [HOSTADDR:]HOSTPORT:GUESTPORT[/udp]", arg);
+	for (size_t i = 0; i < 2; i++) {
+		const char *s = parts[n - 2 + i];
+
+		errno = 0;
+		v[i] = strtoul(s, &end, 10);
+		if (!*s || *end || errno || v[i] < 1 || v[i] > 65535)
+			return vm_error_set(err, VM_INVALID_ARGUMENT, "invalid -p '%s': port '%s' is not in 1..65535",
+					    arg, s);
+	}
+	addr[0] = '\0';
+	if (n == 3) {
+		if (strlen(parts[0]) >= 16)
+			return vm_error_set(err, VM_INVALID_ARGUMENT, "invalid -p '%s': '%s' is not an IPv4 address",
+					    arg, parts[0]);
+		strcpy(addr, parts[0]);
+	}
+	p->host_address = addr;
+	p->host_port = (uint32_t)v[0];
+	p->guest_port = (uint32_t)v[1];
+	return 0;
 }
 
 /*
@@ -265,6 +330,8 @@ int cmd_run_parse(int argc, char **argv, struct cmd_run_opts *o, struct vm_error
 		{ "share", required_argument, NULL, OPT_SHARE },
 		{ "root", required_argument, NULL, OPT_ROOT },
 		{ "crash-core-limit", required_argument, NULL, OPT_CRASH_CORE_LIMIT },
+		{ "net", required_argument, NULL, OPT_NET },
+		{ "publish", required_argument, NULL, 'p' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -283,10 +350,13 @@ int cmd_run_parse(int argc, char **argv, struct cmd_run_opts *o, struct vm_error
 	cfg->payload_env = o->env;
 	o->shares = xcalloc((size_t)argc + 1, sizeof(*o->shares));
 	cfg->shares = o->shares;
+	o->ports = xcalloc((size_t)argc + 1, sizeof(*o->ports));
+	o->port_addrs = xcalloc((size_t)argc + 1, sizeof(*o->port_addrs));
+	cfg->ports = o->ports;
 	optind = 0;
 	opterr = 0;
 	/* '+': the payload command starts at the first non-option */
-	while ((c = getopt_long(argc, argv, "+:n:m:c:d:e:u:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+:n:m:c:d:e:u:p:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'n':
 			if (!*optarg)
@@ -324,6 +394,17 @@ int cmd_run_parse(int argc, char **argv, struct cmd_run_opts *o, struct vm_error
 			if (parse_mount(optarg, &o->mounts[cfg->n_mounts], err) < 0)
 				return -1;
 			cfg->n_mounts++;
+			break;
+		case OPT_NET:
+			if (strcmp(optarg, "none") && strcmp(optarg, "user") && strcmp(optarg, "tap"))
+				return vm_error_set(err, VM_INVALID_ARGUMENT,
+						    "invalid --net '%s': expected none, user or tap", optarg);
+			cfg->net_mode = optarg;
+			break;
+		case 'p':
+			if (parse_publish(optarg, &o->ports[cfg->n_ports], o->port_addrs[cfg->n_ports], err) < 0)
+				return -1;
+			cfg->n_ports++;
 			break;
 		case OPT_SHARE:
 			if (parse_share(optarg, &o->shares[cfg->n_shares], err) < 0)
@@ -425,6 +506,9 @@ int cmd_run_parse(int argc, char **argv, struct cmd_run_opts *o, struct vm_error
 		cfg->payload_args = (const char *const *)&argv[optind];
 		cfg->n_payload_args = (size_t)(argc - optind);
 	}
+	/* publishing a port asks for a network: user mode unless --net says */
+	if (cfg->n_ports && !cfg->net_mode)
+		cfg->net_mode = "user";
 	if (o->detach && o->events)
 		return vm_error_set(err, VM_INVALID_ARGUMENT, "--events needs a VM to watch: not with --detach");
 	return VMCTL_PARSE_OK;

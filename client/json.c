@@ -168,6 +168,19 @@ void json_str_array(struct json_obj *o, const char *key, const char *const *vals
 	fputc(']', o->f);
 }
 
+void json_obj_begin(struct json_obj *o, const char *key, struct json_obj *inner)
+{
+	json_key(o, key);
+	inner->f = o->f;
+	inner->first = true;
+	fputc('{', o->f);
+}
+
+void json_obj_end(struct json_obj *inner)
+{
+	fputc('}', inner->f);
+}
+
 void json_end(struct json_obj *o)
 {
 	fputs("}\n", o->f);

@@ -30,6 +30,14 @@ void json_uint(struct json_obj *o, const char *key, uint64_t val);
 void json_bool(struct json_obj *o, const char *key, bool val);
 void json_null(struct json_obj *o, const char *key);
 void json_str_array(struct json_obj *o, const char *key, const char *const *vals, size_t n);
+/**
+ * json_obj_begin() - a nested object as the value of @key; fill @inner with
+ * the json_* calls and close it with json_obj_end()
+ * Return: nothing.
+ */
+void json_obj_begin(struct json_obj *o, const char *key, struct json_obj *inner);
+/** json_obj_end() - close a nested object. Return: nothing. */
+void json_obj_end(struct json_obj *inner);
 /** json_end() - close the object and end the line. */
 void json_end(struct json_obj *o);
 

@@ -176,6 +176,27 @@ struct vmc_share {
 	bool read_only;
 };
 
+/* A host port forwarded to a guest port (docs/network.md). */
+struct vmc_port_forward {
+	const char *host_address; /* NULL/"" = every address; else an IPv4 address */
+	uint32_t host_port;
+	uint32_t guest_port;
+	bool udp; /* else TCP */
+};
+
+/* VmInfo.network: the VM's network device as the daemon set it up. */
+struct vmc_net_info {
+	char *mode;    /* "user" or "tap" */
+	char *mac;     /* "02:76:6d:00:08:00" */
+	char *address; /* the guest's IPv4 address with prefix, "10.0.2.15/24" */
+	char *gateway;
+	char **dns; /* n_dns strings */
+	size_t n_dns;
+	uint32_t mtu;
+	struct vmc_port_forward *ports; /* n_ports; host_address owned here */
+	size_t n_ports;
+};
+
 /* Initialise with vmc_vm_config_init() (all fds -1, everything else empty). */
 struct vmc_vm_config {
 	const char *name;
@@ -214,6 +235,12 @@ struct vmc_vm_config {
 	const char *root_fstype; /* NULL = ext4 (a share's is virtiofs) */
 	bool root_writable;	 /* else read-only under a tmpfs overlay */
 	uint64_t crash_core_limit; /* core bytes a crash report carries at most; 0 = 64 MiB */
+	/* the network (docs/network.md): NULL/"" or "none" = no network
+	 * device, "user" (passt) or "tap" */
+	const char *net_mode;
+	const struct vmc_port_forward *ports; /* forwarded host ports, at most 16 */
+	size_t n_ports;
+	const char *mac; /* NULL/"" = derived from the CID */
 };
 
 struct vmc_vm_info {
@@ -242,6 +269,7 @@ struct vmc_vm_info {
 	char *measurement_alg;	 /* "sha-256", "sha-384", "" */
 	bool has_usage;		   /* the VM runs: the two figures below are set */
 	uint64_t cpu_ns, rss_bytes; /* its host processes' CPU time and RSS (VmInfo.usage) */
+	struct vmc_net_info *network; /* NULL: no network device */
 };
 
 struct vmc_event {

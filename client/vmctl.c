@@ -261,6 +261,31 @@ static void print_measurement(struct json_obj *o, const struct vmc_vm_info *vm)
 	}
 }
 
+/* "network": {mode, mac, address, gateway, dns, mtu, ports: ["8080:80/tcp"]} */
+static void vmctl_json_network(struct json_obj *o, const struct vmc_net_info *n)
+{
+	struct json_obj in;
+	cleanup_free char **ports = xcalloc(n->n_ports + 1, sizeof(*ports));
+
+	json_obj_begin(o, "network", &in);
+	json_str(&in, "mode", n->mode);
+	json_str(&in, "mac", n->mac);
+	json_str(&in, "address", n->address);
+	json_str(&in, "gateway", n->gateway);
+	json_str_array(&in, "dns", (const char *const *)n->dns, n->n_dns);
+	json_uint(&in, "mtu", n->mtu);
+	for (size_t i = 0; i < n->n_ports; i++) {
+		const struct vmc_port_forward *p = &n->ports[i];
+
+		ports[i] = xasprintf("%s%s%u:%u/%s", p->host_address, *p->host_address ? ":" : "", p->host_port,
+				     p->guest_port, p->udp ? "udp" : "tcp");
+	}
+	json_str_array(&in, "ports", (const char *const *)ports, n->n_ports);
+	for (size_t i = 0; i < n->n_ports; i++)
+		free(ports[i]);
+	json_obj_end(&in);
+}
+
 void vmctl_print_vm_info(const struct vmctl_ctx *ctx, const struct vmc_vm_info *vm)
 {
 	char created[64], started[64];
@@ -296,6 +321,10 @@ void vmctl_print_vm_info(const struct vmctl_ctx *ctx, const struct vmc_vm_info *
 			json_uint(&o, "cpu_ns", vm->cpu_ns);
 			json_uint(&o, "rss_bytes", vm->rss_bytes);
 		}
+		if (vm->network)
+			vmctl_json_network(&o, vm->network);
+		else
+			json_null(&o, "network");
 		json_end(&o);
 		return;
 	}
@@ -323,6 +352,17 @@ void vmctl_print_vm_info(const struct vmctl_ctx *ctx, const struct vmc_vm_info *
 	if (vm->has_usage)
 		printf("usage:        cpu %.3f s, rss %.1f MiB (vmctl stats for more)\n", (double)vm->cpu_ns / 1e9,
 		       (double)vm->rss_bytes / (1024.0 * 1024.0));
+	if (vm->network) {
+		const struct vmc_net_info *n = vm->network;
+
+		printf("network:      %s, %s, gateway %s, mac %s\n", n->mode, n->address, n->gateway, n->mac);
+		for (size_t i = 0; i < n->n_ports; i++)
+			printf("port:         %s%s%u -> %u/%s\n", n->ports[i].host_address,
+			       *n->ports[i].host_address ? ":" : "", n->ports[i].host_port, n->ports[i].guest_port,
+			       n->ports[i].udp ? "udp" : "tcp");
+	} else {
+		printf("network:      none\n");
+	}
 }
 
 static int cmd_help(int argc, char **argv)

@@ -192,6 +192,8 @@ struct cmd_run_opts {
 	char *root;
 	bool root_rw, root_qcow2;
 	const char *root_fstype;
+	struct vmc_port_forward *ports; /* -p */
+	char (*port_addrs)[16];		/* their host addresses */
 	bool detach;
 	bool events;
 	const char *console_file;

@@ -3,5 +3,5 @@
 # duplicates in EXTRA_DIST.
 dist_doc_DATA = docs/operations.md docs/protocol.md docs/vmctl.md docs/guest.md \
 	docs/vsock.md docs/qemu.md docs/testing.md docs/sandbox.md docs/storage.md \
-	docs/early-vms.md docs/performance.md docs/crash-reports.md
+	docs/early-vms.md docs/performance.md docs/crash-reports.md docs/network.md
 EXTRA_DIST += docs/HACKING.md

@@ -49,6 +49,7 @@ DEFAULT_MODULES=(
 	button evdev qemu_fw_cfg
 	virtiofs
 	virtio_balloon
+	virtio_net
 )
 
 # File systems vmagent may mount (VmConfig mounts, and overlay for a read-only
@@ -68,6 +69,7 @@ APPLETS=(
 	ln chmod grep sed awk tr cut sort uniq find xargs test true false env
 	date stat touch readlink realpath hexdump od seq tee timeout nproc free
 	df du mknod sync insmod lsmod modprobe hostname id ifconfig ip vi less
+	nc wget route
 )
 
 init='' out='' work='' cache=${VIRTMGR_GUEST_CACHE:-}

@@ -33,7 +33,7 @@
 static const char *const api_features[] = {
 	"create-vm", "console-fds",    "detach",      "watch-events", "wait",	     "suspend-resume",
 	"open-log",  "attach-console", "instance-id", "vsock",	      "disk-images", "vm-stats", "balloon",
-	"crash-reports",
+	"crash-reports", "network-user",
 };
 
 /* Regular mode: root or a member of the configured group may use the API. */

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "server/net.h"
 #include "lib/ttrpc.h"
 #include "server/crashstore.h"
 #include "server/logfile.h"
@@ -45,6 +46,7 @@ struct daemon_config {
 	int ready_fd;
 	bool sandbox;			  /* -sandbox on for QEMU */
 	const char *vm_uid_range;	  /* --vm-uid-range MIN-MAX (used when root) */
+	const char *net_pool;		  /* --net-pool CIDR: tap mode addresses (server/net.h) */
 	const char *vsock_backend;	  /* virtmgr-vsock binary, NULL = installed one */
 	uint32_t agent_timeout_ms;	  /* default image: the agent's first connection; 0 = none */
 	struct logfile_limits log_limits; /* console.log, guest.log, qemu.log of every VM */
@@ -73,6 +75,7 @@ struct daemon {
 	struct early_registry *early;
 	bool sandboxed;		 /* root: each VM's processes get a uid of their own */
 	struct uidpool *uids;	 /* those uids (--vm-uid-range) */
+	struct net_pool net_pool; /* tap mode's addresses (server/net.h) */
 	struct diskstore *disks; /* the image store; NULL in early mode (no /data yet) */
 	struct crashstore *crashes; /* crash reports; NULL in early mode */
 	struct servicevm *servicevm; /* the attestation Service VM; NULL in early mode */

@@ -94,6 +94,8 @@ static void usage(FILE *f)
 		"  --no-balloon           no virtio-balloon in new VMs (no memory given back, no SetBalloon)\n"
 		"  --metrics ADDR         serve Prometheus /metrics on ADDR: a Unix socket path (mode 0600)\n"
 		"                         or a loopback HOST:PORT (default: off)\n"
+		"  --net-pool CIDR        tap mode's IPv4 addresses, a /30 per VM (default " NET_TAP_DEFAULT_POOL
+		")\n"
 		"  --no-sandbox           do not run QEMU with -sandbox on\n"
 		"  --vm-uid-range MIN-MAX when root: the uids (and equal gids) VMs' processes run\n"
 		"                         under, one per VM (default " UIDPOOL_DEFAULT_RANGE
@@ -176,6 +178,7 @@ enum {
 	OPT_STOP_TIMEOUT,
 	OPT_NO_SANDBOX,
 	OPT_VM_UID_RANGE,
+	OPT_NET_POOL,
 	OPT_EARLY,
 	OPT_ROOT,
 	OPT_EARLY_XSD,
@@ -246,6 +249,7 @@ static int parse_args(int argc, char **argv, struct daemon_config *c, bool *sock
 		{ "metrics", required_argument, NULL, OPT_METRICS },
 		{ "no-sandbox", no_argument, NULL, OPT_NO_SANDBOX },
 		{ "vm-uid-range", required_argument, NULL, OPT_VM_UID_RANGE },
+		{ "net-pool", required_argument, NULL, OPT_NET_POOL },
 		{ "vsock-backend", required_argument, NULL, OPT_VSOCK_BACKEND },
 		{ "early", no_argument, NULL, OPT_EARLY },
 		{ "root", required_argument, NULL, OPT_ROOT },
@@ -407,6 +411,9 @@ static int parse_args(int argc, char **argv, struct daemon_config *c, bool *sock
 			break;
 		case OPT_VM_UID_RANGE:
 			c->vm_uid_range = optarg;
+			break;
+		case OPT_NET_POOL:
+			c->net_pool = optarg;
 			break;
 		case OPT_VSOCK_BACKEND:
 			c->vsock_backend = optarg;
@@ -732,6 +739,7 @@ int main(int argc, char **argv)
 		.ready_fd = -1,
 		.sandbox = true,
 		.vm_uid_range = UIDPOOL_DEFAULT_RANGE,
+		.net_pool = NET_TAP_DEFAULT_POOL,
 		.log_limits = logfile_limits_default(),
 		.crash_limits = { .max_reports = CRASH_DEFAULT_MAX_REPORTS,
 				  .max_bytes = CRASH_DEFAULT_MAX_BYTES,
@@ -754,6 +762,15 @@ int main(int argc, char **argv)
 		/* only root can give each VM's processes a uid of their own */
 		d.sandboxed = geteuid() == 0;
 		d.uids = uidpool_new(lo, hi);
+	}
+	if (net_pool_parse(&d.net_pool, d.cfg.net_pool, &err) < 0) {
+		fprintf(stderr, "virtmgrd: --net-pool: %s\n", err.message);
+		return 2;
+	}
+	/* the host's nftables and forwarding are touched at the first tap VM */
+	if (d.cfg.early) {
+		d.net_pool.tried = true;
+		snprintf(d.net_pool.why, sizeof(d.net_pool.why), "not for early VMs");
 	}
 	signal(SIGPIPE, SIG_IGN);
 

@@ -21,11 +21,14 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/if_tun.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -51,6 +54,7 @@ void net_init(struct net_vm *n)
 	n->qemu_fd = -1;
 	n->passt_pid = -1;
 	n->passt_pidfd = -1;
+	n->tap_fd = -1;
 }
 
 static const char *mode_name(enum net_mode m)
@@ -100,15 +104,26 @@ static void build_info(struct net_vm *n)
 	virtmgr__v1__network_info__init(i);
 	snprintf(n->mac_str, sizeof(n->mac_str), "%02x:%02x:%02x:%02x:%02x:%02x", n->mac[0], n->mac[1], n->mac[2],
 		 n->mac[3], n->mac[4], n->mac[5]);
-	snprintf(n->address_str, sizeof(n->address_str), "%s/%d", NET_USER_ADDRESS, NET_USER_PREFIX);
-	n->dns_list[0] = NET_USER_DNS;
+	if (n->mode == NET_MODE_TAP) {
+		struct in_addr vm = { .s_addr = htonl(n->tap_vm) }, host = { .s_addr = htonl(n->tap_host) };
+		char a[INET_ADDRSTRLEN];
+
+		inet_ntop(AF_INET, &vm, a, sizeof(a));
+		snprintf(n->address_str, sizeof(n->address_str), "%s/30", a);
+		inet_ntop(AF_INET, &host, n->gateway_str, sizeof(n->gateway_str));
+	} else {
+		snprintf(n->address_str, sizeof(n->address_str), "%s/%d", NET_USER_ADDRESS, NET_USER_PREFIX);
+		snprintf(n->gateway_str, sizeof(n->gateway_str), "%s", NET_USER_GATEWAY);
+		snprintf(n->dns_str, sizeof(n->dns_str), "%s", NET_USER_DNS);
+	}
+	n->dns_list[0] = n->dns_str;
 	i->mode = (char *)mode_name(n->mode);
 	i->mac = n->mac_str;
 	i->address = n->address_str;
-	i->gateway = NET_USER_GATEWAY;
-	i->n_dns = 1;
+	i->gateway = n->gateway_str;
+	i->n_dns = n->dns_str[0] ? 1 : 0;
 	i->dns = n->dns_list;
-	i->mtu = NET_USER_MTU;
+	i->mtu = n->mode == NET_MODE_TAP ? NET_TAP_MTU : NET_USER_MTU;
 	for (size_t k = 0; k < n->nfwd; k++) {
 		Virtmgr__V1__PortForward *p = &n->info_ports[k];
 
@@ -130,8 +145,8 @@ static int check_forward(const Virtmgr__V1__PortForward *p, size_t k, struct net
 	struct in_addr ia;
 
 	if (strcmp(proto, "tcp") && strcmp(proto, "udp"))
-		return vm_error_set(err, VM_INVALID_ARGUMENT, "network.ports[%zu].protocol: \"%.16s\" is not tcp or udp",
-				    k, proto);
+		return vm_error_set(err, VM_INVALID_ARGUMENT,
+				    "network.ports[%zu].protocol: \"%.16s\" is not tcp or udp", k, proto);
 	if (*addr && (strlen(addr) >= sizeof(f->host_address) || inet_pton(AF_INET, addr, &ia) != 1))
 		return vm_error_set(err, VM_INVALID_ARGUMENT,
 				    "network.ports[%zu].host_address: \"%.64s\" is not an IPv4 address", k, addr);
@@ -139,8 +154,8 @@ static int check_forward(const Virtmgr__V1__PortForward *p, size_t k, struct net
 		return vm_error_set(err, VM_INVALID_ARGUMENT, "network.ports[%zu].host_port: %u is not in 1..65535", k,
 				    p->host_port);
 	if (p->guest_port < 1 || p->guest_port > 65535)
-		return vm_error_set(err, VM_INVALID_ARGUMENT, "network.ports[%zu].guest_port: %u is not in 1..65535",
-				    k, p->guest_port);
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "network.ports[%zu].guest_port: %u is not in 1..65535", k,
+				    p->guest_port);
 	snprintf(f->host_address, sizeof(f->host_address), "%s", addr);
 	f->host_port = (uint16_t)p->host_port;
 	f->guest_port = (uint16_t)p->guest_port;
@@ -157,8 +172,7 @@ int net_config(struct net_vm *n, const Virtmgr__V1__NetworkConfig *c, uint32_t c
 	else if (!strcmp(mode, "user"))
 		n->mode = NET_MODE_USER;
 	else if (!strcmp(mode, "tap"))
-		return vm_error_set(err, VM_UNIMPLEMENTED,
-				    "network.mode: \"tap\" is not available in this virtmgrd (use \"user\")");
+		n->mode = NET_MODE_TAP;
 	else
 		return vm_error_set(err, VM_INVALID_ARGUMENT, "network.mode: unknown mode \"%.32s\" (none, user, tap)",
 				    mode);
@@ -168,6 +182,10 @@ int net_config(struct net_vm *n, const Virtmgr__V1__NetworkConfig *c, uint32_t c
 					    c->n_ports ? "ports" : "mac");
 		return 0;
 	}
+	if (n->mode == NET_MODE_TAP && c->n_ports)
+		return vm_error_set(
+			err, VM_INVALID_ARGUMENT,
+			"network.ports: only in user mode (in tap mode the guest is reachable at its address)");
 	if (c->n_ports > NET_MAX_PORTS)
 		return vm_error_set(err, VM_INVALID_ARGUMENT, "network.ports: %zu, at most %d", c->n_ports,
 				    NET_MAX_PORTS);
@@ -176,8 +194,7 @@ int net_config(struct net_vm *n, const Virtmgr__V1__NetworkConfig *c, uint32_t c
 			return vm_error_set(err, VM_INVALID_ARGUMENT,
 					    "network.mac: \"%.32s\" is not a MAC address (xx:xx:xx:xx:xx:xx)", c->mac);
 		if (n->mac[0] & 1)
-			return vm_error_set(err, VM_INVALID_ARGUMENT, "network.mac: %s is a multicast address",
-					    c->mac);
+			return vm_error_set(err, VM_INVALID_ARGUMENT, "network.mac: %s is a multicast address", c->mac);
 	} else {
 		/* locally administered, "vm", then the CID: unique among live VMs */
 		uint8_t d[6] = { 0x02, 0x76, 0x6d, (uint8_t)(cid >> 16), (uint8_t)(cid >> 8), (uint8_t)cid };
@@ -194,7 +211,218 @@ int net_config(struct net_vm *n, const Virtmgr__V1__NetworkConfig *c, uint32_t c
 						    n->fwd[k].host_port, n->fwd[k].udp ? "udp" : "tcp");
 		n->nfwd = k + 1;
 	}
+	if (n->mode == NET_MODE_USER)
+		build_info(n);
+	return 0;
+}
+
+int net_pool_parse(struct net_pool *p, const char *cidr, struct vm_error *err)
+{
+	char buf[32], *slash, *end;
+	struct in_addr a;
+	unsigned long prefix;
+
+	memset(p, 0, sizeof(*p));
+	if (strlen(cidr) >= sizeof(p->cidr))
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "\"%.40s\" is not an IPv4 CIDR", cidr);
+	snprintf(buf, sizeof(buf), "%s", cidr);
+	slash = strchr(buf, '/');
+	if (!slash)
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "\"%s\" is not an IPv4 CIDR (A.B.C.D/N)", cidr);
+	*slash = '\0';
+	errno = 0;
+	prefix = strtoul(slash + 1, &end, 10);
+	if (inet_pton(AF_INET, buf, &a) != 1 || !slash[1] || *end || errno)
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "\"%s\" is not an IPv4 CIDR (A.B.C.D/N)", cidr);
+	if (prefix < 8 || prefix > 30)
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "\"%s\": the prefix must be 8..30 (a /30 per VM)", cidr);
+	p->base = ntohl(a.s_addr);
+	p->prefix = (unsigned)prefix;
+	if (p->base & ~(~0u << (32 - p->prefix)))
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "\"%s\" has host bits set", cidr);
+	p->nslots = 1u << (30 - p->prefix);
+	snprintf(p->cidr, sizeof(p->cidr), "%s", cidr);
+	return 0;
+}
+
+/* nft -f - with @ruleset on its stdin; 0 or -1 with @why filled. */
+static int nft_apply(const char *ruleset, char *why, size_t size)
+{
+	int in[2], out[2];
+	pid_t pid;
+	int status = 0;
+	char buf[256] = "";
+	ssize_t r, got = 0;
+
+	if (access(NET_NFT_BINARY, X_OK) < 0) {
+		snprintf(why, size, "%s: %s (Debian package nftables)", NET_NFT_BINARY, strerror(errno));
+		return -1;
+	}
+	if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0) {
+		snprintf(why, size, "pipe: %s", strerror(errno));
+		return -1;
+	}
+	pid = fork();
+	if (pid < 0) {
+		snprintf(why, size, "fork: %s", strerror(errno));
+		return -1;
+	}
+	if (pid == 0) {
+		dup2(in[0], 0);
+		dup2(out[1], 1);
+		dup2(out[1], 2);
+		execl(NET_NFT_BINARY, "nft", "-f", "-", (char *)NULL);
+		_exit(127);
+	}
+	close(in[0]);
+	close(out[1]);
+	if (write(in[1], ruleset, strlen(ruleset)) < 0) {
+		/* nft's status says what went wrong */
+	}
+	close(in[1]);
+	while ((r = read(out[0], buf + got, sizeof(buf) - 1 - (size_t)got)) > 0 && got < (ssize_t)sizeof(buf) - 1)
+		got += r;
+	buf[got] = '\0';
+	close(out[0]);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (!WIFEXITED(status) || WEXITSTATUS(status)) {
+		for (char *c = buf; *c; c++)
+			if (*c == '\n')
+				*c = ' ';
+		snprintf(why, size, "nft -f failed: %s", buf);
+		return -1;
+	}
+	return 0;
+}
+
+void net_pool_setup(struct net_pool *p)
+{
+	char rules[1024];
+	int fd;
+
+	p->tried = true;
+	if (geteuid() != 0) {
+		snprintf(p->why, sizeof(p->why), "tap mode needs virtmgrd running as root (CAP_NET_ADMIN)");
+		return;
+	}
+	/* the whole ruleset of our own table, replaced at each start: leftovers
+	 * of a previous daemon go with it, and nothing in it is per VM */
+	snprintf(rules, sizeof(rules),
+		 "table inet virtmgr\n"
+		 "delete table inet virtmgr\n"
+		 "table inet virtmgr {\n"
+		 "\tchain forward {\n"
+		 "\t\ttype filter hook forward priority 0; policy accept;\n"
+		 "\t\tiifname \"vmtap*\" oifname \"vmtap*\" drop\n"
+		 "\t}\n"
+		 "\tchain postrouting {\n"
+		 "\t\ttype nat hook postrouting priority 100; policy accept;\n"
+		 "\t\tip saddr %s oifname != \"vmtap*\" masquerade\n"
+		 "\t}\n"
+		 "}\n",
+		 p->cidr);
+	if (nft_apply(rules, p->why, sizeof(p->why)) < 0)
+		return;
+	fd = open("/proc/sys/net/ipv4/ip_forward", O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || write(fd, "1", 1) != 1)
+		log_warn("tap mode: cannot turn on IPv4 forwarding: %s (guests reach only the host)", strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	p->ready = true;
+	log_info("tap mode: address pool %s (%u VMs), nftables table inet virtmgr", p->cidr, p->nslots);
+}
+
+/* The host's first IPv4 nameserver, for a tap mode guest; "" if none. */
+static void host_dns(char *out, size_t size)
+{
+	FILE *f = fopen("/etc/resolv.conf", "re");
+	char line[256], a[16];
+	struct in_addr ia;
+
+	out[0] = '\0';
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "nameserver %15s", a) == 1 && inet_pton(AF_INET, a, &ia) == 1 &&
+		    (ntohl(ia.s_addr) >> 24) != 127) {
+			snprintf(out, size, "%s", a);
+			break;
+		}
+	if (f)
+		fclose(f);
+}
+
+static void tap_set_slot(struct net_vm *n, const struct net_pool *pool, uint32_t slot, uint32_t cid)
+{
+	n->tap_slot = slot;
+	n->tap_host = pool->base + 4 * slot + 1;
+	n->tap_vm = pool->base + 4 * slot + 2;
+	snprintf(n->tap_name, sizeof(n->tap_name), "vmtap%u", cid);
+	host_dns(n->dns_str, sizeof(n->dns_str));
 	build_info(n);
+}
+
+int net_tap_assign(struct net_vm *n, uint32_t cid, struct net_pool *pool, bool (*in_use)(void *opaque, uint32_t slot),
+		   void *opaque, struct vm_error *err)
+{
+	if (n->mode != NET_MODE_TAP)
+		return 0;
+	/* the host is changed only once tap mode is used */
+	if (pool && !pool->tried)
+		net_pool_setup(pool);
+	if (!pool || !pool->ready)
+		return vm_error_set(err, VM_FAILED_PRECONDITION, "network.mode: tap is unavailable: %s",
+				    pool ? pool->why : "no address pool");
+	for (uint32_t slot = 0; slot < pool->nslots; slot++)
+		if (!in_use(opaque, slot)) {
+			tap_set_slot(n, pool, slot, cid);
+			return 0;
+		}
+	return vm_error_set(err, VM_RESOURCE_EXHAUSTED,
+			    "network.mode: tap: the address pool %s is exhausted (%u VMs, see --net-pool)", pool->cidr,
+			    pool->nslots);
+}
+
+static int ifr_ioctl(int sk, unsigned long req, const char *name, uint32_t addr, short up)
+{
+	struct ifreq ifr = { 0 };
+	struct sockaddr_in *sin = (struct sockaddr_in *)&ifr.ifr_addr;
+
+	snprintf(ifr.ifr_name, IFNAMSIZ, "%s", name);
+	if (req == SIOCSIFFLAGS) {
+		if (ioctl(sk, SIOCGIFFLAGS, &ifr) < 0)
+			return -1;
+		ifr.ifr_flags |= up;
+		return ioctl(sk, SIOCSIFFLAGS, &ifr);
+	}
+	sin->sin_family = AF_INET;
+	sin->sin_addr.s_addr = htonl(addr);
+	return ioctl(sk, req, &ifr);
+}
+
+/* The tap, its host end address and up; QEMU gets the fd. Not persistent:
+ * it goes away with the last fd, i.e. with QEMU. */
+static int tap_start(struct net_vm *n, struct vm_error *err)
+{
+	struct ifreq ifr = { 0 };
+	cleanup_close int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+	cleanup_close int sk = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return vm_error_set_errno(err, VM_FAILED_PRECONDITION, errno, "network.mode: tap: /dev/net/tun");
+	if (sk < 0)
+		return vm_error_errno(err, errno, "network: socket");
+	snprintf(ifr.ifr_name, IFNAMSIZ, "%s", n->tap_name);
+	ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
+	if (ioctl(fd, TUNSETIFF, &ifr) < 0)
+		return vm_error_set_errno(err, errno == EPERM ? VM_PERMISSION_DENIED : VM_FAILED_PRECONDITION, errno,
+					  "network.mode: tap: creating %s", n->tap_name);
+	if (ifr_ioctl(sk, SIOCSIFADDR, n->tap_name, n->tap_host, 0) < 0 ||
+	    ifr_ioctl(sk, SIOCSIFNETMASK, n->tap_name, ~0u << 2, 0) < 0 ||
+	    ifr_ioctl(sk, SIOCSIFFLAGS, n->tap_name, 0, IFF_UP) < 0)
+		return vm_error_set_errno(err, VM_FAILED_PRECONDITION, errno, "network: tap %s: address %s",
+					  n->tap_name, n->gateway_str);
+	n->tap_fd = steal_fd(&fd);
+	log_info("tap %s: host %s, guest %s", n->tap_name, n->gateway_str, n->address_str);
 	return 0;
 }
 
@@ -206,10 +434,11 @@ static int check_port_free(const struct net_forward *f, size_t k, struct vm_erro
 	int one = 1;
 
 	if (f->host_port < start)
-		return vm_error_set(err, VM_PERMISSION_DENIED,
-				    "network.ports[%zu].host_port: %u is below %u (ip_unprivileged_port_start) and passt "
-				    "runs without privileges",
-				    k, f->host_port, start);
+		return vm_error_set(
+			err, VM_PERMISSION_DENIED,
+			"network.ports[%zu].host_port: %u is below %u (ip_unprivileged_port_start) and passt "
+			"runs without privileges",
+			k, f->host_port, start);
 	if (f->host_address[0])
 		inet_pton(AF_INET, f->host_address, &sa.sin_addr);
 	cleanup_close int fd = socket(AF_INET, (f->udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_CLOEXEC, 0);
@@ -273,6 +502,10 @@ static void log_tail(const char *path, char *out, size_t size)
 	char *last = strrchr(buf, '\n');
 	const char *from_line = last ? last + 1 : buf;
 	size_t l = MIN(strlen(from_line), size - 1);
+
+	/* the banner passt writes at start says nothing about its death */
+	if (!strncmp(from_line, "passt ", 6))
+		return;
 
 	memcpy(out, from_line, l);
 	out[l] = '\0';
@@ -338,7 +571,6 @@ static void passt_argv(const struct net_vm *n, char **argv, size_t cap, char **s
 	ARG("--foreground");
 	ARG("--quiet");
 	ARG("--ipv4-only");
-	ARG("--one-off");
 	ARG("--fd");
 	ARG("3");
 	ARG("--log-file");
@@ -355,6 +587,9 @@ static void passt_argv(const struct net_vm *n, char **argv, size_t cap, char **s
 	ARG(NET_USER_DNS);
 	ARG("--dns-forward");
 	ARG(NET_USER_DNS);
+	/* passt's own MAC, else the outbound interface's: lo has none */
+	ARG("--mac-addr");
+	ARG(NET_PASST_MAC);
 	if (!have_default_route()) {
 		ARG("--interface");
 		ARG("lo");
@@ -381,6 +616,8 @@ int net_start(struct net_vm *n, struct ev_loop *loop, const char *run_dir, const
 	int sp[2], pp[2];
 	pid_t pid;
 
+	if (n->mode == NET_MODE_TAP)
+		return tap_start(n, err);
 	if (n->mode != NET_MODE_USER)
 		return 0;
 	for (size_t k = 0; k < n->nfwd; k++)
@@ -443,7 +680,8 @@ int net_start(struct net_vm *n, struct ev_loop *loop, const char *run_dir, const
 			static const char what[] = "cannot execute passt: ";
 			const char *name = strerrorname_np(errno);
 
-			if (write(rep, what, sizeof(what) - 1) < 0 || write(rep, name ? name : "?", name ? strlen(name) : 1) < 0) {
+			if (write(rep, what, sizeof(what) - 1) < 0 ||
+			    write(rep, name ? name : "?", name ? strlen(name) : 1) < 0) {
 				/* nothing left to tell */
 			}
 		}
@@ -480,7 +718,8 @@ void net_qemu_config(struct net_vm *n, struct qemu_config *qc)
 	qc->net_mac = NULL;
 	if (n->mode == NET_MODE_NONE)
 		return;
-	qc->net_fd = n->qemu_fd;
+	qc->net_fd = n->mode == NET_MODE_TAP ? n->tap_fd : n->qemu_fd;
+	qc->net_tap = n->mode == NET_MODE_TAP;
 	qc->net_mac = n->mac_str;
 }
 
@@ -488,6 +727,8 @@ void net_qemu_started(struct net_vm *n)
 {
 	if (n->qemu_fd >= 0)
 		close(steal_fd(&n->qemu_fd));
+	if (n->tap_fd >= 0)
+		close(steal_fd(&n->tap_fd));
 }
 
 size_t net_fdt_strings(const struct net_vm *n, char ***out)
@@ -500,11 +741,12 @@ size_t net_fdt_strings(const struct net_vm *n, char ***out)
 	v = xcalloc(6, sizeof(*v));
 	v[0] = xasprintf("mac=%s", n->mac_str);
 	v[1] = xasprintf("address=%s", n->address_str);
-	v[2] = xasprintf("gateway=%s", NET_USER_GATEWAY);
-	v[3] = xasprintf("mtu=%d", NET_USER_MTU);
-	v[4] = xasprintf("dns=%s", NET_USER_DNS);
+	v[2] = xasprintf("gateway=%s", n->gateway_str);
+	v[3] = xasprintf("mtu=%d", n->mode == NET_MODE_TAP ? NET_TAP_MTU : NET_USER_MTU);
+	if (n->dns_str[0])
+		v[4] = xasprintf("dns=%s", n->dns_str);
 	*out = v;
-	return 5;
+	return n->dns_str[0] ? 5 : 4;
 }
 
 Virtmgr__V1__NetworkInfo *net_info(struct net_vm *n)
@@ -531,14 +773,16 @@ void net_persist(const struct net_vm *n, struct statefile *sf)
 	}
 	if (n->nfwd)
 		statefile_set(sf, "net_ports", ports);
+	if (n->mode == NET_MODE_TAP)
+		statefile_set_u64(sf, "net_tap_slot", n->tap_slot);
 	if (n->passt_pid > 0 && !n->reaped && n->passt_pidfd >= 0 && proc_start_time(n->passt_pid, &st) == 0) {
 		statefile_set_u64(sf, "passt_pid", (uint64_t)n->passt_pid);
 		statefile_set_u64(sf, "passt_start_time", st);
 	}
 }
 
-int net_adopt(struct net_vm *n, const struct statefile *sf, uint32_t cid, struct ev_loop *loop, net_failed_cb failed,
-	      void *opaque, bool *alive, struct vm_error *err)
+int net_adopt(struct net_vm *n, const struct statefile *sf, uint32_t cid, const struct net_pool *pool,
+	      struct ev_loop *loop, net_failed_cb failed, void *opaque, bool *alive, struct vm_error *err)
 {
 	Virtmgr__V1__NetworkConfig c = VIRTMGR__V1__NETWORK_CONFIG__INIT;
 	Virtmgr__V1__PortForward pf[NET_MAX_PORTS], *pp[NET_MAX_PORTS];
@@ -571,6 +815,15 @@ int net_adopt(struct net_vm *n, const struct statefile *sf, uint32_t cid, struct
 	c.ports = pp;
 	if (net_config(n, &c, cid, err) < 0)
 		return -1;
+	if (n->mode == NET_MODE_TAP) {
+		uint64_t slot;
+
+		/* the tap lives with QEMU; only the slot must stay taken */
+		if (!pool || statefile_get_u64(sf, "net_tap_slot", pool->nslots - 1, &slot, err) < 0)
+			return vm_error_set(err, VM_INVALID_ARGUMENT, "net_tap_slot: missing or outside the pool");
+		tap_set_slot(n, pool, (uint32_t)slot, cid);
+		return 0;
+	}
 	if (n->mode != NET_MODE_USER)
 		return 0;
 	snprintf(n->death, sizeof(n->death), "passt died while virtmgrd was down");

@@ -33,7 +33,23 @@ struct qemu_config;
 #define NET_USER_PREFIX 24
 #define NET_USER_GATEWAY "10.0.2.2"
 #define NET_USER_DNS "10.0.2.3"
-#define NET_USER_MTU 65520 /* passt's own default */
+#define NET_USER_MTU 65520		       /* passt's own default */
+#define NET_PASST_MAC "02:76:6d:ff:ff:fe"      /* the gateway's, as the guest sees it */
+#define NET_TAP_DEFAULT_POOL "100.115.92.0/24" /* patchpanel's VM range */
+#define NET_TAP_MTU 1500
+#define NET_NFT_BINARY "/usr/sbin/nft"
+
+/* tap mode's address pool: one /30 per VM (host end = 2nd address, VM =
+ * 3rd, as patchpanel does), and whether the host side could be set up. */
+struct net_pool {
+	char cidr[24];
+	uint32_t base; /* host byte order */
+	unsigned prefix;
+	uint32_t nslots;
+	bool tried; /* net_pool_setup() ran (at the first tap VM) */
+	bool ready;
+	char why[200]; /* when not ready: why tap mode is unavailable */
+};
 
 enum net_mode {
 	NET_MODE_NONE = 0,
@@ -73,7 +89,43 @@ struct net_vm {
 	void *opaque;
 	char log_path[256]; /* passt's log in the run directory */
 	char death[512];
+	/* tap mode */
+	uint32_t tap_slot;
+	uint32_t tap_host, tap_vm; /* host byte order */
+	char tap_name[16];
+	int tap_fd; /* until QEMU runs; -1 */
+	char gateway_str[16], dns_str[16];
 };
+
+/**
+ * net_pool_parse() - check --net-pool CIDR
+ * @p: filled (not ready yet)
+ * @cidr: "A.B.C.D/N" with N in 8..30 and no host bits set
+ * @err: what is wrong with it
+ * Return: 0, or -1 with @err filled.
+ */
+int net_pool_parse(struct net_pool *p, const char *cidr, struct vm_error *err);
+
+/**
+ * net_pool_setup() - the host side of tap mode, at the first tap VM: IPv4
+ * forwarding on, the nftables table inet virtmgr replaced by a fresh one
+ * (NAT for the pool, no forwarding between VM taps)
+ * @p: as parsed; ready set, or why filled
+ * Return: nothing (tap mode is then refused with @p->why).
+ */
+void net_pool_setup(struct net_pool *p);
+
+/**
+ * net_tap_assign() - give a tap mode VM a /30 of the pool
+ * @n: configured with net_config(), mode tap (else nothing happens)
+ * @pool: the daemon's pool, set up here the first time (net_pool_setup())
+ * @in_use: whether a live VM holds slot @slot
+ * @opaque: for @in_use
+ * @err: names network.mode (no privilege) or the pool (exhausted)
+ * Return: 0, or -1 with @err filled.
+ */
+int net_tap_assign(struct net_vm *n, uint32_t cid, struct net_pool *pool, bool (*in_use)(void *opaque, uint32_t slot),
+		   void *opaque, struct vm_error *err);
 
 /**
  * net_init() - a VM without a network device, every fd -1
@@ -150,12 +202,13 @@ void net_persist(const struct net_vm *n, struct statefile *sf);
  * @n: as from net_init()
  * @sf: the VM's state file
  * @cid: the VM's CID
+ * @pool: the daemon's tap pool (a tap VM's slot is taken again)
  * @loop, @failed, @opaque: as for net_start()
  * @alive: false when passt is gone (the message is in @n->death)
  * Return: 0, or -1 when the state file's network entries are malformed.
  */
-int net_adopt(struct net_vm *n, const struct statefile *sf, uint32_t cid, struct ev_loop *loop, net_failed_cb failed,
-	      void *opaque, bool *alive, struct vm_error *err);
+int net_adopt(struct net_vm *n, const struct statefile *sf, uint32_t cid, const struct net_pool *pool,
+	      struct ev_loop *loop, net_failed_cb failed, void *opaque, bool *alive, struct vm_error *err);
 
 /**
  * net_release() - stop watching, terminate passt and reap it later, close

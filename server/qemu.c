@@ -910,7 +910,10 @@ static int qemu_build_argv(const struct qemu_config *cfg, struct qemu_spawn *sp,
 			return vm_error_set(err, VM_INVALID_ARGUMENT, "too many fds for the network device");
 		}
 		ADD("-netdev");
-		ADDF("stream,id=net0,server=off,addr.type=fd,addr.str=%d", fdn);
+		if (cfg->net_tap)
+			ADDF("tap,id=net0,fd=%d", fdn);
+		else
+			ADDF("stream,id=net0,server=off,addr.type=fd,addr.str=%d", fdn);
 		ADD("-device");
 		ADDF("virtio-net-pci,netdev=net0,mac=%s", cfg->net_mac);
 	}

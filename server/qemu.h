@@ -61,6 +61,7 @@ struct qemu_config {
 	 * net_fd (passt's, server/net.h); none when net_mac is NULL */
 	const char *net_mac;
 	int net_fd;
+	bool net_tap; /* net_fd is a tap (-netdev tap), not passt's socket */
 	/* vsock: exactly one of these, or neither */
 	const char *vhost_user_vsock_socket;	 /* path of the vhost-user backend's socket */
 	uint32_t vhost_vsock_cid;		 /* kernel vhost-vsock: guest-cid (0 = none) */

@@ -797,6 +797,18 @@ const struct ttrpc_peer *vm_daemon_peer(void)
 	return &self;
 }
 
+/* A live VM holds tap address slot @slot (net.h): never two with one /30. */
+static bool vm_tap_slot_in_use(void *opaque, uint32_t slot)
+{
+	struct daemon *d = opaque;
+
+	for (struct vm *vm = d->vms; vm; vm = vm->next)
+		if (vm->net.mode == NET_MODE_TAP && vm->net.tap_name[0] && vm->net.tap_slot == slot &&
+		    vm->state != VIRTMGR__V1__VM_STATE__VM_STATE_DEAD)
+			return true;
+	return false;
+}
+
 int vm_create(struct daemon *d, const Virtmgr__V1__VmConfig *config, struct ttrpc_call *call, struct vm **out,
 	      struct vm_error *err)
 {
@@ -825,7 +837,8 @@ int vm_create(struct daemon *d, const Virtmgr__V1__VmConfig *config, struct ttrp
 		vm_free(vm);
 		return -1;
 	}
-	if (net_config(&vm->net, config->network, vm->cid, err) < 0) {
+	if (net_config(&vm->net, config->network, vm->cid, err) < 0 ||
+	    net_tap_assign(&vm->net, vm->cid, &d->net_pool, vm_tap_slot_in_use, d, err) < 0) {
 		vm_free(vm);
 		return -1;
 	}
@@ -905,10 +918,13 @@ void vm_net_adopt(struct vm *vm, const struct statefile *sf)
 	struct vm_error err = { 0 };
 	bool alive = true;
 
-	if (net_adopt(&vm->net, sf, vm->cid, vm->d->loop, helper_failed, vm, &alive, &err) < 0) {
+	if (net_adopt(&vm->net, sf, vm->cid, &vm->d->net_pool, vm->d->loop, helper_failed, vm, &alive, &err) < 0) {
 		log_warn("vm %s: network: %s", vm->id, err.message);
 		return;
 	}
+	/* a re-adopted tap VM: the table is ours to keep in shape */
+	if (vm->net.mode == NET_MODE_TAP && !vm->d->net_pool.tried)
+		net_pool_setup(&vm->d->net_pool);
 	if (!alive && vm->qemu) {
 		log_warn("vm %s: %s, stopping the VM", vm->id, vm->net.death);
 		vm->forced_reason = VIRTMGR__V1__DEATH_REASON__DEATH_REASON_INFRASTRUCTURE_ERROR;

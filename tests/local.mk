@@ -38,3 +38,4 @@ include $(srcdir)/tests/storage.mk
 include $(srcdir)/tests/crash.mk
 include $(srcdir)/tests/resources.mk
 include $(srcdir)/tests/attest.mk
+include $(srcdir)/tests/net.mk

@@ -25,6 +25,7 @@
 #define AGENT_DEFAULT_PORT 9100
 #define AGENT_CONFIG_MAX_SHARES 8u
 #define AGENT_CONFIG_MAX_TAG 32u
+#define AGENT_CONFIG_MAX_NET 16u
 
 struct agent_config {
 	char *vm_id;
@@ -54,6 +55,11 @@ struct agent_config {
 	/* the payload's root file system (guest/vmagent/root.c): source (disk
 	 * label or share tag), fstype, "ro"|"rw", checked; NULL when absent */
 	char **root;
+	/* the network device's settings (guest/vmagent/net.c): "key=value"
+	 * strings, at most AGENT_CONFIG_MAX_NET, each shorter than 64
+	 * bytes; NULL when the VM has no network */
+	char **network;
+	size_t n_network;
 };
 
 /**

@@ -41,6 +41,7 @@ enum {
 	SEEN_CRASH_CORE_LIMIT = 1u << 25,
 	SEEN_SHARES = 1u << 20,
 	SEEN_ROOT = 1u << 27,
+	SEEN_NETWORK = 1u << 21,
 };
 
 static int bad(struct vm_error *err, const char *prop, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -135,6 +136,7 @@ void agent_config_clear(struct agent_config *cfg)
 	free_list(cfg->mounts);
 	free_list(cfg->shares);
 	free_list(cfg->root);
+	free_list(cfg->network);
 	explicit_bzero(cfg, sizeof(*cfg));
 }
 
@@ -300,6 +302,15 @@ static int parse_prop(const char *name, const void *val, int len, struct agent_c
 					   AGENT_CONFIG_MAX_TAG);
 		if (strcmp(cfg->root[2], "ro") && strcmp(cfg->root[2], "rw"))
 			return bad(err, name, "\"%.8s\" is not ro or rw", cfg->root[2]);
+	} else if (!strcmp(name, "network")) {
+		if (check_seen(seen, SEEN_NETWORK, name, err) < 0 ||
+		    get_list(name, val, len, &cfg->network, &cfg->n_network, err) < 0)
+			return -1;
+		if (cfg->n_network > AGENT_CONFIG_MAX_NET)
+			return bad(err, name, "%zu strings, at most %u", cfg->n_network, AGENT_CONFIG_MAX_NET);
+		for (size_t i = 0; i < cfg->n_network; i++)
+			if (strlen(cfg->network[i]) >= 64 || !strchr(cfg->network[i], '='))
+				return bad(err, name, "\"%.64s\" is not key=value (under 64 bytes)", cfg->network[i]);
 	}
 	return 0;
 }

@@ -67,6 +67,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "guest/vmagent/net.h"
 #include "guest/vmagent/agent.h"
 #include "guest/vmagent/root.h"
 #include "guest/vmagent/shares.h"
@@ -663,6 +664,12 @@ int main(int argc, char **argv)
 	}
 	/* the payload's root first: mounts and shares go inside it */
 	if (a->machine && a->have_cfg && agent_root_setup(a, &err) < 0) {
+		config_failed(a, err.message);
+		ev_run(a->loop, 0);
+		return 1;
+	}
+	/* the network is up before the payload starts (net.c) */
+	if (a->machine && a->have_cfg && agent_net_setup(a, &a->cfg, &err) < 0) {
 		config_failed(a, err.message);
 		ev_run(a->loop, 0);
 		return 1;
