@@ -433,6 +433,7 @@ static void vm_info_copy(struct vmc_vm_info *dst, const Virtmgr__V1__VmInfo *src
 	if (src->usage) {
 		dst->cpu_ns = src->usage->cpu_ns;
 		dst->rss_bytes = src->usage->rss_bytes;
+	}
 	if (src->network) {
 		const Virtmgr__V1__NetworkInfo *n = src->network;
 		struct vmc_net_info *ni = xzalloc(sizeof(*ni));
@@ -611,6 +612,7 @@ static int create_vm(struct vmc_client *cl, const struct vmc_vm_config *cfg, str
 		root.fstype = pb_str(cfg->root_fstype);
 		root.writable = cfg->root_writable;
 		c.root = &root;
+	}
 	Virtmgr__V1__NetworkConfig net = VIRTMGR__V1__NETWORK_CONFIG__INIT;
 	if (cfg->n_ports > 64)
 		return vm_error_set(err, VM_INVALID_ARGUMENT, "CreateVm: too many forwarded ports (%zu)", cfg->n_ports);
