@@ -24,9 +24,9 @@ FUZZ_TARGETS += vmctl
 # (vmctl's and the client library's sources, taken from client/local.mk)
 FUZZ_SRCS_vmctl = tests/fuzz/fuzz_vmctl.c $(filter %.c,$(client_libvmctl_la_SOURCES)) \
 	$(filter %.c,$(client_libvirtmgr_client_la_SOURCES)) lib/ttrpc-frame.c lib/ttrpc-io.c lib/ttrpc-server.c lib/ttrpc-client.c \
-	lib/util.c lib/log.c \
+	lib/util.c lib/log.c lib/cose.c lib/ccatoken.c \
 	protos/ttrpc.pb-c.c protos/virtmgr.pb-c.c
-FUZZ_LIBS_vmctl =
+FUZZ_LIBS_vmctl = $(DW_LIBS) $(ZLIB_LIBS) $(CBOR_LIBS) $(CRYPTO_LIBS)
 check_PROGRAMS += tests/fuzz/replay_vmctl
 tests_fuzz_replay_vmctl_SOURCES = tests/fuzz/replay.c tests/fuzz/fuzz_vmctl.c
 tests_fuzz_replay_vmctl_CFLAGS = $(AM_CFLAGS) $(PROTOBUF_C_CFLAGS)
