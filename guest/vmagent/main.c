@@ -668,8 +668,11 @@ int main(int argc, char **argv)
 		ev_run(a->loop, 0);
 		return 1;
 	}
-	/* the network is up before the payload starts (net.c) */
-	if (a->machine && a->have_cfg && agent_net_setup(a, &a->cfg, &err) < 0) {
+	/* the network is up before the payload starts (net.c); a root shows
+	 * the resolver configuration the agent wrote */
+	if (a->machine && a->have_cfg &&
+	    (agent_net_setup(a, &a->cfg, &err) < 0 ||
+	     (a->cfg.network && agent_root_bind_file(a, "/etc/resolv.conf", &err) < 0))) {
 		config_failed(a, err.message);
 		ev_run(a->loop, 0);
 		return 1;

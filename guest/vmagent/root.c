@@ -28,6 +28,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -182,6 +183,31 @@ int agent_root_setup(struct agent *a, struct vm_error *err)
 		return -1;
 	root_rebase(c);
 	agent_log(a, "root %s (%s, %s) mounted", what, fstype, rw ? "writable" : "read-only under a tmpfs overlay");
+	return 0;
+}
+
+int agent_root_bind_file(struct agent *a, const char *path, struct vm_error *err)
+{
+	char target[PATH_MAX], what[PATH_MAX + 8];
+	int fd;
+
+	if (!agent_root_dir(a))
+		return 0;
+	snprintf(target, sizeof(target), ROOT_DIR "%s", path);
+	snprintf(what, sizeof(what), "file %s", path);
+	/* the file's directory must be the image's: a root without /etc gets none */
+	fd = open(target, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "root %s: creating %s: %s", what, target, strerror(errno));
+	close(fd);
+	if (root_nmounted >= ROOT_MAX_MOUNTS)
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "root %s: too many mounts", what);
+	if (mount(path, target, NULL, MS_BIND, NULL) < 0)
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "root %s: bind on %s: %s", what, target, strerror(errno));
+	snprintf(root_mounted[root_nmounted++], PATH_MAX, "%s", target);
+	if (mount(NULL, target, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL) < 0)
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "root %s: read-only on %s: %s", what, target,
+				    strerror(errno));
 	return 0;
 }
 

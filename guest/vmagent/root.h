@@ -31,6 +31,16 @@ int agent_root_enter(const struct agent *a);
 bool agent_root_is_share(const struct agent_config *c, const char *tag);
 
 /**
+ * agent_root_bind_file() - show the initramfs's file @path (e.g.
+ * /etc/resolv.conf, written by net.c) at the same path inside the root,
+ * read-only, as container runtimes do; an empty file is made there first
+ * if the image has none. Nothing without a root.
+ * @err: INVALID_ARGUMENT naming the file and the kernel's error
+ * Return: 0, or -1 with @err.
+ */
+int agent_root_bind_file(struct agent *a, const char *path, struct vm_error *err);
+
+/**
  * agent_root_release() - sync, then unmount the root's tree in reverse
  * order; a busy one after killing every other process, else remounted
  * read-only. Only for a machine about to go down.

@@ -107,6 +107,19 @@ done
 [[ $got == served-by-guest ]] || fail "the forwarded port 18082 did not reach the guest's listener (got '$got')"
 ok "a forwarded host port reaches a listener in the guest; VmInfo.network and vmctl list show mode, MAC, address, gateway, DNS and ports"
 
+# ---- a root file system sees the same resolver configuration (and hostname)
+if command -v mke2fs >/dev/null; then
+	source "$(dirname "$0")/rootfs-lib.sh"
+	rootfs_tree "$T/rootfs" cat hostname || fail "rootfs_tree"
+	mke2fs -q -t ext4 -d "$T/rootfs" "$T/root.img" 32M || fail "mke2fs -d"
+	chmod 0644 "$T/root.img"
+	out=$(timeout "$LIMIT" "$VMCTL_BIN" --socket "$SOCK" run --name netroot --net user --root "$T/root.img" -- \
+		/bin/sh -c 'cat /etc/resolv.conf; echo "host=$(hostname)"' 2>&1) || fail "root VM with a network: $out"
+	grep -q "^nameserver 10.0.2.3" <<<"$out" || fail "the root's /etc/resolv.conf lacks the VM's DNS: $out"
+	grep -q "^host=netroot" <<<"$out" || fail "the root does not see the VM's hostname: $out"
+	ok "a payload in a root file system sees the VM's resolv.conf and hostname"
+fi
+
 # ---- cleanup: KillVm takes passt with it
 dir=$(vm_field "$vm" run_dir)
 pp=$(passt_of "$dir")
