@@ -149,6 +149,17 @@ int agent_crash_collect(int argc, char **argv)
 	snprintf(link, sizeof(link), "/proc/%lld/exe", pid);
 	n = readlink(link, exe, sizeof(exe) - 1);
 	exe[n > 0 ? n : 0] = '\0';
+	{
+		/* a payload in a root file system (root.c) is chrooted: name its
+		 * executable as it saw it, not by the initramfs's path to it */
+		char proot[PATH_MAX];
+		ssize_t rn;
+
+		snprintf(link, sizeof(link), "/proc/%lld/root", pid);
+		rn = readlink(link, proot, sizeof(proot) - 1);
+		if (rn > 1 && !strncmp(exe, proot, (size_t)rn) && exe[rn] == '/')
+			memmove(exe, exe + rn, strlen(exe + rn) + 1);
+	}
 
 	h.cid = local_cid();
 	h.pid = (int32_t)pid;

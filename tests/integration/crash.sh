@@ -58,6 +58,30 @@ assert fns and fns[0] == "crashtool_segv", fns
 assert "main" in fns[:4], fns
 PY
 V crash get "$seg" "$T/seg.core" || fail "crash get"
+
+# --- the same crash in a payload running from a root file system: the same
+# collector (the kernel runs it in the initramfs), the executable named as
+# the payload saw it
+if command -v mke2fs >/dev/null; then
+	mkdir -p "$T/rootfs/bin" "$T/rootfs/etc"
+	install -m 0755 "$tool" "$T/rootfs/bin/crashtool"
+	mke2fs -q -t ext4 -d "$T/rootfs" "$T/root.img" 16M || fail "mke2fs -d"
+	chmod 0644 "$T/root.img"
+	rc=0
+	V run --name sr --root "$T/root.img" -- /bin/crashtool segv >/dev/null 2>"$T/sr.err" || rc=$?
+	[[ $rc == 139 ]] || fail "crashtool segv from a root: vmctl exited $rc, not 139: $(cat "$T/sr.err")"
+	[[ $(nreports sr) == 1 ]] || fail "SIGSEGV from a root: $(nreports sr) reports, not 1"
+	V --json crash show "$(reports sr)" --sysroot "$T/rootfs" >"$T/sr.json" || fail "crash show (root)"
+	python3 - "$T/sr.json" <<'PY' || fail "SIGSEGV report from a root: $(cat "$T/sr.json")"
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["signal"] == 11 and r["executable"] == "/bin/crashtool", (r["signal"], r["executable"])
+fns = [f["function"] for f in r["backtrace"]]
+assert fns and fns[0] == "crashtool_segv", fns
+PY
+	ok "a crash in a payload running from a root file system is collected and named as the payload saw it"
+fi
+
 readelf -h "$T/seg.core" | grep -q 'Type:.*CORE' || fail "the core is not CORE: $(readelf -h "$T/seg.core")"
 readelf -n "$T/seg.core" | grep -q NT_PRSTATUS || fail "the core has no NT_PRSTATUS note"
 V crash show "$seg" --sysroot "$T/extra" >"$T/seg.txt" || fail "crash show (text)"
