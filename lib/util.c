@@ -397,6 +397,14 @@ int mkdir_p(const char *path, mode_t mode)
 	return 0;
 }
 
+void sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
 static uint64_t clock_ns(clockid_t id)
 {
 	struct timespec ts;

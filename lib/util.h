@@ -138,6 +138,8 @@ int write_file_atomic(const char *path, const void *buf, size_t len, mode_t mode
 int remove_tree(const char *path);
 /* mkdir -p with @mode for created components; Return: 0 or -errno. */
 int mkdir_p(const char *path, mode_t mode);
+/* sleep_ms() - sleep @ms milliseconds, through EINTR (a guest agent waiting for a device). */
+void sleep_ms(long ms);
 
 /* CLOCK_MONOTONIC and CLOCK_REALTIME in nanoseconds. */
 uint64_t now_mono_ns(void);

@@ -42,6 +42,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "guest/modload.h"
 #include "guest/servicevm/servicevm_proto.h"
 #include "lib/ccatoken.h"
 #include "lib/cose.h"
@@ -134,10 +135,14 @@ static int send_fault(int fd)
 	return write_all(fd, big, n);
 }
 
+static void module_failed(void *opaque, const char *module, int err)
+{
+	(void)opaque;
+	say("module %s: %s", module, strerror(err));
+}
+
 static void init_system(void)
 {
-	FILE *f;
-	char line[512];
 	int fd;
 
 	mount("devtmpfs", "/dev", "devtmpfs", MS_NOSUID, "mode=0755");
@@ -150,21 +155,7 @@ static void init_system(void)
 		if (fd > 2)
 			close(fd);
 	}
-	f = fopen("/lib/modules/load-order", "re");
-	if (!f)
-		return;
-	while (fgets(line, sizeof(line), f)) {
-		line[strcspn(line, "\n")] = 0;
-		if (line[0] != '/')
-			continue;
-		fd = open(line, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
-			continue;
-		if (syscall(SYS_finit_module, fd, "", 0) < 0 && errno != EEXIST)
-			say("module %s: %s", line, strerror(errno));
-		close(fd);
-	}
-	fclose(f);
+	modload_list("/lib/modules/load-order", module_failed, NULL);
 }
 
 /* ---------------------------------------------------------------- keys */

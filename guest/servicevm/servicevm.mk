@@ -4,7 +4,7 @@
 # loader and the shared libraries ldd names are added to the image. No
 # sanitizers: lib/cose.c and lib/ccatoken.c are compiled again for it.
 noinst_PROGRAMS += guest/servicevm/servicevm
-guest_servicevm_servicevm_SOURCES = guest/servicevm/main.c guest/servicevm/servicevm_proto.h \
+guest_servicevm_servicevm_SOURCES = guest/servicevm/main.c guest/servicevm/servicevm_proto.h guest/modload.c guest/modload.h \
 	lib/cose.c lib/cose.h lib/ccatoken.c lib/ccatoken.h
 guest_servicevm_servicevm_CFLAGS = -std=gnu11 $(WARN_CFLAGS) $(CBOR_CFLAGS) $(CRYPTO_CFLAGS)
 guest_servicevm_servicevm_LDADD = $(CBOR_LIBS) $(CRYPTO_LIBS)

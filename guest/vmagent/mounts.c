@@ -30,42 +30,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "guest/modload.h"
 #include "guest/vmagent/agent.h"
 #include "lib/log.h"
 
 #define MOUNTS_BY_ID "/dev/disk/by-id"
 #define MOUNTS_FS_MODULES "/lib/modules/fs"
 #define MOUNTS_WAIT_MS 3000 /* for a disk to show up */
-
-static void sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
-
-/* mkdir -p, 0755 */
-static int make_dirs(const char *path)
-{
-	char buf[PATH_MAX];
-	size_t n = strlen(path);
-
-	if (n >= sizeof(buf))
-		return -ENAMETOOLONG;
-	memcpy(buf, path, n + 1);
-	for (char *p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-		return -errno;
-	return 0;
-}
 
 static bool serial_valid(const char *s)
 {
@@ -82,7 +53,7 @@ void agent_disks_link(struct agent *a)
 
 	if (!d)
 		return;
-	if (make_dirs(MOUNTS_BY_ID) < 0) {
+	if (mkdir_p(MOUNTS_BY_ID, 0755) < 0) {
 		agent_log(a, "mkdir %s: %s", MOUNTS_BY_ID, strerror(errno));
 		closedir(d);
 		return;
@@ -115,34 +86,20 @@ void agent_disks_link(struct agent *a)
 	closedir(d);
 }
 
+static void module_failed(void *opaque, const char *module, int err)
+{
+	agent_log(opaque, "load module %s: %s", module, strerror(err));
+}
+
 /* The modules /lib/modules/fs/TYPE lists, in order (dependencies first). */
 void agent_fs_modules_load(struct agent *a, const char *fstype)
 {
-	char list[PATH_MAX], line[512];
-	FILE *f;
+	char list[PATH_MAX];
 
 	if (strchr(fstype, '/') || fstype[0] == '.')
 		return;
 	snprintf(list, sizeof(list), MOUNTS_FS_MODULES "/%s", fstype);
-	f = fopen(list, "re");
-	if (!f)
-		return;
-	while (fgets(line, sizeof(line), f)) {
-		int fd;
-
-		line[strcspn(line, "\r\n")] = '\0';
-		if (line[0] != '/')
-			continue;
-		fd = open(line, O_RDONLY | O_CLOEXEC);
-		if (fd < 0) {
-			agent_log(a, "module %s: %s", line, strerror(errno));
-			continue;
-		}
-		if (syscall(SYS_finit_module, fd, "", 0) < 0 && errno != EEXIST)
-			agent_log(a, "load module %s: %s", line, strerror(errno));
-		close(fd);
-	}
-	fclose(f);
+	modload_list(list, module_failed, a);
 }
 
 int agent_mounts_setup(struct agent *a, struct vm_error *err)
@@ -177,7 +134,7 @@ int agent_mounts_setup(struct agent *a, struct vm_error *err)
 						    source, dev);
 		}
 		agent_fs_modules_load(a, fstype);
-		r = make_dirs(target);
+		r = mkdir_p(target, 0755);
 		if (r < 0)
 			return vm_error_set(err, VM_INVALID_ARGUMENT, "mount %s on %s: creating the target: %s", source,
 					    target, strerror(-r));

@@ -46,6 +46,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "guest/modload.h"
 #include "guest/vmagent/agent.h"
 
 #define PID1_LOAD_ORDER "/lib/modules/load-order"
@@ -107,32 +108,17 @@ static void open_console(struct agent *a)
 	a->console = fd;
 }
 
+static void module_failed(void *opaque, const char *module, int err)
+{
+	agent_log(opaque, "load module %s: %s", module, strerror(err));
+}
+
 static void load_modules(struct agent *a)
 {
-	FILE *f = fopen(PID1_LOAD_ORDER, "re");
-	char line[512];
+	int r = modload_list(PID1_LOAD_ORDER, module_failed, a);
 
-	if (!f) {
-		if (errno != ENOENT)
-			agent_log(a, "open %s: %s", PID1_LOAD_ORDER, strerror(errno));
-		return;
-	}
-	while (fgets(line, sizeof(line), f)) {
-		int fd;
-
-		line[strcspn(line, "\r\n")] = '\0';
-		if (line[0] == '\0' || line[0] == '#')
-			continue;
-		fd = open(line, O_RDONLY | O_CLOEXEC);
-		if (fd < 0) {
-			agent_log(a, "module %s: %s", line, strerror(errno));
-			continue;
-		}
-		if (syscall(SYS_finit_module, fd, "", 0) < 0 && errno != EEXIST)
-			agent_log(a, "load module %s: %s", line, strerror(errno));
-		close(fd);
-	}
-	fclose(f);
+	if (r < 0 && r != -ENOENT)
+		agent_log(a, "open %s: %s", PID1_LOAD_ORDER, strerror(-r));
 }
 
 /* ---------------------------------------------------------------- the end */

@@ -55,40 +55,10 @@ static char root_mounted[ROOT_MAX_MOUNTS][PATH_MAX];
 static size_t root_nmounted;
 static bool root_active;
 
-static void root_sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
-
-/* mkdir -p, 0755 */
-static int root_make_dirs(const char *path)
-{
-	char buf[PATH_MAX];
-	size_t n = strlen(path);
-
-	if (n >= sizeof(buf))
-		return -ENAMETOOLONG;
-	memcpy(buf, path, n + 1);
-	for (char *p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-		return -errno;
-	return 0;
-}
-
 static int root_mount(const char *src, const char *target, const char *fstype, unsigned long flags, const char *data,
 		      const char *what, struct vm_error *err)
 {
-	int r = root_make_dirs(target);
+	int r = mkdir_p(target, 0755);
 
 	if (r < 0)
 		return vm_error_set(err, VM_INVALID_ARGUMENT, "root %s: creating %s: %s", what, target, strerror(-r));
@@ -149,7 +119,7 @@ int agent_root_setup(struct agent *a, struct vm_error *err)
 		snprintf(dev, sizeof(dev), "/dev/disk/by-id/virtio-%s", source);
 		agent_disks_link(a);
 		while (stat(dev, &st) < 0 && waited < ROOT_WAIT_MS) {
-			root_sleep_ms(50);
+			sleep_ms(50);
 			waited += 50;
 			agent_disks_link(a);
 		}
@@ -251,7 +221,7 @@ void agent_root_release(struct agent *a)
 				kill(-1, SIGKILL);
 				killed = true;
 			}
-			root_sleep_ms(50);
+			sleep_ms(50);
 		}
 		root_nmounted--;
 	}

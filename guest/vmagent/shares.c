@@ -22,28 +22,6 @@
 #include "guest/vmagent/root.h"
 #include "guest/vmagent/shares.h"
 
-/* mkdir -p for a path the host named; components are created 0755 */
-static int make_dirs(const char *path)
-{
-	char buf[4096];
-	size_t n = strlen(path);
-
-	if (n >= sizeof(buf))
-		return -ENAMETOOLONG;
-	memcpy(buf, path, n + 1);
-	for (char *p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-		return -errno;
-	return 0;
-}
-
 int agent_shares_mount(struct agent *a, const struct agent_config *cfg, struct vm_error *err)
 {
 	for (size_t i = 0; i < cfg->n_shares; i++) {
@@ -53,7 +31,7 @@ int agent_shares_mount(struct agent *a, const struct agent_config *cfg, struct v
 
 		if (agent_root_is_share(cfg, tag))
 			continue; /* mounted as the root (root.c) */
-		r = make_dirs(path);
+		r = mkdir_p(path, 0755);
 		if (r < 0)
 			return vm_error_set(err, VM_INVALID_ARGUMENT, "share %s: cannot create %s: %s", tag, path,
 					    strerror(-r));

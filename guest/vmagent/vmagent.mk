@@ -13,6 +13,7 @@ guest_vmagent_vmagent_SOURCES = \
 	guest/vmagent/shares.c guest/vmagent/shares.h guest/vmagent/root.c guest/vmagent/root.h guest/vmagent/grow.c guest/vmagent/grow.h \
 	guest/vmagent/crash.c guest/crash/upload.c guest/crash/upload.h \
 	guest/vmagent/attest.c guest/vmagent/memory.c guest/vmagent/net.c guest/vmagent/net.h \
+	guest/modload.c guest/modload.h \
 	server/marker.c server/marker.h \
 	lib/util.c lib/util.h lib/log.c lib/log.h \
 	lib/ttrpc.h lib/ttrpc-priv.h lib/ttrpc-frame.c lib/ttrpc-io.c lib/ttrpc-server.c lib/ttrpc-client.c
