@@ -115,8 +115,13 @@ def wait_listen(port, timeout=10):
     want = ":%04X" % port
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        with open("/proc/net/tcp") as f:
-            for line in f.readlines()[1:]:
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):  # iperf3 -s listens on [::]
+            try:
+                with open(table) as f:
+                    lines = f.readlines()[1:]
+            except FileNotFoundError:
+                continue
+            for line in lines:
                 p = line.split()
                 if p[1].endswith(want) and p[3] == "0A":
                     return
