@@ -154,7 +154,7 @@ def passt_argv_of(run_dir):
             continue
         try:
             with open("/proc/%s/comm" % d) as f:
-                if f.read().strip() != "passt":
+                if not f.read().startswith("passt"):  # Debian's passt runs passt.avx2 where it can
                     continue
             with open("/proc/%s/cmdline" % d, "rb") as f:
                 argv = [a.decode() for a in f.read().split(b"\0")[:-1]]
@@ -242,6 +242,7 @@ def run_bare(b, mode, argv, gateway, passt):
             closeme += [ours.detach(), theirs.detach()]
             qfd, pfd = closeme
             pa = list(passt)
+            pa[0] = "/usr/bin/passt"  # it picks its .avx2 build again, as the daemon's did
             pa[pa.index("--fd") + 1] = str(pfd)
             pa[pa.index("--log-file") + 1] = os.path.join(b.tmp, "bare-passt.log")
             passt_p = subprocess.Popen(pa, pass_fds=[pfd], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -313,11 +314,11 @@ def run_net(b):
               o[("user", 0)], o[("tap", 0)])
         b.add("net_uvt_h2g", "iperf3 host->guest, user mode (base: tap mode, both through virtmgr)", "Mbit/s",
               o[("user", 1)], o[("tap", 1)])
-        b.notes.append("net: iperf3 %s in the guest (a root image of the host's own iperf3) against `iperf3 -s -1` "
+        b.notes.append("net: `%s` in the guest (a root image of the host's own iperf3) against `iperf3 -s -1` "
                        "on the host, in a network namespace of the bench's own; bare QEMU runs the daemon's own "
                        "command line with its own passt (the daemon's passt argv) or its own tap (%s, the "
                        "daemon's addresses). TCG: the figures measure the emulated guest as much as the "
-                       "network path." % (" ".join(payload("GW", t)[2:]), BARE_TAP))
+                       "network path." % (payload("GW", t)[2], BARE_TAP))
         b.stop_daemon()
     finally:
         b.stop_daemon()
