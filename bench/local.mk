@@ -38,5 +38,5 @@ PHONY_TARGETS += bench-attest
 bench-attest: server/virtmgrd$(EXEEXT) server/virtmgr-vsock$(EXEEXT) client/vmctl$(EXEEXT)
 	@test -f guest/image/servicevm-initramfs.img || $(MAKE) $(AM_MAKEFLAGS) guest-image
 	$(SHELL) $(top_srcdir)/bench/attest.sh $(abs_top_builddir)
-# guest network throughput, user vs tap mode (docs/network.md)
-EXTRA_DIST += bench/net/run.sh
+# guest network throughput (iperf3), the net section of bench/run on its own (docs/network.md)
+EXTRA_DIST += bench/net/run.sh bench/network.py

@@ -85,9 +85,11 @@ def bare_disk_argv(argv, images):
                    a) for a in out]
 
 
-def probe(b, args, images):
+def probe(b, args, images, peek=None):
     """Start `vmctl run --detach ARGS`, read its QEMU's argv, fds and fw_cfg blobs, kill it.
-    @images: the disks' files in the VM's order. Return: the bare QEMU argv."""
+    @images: the disks' files in the VM's order; @peek(qemu_pid, vm_info), if given, is
+    called while the VM runs (bench/network.py reads its passt there).
+    Return: the bare QEMU argv."""
     b.nprobe = getattr(b, "nprobe", 0) + 1
     vid = b.vmctl("run", "--detach", "--name", "sprobe%d" % b.nprobe, *args).strip()
     info = json.loads(b.vmctl("--json", "info", vid).splitlines()[0])
@@ -112,6 +114,8 @@ def probe(b, args, images):
             dst = os.path.join(keep, "fwcfg%d.bin" % k)
             shutil.copyfile(src, dst)
             argv[k] = m.group(1) + dst
+    if peek:
+        peek(pid, info)
     b.vmctl("kill", vid, check=False)
     b.vmctl("wait", vid, "--timeout", "60", check=False)
     argv = bare_disk_argv(argv, images)
