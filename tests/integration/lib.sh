@@ -46,7 +46,10 @@ start_daemon() {
 	mkfifo "$ready"
 	exec {rfd}<>"$ready"
 	rm -f "$ready"
-	"$VIRTMGRD" --socket "$SOCK" --run-dir "$T/run" --guest-dir "$GUEST_DIR" \
+	# the test's own state directory (image store, crash reports, the
+	# Service VM's identity), never the host's /var/lib/virtmgr; a
+	# --state-dir in the arguments comes later and wins
+	"$VIRTMGRD" --socket "$SOCK" --run-dir "$T/run" --state-dir "$T/state" --guest-dir "$GUEST_DIR" \
 		--vsock-backend "$top_builddir/server/virtmgr-vsock" --ready-fd 3 "$@" \
 		3>&"$rfd" >>"$T/daemon.log" 2>&1 &
 	DAEMON_PID=$!

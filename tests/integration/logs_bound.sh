@@ -44,6 +44,17 @@ check_bound() {
 }
 
 # check_answers: the daemon answers while the guest floods
+# What the guest was doing, for a failure message: its processes (through
+# the agent) and the ends of the console and guest logs.
+flood_diag() {
+	echo "guest processes:"
+	timeout 20 "$VMCTL_BIN" --socket "$SOCK" exec flood -- ps 2>&1 | tail -n 20
+	echo "console.log ends:"
+	tail -c 600 "$run_dir/console.log" 2>&1
+	echo "guest.log ends:"
+	tail -n 5 "$run_dir/guest.log" 2>&1 | cut -c1-200
+}
+
 check_answers() {
 	timeout 10 "$VMCTL_BIN" --socket "$SOCK" info flood >/dev/null || fail "vmctl info does not answer"
 	timeout 10 "$VMCTL_BIN" --socket "$SOCK" list >/dev/null || fail "vmctl list does not answer"
@@ -67,7 +78,7 @@ state_is flood STARTED || fail "vm flood not adopted: $(vm_field flood state)"
 follow_pid=$!
 end=$((SECONDS + 60))
 until grep -q '^flood-done' "$run_dir/console.log" 2>/dev/null; do
-	((SECONDS < end)) || fail "the payload never printed flood-done"
+	((SECONDS < end)) || fail "the payload never printed flood-done; $(flood_diag)"
 	check_bound
 	check_answers
 	sleep 0.5
