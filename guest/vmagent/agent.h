@@ -125,6 +125,21 @@ void agent_disks_link(struct agent *a);
  */
 void agent_fs_modules_load(struct agent *a, const char *fstype);
 /**
+ * agent_disk_wait() - the device of the disk labelled @label, waited for
+ * (relinking /dev/disk/by-id as disks probe) up to 3 s, since a slow bus may
+ * show it late
+ * @dev: its path, /dev/disk/by-id/virtio-LABEL, whether found or not
+ * Return: true if it exists.
+ */
+bool agent_disk_wait(struct agent *a, const char *label, char *dev, size_t devsz);
+/**
+ * agent_unmount() - unmount @target for a machine going down: a busy one
+ * after killing every other process (once, *@killed), and if it still
+ * cannot go it is remounted read-only; @flags as umount2()'s
+ * Return: nothing (failures are logged).
+ */
+void agent_unmount(struct agent *a, const char *target, int flags, bool *killed);
+/**
  * agent_mounts_setup() - link the disks, then mount @a->cfg.mounts in order
  * Return: 0, or -1 with @err naming the mount and the kernel's error (the
  *         mounts done so far stay, for agent_mounts_release()).

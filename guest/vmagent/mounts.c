@@ -102,6 +102,43 @@ void agent_fs_modules_load(struct agent *a, const char *fstype)
 	modload_list(list, module_failed, a);
 }
 
+bool agent_disk_wait(struct agent *a, const char *label, char *dev, size_t devsz)
+{
+	struct stat st;
+	int waited = 0;
+
+	snprintf(dev, devsz, MOUNTS_BY_ID "/virtio-%s", label);
+	agent_disks_link(a);
+	/* virtio-blk probes as its module loads, but give a slow bus a
+	 * moment before calling the label unknown */
+	while (stat(dev, &st) < 0 && waited < MOUNTS_WAIT_MS) {
+		sleep_ms(50);
+		waited += 50;
+		agent_disks_link(a);
+	}
+	return stat(dev, &st) == 0;
+}
+
+void agent_unmount(struct agent *a, const char *target, int flags, bool *killed)
+{
+	int tries = 0;
+
+	while (umount2(target, flags) < 0) {
+		if (errno != EBUSY || ++tries > 40) {
+			agent_log(a, "unmount %s: %s; remounting it read-only", target, strerror(errno));
+			if (mount(NULL, target, NULL, MS_REMOUNT | MS_RDONLY, NULL) < 0)
+				agent_log(a, "remount %s read-only: %s", target, strerror(errno));
+			return;
+		}
+		if (!*killed) {
+			/* the machine is going down: what still holds it goes first */
+			kill(-1, SIGKILL);
+			*killed = true;
+		}
+		sleep_ms(50);
+	}
+}
+
 int agent_mounts_setup(struct agent *a, struct vm_error *err)
 {
 	const struct agent_config *c = &a->cfg;
@@ -117,18 +154,7 @@ int agent_mounts_setup(struct agent *a, struct vm_error *err)
 		if (!strcmp(fstype, "virtiofs")) {
 			snprintf(dev, sizeof(dev), "%s", source);
 		} else {
-			struct stat st;
-			int waited = 0;
-
-			snprintf(dev, sizeof(dev), MOUNTS_BY_ID "/virtio-%s", source);
-			/* virtio-blk probes as its module loads, but give a slow
-			 * bus a moment before calling the label unknown */
-			while (stat(dev, &st) < 0 && waited < MOUNTS_WAIT_MS) {
-				sleep_ms(50);
-				waited += 50;
-				agent_disks_link(a);
-			}
-			if (stat(dev, &st) < 0)
+			if (!agent_disk_wait(a, source, dev, sizeof(dev)))
 				return vm_error_set(err, VM_INVALID_ARGUMENT,
 						    "mount %s on %s: no disk with the label %s (%s)", source, target,
 						    source, dev);
@@ -153,23 +179,7 @@ void agent_mounts_release(struct agent *a)
 
 	sync();
 	while (a->mounted > 0) {
-		const char *target = a->cfg.mounts[5 * (a->mounted - 1) + 1];
-		int tries = 0;
-
-		while (umount2(target, 0) < 0) {
-			if (errno != EBUSY || ++tries > 40) {
-				agent_log(a, "unmount %s: %s; remounting it read-only", target, strerror(errno));
-				if (mount(NULL, target, NULL, MS_REMOUNT | MS_RDONLY, NULL) < 0)
-					agent_log(a, "remount %s read-only: %s", target, strerror(errno));
-				break;
-			}
-			if (!killed) {
-				/* the machine is going down: what still holds it goes first */
-				kill(-1, SIGKILL);
-				killed = true;
-			}
-			sleep_ms(50);
-		}
+		agent_unmount(a, a->cfg.mounts[5 * (a->mounted - 1) + 1], 0, &killed);
 		a->mounted--;
 	}
 	sync();

@@ -47,7 +47,6 @@
 #define ROOT_LOWER ROOT_BASE "/lower"
 #define ROOT_RW ROOT_BASE "/rw"
 #define ROOT_DIR ROOT_BASE "/root"
-#define ROOT_WAIT_MS 3000 /* for the root disk to show up */
 #define ROOT_MAX_MOUNTS 12
 
 /* what was mounted, in order, for the release */
@@ -113,17 +112,7 @@ int agent_root_setup(struct agent *a, struct vm_error *err)
 	if (share) {
 		snprintf(dev, sizeof(dev), "%s", source);
 	} else {
-		struct stat st;
-		int waited = 0;
-
-		snprintf(dev, sizeof(dev), "/dev/disk/by-id/virtio-%s", source);
-		agent_disks_link(a);
-		while (stat(dev, &st) < 0 && waited < ROOT_WAIT_MS) {
-			sleep_ms(50);
-			waited += 50;
-			agent_disks_link(a);
-		}
-		if (stat(dev, &st) < 0)
+		if (!agent_disk_wait(a, source, dev, sizeof(dev)))
 			return vm_error_set(err, VM_INVALID_ARGUMENT, "root %s: no disk with the label %s (%s)", what,
 					    source, dev);
 	}
@@ -168,7 +157,8 @@ int agent_root_bind_file(struct agent *a, const char *path, struct vm_error *err
 	/* the file's directory must be the image's: a root without /etc gets none */
 	fd = open(target, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (fd < 0)
-		return vm_error_set(err, VM_INVALID_ARGUMENT, "root %s: creating %s: %s", what, target, strerror(errno));
+		return vm_error_set(err, VM_INVALID_ARGUMENT, "root %s: creating %s: %s", what, target,
+				    strerror(errno));
 	close(fd);
 	if (root_nmounted >= ROOT_MAX_MOUNTS)
 		return vm_error_set(err, VM_INVALID_ARGUMENT, "root %s: too many mounts", what);
@@ -206,23 +196,9 @@ void agent_root_release(struct agent *a)
 	sync();
 	while (root_nmounted > 0) {
 		const char *target = root_mounted[root_nmounted - 1];
-		int tries = 0;
 
 		/* /dev is a recursive bind: its submounts go with it */
-		while (umount2(target, strcmp(target, ROOT_DIR "/dev") ? 0 : MNT_DETACH) < 0) {
-			if (errno != EBUSY || ++tries > 40) {
-				agent_log(a, "unmount %s: %s; remounting it read-only", target, strerror(errno));
-				if (mount(NULL, target, NULL, MS_REMOUNT | MS_RDONLY, NULL) < 0)
-					agent_log(a, "remount %s read-only: %s", target, strerror(errno));
-				break;
-			}
-			if (!killed) {
-				/* the machine is going down: what still runs in the root goes */
-				kill(-1, SIGKILL);
-				killed = true;
-			}
-			sleep_ms(50);
-		}
+		agent_unmount(a, target, strcmp(target, ROOT_DIR "/dev") ? 0 : MNT_DETACH, &killed);
 		root_nmounted--;
 	}
 	sync();
