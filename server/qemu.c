@@ -1448,39 +1448,3 @@ void qemu_free(struct qemu *q, bool leave_running)
 
 /* ---------------------------------------------------------------- block_resize (storage) */
 
-struct qemu_done {
-	qemu_done_fn fn;
-	void *opaque;
-};
-
-static void qemu_done_reply(void *opaque, struct json_object *ret, const char *error)
-{
-	struct qemu_done *dn = opaque;
-
-	(void)ret;
-	dn->fn(dn->opaque, error);
-	free(dn);
-}
-
-int qemu_block_resize(struct qemu *q, size_t index, uint64_t size, qemu_done_fn fn, void *opaque)
-{
-	struct json_object *args;
-	struct qemu_done *dn;
-	char dev[32];
-	int r;
-
-	if (!q->qmp || q->exited || q->freed)
-		return -1;
-	snprintf(dev, sizeof(dev), "disk%zu", index);
-	args = json_object_new_object();
-	json_object_object_add(args, "device", json_object_new_string(dev));
-	json_object_object_add(args, "size", json_object_new_int64((int64_t)size));
-	dn = xzalloc(sizeof(*dn));
-	dn->fn = fn;
-	dn->opaque = opaque;
-	r = qmp_command(q->qmp, "block_resize", args, qemu_done_reply, dn);
-	json_object_put(args);
-	if (r < 0)
-		free(dn);
-	return r;
-}

@@ -144,11 +144,6 @@ typedef void (*qemu_status_fn)(void *opaque, const char *status);
 int qemu_query_status(struct qemu *q, qemu_status_fn fn, void *opaque);
 /* Return: true once the QMP session is negotiated (commands go out at once). */
 bool qemu_qmp_ready(const struct qemu *q);
-/* Answer of qemu_block_resize(): NULL on success, else QMP's error. */
-typedef void (*qemu_done_fn)(void *opaque, const char *error);
-/* QMP block_resize of disk @index (drive "diskN") to @size bytes (online
- * resize, storage). Return: 0 if sent (@fn is called once), -1 if QMP is not connected. */
-int qemu_block_resize(struct qemu *q, size_t index, uint64_t size, qemu_done_fn fn, void *opaque);
 /*
  * Answer of qemu_qmp_call(): @ret is the "return" member (borrowed for the
  * call) or NULL with @error; "QEMU is gone" when QEMU exits or is freed

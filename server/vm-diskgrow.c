@@ -19,6 +19,7 @@
 #include "server/vm-diskgrow.h"
 
 #include <inttypes.h>
+#include <json-c/json.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -150,12 +151,13 @@ static void grow_connected(void *opaque, int fd, const struct vm_error *err)
 			(uint64_t)(GROW_TIMEOUT_S * 1e9), grow_agent_reply, g);
 }
 
-static void grow_qmp_done(void *opaque, const char *error)
+static void grow_qmp_done(void *opaque, struct json_object *ret, const char *error)
 {
 	struct grow_job *g = opaque;
 	struct vm *vm = grow_vm(g);
 	struct vm_error err = { 0 };
 
+	(void)ret;
 	if (error) {
 		grow_fail(g, VM_FAILED_PRECONDITION, "cannot resize disk image %s in VM %s: QEMU: %s", g->name,
 			  g->vm_id, error);
@@ -172,6 +174,21 @@ static void grow_qmp_done(void *opaque, const char *error)
 		grow_fail(g, VM_UNAVAILABLE,
 			  "disk image %s grew to %" PRIu64 " bytes, but the guest agent of VM %s: %s", g->name, g->size,
 			  g->vm_id, err.message);
+}
+
+/* QMP block_resize of disk @index (drive "diskN") to @size bytes. */
+static int grow_block_resize(struct qemu *q, size_t index, uint64_t size, struct grow_job *g)
+{
+	struct json_object *args = json_object_new_object();
+	char dev[32];
+	int r;
+
+	snprintf(dev, sizeof(dev), "disk%zu", index);
+	json_object_object_add(args, "device", json_object_new_string(dev));
+	json_object_object_add(args, "size", json_object_new_int64((int64_t)size));
+	r = qemu_qmp_call(q, "block_resize", args, grow_qmp_done, g);
+	json_object_put(args);
+	return r;
 }
 
 void vm_disk_grow(void *opaque, struct ttrpc_call *call, uid_t owner, const char *name, const char *vm_id,
@@ -215,7 +232,7 @@ void vm_disk_grow(void *opaque, struct ttrpc_call *call, uid_t owner, const char
 		return;
 	}
 	snprintf(g->label, sizeof(g->label), "%s", vm->disks[i].label);
-	if (!vm->qemu || qemu_block_resize(vm->qemu, i, size, grow_qmp_done, g) < 0)
+	if (!vm->qemu || grow_block_resize(vm->qemu, i, size, g) < 0)
 		grow_fail(g, VM_UNAVAILABLE, "cannot resize disk image %s in VM %s: QEMU's monitor is not connected",
 			  name, vm_id);
 }
