@@ -126,19 +126,23 @@ int cose_cbor_serialize(const cbor_item_t *it, uint8_t **out, size_t *out_len)
 /*
  * libcbor allocates an array or map for the count its header declares
  * before it reads a single element, so five bytes could ask for gigabytes.
- * This walk checks first that every declared length fits in the bytes that
- * remain (each element takes at least one), that nesting stays shallow and
- * that no length is indefinite (COSE and CCA use definite ones only).
- * The work is bounded by @len.
+ * This walk checks first that no declared length or count exceeds @max
+ * (each element takes at least one byte), that nesting stays shallow and
+ * that no length is indefinite (COSE, CCA and the Service VM's messages use
+ * definite ones only). Running out of bytes is "incomplete", not an error,
+ * so a reader of a stream can wait for more. The work is bounded by @len.
+ * Return: 0 complete, 1 incomplete, -1 malformed.
  */
-static int wellformed(const uint8_t *b, size_t len, size_t *pos, int depth)
+static int scan(const uint8_t *b, size_t len, size_t max, size_t *pos, int depth)
 {
-	uint64_t val = 0, n;
+	uint64_t val = 0;
 	uint8_t major, info;
 	size_t extra;
 
-	if (depth > COSE_MAX_DEPTH || *pos >= len)
+	if (depth > COSE_MAX_DEPTH)
 		return -1;
+	if (*pos >= len)
+		return 1;
 	major = b[*pos] >> 5;
 	info = b[*pos] & 31;
 	(*pos)++;
@@ -147,7 +151,7 @@ static int wellformed(const uint8_t *b, size_t len, size_t *pos, int depth)
 	} else if (info <= 27) {
 		extra = (size_t)1 << (info - 24);
 		if (len - *pos < extra)
-			return -1;
+			return 1;
 		for (size_t i = 0; i < extra; i++)
 			val = val << 8 | b[(*pos)++];
 	} else {
@@ -156,31 +160,41 @@ static int wellformed(const uint8_t *b, size_t len, size_t *pos, int depth)
 	switch (major) {
 	case 2:
 	case 3:
-		if (val > len - *pos)
+		if (val > max)
 			return -1;
+		if (val > len - *pos)
+			return 1;
 		*pos += (size_t)val;
 		return 0;
 	case 4:
 	case 5:
-		n = major == 5 ? 2 * val : val;
-		if (val > len - *pos || n > len - *pos)
+		if (val > max)
 			return -1;
-		for (uint64_t i = 0; i < n; i++)
-			if (wellformed(b, len, pos, depth + 1) < 0)
-				return -1;
+		for (uint64_t i = 0; i < (major == 5 ? 2 * val : val); i++) {
+			int r = scan(b, len, max, pos, depth + 1);
+
+			if (r)
+				return r;
+		}
 		return 0;
 	case 6:
-		return wellformed(b, len, pos, depth + 1);
+		return scan(b, len, max, pos, depth + 1);
 	default: /* integers, simple values and floats: the argument was all */
 		return 0;
 	}
 }
 
+int cose_cbor_scan(const uint8_t *buf, size_t len, size_t max, size_t *end)
+{
+	*end = 0;
+	return scan(buf, len, max, end, 0);
+}
+
 int cose_cbor_wellformed(const uint8_t *buf, size_t len)
 {
-	size_t pos = 0;
+	size_t end;
 
-	return wellformed(buf, len, &pos, 0) == 0 && pos == len ? 0 : -1;
+	return cose_cbor_scan(buf, len, len, &end) == 0 && end == len ? 0 : -1;
 }
 
 cbor_item_t *cose_cbor_load(const uint8_t *buf, size_t len, size_t max, const char *what, char *err, size_t errsz)
@@ -197,7 +211,7 @@ cbor_item_t *cose_cbor_load(const uint8_t *buf, size_t len, size_t max, const ch
 		cose_err(err, errsz, "malformed %s: %zu bytes, more than %zu", what, len, max);
 		return NULL;
 	}
-	if (wellformed(buf, len, &pos, 0) < 0) {
+	if (cose_cbor_scan(buf, len, len, &pos) != 0) {
 		cose_err(err, errsz, "malformed %s: not CBOR, or lengths that do not fit its %zu bytes", what, len);
 		return NULL;
 	}

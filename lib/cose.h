@@ -123,6 +123,10 @@ int cose_cbor_serialize(const cbor_item_t *it, uint8_t **out, size_t *out_len);
  * COSE_MAX_DEPTH; -1 otherwise. Run before libcbor sees untrusted bytes
  * (cose_cbor_load() does): libcbor allocates what a header declares. */
 int cose_cbor_wellformed(const uint8_t *buf, size_t len);
+/* The first CBOR item at @buf, checked the same way with no length or
+ * count over @max, for a reader of a stream (the Service VM's answers).
+ * Return: 0 complete (its size in *@end), 1 incomplete, -1 malformed. */
+int cose_cbor_scan(const uint8_t *buf, size_t len, size_t max, size_t *end);
 /* Parse exactly one item filling @buf (at most @max bytes), naming @what in
  * errors. Return: the item (cbor_decref() it), or NULL. */
 cbor_item_t *cose_cbor_load(const uint8_t *buf, size_t len, size_t max, const char *what, char *err, size_t errsz);

@@ -15,7 +15,7 @@ server_libvirtmgrd_la_SOURCES = $(VIRTMGRD_CORE_C) \
 	server/vm-storage.h server/servicevm.h server/attest.h guest/servicevm/servicevm_proto.h server/metrics.h
 server_libvirtmgrd_la_CFLAGS = $(AM_CFLAGS) $(PROTOBUF_C_CFLAGS) $(LIBXML_CFLAGS) $(FDT_CFLAGS) $(JSON_C_CFLAGS) \
 	$(SECCOMP_CFLAGS) $(CBOR_CFLAGS) $(CRYPTO_CFLAGS) $(MHD_CFLAGS)
-server_libvirtmgrd_la_LIBADD = server/vsock/libvsockhost.la lib/libvirtmgr.la $(PROTOBUF_C_LIBS) \
+server_libvirtmgrd_la_LIBADD = server/vsock/libvsockhost.la lib/libvirtmgr.la lib/libvmattest.la $(PROTOBUF_C_LIBS) \
 	$(FDT_LIBS) $(EV_LIBS) $(JSON_C_LIBS) $(SECCOMP_LIBS) $(CBOR_LIBS) $(CRYPTO_LIBS) $(MHD_LIBS)
 
 sbin_PROGRAMS += server/virtmgrd

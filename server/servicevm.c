@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "guest/servicevm/servicevm_proto.h"
+#include "lib/cose.h"
 #include "lib/log.h"
 #include "server/vm.h"
 
@@ -293,64 +294,6 @@ static void svm_answer(struct servicevm *s, cbor_item_t *item)
 	svm_pump(s);
 }
 
-/*
- * Walk one CBOR item of an answer before libcbor sees it: libcbor allocates
- * whatever count an array or map header declares, so no count or length
- * may exceed the message bound, lengths must be definite and nesting is
- * bounded. Return: 0 a complete item at @buf (its size in *@pos), 1 not
- * complete yet, -1 malformed.
- */
-static int svm_cbor_check(const uint8_t *buf, size_t len, size_t *pos, int depth)
-{
-	uint8_t ib, major, info;
-	uint64_t val = 0;
-	size_t n;
-
-	if (depth > 16)
-		return -1;
-	if (*pos >= len)
-		return 1;
-	ib = buf[(*pos)++];
-	major = ib >> 5;
-	info = ib & 31;
-	if (info < 24) {
-		val = info;
-	} else if (info <= 27) {
-		n = (size_t)1 << (info - 24);
-		if (len - *pos < n)
-			return 1;
-		for (size_t i = 0; i < n; i++)
-			val = val << 8 | buf[(*pos)++];
-	} else {
-		return -1; /* reserved, or an indefinite length / break */
-	}
-	switch (major) {
-	case 2:
-	case 3:
-		if (val > SVM_MAX_MSG)
-			return -1;
-		if (len - *pos < val)
-			return 1;
-		*pos += (size_t)val;
-		return 0;
-	case 4:
-	case 5:
-		if (val > SVM_MAX_MSG)
-			return -1;
-		for (uint64_t i = 0; i < (major == 5 ? 2 * val : val); i++) {
-			int r = svm_cbor_check(buf, len, pos, depth + 1);
-
-			if (r)
-				return r;
-		}
-		return 0;
-	case 6:
-		return svm_cbor_check(buf, len, pos, depth + 1);
-	default:
-		return 0;
-	}
-}
-
 static void on_read(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct servicevm *s = w->data;
@@ -381,7 +324,9 @@ static void on_read(struct ev_loop *loop, ev_io *w, int revents)
 		svm_fail(s, "it sent %zd bytes nobody asked for", n);
 		return;
 	}
-	r = svm_cbor_check(s->in, s->in_len, &end, 0);
+	/* one CBOR item checked before libcbor sees it (lib/cose.c): libcbor
+	 * allocates whatever count a header declares */
+	r = cose_cbor_scan(s->in, s->in_len, SVM_MAX_MSG, &end);
 	if (r > 0)
 		return; /* more to come */
 	if (r < 0) {
